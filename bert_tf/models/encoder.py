@@ -1,0 +1,84 @@
+"""BertEncoder: embeddings -> L post-LN transformer blocks -> tanh pooler on [CLS].
+
+Shape legend: B = batch, T = sequence length, H = hidden size, L = layers.
+Inputs and outputs use the TF Hub BERT names, so a model built on this encoder exports to the
+signatures TF Hub users know.
+"""
+
+import keras
+
+from bert_tf.config import BertConfig
+from bert_tf.layers.attention import attention_bias
+from bert_tf.layers.embeddings import BertEmbeddings
+from bert_tf.layers.initializers import bert_initializer
+from bert_tf.layers.transformer import TransformerBlock
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def encoder_inputs(names=INPUT_NAMES):
+    """Symbolic int32 [B, T] inputs named as TF Hub's BERT."""
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in names}
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertEncoder(keras.Model):
+    """The BERT encoder as a Keras functional model.
+
+    Input: dict of int32 [B, T] `input_word_ids`, `input_mask` (1 = real token),
+    `input_type_ids`. Output: dict with `sequence_output` [B, T, H], `pooled_output` [B, H]
+    and `encoder_outputs` (list of L [B, T, H], the output of each block). Outputs are in the
+    layers' compute dtype (bfloat16/float16 under mixed precision).
+    """
+
+    def __init__(self, config, dtype=None, **kwargs):
+        if isinstance(config, dict):
+            config = BertConfig.from_dict(config)
+        c = config
+        embeddings = BertEmbeddings(
+            c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size,
+            c.hidden_dropout, c.layer_norm_eps, c.initializer_range, dtype=dtype,
+            name="embeddings")
+        blocks = [
+            TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, c.hidden_act,
+                             c.hidden_dropout, c.attention_dropout, c.layer_norm_eps,
+                             c.initializer_range, dtype=dtype, name=f"transformer_{i}")
+            for i in range(c.num_layers)
+        ]
+        pooler = keras.layers.Dense(c.hidden_size, activation="tanh",
+                                    kernel_initializer=bert_initializer(c.initializer_range),
+                                    dtype=dtype, name="pooler")
+
+        inputs = encoder_inputs()
+        x = embeddings(inputs["input_word_ids"], inputs["input_type_ids"])   # [B, T, H]
+        bias = attention_bias(inputs["input_mask"], "float32")               # [B, 1, 1, T]
+        layer_outputs = []
+        for block in blocks:
+            x = block(x, bias)                                                # [B, T, H]
+            layer_outputs.append(x)
+        pooled = pooler(x[:, 0, :])                                           # [B, H]
+        outputs = {"sequence_output": x, "pooled_output": pooled,
+                   "encoder_outputs": layer_outputs}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        self.config = config
+        self.embeddings = embeddings
+        self.blocks = blocks
+        self.pooler = pooler
+
+    @property
+    def word_embeddings(self):
+        """The `keras.layers.Embedding` whose matrix the MLM decoder is tied to."""
+        return self.embeddings.word_embeddings
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name,
+                "trainable": self.trainable, "dtype": keras.saving.serialize_keras_object(
+                    self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)

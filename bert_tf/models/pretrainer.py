@@ -1,0 +1,35 @@
+"""BertPretrainer: the encoder with the masked-LM and next-sentence heads.
+
+Shape legend: B = batch, T = sequence length, P = max predictions per sequence, V = vocab.
+"""
+
+import keras
+
+from bert_tf.layers.dense_head import NextSentenceHead
+from bert_tf.layers.masked_lm_head import MaskedLMHead
+from bert_tf.models.encoder import INPUT_NAMES, encoder_inputs
+from bert_tf.models.task import EncoderTask
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertPretrainer(EncoderTask):
+    """Inputs: the encoder inputs plus int32 `masked_lm_positions` [B, P].
+    Outputs: `mlm_logits` [B, P, V] (only at the masked positions) and `nsp_logits` [B, 2]."""
+
+    def __init__(self, encoder, **kwargs):
+        c = encoder.config
+        mlm_head = MaskedLMHead(c.vocab_size, c.hidden_size, c.hidden_act, c.layer_norm_eps,
+                                c.initializer_range, embedding_layer=encoder.word_embeddings,
+                                dtype=encoder.dtype_policy, name="mlm")
+        nsp_head = NextSentenceHead(initializer_range=c.initializer_range,
+                                    dtype=encoder.dtype_policy, name="nsp")
+        inputs = encoder_inputs(INPUT_NAMES + ("masked_lm_positions",))
+        enc = encoder({name: inputs[name] for name in INPUT_NAMES})
+        outputs = {
+            "mlm_logits": mlm_head(enc["sequence_output"], inputs["masked_lm_positions"]),
+            "nsp_logits": nsp_head(enc["pooled_output"]),
+        }
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.mlm_head = mlm_head
+        self.nsp_head = nsp_head
