@@ -5,8 +5,31 @@ Shape legend used in comments throughout the package:
   I intermediate (feed-forward) size, L layers, V vocab size, P masked positions, C classes.
 """
 
+import importlib
+
 from bert_tf.config import BertConfig
 from bert_tf.models import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA,
                             BertTagger)
 
 __version__ = "0.1.0"
+
+# Heavier entry points load on first use, so `import bert_tf` stays light.
+_LAZY = {
+    "load_encoder": "bert_tf.checkpoints.loader",
+    "load_pretrainer": "bert_tf.checkpoints.loader",
+    "load_task_model": "bert_tf.checkpoints.loader",
+    "load_preprocessor": "bert_tf.text.preprocessor",
+    "BertPreprocessor": "bert_tf.text.preprocessor",
+    "BertTokenizer": "bert_tf.text.tokenizer",
+    "ModelDir": "bert_tf.model_dir",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bert_tf' has no attribute {name!r}")
+
+
+__all__ = ["BertConfig", "BertEncoder", "BertPretrainer", "BertClassifier", "BertTagger",
+           "BertSpanQA", *_LAZY]
