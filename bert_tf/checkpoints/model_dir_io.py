@@ -1,0 +1,100 @@
+"""Building and restoring the task model of a bert-tf model directory, and importing a
+published checkpoint into a new model directory.
+
+config.json task.type picks the model: pretraining -> BertPretrainer, classify ->
+BertClassifier(len(label_names) or num_classes), tag -> BertTagger(len(label_names)),
+squad -> BertSpanQA. Weights: model.weights.h5, else the latest tf.train checkpoint in
+checkpoints/ (written as tf.train.Checkpoint(model=model, optimizer=..., step=...)).
+"""
+
+import logging
+import os
+
+from bert_tf import model_dir as md
+from bert_tf.checkpoints.sources import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def _read_config(path):
+    try:
+        return md.ModelDir(path).read_config()
+    except (OSError, ValueError) as e:
+        raise CheckpointError(str(e).splitlines()[0]) from None
+
+
+def build_task_model(path, dtype=None):
+    """The (untrained) task model described by `path`/config.json."""
+    from bert_tf.config import BertConfig
+    from bert_tf.models import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA,
+                                BertTagger)
+    values = _read_config(path)
+    config_path = os.path.join(path, md.CONFIG_FILE)
+    try:
+        encoder_config = BertConfig.from_dict(values["encoder"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{config_path}: encoder: {e}") from None
+    task = values["task"]
+    kind = task["type"]
+    encoder = BertEncoder(encoder_config, dtype=dtype)
+    dropout = task.get("dropout", 0.1)
+    if kind == "pretraining":
+        return BertPretrainer(encoder)
+    if kind == "squad":
+        return BertSpanQA(encoder)
+    labels = task.get("label_names")
+    if kind == "classify":
+        num_classes = len(labels) if labels else task.get("num_classes")
+        if not isinstance(num_classes, int) or num_classes <= 0:
+            raise CheckpointError(f"{config_path}: task: classify needs label_names or a "
+                                  f"positive num_classes, got {num_classes!r}")
+        return BertClassifier(encoder, num_classes, dropout=dropout)
+    if kind == "tag":
+        if not labels:
+            raise CheckpointError(f"{config_path}: task: tag needs a non-empty label_names")
+        return BertTagger(encoder, len(labels), dropout=dropout)
+    raise CheckpointError(f"{config_path}: task.type {kind!r} unsupported")
+
+
+def restore_weights(model, path):
+    """Loads model.weights.h5, or else the latest checkpoint in checkpoints/. Fails with one
+    line if there is neither or they do not fit the model."""
+    d = md.ModelDir(path)
+    if os.path.isfile(d.weights_path):
+        try:
+            model.load_weights(d.weights_path)
+        except Exception as e:  # Keras raises ValueError/KeyError/h5py errors with long texts
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{d.weights_path}: does not fit the model in "
+                                  f"{d.config_path}: {first}") from None
+        return d.weights_path
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(d.checkpoint_dir) if os.path.isdir(
+        d.checkpoint_dir) else None
+    if latest is None:
+        raise CheckpointError(f"{path}: no {md.WEIGHTS_FILE} and no checkpoint in "
+                              f"{md.CHECKPOINT_DIR}/")
+    try:
+        status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{latest}: does not fit the model in {d.config_path}: "
+                              f"{first}") from None
+    return latest
+
+
+def write_model_dir(output, model, vocab_file, lower_case, task=None, seq_length=128,
+                    training=None):
+    """Writes a bert-tf model directory holding `model` (a task model, usually a pretrainer)."""
+    d = md.ModelDir(output)
+    os.makedirs(output, exist_ok=True)
+    if vocab_file:
+        d.copy_vocab(vocab_file)
+    d.save_weights(model)
+    encoder = model.encoder if hasattr(model, "encoder") else model
+    d.write_config(encoder.config,
+                   {"vocab_file": md.VOCAB_FILE, "lower_case": bool(lower_case),
+                    "seq_length": int(seq_length)},
+                   task or {"type": "pretraining"}, training)
+    return output
