@@ -1,0 +1,117 @@
+"""Exports a fine-tuned bert-tf model directory as a TF Serving SavedModel.
+
+    python -m export.saved_model --model_dir=DIR --output_dir=BASE/NAME
+
+writes the next numeric version BASE/NAME/<N>/ (1 if there is none). The version is built in a
+temporary directory next to it and renamed into place, so TF Serving never sees a half-written
+version and an existing version is never overwritten. Preprocessing (tf.text tokenization,
+packing, offset mapping) and postprocessing (labels, entities, answer spans) are in the graph:
+raw strings in, answers out. See export/README.md for the signatures.
+"""
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "bert-tf model directory (config.json, vocab.txt, "
+                    "weights) of a classify / tag / squad model.")
+flags.DEFINE_string("output_dir", None, "BASE/NAME: the model's directory for TF Serving; "
+                    "the export goes to the next numeric version BASE/NAME/<N>/.")
+flags.DEFINE_integer("seq_length", None, "Maximum packed sequence length (default: the "
+                     "model dir's preprocessing.seq_length).")
+flags.DEFINE_bool("pad_to_longest", True, "Pad each batch to its own longest sequence "
+                  "(capped at seq_length); false pads every request to seq_length.")
+flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+
+
+class ExportError(ValueError):
+    """Bad export input, reported in one line."""
+
+
+def next_version(base):
+    """1 + the largest numeric subdirectory of `base` (1 if none)."""
+    versions = [int(n) for n in os.listdir(base) if re.fullmatch(r"\d+", n)] \
+        if os.path.isdir(base) else []
+    return max(versions, default=0) + 1
+
+
+def read_model_dir(model_dir):
+    from bert_tf.model_dir import ModelDir
+    d = ModelDir(model_dir)
+    if not os.path.isdir(model_dir):
+        raise ExportError(f"--model_dir={model_dir}: no such directory")
+    config = d.read_config()
+    task = config["task"]
+    if task["type"] not in ("classify", "tag", "squad"):
+        raise ExportError(f"{d.config_path}: task.type {task['type']!r} has no serving "
+                          f"signature (expected classify, tag or squad; use export.hub for "
+                          f"a pre-trained encoder)")
+    pre = config["preprocessing"]
+    vocab = os.path.join(model_dir, pre.get("vocab_file", "vocab.txt"))
+    if not os.path.isfile(vocab):
+        raise ExportError(f"{d.config_path}: preprocessing.vocab_file: no such file {vocab}")
+    return config, vocab
+
+
+def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None):
+    """(ServingModule, signatures dict) for a task model directory."""
+    from bert_tf.checkpoints.loader import load_task_model
+    from export.serving_graph import ServingModule
+    config, vocab = read_model_dir(model_dir)
+    pre = config["preprocessing"]
+    seq_length = int(seq_length or pre.get("seq_length", 128))
+    max_positions = config["encoder"].get("max_position_embeddings", 512)
+    if not 2 < seq_length <= max_positions:
+        raise ExportError(f"seq_length={seq_length}: expected 3..{max_positions} "
+                          f"(encoder.max_position_embeddings)")
+    model = model if model is not None else load_task_model(model_dir)
+    module = ServingModule(model, config["task"], vocab, pre.get("lower_case", True),
+                           seq_length, pad_to_longest)
+    return module, module.signatures()
+
+
+def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, warmup=True,
+                   model=None):
+    """Writes BASE/NAME/<N>/ and returns its path."""
+    import tensorflow as tf
+    module, signatures = build_serving_module(model_dir, seq_length, pad_to_longest, model)
+    os.makedirs(output_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=output_dir, prefix=".export-")
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+        if warmup:
+            from export.warmup import write_warmup_requests
+            write_warmup_requests(tmp, module.task)
+        while True:
+            final = os.path.join(output_dir, str(next_version(output_dir)))
+            try:
+                os.rename(tmp, final)  # fails if `final` appeared meanwhile: never clobbers
+                return final
+            except OSError:
+                if not os.path.exists(final):
+                    raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def main(argv):
+    del argv
+    for name in ("model_dir", "output_dir"):
+        if not getattr(FLAGS, name):
+            sys.exit(f"--{name} is required")
+    try:
+        path = export_serving(FLAGS.model_dir, FLAGS.output_dir, FLAGS.seq_length,
+                              FLAGS.pad_to_longest, FLAGS.warmup)
+    except (ExportError, ValueError, OSError) as e:
+        sys.exit(f"export.saved_model: {str(e).splitlines()[0]}")
+    print(path)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,270 @@
+"""The serving tf.Module of a task model: raw strings in, answers out, all in the graph.
+
+Signatures (see export/README.md for the full tensor layout):
+  classify  serving_default(text [, text_b]) -> probabilities float [B, C], label string [B],
+            label_id int32 [B]
+  tag       serving_default(text) -> entity_text string [B, E], entity_type string [B, E],
+            entity_start / entity_end int32 [B, E] (character offsets, end exclusive),
+            entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
+  squad     serving_default(question, context) -> answer string [B], answer_start /
+            answer_end int32 [B] (character offsets into context, -1 for no answer),
+            score float [B]
+  every     serving_encoded(input_word_ids, input_mask, input_type_ids int32 [B, T]) -> the
+            raw model outputs (+ probabilities for classify/tag)
+
+Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E = entities.
+"""
+
+import tensorflow as tf
+
+from export import text_graph
+
+ENCODED_SIGNATURE = "serving_encoded"
+_NEG = -1e9
+
+
+def _string_spec(name):
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+_ENCODED_SPECS = {name: tf.TensorSpec([None, None], tf.int32, name=name)
+                  for name in ("input_word_ids", "input_mask", "input_type_ids")}
+
+
+class ServingModule(tf.Module):
+    """Holds the Keras task model, the tokenizer and the label names."""
+
+    def __init__(self, model, task, vocab_file, lower_case, seq_length, pad_to_longest=True):
+        super().__init__()
+        self.model = model
+        self.task = dict(task)
+        self.seq_length = int(seq_length)
+        self.pad_to_longest = bool(pad_to_longest)
+        vocab = text_graph.read_vocab(vocab_file)
+        self.cls_id = vocab.index(text_graph.CLS)
+        self.sep_id = vocab.index(text_graph.SEP)
+        self.tokenizer = text_graph.make_tokenizer(vocab_file, lower_case)
+        self._vocab_is_continuation = tf.constant([t.startswith("##") for t in vocab])
+        self.label_names = [str(x) for x in task.get("label_names", [])]
+
+    # ---- shared pieces --------------------------------------------------------------
+    def _run_model(self, inputs):
+        return self.model(inputs, training=False)
+
+    def _tokenize(self, text):
+        clean = text_graph.clean_utf8(text)
+        ids, starts, ends = self.tokenizer.tokenize_with_offsets(clean)
+        return clean, ids, starts, ends
+
+    def _pack(self, segments, trimmer="round_robin"):
+        return text_graph.pack(segments, self.seq_length, self.cls_id, self.sep_id,
+                               self.pad_to_longest, trimmer)
+
+    def encoded_fn(self):
+        @tf.function(input_signature=[_ENCODED_SPECS])
+        def serving_encoded(inputs):
+            outputs = dict(self._run_model(inputs))
+            if "logits" in outputs:
+                outputs["probabilities"] = tf.nn.softmax(outputs["logits"], axis=-1)
+            return outputs
+        return serving_encoded
+
+    def signatures(self):
+        build = {"classify": self._classify_fn, "tag": self._tag_fn,
+                 "squad": self._squad_fn}[self.task["type"]]
+        return {"serving_default": build(), ENCODED_SIGNATURE: self.encoded_fn()}
+
+    # ---- classify -------------------------------------------------------------------
+    def _classify_fn(self):
+        names = tf.constant(self.label_names or
+                            [str(i) for i in range(self.model.num_classes)])
+        pair = bool(self.task.get("text_b"))
+
+        def answer(segments):
+            inputs, _ = self._pack(segments)
+            logits = self._run_model(inputs)["logits"]                   # [B, C]
+            probs = tf.nn.softmax(logits, axis=-1)
+            label_id = tf.argmax(probs, axis=-1, output_type=tf.int32)   # [B]
+            return {"probabilities": probs, "label": tf.gather(names, label_id),
+                    "label_id": label_id}
+
+        if pair:
+            @tf.function(input_signature=[_string_spec("text"), _string_spec("text_b")])
+            def serving_default(text, text_b):
+                a = self._tokenize(text)[1]
+                b = self._tokenize(text_b)[1]
+                return answer([a, b])
+        else:
+            @tf.function(input_signature=[_string_spec("text")])
+            def serving_default(text):
+                return answer([self._tokenize(text)[1]])
+        return serving_default
+
+    # ---- tag ------------------------------------------------------------------------
+    def _label_tables(self):
+        """IOB2 label names -> (prefix code [C]: 0 O, 1 B, 2 I; type id [C]; type names)."""
+        types, prefix, type_ids = [], [], []
+        for name in self.label_names:
+            if name == "O" or "-" not in name:
+                prefix.append(0)
+                type_ids.append(-1)
+                continue
+            head, kind = name.split("-", 1)
+            if kind not in types:
+                types.append(kind)
+            prefix.append(1 if head.upper() in ("B", "S", "U") else 2)
+            type_ids.append(types.index(kind))
+        return (tf.constant(prefix, tf.int32), tf.constant(type_ids, tf.int32),
+                tf.constant(types or [""]))
+
+    def _tag_fn(self):
+        prefix_of, type_of, type_names = self._label_tables()
+
+        @tf.function(input_signature=[_string_spec("text")])
+        def serving_default(text):
+            clean, ids, starts, ends = self._tokenize(text)
+            inputs, trimmed = self._pack([ids])
+            pieces = trimmed[0]                                            # [B, (P)]
+            n_pieces = pieces.row_lengths()
+            logits = self._run_model(inputs)["logits"]                     # [B, T, C]
+            probs = tf.nn.softmax(logits, axis=-1)
+            batch = tf.shape(logits)[0]
+            # Word-piece predictions for the pieces of `text` (positions 1..P after [CLS]).
+            width = tf.shape(logits)[1]
+            pos = tf.range(width, dtype=tf.int64)[None, :]                 # [1, T]
+            in_text = (pos >= 1) & (pos <= n_pieces[:, None])              # [B, T]
+            piece_pred = tf.ragged.boolean_mask(
+                tf.argmax(probs, axis=-1, output_type=tf.int32), in_text)   # [B, (P)]
+            piece_prob = tf.ragged.boolean_mask(tf.reduce_max(probs, -1), in_text)
+            budget = self.seq_length - 2
+            char_starts = text_graph.byte_to_char_offsets(clean, starts[:, :budget])
+            char_ends = text_graph.byte_to_char_offsets(clean, ends[:, :budget])
+            # Words: a piece starts a word unless it is a "##" continuation.
+            is_cont = tf.gather(self._vocab_is_continuation,
+                                tf.minimum(pieces.flat_values,
+                                           tf.cast(tf.size(self._vocab_is_continuation) - 1,
+                                                   tf.int64)))              # [N]
+            row_of_piece = pieces.value_rowids()                           # [N]
+            first_in_row = tf.concat([[True], row_of_piece[1:] != row_of_piece[:-1]], 0)
+            word_start = tf.logical_or(tf.logical_not(is_cont), first_in_row)
+            word_of_piece = tf.cumsum(tf.cast(word_start, tf.int64)) - 1   # [N]
+            n_words = tf.reduce_sum(tf.cast(word_start, tf.int64))
+            w_pred = tf.boolean_mask(piece_pred.flat_values, word_start)   # [W]
+            w_prob = tf.boolean_mask(piece_prob.flat_values, word_start)
+            w_row = tf.boolean_mask(row_of_piece, word_start)
+            w_start = tf.boolean_mask(char_starts.flat_values, word_start)
+            w_end = tf.math.unsorted_segment_max(char_ends.flat_values, word_of_piece,
+                                                 n_words)
+            # IOB2 -> entities (conlleval rules: I-X after O or another type starts X).
+            w_prefix = tf.gather(prefix_of, w_pred)
+            w_type = tf.gather(type_of, w_pred)
+            w_first = tf.concat([[True], w_row[1:] != w_row[:-1]], 0)
+            prev_type = tf.concat([[-1], w_type[:-1]], 0)
+            prev_type = tf.where(w_first, -1, prev_type)
+            begins = (w_prefix == 1) | ((w_prefix == 2) & (prev_type != w_type))
+            inside = (w_prefix == 2) & (prev_type == w_type)
+            keep = begins | inside
+            ent_of_word = tf.cumsum(tf.cast(begins, tf.int64)) - 1
+            n_ent = tf.reduce_sum(tf.cast(begins, tf.int64))
+            seg = tf.boolean_mask(ent_of_word, keep)
+
+            def per_entity(fn, values):
+                return fn(tf.boolean_mask(values, keep), seg, n_ent)
+
+            e_start = per_entity(tf.math.unsorted_segment_min, w_start)
+            e_end = per_entity(tf.math.unsorted_segment_max, w_end)
+            e_row = per_entity(tf.math.unsorted_segment_min, w_row)
+            e_type = per_entity(tf.math.unsorted_segment_max, w_type)
+            e_score = per_entity(tf.math.unsorted_segment_mean, w_prob)
+            e_text = tf.strings.substr(tf.gather(clean, e_row), tf.cast(e_start, tf.int32),
+                                       tf.cast(e_end - e_start, tf.int32), unit="UTF8_CHAR")
+
+            def by_row(values, default):
+                ragged = tf.RaggedTensor.from_value_rowids(values, e_row,
+                                                           nrows=tf.cast(batch, tf.int64))
+                return ragged.to_tensor(default_value=default), ragged.row_lengths()
+
+            ent_text, counts = by_row(e_text, "")
+            return {
+                "entity_text": ent_text,
+                "entity_type": by_row(tf.gather(type_names, e_type), "")[0],
+                "entity_start": by_row(tf.cast(e_start, tf.int32), -1)[0],
+                "entity_end": by_row(tf.cast(e_end, tf.int32), -1)[0],
+                "entity_score": by_row(e_score, 0.0)[0],
+                "num_entities": tf.cast(counts, tf.int32),
+            }
+        return serving_default
+
+    # ---- squad ----------------------------------------------------------------------
+    def _squad_fn(self):
+        task = self.task
+        max_answer = int(task.get("max_answer_length", 30))
+        max_query = int(task.get("max_query_length", 64))
+        allow_null = bool(task.get("version_2_with_negative", task.get("version_2", False)))
+
+        @tf.function(input_signature=[_string_spec("question"), _string_spec("context")])
+        def serving_default(question, context):
+            _, q_ids, _, _ = self._tokenize(question)
+            clean, c_ids, c_starts, c_ends = self._tokenize(context)
+            q_ids = q_ids[:, :max_query]
+            inputs, trimmed = self._pack([q_ids, c_ids], trimmer="waterfall")
+            n_q = trimmed[0].row_lengths()                                 # [B]
+            n_c = trimmed[1].row_lengths()
+            out = self._run_model(inputs)
+            start_logits, end_logits = out["start_logits"], out["end_logits"]  # [B, T]
+            width = tf.shape(start_logits)[1]
+            pos = tf.range(width, dtype=tf.int64)[None, :]                 # [1, T]
+            first_ctx = n_q + 2                                            # [B]
+            is_ctx = (pos >= first_ctx[:, None]) & (pos < (first_ctx + n_c)[:, None])
+            valid = is_ctx | ((pos == 0) & allow_null)
+            neg = tf.fill(tf.shape(start_logits), _NEG)
+            p_start = tf.nn.softmax(tf.where(valid, start_logits, neg), axis=-1)  # [B, T]
+            p_end = tf.nn.softmax(tf.where(valid, end_logits, neg), axis=-1)
+            span = start_logits[:, :, None] + end_logits[:, None, :]      # [B, T, T]
+            band = tf.linalg.band_part(tf.ones([width, width], tf.bool), 0,
+                                       tf.minimum(max_answer - 1, width - 1))
+            ok = band[None] & is_ctx[:, :, None] & is_ctx[:, None, :]     # [B, T, T]
+            span = tf.where(ok, span, tf.fill(tf.shape(span), _NEG))
+            flat = tf.reshape(span, [-1, width * width])                   # [B, T*T]
+            best = tf.argmax(flat, axis=-1, output_type=tf.int32)
+            best_score = tf.reduce_max(flat, axis=-1)
+            i = best // width
+            j = best % width
+            has_span = tf.reduce_any(ok, axis=[1, 2])
+            null_score = start_logits[:, 0] + end_logits[:, 0]
+            answered = has_span
+            if allow_null:
+                answered = answered & (best_score > null_score)
+            ci = tf.cast(i, tf.int64) - first_ctx                          # [B] piece index
+            cj = tf.cast(j, tf.int64) - first_ctx
+            starts_dense = c_starts.to_tensor(default_value=0)
+            ends_dense = c_ends.to_tensor(default_value=0)
+            safe_i = tf.maximum(ci, 0)
+            safe_j = tf.maximum(cj, 0)
+            b_start = _gather_rows(starts_dense, safe_i)
+            b_end = _gather_rows(ends_dense, safe_j)
+            ch_start = text_graph.byte_to_char_offsets(
+                clean, tf.RaggedTensor.from_tensor(b_start[:, None])).flat_values
+            ch_end = text_graph.byte_to_char_offsets(
+                clean, tf.RaggedTensor.from_tensor(b_end[:, None])).flat_values
+            score = _gather_rows(p_start, tf.cast(i, tf.int64)) * \
+                _gather_rows(p_end, tf.cast(j, tf.int64))
+            null_prob = p_start[:, 0] * p_end[:, 0]
+            ch_start = tf.where(answered, ch_start, -1)
+            ch_end = tf.where(answered, ch_end, -1)
+            text = tf.strings.substr(clean, tf.cast(tf.maximum(ch_start, 0), tf.int32),
+                                     tf.cast(tf.maximum(ch_end - ch_start, 0), tf.int32),
+                                     unit="UTF8_CHAR")
+            text = tf.where(answered, text, "")
+            return {"answer": text, "answer_start": tf.cast(ch_start, tf.int32),
+                    "answer_end": tf.cast(ch_end, tf.int32),
+                    "score": tf.where(answered, score, null_prob if allow_null else 0.0)}
+        return serving_default
+
+
+def _gather_rows(matrix, index):
+    """matrix [B, N], index [B] -> matrix[b, index[b]] [B] (0 where the row is empty)."""
+    n = tf.shape(matrix, out_type=tf.int64)[1]
+    matrix = tf.pad(matrix, [[0, 0], [0, 1]])
+    index = tf.minimum(index, n)
+    return tf.gather(matrix, index, batch_dims=1)

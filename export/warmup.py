@@ -1,0 +1,57 @@
+"""TF Serving warm-up requests: assets.extra/tf_serving_warmup_requests.
+
+A TFRecord file of `PredictionLog` protos (tensorflow_serving.apis.prediction_log_pb2); TF
+Serving replays them when it loads the version, so the first real request does not pay for
+graph initialization. One request per padded length class is enough to trace the hot paths.
+"""
+
+import os
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+_TEXTS = ["a short sentence.", "A somewhat longer sentence, with punctuation, numbers 123 and "
+          "words that will be split into several word pieces by the tokenizer."]
+
+
+def warmup_inputs(task):
+    """{input name: list of strings} requests for a task (two batches: 1 and 2 rows)."""
+    kind = task["type"]
+    if kind == "squad":
+        return [{"question": ["what is this?"], "context": _TEXTS[:1]},
+                {"question": ["what is this?"] * 2, "context": _TEXTS}]
+    requests = [{"text": _TEXTS[:1]}, {"text": _TEXTS}]
+    if kind == "classify" and task.get("text_b"):
+        for r in requests:
+            r["text_b"] = list(reversed(r["text"]))
+    return requests
+
+
+def write_warmup_requests(saved_model_dir, task, model_name="model",
+                          signature_name="serving_default"):
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    extra = os.path.join(saved_model_dir, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    path = os.path.join(extra, WARMUP_FILE)
+    with tf.io.TFRecordWriter(path) as writer:
+        for inputs in warmup_inputs(task):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
+            for name, values in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_warmup_requests(saved_model_dir):
+    """The PredictRequests of a version's warm-up file."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+    path = os.path.join(saved_model_dir, "assets.extra", WARMUP_FILE)
+    requests = []
+    for record in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        requests.append(log.predict_log.request)
+    return requests
