@@ -1,0 +1,102 @@
+"""Checkpoint conversion between the three directory kinds (used by `apps.convert`).
+
+    to="bert_tf"  any checkpoint -> a bert-tf model directory (HF/Google sources become a
+                  pre-training model dir: encoder + MLM/NSP heads where the source has them)
+    to="hf"       any checkpoint -> a Hugging Face BERT directory
+    to="google"   any checkpoint -> an original google-research/bert directory
+
+The output is written into a temp directory next to `output` and renamed into place, so a
+failed conversion leaves nothing behind; an existing non-empty `output` is only replaced
+with `overwrite=True`.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+
+from bert_tf import model_dir as md
+from bert_tf.checkpoints import names as tensor_names
+from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("bert_tf", "hf", "google")
+
+
+def _load(path):
+    """-> (model, vocab_file, lower_case). The model is a pretrainer when the source has
+    pre-training heads (or is a pre-training model dir), else a task model or an encoder."""
+    from bert_tf.checkpoints import loader
+    kind = detect_kind(path)
+    if kind == "bert_tf":
+        d = md.ModelDir(path)
+        pre = d.read_config()["preprocessing"]
+        vocab = d.file(pre.get("vocab_file", md.VOCAB_FILE))
+        return (loader.load_task_model(path), vocab if os.path.isfile(vocab) else None,
+                pre.get("lower_case"))
+    source = read_source(path)
+    heads = source.has_group(tensor_names.MLM) or source.has_group(tensor_names.NSP)
+    model = loader.load_pretrainer(path) if heads else loader.load_encoder(path)
+    return model, source.vocab_file, source.lower_case
+
+
+def convert(input_path, output, to, overwrite=False, seq_length=128):
+    """Converts `input_path` (any checkpoint kind) to `to` in `output`. Returns `output`."""
+    if to not in TARGETS:
+        raise ValueError(f"to: expected one of {TARGETS}, got {to!r}")
+    if not os.path.exists(input_path) and not os.path.exists(str(input_path) + ".index"):
+        raise CheckpointError(f"{input_path}: no such file or directory")
+    output = os.path.abspath(output)
+    if os.path.abspath(input_path) == output:
+        raise CheckpointError(f"{output}: output is the input directory")
+    if os.path.isdir(output) and os.listdir(output) and not overwrite:
+        raise CheckpointError(f"{output}: exists and is not empty (pass overwrite to replace it)")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise CheckpointError(f"{output}: exists and is not a directory")
+    model, vocab, lower_case = _load(input_path)
+    if vocab is None:
+        log.warning("%s: no vocab.txt; the output has none either", input_path)
+    if lower_case is None:
+        lower_case = True
+        log.warning("%s: casing unknown; assuming an uncased (lower-case) vocab", input_path)
+
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(output) + ".convert-")
+    try:
+        new = os.path.join(staging, "out")
+        if to == "bert_tf":
+            from bert_tf.checkpoints.model_dir_io import write_model_dir
+            if hasattr(model, "blocks"):  # a bare encoder: give it (fresh) pre-training heads
+                from bert_tf.models import BertPretrainer
+                log.warning("%s: no pre-training head weights; the model dir gets freshly "
+                            "initialized MLM/NSP heads", input_path)
+                model = BertPretrainer(model)
+            task = {"type": "pretraining"}
+            if detect_kind(input_path) == "bert_tf":
+                task = md.ModelDir(input_path).read_config()["task"]
+            write_model_dir(new, model, vocab, lower_case, task=task, seq_length=seq_length,
+                            training={"converted_from": os.path.abspath(input_path)})
+        else:
+            from bert_tf.checkpoints import writers
+            if not (hasattr(model, "mlm_head") or hasattr(model, "blocks")):
+                log.warning("%s: a %s's task head has no %s equivalent; writing its encoder only",
+                            input_path, type(model).__name__, to)
+                model = model.encoder
+            if to == "hf":
+                writers.save_hf(model, new, vocab, lower_case)
+            else:
+                writers.save_google(model, new, vocab)
+        _swap_in(new, output, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote %s (%s)", output, to)
+    return output
+
+
+def _swap_in(new, output, staging):
+    """Moves `new` to `output`; an old `output` goes to the staging dir (deleted by caller)."""
+    if os.path.exists(output):
+        os.replace(output, os.path.join(staging, "old"))
+    os.replace(new, output)

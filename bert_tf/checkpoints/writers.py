@@ -1,0 +1,154 @@
+"""Writers that move weights out of bert-tf: Hugging Face and Google TF1 directories.
+
+    save_hf(model, dir, vocab_file)      config.json + model.safetensors + vocab.txt
+                                         (+ tokenizer_config.json with do_lower_case)
+    save_google(model, dir, vocab_file)  bert_config.json + bert_model.ckpt.{index,data-*}
+                                         + vocab.txt, written by a tf.compat.v1 Saver so the
+                                         variable names are exactly google-research/bert's.
+
+`model` is a BertEncoder (encoder tensors only) or a BertPretrainer (plus the MLM and NSP
+heads). Both write into a fresh temp directory that is renamed into place at the end, so an
+interrupted write never leaves a half-written checkpoint behind.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from bert_tf.checkpoints import mapping
+from bert_tf.checkpoints import names as tensor_names
+
+
+def canonical_tensors(model):
+    """model -> {TF1 name: float32 array in the TF1 layout}, in mapping order."""
+    specs = mapping.model_specs(model)
+    mapping.check_complete(model, specs)
+    out = {}
+    for spec in specs:
+        value = np.asarray(spec.variable.numpy(), dtype=np.float32)
+        for name, array in zip(spec.sources, spec.split(value)):
+            out[name] = np.ascontiguousarray(array, dtype=np.float32)
+    return out
+
+
+def _encoder(model):
+    return model.encoder if hasattr(model, "mlm_head") else model
+
+
+def hf_config_dict(config, pretraining=False):
+    c = config
+    act = {"gelu_approximate": "gelu_new"}.get(c.hidden_act, c.hidden_act)
+    return {
+        "architectures": ["BertForPreTraining" if pretraining else "BertModel"],
+        "model_type": "bert", "vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
+        "intermediate_size": c.intermediate_size, "hidden_act": act,
+        "hidden_dropout_prob": c.hidden_dropout,
+        "attention_probs_dropout_prob": c.attention_dropout,
+        "max_position_embeddings": c.max_position_embeddings,
+        "type_vocab_size": c.type_vocab_size, "layer_norm_eps": c.layer_norm_eps,
+        "initializer_range": c.initializer_range, "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+    }
+
+
+def google_config_dict(config):
+    """bert_config.json. google-research/bert hard-codes eps 1e-12; layer_norm_eps is kept
+    for readers (ours, HF) that honour it."""
+    c = config
+    return {
+        "attention_probs_dropout_prob": c.attention_dropout, "hidden_act": c.hidden_act,
+        "hidden_dropout_prob": c.hidden_dropout, "hidden_size": c.hidden_size,
+        "initializer_range": c.initializer_range, "intermediate_size": c.intermediate_size,
+        "max_position_embeddings": c.max_position_embeddings,
+        "num_attention_heads": c.num_heads, "num_hidden_layers": c.num_layers,
+        "type_vocab_size": c.type_vocab_size, "vocab_size": c.vocab_size,
+        "layer_norm_eps": c.layer_norm_eps,
+    }
+
+
+class _FreshDir:
+    """Writes into `<dir>.tmp-XXXX` and renames it to `dir` on success."""
+
+    def __init__(self, directory):
+        self.directory = os.path.abspath(directory)
+
+    def __enter__(self):
+        if os.path.isdir(self.directory) and os.listdir(self.directory):
+            raise FileExistsError(f"{self.directory}: exists and is not empty")
+        parent = os.path.dirname(self.directory)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(self.directory))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if os.path.isdir(self.directory):
+            os.rmdir(self.directory)  # empty (checked on entry)
+        os.replace(self.tmp, self.directory)
+        return False
+
+
+def _write_json(path, values):
+    with open(path, "w") as f:
+        json.dump(values, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def save_hf(model, directory, vocab_file=None, lower_case=None):
+    """Writes a Hugging Face BERT directory (BertModel names for an encoder; "bert."-prefixed
+    names plus cls.* heads for a pretrainer, as BertForPreTraining)."""
+    from safetensors.numpy import save_file
+    pretraining = hasattr(model, "mlm_head")
+    encoder = _encoder(model)
+    tensors = canonical_tensors(model)
+    table = tensor_names.all_names(encoder.config.num_layers)
+    hf = {}
+    for entry in table:
+        if entry.google not in tensors:
+            continue
+        array = tensors[entry.google]
+        if entry.transpose:
+            array = np.ascontiguousarray(array.T)
+        is_head = entry.google.startswith("cls/")
+        name = entry.hf if (is_head or not pretraining) else "bert." + entry.hf
+        hf[name] = array
+    with _FreshDir(directory) as tmp:
+        save_file(hf, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        _write_json(os.path.join(tmp, "config.json"),
+                    hf_config_dict(encoder.config, pretraining))
+        if vocab_file:
+            shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+        if lower_case is not None:
+            _write_json(os.path.join(tmp, "tokenizer_config.json"),
+                        {"do_lower_case": bool(lower_case), "tokenizer_class": "BertTokenizer"})
+    return directory
+
+
+def save_google(model, directory, vocab_file=None):
+    """Writes an original-BERT directory with a TF1 checkpoint named like google-research/bert."""
+    import tensorflow as tf
+    encoder = _encoder(model)
+    tensors = canonical_tensors(model)
+    with _FreshDir(directory) as tmp:
+        graph = tf.Graph()
+        with graph.as_default():
+            feeds, variables = {}, {}
+            for name, array in tensors.items():
+                placeholder = tf.compat.v1.placeholder(tf.float32, array.shape)
+                variable = tf.compat.v1.Variable(placeholder, name=name)
+                feeds[placeholder] = array
+                variables[name] = variable
+            saver = tf.compat.v1.train.Saver(var_list=variables, save_relative_paths=True)
+            with tf.compat.v1.Session(graph=graph) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer(), feed_dict=feeds)
+                saver.save(sess, os.path.join(tmp, "bert_model.ckpt"), write_meta_graph=False)
+        _write_json(os.path.join(tmp, "bert_config.json"), google_config_dict(encoder.config))
+        if vocab_file:
+            shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+    return directory
