@@ -1,0 +1,122 @@
+"""The BERT pre-training objective: masked-LM loss + next-sentence loss, and their metrics.
+
+Shape legend: B = batch (per replica), P = max predictions per sequence, V = vocab size.
+
+    labels  = {"masked_lm_ids": int [B, P], "masked_lm_weights": float [B, P] (1 = a real
+               prediction, 0 = padding), "next_sentence_labels": int [B] or [B, 1]
+               (0 = B follows A, 1 = B is random, the original BERT convention)}
+    outputs = {"mlm_logits": float [B, P, V], "nsp_logits": float [B, 2]}   (BertPretrainer)
+
+MLM loss = sum(w * CE) / sum(w) where the denominator is the weight sum over the GLOBAL batch
+(all replicas), and the NSP loss is the mean CE over the global batch, so that summing the
+per-replica losses (what a distribution strategy does with gradients) gives exactly the
+single-device loss of the global batch, however the masked predictions are spread across
+replicas. The total loss is mlm_loss + nsp_loss (as google-research/bert).
+
+Metrics are returned as (numerator, denominator) sums so that a trainer can accumulate them
+over steps and replicas and divide once: masked_lm_accuracy (weighted by masked_lm_weights),
+next_sentence_accuracy, masked_lm_loss, next_sentence_loss.
+"""
+
+import tensorflow as tf
+
+METRIC_NAMES = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
+                "next_sentence_loss", "loss")
+
+
+def replica_sum(value):
+    """Sum of `value` over the replicas of the current distribution strategy (identity when
+    there is one replica or no replica context)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def _nsp_labels(labels):
+    nsp = tf.cast(labels["next_sentence_labels"], tf.int32)
+    return tf.reshape(nsp, [-1])                                     # [B]
+
+
+def _mlm_terms(labels, outputs):
+    logits = tf.cast(outputs["mlm_logits"], tf.float32)                # [B, P, V]
+    ids = tf.cast(labels["masked_lm_ids"], tf.int32)                 # [B, P]
+    weights = tf.cast(labels["masked_lm_weights"], tf.float32)       # [B, P]
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)  # [B, P]
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), ids), tf.float32)
+    return ce, correct, weights
+
+
+def _nsp_terms(labels, outputs):
+    logits = tf.cast(outputs["nsp_logits"], tf.float32)              # [B, 2]
+    nsp = _nsp_labels(labels)                                        # [B]
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp, logits=logits)  # [B]
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), nsp), tf.float32)
+    return ce, correct
+
+
+def masked_lm_loss(labels, outputs, global_weight_sum=None):
+    """This replica's share of the global-batch MLM loss: sum(w * CE) / global sum(w)."""
+    ce, _, weights = _mlm_terms(labels, outputs)
+    if global_weight_sum is None:
+        global_weight_sum = replica_sum(tf.reduce_sum(weights))
+    return tf.reduce_sum(weights * ce) / tf.maximum(global_weight_sum, 1e-5)
+
+
+def next_sentence_loss(labels, outputs, global_count=None):
+    """This replica's share of the global-batch mean NSP loss."""
+    ce, _ = _nsp_terms(labels, outputs)
+    if global_count is None:
+        global_count = replica_sum(tf.cast(tf.size(ce), tf.float32))
+    return tf.reduce_sum(ce) / tf.maximum(global_count, 1.0)
+
+
+def pretraining_loss(labels, outputs):
+    """Total loss (this replica's share): masked_lm_loss + next_sentence_loss."""
+    return masked_lm_loss(labels, outputs) + next_sentence_loss(labels, outputs)
+
+
+def metric_sums(labels, outputs):
+    """{metric name: (numerator, denominator)} summed over this replica's batch.
+
+    The metric value is sum(numerators) / sum(denominators) over all steps and replicas."""
+    mlm_ce, mlm_correct, weights = _mlm_terms(labels, outputs)
+    nsp_ce, nsp_correct = _nsp_terms(labels, outputs)
+    weight_sum = tf.reduce_sum(weights)
+    count = tf.cast(tf.size(nsp_ce), tf.float32)
+    return {
+        "masked_lm_accuracy": (tf.reduce_sum(weights * mlm_correct), weight_sum),
+        "masked_lm_loss": (tf.reduce_sum(weights * mlm_ce), weight_sum),
+        "next_sentence_accuracy": (tf.reduce_sum(nsp_correct), count),
+        "next_sentence_loss": (tf.reduce_sum(nsp_ce), count),
+    }
+
+
+class PretrainingObjective:
+    """The pre-training objective for a trainer: `loss(labels, outputs)` and
+    `metric_sums(labels, outputs)`, plus Keras-metric helpers (`make_metrics`,
+    `update_metrics`) for trainers that keep `keras.metrics` objects."""
+
+    name = "pretraining"
+    metric_names = METRIC_NAMES
+
+    def loss(self, labels, outputs):
+        return pretraining_loss(labels, outputs)
+
+    __call__ = loss
+
+    def metric_sums(self, labels, outputs):
+        return metric_sums(labels, outputs)
+
+    def make_metrics(self):
+        import keras
+        return {name: keras.metrics.Mean(name=name)
+                for name in ("masked_lm_accuracy", "next_sentence_accuracy",
+                             "masked_lm_loss", "next_sentence_loss")}
+
+    def update_metrics(self, metrics, labels, outputs):
+        """Updates Keras `Mean` metrics with sample weights = denominators, so each metric
+        equals sum(numerator) / sum(denominator) over everything it has seen."""
+        for name, (num, den) in metric_sums(labels, outputs).items():
+            if name in metrics:
+                metrics[name].update_state(num / tf.maximum(den, 1e-5), sample_weight=den)
