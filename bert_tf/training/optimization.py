@@ -1,0 +1,237 @@
+"""Optimizers for BERT-style training: AdamW and LAMB with a warmup + linear-decay schedule.
+
+    optimizer = create_optimizer("adamw", learning_rate=1e-4, num_train_steps=10000,
+                                 num_warmup_steps=1000)
+
+* Learning rate (`WarmupLinearDecay`): linear from 0 to `learning_rate` over the warmup steps,
+  then linear down to `end_learning_rate` at `num_train_steps`, constant after. The step is
+  the optimizer's iteration count before the update (the first update uses lr(0)).
+* Weight decay is decoupled (w -= lr * wd * w, as AdamW / BERT's AdamWeightDecay) and skipped
+  for LayerNorm and bias variables, decided by the variable PATH (`exclude_from_decay`):
+  Keras' own `exclude_from_weight_decay(var_names=...)` only sees the last name component.
+* Gradient clipping is by GLOBAL norm and happens after the gradients are summed over the
+  replicas, so it does not depend on the number of replicas. (Keras' `global_clipnorm`
+  clips each replica's partial gradient before the sum.) The `Trainer` sums the gradients
+  itself and sets `reduce_gradients = False`; other callers (e.g. `model.fit`) keep the
+  default, where `apply()` does the cross-replica sum.
+* Layer-wise learning-rate decay (fine-tuning, `layer_decay=d`): a variable's learning rate
+  is multiplied by d ** (L + 1 - depth), depth 0 for `embeddings/...`, i + 1 for
+  `transformer_i/...`, L + 1 (multiplier 1) for everything else (pooler, heads), where L is
+  the number of `transformer_*` blocks found in the variables. It scales the learning rate
+  (the step size), including the weight-decay term, not the gradients: Adam-type updates are
+  invariant to gradient scale.
+"""
+
+import re
+
+import keras
+import tensorflow as tf
+
+OPTIMIZERS = ("adamw", "lamb")
+DEFAULT_EXCLUDE_FROM_DECAY = (r"layer_?norm", r"(^|/|_)bias$")
+
+_TRANSFORMER = re.compile(r"(^|/)transformer_(\d+)/")
+_EMBEDDINGS = re.compile(r"(^|/)embeddings/")
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """0 -> peak linearly over `warmup_steps`, then peak -> end linearly until `decay_steps`
+    (the total number of training steps), then `end_learning_rate`."""
+
+    def __init__(self, learning_rate, warmup_steps, decay_steps, end_learning_rate=0.0):
+        if warmup_steps < 0 or decay_steps < 0:
+            raise ValueError(f"warmup_steps ({warmup_steps}) and decay_steps ({decay_steps}) "
+                             "must be >= 0")
+        if warmup_steps > decay_steps:
+            raise ValueError(f"num_warmup_steps ({warmup_steps}) > num_train_steps "
+                             f"({decay_steps})")
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.decay_steps = int(decay_steps)
+        self.end_learning_rate = float(end_learning_rate)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        peak, end = self.learning_rate, self.end_learning_rate
+        warmup = float(self.warmup_steps)
+        warm = peak * step / max(warmup, 1.0)
+        fraction = (float(self.decay_steps) - step) / max(float(self.decay_steps) - warmup, 1.0)
+        decay = end + (peak - end) * tf.clip_by_value(fraction, 0.0, 1.0)
+        return tf.where(step < warmup, warm, decay)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
+                "decay_steps": self.decay_steps, "end_learning_rate": self.end_learning_rate}
+
+
+def applies_weight_decay(path, exclude_patterns=DEFAULT_EXCLUDE_FROM_DECAY):
+    """False for variables whose path matches a pattern (LayerNorm, biases by default)."""
+    return not any(re.search(p, path, re.IGNORECASE) for p in exclude_patterns)
+
+
+def layer_depth(path, num_layers):
+    """0 for embeddings, i + 1 for transformer_i, num_layers + 1 for the rest."""
+    match = _TRANSFORMER.search(path)
+    if match:
+        return int(match.group(2)) + 1
+    if _EMBEDDINGS.search(path):
+        return 0
+    return num_layers + 1
+
+
+def count_layers(paths):
+    """The number of transformer_i blocks named in `paths` (max i + 1, 0 if none)."""
+    ids = [int(m.group(2)) for m in map(_TRANSFORMER.search, paths) if m]
+    return max(ids) + 1 if ids else 0
+
+
+def layer_lr_multiplier(path, num_layers, layer_decay):
+    if layer_decay is None:
+        return 1.0
+    return float(layer_decay) ** (num_layers + 1 - layer_depth(path, num_layers))
+
+
+class _BertOptimizerMixin:
+    """Per-variable weight decay and learning-rate multipliers (by path), global-norm
+    clipping after the cross-replica gradient sum."""
+
+    def _init_bert(self, exclude_from_decay, layer_decay, num_layers):
+        self.exclude_from_decay = tuple(exclude_from_decay or ())
+        self.layer_decay = None if layer_decay is None else float(layer_decay)
+        self.num_layers = num_layers
+        self.reduce_gradients = True
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        paths = [getattr(v, "path", v.name) for v in var_list]
+        layers = self.num_layers if self.num_layers is not None else count_layers(paths)
+        self._decay_mask = [applies_weight_decay(p, self.exclude_from_decay) for p in paths]
+        self._lr_multipliers = [layer_lr_multiplier(p, layers, self.layer_decay)
+                                for p in paths]
+
+    def _variable_settings(self, variable):
+        index = self._get_variable_index(variable)
+        return self._decay_mask[index], self._lr_multipliers[index]
+
+    def _clip_gradients(self, grads):
+        ctx = tf.distribute.get_replica_context()
+        if (self.reduce_gradients and ctx is not None and ctx.num_replicas_in_sync > 1):
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, list(grads))
+        if self.global_clipnorm:
+            grads, _ = tf.clip_by_global_norm(list(grads), self.global_clipnorm)
+        return grads
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return grads_and_vars            # summed (if needed) in _clip_gradients, or by Trainer
+
+    def _apply_weight_decay(self, variables):
+        pass                             # applied per variable in update_step
+
+    def _bert_config(self, config):
+        config.update({"exclude_from_decay": list(self.exclude_from_decay),
+                       "layer_decay": self.layer_decay, "num_layers": self.num_layers})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class AdamW(_BertOptimizerMixin, keras.optimizers.Adam):
+    """Adam with decoupled weight decay (skipped for LayerNorm/bias paths), clipping after
+    the replica sum and optional layer-wise learning-rate decay (see the module doc)."""
+
+    def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-6, global_clipnorm=None,
+                 exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
+                 num_layers=None, name="adamw", **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, weight_decay=weight_decay or None,
+                         global_clipnorm=global_clipnorm or None, name=name, **kwargs)
+        self._init_bert(exclude_from_decay, layer_decay, num_layers)
+
+    def update_step(self, gradient, variable, learning_rate):
+        decays, multiplier = self._variable_settings(variable)
+        lr = tf.cast(learning_rate, variable.dtype) * multiplier
+        if decays and self.weight_decay:
+            self.assign_sub(variable, variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+        super().update_step(gradient, variable, lr)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("amsgrad", None)
+        return self._bert_config(config)
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class Lamb(_BertOptimizerMixin, keras.optimizers.Optimizer):
+    """LAMB (You et al. 2019, as used for BERT): Adam direction + weight decay, scaled per
+    variable by the trust ratio ||w|| / ||update||. LayerNorm/bias variables get neither the
+    weight decay nor the trust ratio (as the BERT LAMB reference)."""
+
+    def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-6, global_clipnorm=None,
+                 exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
+                 num_layers=None, name="lamb", **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay or None,
+                         global_clipnorm=global_clipnorm or None, name=name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._init_bert(exclude_from_decay, layer_decay, num_layers)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        decays, multiplier = self._variable_settings(variable)
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype) * multiplier
+        gradient = tf.cast(gradient, dtype)
+        t = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign_add(m, (gradient - m) * (1.0 - self.beta_1))
+        self.assign_add(v, (tf.square(gradient) - v) * (1.0 - self.beta_2))
+        m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), t))
+        v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, dtype), t))
+        update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
+        if decays:
+            if self.weight_decay:
+                update += tf.cast(self.weight_decay, dtype) * variable
+            w_norm = tf.norm(variable)
+            u_norm = tf.norm(update)
+            ratio = tf.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, 1.0)
+            update = ratio * update
+        self.assign_sub(variable, lr * update)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return self._bert_config(config)
+
+
+def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
+                     num_warmup_steps=0, weight_decay=0.01, end_learning_rate=0.0,
+                     beta_1=0.9, beta_2=0.999, epsilon=1e-6, clip_norm=1.0, layer_decay=None,
+                     num_layers=None, exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY):
+    """AdamW or LAMB with `WarmupLinearDecay`, decay-exclusion by path, global-norm clipping
+    (`clip_norm` None/0 = off) and optional layer-wise learning-rate decay (see module doc).
+    Create it inside `strategy.scope()` (or hand the Trainer a callable that does)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    if num_train_steps <= 0:
+        raise ValueError(f"num_train_steps must be positive, got {num_train_steps}")
+    schedule = WarmupLinearDecay(learning_rate, num_warmup_steps, num_train_steps,
+                                 end_learning_rate)
+    cls = AdamW if name == "adamw" else Lamb
+    return cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
+               beta_2=beta_2, epsilon=epsilon, global_clipnorm=clip_norm,
+               exclude_from_decay=exclude_from_decay, layer_decay=layer_decay,
+               num_layers=num_layers)
