@@ -60,6 +60,10 @@ class BertEncoder(keras.Model):
         outputs = {"sequence_output": x, "pooled_output": pooled,
                    "encoder_outputs": layer_outputs}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        if dtype is not None:
+            # keras.Model's functional constructor drops `dtype`; without this, get_config
+            # (and so .keras files) and heads built with `encoder.dtype_policy` lose the policy.
+            self.dtype_policy = dtype
 
         self.config = config
         self.embeddings = embeddings
