@@ -94,10 +94,12 @@ class BertTokenizer(keras.layers.Layer):
         # Words longer than max_chars_per_word never reach WordPiece (they are replaced by the
         # literal "[UNK]" token), so the byte limit only has to cover 4 bytes per character.
         self._wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=list(tokens), suffix_indicator=vocab_lib.SUFFIX_INDICATOR,
+            vocab=vocab_lib.unique_for_matching(tokens),
+            suffix_indicator=vocab_lib.SUFFIX_INDICATOR,
             max_bytes_per_word=4 * self.max_chars_per_word + 4, token_out_type=tf.int32,
             unknown_token=vocab_lib.UNK, no_pretokenization=True)
         self._vocab_tensor = tf.constant(list(tokens))
+        self.built = True  # no weights
 
     # ---- properties ----------------------------------------------------------------------
     @property
@@ -112,7 +114,7 @@ class BertTokenizer(keras.layers.Layer):
         return self._tokens[i]
 
     def token_to_id(self, token):
-        return self._tokens.index(token)
+        return len(self._tokens) - 1 - self._tokens[::-1].index(token)
 
     # ---- pre-tokenization (clean, normalize, split into words) -----------------------------
     def _pretokenize(self, strings):
@@ -179,7 +181,7 @@ class BertTokenizer(keras.layers.Layer):
         word_id = tf.math.cumsum(tf.cast(new_word, tf.int64)) - 1  # [M]
         word_first = tf.where(new_word)[:, 0]                      # [W]
         w = tf.shape(word_first, out_type=tf.int64)[0]
-        word_last = tf.concat([word_first[1:], tf.reshape(m, [1])], 0) - 1
+        word_last = tf.concat([word_first, tf.reshape(m, [1])], 0)[1:] - 1    # [W]
         word_chars = word_last - word_first + 1                    # [W]
         return {
             "norm": norm, "src": src, "word_id": word_id, "word_first": word_first,
@@ -201,17 +203,17 @@ class BertTokenizer(keras.layers.Layer):
         stop = tf.logical_or(boundary, tf.logical_not(ignorable))
         cased_stop = tf.logical_and(tf.logical_and(stop, tf.logical_not(boundary)),
                                     _has(flags, ct.CASED))
-        stop_pos = tf.where(stop)[:, 0]                            # [S]
-        s = tf.shape(stop_pos, out_type=tf.int64)[0]
+        n = tf.shape(cps, out_type=tf.int64)[0]
+        # Stop positions plus a sentinel n ("none"), which is never cased.
+        stop_pos = tf.concat([tf.where(stop)[:, 0], tf.reshape(n, [1])], 0)   # [S + 1]
+        cased_stop = tf.concat([cased_stop, [False]], 0)                     # [N + 1]
+        s = tf.shape(stop_pos, out_type=tf.int64)[0] - 1
         before = _exclusive_cumsum(tf.cast(stop, tf.int64))        # stops before i
         after = before + tf.cast(stop, tf.int64)                   # index of next stop after i
-        prev = tf.gather(stop_pos, tf.maximum(before - 1, 0))
-        prev_cased = tf.logical_and(
-            tf.logical_and(before > 0, prev >= row_start),
-            tf.gather(cased_stop, tf.maximum(prev, 0)))
-        nxt = tf.gather(stop_pos, tf.minimum(after, tf.maximum(s - 1, 0)))
-        next_cased = tf.logical_and(tf.logical_and(after < s, nxt < row_end),
-                                    tf.gather(cased_stop, tf.maximum(nxt, 0)))
+        prev = tf.gather(stop_pos, tf.where(before > 0, before - 1, s))
+        prev_cased = tf.logical_and(prev >= row_start, tf.gather(cased_stop, prev))
+        nxt = tf.gather(stop_pos, after)
+        next_cased = tf.logical_and(nxt < row_end, tf.gather(cased_stop, nxt))
         is_sigma = tf.equal(cps, ct.CAPITAL_SIGMA)
         return tf.logical_and(is_sigma, tf.logical_and(prev_cased, tf.logical_not(next_cased)))
 

@@ -35,7 +35,8 @@ def load_vocab(path):
 
 
 def check_vocab(tokens, source="vocab"):
-    """Checks a token list: non-empty, all special tokens present, no duplicates."""
+    """Checks a token list: non-empty, all special tokens present. (Duplicates are allowed:
+    as in the original BERT, the last occurrence of a token gives its id.)"""
     if not tokens:
         raise VocabError(f"{source}: vocab is empty")
     present = set(tokens)
@@ -43,13 +44,14 @@ def check_vocab(tokens, source="vocab"):
         if token not in present:
             raise VocabError(f"{source}: vocab has no {token} token (need all of "
                              f"{' '.join(SPECIAL_TOKENS)})")
-    if len(present) != len(tokens):
-        seen = set()
-        for line, token in enumerate(tokens, 1):
-            if token in seen:
-                raise VocabError(f"{source}: line {line}: duplicate token {token!r}")
-            seen.add(token)
     return tokens
+
+
+def unique_for_matching(tokens):
+    """The token list with every earlier duplicate replaced by a placeholder that can never
+    match a word (it holds a space), so that matching yields the last occurrence's id."""
+    last = {t: i for i, t in enumerate(tokens)}
+    return [t if last[t] == i else f" duplicate {i}" for i, t in enumerate(tokens)]
 
 
 def special_token_ids(tokens):

@@ -1,0 +1,114 @@
+"""Packing WordPiece segments into BERT inputs: [CLS] a [SEP] (b [SEP] ...), padded.
+
+Truncation is the original BERT's `_truncate_seq_pair` (pop one token from the end of the
+longer segment until the pair fits; on a tie pop from the second), generalized to any number
+of segments: pop from the longest, ties popping from the later segment. Its result in closed
+form: every segment is cut to a common cap c (the largest with sum(min(len, c)) <= budget), and
+the tokens left in the budget go, one each, to the earliest segments that were cut.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def trim_lengths(lengths, max_total):
+    """lengths int [B, S] -> the kept lengths [B, S] (longest-first truncation to max_total)."""
+    lengths = tf.cast(lengths, tf.int64)
+    max_total = tf.cast(max_total, tf.int64)
+    caps = tf.range(max_total + 1)                                          # [C]
+    totals = tf.reduce_sum(tf.minimum(lengths[:, None, :], caps[None, :, None]), -1)  # [B, C]
+    cap = tf.reduce_sum(tf.cast(totals <= max_total, tf.int64), -1) - 1     # [B]
+    kept = tf.minimum(lengths, cap[:, None])                                # [B, S]
+    spare = max_total - tf.reduce_sum(kept, -1)                             # [B]
+    cut = lengths > cap[:, None]
+    rank = tf.math.cumsum(tf.cast(cut, tf.int64), axis=-1, exclusive=True)
+    return kept + tf.cast(tf.logical_and(cut, rank < spare[:, None]), tf.int64)
+
+
+def _as_pieces(segment):
+    """ragged [B, (pieces)] or [B, (words), (pieces)] -> int32 ragged [B, (pieces)]."""
+    if not isinstance(segment, tf.RaggedTensor):
+        segment = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(segment))
+    if segment.ragged_rank > 1:
+        segment = segment.merge_dims(1, -1)
+    return tf.cast(segment, tf.int32)
+
+
+def _keep_first(segment, keep):
+    """ragged [B, (L)] -> its first keep[b] items of each row."""
+    rows = segment.value_rowids()
+    pos = tf.range(tf.shape(segment.values, out_type=tf.int64)[0]) - tf.gather(
+        segment.row_starts(), rows)
+    mask = pos < tf.gather(keep, rows)
+    return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(segment.values, mask),
+                                             tf.boolean_mask(rows, mask),
+                                             nrows=segment.nrows())
+
+
+def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=False):
+    """Packs 1..S segments into the encoder inputs.
+
+    Args:
+      segments: list of int ragged [B, (pieces)] (or [B, (words), (pieces)]).
+      seq_length: total length T including [CLS] and one [SEP] per segment.
+      pad_to_longest: pad only to the batch's longest packed row (<= seq_length).
+
+    Returns dict of int32 [B, T] (T = seq_length, or the batch longest): input_word_ids
+    (padded with pad_id), input_mask (1 = real token), input_type_ids (segment index).
+    """
+    if isinstance(segments, (tf.Tensor, tf.RaggedTensor)):
+        segments = [segments]
+    segments = [_as_pieces(s) for s in segments]
+    num = len(segments)
+    if num < 1:
+        raise ValueError("pack_inputs: need at least one segment")
+    if seq_length < num + 1:
+        raise ValueError(f"pack_inputs: seq_length {seq_length} is too short for {num} "
+                         f"segment(s) (needs at least {num + 1} for [CLS] and the [SEP]s)")
+    lengths = tf.stack([s.row_lengths() for s in segments], axis=1)         # [B, S]
+    keep = trim_lengths(lengths, seq_length - num - 1)
+    batch = segments[0].nrows()
+
+    def column(value):
+        return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([batch, 1]), value))
+
+    ids, types = [column(tf.constant(cls_id, tf.int32))], [column(tf.constant(0, tf.int32))]
+    for i, segment in enumerate(segments):
+        kept = _keep_first(segment, keep[:, i])
+        ids += [kept, column(tf.constant(sep_id, tf.int32))]
+        types += [tf.ones_like(kept) * i, column(tf.constant(i, tf.int32))]
+    ids = tf.concat(ids, axis=1)                                            # [B, (T)]
+    types = tf.concat(types, axis=1)
+    mask = tf.ones_like(ids)
+    shape = None if pad_to_longest else [None, seq_length]
+    return {"input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
+            "input_mask": mask.to_tensor(default_value=0, shape=shape),
+            "input_type_ids": types.to_tensor(default_value=0, shape=shape)}
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertPacker(keras.layers.Layer):
+    """Keras layer around `pack_inputs`: a segment or list of segments -> dict of int32
+    [B, T] input_word_ids / input_mask / input_type_ids."""
+
+    def __init__(self, seq_length=128, cls_id=101, sep_id=102, pad_id=0,
+                 pad_to_longest=False, **kwargs):
+        kwargs.setdefault("trainable", False)
+        kwargs.setdefault("dtype", "int32")
+        super().__init__(**kwargs)
+        self.seq_length = int(seq_length)
+        self.cls_id, self.sep_id, self.pad_id = int(cls_id), int(sep_id), int(pad_id)
+        self.pad_to_longest = bool(pad_to_longest)
+        self.built = True  # no weights
+
+    def call(self, segments):
+        return pack_inputs(list(segments) if isinstance(segments, (list, tuple)) else segments,
+                           self.seq_length, self.cls_id, self.sep_id, self.pad_id,
+                           self.pad_to_longest)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seq_length": self.seq_length, "cls_id": self.cls_id,
+                       "sep_id": self.sep_id, "pad_id": self.pad_id,
+                       "pad_to_longest": self.pad_to_longest})
+        return config

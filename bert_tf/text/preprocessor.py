@@ -1,0 +1,118 @@
+"""BertPreprocessor: strings -> packed BERT inputs, and `load_preprocessor(path)`.
+
+    pre = bert_tf.load_preprocessor("path/to/model_or_hf_or_google_dir", seq_length=128)
+    inputs = pre(tf.constant(["a sentence"]))              # single segment
+    inputs = pre([tf.constant(["a"]), tf.constant(["b"])]) # sentence pairs
+    # -> {"input_word_ids", "input_mask", "input_type_ids"}: int32 [B, seq_length]
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from bert_tf import model_dir as model_dir_lib
+from bert_tf.text import packer as packer_lib
+from bert_tf.text.tokenizer import BertTokenizer
+
+DEFAULT_SEQ_LENGTH = 128
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertPreprocessor(keras.layers.Layer):
+    """Tokenizer + packer. Input: string [B], or a list/tuple of segment strings [B] (two for
+    sentence pairs). Output: dict of int32 [B, T] input_word_ids / input_mask /
+    input_type_ids, T = seq_length (or the batch longest with pad_to_longest=True)."""
+
+    def __init__(self, tokenizer=None, vocab=None, vocab_file=None, lower_case=None,
+                 seq_length=DEFAULT_SEQ_LENGTH, pad_to_longest=False, **kwargs):
+        kwargs.setdefault("trainable", False)
+        kwargs.setdefault("dtype", "int32")
+        super().__init__(**kwargs)
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.saving.deserialize_keras_object(tokenizer)
+        if tokenizer is None:
+            tokenizer = BertTokenizer(vocab=vocab, vocab_file=vocab_file, lower_case=lower_case)
+        self.tokenizer = tokenizer
+        self.seq_length = int(seq_length)
+        self.pad_to_longest = bool(pad_to_longest)
+        self.built = True  # no weights
+
+    @property
+    def lower_case(self):
+        return self.tokenizer.lower_case
+
+    @property
+    def vocab_size(self):
+        return self.tokenizer.vocab_size
+
+    def call(self, inputs):
+        segments = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not 1 <= len(segments) <= 8:
+            raise ValueError(f"BertPreprocessor: expected 1 or 2 string tensors, got "
+                             f"{len(segments)}")
+        pieces = [self.tokenizer.tokenize(tf.reshape(s, [-1])) for s in segments]
+        return packer_lib.pack_inputs(pieces, self.seq_length, self.tokenizer.cls_id,
+                                      self.tokenizer.sep_id, self.tokenizer.pad_id,
+                                      self.pad_to_longest)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
+                       "seq_length": self.seq_length, "pad_to_longest": self.pad_to_longest})
+        return config
+
+
+def _casing_from_name(path):
+    name = os.path.basename(os.path.normpath(path)).lower()
+    if "uncased" in name:
+        return True
+    if "cased" in name:
+        return False
+    return None
+
+
+def find_vocab(path):
+    """-> (vocab_file, lower_case or None, seq_length or None) for a bert-tf model dir, a
+    Hugging Face BERT dir, a Google BERT dir, or a vocab file itself."""
+    if os.path.isfile(path):
+        return path, None, None
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: no such directory")
+    if model_dir_lib.is_model_dir(path):
+        d = model_dir_lib.ModelDir(path)
+        pre = d.read_config().get("preprocessing", {})
+        vocab_file = d.file(pre.get("vocab_file") or model_dir_lib.VOCAB_FILE)
+        if not os.path.isfile(vocab_file):
+            raise FileNotFoundError(f"{d.config_path}: preprocessing.vocab_file "
+                                    f"{vocab_file} does not exist")
+        return vocab_file, pre.get("lower_case"), pre.get("seq_length")
+    vocab_file = os.path.join(path, "vocab.txt")
+    if not os.path.isfile(vocab_file):
+        raise FileNotFoundError(f"{path}: no vocab.txt (expected a bert-tf model dir, a Hugging "
+                                "Face BERT dir or a Google BERT dir)")
+    lower_case = None
+    tokenizer_config = os.path.join(path, "tokenizer_config.json")
+    if os.path.isfile(tokenizer_config):   # Hugging Face
+        try:
+            with open(tokenizer_config) as f:
+                value = json.load(f).get("do_lower_case")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{tokenizer_config}: unreadable ({e})") from None
+        if isinstance(value, bool):
+            lower_case = value
+    if lower_case is None and os.path.isfile(os.path.join(path, "bert_config.json")):
+        lower_case = _casing_from_name(path)   # Google: uncased_L-12_H-768_A-12, cased_...
+    return vocab_file, lower_case, None
+
+
+def load_preprocessor(path, seq_length=None, pad_to_longest=False):
+    """A BertPreprocessor for the vocab and casing of `path` (bert-tf model dir, Hugging Face
+    dir, Google dir, or a vocab.txt). seq_length: default the model dir's recorded
+    preprocessing.seq_length, else 128. Casing not recorded -> inferred from the vocab."""
+    vocab_file, lower_case, dir_seq_length = find_vocab(path)
+    if seq_length is None:
+        seq_length = dir_seq_length or DEFAULT_SEQ_LENGTH
+    return BertPreprocessor(vocab_file=vocab_file, lower_case=lower_case,
+                            seq_length=seq_length, pad_to_longest=pad_to_longest)
