@@ -16,6 +16,8 @@ Conventions of the exported signatures:
     than 2 ([CLS] [SEP]); with `pad_to_longest=False` always to seq_length.
 """
 
+import os
+
 import tensorflow as tf
 import tensorflow_text as tf_text
 
@@ -56,7 +58,8 @@ class _StandInTokenizer(tf.Module):
         return ids.merge_dims(1, 2), starts.merge_dims(1, 2), ends.merge_dims(1, 2)
 
 
-USE_PROJECT_TOKENIZER = True
+# BERT_TF_EXPORT_TOKENIZER=tf_text forces the stand-in (tf.text BertTokenizer, NFKC folding).
+USE_PROJECT_TOKENIZER = os.environ.get("BERT_TF_EXPORT_TOKENIZER", "project") != "tf_text"
 
 
 def make_tokenizer(vocab_file, lower_case):

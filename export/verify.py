@@ -1,0 +1,130 @@
+"""Checks that an exported SavedModel is self-contained, in a FRESH Python process.
+
+    python -m export.verify --saved_model=BASE/NAME/1 [--text="some text" ...]
+
+The child process imports only `tensorflow` and `tensorflow_text` (plus the standard library),
+never project code: it lists every op of the SavedModel (graph + function library), proves each
+is a TF core op (registered before tf.text is imported) or a tf.text op (registered by importing
+tensorflow_text), rejects py_function ops, then runs the given requests and writes the outputs
+to a .npz file. This is what a TF Serving build with the tf.text ops does.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+PY_FUNC_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
+
+_CHILD = r'''
+import json, os, sys
+path, requests_file, out_file = sys.argv[1:4]
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+
+sm = saved_model_pb2.SavedModel()
+with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    sm.ParseFromString(f.read())
+ops = set()
+for mg in sm.meta_graphs:
+    ops.update(n.op for n in mg.graph_def.node)
+    for fn in mg.graph_def.library.function:
+        ops.update(n.op for n in fn.node_def)
+core = sorted(o for o in ops if op_def_registry.get(o) is not None)
+import tensorflow_text  # registers the tf.text ops
+text_ops = sorted(o for o in ops if o not in core and op_def_registry.get(o) is not None)
+unknown = sorted(ops - set(core) - set(text_ops))
+project = sorted(m for m in sys.modules if m.split(".")[0] in ("bert_tf", "export", "apps"))
+
+loaded = tf.saved_model.load(path)
+results = {}
+with open(requests_file) as f:
+    requests = json.load(f)
+for i, req in enumerate(requests):
+    fn = loaded.signatures[req["signature"]]
+    inputs = {}
+    for k, v in req["inputs"].items():
+        if req.get("dtypes", {}).get(k, "string") == "string":
+            inputs[k] = tf.constant([s.encode("latin-1") for s in v], tf.string) if v else \
+                tf.zeros([0], tf.string)
+        else:
+            inputs[k] = tf.constant(v, tf.int32)
+    try:
+        out = fn(**inputs)
+        for k, v in out.items():
+            results[f"{i}/{k}"] = v.numpy()
+    except Exception as e:  # reported, not raised: the caller decides what is an error
+        results[f"{i}/__error__"] = str(e).strip().splitlines()[0]
+import numpy as np
+np.savez(out_file, **{k: (np.asarray(v, dtype=object) if isinstance(v, str) else v)
+                      for k, v in results.items()})
+print(json.dumps({"core_ops": core, "text_ops": text_ops, "unknown_ops": unknown,
+                  "project_modules": project,
+                  "signatures": sorted(loaded.signatures.keys())}))
+'''
+
+
+def encode_strings(values):
+    """bytes/str -> latin-1 str, so arbitrary bytes (invalid UTF-8 too) survive JSON."""
+    return [(v if isinstance(v, bytes) else v.encode("utf-8")).decode("latin-1")
+            for v in values]
+
+
+def run_fresh(saved_model_dir, requests, timeout=300):
+    """Runs `requests` ([{"signature": name, "inputs": {name: list}}]) in a fresh process.
+
+    String inputs may be str or bytes. Returns (report dict, [outputs dict per request])."""
+    reqs = []
+    for r in requests:
+        inputs, dtypes = {}, {}
+        for k, v in r["inputs"].items():
+            if len(v) and not isinstance(v[0], (str, bytes)):
+                inputs[k] = np.asarray(v).tolist()
+                dtypes[k] = "int32"
+            else:
+                inputs[k] = encode_strings(v)
+        reqs.append({"signature": r.get("signature", "serving_default"), "inputs": inputs,
+                     "dtypes": dtypes})
+    with tempfile.TemporaryDirectory() as tmp:
+        req_file = os.path.join(tmp, "requests.json")
+        out_file = os.path.join(tmp, "outputs.npz")
+        with open(req_file, "w") as f:
+            json.dump(reqs, f)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        proc = subprocess.run([sys.executable, "-c", _CHILD, os.path.abspath(saved_model_dir),
+                               req_file, out_file], capture_output=True, text=True, cwd=tmp,
+                              env=env, timeout=timeout)
+        if proc.returncode:
+            tail = proc.stderr.strip().splitlines()[-3:]
+            raise RuntimeError(f"fresh process failed ({proc.returncode}): {' | '.join(tail)}")
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        data = np.load(out_file, allow_pickle=True)
+        outputs = [{} for _ in reqs]
+        for key in data.files:
+            i, name = key.split("/", 1)
+            outputs[int(i)][name] = data[key]
+    return report, outputs
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--saved_model", required=True, help="a version dir BASE/NAME/<N>")
+    parser.add_argument("--text", action="append", default=[], help="a text to classify/tag")
+    args = parser.parse_args(argv)
+    requests = [{"inputs": {"text": args.text}}] if args.text else []
+    report, outputs = run_fresh(args.saved_model, requests)
+    report["outputs"] = [{k: v.tolist() for k, v in o.items()} for o in outputs]
+    ok = not report["unknown_ops"] and not report["project_modules"] and not (
+        set(PY_FUNC_OPS) & set(report["core_ops"]))
+    print(json.dumps(report, indent=1, default=lambda b: b.decode("utf-8", "replace")))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

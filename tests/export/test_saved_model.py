@@ -1,0 +1,271 @@
+"""Serving SavedModel export: versions, fresh-process parity with the Keras model, op list,
+bad input for every signature.
+
+All three tasks are exported once per module (tiny models, seq_length 16) and queried in ONE
+fresh process per export that imports only tensorflow + tensorflow_text."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from conftest import TINY_VOCAB  # noqa: E402
+from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir  # noqa: E402
+
+SEQ = 16
+TEXTS = ["the quick brown fox jumps over the lazy dog", "hello world", "Café résumé!",
+         "john lives in paris , france", "what is the capital of france ?"]
+BAD = ["", "   \t\n ", b"\xff\xfe invalid \xc3", "the quick brown fox " * 40,
+       "\u00e9\u4e2d\u6587 cafe\u0301"]
+
+
+def tiny_config():
+    from bert_tf import BertConfig
+    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
+                             num_heads=4, intermediate_size=64, max_position_embeddings=64)
+
+
+def as_bytes(s):
+    return s if isinstance(s, bytes) else s.encode("utf-8")
+
+
+def clean_str(s):
+    """The serving graph's view of an input: UTF-8 with invalid bytes -> U+FFFD."""
+    return as_bytes(s).decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from export.saved_model import export_serving
+    root = tmp_path_factory.mktemp("export")
+    out = {}
+    tasks = {"classify": {"type": "classify", "label_names": CLASS_LABELS},
+             "pair": {"type": "classify", "label_names": CLASS_LABELS[:2], "text_b": "b"},
+             "tag": {"type": "tag", "label_names": TAG_LABELS},
+             "squad": {"type": "squad", "version_2_with_negative": True,
+                       "max_answer_length": 5}}
+    for name, task in tasks.items():
+        model_dir = str(root / f"{name}_dir")
+        model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, task, seq_length=SEQ)
+        path = export_serving(model_dir, str(root / "serving" / name))
+        out[name] = (model_dir, model, path)
+    return out
+
+
+def pack_reference(model_dir, segments_list, waterfall=False, max_query=None):
+    """Independent numpy packing of tokenized segments -> padded encoder inputs."""
+    from export import text_graph
+    vocab = text_graph.read_vocab(os.path.join(model_dir, "vocab.txt"))
+    cls, sep = vocab.index("[CLS]"), vocab.index("[SEP]")
+    rows, types = [], []
+    for segments in segments_list:
+        segs = [list(s) for s in segments]
+        if max_query is not None:
+            segs[0] = segs[0][:max_query]
+        budget = SEQ - len(segs) - 1
+        if waterfall:
+            segs[1] = segs[1][:max(0, budget - len(segs[0]))]
+        else:
+            while sum(map(len, segs)) > budget:   # original BERT: pop from the longer
+                longest = max(range(len(segs)), key=lambda i: (len(segs[i]), i))  # tie: b
+                segs[longest].pop()
+        ids, tt = [cls], [0]
+        for k, s in enumerate(segs):
+            ids += s + [sep]
+            tt += [k] * (len(s) + 1)
+        rows.append(ids)
+        types.append(tt)
+    width = max(2, max(len(r) for r in rows))
+    arr = lambda xs: np.array([x + [0] * (width - len(x)) for x in xs], np.int32)  # noqa: E731
+    return {"input_word_ids": arr(rows), "input_mask": arr([[1] * len(r) for r in rows]),
+            "input_type_ids": arr(types)}
+
+
+def tokenize(model_dir, texts):
+    """In-process tokenization with the same tokenizer the export uses (eager)."""
+    import tensorflow as tf
+    from export import text_graph
+    tok = text_graph.make_tokenizer(os.path.join(model_dir, "vocab.txt"), True)
+    ids, starts, ends = tok.tokenize_with_offsets(
+        text_graph.clean_utf8(tf.constant([as_bytes(t) for t in texts])))
+    return ids.to_list(), starts.to_list(), ends.to_list()
+
+
+# ---- layout and versions -------------------------------------------------------------
+
+def test_versions_are_numbered_and_never_clobbered(exported, tmp_path):
+    from export.saved_model import export_serving
+    model_dir, model, _ = exported["classify"]
+    base = tmp_path / "m"
+    os.makedirs(base / "7")
+    (base / "7" / "keep.txt").write_text("old")
+    (base / "junk").mkdir()
+    path = export_serving(model_dir, str(base), warmup=False, model=model)
+    assert path == str(base / "8")
+    assert (base / "7" / "keep.txt").read_text() == "old"
+    assert os.path.isfile(base / "8" / "saved_model.pb")
+    assert not [n for n in os.listdir(base) if n.startswith(".export")]
+
+
+def test_warmup_file_holds_prediction_logs(exported):
+    from export.warmup import read_warmup_requests
+    requests = read_warmup_requests(exported["pair"][2])
+    assert len(requests) == 2
+    assert set(requests[1].inputs) == {"text", "text_b"}
+    assert requests[1].inputs["text"].tensor_shape.dim[0].size == 2
+    assert requests[0].model_spec.signature_name == "serving_default"
+
+
+def test_bad_export_input_is_one_line(tmp_path):
+    from export.saved_model import ExportError, read_model_dir
+    with pytest.raises(ExportError, match="no such directory"):
+        read_model_dir(str(tmp_path / "missing"))
+
+
+# ---- fresh process: ops, parity, bad input ---------------------------------------------
+
+def _check_ops(report):
+    assert not report["unknown_ops"], report["unknown_ops"]
+    assert not report["project_modules"]
+    from export.verify import PY_FUNC_OPS
+    assert not set(PY_FUNC_OPS) & set(report["core_ops"] + report["text_ops"])
+    assert report["text_ops"], "expected tf.text ops in the graph"
+
+
+def test_classify_fresh_process_matches_keras(exported):
+    from export.verify import run_fresh
+    model_dir, model, path = exported["classify"]
+    texts = TEXTS + BAD
+    report, outs = run_fresh(path, [
+        {"inputs": {"text": texts}},
+        {"inputs": {"text": TEXTS[:1]}},
+        {"inputs": {"text": []}},
+        {"inputs": {"text": BAD}},
+    ])
+    _check_ops(report)
+    assert {"serving_default", "serving_encoded"} <= set(report["signatures"])
+    ids = tokenize(model_dir, texts)[0]
+    ref = pack_reference(model_dir, [[x] for x in ids])
+    probs = np.asarray(model(ref, training=False)["logits"])
+    probs = np.exp(probs - probs.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(outs[0]["probabilities"], probs, atol=1e-5)
+    assert [b.decode() for b in outs[0]["label"]] == [CLASS_LABELS[i] for i in
+                                                       probs.argmax(-1)]
+    # batch of one (padded to its own length) == the same row in a bigger batch
+    np.testing.assert_allclose(outs[1]["probabilities"][0], probs[0], atol=1e-5)
+    assert outs[2]["probabilities"].shape == (0, 3) and outs[2]["label"].shape == (0,)
+    np.testing.assert_allclose(outs[3]["probabilities"], probs[len(TEXTS):], atol=1e-5)
+
+
+def test_pair_classifier_and_encoded_signature(exported):
+    from export.verify import run_fresh
+    model_dir, model, path = exported["pair"]
+    a = ["hello world", "", "the quick brown fox " * 10]
+    b = ["good movie", b"\xff", "a lazy dog " * 10]
+    ids_a, ids_b = tokenize(model_dir, a)[0], tokenize(model_dir, b)[0]
+    ref = pack_reference(model_dir, list(zip(ids_a, ids_b)))
+    report, outs = run_fresh(path, [
+        {"inputs": {"text": a, "text_b": b}},
+        {"signature": "serving_encoded", "inputs": {k: v.tolist() for k, v in ref.items()}},
+    ])
+    _check_ops(report)
+    logits = np.asarray(model(ref, training=False)["logits"])
+    np.testing.assert_allclose(outs[1]["logits"], logits, atol=1e-5)
+    np.testing.assert_allclose(outs[0]["probabilities"], outs[1]["probabilities"], atol=1e-6)
+    assert outs[0]["label"].shape == (3,)
+
+
+def iob2_entities(labels):
+    """conlleval-style (type, first word, last word) from word labels."""
+    ents, cur = [], None
+    for i, lab in enumerate(labels + ["O"]):
+        kind = lab[2:] if lab != "O" else None
+        if cur and (lab == "O" or lab.startswith("B-") or kind != cur[0]):
+            ents.append(tuple(cur))
+            cur = None
+        if lab != "O" and cur is None:
+            cur = [kind, i, i]
+        elif cur is not None:
+            cur[2] = i
+    return ents
+
+
+def test_tag_entities_match_reference_decoding(exported):
+    from export.verify import run_fresh
+    model_dir, model, path = exported["tag"]
+    texts = TEXTS + BAD
+    report, outs = run_fresh(path, [{"inputs": {"text": texts}}, {"inputs": {"text": []}}])
+    _check_ops(report)
+    out = outs[0]
+    ids, starts, ends = tokenize(model_dir, texts)
+    vocab = open(os.path.join(model_dir, "vocab.txt")).read().split("\n")
+    ids = [x[:SEQ - 2] for x in ids]
+    ref = pack_reference(model_dir, [[x] for x in ids])
+    logits = np.asarray(model(ref, training=False)["logits"])
+    for row, text in enumerate(texts):
+        clean = clean_str(text)
+        raw = as_bytes(clean)
+        # words: a piece that is not "##..." starts a word
+        words = []
+        for k, tid in enumerate(ids[row]):
+            if k == 0 or not vocab[tid].startswith("##"):
+                words.append([k, k])
+            else:
+                words[-1][1] = k
+        labels = [TAG_LABELS[int(logits[row, w[0] + 1].argmax())] for w in words]
+        expected = []
+        for kind, w0, w1 in iob2_entities(labels):
+            b0 = starts[row][words[w0][0]]
+            b1 = max(ends[row][k] for k in range(words[w0][0], words[w1][1] + 1))
+            c0, c1 = len(raw[:b0].decode()), len(raw[:b1].decode())
+            expected.append((kind, c0, c1, clean[c0:c1]))
+        n = int(out["num_entities"][row])
+        got = [(out["entity_type"][row, e].decode(), int(out["entity_start"][row, e]),
+                int(out["entity_end"][row, e]), out["entity_text"][row, e].decode())
+               for e in range(n)]
+        assert got == expected, (text, got, expected)
+        assert all(out["entity_start"][row, n:] == -1)
+    assert outs[1]["entity_text"].shape[0] == 0 and outs[1]["num_entities"].shape == (0,)
+
+
+def test_squad_answers_match_brute_force(exported):
+    from export.verify import run_fresh
+    model_dir, model, path = exported["squad"]
+    questions = ["where does john live ?", "", "what ?", "who " * 30, b"\xff?"]
+    contexts = ["john lives in paris , france", "hello world", "", "the quick brown fox",
+                "the capital of france is paris " * 5]
+    report, outs = run_fresh(path, [{"inputs": {"question": questions, "context": contexts}},
+                                    {"inputs": {"question": [], "context": []}}])
+    _check_ops(report)
+    out = outs[0]
+    q_ids = tokenize(model_dir, questions)[0]
+    c_ids, c_starts, c_ends = tokenize(model_dir, contexts)
+    ref = pack_reference(model_dir, list(zip(q_ids, c_ids)), waterfall=True, max_query=64)
+    res = model(ref, training=False)
+    s, e = np.asarray(res["start_logits"]), np.asarray(res["end_logits"])
+    for row in range(len(questions)):
+        nq = min(len(q_ids[row]), SEQ - 3)
+        first = nq + 2
+        nc = int(ref["input_mask"][row].sum()) - first - 1
+        best, span = -np.inf, None
+        for i in range(first, first + nc):
+            for j in range(i, min(i + 5, first + nc)):
+                if s[row, i] + e[row, j] > best:
+                    best, span = s[row, i] + e[row, j], (i, j)
+        null = s[row, 0] + e[row, 0]
+        clean = clean_str(contexts[row])
+        raw = as_bytes(clean)
+        if span is None or null >= best:
+            assert out["answer"][row] == b"" and out["answer_start"][row] == -1
+        else:
+            b0 = c_starts[row][span[0] - first]
+            b1 = c_ends[row][span[1] - first]
+            c0, c1 = len(raw[:b0].decode()), len(raw[:b1].decode())
+            assert (int(out["answer_start"][row]), int(out["answer_end"][row])) == (c0, c1)
+            assert out["answer"][row].decode() == clean[c0:c1]
+            assert 0.0 < out["score"][row] <= 1.0
+    assert outs[1]["answer"].shape == (0,)
