@@ -379,13 +379,10 @@ class Trainer:
         else:
             ok = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
         ok = ok & tf.equal(self._bad_step, 0)
+        return tf.concat([stats, [grad_norm, tf.cast(ok, tf.float32)]], 0), grads
 
-        def apply():
-            self.optimizer.apply(grads, variables)
-            return tf.constant(True)
-
-        tf.cond(ok, apply, lambda: tf.constant(False))
-        return tf.concat([stats, [grad_norm, tf.cast(ok, tf.float32)]], 0)
+    def _replica_apply(self, grads):
+        self.optimizer.apply(grads, self.model.trainable_variables)
 
     def _build_train_fn(self):
         k = self.grad_accum_steps
@@ -396,10 +393,14 @@ class Trainer:
                 if self._bad_step > 0:
                     break
                 micro_batches = tuple(next(iterator) for _ in range(k))
-                out = self.strategy.run(self._replica_train_step, args=(micro_batches,))
+                out, grads = self.strategy.run(self._replica_train_step,
+                                               args=(micro_batches,))
                 out = self.strategy.experimental_local_results(out)[0]
                 ok = out[-1] > 0
                 if ok:
+                    # A separate strategy.run: Keras' apply may merge_call, which cannot
+                    # happen under control flow inside a replica function.
+                    self.strategy.run(self._replica_apply, args=(grads,))
                     self.step.assign_add(1)
                     # [loss, examples, metric sums..., grad_norm] accumulated; +1 step count
                     self._train_acc.assign_add(tf.cast(
