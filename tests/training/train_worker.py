@@ -36,6 +36,8 @@ def parse():
     p.add_argument("--optimizer", default="adamw")
     p.add_argument("--clip_norm", type=float, default=1.0)
     p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--odd_batch_check", action="store_true",
+                   help="first try a global batch of 5 and print the error")
     return p.parse_args()
 
 
@@ -136,6 +138,13 @@ def main():
         print(f"CheckpointError: {e}", flush=True)
         return 4
     objective.step = trainer.step
+    if args.odd_batch_check:
+        try:
+            trainer.train(tf.data.Dataset.from_tensor_slices((x, {"y": y, "w": w})).batch(
+                5, drop_remainder=True), args.steps)
+            print("ODD_BATCH_ERROR: none", flush=True)
+        except ValueError as e:
+            print(f"ODD_BATCH_ERROR: {e}", flush=True)
     try:
         train_results = trainer.train(dataset, args.steps)
     except NonFiniteLossError as e:

@@ -1,0 +1,140 @@
+"""Schedule values, weight-decay exclusion by path, layer-wise LR decay, clipping, LAMB math."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_tf.training import optimization as opt_lib
+
+
+def test_schedule_values_hand_computed():
+    s = opt_lib.WarmupLinearDecay(2.0, warmup_steps=10, decay_steps=110, end_learning_rate=0.2)
+    # warmup: 2 * step / 10; decay: 0.2 + 1.8 * (110 - step) / 100; then 0.2.
+    expected = {0: 0.0, 1: 0.2, 5: 1.0, 9: 1.8, 10: 2.0, 60: 1.1, 100: 0.38, 110: 0.2,
+                500: 0.2}
+    for step, value in expected.items():
+        assert float(s(step)) == pytest.approx(value, rel=1e-6), step
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
+    assert isinstance(clone, opt_lib.WarmupLinearDecay)
+    assert float(clone(60)) == pytest.approx(1.1)
+
+
+def test_schedule_rejects_warmup_longer_than_training():
+    with pytest.raises(ValueError, match="num_warmup_steps"):
+        opt_lib.create_optimizer("adamw", 1e-3, num_train_steps=10, num_warmup_steps=20)
+
+
+def test_decay_exclusion_by_path():
+    assert opt_lib.applies_weight_decay("transformer_0/intermediate/kernel")
+    assert opt_lib.applies_weight_decay("embeddings/word_embeddings/embeddings")
+    for path in ("embeddings/layer_norm/gamma", "transformer_1/output_layer_norm/beta",
+                 "transformer_0/attention/qkv_bias", "pooler/bias", "mlm/output_bias", "bias"):
+        assert not opt_lib.applies_weight_decay(path), path
+    assert opt_lib.layer_depth("embeddings/layer_norm/gamma", 4) == 0
+    assert opt_lib.layer_depth("transformer_3/output/kernel", 4) == 4
+    assert opt_lib.layer_depth("classifier/dense/kernel", 4) == 5
+    assert opt_lib.count_layers(["a/transformer_0/x", "transformer_11/y", "pooler/k"]) == 12
+
+
+def _tiny_classifier(tiny_config):
+    import bert_tf
+    return bert_tf.BertClassifier(bert_tf.BertEncoder(tiny_config), 3)
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_weight_decay_and_layer_decay_with_zero_gradients(tiny_config, name):
+    """Zero gradients: Adam/LAMB directions are 0, so only decoupled weight decay moves
+    weights. AdamW: w <- w (1 - lr m wd); LAMB (trust ratio ||w|| / ||wd w|| = 1 / wd):
+    w <- w (1 - lr m), m the layer multiplier 0.5 ** (L + 1 - depth), L = 2."""
+    model = _tiny_classifier(tiny_config)
+    lr, wd = 0.1, 0.2
+    optimizer = opt_lib.create_optimizer(name, lr, num_train_steps=100, num_warmup_steps=0,
+                                         weight_decay=wd, layer_decay=0.5)
+    variables = model.trainable_variables
+    before = {v.path: v.numpy().copy() for v in variables}
+    optimizer.apply([tf.zeros_like(v) for v in variables], variables)
+    checked = set()
+    for v in variables:
+        old, new = before[v.path], v.numpy()
+        if not opt_lib.applies_weight_decay(v.path):
+            np.testing.assert_array_equal(new, old, err_msg=v.path)
+            checked.add("excluded")
+            continue
+        depth = opt_lib.layer_depth(v.path, 2)
+        multiplier = 0.5 ** (3 - depth)
+        factor = 1 - lr * multiplier * (wd if name == "adamw" else 1.0)
+        np.testing.assert_allclose(new, old * factor, rtol=1e-5, atol=1e-7, err_msg=v.path)
+        checked.add(depth)
+    assert checked == {"excluded", 0, 1, 2, 3}
+
+
+def test_clipping_bounds_the_global_norm():
+    optimizer = opt_lib.create_optimizer("adamw", 1e-3, 10, clip_norm=1.0)
+    grads = [tf.constant([3.0, 4.0]), tf.constant([[12.0]])]          # global norm 13
+    clipped = optimizer._clip_gradients(grads)
+    assert float(tf.linalg.global_norm(clipped)) == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(clipped[0].numpy(), [3 / 13, 4 / 13], rtol=1e-6)
+    small = [tf.constant([0.3, 0.4])]                                  # norm 0.5: unchanged
+    np.testing.assert_allclose(optimizer._clip_gradients(small)[0].numpy(), [0.3, 0.4])
+    unclipped = opt_lib.create_optimizer("adamw", 1e-3, 10, clip_norm=None)
+    np.testing.assert_allclose(unclipped._clip_gradients(grads)[0].numpy(), [3.0, 4.0])
+
+
+def test_lamb_step_matches_numpy_reference():
+    w0 = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    g = np.array([[0.1, 0.3], [-0.2, 0.05]], np.float32)
+    b0 = np.array([0.3, -0.1], np.float32)
+    kernel = keras.Variable(w0, name="kernel")
+    bias = keras.Variable(b0, name="bias")
+    lr, wd, eps = 0.01, 0.1, 1e-6
+    optimizer = opt_lib.Lamb(learning_rate=lr, weight_decay=wd, epsilon=eps)
+    optimizer.apply([tf.constant(g), tf.constant(g[0])], [kernel, bias])
+
+    def lamb(w, grad, decay):
+        m_hat, v_hat = grad, grad ** 2              # first step, bias-corrected
+        update = m_hat / (np.sqrt(v_hat) + eps)
+        if not decay:
+            return w - lr * update                  # no decay, no trust ratio
+        update = update + wd * w
+        ratio = np.linalg.norm(w) / np.linalg.norm(update)
+        return w - lr * ratio * update
+
+    np.testing.assert_allclose(kernel.numpy(), lamb(w0, g, True), rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), lamb(b0, g[0], False), rtol=1e-5)
+
+
+def test_adamw_step_matches_numpy_reference():
+    w0 = np.array([0.5, -1.0, 2.0], np.float32)
+    g = np.array([0.1, -0.3, 0.0], np.float32)
+    kernel = keras.Variable(w0, name="kernel")
+    lr, wd, eps = 0.01, 0.1, 1e-6
+    optimizer = opt_lib.AdamW(learning_rate=lr, weight_decay=wd, epsilon=eps)
+    for _ in range(2):
+        optimizer.apply([tf.constant(g)], [kernel])
+    w, m, v = w0.astype(np.float64), 0.0, 0.0
+    for t in (1, 2):
+        w = w * (1 - lr * wd)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g ** 2
+        alpha = lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)   # Keras Adam's form
+        w = w - alpha * m / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(kernel.numpy(), w, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_optimizer_config_round_trip(name):
+    optimizer = opt_lib.create_optimizer(name, 3e-4, 1000, 100, weight_decay=0.05,
+                                         clip_norm=2.0, layer_decay=0.75, epsilon=1e-8)
+    clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(clone) is type(optimizer)
+    for key in ("weight_decay", "global_clipnorm", "layer_decay", "epsilon",
+                "exclude_from_decay"):
+        assert clone.get_config()[key] == optimizer.get_config()[key], key
+    assert float(clone.learning_rate) == pytest.approx(0.0)          # schedule at step 0
+    assert float(clone._learning_rate(550)) == pytest.approx(1.5e-4)
+
+
+def test_bad_optimizer_name():
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        opt_lib.create_optimizer("sgd", 1e-3, 10)
