@@ -1,0 +1,89 @@
+"""Packing: [CLS] a [SEP] b [SEP], original longest-first truncation, padding."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_tf.text import packer
+from tests.text import reference_tokenization as ref
+
+
+def _simulate(lengths, budget):
+    """Pop from the longest, ties from the later segment (the original for two segments)."""
+    lengths = list(lengths)
+    while sum(lengths) > budget:
+        longest = max(lengths)
+        i = max(j for j, n in enumerate(lengths) if n == longest)
+        lengths[i] -= 1
+    return lengths
+
+
+def test_trim_lengths_matches_original_truncate_seq_pair():
+    cases = list(itertools.product(range(0, 13), range(0, 13)))
+    for budget in (0, 1, 5, 8, 30):
+        got = packer.trim_lengths(tf.constant(cases), budget).numpy().tolist()
+        for (la, lb), (ka, kb) in zip(cases, got):
+            a, b = list(range(la)), list(range(lb))
+            ref.truncate_seq_pair(a, b, budget)
+            assert (ka, kb) == (len(a), len(b)), (la, lb, budget)
+
+
+def test_trim_lengths_three_segments():
+    cases = list(itertools.product(range(0, 7), repeat=3))
+    got = packer.trim_lengths(tf.constant(cases), 7).numpy().tolist()
+    assert got == [_simulate(c, 7) for c in cases]
+
+
+def test_pack_pair_hand_computed():
+    a = tf.ragged.constant([[11, 12, 13, 14, 15], [21], [31, 32]])
+    b = tf.ragged.constant([[41, 42], [51, 52, 53, 54, 55, 56], []])
+    out = packer.pack_inputs([a, b], seq_length=8, cls_id=101, sep_id=102)
+    # Budget 5: (5, 2) -> (3, 2); (1, 6) -> (1, 4); (2, 0) fits.
+    assert out["input_word_ids"].numpy().tolist() == [
+        [101, 11, 12, 13, 102, 41, 42, 102],
+        [101, 21, 102, 51, 52, 53, 54, 102],
+        [101, 31, 32, 102, 102, 0, 0, 0]]
+    assert out["input_type_ids"].numpy().tolist() == [
+        [0, 0, 0, 0, 0, 1, 1, 1],
+        [0, 0, 0, 1, 1, 1, 1, 1],
+        [0, 0, 0, 0, 1, 0, 0, 0]]
+    assert out["input_mask"].numpy().tolist() == [
+        [1] * 8, [1] * 8, [1, 1, 1, 1, 1, 0, 0, 0]]
+    assert all(v.dtype == tf.int32 for v in out.values())
+
+
+def test_pack_single_truncates_and_pads():
+    a = tf.ragged.constant([[5, 6, 7, 8, 9, 10], [5]])
+    out = packer.pack_inputs([a], seq_length=6, cls_id=2, sep_id=3)
+    assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 7, 8, 3], [2, 5, 3, 0, 0, 0]]
+    assert out["input_type_ids"].numpy().sum() == 0
+    longest = packer.pack_inputs(tf.ragged.constant([[5], [5, 6]]), seq_length=6, cls_id=2,
+                                 sep_id=3, pad_to_longest=True)
+    assert longest["input_word_ids"].numpy().tolist() == [[2, 5, 3, 0], [2, 5, 6, 3]]
+    assert longest["input_mask"].numpy().tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def test_pack_words_input_and_errors():
+    words = tf.ragged.constant([[[5, 6], [7]], [[8]]])
+    out = packer.pack_inputs([words], seq_length=5, cls_id=2, sep_id=3)
+    assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]]
+    with pytest.raises(ValueError, match="too short"):
+        packer.pack_inputs([words, words], seq_length=2, cls_id=2, sep_id=3)
+
+
+def test_packer_layer_in_tf_function_and_config():
+    layer = packer.BertPacker(seq_length=7, cls_id=2, sep_id=3, pad_id=0)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert clone.get_config() == layer.get_config()
+
+    @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.int32),
+                                  tf.RaggedTensorSpec([None, None], tf.int32)])
+    def run(a, b):
+        return clone([a, b])
+    out = run(tf.ragged.constant([[9] * 10], tf.int32), tf.ragged.constant([[8] * 3], tf.int32))
+    np.testing.assert_array_equal(out["input_word_ids"], [[2, 9, 9, 3, 8, 8, 3]])
+    static = run.get_concrete_function().structured_outputs["input_word_ids"].shape
+    assert static.as_list() == [None, 7]                  # seq_length is static in the graph
