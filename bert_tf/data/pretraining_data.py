@@ -36,8 +36,9 @@ import time
 
 from bert_tf.data import sentences as sentences_lib
 from bert_tf.text import masking
+from bert_tf.text import vocab as vocab_lib
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_TOKENS = vocab_lib.SPECIAL_TOKENS
 SHARD_SUFFIX = ".tfrecord"
 METADATA_SUFFIX = ".metadata.json"
 METADATA_FORMAT = "bert_tf.pretraining_records"
@@ -93,19 +94,12 @@ class CreationConfig:
 # ----------------------------------------------------------------------------- vocab / tokenizer
 
 def read_vocab(vocab_file):
-    """The vocab as a list of tokens (line i = id i), with a one-line error if unusable."""
-    if not os.path.isfile(vocab_file):
-        raise PretrainingDataError(f"{vocab_file}: vocab file not found")
-    with open(vocab_file, "r", encoding="utf-8") as f:
-        tokens = [line.rstrip("\n").rstrip("\r") for line in f]
-    while tokens and not tokens[-1]:
-        tokens.pop()
-    missing = [t for t in SPECIAL_TOKENS if t not in tokens]
-    if missing:
-        raise PretrainingDataError(
-            f"{vocab_file}: vocab lacks the special tokens {', '.join(missing)} (needs "
-            f"{', '.join(SPECIAL_TOKENS)})")
-    return tokens
+    """The vocab as a list of tokens (line i = id i), with a one-line error if unusable
+    (missing file, no special tokens, duplicates)."""
+    try:
+        return vocab_lib.load_vocab(vocab_file)
+    except vocab_lib.VocabError as e:
+        raise PretrainingDataError(str(e)) from None
 
 
 def file_sha256(path):
@@ -120,9 +114,9 @@ class BertTokenizerFactory:
     """Picklable recipe for the project's BertTokenizer; called once in each worker, it
     returns `tokenize_batch(list[str]) -> list[list[int]]`."""
 
-    def __init__(self, vocab_file, lower_case=True):
+    def __init__(self, vocab_file, lower_case=None):
         self.vocab_file = vocab_file
-        self.lower_case = lower_case
+        self.lower_case = lower_case  # None: inferred from the vocab
 
     def __call__(self):
         import tensorflow as tf
@@ -424,7 +418,7 @@ def _submit_bounded(pool, tasks, max_pending):
 
 
 def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=None,
-                            lower_case=True, num_shards=1, num_workers=1,
+                            lower_case=None, num_shards=1, num_workers=1,
                             tokenizer_factory=None, overwrite=False, progress=None,
                             progress_every_seconds=10.0):
     """Writes `<output_prefix>-NNNNN-of-MMMMM.tfrecord` shards and
@@ -540,7 +534,8 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
         "whole_word_masking": config.whole_word_masking,
         "input_format": config.input_format,
         "chunk_sentences": config.chunk_sentences,
-        "lower_case": lower_case,
+        "lower_case": (vocab_lib.infer_lower_case(tokens) if lower_case is None
+                       else bool(lower_case)),
         "vocab_size": vocab.size,
         "vocab_sha256": file_sha256(vocab_file),
         "special_ids": {"pad": vocab.pad_id, "unk": vocab.unk_id, "cls": vocab.cls_id,
