@@ -1,0 +1,236 @@
+"""Client for a running TF Serving (gRPC or REST) that serves an export.saved_model export.
+
+    python -m apps.predict --server=localhost:8500 --model_name=NAME "a text" "another"
+    python -m apps.predict --protocol=rest --server=localhost:8501 --model_name=NAME \
+        --input_file=texts.txt --format=json
+    echo "some text" | python -m apps.predict --server=localhost:8500 --model_name=NAME
+    python -m apps.predict --model_name=qa --question="who?" --context="John lives here."
+
+Inputs: positional arguments (or --text), --input_file (one text per line; `.jsonl` files hold
+one JSON object of signature inputs per line, e.g. {"question": ..., "context": ...}), or
+stdin. --text_b gives the second segment of pair tasks. Results are printed one line per input
+(--format=text) or as one JSON object per input (--format=json).
+"""
+
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("server", None, "host:port of TF Serving (default localhost:8500 for "
+                    "gRPC, localhost:8501 for REST).")
+flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "Transport: gRPC PredictionService "
+                  "or the REST API.")
+flags.DEFINE_string("model_name", None, "Model name as served (MODEL_NAME / --model_name).")
+flags.DEFINE_integer("model_version", None, "Specific version (default: the latest).")
+flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
+flags.DEFINE_multi_string("text", [], "A text to send (repeatable; positional args too).")
+flags.DEFINE_multi_string("text_b", [], "Second segments for pair tasks, one per --text.")
+flags.DEFINE_multi_string("question", [], "SQuAD: questions (one per --context).")
+flags.DEFINE_multi_string("context", [], "SQuAD: contexts (one per --question).")
+flags.DEFINE_string("input_file", None, "File with one text per line, or .jsonl with one "
+                    "JSON object of inputs per line; '-' reads stdin.")
+flags.DEFINE_enum("format", "text", ["text", "json"], "Output format.")
+flags.DEFINE_enum("rest_format", "instances", ["instances", "inputs"], "REST request body: "
+                  "row format (\"instances\") or columnar format (\"inputs\").")
+flags.DEFINE_integer("batch_size", 32, "Inputs per request.")
+flags.DEFINE_float("timeout", 30.0, "Seconds per request.")
+
+
+class PredictError(RuntimeError):
+    """A failed request, reported in one line."""
+
+
+# ---- inputs ----------------------------------------------------------------------------
+
+def parse_lines(lines, source):
+    """Lines -> list of {input name: str}. JSON objects pass through; other lines are texts."""
+    rows = []
+    for n, line in enumerate(lines, 1):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise PredictError(f"{source}: line {n}: invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or not all(isinstance(v, str) for v in row.values()):
+                raise PredictError(f"{source}: line {n}: expected an object of strings")
+            rows.append(row)
+        else:
+            rows.append({"text": line})
+    return rows
+
+
+def collect_inputs(args, stdin=None):
+    texts = list(FLAGS.text) + list(args)
+    rows = [{"text": t} for t in texts]
+    if FLAGS.text_b:
+        if len(FLAGS.text_b) != len(rows):
+            raise PredictError(f"--text_b: expected one per text ({len(rows)}), got "
+                               f"{len(FLAGS.text_b)}")
+        for row, b in zip(rows, FLAGS.text_b):
+            row["text_b"] = b
+    if FLAGS.question or FLAGS.context:
+        if len(FLAGS.question) != len(FLAGS.context):
+            raise PredictError(f"--question/--context: expected the same count, got "
+                               f"{len(FLAGS.question)} and {len(FLAGS.context)}")
+        rows += [{"question": q, "context": c} for q, c in zip(FLAGS.question, FLAGS.context)]
+    if FLAGS.input_file:
+        if FLAGS.input_file == "-":
+            rows += parse_lines(stdin or sys.stdin, "<stdin>")
+        else:
+            try:
+                with open(FLAGS.input_file, encoding="utf-8") as f:
+                    rows += parse_lines(f, FLAGS.input_file)
+            except OSError as e:
+                raise PredictError(f"--input_file={FLAGS.input_file}: {e.strerror}") from None
+    elif not rows:
+        rows = parse_lines(stdin or sys.stdin, "<stdin>")
+    if not rows:
+        raise PredictError("no input: pass texts as arguments, --input_file, or on stdin")
+    keys = set(rows[0])
+    for i, row in enumerate(rows):
+        if set(row) != keys:
+            raise PredictError(f"input {i + 1}: fields {sorted(row)} differ from the first "
+                               f"input's {sorted(keys)}")
+    return rows
+
+
+# ---- transports --------------------------------------------------------------------------
+
+def predict_grpc(server, model_name, rows, version=None, signature="serving_default",
+                 timeout=30.0):
+    """rows: list of {name: str} -> {output name: np.ndarray} (batched)."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    for key in rows[0]:
+        values = [r[key].encode("utf-8") for r in rows]
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string,
+                                                          shape=[len(values)]))
+    with grpc.insecure_channel(server) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            response = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise PredictError(f"gRPC {server}: {e.code().name}: {e.details()}") from None
+    return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+
+def rest_url(server, model_name, version=None):
+    host = server if server.startswith("http") else f"http://{server}"
+    path = f"/v1/models/{model_name}" + (f"/versions/{version}" if version else "")
+    return f"{host}{path}:predict"
+
+
+def predict_rest(server, model_name, rows, version=None, signature="serving_default",
+                 timeout=30.0, body_format="instances"):
+    """Same as predict_grpc over the REST API; returns {output name: list per row}."""
+    if body_format == "instances":
+        body = {"instances": rows}
+    else:
+        body = {"inputs": {k: [r[k] for r in rows] for k in rows[0]}}
+    if signature != "serving_default":
+        body["signature_name"] = signature
+    req = urllib.request.Request(rest_url(server, model_name, version),
+                                 data=json.dumps(body).encode("utf-8"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")
+        try:
+            detail = json.loads(detail).get("error", detail)
+        except ValueError:
+            pass
+        raise PredictError(f"REST {req.full_url}: HTTP {e.code}: {detail}") from None
+    except urllib.error.URLError as e:
+        raise PredictError(f"REST {req.full_url}: {e.reason}") from None
+    if "outputs" in answer:
+        outputs = answer["outputs"]
+        return outputs if isinstance(outputs, dict) else {"output": outputs}
+    preds = answer.get("predictions", [])
+    if preds and not isinstance(preds[0], dict):
+        return {"output": preds}
+    return {k: [p[k] for p in preds] for k in (preds[0] if preds else {})}
+
+
+# ---- output ------------------------------------------------------------------------------
+
+def _plain(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, dict) and set(v) == {"b64"}:
+        return base64.b64decode(v["b64"]).decode("utf-8", "replace")
+    if hasattr(v, "tolist"):
+        return _plain(v.tolist())
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def split_rows(outputs, n):
+    """{name: batched values} -> list of n {name: plain python value}."""
+    plain = {k: _plain(v) for k, v in outputs.items()}
+    return [{k: v[i] for k, v in plain.items()} for i in range(n)]
+
+
+def format_row(row, result):
+    """One human-readable line."""
+    if "label" in result:
+        probs = result.get("probabilities") or [0.0]
+        return f"{result['label']}\t{max(probs):.4f}\t{row.get('text', '')}"
+    if "entity_text" in result:
+        n = int(result.get("num_entities", len(result["entity_text"])))
+        ents = [f"{result['entity_type'][e]}:{result['entity_text'][e]!r}"
+                f"[{result['entity_start'][e]}:{result['entity_end'][e]}]"
+                f"({result['entity_score'][e]:.2f})" for e in range(n)]
+        return f"{row.get('text', '')}\t{' '.join(ents) or '-'}"
+    if "answer" in result:
+        return (f"{result['answer']!r}\t{result['score']:.4f}\t"
+                f"[{result['answer_start']}:{result['answer_end']}]\t{row.get('question', '')}")
+    return json.dumps(result)
+
+
+def run(rows, out=sys.stdout):
+    server = FLAGS.server or ("localhost:8500" if FLAGS.protocol == "grpc" else
+                              "localhost:8501")
+    for start in range(0, len(rows), FLAGS.batch_size):
+        batch = rows[start:start + FLAGS.batch_size]
+        if FLAGS.protocol == "grpc":
+            outputs = predict_grpc(server, FLAGS.model_name, batch, FLAGS.model_version,
+                                   FLAGS.signature_name, FLAGS.timeout)
+        else:
+            outputs = predict_rest(server, FLAGS.model_name, batch, FLAGS.model_version,
+                                   FLAGS.signature_name, FLAGS.timeout, FLAGS.rest_format)
+        for row, result in zip(batch, split_rows(outputs, len(batch))):
+            if FLAGS.format == "json":
+                out.write(json.dumps({"input": row, "output": result}) + "\n")
+            else:
+                out.write(format_row(row, result) + "\n")
+    out.flush()
+
+
+def main(argv):
+    if not FLAGS.model_name:
+        sys.exit("apps.predict: --model_name is required")
+    try:
+        run(collect_inputs(argv[1:]))
+    except PredictError as e:
+        sys.exit(f"apps.predict: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,118 @@
+"""apps.predict against a real gRPC PredictionService and a REST stand-in on 127.0.0.1, both
+serving an exported tiny classifier / QA model (export.testing.fake_model_server)."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "export"))
+
+from conftest import ROOT, TINY_VOCAB  # noqa: E402
+from tiny_dirs import CLASS_LABELS, make_task_dir  # noqa: E402
+
+TEXTS = ["the quick brown fox", "hello world", "", "a bad movie"]
+
+
+def _config():
+    from bert_tf import BertConfig
+    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
+                             num_heads=4, intermediate_size=64, max_position_embeddings=64)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from export.saved_model import export_serving
+    from export.testing import fake_model_server as fake
+    root = tmp_path_factory.mktemp("predict")
+    model_dir = str(root / "cls_dir")
+    make_task_dir(model_dir, _config(), TINY_VOCAB,
+                  {"type": "classify", "label_names": CLASS_LABELS}, seq_length=16)
+    base = str(root / "serving" / "sentiment")
+    export_serving(model_dir, base, warmup=False)
+    store = fake.ModelStore("sentiment", base)
+    grpc_server, grpc_port = fake.make_grpc_server(store, 0)
+    rest_server, rest_port = fake.make_rest_server(store, 0)
+    fn = store.models[1].signatures["serving_default"]
+    import tensorflow as tf
+    expected = {k: v.numpy() for k, v in fn(text=tf.constant(TEXTS)).items()}
+    yield {"grpc": f"127.0.0.1:{grpc_port}", "rest": f"127.0.0.1:{rest_port}",
+           "expected": expected, "base": base}
+    grpc_server.stop(0)
+    rest_server.shutdown()
+
+
+def _run(argv, stdin_text=None):
+    from absl import flags
+    from absl.testing import flagsaver
+    from apps import predict
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        rest = flags.FLAGS(["predict"] + argv)
+        out = io.StringIO()
+        rows = predict.collect_inputs(rest[1:], io.StringIO(stdin_text or ""))
+        predict.run(rows, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("protocol,extra", [("grpc", []), ("rest", ["--rest_format=instances"]),
+                                            ("rest", ["--rest_format=inputs"])])
+def test_predict_json_matches_the_model(served, protocol, extra):
+    out = _run([f"--protocol={protocol}", f"--server={served[protocol]}",
+                "--model_name=sentiment", "--format=json", "--batch_size=3"] + extra + TEXTS)
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["input"]["text"] for r in lines] == TEXTS
+    probs = np.array([r["output"]["probabilities"] for r in lines])
+    np.testing.assert_allclose(probs, served["expected"]["probabilities"], atol=1e-6)
+    assert [r["output"]["label"] for r in lines] == [
+        b.decode() for b in served["expected"]["label"]]
+
+
+def test_predict_text_format_from_file_and_version(served, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("the quick brown fox\n\nhello world\n")
+    out = _run(["--server=" + served["grpc"], "--model_name=sentiment", "--model_version=1",
+                f"--input_file={path}"])
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    label, prob, text = lines[0].split("\t")
+    assert text == "the quick brown fox" and label == served["expected"]["label"][0].decode()
+    assert abs(float(prob) - served["expected"]["probabilities"][0].max()) < 1e-4
+
+
+def test_errors_are_one_line(served):
+    from apps.predict import PredictError
+    with pytest.raises(PredictError, match="NOT_FOUND"):
+        _run(["--server=" + served["grpc"], "--model_name=nope", "x"])
+    with pytest.raises(PredictError, match="HTTP 404"):
+        _run(["--protocol=rest", "--server=" + served["rest"], "--model_name=sentiment",
+              "--model_version=9", "x"])
+    with pytest.raises(PredictError, match="INVALID_ARGUMENT"):   # wrong input name
+        _run(["--server=" + served["grpc"], "--model_name=sentiment"],
+             '{"question": "q", "context": "c"}\n')
+    with pytest.raises(PredictError, match="HTTP 400"):
+        _run(["--protocol=rest", "--server=" + served["rest"], "--model_name=sentiment"],
+             '{"question": "q", "context": "c"}\n')
+    # the servers survived the bad requests
+    out = _run(["--server=" + served["grpc"], "--model_name=sentiment", "hello"])
+    assert out.count("\n") == 1
+
+
+def test_cli_reads_stdin(served):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-m", "apps.predict", "--server=" + served["grpc"],
+                           "--model_name=sentiment", "--format=json"], input="hello world\n",
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["output"]["label"] == served["expected"]["label"][1].decode()
+    proc = subprocess.run([sys.executable, "-m", "apps.predict", "--model_name=x",
+                           "--server=127.0.0.1:1", "--timeout=2", "hi"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("apps.predict: gRPC")
