@@ -248,8 +248,8 @@ class BertTokenizer(keras.layers.Layer):
                                  norm_bytes)
         word_byte = tf.gather(tf.gather(norm_byte_start, pre["word_first"]), piece_word)
         piece_long = tf.gather(long_word, piece_word)
-        b = tf.where(piece_long, 0, begin.values)
-        e = tf.where(piece_long, 1, end.values)
+        b = tf.where(piece_long, tf.zeros_like(begin.values), begin.values)  # dtype-safe in graphs
+        e = tf.where(piece_long, tf.ones_like(end.values), end.values)
         first_char = tf.gather(byte_to_char, word_byte + b)
         last_char = tf.gather(byte_to_char, word_byte + e - 1)
         piece_begin = tf.gather(pre["starts"], tf.gather(pre["src"], first_char))
