@@ -1,0 +1,138 @@
+"""Cached variable-length features and length-bucketed, dynamically padded batches.
+
+Tokenization happens once: a task's features are stored unpadded (`RaggedFeatures`: flat
+numpy arrays + row splits). Each batch is padded only to its own longest sequence, and the
+batch order groups similar lengths:
+  * train (shuffle=True): shuffle all examples (seed + epoch), cut into chunks of
+    `bucket_batches` batches, sort each chunk by length, cut it into batches, shuffle the
+    batches: random batches, little padding.
+  * eval (shuffle=False): sort by length once (stable), so batches carry almost no padding;
+    `order` maps each batch row back to its example.
+The dataset is built from the precomputed index matrix, so it is deterministic and cheap to
+`skip()` (the trainer's resume skips the steps already done).
+
+Shapes: N examples, B batch size, T the batch's longest sequence.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+@dataclasses.dataclass
+class RaggedFeatures:
+    """N unpadded examples. word_ids / type_ids: flat int32 [sum T_i]; row_splits [N + 1].
+    labels: {name: array}, [N] per example or, for names in `ragged_labels`, flat
+    [sum T_i] aligned with word_ids (padded with -1 in batches)."""
+    word_ids: np.ndarray
+    type_ids: np.ndarray
+    row_splits: np.ndarray
+    labels: dict = dataclasses.field(default_factory=dict)
+    ragged_labels: tuple = ()
+
+    @classmethod
+    def from_lists(cls, word_ids, type_ids, labels=None, ragged_labels=()):
+        lengths = np.asarray([len(x) for x in word_ids], np.int64)
+        splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+        def flat(rows):
+            return (np.concatenate([np.asarray(r, np.int32) for r in rows])
+                    if len(rows) else np.zeros([0], np.int32))
+        out = {}
+        for name, values in (labels or {}).items():
+            if name in ragged_labels:
+                out[name] = flat(values)
+            else:
+                out[name] = np.asarray(values)
+        return cls(flat(word_ids), flat(type_ids), splits, out, tuple(ragged_labels))
+
+    def __len__(self):
+        return len(self.row_splits) - 1
+
+    @property
+    def lengths(self):
+        return np.diff(self.row_splits)
+
+    def row(self, i):
+        return self.word_ids[self.row_splits[i]:self.row_splits[i + 1]]
+
+    def ragged_row(self, name, i):
+        return self.labels[name][self.row_splits[i]:self.row_splits[i + 1]]
+
+
+def batch_order(lengths, batch_size, shuffle=False, seed=0, bucket=True, bucket_batches=50):
+    """A list of index arrays, one per batch (see the module doc)."""
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    if batch_size <= 0:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable") if bucket else np.arange(n)
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    if not bucket:
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = []
+    chunk = batch_size * bucket_batches
+    for start in range(0, n, chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    # Keep the one short batch (the very last) where it is: every other batch is full.
+    full = [b for b in batches if len(b) == batch_size]
+    short = [b for b in batches if len(b) != batch_size]
+    perm = rng.permutation(len(full))
+    return [full[i] for i in perm] + short
+
+
+def epochs_order(lengths, batch_size, epochs, seed, bucket=True):
+    """Training batches for `epochs` epochs, each reshuffled with seed + epoch."""
+    out = []
+    for epoch in range(epochs):
+        out += batch_order(lengths, batch_size, shuffle=True, seed=seed + epoch, bucket=bucket)
+    return out
+
+
+def make_dataset(features, batches, with_labels=True):
+    """tf.data.Dataset of (inputs, labels) [or inputs], one element per index array in
+    `batches`, padded to the batch's longest: inputs are int32 [b, T] input_word_ids,
+    input_mask, input_type_ids; labels [b] (or [b, T] padded with -1 for ragged labels);
+    a single label is a tensor, several are a dict."""
+    width = max(len(b) for b in batches)
+    index = np.full([len(batches), width], -1, np.int64)
+    for i, b in enumerate(batches):
+        index[i, :len(b)] = b
+    splits = tf.constant(features.row_splits, tf.int64)
+    ids = tf.RaggedTensor.from_row_splits(tf.constant(features.word_ids, tf.int32), splits)
+    types = tf.RaggedTensor.from_row_splits(tf.constant(features.type_ids, tf.int32), splits)
+    label_tensors = {}
+    for name, values in features.labels.items():
+        if name in features.ragged_labels:
+            label_tensors[name] = tf.RaggedTensor.from_row_splits(
+                tf.constant(values, tf.int32), splits)
+        else:
+            label_tensors[name] = tf.constant(values)
+
+    def fetch(idx):
+        idx = tf.boolean_mask(idx, idx >= 0)                     # [b]
+        word_ids = tf.gather(ids, idx)                           # [b, (T)]
+        inputs = {"input_word_ids": word_ids.to_tensor(0),       # [b, T]
+                  "input_mask": tf.ones_like(word_ids).to_tensor(0),
+                  "input_type_ids": tf.gather(types, idx).to_tensor(0)}
+        if not with_labels or not label_tensors:
+            return inputs
+        labels = {}
+        for name, values in label_tensors.items():
+            got = tf.gather(values, idx)
+            labels[name] = got.to_tensor(-1) if isinstance(got, tf.RaggedTensor) else got
+        if len(labels) == 1:
+            labels = next(iter(labels.values()))
+        return inputs, labels
+
+    dataset = tf.data.Dataset.from_tensor_slices(index)
+    return dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,280 @@
+"""Sentence(-pair) classification / regression examples from TSV, CSV, JSONL or TFDS.
+
+    read_examples(source, text_a_column="sentence", text_b_column=None, label_column="label")
+source is one of
+    *.tsv (GLUE style: tab-separated, header line, no quoting), *.csv (header line, RFC 4180
+    quoting, fields may span lines), *.jsonl / *.json (one JSON object per line),
+    "tfds:NAME[:SPLIT]" (e.g. "tfds:glue/sst2:validation"; read from `tfds_data_dir`, never
+    downloaded).
+Rules: blank lines are skipped (and counted); a missing column names the file and the header it
+found; an empty text or label field fails naming file, line and column. Labels are kept as
+strings (TFDS class ids become their class names) until `LabelMap` turns them into ids; a label
+seen in evaluation but not in training fails naming file and line unless allowed (then it is
+counted and the example can never be predicted right).
+"""
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+from bert_tf.data.errors import DataError
+
+csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
+
+
+@dataclasses.dataclass
+class Example:
+    text_a: str
+    text_b: str = None
+    label: str = None      # class name, or the score as a string for regression
+    source: str = ""       # "file:line" for error messages and predictions
+
+
+@dataclasses.dataclass
+class ReadStats:
+    examples: int = 0
+    blank_lines: int = 0
+
+
+def _check_columns(path, header, wanted):
+    for kind, name in wanted:
+        if name is not None and name not in header:
+            found = ", ".join(repr(h) for h in header)
+            raise DataError(path, f"no column {name!r} ({kind}) in the header; found: {found}",
+                            line=1)
+
+
+def _make_example(path, line, row, text_a_column, text_b_column, label_column, need_label):
+    def field(name, required=True):
+        value = row.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                raise DataError(path, "empty or missing value", line=line, field=name)
+            return None
+        if not isinstance(value, (str, int, float, bool)):
+            raise DataError(path, f"expected a string or number, got {type(value).__name__}",
+                            line=line, field=name)
+        return str(value) if not isinstance(value, bool) else str(int(value))
+
+    return Example(text_a=field(text_a_column),
+                   text_b=field(text_b_column) if text_b_column else None,
+                   label=field(label_column, need_label) if label_column else None,
+                   source=f"{path}:{line}")
+
+
+def _read_delimited(path, delimiter, columns, need_label, stats):
+    text_a_column, text_b_column, label_column = columns
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    examples = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(path, "empty file (expected a header line)") from None
+        header = [h.strip() for h in header]
+        _check_columns(path, header, [("--text_a_column", text_a_column),
+                                      ("--text_b_column", text_b_column),
+                                      ("--label_column", label_column if need_label else None)])
+        start_line = reader.line_num + 1
+        for fields in reader:
+            line = start_line
+            start_line = reader.line_num + 1
+            if not fields or all(not x.strip() for x in fields):
+                stats.blank_lines += 1
+                continue
+            if len(fields) != len(header):
+                raise DataError(path, f"expected {len(header)} fields (as the header), got "
+                                f"{len(fields)}", line=line)
+            examples.append(_make_example(path, line, dict(zip(header, fields)), text_a_column,
+                                          text_b_column, label_column, need_label))
+    return examples
+
+
+def _read_jsonl(path, columns, need_label, stats):
+    text_a_column, text_b_column, label_column = columns
+    examples = []
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, 1):
+            if not line.strip():
+                stats.blank_lines += 1
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"invalid JSON ({e.msg})", line=line_number) from None
+            if not isinstance(row, dict):
+                raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
+                                line=line_number)
+            for kind, name in (("--text_a_column", text_a_column),
+                               ("--text_b_column", text_b_column),
+                               ("--label_column", label_column if need_label else None)):
+                if name is not None and name not in row:
+                    raise DataError(path, f"no key {name!r} ({kind}); found: "
+                                    f"{', '.join(map(repr, row))}", line=line_number)
+            examples.append(_make_example(path, line_number, row, text_a_column, text_b_column,
+                                          label_column, need_label))
+    return examples
+
+
+def parse_tfds_source(source):
+    """'tfds:glue/sst2:validation' -> ('glue/sst2', 'validation'); None if not a TFDS source."""
+    if not source.startswith("tfds:"):
+        return None
+    rest = source[len("tfds:"):]
+    name, _, split = rest.partition(":")
+    return name, split or "train"
+
+
+def _read_tfds(source, columns, need_label, data_dir, stats):
+    import tensorflow_datasets as tfds   # heavy: only when asked for
+    name, split = parse_tfds_source(source)
+    text_a_column, text_b_column, label_column = columns
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if not builder.is_prepared():
+            raise DataError(source, f"not prepared under {builder.data_dir!r} (no download is "
+                            "attempted: pass --tfds_data_dir with the prepared dataset)")
+        dataset = builder.as_dataset(split=split)
+    except DataError:
+        raise
+    except Exception as e:   # tfds raises many types; keep one line
+        raise DataError(source, f"cannot load from TFDS (data_dir={data_dir!r}): "
+                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
+            from None
+    features = builder.info.features
+    keys = list(features.keys())
+    _check_columns(source, keys, [("--text_a_column", text_a_column),
+                                  ("--text_b_column", text_b_column),
+                                  ("--label_column", label_column if need_label else None)])
+    label_feature = features[label_column] if label_column in keys else None
+    names = getattr(label_feature, "names", None)
+    examples = []
+    for i, row in enumerate(tfds.as_numpy(dataset)):
+        values = {}
+        for key in (text_a_column, text_b_column, label_column):
+            if key is None or key not in row:
+                continue
+            value = row[key]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            elif hasattr(value, "item"):
+                value = value.item()
+            if key == label_column and names is not None:
+                if value < 0:          # GLUE test splits have label -1: no label
+                    value = None
+                else:
+                    value = names[value]
+            values[key] = value
+        examples.append(_make_example(source, i + 1, values, text_a_column, text_b_column,
+                                      label_column, need_label))
+    return examples
+
+
+def read_examples(source, text_a_column="sentence", text_b_column=None, label_column="label",
+                  need_label=True, tfds_data_dir=None, stats=None):
+    """Reads classification examples; see the module docstring for formats and rules."""
+    stats = stats if stats is not None else ReadStats()
+    columns = (text_a_column, text_b_column, label_column)
+    if parse_tfds_source(source):
+        examples = _read_tfds(source, columns, need_label, tfds_data_dir, stats)
+    else:
+        if not os.path.isfile(source):
+            raise DataError(source, "no such file")
+        lower = source.lower()
+        if lower.endswith((".jsonl", ".json", ".ndjson")):
+            examples = _read_jsonl(source, columns, need_label, stats)
+        elif lower.endswith(".csv"):
+            examples = _read_delimited(source, ",", columns, need_label, stats)
+        elif lower.endswith((".tsv", ".txt")):
+            examples = _read_delimited(source, "\t", columns, need_label, stats)
+        else:
+            raise DataError(source, "unknown format: expected .tsv, .csv, .jsonl or "
+                            "tfds:NAME[:SPLIT]")
+    if not examples:
+        raise DataError(source, "no examples")
+    stats.examples = len(examples)
+    if stats.blank_lines:
+        logging.warning("%s: skipped %d blank line(s)", source, stats.blank_lines)
+    return examples
+
+
+def _sort_key(label):
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+class LabelMap:
+    """Class names <-> ids. Names come from the training data, sorted (numerically when all
+    are numbers, so GLUE's "0"/"1" keep their ids and class 1 is the positive class), or
+    are given explicitly."""
+
+    def __init__(self, names):
+        names = [str(n) for n in names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate label names: {names}")
+        if len(names) < 2:
+            raise ValueError(f"need at least 2 classes, got {names}")
+        self.names = names
+        self.ids = {n: i for i, n in enumerate(names)}
+
+    @classmethod
+    def from_examples(cls, examples):
+        return cls(sorted({e.label for e in examples}, key=_sort_key))
+
+    def encode(self, examples, allow_unseen=False):
+        """Label ids; unseen labels fail (file:line) or, if allowed, become -1 and are
+        counted (returned as the second value)."""
+        ids, unseen = [], 0
+        for e in examples:
+            if e.label in self.ids:
+                ids.append(self.ids[e.label])
+            elif allow_unseen:
+                ids.append(-1)
+                unseen += 1
+            else:
+                raise DataError(e.source, f"label {e.label!r} does not occur in the training "
+                                f"data (known: {', '.join(self.names)})", field="label")
+        return ids, unseen
+
+
+def encode_regression(examples):
+    values = []
+    for e in examples:
+        try:
+            values.append(float(e.label))
+        except (TypeError, ValueError):
+            raise DataError(e.source, f"expected a number for regression, got {e.label!r}",
+                            field="label") from None
+    return values
+
+
+def build_features(examples, tokenizer, max_seq_length, labels=None, chunk_size=512):
+    """Tokenizes and packs every example once ([CLS] a [SEP] (b [SEP]), longest-first
+    truncation to max_seq_length, as the preprocessor); returns unpadded `RaggedFeatures`
+    with `labels` (a list of class ids or floats) under "label"."""
+    import tensorflow as tf
+    from bert_tf.data.batching import RaggedFeatures
+    from bert_tf.text.packer import pack_inputs
+    pair = any(e.text_b is not None for e in examples)
+    word_ids, type_ids = [], []
+    for start in range(0, len(examples), chunk_size):
+        part = examples[start:start + chunk_size]
+        segments = [tokenizer.tokenize(tf.constant([e.text_a for e in part]))]
+        if pair:
+            segments.append(tokenizer.tokenize(tf.constant([e.text_b or "" for e in part])))
+        packed = pack_inputs(segments, max_seq_length, tokenizer.cls_id, tokenizer.sep_id,
+                             tokenizer.pad_id, pad_to_longest=True)
+        lengths = tf.reduce_sum(packed["input_mask"], axis=1).numpy()
+        ids = packed["input_word_ids"].numpy()
+        types = packed["input_type_ids"].numpy()
+        for i, n in enumerate(lengths):
+            word_ids.append(ids[i, :n])
+            type_ids.append(types[i, :n])
+    label_dict = {"label": labels} if labels is not None else {}
+    return RaggedFeatures.from_lists(word_ids, type_ids, label_dict)

@@ -1,0 +1,263 @@
+"""SQuAD v1.1 / v2.0 JSON: questions with their context and gold answers.
+
+    {"version": "v2.0", "data": [{"title": ..., "paragraphs": [{"context": ...,
+      "qas": [{"id", "question", "answers": [{"text", "answer_start"}], "is_impossible"}]}]}]}
+
+Each answer's offsets are checked against the context (context[start:start+len(text)] ==
+text). On a mismatch the reader, in "warn" mode, moves the answer to the occurrence of its text
+in the context nearest to the stated offset ("fixed"), or, if the text does not occur at all,
+drops that answer for training ("dropped"; the text still counts as gold for evaluation), and
+logs a count; in "fail" mode it raises naming the file and the question id.
+v2.0 is detected from "version" or any "is_impossible" field.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+
+from bert_tf.data.errors import DataError
+
+
+@dataclasses.dataclass
+class QAExample:
+    qid: str
+    question: str
+    context: str
+    answers: list            # gold answer texts (all of them, for evaluation)
+    answer_start: int = -1   # character offset of the first (training) answer; -1 if none
+    answer_text: str = ""    # its text (exactly context[answer_start:answer_start+len])
+    is_impossible: bool = False
+    title: str = ""
+
+
+@dataclasses.dataclass
+class SquadStats:
+    questions: int = 0
+    impossible: int = 0
+    offsets_fixed: int = 0
+    answers_dropped: int = 0
+    version_2: bool = False
+
+
+def _nearest_occurrence(context, text, start):
+    best, i = -1, context.find(text)
+    while i >= 0:
+        if best < 0 or abs(i - start) < abs(best - start):
+            best = i
+        i = context.find(text, i + 1)
+    return best
+
+
+def read_examples(path, offset_errors="warn", stats=None):
+    """Reads a SQuAD JSON file; see the module docstring."""
+    if offset_errors not in ("warn", "fail"):
+        raise ValueError(f"offset_errors: expected 'warn' or 'fail', got {offset_errors!r}")
+    stats = stats if stats is not None else SquadStats()
+    if not os.path.isfile(path):
+        raise DataError(path, "no such file")
+    with open(path, encoding="utf-8") as f:
+        try:
+            root = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"invalid JSON ({e.msg})", line=e.lineno) from None
+    if not isinstance(root, dict) or not isinstance(root.get("data"), list):
+        raise DataError(path, "expected a SQuAD JSON object with a \"data\" list", field="data")
+    version_2 = str(root.get("version", "")).startswith("v2") or '"is_impossible"' in \
+        json.dumps(root["data"][:50])
+    examples = []
+    for a, article in enumerate(root["data"]):
+        for p, paragraph in enumerate(article.get("paragraphs", [])):
+            where = f"data[{a}].paragraphs[{p}]"
+            context = paragraph.get("context")
+            if not isinstance(context, str) or not context.strip():
+                raise DataError(path, "missing or empty context", field=f"{where}.context")
+            for qa in paragraph.get("qas", []):
+                qid = qa.get("id")
+                if qid is None:
+                    raise DataError(path, "question without an id", field=f"{where}.qas")
+                qid = str(qid)
+                question = qa.get("question")
+                if not isinstance(question, str) or not question.strip():
+                    raise DataError(path, "missing or empty question",
+                                    field=f"question id {qid}")
+                impossible = bool(qa.get("is_impossible", False))
+                version_2 = version_2 or "is_impossible" in qa
+                answers = qa.get("answers") or []
+                texts, start, text = [], -1, ""
+                for answer in answers:
+                    if not isinstance(answer, dict) or "text" not in answer:
+                        raise DataError(path, "answer without \"text\"",
+                                        field=f"question id {qid}")
+                    texts.append(answer["text"])
+                if impossible:
+                    stats.impossible += 1
+                elif not answers:
+                    raise DataError(path, "no answers and not is_impossible",
+                                    field=f"question id {qid}")
+                else:
+                    text = answers[0]["text"]
+                    start = answers[0].get("answer_start", -1)
+                    if not isinstance(start, int) or context[start:start + len(text)] != text:
+                        got = context[start:start + len(text)] if isinstance(start, int) \
+                            else start
+                        if offset_errors == "fail":
+                            raise DataError(path, f"answer {text!r} at answer_start={start} "
+                                            f"does not match the context (there: {got!r})",
+                                            field=f"question id {qid}")
+                        found = _nearest_occurrence(context, text, start if isinstance(
+                            start, int) else 0) if text else -1
+                        if found >= 0:
+                            stats.offsets_fixed += 1
+                            start = found
+                        else:
+                            stats.answers_dropped += 1
+                            start, text = -1, ""
+                examples.append(QAExample(qid, question, context, texts, start, text,
+                                          impossible, article.get("title", "")))
+    if not examples:
+        raise DataError(path, "no questions")
+    stats.questions = len(examples)
+    stats.version_2 = version_2
+    if stats.offsets_fixed or stats.answers_dropped:
+        logging.warning("%s: %d answer offset(s) did not match the context: %d moved to the "
+                        "nearest occurrence of the answer text, %d answers not found in the "
+                        "context (not trained on)", path,
+                        stats.offsets_fixed + stats.answers_dropped, stats.offsets_fixed,
+                        stats.answers_dropped)
+    return examples
+
+
+@dataclasses.dataclass
+class SpanFeature:
+    """Decoding info of one window: its example, and per token position the context
+    characters [char_start, char_end) (-1 off the context) and the max-context flag."""
+    example: int
+    char_start: object     # np.int64 [T]
+    char_end: object
+    is_max_context: object  # bool [T]
+
+
+@dataclasses.dataclass
+class SquadFeatureStats:
+    windows: int = 0
+    multi_window_examples: int = 0
+    answer_outside_window: int = 0   # training windows whose answer lies outside (-> [CLS])
+    questions_truncated: int = 0
+
+
+def _char_offsets(text, begin_bytes, end_bytes):
+    """Byte offsets into the UTF-8 of `text` -> character offsets [begin, end)."""
+    import numpy as np
+    sizes = [len(ch.encode("utf-8")) for ch in text]
+    byte_to_char = np.repeat(np.arange(len(text), dtype=np.int64), sizes)
+    begin = byte_to_char[np.asarray(begin_bytes, np.int64)] if len(begin_bytes) else \
+        np.zeros([0], np.int64)
+    end = byte_to_char[np.asarray(end_bytes, np.int64) - 1] + 1 if len(end_bytes) else \
+        np.zeros([0], np.int64)
+    return begin, end
+
+
+def _tokenize_with_char_offsets(tokenizer, texts, chunk_size=256):
+    import tensorflow as tf
+    out = []
+    for start in range(0, len(texts), chunk_size):
+        part = texts[start:start + chunk_size]
+        ids, begin, end = tokenizer.tokenize_with_offsets(tf.constant(part))
+        for text, i, b, e in zip(part, ids.to_list(), begin.to_list(), end.to_list()):
+            cb, ce = _char_offsets(text, b, e)
+            out.append((i, cb, ce))
+    return out
+
+
+def window_starts(num_tokens, window, stride):
+    """Start offsets of the context windows (the original run_squad.py rule)."""
+    starts, start = [], 0
+    while True:
+        starts.append(start)
+        length = min(num_tokens - start, window)
+        if start + length >= num_tokens:
+            return starts
+        start += min(length, stride)
+
+
+def max_context_windows(num_tokens, starts, window):
+    """[num_tokens] index of the window where each token has the most context:
+    score = min(tokens left, tokens right) + 0.01 * window length, first best wins."""
+    import numpy as np
+    best = np.zeros(num_tokens, np.int64)
+    best_score = np.full(num_tokens, -1.0)
+    for w, start in enumerate(starts):
+        length = min(num_tokens - start, window)
+        j = np.arange(length)
+        score = np.minimum(j, length - 1 - j) + 0.01 * length
+        better = score > best_score[start:start + length]
+        best[start:start + length][better] = w
+        best_score[start:start + length][better] = score[better]
+    return best
+
+
+def build_features(examples, tokenizer, max_seq_length=384, doc_stride=128,
+                   max_query_length=64, training=False, stats=None):
+    """[CLS] question [SEP] context-window [SEP] features, tokenized once.
+
+    Long contexts become several windows `doc_stride` tokens apart. With `training`, each
+    window gets start/end positions of the answer, or 0 ([CLS]) when the question is
+    unanswerable or the answer is not fully inside the window (as the original).
+    Returns (RaggedFeatures, [SpanFeature])."""
+    import numpy as np
+    from bert_tf.data.batching import RaggedFeatures
+    stats = stats if stats is not None else SquadFeatureStats()
+    contexts = sorted({e.context for e in examples})
+    context_tokens = dict(zip(contexts, _tokenize_with_char_offsets(tokenizer, contexts)))
+    import tensorflow as tf
+    questions = []
+    for start in range(0, len(examples), 1024):
+        part = [e.question for e in examples[start:start + 1024]]
+        questions += tokenizer.tokenize(tf.constant(part)).to_list()
+    word_ids, type_ids, starts_out, ends_out, spans = [], [], [], [], []
+    for index, (example, q_ids) in enumerate(zip(examples, questions)):
+        if len(q_ids) > max_query_length:
+            q_ids = q_ids[:max_query_length]
+            stats.questions_truncated += 1
+        doc_ids, doc_begin, doc_end = context_tokens[example.context]
+        window = max_seq_length - len(q_ids) - 3
+        if window < 1:
+            raise ValueError(f"max_seq_length {max_seq_length} leaves no room for the context "
+                             f"after a {len(q_ids)}-token question (lower --max_query_length)")
+        answer = None
+        if training and example.answer_start >= 0 and not example.is_impossible:
+            s_char = example.answer_start
+            e_char = s_char + len(example.answer_text)
+            inside = np.nonzero((doc_end > s_char) & (doc_begin < e_char))[0]
+            if len(inside):
+                answer = (int(inside[0]), int(inside[-1]))
+        offsets = window_starts(len(doc_ids), window, doc_stride)
+        stats.multi_window_examples += int(len(offsets) > 1)
+        best_window = max_context_windows(len(doc_ids), offsets, window)
+        for w_index, w_start in enumerate(offsets):
+            w_len = min(len(doc_ids) - w_start, window)
+            ids = [tokenizer.cls_id] + q_ids + [tokenizer.sep_id] + \
+                doc_ids[w_start:w_start + w_len] + [tokenizer.sep_id]
+            offset = len(q_ids) + 2
+            types = [0] * offset + [1] * (w_len + 1)
+            char_start = np.full(len(ids), -1, np.int64)
+            char_end = np.full(len(ids), -1, np.int64)
+            char_start[offset:offset + w_len] = doc_begin[w_start:w_start + w_len]
+            char_end[offset:offset + w_len] = doc_end[w_start:w_start + w_len]
+            is_max = np.zeros(len(ids), bool)
+            is_max[offset:offset + w_len] = best_window[w_start:w_start + w_len] == w_index
+            if training:
+                if answer and w_start <= answer[0] and answer[1] < w_start + w_len:
+                    starts_out.append(answer[0] - w_start + offset)
+                    ends_out.append(answer[1] - w_start + offset)
+                else:
+                    stats.answer_outside_window += int(answer is not None)
+                    starts_out.append(0)
+                    ends_out.append(0)
+            word_ids.append(ids)
+            type_ids.append(types)
+            spans.append(SpanFeature(index, char_start, char_end, is_max))
+    stats.windows = len(spans)
+    labels = {"start_positions": starts_out, "end_positions": ends_out} if training else {}
+    return RaggedFeatures.from_lists(word_ids, type_ids, labels), spans
