@@ -37,9 +37,10 @@ def _np(v):
 def encoder_params(encoder):
     """Reads a BertEncoder's variables into plain float64 arrays."""
     emb = encoder.embeddings
-    p = {"word": _np(emb.word_embeddings.embeddings), "pos": _np(emb.position_embeddings.embeddings),
-         "type": _np(emb.type_embeddings.embeddings), "emb_ln": (_np(emb.layer_norm.gamma),
-                                                                  _np(emb.layer_norm.beta)),
+    p = {"word": _np(emb.word_embeddings.embeddings),
+         "pos": _np(emb.position_embeddings.embeddings),
+         "type": _np(emb.type_embeddings.embeddings),
+         "emb_ln": (_np(emb.layer_norm.gamma), _np(emb.layer_norm.beta)),
          "eps": encoder.config.layer_norm_eps, "num_heads": encoder.config.num_heads,
          "act": encoder.config.hidden_act, "layers": []}
     for block in encoder.blocks:
