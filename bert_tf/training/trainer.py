@@ -233,6 +233,7 @@ class Trainer:
         self._writers = {}
         self._train_fn = None
         self._eval_fn = None
+        self._grad_indices = None
 
         with self.strategy.scope():
             self.model = model() if callable(model) and not isinstance(model, keras.Model) \
@@ -354,8 +355,14 @@ class Trainer:
                     share = _loss_share(loss, local_batch, global_batch) / k
                     scaled = self.optimizer.scale_loss(share) if self._loss_scaled else share
                 grads = tape.gradient(scaled, variables)
-                grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                         for g, v in zip(grads, variables)]
+                if self._grad_indices is None:
+                    # Variables the loss does not reach get no update at all (no decay).
+                    self._grad_indices = [i for i, g in enumerate(grads) if g is not None]
+                    if not self._grad_indices:
+                        raise ValueError("the objective's loss does not depend on any "
+                                         "trainable variable")
+                grads = [tf.zeros_like(variables[i]) if grads[i] is None
+                         else tf.convert_to_tensor(grads[i]) for i in self._grad_indices]
                 stats = tf.concat([[local_batch],
                                    _metric_sums(metrics, self.metric_names, local_batch)], 0)
             if grads_acc is None:
@@ -382,7 +389,8 @@ class Trainer:
         return tf.concat([stats, [grad_norm, tf.cast(ok, tf.float32)]], 0), grads
 
     def _replica_apply(self, grads):
-        self.optimizer.apply(grads, self.model.trainable_variables)
+        variables = self.model.trainable_variables
+        self.optimizer.apply(grads, [variables[i] for i in self._grad_indices])
 
     def _build_train_fn(self):
         k = self.grad_accum_steps

@@ -223,3 +223,25 @@ def test_mixed_float16_uses_loss_scaling(tmp_path):
         assert int(trainer.optimizer.iterations.numpy()) == 4
     finally:
         distribute.set_precision("float32")
+
+
+def test_variables_without_gradient_are_left_alone(tmp_path):
+    """A head the loss does not use gets neither an update nor weight decay."""
+    class LogitsOnly(CE):
+        def compute_loss(self, labels, outputs):
+            return super().compute_loss(labels, outputs["logits"])
+
+    def build():
+        keras.utils.set_random_seed(3)
+        x = keras.Input((5,))
+        return keras.Model(x, {"logits": keras.layers.Dense(2, name="used")(x),
+                               "aux": keras.layers.Dense(2, name="unused")(x)})
+
+    trainer = Trainer(build, LogitsOnly(), lambda: optimization.create_optimizer(
+        "adamw", 0.05, 10, 0, weight_decay=0.5), checkpoint_dir=str(tmp_path / "c"),
+        progress_fn=None)
+    unused = trainer.model.get_layer("unused").kernel.numpy().copy()
+    used = trainer.model.get_layer("used").kernel.numpy().copy()
+    trainer.train(dataset(8), 3)
+    np.testing.assert_array_equal(trainer.model.get_layer("unused").kernel.numpy(), unused)
+    assert not np.allclose(trainer.model.get_layer("used").kernel.numpy(), used)

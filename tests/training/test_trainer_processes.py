@@ -107,6 +107,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow   # ~10 s on a quiet machine, 40 s on a loaded one (2 TF processes + gRPC)
 def test_multi_worker_two_processes_match_one_device(tmp_path, reference):
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
