@@ -34,6 +34,7 @@ import os
 import random
 import time
 
+from bert_tf.data import pretraining_example
 from bert_tf.data import sentences as sentences_lib
 from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
@@ -254,35 +255,25 @@ def create_instances_from_document(documents, index, config, vocab, rng):
 
 # ----------------------------------------------------------------------------- serialization
 
-def _int64_feature(values):
-    from tensorflow.core.example import feature_pb2
-    return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
-
-
-def _float_feature(values):
-    from tensorflow.core.example import feature_pb2
-    return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
-
-
 def serialize_instance(instance, max_seq_length, max_predictions_per_seq):
-    """One tf.train.Example with the original feature names, as bytes (deterministic)."""
-    from tensorflow.core.example import example_pb2, feature_pb2
+    """One tf.train.Example with the original feature names, as bytes (the same bytes as
+    tf.train.Example.SerializeToString(deterministic=True))."""
     n = len(instance.input_ids)
     pad = max_seq_length - n
-    features = {
-        "input_ids": _int64_feature(instance.input_ids + [0] * pad),
-        "input_mask": _int64_feature([1] * n + [0] * pad),
-        "segment_ids": _int64_feature(instance.segment_ids + [0] * pad),
-        "next_sentence_labels": _int64_feature([1 if instance.is_random_next else 0]),
+    ints = {
+        "input_ids": instance.input_ids + [0] * pad,
+        "input_mask": [1] * n + [0] * pad,
+        "segment_ids": instance.segment_ids + [0] * pad,
+        "next_sentence_labels": [1 if instance.is_random_next else 0],
     }
+    floats = {}
     if max_predictions_per_seq:
         m = len(instance.masked_positions)
         mpad = max_predictions_per_seq - m
-        features["masked_lm_positions"] = _int64_feature(instance.masked_positions + [0] * mpad)
-        features["masked_lm_ids"] = _int64_feature(instance.masked_ids + [0] * mpad)
-        features["masked_lm_weights"] = _float_feature([1.0] * m + [0.0] * mpad)
-    example = example_pb2.Example(features=feature_pb2.Features(feature=features))
-    return example.SerializeToString(deterministic=True)
+        ints["masked_lm_positions"] = instance.masked_positions + [0] * mpad
+        ints["masked_lm_ids"] = instance.masked_ids + [0] * mpad
+        floats["masked_lm_weights"] = [1.0] * m + [0.0] * mpad
+    return pretraining_example.encode_example(ints, floats)
 
 
 # ----------------------------------------------------------------------------- chunks
@@ -432,7 +423,6 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
       progress: optional callable(dict) called every `progress_every_seconds` and at the end
         with lines, documents, sentences, instances, elapsed seconds, lines_per_second.
     """
-    import tensorflow as tf
     config = config or CreationConfig()
     config.validate()
     if num_shards < 1:
@@ -449,6 +439,7 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
                 f"{existing[0]}: output already exists ({len(existing)} files under prefix "
                 f"{output_prefix}); pass overwrite to replace them")
     factory = tokenizer_factory or BertTokenizerFactory(vocab_file, lower_case)
+    import tensorflow as tf
     out_dir = os.path.dirname(os.path.abspath(output_prefix))
     os.makedirs(out_dir, exist_ok=True)
     for old in existing_outputs(output_prefix):

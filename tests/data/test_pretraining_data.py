@@ -331,3 +331,21 @@ def test_memory_stays_flat_on_a_larger_corpus(tmp_path):
     growth = peaks[1] - peaks[0]
     assert sizes[1] - sizes[0] > 50e6
     assert growth < 0.25 * (sizes[1] - sizes[0]), (peaks, sizes)
+
+
+def test_hand_encoded_examples_equal_protobuf_bytes():
+    from bert_tf.data.pretraining_example import encode_example
+    x = pd.Instance([CLS, 7, MASK, SEP, 300000, SEP], [0, 0, 0, 0, 1, 1], [2], [9], True)
+    got = pd.serialize_instance(x, 8, 3)
+    features = {
+        "input_ids": [CLS, 7, MASK, SEP, 300000, SEP, 0, 0], "input_mask": [1] * 6 + [0] * 2,
+        "segment_ids": [0, 0, 0, 0, 1, 1, 0, 0], "masked_lm_positions": [2, 0, 0],
+        "masked_lm_ids": [9, 0, 0], "next_sentence_labels": [1]}
+    f = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in features.items()}
+    f["masked_lm_weights"] = tf.train.Feature(float_list=tf.train.FloatList(value=[1, 0, 0]))
+    want = tf.train.Example(features=tf.train.Features(feature=f))
+    assert got == want.SerializeToString(deterministic=True)
+    odd = {"neg": [-1, 1 << 40, 127, 128], "empty": []}
+    want = tf.train.Example(features=tf.train.Features(feature={
+        k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in odd.items()}))
+    assert encode_example(odd) == want.SerializeToString(deterministic=True)
