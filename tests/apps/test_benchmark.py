@@ -1,0 +1,72 @@
+"""apps.benchmark: a --quick run on a tiny config writes the documented JSON; FLOP counts."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_encoder_flops_by_hand():
+    from bert_tf import BertConfig
+    from bert_tf.benchmarking import encoder_flops, mlm_head_flops
+    c = BertConfig(vocab_size=10, hidden_size=4, num_layers=2, num_heads=2,
+                   intermediate_size=8)
+    # per layer: 2*B*T*(4*16 + 2*4*8) + 4*B*T^2*H with B=3, T=5 -> 30*128 + 4*3*25*4 = 5040
+    # pooler 2*B*H*H = 96; two layers -> 10176
+    assert encoder_flops(c, 3, 5) == 10176
+    assert encoder_flops(c, 3, 5, training=True) == 3 * 10176
+    # MLM: 2*B*P*(H*H + H*V) with P=2 -> 12*(16+40) = 672; NSP 2*B*H*2 = 48
+    assert mlm_head_flops(c, 3, 2) == 720
+
+
+def test_interleaved_timing_alternates_and_counts():
+    from bert_tf.benchmarking import run_interleaved
+    calls = []
+    results = run_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                              rounds=3, warmup=1, steps=2)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
+    assert len(results["a"].seconds_per_step) == 3 and results["b"].median_seconds > 0
+
+
+def _run(args, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, "-m", "apps.benchmark", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_quick_run_writes_json(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"vocab_size": 50, "hidden_size": 16, "num_layers": 1,
+                                  "num_heads": 2, "intermediate_size": 32,
+                                  "max_position_embeddings": 32}))
+    out = tmp_path / "bench.json"
+    result = _run(["--quick", f"--config_json={config}", "--batch_size=2", "--seq_length=8",
+                   "--cases=encoder_train,encoder_infer,pretrain", "--precision=float32",
+                   "--peak_matmul_size=64", f"--output_json={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["machine"]["peak_flops"]["float32"] > 0
+    assert data["settings"]["config"]["hidden_size"] == 16
+    rows = {(r["case"], r["impl"]): r for r in data["results"]}
+    assert set(rows) == {(case, impl) for case in ("encoder_train", "encoder_infer", "pretrain")
+                         for impl in ("bert_tf", "keras_hub")}
+    for r in rows.values():
+        assert r["examples_per_sec"] > 0 and len(r["examples_per_sec_rounds"]) == 2
+        assert r["tokens_per_sec"] == pytest.approx(8 * r["examples_per_sec"])
+        assert r["achieved_flops"] == pytest.approx(r["flops_per_step"] * r["examples_per_sec"] / 2)
+        assert 0 < r["fraction_of_peak"] and r["peak_rss_mb"] > 100
+        assert r["ratio_vs_keras_hub"] > 0
+    # 1 layer, B=2, T=8, H=16, I=32: 2*16*(4*256 + 2*512) + 4*2*64*16 + 2*2*256 = 74752
+    assert rows[("encoder_infer", "bert_tf")]["flops_per_step"] == 74752
+    assert rows[("encoder_train", "keras_hub")]["flops_per_step"] == 3 * 74752
+    assert "encoder_train" in result.stdout and "ours/kh" in result.stdout
+
+
+def test_unknown_case_is_a_usage_error(tmp_path):
+    result = _run(["--cases=encoder_train,nope"], tmp_path)
+    assert result.returncode != 0
+    assert "nope" in result.stderr and "Traceback" not in result.stderr
