@@ -58,6 +58,7 @@ def atomic_write_text(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; model files must be readable by servers
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
