@@ -18,7 +18,9 @@ payload (uncased normalization of the code point = strip_Mn(NFD(lower(cp)))):
 """
 
 import functools
+import os
 import sys
+import tempfile
 import unicodedata
 
 import numpy as np
@@ -68,10 +70,47 @@ def _uncased(ch):
                    if unicodedata.category(c) != "Mn")
 
 
+TABLE_VERSION = 1
+_ARRAYS = ("index", "data", "multi_splits", "multi_values")
+
+
+def _cache_path():
+    from bert_tf import assets
+    return os.path.join(assets.cache_dir(), f"char_table-v{TABLE_VERSION}-ucd"
+                        f"{unicodedata.unidata_version}-py{sys.version_info[0]}."
+                        f"{sys.version_info[1]}.npz")
+
+
 @functools.lru_cache(maxsize=1)
 def build():
     """-> dict of numpy arrays: index (int32 [blocks]), data (int32 [unique_blocks * BLOCK]),
-    multi_splits, multi_values (int32), plus `unidata_version`."""
+    multi_splits, multi_values (int32), plus `unidata_version`.
+
+    Computing it takes a few seconds, so it is cached on disk (keyed by the Unicode data
+    version) and in memory."""
+    try:
+        path = _cache_path()
+    except OSError:
+        return _compute()
+    try:
+        with np.load(path) as cached:
+            table = {k: cached[k] for k in _ARRAYS}
+        table["unidata_version"] = unicodedata.unidata_version
+        return table
+    except (OSError, KeyError, ValueError):
+        pass
+    table = _compute()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{k: table[k] for k in _ARRAYS})
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs the recomputation
+    return table
+
+
+def _compute():
     entries = np.zeros(MAX_CODE_POINT + 1, dtype=np.int64)
     multi = []
     sigma_probe = "\u03a3"
@@ -114,8 +153,7 @@ def build():
     return {"index": index.reshape(-1).astype(np.int32),
             "data": unique.reshape(-1).astype(np.int32),
             "multi_splits": splits, "multi_values": values,
-            "unidata_version": unicodedata.unidata_version,
-            "python": sys.version.split()[0]}
+            "unidata_version": unicodedata.unidata_version}
 
 
 def lookup(cp):

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 
+@tf.autograph.experimental.do_not_convert
 def trim_lengths(lengths, max_total):
     """lengths int [B, S] -> the kept lengths [B, S] (longest-first truncation to max_total)."""
     lengths = tf.cast(lengths, tf.int64)
@@ -34,6 +35,7 @@ def _as_pieces(segment):
     return tf.cast(segment, tf.int32)
 
 
+@tf.autograph.experimental.do_not_convert
 def _keep_first(segment, keep):
     """ragged [B, (L)] -> its first keep[b] items of each row."""
     rows = segment.value_rowids()
@@ -45,6 +47,7 @@ def _keep_first(segment, keep):
                                              nrows=segment.nrows())
 
 
+@tf.autograph.experimental.do_not_convert
 def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=False):
     """Packs 1..S segments into the encoder inputs.
 

@@ -28,6 +28,10 @@ from bert_tf.text import vocab as vocab_lib
 
 MAX_CHARS_PER_WORD = 100
 
+# The graph code has no data-dependent Python control flow; skipping AutoGraph's source
+# conversion makes tracing (tf.function, tf.data, SavedModel export) seconds faster.
+_no_autograph = tf.autograph.experimental.do_not_convert
+
 
 def _exclusive_cumsum(x):
     return tf.math.cumsum(x, exclusive=True)
@@ -117,6 +121,7 @@ class BertTokenizer(keras.layers.Layer):
         return len(self._tokens) - 1 - self._tokens[::-1].index(token)
 
     # ---- pre-tokenization (clean, normalize, split into words) -----------------------------
+    @_no_autograph
     def _pretokenize(self, strings):
         """strings [B] -> dict of flat tensors describing the words.
 
@@ -192,6 +197,7 @@ class BertTokenizer(keras.layers.Layer):
             "batch_size": tf.shape(strings, out_type=tf.int64)[0],
         }
 
+    @_no_autograph
     def _final_sigma(self, cps, flags, kind, row_start, row_end):
         """[N] bool: capital sigmas that Python's str.lower() maps to final sigma.
 
@@ -217,12 +223,14 @@ class BertTokenizer(keras.layers.Layer):
         is_sigma = tf.equal(cps, ct.CAPITAL_SIGMA)
         return tf.logical_and(is_sigma, tf.logical_and(prev_cased, tf.logical_not(next_cased)))
 
+    @_no_autograph
     def _word_strings(self, pre):
         words = tf.RaggedTensor.from_value_rowids(pre["norm"], pre["word_id"],
                                                   nrows=pre["num_words"])
         return tf.strings.unicode_encode(words, "UTF-8")          # [W]
 
     # ---- public API ----------------------------------------------------------------------
+    @_no_autograph
     def split_words(self, strings):
         """strings [B] -> ragged string [B, (words)]: the normalized words (basic tokenizer
         output) that WordPiece sees."""
@@ -230,6 +238,7 @@ class BertTokenizer(keras.layers.Layer):
         return tf.RaggedTensor.from_value_rowids(self._word_strings(pre), pre["word_row"],
                                                  nrows=pre["batch_size"])
 
+    @_no_autograph
     def _tokenize(self, strings, with_offsets):
         pre = self._pretokenize(strings)
         words = self._word_strings(pre)
@@ -280,6 +289,7 @@ class BertTokenizer(keras.layers.Layer):
         """-> (ids int32, begin int64, end int64), each ragged [B, (pieces)]."""
         return tuple(t.merge_dims(1, 2) for t in self._tokenize(strings, with_offsets=True))
 
+    @_no_autograph
     def detokenize(self, ids):
         """ids [B, (pieces)] -> strings [B]: pieces joined by spaces, "##" pieces glued to the
         previous one (the normalized text, not the original)."""
