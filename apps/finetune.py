@@ -1,0 +1,159 @@
+"""Fine-tune a BERT encoder on classification, tagging (NER) or extractive QA (SQuAD).
+
+    python -m apps.finetune --task=classify --init_checkpoint=PATH \
+        --train_file=train.tsv --eval_file=dev.tsv --model_dir=runs/sst2
+    python -m apps.finetune --task=classify --train_file=tfds:glue/mrpc \
+        --eval_file=tfds:glue/mrpc:validation --tfds_data_dir=~/tensorflow_datasets \
+        --text_a_column=sentence1 --text_b_column=sentence2 --init_checkpoint=PATH ...
+    python -m apps.finetune --task=tag --train_file=eng.train --eval_file=eng.testa ...
+    python -m apps.finetune --task=squad --train_file=train-v2.0.json \
+        --eval_file=dev-v2.0.json --max_seq_length=384 --doc_stride=128 ...
+
+PATH is anything `bert_tf.load_encoder` accepts (a bert-tf model dir, a Hugging Face BERT dir,
+a Google BERT dir). Evaluates after every epoch and keeps the best epoch (by accuracy, entity F1
+or SQuAD F1) as DIR/model.weights.h5, with DIR/eval_results.json and DIR/predictions.*
+(classify: predictions.jsonl; tag: predictions.txt in CoNLL format; squad: predictions.json in
+the official format + predictions.jsonl with n-best). DIR is a complete model directory that
+`python -m export.saved_model --model_dir=DIR` rebuilds from. Rerunning the same command after
+an interruption resumes from DIR/checkpoints.
+
+Bad input policy: a label/tag in --eval_file that does not occur in --train_file fails naming
+the file and line (--allow_unseen_labels: warn, count, and score those examples as wrong);
+SQuAD answers whose answer_start does not match the context are moved to the nearest
+occurrence of the text, or not trained on if absent, with a warning count
+(--squad_offset_errors=fail: stop naming the question id); CoNLL sentences longer than
+--max_seq_length are split into windows (counted) and stitched back per word.
+"""
+
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("task", None, ["classify", "tag", "squad"],
+                  "classify: sentence(-pair) classification or regression; tag: CoNLL token "
+                  "tagging (NER); squad: extractive question answering (SQuAD v1.1/v2.0).")
+flags.DEFINE_string("init_checkpoint", None, "Pre-trained encoder: a bert-tf model dir, a "
+                    "Hugging Face BERT dir (config.json + model.safetensors + vocab.txt) or a "
+                    "Google BERT dir (bert_config.json + bert_model.ckpt.* + vocab.txt). Its "
+                    "vocab.txt and casing define the tokenization.")
+flags.DEFINE_string("train_file", None, "Training data. classify: .tsv (GLUE style, header) "
+                    "/ .csv (header) / .jsonl, or tfds:NAME[:SPLIT] (split default train); "
+                    "tag: CoNLL column file (word first, tag last); squad: SQuAD JSON.")
+flags.DEFINE_string("eval_file", None, "Evaluation data in the same format (a TFDS source "
+                    "needs its split, e.g. tfds:glue/sst2:validation). Evaluated after every "
+                    "epoch; without it the last epoch is kept.")
+flags.DEFINE_string("model_dir", None, "Output model directory: config.json, vocab.txt, "
+                    "model.weights.h5 (best epoch), checkpoints/ (resume), logs/ "
+                    "(TensorBoard), eval_results.json, predictions.*.")
+flags.DEFINE_integer("epochs", 3, "Training epochs.")
+flags.DEFINE_integer("batch_size", 32, "Training examples (windows for squad, sentence "
+                     "windows for tag) per optimizer step.")
+flags.DEFINE_integer("eval_batch_size", None, "Evaluation batch size (default: 2 x "
+                     "--batch_size).")
+flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate (AdamW, linear warmup then "
+                   "linear decay to 0).")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per example incl. [CLS]/[SEP]; "
+                     "batches are padded only to their own longest example.")
+flags.DEFINE_integer("seed", 42, "Random seed (initialization, dropout, shuffling).")
+flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear "
+                   "learning-rate warmup.")
+flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not applied to LayerNorm "
+                   "and bias variables).")
+flags.DEFINE_float("layer_decay", None, "Layer-wise learning-rate decay factor in (0, 1] "
+                   "(e.g. 0.9): layer l of L gets lr * decay^(L + 1 - l). Default: off.")
+flags.DEFINE_float("dropout", 0.1, "Dropout rate of the task head.")
+flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "Distribution strategy: default (one device), mirrored (local GPUs), "
+                  "multi_worker (cluster from TF_CONFIG), tpu.")
+flags.DEFINE_enum("precision", "float32", ["auto", "float32", "mixed_bfloat16",
+                                           "mixed_float16"],
+                  "Keras dtype policy; auto = mixed_bfloat16 where the hardware has native "
+                  "bfloat16 (e.g. AVX512_BF16 CPUs), else float32.")
+flags.DEFINE_integer("checkpoint_every_steps", None, "Checkpoint interval for resume "
+                     "(default: every epoch).")
+flags.DEFINE_integer("log_every_steps", 50, "Progress/TensorBoard interval in steps.")
+flags.DEFINE_integer("max_train_examples", None, "Use at most this many training examples "
+                     "(classify: a seeded random subsample; tag/squad: the first ones).")
+flags.DEFINE_bool("allow_unseen_labels", False, "Allow eval labels/tags absent from the "
+                  "training data (warn, count, score as wrong) instead of failing.")
+flags.DEFINE_list("label_names", None, "Explicit label (classify) or tag (tag) names and "
+                  "order; default: those of --train_file (classify: sorted, numerically if "
+                  "numbers; tag: O first).")
+# classify
+flags.DEFINE_string("text_a_column", "sentence", "classify: column (TSV/CSV header, JSONL "
+                    "key or TFDS feature) with the first text.")
+flags.DEFINE_string("text_b_column", None, "classify: column with the second text of "
+                    "sentence pairs (e.g. sentence2); default none.")
+flags.DEFINE_string("label_column", "label", "classify: column with the label (class name "
+                    "or id; a number for --regression).")
+flags.DEFINE_bool("regression", False, "classify: predict a real number (STS-B style, MSE "
+                  "loss, Pearson/Spearman) instead of a class.")
+flags.DEFINE_string("tfds_data_dir", None, "classify: TFDS data dir holding prepared "
+                    "datasets for tfds: sources (nothing is downloaded).")
+# squad
+flags.DEFINE_integer("doc_stride", 128, "squad: tokens between the starts of consecutive "
+                     "windows of a long context.")
+flags.DEFINE_integer("max_query_length", 64, "squad: questions are truncated to this many "
+                     "tokens.")
+flags.DEFINE_integer("max_answer_length", 30, "squad: longest answer span in tokens.")
+flags.DEFINE_integer("n_best_size", 20, "squad: start/end candidates per window and n-best "
+                     "answers kept.")
+flags.DEFINE_float("null_score_diff_threshold", 0.0, "squad v2.0: answer \"\" when "
+                   "null score - best span score > this; eval_results.json reports the best "
+                   "threshold found on the eval set (best_f1_thresh).")
+flags.DEFINE_bool("version_2_with_negative", None, "squad: SQuAD v2.0 (unanswerable "
+                  "questions); default: detected from --train_file.")
+flags.DEFINE_enum("squad_offset_errors", "warn", ["warn", "fail"], "squad: answers whose "
+                  "answer_start does not match the context: warn (move to the nearest "
+                  "occurrence / skip, counted) or fail naming the question id.")
+
+
+def config_from_flags():
+    from bert_tf.finetuning import FinetuneConfig
+    precision = FLAGS.precision
+    if precision == "auto":
+        from bert_tf.training import distribute
+        precision = distribute.default_precision()
+    return FinetuneConfig(
+        task=FLAGS.task, init_checkpoint=FLAGS.init_checkpoint, train_file=FLAGS.train_file,
+        eval_file=FLAGS.eval_file, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, eval_batch_size=FLAGS.eval_batch_size,
+        learning_rate=FLAGS.learning_rate, max_seq_length=FLAGS.max_seq_length,
+        seed=FLAGS.seed, warmup_proportion=FLAGS.warmup_proportion,
+        weight_decay=FLAGS.weight_decay, layer_decay=FLAGS.layer_decay, dropout=FLAGS.dropout,
+        clip_norm=FLAGS.clip_norm, strategy=FLAGS.strategy, precision=precision,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        log_every_steps=FLAGS.log_every_steps, max_train_examples=FLAGS.max_train_examples,
+        allow_unseen_labels=FLAGS.allow_unseen_labels, label_names=FLAGS.label_names,
+        text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column,
+        label_column=FLAGS.label_column, regression=FLAGS.regression,
+        tfds_data_dir=FLAGS.tfds_data_dir, doc_stride=FLAGS.doc_stride,
+        max_query_length=FLAGS.max_query_length, max_answer_length=FLAGS.max_answer_length,
+        n_best_size=FLAGS.n_best_size, null_score_diff_threshold=FLAGS.null_score_diff_threshold,
+        version_2_with_negative=FLAGS.version_2_with_negative,
+        squad_offset_errors=FLAGS.squad_offset_errors)
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"finetune: unexpected arguments {argv[1:]}")
+    from bert_tf import finetuning
+    from bert_tf.checkpoints.sources import CheckpointError
+    from bert_tf.training.trainer import CheckpointError as TrainCheckpointError
+    from bert_tf.training.trainer import NonFiniteLossError
+    try:
+        results = finetuning.run(config_from_flags())
+    except (ValueError, FileNotFoundError, CheckpointError, TrainCheckpointError,
+            NonFiniteLossError) as e:
+        sys.exit(f"finetune: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    main_metric = results["main_metric"]
+    print(f"finetune: best epoch {results['best_epoch']}: {main_metric}="
+          f"{results.get(main_metric)} -> {FLAGS.model_dir}/eval_results.json")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["task", "init_checkpoint", "train_file", "model_dir"])
+    app.run(main)

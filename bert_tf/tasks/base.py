@@ -1,0 +1,97 @@
+"""What every fine-tuning task provides to `bert_tf.finetuning.run`, and shared helpers."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data.batching import batch_order, make_dataset
+
+
+class Task:
+    """Subclasses set `name`, `main_metric` and implement the methods below.
+
+    Life cycle: `load()` reads and featurizes the data once (train_features, eval_features);
+    `task_info()` is written to config.json "task"; `build_model(encoder)`; `objective`
+    (compute_loss/metric_names for the Trainer); after each epoch `evaluate(outputs)` with the
+    model outputs per eval feature and `write_predictions(model_dir, outputs)` for the best.
+    """
+
+    name = None
+    main_metric = None
+
+    def __init__(self, config, tokenizer):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.train_features = None
+        self.eval_features = None
+        self.data_stats = {}
+
+    # --- subclasses
+    def load(self):
+        raise NotImplementedError
+
+    def task_info(self):
+        raise NotImplementedError
+
+    def build_model(self, encoder):
+        raise NotImplementedError
+
+    @property
+    def objective(self):
+        raise NotImplementedError
+
+    def evaluate(self, outputs):
+        raise NotImplementedError
+
+    def write_predictions(self, model_dir, outputs):
+        raise NotImplementedError
+
+    # --- shared
+    def predict(self, model, batch_size):
+        """Runs the model over the eval features (length-bucketed batches) and returns, per
+        eval feature in the original order, {output name: numpy array} (per-token outputs
+        trimmed to the feature's length)."""
+        features = self.eval_features
+        batches = batch_order(features.lengths, batch_size, shuffle=False)
+        dataset = make_dataset(features, batches, with_labels=False)
+        fn = _predict_fn(model)
+        lengths = features.lengths
+        results = [None] * len(features)
+        for idx, inputs in zip(batches, dataset):
+            out = fn(inputs)
+            out = {k: v.numpy() for k, v in out.items()}
+            for row, i in enumerate(idx):
+                results[i] = {k: (v[row, :lengths[i]] if self.per_token(k) else v[row])
+                              for k, v in out.items()}
+        return results
+
+    def per_token(self, output_name):
+        """True for outputs with a time axis ([B, T, ...]) to trim per feature."""
+        return False
+
+
+def _predict_fn(model):
+    cached = getattr(model, "_bert_tf_predict_fn", None)
+    if cached is None:
+        cached = tf.function(lambda inputs: model(inputs, training=False),
+                             reduce_retracing=True)
+        model._bert_tf_predict_fn = cached
+    return cached
+
+
+def softmax(logits):
+    x = np.asarray(logits, np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def write_jsonl(path, rows):
+    from bert_tf.model_dir import atomic_write_text
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def per_example_ce(labels, logits):
+    """Sparse softmax cross-entropy in float32; labels int [..], logits [.., C]."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))

@@ -1,0 +1,132 @@
+"""Sentence(-pair) classification and STS-B style regression."""
+
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data import classification as data
+from bert_tf.evaluation import classification as metrics
+from bert_tf.models import BertClassifier
+from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
+from bert_tf.training.trainer import Ratio
+
+
+class ClassifyObjective:
+    metric_names = ("accuracy",)
+
+    def compute_loss(self, labels, outputs):
+        logits = outputs["logits"]                                   # [B, C]
+        loss = per_example_ce(labels, logits)                        # [B]
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                   tf.cast(labels, tf.int32)), tf.float32)
+        return loss, {"accuracy": Ratio(tf.reduce_sum(correct),
+                                        tf.cast(tf.size(correct), tf.float32))}
+
+
+class RegressionObjective:
+    metric_names = ("mse",)
+
+    def compute_loss(self, labels, outputs):
+        prediction = tf.cast(outputs["logits"][:, 0], tf.float32)    # [B]
+        err = tf.square(prediction - tf.cast(labels, tf.float32))
+        return err, {"mse": err}
+
+
+class ClassifyTask(Task):
+    name = "classify"
+
+    @property
+    def main_metric(self):
+        return "corr" if self.config.regression else "accuracy"
+
+    def _read(self, source, need_label=True):
+        c = self.config
+        stats = data.ReadStats()
+        examples = data.read_examples(source, c.text_a_column, c.text_b_column, c.label_column,
+                                      need_label=need_label, tfds_data_dir=c.tfds_data_dir,
+                                      stats=stats)
+        return examples, stats
+
+    def load(self):
+        c = self.config
+        train, train_stats = self._read(c.train_file)
+        if c.max_train_examples and len(train) > c.max_train_examples:
+            rng = np.random.default_rng(c.seed)
+            keep = np.sort(rng.choice(len(train), c.max_train_examples, replace=False))
+            train = [train[i] for i in keep]
+        self.data_stats["train_examples"] = len(train)
+        self.data_stats["train_blank_lines"] = train_stats.blank_lines
+        if c.regression:
+            self.label_map = None
+            train_labels = data.encode_regression(train)
+        else:
+            self.label_map = (data.LabelMap(c.label_names) if c.label_names
+                              else data.LabelMap.from_examples(train))
+            train_labels, _ = self.label_map.encode(train)
+        self.train_features = data.build_features(train, self.tokenizer, c.max_seq_length,
+                                                  np.asarray(train_labels))
+        if c.eval_file:
+            self.eval_examples, stats = self._read(c.eval_file)
+            self.data_stats["eval_examples"] = len(self.eval_examples)
+            if c.regression:
+                self.eval_labels = np.asarray(data.encode_regression(self.eval_examples))
+            else:
+                ids, unseen = self.label_map.encode(self.eval_examples,
+                                                    allow_unseen=c.allow_unseen_labels)
+                if unseen:
+                    logging.warning("%s: %d example(s) with labels not seen in training "
+                                    "(counted as wrong)", c.eval_file, unseen)
+                self.data_stats["eval_unseen_labels"] = unseen
+                self.eval_labels = np.asarray(ids)
+            self.eval_features = data.build_features(self.eval_examples, self.tokenizer,
+                                                     c.max_seq_length)
+
+    def task_info(self):
+        return {"type": "classify",
+                "label_names": [] if self.config.regression else self.label_map.names,
+                "num_classes": 1 if self.config.regression else len(self.label_map.names),
+                "text_b": self.config.text_b_column is not None,
+                "regression": bool(self.config.regression),
+                "dropout": self.config.dropout}
+
+    def build_model(self, encoder):
+        n = 1 if self.config.regression else len(self.label_map.names)
+        return BertClassifier(encoder, n, dropout=self.config.dropout)
+
+    @property
+    def objective(self):
+        return RegressionObjective() if self.config.regression else ClassifyObjective()
+
+    def evaluate(self, outputs):
+        logits = np.stack([o["logits"] for o in outputs])             # [N, C]
+        if self.config.regression:
+            return metrics.regression_metrics(self.eval_labels, logits[:, 0])
+        n = len(self.label_map.names)
+        predicted = logits.argmax(-1)
+        # unseen gold labels (-1, allowed mode) can never be right: score them as wrong
+        gold = np.where(self.eval_labels < 0, (predicted + 1) % n, self.eval_labels)
+        results = metrics.classification_metrics(gold, predicted, n)
+        if self.data_stats.get("eval_unseen_labels"):
+            results["unseen_labels"] = self.data_stats["eval_unseen_labels"]
+        return results
+
+    def write_predictions(self, model_dir, outputs):
+        rows = []
+        for example, out in zip(self.eval_examples, outputs):
+            row = {"source": example.source, "text_a": example.text_a}
+            if example.text_b is not None:
+                row["text_b"] = example.text_b
+            row["label"] = example.label
+            if self.config.regression:
+                row["prediction"] = float(out["logits"][0])
+            else:
+                p = softmax(out["logits"])
+                row["prediction"] = self.label_map.names[int(p.argmax())]
+                row["probabilities"] = {n: round(float(v), 6)
+                                        for n, v in zip(self.label_map.names, p)}
+            rows.append(row)
+        path = os.path.join(model_dir, "predictions.jsonl")
+        write_jsonl(path, rows)
+        return path

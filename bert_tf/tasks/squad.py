@@ -1,0 +1,123 @@
+"""Extractive question answering on SQuAD v1.1 / v2.0 JSON."""
+
+import json
+import logging
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data import squad as data
+from bert_tf.evaluation import squad as squad_eval
+from bert_tf.evaluation.span_decoding import decode_example
+from bert_tf.models import BertSpanQA
+from bert_tf.model_dir import write_json
+from bert_tf.tasks.base import Task, per_example_ce, write_jsonl
+
+
+class SpanObjective:
+    """(CE(start) + CE(end)) / 2 per window; position 0 ([CLS]) = no answer in this window."""
+    metric_names = ("start_accuracy",)
+
+    def compute_loss(self, labels, outputs):
+        start = per_example_ce(labels["start_positions"], outputs["start_logits"])   # [B]
+        end = per_example_ce(labels["end_positions"], outputs["end_logits"])         # [B]
+        hit = tf.cast(tf.equal(tf.argmax(outputs["start_logits"], -1, output_type=tf.int32),
+                               tf.cast(labels["start_positions"], tf.int32)), tf.float32)
+        return (start + end) / 2.0, {"start_accuracy": hit}
+
+
+class SquadTask(Task):
+    name = "squad"
+    main_metric = "f1"
+
+    def per_token(self, output_name):
+        return True
+
+    def _read(self, path):
+        stats = data.SquadStats()
+        examples = data.read_examples(path, self.config.squad_offset_errors, stats=stats)
+        return examples, stats
+
+    def load(self):
+        c = self.config
+        train, stats = self._read(c.train_file)
+        if c.max_train_examples and len(train) > c.max_train_examples:
+            train = train[:c.max_train_examples]
+        self.version_2 = (stats.version_2 if c.version_2_with_negative is None
+                          else bool(c.version_2_with_negative))
+        fstats = data.SquadFeatureStats()
+        self.train_features, _ = data.build_features(
+            train, self.tokenizer, c.max_seq_length, c.doc_stride, c.max_query_length,
+            training=True, stats=fstats)
+        self.data_stats.update(train_questions=len(train), train_windows=fstats.windows,
+                               train_offsets_fixed=stats.offsets_fixed,
+                               train_answers_dropped=stats.answers_dropped)
+        if c.eval_file:
+            self.eval_examples, estats = self._read(c.eval_file)
+            fstats = data.SquadFeatureStats()
+            self.eval_features, self.eval_spans = data.build_features(
+                self.eval_examples, self.tokenizer, c.max_seq_length, c.doc_stride,
+                c.max_query_length, training=False, stats=fstats)
+            self.data_stats.update(eval_questions=len(self.eval_examples),
+                                   eval_windows=fstats.windows,
+                                   eval_offsets_fixed=estats.offsets_fixed)
+
+    def task_info(self):
+        c = self.config
+        return {"type": "squad", "version_2_with_negative": self.version_2,
+                "max_answer_length": c.max_answer_length, "doc_stride": c.doc_stride,
+                "max_query_length": c.max_query_length,
+                "null_score_diff_threshold": c.null_score_diff_threshold,
+                "n_best_size": c.n_best_size}
+
+    def build_model(self, encoder):
+        return BertSpanQA(encoder)
+
+    @property
+    def objective(self):
+        return SpanObjective()
+
+    def decode(self, outputs):
+        by_example = [[] for _ in self.eval_examples]
+        for span, out in zip(self.eval_spans, outputs):
+            by_example[span.example].append({
+                "start_logits": out["start_logits"], "end_logits": out["end_logits"],
+                "char_start": span.char_start, "char_end": span.char_end,
+                "is_max_context": span.is_max_context})
+        return [decode_example(e.context, f, self.config.n_best_size,
+                               self.config.max_answer_length)
+                for e, f in zip(self.eval_examples, by_example)]
+
+    def evaluate(self, outputs):
+        decoded = self.decode(outputs)
+        gold = {e.qid: e.answers for e in self.eval_examples}
+        if not self.version_2:
+            predictions = {e.qid: d.best_text for e, d in zip(self.eval_examples, decoded)}
+            return squad_eval.evaluate(gold, predictions)
+        predictions = {e.qid: d.best_text for e, d in zip(self.eval_examples, decoded)}
+        na = {e.qid: d.score_diff for e, d in zip(self.eval_examples, decoded)}
+        results = squad_eval.evaluate(gold, predictions, na_probs=na,
+                                      na_prob_threshold=self.config.null_score_diff_threshold)
+        results["null_score_diff_threshold"] = self.config.null_score_diff_threshold
+        return results
+
+    def write_predictions(self, model_dir, outputs):
+        decoded = self.decode(outputs)
+        threshold = self.config.null_score_diff_threshold if self.version_2 else None
+        answers = {e.qid: d.prediction(threshold) for e, d in zip(self.eval_examples, decoded)}
+        write_json(os.path.join(model_dir, "predictions.json"), answers)
+        rows = []
+        for e, d in zip(self.eval_examples, decoded):
+            diff = d.score_diff if math.isfinite(d.score_diff) else None
+            rows.append({"id": e.qid, "prediction": answers[e.qid], "score_diff": diff,
+                         "n_best": [{"text": s.text, "start_char": s.start_char,
+                                     "end_char": s.end_char, "probability": s.probability}
+                                    for s in d.n_best[:5]]})
+        path = os.path.join(model_dir, "predictions.jsonl")
+        write_jsonl(path, rows)
+        if self.version_2:
+            write_json(os.path.join(model_dir, "null_odds.json"),
+                       {r["id"]: r["score_diff"] for r in rows})
+        return path

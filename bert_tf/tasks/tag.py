@@ -1,0 +1,93 @@
+"""CoNLL-style tagging (NER): word-piece classification, scored per entity as conlleval."""
+
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data import conll
+from bert_tf.evaluation import tagging
+from bert_tf.models import BertTagger
+from bert_tf.tasks.base import Task, per_example_ce
+from bert_tf.training.trainer import Ratio
+
+
+class TagObjective:
+    """Cross-entropy over the labelled positions (each word's first piece; label -1 = none),
+    averaged over all labelled positions of the global batch."""
+    metric_names = ("accuracy",)
+
+    def compute_loss(self, labels, outputs):
+        logits = outputs["logits"]                                    # [B, T, C]
+        labels = tf.cast(labels, tf.int32)                            # [B, T]
+        weight = tf.cast(labels >= 0, tf.float32)
+        ce = per_example_ce(tf.maximum(labels, 0), logits) * weight   # [B, T]
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                          tf.float32) * weight
+        return (Ratio(tf.reduce_sum(ce), tf.reduce_sum(weight)),
+                {"accuracy": Ratio(tf.reduce_sum(correct), tf.reduce_sum(weight))})
+
+
+class TagTask(Task):
+    name = "tag"
+    main_metric = "f1"
+
+    def per_token(self, output_name):
+        return True
+
+    def load(self):
+        c = self.config
+        train = conll.read_sentences(c.train_file)
+        if c.max_train_examples and len(train) > c.max_train_examples:
+            train = train[:c.max_train_examples]
+        self.label_names = list(c.label_names) if c.label_names else conll.tag_names(train)
+        self.tag_ids = {t: i for i, t in enumerate(self.label_names)}
+        self.scheme = tagging.detect_scheme([s.tags for s in train])
+        stats = conll.TagFeatureStats()
+        self.train_features, _ = conll.build_features(train, self.tokenizer, c.max_seq_length,
+                                                      self.tag_ids, stats=stats)
+        self.data_stats.update(train_sentences=len(train),
+                               train_sentences_split=stats.sentences_split)
+        if c.eval_file:
+            self.eval_sentences = conll.read_sentences(c.eval_file)
+            stats = conll.TagFeatureStats()
+            self.eval_features, self.eval_windows = conll.build_features(
+                self.eval_sentences, self.tokenizer, c.max_seq_length, self.tag_ids,
+                allow_unseen=c.allow_unseen_labels, stats=stats)
+            self.data_stats.update(eval_sentences=len(self.eval_sentences),
+                                   eval_sentences_split=stats.sentences_split,
+                                   eval_unseen_labels=stats.unseen_tags)
+        for split in ("train", "eval"):
+            n = self.data_stats.get(f"{split}_sentences_split")
+            if n:
+                logging.warning("%s: %d sentence(s) longer than max_seq_length=%d were split "
+                                "into several windows", split, n, c.max_seq_length)
+
+    def task_info(self):
+        return {"type": "tag", "label_names": self.label_names, "scheme": self.scheme,
+                "dropout": self.config.dropout}
+
+    def build_model(self, encoder):
+        return BertTagger(encoder, len(self.label_names), dropout=self.config.dropout)
+
+    @property
+    def objective(self):
+        return TagObjective()
+
+    def predicted_tags(self, outputs):
+        window_tags = []
+        for window, out in zip(self.eval_windows, outputs):
+            ids = np.asarray(out["logits"]).argmax(-1)
+            window_tags.append([self.label_names[ids[p]] for p in window.positions])
+        return conll.stitch_predictions(self.eval_sentences, self.eval_windows, window_tags)
+
+    def evaluate(self, outputs):
+        predicted = self.predicted_tags(outputs)
+        scores = tagging.entity_scores([s.tags for s in self.eval_sentences], predicted)
+        return scores
+
+    def write_predictions(self, model_dir, outputs):
+        path = os.path.join(model_dir, "predictions.txt")
+        conll.write_predictions(path, self.eval_sentences, self.predicted_tags(outputs))
+        return path
