@@ -70,7 +70,7 @@ def _batches(lines, batch_size):
         yield batch
 
 
-def count_words(lines, lower_case, batch_size=2048):
+def count_words(lines, lower_case, batch_size=4096):
     """Iterable of text lines -> Counter of normalized words (str -> count)."""
     from bert_tf.text.tokenizer import BertTokenizer
     splitter = BertTokenizer(vocab=list(vocab_lib.SPECIAL_TOKENS), lower_case=lower_case)
@@ -159,7 +159,8 @@ def learn_vocab(word_counts, vocab_size, min_frequency=2, reserved_tokens=(),
 
 
 def build_vocab(input_files, vocab_size=30522, lower_case=True, min_frequency=2,
-                max_lines=None, reserved_tokens=(), batch_size=2048, log=None):
+                max_lines=None, reserved_tokens=(), max_unique_chars=1000, batch_size=4096,
+                log=None):
     """Globs of text files -> (tokens, stats)."""
     files = expand_inputs(input_files)
     if not files:
@@ -169,7 +170,8 @@ def build_vocab(input_files, vocab_size=30522, lower_case=True, min_frequency=2,
     t1 = time.time()
     if log:
         log(f"counted {sum(counts.values())} words ({len(counts)} distinct) in {t1 - t0:.1f}s")
-    tokens = learn_vocab(counts, vocab_size, min_frequency, reserved_tokens, log=log)
+    tokens = learn_vocab(counts, vocab_size, min_frequency, reserved_tokens,
+                         max_unique_chars=max_unique_chars, log=log)
     t2 = time.time()
     stats = {"files": len(files), "words": sum(counts.values()), "distinct_words": len(counts),
              "vocab_size": len(tokens), "count_seconds": round(t1 - t0, 2),
