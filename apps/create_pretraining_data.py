@@ -57,7 +57,7 @@ flags.DEFINE_enum("input_format", "auto", ["sentences", "prose", "auto"],
 flags.DEFINE_enum("tokenizer", "bert", ["bert", "pretokenized"],
                   "bert: the original BERT tokenizer (BasicTokenizer + WordPiece); "
                   "pretokenized: the text already holds space-separated WordPieces.")
-flags.DEFINE_integer("chunk_sentences", 20000, "Sentences per chunk of documents processed "
+flags.DEFINE_integer("chunk_sentences", 10000, "Sentences per chunk of documents processed "
                      "together (the window random next-segments are drawn from); bounds memory. "
                      "Changes the output.")
 flags.DEFINE_bool("overwrite", False, "Replace shards already present under the output "

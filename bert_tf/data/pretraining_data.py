@@ -59,7 +59,7 @@ class CreationConfig:
     random_seed: int = 12345
     whole_word_masking: bool = False
     input_format: str = "auto"
-    chunk_sentences: int = 20000
+    chunk_sentences: int = 10000
     max_document_sentences: int = 10000
 
     def validate(self):
@@ -111,6 +111,9 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+_TOKENIZER_CACHE = {}
+
+
 class BertTokenizerFactory:
     """Picklable recipe for the project's BertTokenizer; called once in each worker, it
     returns `tokenize_batch(list[str]) -> list[list[int]]`."""
@@ -120,6 +123,12 @@ class BertTokenizerFactory:
         self.lower_case = lower_case  # None: inferred from the vocab
 
     def __call__(self):
+        key = (os.path.abspath(self.vocab_file), file_sha256(self.vocab_file), self.lower_case)
+        if key not in _TOKENIZER_CACHE:  # building + tracing takes seconds: once per process
+            _TOKENIZER_CACHE[key] = self._build()
+        return _TOKENIZER_CACHE[key]
+
+    def _build(self):
         import tensorflow as tf
 
         from bert_tf.text.tokenizer import BertTokenizer

@@ -21,32 +21,46 @@ def _varint(value):
     return bytes(out)
 
 
-def _field(number, payload):
-    """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+# Small non-negative ints dominate (token ids, lengths): cache their varints.
+_SMALL = [_varint(i) for i in range(1 << 16)]
+_LIMIT = len(_SMALL)
 
 
-# Small non-negative ints dominate (token ids < 2^21): cache their varints.
-_SMALL = [_varint(i) for i in range(1 << 15)]
+def _length(n):
+    return _SMALL[n] if n < _LIMIT else _varint(n)
 
 
 def _packed_int64(values):
-    small = _SMALL
-    limit = len(small)
-    return b"".join(small[v] if 0 <= v < limit else _varint(v) for v in values)
+    if values and min(values) >= 0 and max(values) < _LIMIT:
+        return b"".join(map(_SMALL.__getitem__, values))
+    return b"".join(_varint(v) for v in values)
+
+
+# Tags of the length-delimited fields used (field number << 3 | wire type 2).
+_TAG1, _TAG2, _TAG3 = b"\x0a", b"\x12", b"\x1a"
 
 
 def encode_example(int64_features, float_features=None):
     """Serializes {name: list[int]} int64 features and {name: list[float]} float features."""
     entries = []
     for name, values in int64_features.items():
-        feature = _field(3, _field(1, _packed_int64(values)) if values else b"")
-        entries.append((name, feature))
+        if values:
+            packed = _packed_int64(values)
+            inner = _TAG1 + _length(len(packed)) + packed
+        else:
+            inner = b""
+        entries.append((name.encode("utf-8"), _TAG3 + _length(len(inner)) + inner))
     for name, values in (float_features or {}).items():
-        packed = struct.pack(f"<{len(values)}f", *values)
-        feature = _field(2, _field(1, packed) if values else b"")
-        entries.append((name, feature))
-    entries.sort(key=lambda e: e[0].encode("utf-8"))
-    features = b"".join(_field(1, _field(1, name.encode("utf-8")) + _field(2, feature))
-                        for name, feature in entries)
-    return _field(1, features)
+        if values:
+            packed = struct.pack(f"<{len(values)}f", *values)
+            inner = _TAG1 + _length(len(packed)) + packed
+        else:
+            inner = b""
+        entries.append((name.encode("utf-8"), _TAG2 + _length(len(inner)) + inner))
+    entries.sort()
+    parts = []
+    for name, feature in entries:
+        entry = _TAG1 + _length(len(name)) + name + _TAG2 + _length(len(feature)) + feature
+        parts.append(_TAG1 + _length(len(entry)) + entry)
+    features = b"".join(parts)
+    return _TAG1 + _length(len(features)) + features

@@ -33,7 +33,7 @@ def create_masked_lm_predictions(token_ids, rng, *, masked_lm_prob, max_predicti
     """Static masking of one sequence (list of ints, including [CLS]/[SEP]).
 
     Args:
-      rng: a `random.Random`; the sequence of draws follows the original script.
+      rng: a `random.Random`; the result is a function of its state (deterministic).
       special_ids: ids never masked and never used as random replacements ([CLS], [SEP],
         [PAD], [MASK], [UNK]).
       is_continuation: callable id -> bool, True for "##" pieces; with whole_word_masking a
@@ -43,17 +43,24 @@ def create_masked_lm_predictions(token_ids, rng, *, masked_lm_prob, max_predicti
       (output_ids, masked_positions, masked_label_ids): the sequence with masks applied, and the
       masked positions in increasing order with their original ids.
     """
-    candidates = []  # groups of positions; one group per word under whole-word masking
-    for i, token in enumerate(token_ids):
-        if token in special_ids:
-            continue
-        if (whole_word_masking and candidates and is_continuation is not None
-                and is_continuation(token) and candidates[-1][-1] == i - 1):
-            candidates[-1].append(i)
-        else:
-            candidates.append([i])
-    rng.shuffle(candidates)
     target = num_to_predict(len(token_ids), masked_lm_prob, max_predictions_per_seq)
+    if not whole_word_masking:
+        # Every candidate is one token, so the first `target` of a shuffle is a plain sample.
+        positions = [i for i, t in enumerate(token_ids) if t not in special_ids]
+        candidates = [[i] for i in rng.sample(positions, min(target, len(positions)))]
+    else:
+        candidates = []  # groups of positions, one per word
+        for i, token in enumerate(token_ids):
+            if token in special_ids:
+                continue
+            if (candidates and is_continuation is not None and is_continuation(token)
+                    and candidates[-1][-1] == i - 1):
+                candidates[-1].append(i)
+            else:
+                candidates.append([i])
+        keys = [rng.random() for _ in candidates]  # a shuffle, cheaper than rng.shuffle
+        candidates = [candidates[i] for i in sorted(range(len(candidates)),
+                                                    key=keys.__getitem__)]
     output = list(token_ids)
     masked = []  # (position, original id)
     for group in candidates:
