@@ -1,7 +1,7 @@
 """Learn a WordPiece vocab (vocab.txt) from plain-text files.
 
-    python -m apps.build_vocab --input_files='corpus/*.txt' --output=vocab.txt \
-        --vocab_size=30522 --lower_case
+    python -m apps.build_vocab --input_files='corpus/*.txt' --output=vocab.txt
+                               --vocab_size=30522 --lower_case
 
 Words are found by the same normalization and pre-tokenization as the project's BertTokenizer
 (original BERT rules), the input is streamed, and the vocab starts with

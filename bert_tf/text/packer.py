@@ -42,9 +42,10 @@ def _keep_first(segment, keep):
     pos = tf.range(tf.shape(segment.values, out_type=tf.int64)[0]) - tf.gather(
         segment.row_starts(), rows)
     mask = pos < tf.gather(keep, rows)
-    return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(segment.values, mask),
-                                             tf.boolean_mask(rows, mask),
-                                             nrows=segment.nrows())
+    kept = tf.minimum(segment.row_lengths(), keep)
+    splits = tf.concat([tf.zeros([1], tf.int64), tf.math.cumsum(kept)], 0)
+    return tf.RaggedTensor.from_row_splits(tf.boolean_mask(segment.values, mask), splits,
+                                           validate=False)
 
 
 @tf.autograph.experimental.do_not_convert

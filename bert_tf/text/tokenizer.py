@@ -52,6 +52,14 @@ class _Tables:
         return tf.gather(self.data, block * ct.BLOCK + tf.bitwise.bitwise_and(cps, ct.BLOCK - 1))
 
 
+def _nest(values, rowids, nrows):
+    """Ragged [nrows, (...)] from sorted row ids (segment sum + cumsum: no bincount, no
+    asserts, so the graph stays simple for TFLite/Serving)."""
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(rowids), rowids, nrows)
+    splits = tf.concat([tf.zeros([1], tf.int64), tf.math.cumsum(counts)], 0)
+    return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
+
+
 def _has(flags, bit):
     return tf.not_equal(tf.bitwise.bitwise_and(flags, bit), 0)
 
@@ -225,8 +233,9 @@ class BertTokenizer(keras.layers.Layer):
 
     @_no_autograph
     def _word_strings(self, pre):
-        words = tf.RaggedTensor.from_value_rowids(pre["norm"], pre["word_id"],
-                                                  nrows=pre["num_words"])
+        splits = tf.concat([pre["word_first"], tf.reshape(tf.size(pre["norm"],
+                                                                  out_type=tf.int64), [1])], 0)
+        words = tf.RaggedTensor.from_row_splits(pre["norm"], splits, validate=False)
         return tf.strings.unicode_encode(words, "UTF-8")          # [W]
 
     # ---- public API ----------------------------------------------------------------------
@@ -235,8 +244,7 @@ class BertTokenizer(keras.layers.Layer):
         """strings [B] -> ragged string [B, (words)]: the normalized words (basic tokenizer
         output) that WordPiece sees."""
         pre = self._pretokenize(strings)
-        return tf.RaggedTensor.from_value_rowids(self._word_strings(pre), pre["word_row"],
-                                                 nrows=pre["batch_size"])
+        return _nest(self._word_strings(pre), pre["word_row"], pre["batch_size"])
 
     @_no_autograph
     def _tokenize(self, strings, with_offsets):
@@ -246,8 +254,7 @@ class BertTokenizer(keras.layers.Layer):
         words = tf.where(long_word, vocab_lib.UNK, words)        # -> exactly one [UNK] piece
         if not with_offsets:
             ids = self._wordpiece.tokenize(words)                 # [W, (P)]
-            return tf.RaggedTensor.from_value_rowids(ids, pre["word_row"],
-                                                     nrows=pre["batch_size"]), None, None
+            return _nest(ids, pre["word_row"], pre["batch_size"]), None, None
         ids, begin, end = self._wordpiece.tokenize_with_offsets(words)
         piece_word = ids.value_rowids()                            # [P]
         # Byte offset (in the normalized words) -> normalized code point -> source character.
@@ -268,8 +275,7 @@ class BertTokenizer(keras.layers.Layer):
 
         def nest(values):
             pieces = ids.with_values(values)
-            return tf.RaggedTensor.from_value_rowids(pieces, pre["word_row"],
-                                                     nrows=pre["batch_size"])
+            return _nest(pieces, pre["word_row"], pre["batch_size"])
         return nest(ids.values), nest(piece_begin), nest(piece_end)
 
     def tokenize_words(self, strings):
