@@ -1,0 +1,244 @@
+"""apps.finetune end to end on a tiny random model dir: every task, resume, bad input."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from conftest import TINY_VOCAB
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    import keras
+    from bert_tf import BertConfig, BertEncoder, BertPretrainer
+    from bert_tf.checkpoints.model_dir_io import write_model_dir
+    keras.utils.set_random_seed(7)
+    root = tmp_path_factory.mktemp("tiny")
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(TINY_VOCAB) + "\n")
+    config = BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
+                               num_heads=4, intermediate_size=64, max_position_embeddings=64)
+    out = str(root / "pretrained")
+    write_model_dir(out, BertPretrainer(BertEncoder(config)), str(vocab), True, seq_length=64)
+    return out
+
+
+def run_app(args):
+    from absl import flags
+    from apps import finetune
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["finetune"] + args)
+    start = time.time()
+    finetune.main(["finetune"])
+    return time.time() - start
+
+
+def common(init, out, train, eval_=None, **extra):
+    args = [f"--init_checkpoint={init}", f"--train_file={os.path.join(FIXTURES, train)}",
+            f"--model_dir={out}", "--precision=float32", "--seed=1", "--log_every_steps=1000"]
+    if eval_:
+        args.append(f"--eval_file={os.path.join(FIXTURES, eval_)}")
+    return args + [f"--{k}={v}" for k, v in extra.items()]
+
+
+def read(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_classify_end_to_end_best_epoch_model_dir(tiny_model_dir, tmp_path):
+    import bert_tf
+    out = str(tmp_path / "cls")
+    seconds = run_app(["--task=classify"] + common(
+        tiny_model_dir, out, "classify_train.tsv", "classify_eval.tsv", epochs=3,
+        batch_size=2, learning_rate=2e-3, warmup_proportion=0))
+    print(f"classify fixture run: {seconds:.1f} s")
+    results = read(os.path.join(out, "eval_results.json"))
+    for key in ("accuracy", "f1", "matthews_corrcoef", "best_epoch", "history"):
+        assert key in results
+    assert len(results["history"]) == 3
+    best = max(h["accuracy"] for h in results["history"])
+    assert results["accuracy"] == best
+    config = read(os.path.join(out, "config.json"))
+    assert config["task"]["label_names"] == ["neg", "pos"] and config["task"]["type"] == \
+        "classify" and config["preprocessing"]["seq_length"] == 128
+    # DIR rebuilds: the saved (best) weights reproduce the written predictions
+    model = bert_tf.load_task_model(out)
+    rows = [json.loads(line) for line in open(os.path.join(out, "predictions.jsonl"))]
+    assert [r["text_a"] for r in rows] == ["a good movie", "a terrible movie", "great", "bad"]
+    pre = bert_tf.load_preprocessor(out, seq_length=16)
+    import tensorflow as tf
+    probs = tf.nn.softmax(model(pre(tf.constant([r["text_a"] for r in rows])),
+                                training=False)["logits"]).numpy()
+    assert np.allclose(probs[:, 1], [r["probabilities"]["pos"] for r in rows], atol=1e-4)
+    accuracy = np.mean([r["prediction"] == r["label"] for r in rows])
+    assert accuracy == pytest.approx(results["accuracy"])
+
+
+def test_tag_end_to_end_split_sentences_and_conll_output(tiny_model_dir, tmp_path):
+    from bert_tf.data import conll
+    from bert_tf.evaluation import tagging
+    out = str(tmp_path / "tag")
+    seconds = run_app(["--task=tag"] + common(
+        tiny_model_dir, out, "conll_iob2.txt", "conll_iob2.txt", epochs=2, batch_size=2,
+        learning_rate=1e-3, max_seq_length=6))     # 4 pieces per window: sentences split
+    print(f"tag fixture run: {seconds:.1f} s")
+    results = read(os.path.join(out, "eval_results.json"))
+    predicted = conll.read_sentences(os.path.join(out, "predictions.txt"))
+    gold = conll.read_sentences(os.path.join(FIXTURES, "conll_iob2.txt"))
+    assert [p.words for p in predicted] == [g.words for g in gold]
+    assert all(len(c) == 5 for p in predicted for c in p.columns)   # 4 input cols + pred
+    scores = tagging.entity_scores([g.tags for g in gold], [p.tags for p in predicted])
+    for key in ("f1", "precision", "recall"):
+        assert results[key] == pytest.approx(scores[key])
+    config = read(os.path.join(out, "config.json"))
+    assert config["task"] == {"type": "tag", "label_names": ["O", "B-LOC", "B-PER"],
+                              "scheme": "iob2", "dropout": 0.1}
+
+
+def test_squad_v2_end_to_end_and_threshold(tiny_model_dir, tmp_path):
+    from bert_tf.evaluation import squad as squad_eval
+    out = str(tmp_path / "squad")
+    seconds = run_app(["--task=squad"] + common(
+        tiny_model_dir, out, "squad_v2.json", "squad_v2.json", epochs=1, batch_size=4,
+        learning_rate=1e-3, max_seq_length=32, doc_stride=8, max_query_length=12))
+    print(f"squad fixture run: {seconds:.1f} s")
+    results = read(os.path.join(out, "eval_results.json"))
+    predictions = read(os.path.join(out, "predictions.json"))
+    assert sorted(predictions) == ["q1", "q2", "q3", "q4", "q5"]
+    data = read(os.path.join(FIXTURES, "squad_v2.json"))
+    gold = {qa["id"]: [a["text"] for a in qa["answers"]] for p in data["data"][0]["paragraphs"]
+            for qa in p["qas"]}
+    again = squad_eval.evaluate(gold, predictions)
+    assert results["exact_match"] == pytest.approx(again["exact_match"])
+    assert results["f1"] == pytest.approx(again["f1"])
+    assert results["NoAns_total"] == 2 and "best_f1_thresh" in results
+    context = data["data"][0]["paragraphs"][1]["context"]
+    for row in map(json.loads, open(os.path.join(out, "predictions.jsonl"))):
+        for span in row["n_best"]:
+            if row["id"] in ("q3", "q5"):
+                assert context[span["start_char"]:span["end_char"]] == span["text"]
+    assert read(os.path.join(out, "config.json"))["task"]["version_2_with_negative"] is True
+
+
+@pytest.mark.slow
+def test_resume_after_interruption(tiny_model_dir, tmp_path, monkeypatch):
+    from bert_tf.tasks.classify import ClassifyTask
+    out = str(tmp_path / "resume")
+    args = ["--task=classify"] + common(tiny_model_dir, out, "classify_train.tsv",
+                                        "classify_eval.tsv", epochs=2, batch_size=3)
+    real = ClassifyTask.evaluate
+
+    def killed(self, outputs):
+        raise KeyboardInterrupt("killed after the epoch-1 checkpoint")
+    monkeypatch.setattr(ClassifyTask, "evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_app(args)
+    assert os.path.isfile(os.path.join(out, "checkpoints", "ckpt-2.index"))
+    monkeypatch.setattr(ClassifyTask, "evaluate", real)
+    run_app(args)
+    results = read(os.path.join(out, "eval_results.json"))
+    assert results["global_step"] == 4
+    assert [h["epoch"] for h in results["history"]] == [1, 2]
+
+
+@pytest.mark.parametrize("extra, files, message", [
+    (["--text_a_column=text"], ("classify_train.tsv", "classify_eval.tsv"),
+     r"classify_train.tsv:1: no column 'text' \(--text_a_column\) in the header; found: "
+     r"'sentence', 'label'"),
+    ([], ("classify_train.tsv", "unseen_label.tsv"),
+     r"unseen_label.tsv:3: label: label 'neutral' does not occur in the training data"),
+    ([], ("missing.tsv", None), r"missing.tsv: no such file"),
+])
+def test_bad_input_is_one_line(tiny_model_dir, tmp_path, extra, files, message):
+    (tmp_path / "unseen_label.tsv").write_text("sentence\tlabel\ngood\tpos\nfine\tneutral\n")
+    train, eval_ = files
+    args = [f"--init_checkpoint={tiny_model_dir}", f"--model_dir={tmp_path / 'out'}",
+            "--task=classify", f"--train_file={os.path.join(FIXTURES, train)}"]
+    if eval_:
+        path = tmp_path / eval_ if eval_ == "unseen_label.tsv" else os.path.join(FIXTURES,
+                                                                                 eval_)
+        args.append(f"--eval_file={path}")
+    with pytest.raises(SystemExit) as e:
+        run_app(args + extra)
+    text = str(e.value)
+    assert text.startswith("finetune: ") and "\n" not in text
+    import re
+    assert re.search(message, text), text
+    assert not os.path.exists(tmp_path / "out" / "model.weights.h5")
+
+
+def test_model_dir_of_another_task_is_refused(tiny_model_dir, tmp_path):
+    with pytest.raises(SystemExit, match="holds a different model"):
+        run_app(["--task=tag", f"--init_checkpoint={tiny_model_dir}",
+                 f"--train_file={os.path.join(FIXTURES, 'conll_iob2.txt')}",
+                 f"--model_dir={tiny_model_dir}"])
+
+
+def _bow_logistic_regression(train_texts, train_labels, test_texts, epochs=300, lr=0.5):
+    """Bag-of-words (lower-cased word counts, log1p) logistic regression, numpy full-batch GD."""
+    import re
+    vocab = {}
+    for t in train_texts:
+        for w in set(re.findall(r"[a-z0-9']+", t.lower())):
+            vocab.setdefault(w, len(vocab))
+
+    def featurize(texts):
+        x = np.zeros([len(texts), len(vocab)], np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"[a-z0-9']+", t.lower()):
+                if w in vocab:
+                    x[i, vocab[w]] += 1
+        return np.log1p(x)
+    x, y = featurize(train_texts), np.asarray(train_labels, np.float32)
+    w, b = np.zeros(x.shape[1], np.float32), 0.0
+    for _ in range(epochs):
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        w -= lr * (x.T @ (p - y) / len(y) + 1e-4 * w)
+        b -= lr * float(np.mean(p - y))
+    return ((featurize(test_texts) @ w + b) > 0).astype(int)
+
+
+@pytest.mark.slow
+@pytest.mark.real_weights
+@pytest.mark.real_data
+def test_real_minilm_on_sms_spam_beats_baselines(minilm_dir, tmp_path):
+    """all-MiniLM-L6-v2 fine-tuned on a 600-message subsample of SMS spam, evaluated on 500
+    held-out messages (3 epochs, seq 48: a few minutes on 2 shared cores), next to majority-class and bag-of-words logistic regression."""
+    import csv
+    from bert_tf import assets
+    with open(assets.sms_spam_csv(), newline="", encoding="utf-8") as f:
+        rows = [(r["text"], int(r["spam"])) for r in csv.DictReader(f)]
+    order = np.random.default_rng(0).permutation(len(rows))
+    test = [rows[i] for i in order[:500]]
+    train = [rows[i] for i in order[500:1100]]
+    for name, part in (("train.csv", train), ("test.csv", test)):
+        with open(tmp_path / name, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "spam"])
+            writer.writerows(part)
+    out = str(tmp_path / "sms")
+    seconds = run_app(["--task=classify", f"--init_checkpoint={minilm_dir}",
+                       f"--train_file={tmp_path / 'train.csv'}",
+                       f"--eval_file={tmp_path / 'test.csv'}", f"--model_dir={out}",
+                       "--text_a_column=text", "--label_column=spam", "--epochs=3",
+                       "--batch_size=32", "--learning_rate=2e-4", "--max_seq_length=48",
+                       "--precision=float32", "--log_every_steps=10"])
+    results = read(os.path.join(out, "eval_results.json"))
+    gold = np.array([y for _, y in test])
+    majority = max(np.mean(gold), 1 - np.mean(gold))
+    bow = np.mean(_bow_logistic_regression([t for t, _ in train], [y for _, y in train],
+                                           [t for t, _ in test]) == gold)
+    print(f"SMS spam (train 600, test 500): fine-tuned MiniLM accuracy "
+          f"{results['accuracy']:.4f} f1 {results['f1']:.4f} mcc "
+          f"{results['matthews_corrcoef']:.4f}; majority {majority:.4f}; bag-of-words LR "
+          f"{bow:.4f}; run {seconds:.0f} s; train "
+          f"{results['train_examples_per_second_last_window']:.1f} ex/s (last window), "
+          f"{results['train_examples_per_second']:.1f} ex/s overall")
+    assert results["accuracy"] > majority + 0.05
+    assert results["accuracy"] >= bow - 0.01
