@@ -55,6 +55,42 @@ def exported(tmp_path_factory):
     return out
 
 
+PAIR_A = ["hello world", "", "the quick brown fox " * 10]
+PAIR_B = ["good movie", b"\xff", "a lazy dog " * 10]
+QUESTIONS = ["where does john live ?", "", "what ?", "who " * 30, b"\xff?"]
+CONTEXTS = ["john lives in paris , france", "hello world", "", "the quick brown fox",
+            "the capital of france is paris " * 5]
+
+
+@pytest.fixture(scope="module")
+def fresh(exported):
+    """All requests of this module, answered by ONE fresh tensorflow + tensorflow_text process."""
+    from export.verify import run_fresh_many
+    pair_dir = exported["pair"][0]
+    ref = pack_reference(pair_dir, list(zip(tokenize(pair_dir, PAIR_A)[0],
+                                            tokenize(pair_dir, PAIR_B)[0])))
+    jobs = {
+        "classify": (exported["classify"][2], [
+            {"inputs": {"text": TEXTS + BAD}}, {"inputs": {"text": TEXTS[:1]}},
+            {"inputs": {"text": []}}, {"inputs": {"text": BAD}},
+            {"signature": "serving_encoded", "inputs": {
+                "input_word_ids": np.zeros((0, 4), np.int32), "input_mask":
+                np.zeros((0, 4), np.int32), "input_type_ids": np.zeros((0, 4), np.int32)}},
+        ]),
+        "pair": (exported["pair"][2], [
+            {"inputs": {"text": PAIR_A, "text_b": PAIR_B}},
+            {"signature": "serving_encoded", "inputs": {k: v.tolist() for k, v in ref.items()}},
+        ]),
+        "tag": (exported["tag"][2], [{"inputs": {"text": TEXTS + BAD}},
+                                     {"inputs": {"text": []}}]),
+        "squad": (exported["squad"][2], [
+            {"inputs": {"question": QUESTIONS, "context": CONTEXTS}},
+            {"inputs": {"question": [], "context": []}},
+            {"inputs": {"question": ["a", "b"], "context": ["c"]}}]),
+    }
+    return run_fresh_many(jobs), ref
+
+
 def pack_reference(model_dir, segments_list, waterfall=False, max_query=None):
     """Independent numpy packing of tokenized segments -> padded encoder inputs."""
     from export import text_graph
@@ -135,16 +171,10 @@ def _check_ops(report):
     assert report["text_ops"], "expected tf.text ops in the graph"
 
 
-def test_classify_fresh_process_matches_keras(exported):
-    from export.verify import run_fresh
+def test_classify_fresh_process_matches_keras(exported, fresh):
     model_dir, model, path = exported["classify"]
     texts = TEXTS + BAD
-    report, outs = run_fresh(path, [
-        {"inputs": {"text": texts}},
-        {"inputs": {"text": TEXTS[:1]}},
-        {"inputs": {"text": []}},
-        {"inputs": {"text": BAD}},
-    ])
+    report, outs = fresh[0]["classify"]
     _check_ops(report)
     assert {"serving_default", "serving_encoded"} <= set(report["signatures"])
     ids = tokenize(model_dir, texts)[0]
@@ -159,19 +189,13 @@ def test_classify_fresh_process_matches_keras(exported):
     np.testing.assert_allclose(outs[1]["probabilities"][0], probs[0], atol=1e-5)
     assert outs[2]["probabilities"].shape == (0, 3) and outs[2]["label"].shape == (0,)
     np.testing.assert_allclose(outs[3]["probabilities"], probs[len(TEXTS):], atol=1e-5)
+    assert outs[4]["probabilities"].shape == (0, 3)   # empty batch on serving_encoded
 
 
-def test_pair_classifier_and_encoded_signature(exported):
-    from export.verify import run_fresh
+def test_pair_classifier_and_encoded_signature(exported, fresh):
     model_dir, model, path = exported["pair"]
-    a = ["hello world", "", "the quick brown fox " * 10]
-    b = ["good movie", b"\xff", "a lazy dog " * 10]
-    ids_a, ids_b = tokenize(model_dir, a)[0], tokenize(model_dir, b)[0]
-    ref = pack_reference(model_dir, list(zip(ids_a, ids_b)))
-    report, outs = run_fresh(path, [
-        {"inputs": {"text": a, "text_b": b}},
-        {"signature": "serving_encoded", "inputs": {k: v.tolist() for k, v in ref.items()}},
-    ])
+    ref = fresh[1]
+    report, outs = fresh[0]["pair"]
     _check_ops(report)
     logits = np.asarray(model(ref, training=False)["logits"])
     np.testing.assert_allclose(outs[1]["logits"], logits, atol=1e-5)
@@ -194,11 +218,10 @@ def iob2_entities(labels):
     return ents
 
 
-def test_tag_entities_match_reference_decoding(exported):
-    from export.verify import run_fresh
+def test_tag_entities_match_reference_decoding(exported, fresh):
     model_dir, model, path = exported["tag"]
     texts = TEXTS + BAD
-    report, outs = run_fresh(path, [{"inputs": {"text": texts}}, {"inputs": {"text": []}}])
+    report, outs = fresh[0]["tag"]
     _check_ops(report)
     out = outs[0]
     ids, starts, ends = tokenize(model_dir, texts)
@@ -232,14 +255,10 @@ def test_tag_entities_match_reference_decoding(exported):
     assert outs[1]["entity_text"].shape[0] == 0 and outs[1]["num_entities"].shape == (0,)
 
 
-def test_squad_answers_match_brute_force(exported):
-    from export.verify import run_fresh
+def test_squad_answers_match_brute_force(exported, fresh):
     model_dir, model, path = exported["squad"]
-    questions = ["where does john live ?", "", "what ?", "who " * 30, b"\xff?"]
-    contexts = ["john lives in paris , france", "hello world", "", "the quick brown fox",
-                "the capital of france is paris " * 5]
-    report, outs = run_fresh(path, [{"inputs": {"question": questions, "context": contexts}},
-                                    {"inputs": {"question": [], "context": []}}])
+    questions, contexts = QUESTIONS, CONTEXTS
+    report, outs = fresh[0]["squad"]
     _check_ops(report)
     out = outs[0]
     q_ids = tokenize(model_dir, questions)[0]
@@ -269,3 +288,5 @@ def test_squad_answers_match_brute_force(exported):
             assert out["answer"][row].decode() == clean[c0:c1]
             assert 0.0 < out["score"][row] <= 1.0
     assert outs[1]["answer"].shape == (0,)
+    # mismatched batch sizes: a clear error, not a crash of the process
+    assert "__error__" in outs[2]
