@@ -135,8 +135,9 @@ def _loss_share(loss, local_batch, global_batch):
         global_den = _replica_sum(tf.stop_gradient(tf.reduce_sum(_f32(den))))
         return tf.math.divide_no_nan(tf.reduce_sum(_f32(num)), global_den)
     loss = _f32(loss)
-    if loss.shape.rank == 0:
-        return tf.math.divide_no_nan(loss * local_batch, global_batch)
+    if loss.shape.rank == 0:   # a mean: NaN for an empty replica batch, so weight it out
+        return tf.math.divide_no_nan(tf.where(local_batch > 0, loss, 0.0) * local_batch,
+                                     global_batch)
     if loss.shape.rank != 1:
         raise ValueError(f"objective loss must be a scalar, a per-example vector [B], a Ratio "
                          f"or a list of those; got a tensor of shape {loss.shape}")
