@@ -16,12 +16,16 @@ replicas. The total loss is mlm_loss + nsp_loss (as google-research/bert).
 Metrics are returned as (numerator, denominator) sums so that a trainer can accumulate them
 over steps and replicas and divide once: masked_lm_accuracy (weighted by masked_lm_weights),
 next_sentence_accuracy, masked_lm_loss, next_sentence_loss.
+
+`PretrainingObjective` is the Trainer's objective (bert_tf/training/trainer.py: the Trainer
+does the cross-replica sums); the free functions (`pretraining_loss`, ...) all-reduce
+themselves and are for use outside the Trainer.
 """
 
 import tensorflow as tf
 
 METRIC_NAMES = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
-                "next_sentence_loss", "loss")
+                "next_sentence_loss")
 
 
 def replica_sum(value):
@@ -93,30 +97,32 @@ def metric_sums(labels, outputs):
 
 
 class PretrainingObjective:
-    """The pre-training objective for a trainer: `loss(labels, outputs)` and
-    `metric_sums(labels, outputs)`, plus Keras-metric helpers (`make_metrics`,
-    `update_metrics`) for trainers that keep `keras.metrics` objects."""
+    """The pre-training objective in the form `bert_tf.training.trainer.Trainer` wants.
+
+    `compute_loss(labels, outputs)` returns (loss, metrics) for THIS replica's batch with no
+    cross-replica reduction (the Trainer does that): loss = [Ratio(sum(w * CE_mlm), sum(w)),
+    CE_nsp per example [B]], i.e. the MLM loss normalised by the weight sum over the global
+    batch plus the mean NSP loss over the global batch; metrics are (numerator, denominator)
+    sums. `__call__` gives the total loss of a batch on one device (for eager use and tests).
+    """
 
     name = "pretraining"
     metric_names = METRIC_NAMES
 
-    def loss(self, labels, outputs):
+    def compute_loss(self, labels, outputs):
+        from bert_tf.training.trainer import Ratio
+        mlm_ce, mlm_correct, weights = _mlm_terms(labels, outputs)
+        nsp_ce, nsp_correct = _nsp_terms(labels, outputs)
+        weight_sum = tf.reduce_sum(weights)
+        count = tf.cast(tf.size(nsp_ce), tf.float32)
+        loss = [Ratio(tf.reduce_sum(weights * mlm_ce), weight_sum), nsp_ce]
+        metrics = {
+            "masked_lm_accuracy": Ratio(tf.reduce_sum(weights * mlm_correct), weight_sum),
+            "masked_lm_loss": Ratio(tf.reduce_sum(weights * mlm_ce), weight_sum),
+            "next_sentence_accuracy": Ratio(tf.reduce_sum(nsp_correct), count),
+            "next_sentence_loss": Ratio(tf.reduce_sum(nsp_ce), count),
+        }
+        return loss, metrics
+
+    def __call__(self, labels, outputs):
         return pretraining_loss(labels, outputs)
-
-    __call__ = loss
-
-    def metric_sums(self, labels, outputs):
-        return metric_sums(labels, outputs)
-
-    def make_metrics(self):
-        import keras
-        return {name: keras.metrics.Mean(name=name)
-                for name in ("masked_lm_accuracy", "next_sentence_accuracy",
-                             "masked_lm_loss", "next_sentence_loss")}
-
-    def update_metrics(self, metrics, labels, outputs):
-        """Updates Keras `Mean` metrics with sample weights = denominators, so each metric
-        equals sum(numerator) / sum(denominator) over everything it has seen."""
-        for name, (num, den) in metric_sums(labels, outputs).items():
-            if name in metrics:
-                metrics[name].update_state(num / tf.maximum(den, 1e-5), sample_weight=den)

@@ -80,16 +80,25 @@ def test_metric_sums_and_keras_metrics():
     assert sums["masked_lm_loss"][0] / 3 == pytest.approx(mlm, rel=1e-6)
     assert sums["next_sentence_loss"][0] / 2 == pytest.approx(nsp, rel=1e-6)
 
+
+
+def test_trainer_contract_gives_the_hand_computed_values():
+    from bert_tf.training import trainer
+    labels, outputs = _batch()
     objective = po.PretrainingObjective()
-    metrics = objective.make_metrics()
-    objective.update_metrics(metrics, labels, outputs)
-    # A second batch with all MLM predictions right and the weights doubled.
-    labels2 = dict(labels, masked_lm_ids=tf.constant([[0, 2], [1, 0]]),
-                   masked_lm_weights=tf.constant([[2.0, 2.0], [2.0, 0.0]]))
-    objective.update_metrics(metrics, labels2, outputs)
-    # (2 + 6) correct weight / (3 + 6) total weight.
-    assert float(metrics["masked_lm_accuracy"].result()) == pytest.approx(8 / 9, rel=1e-6)
-    assert float(metrics["next_sentence_accuracy"].result()) == pytest.approx(0.5)
+    assert set(objective.metric_names).isdisjoint(trainer.RESERVED_NAMES)
+    loss, metrics = objective.compute_loss(labels, outputs)
+    # The trainer's share of a one-replica global batch of 2 examples is the full loss.
+    share = trainer._loss_share(loss, tf.constant(2.0), tf.constant(2.0))
+    mlm, nsp = _expected()
+    np.testing.assert_allclose(share.numpy(), mlm + nsp, rtol=1e-6)
+    sums = trainer._metric_sums(metrics, objective.metric_names, tf.constant(2.0)).numpy()
+    m = len(objective.metric_names)
+    values = dict(zip(objective.metric_names, sums[:m] / sums[m:]))
+    assert values["masked_lm_accuracy"] == pytest.approx(2 / 3)
+    assert values["next_sentence_accuracy"] == pytest.approx(0.5)
+    assert values["masked_lm_loss"] == pytest.approx(mlm, rel=1e-6)
+    assert values["next_sentence_loss"] == pytest.approx(nsp, rel=1e-6)
 
 
 def test_bfloat16_logits_are_accepted():
