@@ -17,7 +17,7 @@ def unique_vocab(tokens):
 def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     """Writes a model dir with a randomly initialized (seeded) tiny task model; returns it."""
     import keras
-    from bert_tf import BertClassifier, BertEncoder, BertSpanQA, BertTagger
+    from bert_tf import BertClassifier, BertEncoder, BertPretrainer, BertSpanQA, BertTagger
     keras.utils.set_random_seed(seed)
     encoder = BertEncoder(config)
     kind = task["type"]
@@ -25,6 +25,8 @@ def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
         model = BertClassifier(encoder, len(task["label_names"]))
     elif kind == "tag":
         model = BertTagger(encoder, len(task["label_names"]))
+    elif kind == "pretraining":
+        model = BertPretrainer(encoder)
     else:
         model = BertSpanQA(encoder)
     d = ModelDir(str(path))
