@@ -18,6 +18,7 @@ payload (uncased normalization of the code point = strip_Mn(NFD(lower(cp)))):
 """
 
 import functools
+import hashlib
 import os
 import sys
 import tempfile
@@ -75,10 +76,13 @@ _ARRAYS = ("index", "data", "multi_splits", "multi_values")
 
 
 def _cache_path():
+    """Keyed by the Unicode data version and this file's contents (a rule change here
+    never reads a stale table)."""
     from bert_tf import assets
+    with open(__file__, "rb") as f:
+        source = hashlib.sha256(f.read()).hexdigest()[:16]
     return os.path.join(assets.cache_dir(), f"char_table-v{TABLE_VERSION}-ucd"
-                        f"{unicodedata.unidata_version}-py{sys.version_info[0]}."
-                        f"{sys.version_info[1]}.npz")
+                        f"{unicodedata.unidata_version}-{source}.npz")
 
 
 @functools.lru_cache(maxsize=1)

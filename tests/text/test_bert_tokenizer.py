@@ -122,6 +122,11 @@ def test_in_tf_function_and_dataset(pair):
     fn = tf.function(tok.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
     strings = hs.HARD_STRINGS[:12]
     assert fn(tf.constant(strings)).to_list() == [reference.ids(s) for s in strings]
+    with_offsets = tf.function(tok.tokenize_with_offsets,
+                               input_signature=[tf.TensorSpec([None], tf.string)])
+    for got, expected in zip(with_offsets(tf.constant(strings)),
+                             tok.tokenize_with_offsets(tf.constant(strings))):
+        assert got.to_list() == expected.to_list()
     ds = tf.data.Dataset.from_tensor_slices(strings).batch(5).map(tok.tokenize)
     got = [row for batch in ds for row in batch.to_list()]
     assert got == [reference.ids(s) for s in strings]
