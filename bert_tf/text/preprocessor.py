@@ -57,6 +57,18 @@ class BertPreprocessor(keras.layers.Layer):
                                       self.tokenizer.sep_id, self.tokenizer.pad_id,
                                       self.pad_to_longest)
 
+    # TF Hub preprocessor style: tokenize each segment, then pack any number of them.
+    def tokenize(self, strings):
+        """strings [B] -> int32 ragged [B, (words), (pieces)]."""
+        return self.tokenizer.tokenize_words(tf.reshape(strings, [-1]))
+
+    def bert_pack_inputs(self, segments, seq_length=None):
+        """list of tokenized segments (ragged [B, (words), (pieces)] or [B, (pieces)]) ->
+        dict of int32 [B, seq_length] encoder inputs (longest-first truncation)."""
+        return packer_lib.pack_inputs(list(segments), seq_length or self.seq_length,
+                                      self.tokenizer.cls_id, self.tokenizer.sep_id,
+                                      self.tokenizer.pad_id, self.pad_to_longest)
+
     def get_config(self):
         config = super().get_config()
         config.update({"tokenizer": keras.saving.serialize_keras_object(self.tokenizer),

@@ -105,6 +105,25 @@ def test_get_config_round_trip_and_public_api(tiny_vocab_file):
     assert pre(s)["input_word_ids"].shape == (2, 5)                  # padded to the longest
 
 
+def test_functional_model_and_hub_style_methods(tiny_vocab_file):
+    pre = BertPreprocessor(vocab_file=tiny_vocab_file, seq_length=8)
+    a, b = keras.Input(shape=(), dtype="string"), keras.Input(shape=(), dtype="string")
+    model = keras.Model([a, b], pre([a, b]))
+    out = model([tf.constant(["the fox"]), tf.constant(["a lazy dog"])])
+    # [CLS] the fox [SEP] a lazy dog [SEP] [PAD]; "a" is a duplicate: the last entry wins.
+    v = TINY_VOCAB
+    last = {t: i for i, t in enumerate(v)}
+    assert out["input_word_ids"].numpy().tolist() == [
+        [2, last["the"], last["fox"], 3, last["a"], last["lazy"], last["dog"], 3]]
+    words = pre.tokenize(tf.constant(["the unaffable fox", "x"]))
+    assert words.to_list()[0] == [[last["the"]], [last["un"], last["##aff"], last["##able"]],
+                                  [last["fox"]]]
+    three = pre.bert_pack_inputs([words, words, words], seq_length=9)
+    assert three["input_word_ids"].numpy().tolist()[1] == [2, last["x"], 3, last["x"], 3,
+                                                           last["x"], 3, 0, 0]
+    assert three["input_type_ids"].numpy().tolist()[1] == [0, 0, 0, 1, 1, 2, 2, 0, 0]
+
+
 def test_saved_model_loads_with_only_tensorflow_text(tmp_path, tiny_vocab_file):
     pre = BertPreprocessor(vocab_file=tiny_vocab_file, seq_length=12)
     module = tf.Module()
