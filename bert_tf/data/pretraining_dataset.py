@@ -128,6 +128,10 @@ def _check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_maski
             raise PretrainingDataError(
                 f"{meta_path}: records have max_seq_length={meta.get('max_seq_length')}, "
                 f"expected seq_length={seq_length}")
+        if not dynamic_masking and meta.get("masked") is False:
+            raise PretrainingDataError(
+                f"{meta_path}: records are unmasked (max_predictions_per_seq=0); read them "
+                "with dynamic_masking=True")
         if (not dynamic_masking
                 and meta.get("max_predictions_per_seq") != max_predictions_per_seq):
             raise PretrainingDataError(

@@ -223,3 +223,23 @@ def test_reads_what_creation_wrote(tmp_path):
     assert not np.isin(l["masked_lm_ids"].numpy()[l["masked_lm_weights"].numpy() > 0],
                        [0, 1, 2, 3, 4]).any()
     assert (shown[l["masked_lm_weights"].numpy() > 0] < 45).all()
+
+
+def test_unmasked_records_from_creation_need_dynamic_masking(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + [f"w{i}" for i in range(20)]) + "\n")
+    text = tmp_path / "c.txt"
+    text.write_text("\n\n".join("\n".join(f"w{d} w{s} w{d + s}" for s in range(4))
+                                for d in range(6)) + "\n")
+    prefix = str(tmp_path / "plain")
+    pd.create_pretraining_data(
+        str(text), prefix, str(vocab), config=pd.CreationConfig(
+            max_seq_length=16, max_predictions_per_seq=0, dupe_factor=1,
+            input_format="sentences"),
+        tokenizer_factory=pd.PretokenizedFactory(str(vocab)))
+    with pytest.raises(pd.PretrainingDataError, match="unmasked.*dynamic_masking=True"):
+        pretraining_dataset(prefix + "-*", 4, 16, 3)
+    f, l = next(iter(pretraining_dataset(prefix + "-*", 4, 16, 3, dynamic_masking=True,
+                                         seed=0)))
+    assert (l["masked_lm_weights"].numpy().sum(1) >= 1).all()
