@@ -172,3 +172,21 @@ def test_real_vocab_parity(minilm_dir):
     reference = ref.ReferenceTokenizer(vocab, False)
     assert cased.tokenize(tf.constant(ALL_STRINGS)).to_list() == [reference.ids(s)
                                                                     for s in ALL_STRINGS]
+
+
+@pytest.mark.real_weights
+@pytest.mark.real_data
+def test_real_text_parity(minilm_dir):
+    """Real messy text (SMS: emoji, mixed scripts, odd punctuation) + KJV-style prose."""
+    import csv
+
+    from bert_tf import assets
+    with open(assets.sms_spam_csv(), encoding="utf-8", errors="replace") as f:
+        texts = [row[-1] for row in list(csv.reader(f))[1:]]
+    vocab = vocab_lib.load_vocab(os.path.join(minilm_dir, "vocab.txt"))
+    for lower_case in (True, False):
+        tok = BertTokenizer(vocab=vocab, lower_case=lower_case)
+        reference = ref.ReferenceTokenizer(vocab, lower_case)
+        got = tok.tokenize(tf.constant(texts)).to_list()
+        bad = [t for t, g in zip(texts, got) if g != reference.ids(t)]
+        assert not bad, (len(bad), bad[:3])
