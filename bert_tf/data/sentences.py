@@ -5,7 +5,9 @@ Two input formats:
              between documents.
   prose      ordinary running text: lines inside a blank-line-separated block are joined (so
              hard-wrapped text works), each block is one document, and a rule-based splitter
-             cuts it into sentences.
+             cuts it into sentences. A heading (a block of one short line without terminal
+             punctuation, e.g. "Chapter 3") starts the next block's document instead of
+             being a one-sentence document of its own.
   auto       decides per file from its first lines (see `detect_format`).
 
 Everything is a generator: a file far larger than memory streams through in one pass, and a
@@ -71,6 +73,12 @@ def detect_format(lines):
     return "prose"
 
 
+def _is_heading(document):
+    """A block that is one short line without terminal punctuation, e.g. "Genesis 1"."""
+    return (len(document) == 1 and len(document[0].split()) <= 8
+            and not _TERMINAL.search(document[0]))
+
+
 def _read_lines(path, encoding_errors="replace"):
     with open(path, "r", encoding="utf-8", errors=encoding_errors) as f:
         for line in f:
@@ -108,6 +116,8 @@ def iter_documents(path, input_format="auto", max_document_sentences=10000,
         line = line.strip()
         if not line:
             flush_block()
+            if input_format == "prose" and _is_heading(document):
+                continue  # a heading ("Chapter 3") opens the next block's document
             if document:
                 yield list(document)
                 document.clear()

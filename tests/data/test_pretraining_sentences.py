@@ -42,8 +42,7 @@ def test_iter_documents_both_formats(tmp_path):
     stats = {}
     docs = list(sentences.iter_documents(str(prose), "auto", stats=stats))
     assert stats == {"format": "prose", "lines": 6}
-    assert docs == [["Genesis 1"],
-                    ["1 In the beginning God made it.", "And it was good.", "Yes."],
+    assert docs == [["Genesis 1", "1 In the beginning God made it.", "And it was good.", "Yes."],
                     ["A new block.", "Another sentence here."]]
 
 
