@@ -429,6 +429,12 @@ def _run(s, progress):
     if s.mode == "eval":
         return _evaluate_only(s, p, strategy, d, progress)
 
+    try:
+        optimization.create_optimizer(   # checks the optimizer settings before writing
+            s.optimizer, learning_rate=s.learning_rate, num_train_steps=s.num_train_steps,
+            num_warmup_steps=s.num_warmup_steps)
+    except ValueError as e:
+        _fail(_first_line(e))
     write_model_dir(s, p)
     progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
              f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "
@@ -449,10 +455,6 @@ def _run(s, progress):
             _copy_weights(p.init_model, model, f"--init_checkpoint {s.init_checkpoint}")
             progress(f"[pretrain] initialized from {s.init_checkpoint}")
 
-    try:
-        build_optimizer()  # checks optimizer/schedule settings before training
-    except ValueError as e:
-        _fail(_first_line(e))
     try:
         trainer = Trainer(
             build_model, PretrainingObjective(), build_optimizer, strategy=strategy,
