@@ -21,24 +21,31 @@ import urllib.request
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("server", None, "host:port of TF Serving (default localhost:8500 for "
-                    "gRPC, localhost:8501 for REST).")
-flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "Transport: gRPC PredictionService "
-                  "or the REST API.")
-flags.DEFINE_string("model_name", None, "Model name as served (MODEL_NAME / --model_name).")
-flags.DEFINE_integer("model_version", None, "Specific version (default: the latest).")
-flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
-flags.DEFINE_multi_string("text", [], "A text to send (repeatable; positional args too).")
-flags.DEFINE_multi_string("text_b", [], "Second segments for pair tasks, one per --text.")
-flags.DEFINE_multi_string("question", [], "SQuAD: questions (one per --context).")
-flags.DEFINE_multi_string("context", [], "SQuAD: contexts (one per --question).")
-flags.DEFINE_string("input_file", None, "File with one text per line, or .jsonl with one "
-                    "JSON object of inputs per line; '-' reads stdin.")
-flags.DEFINE_enum("format", "text", ["text", "json"], "Output format.")
-flags.DEFINE_enum("rest_format", "instances", ["instances", "inputs"], "REST request body: "
-                  "row format (\"instances\") or columnar format (\"inputs\").")
-flags.DEFINE_integer("batch_size", 32, "Inputs per request.")
-flags.DEFINE_float("timeout", 30.0, "Seconds per request.")
+
+
+def define_flags():
+    """Defines this command's flags (once); called by main, not at import, so the
+    library functions here can be imported next to other apps."""
+    if "server" in FLAGS:
+        return
+    flags.DEFINE_string("server", None, "host:port of TF Serving (default localhost:8500 for "
+                        "gRPC, localhost:8501 for REST).")
+    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "Transport: gRPC PredictionService "
+                      "or the REST API.")
+    flags.DEFINE_string("model_name", None, "Model name as served (MODEL_NAME / --model_name).")
+    flags.DEFINE_integer("model_version", None, "Specific version (default: the latest).")
+    flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
+    flags.DEFINE_multi_string("text", [], "A text to send (repeatable; positional args too).")
+    flags.DEFINE_multi_string("text_b", [], "Second segments for pair tasks, one per --text.")
+    flags.DEFINE_multi_string("question", [], "SQuAD: questions (one per --context).")
+    flags.DEFINE_multi_string("context", [], "SQuAD: contexts (one per --question).")
+    flags.DEFINE_string("input_file", None, "File with one text per line, or .jsonl with one "
+                        "JSON object of inputs per line; '-' reads stdin.")
+    flags.DEFINE_enum("format", "text", ["text", "json"], "Output format.")
+    flags.DEFINE_enum("rest_format", "instances", ["instances", "inputs"], "REST request body: "
+                      "row format (\"instances\") or columnar format (\"inputs\").")
+    flags.DEFINE_integer("batch_size", 32, "Inputs per request.")
+    flags.DEFINE_float("timeout", 30.0, "Seconds per request.")
 
 
 class PredictError(RuntimeError):
@@ -67,29 +74,49 @@ def parse_lines(lines, source):
     return rows
 
 
-def collect_inputs(args, stdin=None):
-    texts = list(FLAGS.text) + list(args)
+class Options:
+    """The settings of one run (main builds it from the flags; tests build it directly)."""
+
+    def __init__(self, model_name, server=None, protocol="grpc", model_version=None,
+                 signature_name="serving_default", format="text", rest_format="instances",
+                 batch_size=32, timeout=30.0, text=(), text_b=(), question=(), context=(),
+                 input_file=None):
+        self.__dict__.update(locals())
+        del self.__dict__["self"]
+        if not self.server:
+            self.server = "localhost:8500" if protocol == "grpc" else "localhost:8501"
+
+    @classmethod
+    def from_flags(cls):
+        names = ("model_name", "server", "protocol", "model_version", "signature_name",
+                 "format", "rest_format", "batch_size", "timeout", "text", "text_b",
+                 "question", "context", "input_file")
+        return cls(**{n: getattr(FLAGS, n) for n in names})
+
+
+def collect_inputs(args, opts, stdin=None):
+    texts = list(opts.text) + list(args)
     rows = [{"text": t} for t in texts]
-    if FLAGS.text_b:
-        if len(FLAGS.text_b) != len(rows):
+    if opts.text_b:
+        if len(opts.text_b) != len(rows):
             raise PredictError(f"--text_b: expected one per text ({len(rows)}), got "
-                               f"{len(FLAGS.text_b)}")
-        for row, b in zip(rows, FLAGS.text_b):
+                               f"{len(opts.text_b)}")
+        for row, b in zip(rows, opts.text_b):
             row["text_b"] = b
-    if FLAGS.question or FLAGS.context:
-        if len(FLAGS.question) != len(FLAGS.context):
+    if opts.question or opts.context:
+        if len(opts.question) != len(opts.context):
             raise PredictError(f"--question/--context: expected the same count, got "
-                               f"{len(FLAGS.question)} and {len(FLAGS.context)}")
-        rows += [{"question": q, "context": c} for q, c in zip(FLAGS.question, FLAGS.context)]
-    if FLAGS.input_file:
-        if FLAGS.input_file == "-":
+                               f"{len(opts.question)} and {len(opts.context)}")
+        rows += [{"question": q, "context": c} for q, c in zip(opts.question, opts.context)]
+    if opts.input_file:
+        if opts.input_file == "-":
             rows += parse_lines(stdin or sys.stdin, "<stdin>")
         else:
             try:
-                with open(FLAGS.input_file, encoding="utf-8") as f:
-                    rows += parse_lines(f, FLAGS.input_file)
+                with open(opts.input_file, encoding="utf-8") as f:
+                    rows += parse_lines(f, opts.input_file)
             except OSError as e:
-                raise PredictError(f"--input_file={FLAGS.input_file}: {e.strerror}") from None
+                raise PredictError(f"--input_file={opts.input_file}: {e.strerror}") from None
     elif not rows:
         rows = parse_lines(stdin or sys.stdin, "<stdin>")
     if not rows:
@@ -204,19 +231,17 @@ def format_row(row, result):
     return json.dumps(result)
 
 
-def run(rows, out=sys.stdout):
-    server = FLAGS.server or ("localhost:8500" if FLAGS.protocol == "grpc" else
-                              "localhost:8501")
-    for start in range(0, len(rows), FLAGS.batch_size):
-        batch = rows[start:start + FLAGS.batch_size]
-        if FLAGS.protocol == "grpc":
-            outputs = predict_grpc(server, FLAGS.model_name, batch, FLAGS.model_version,
-                                   FLAGS.signature_name, FLAGS.timeout)
+def run(rows, opts, out=sys.stdout):
+    for start in range(0, len(rows), opts.batch_size):
+        batch = rows[start:start + opts.batch_size]
+        if opts.protocol == "grpc":
+            outputs = predict_grpc(opts.server, opts.model_name, batch, opts.model_version,
+                                   opts.signature_name, opts.timeout)
         else:
-            outputs = predict_rest(server, FLAGS.model_name, batch, FLAGS.model_version,
-                                   FLAGS.signature_name, FLAGS.timeout, FLAGS.rest_format)
+            outputs = predict_rest(opts.server, opts.model_name, batch, opts.model_version,
+                                   opts.signature_name, opts.timeout, opts.rest_format)
         for row, result in zip(batch, split_rows(outputs, len(batch))):
-            if FLAGS.format == "json":
+            if opts.format == "json":
                 out.write(json.dumps({"input": row, "output": result}) + "\n")
             else:
                 out.write(format_row(row, result) + "\n")
@@ -227,10 +252,12 @@ def main(argv):
     if not FLAGS.model_name:
         sys.exit("apps.predict: --model_name is required")
     try:
-        run(collect_inputs(argv[1:]))
+        opts = Options.from_flags()
+        run(collect_inputs(argv[1:], opts), opts)
     except PredictError as e:
         sys.exit(f"apps.predict: {e}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

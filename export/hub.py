@@ -27,14 +27,21 @@ import tempfile
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Pre-trained model: a bert-tf model dir, a Hugging Face "
-                    "BERT dir or a Google BERT dir.")
-flags.DEFINE_string("output_dir", None, "Writes OUTPUT_DIR/preprocessor and "
-                    "OUTPUT_DIR/encoder (both must not exist yet).")
-flags.DEFINE_integer("seq_length", None, "Packed length of the preprocessor's default "
-                     "signature (default: the model dir's, else 128).")
-flags.DEFINE_list("pack_seq_lengths", ["128"], "Extra seq_length values traced for "
-                  ".bert_pack_inputs (the default --seq_length is always included).")
+
+
+def define_flags():
+    """Defines this command's flags (once); called by main, not at import, so the
+    library functions here can be imported next to other apps."""
+    if "model_dir" in FLAGS:
+        return
+    flags.DEFINE_string("model_dir", None, "Pre-trained model: a bert-tf model dir, a Hugging Face "
+                        "BERT dir or a Google BERT dir.")
+    flags.DEFINE_string("output_dir", None, "Writes OUTPUT_DIR/preprocessor and "
+                        "OUTPUT_DIR/encoder (both must not exist yet).")
+    flags.DEFINE_integer("seq_length", None, "Packed length of the preprocessor's default "
+                         "signature (default: the model dir's, else 128).")
+    flags.DEFINE_list("pack_seq_lengths", ["128"], "Extra seq_length values traced for "
+                      ".bert_pack_inputs (the default --seq_length is always included).")
 
 _INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
@@ -159,4 +166,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

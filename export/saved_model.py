@@ -18,15 +18,22 @@ import tempfile
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "bert-tf model directory (config.json, vocab.txt, "
-                    "weights) of a classify / tag / squad model.")
-flags.DEFINE_string("output_dir", None, "BASE/NAME: the model's directory for TF Serving; "
-                    "the export goes to the next numeric version BASE/NAME/<N>/.")
-flags.DEFINE_integer("seq_length", None, "Maximum packed sequence length (default: the "
-                     "model dir's preprocessing.seq_length).")
-flags.DEFINE_bool("pad_to_longest", True, "Pad each batch to its own longest sequence "
-                  "(capped at seq_length); false pads every request to seq_length.")
-flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+
+
+def define_flags():
+    """Defines this command's flags (once); called by main, not at import, so the
+    library functions here can be imported next to other apps."""
+    if "model_dir" in FLAGS:
+        return
+    flags.DEFINE_string("model_dir", None, "bert-tf model directory (config.json, vocab.txt, "
+                        "weights) of a classify / tag / squad model.")
+    flags.DEFINE_string("output_dir", None, "BASE/NAME: the model's directory for TF Serving; "
+                        "the export goes to the next numeric version BASE/NAME/<N>/.")
+    flags.DEFINE_integer("seq_length", None, "Maximum packed sequence length (default: the "
+                         "model dir's preprocessing.seq_length).")
+    flags.DEFINE_bool("pad_to_longest", True, "Pad each batch to its own longest sequence "
+                      "(capped at seq_length); false pads every request to seq_length.")
+    flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
 
 
 class ExportError(ValueError):
@@ -114,4 +121,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

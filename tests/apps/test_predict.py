@@ -48,15 +48,18 @@ def served(tmp_path_factory):
 
 
 def _run(argv, stdin_text=None):
-    from absl import flags
-    from absl.testing import flagsaver
+    """Runs the client in-process: --name=value args -> Options, the rest are texts."""
     from apps import predict
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        rest = flags.FLAGS(["predict"] + argv)
-        out = io.StringIO()
-        rows = predict.collect_inputs(rest[1:], io.StringIO(stdin_text or ""))
-        predict.run(rows, out)
+    kwargs, texts = {}, []
+    for arg in argv:
+        if arg.startswith("--"):
+            name, value = arg[2:].split("=", 1)
+            kwargs[name] = int(value) if name in ("model_version", "batch_size") else value
+        else:
+            texts.append(arg)
+    opts = predict.Options(**kwargs)
+    out = io.StringIO()
+    predict.run(predict.collect_inputs(texts, opts, io.StringIO(stdin_text or "")), opts, out)
     return out.getvalue()
 
 
