@@ -10,6 +10,8 @@ the tokens left in the budget go, one each, to the earliest segments that were c
 import keras
 import tensorflow as tf
 
+from bert_tf.text import ragged_ops
+
 
 @tf.autograph.experimental.do_not_convert
 def trim_lengths(lengths, max_total):
@@ -38,9 +40,9 @@ def _as_pieces(segment):
 @tf.autograph.experimental.do_not_convert
 def _keep_first(segment, keep):
     """ragged [B, (L)] -> its first keep[b] items of each row."""
-    rows = segment.value_rowids()
+    rows = ragged_ops.row_ids(segment.row_splits)
     pos = tf.range(tf.shape(segment.values, out_type=tf.int64)[0]) - tf.gather(
-        segment.row_starts(), rows)
+        segment.row_splits, rows)
     mask = pos < tf.gather(keep, rows)
     kept = tf.minimum(segment.row_lengths(), keep)
     splits = tf.concat([tf.zeros([1], tf.int64), tf.math.cumsum(kept)], 0)

@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from bert_tf.text import char_table as ct
+from bert_tf.text import ragged_ops
 from bert_tf.text import vocab as vocab_lib
 
 MAX_CHARS_PER_WORD = 100
@@ -50,14 +51,6 @@ class _Tables:
     def lookup(self, cps):
         block = tf.gather(self.index, tf.bitwise.right_shift(cps, ct.BLOCK_BITS))
         return tf.gather(self.data, block * ct.BLOCK + tf.bitwise.bitwise_and(cps, ct.BLOCK - 1))
-
-
-def _nest(values, rowids, nrows):
-    """Ragged [nrows, (...)] from sorted row ids (segment sum + cumsum: no bincount, no
-    asserts, so the graph stays simple for TFLite/Serving)."""
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(rowids), rowids, nrows)
-    splits = tf.concat([tf.zeros([1], tf.int64), tf.math.cumsum(counts)], 0)
-    return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 
 
 def _has(flags, bit):
@@ -139,7 +132,7 @@ class BertTokenizer(keras.layers.Layer):
             strings, "UTF-8", errors="replace", replacement_char=0xFFFD)
         cps = cps_rt.values                                        # [N] int32
         starts = starts_rt.values                                  # [N] int64 byte offsets
-        row = cps_rt.value_rowids()                                # [N] int64
+        row = ragged_ops.row_ids(cps_rt.row_splits)                # [N] int64
         splits = cps_rt.row_splits                                 # [B+1]
         n = tf.shape(cps, out_type=tf.int64)[0]
         idx = tf.range(n)
@@ -244,7 +237,8 @@ class BertTokenizer(keras.layers.Layer):
         """strings [B] -> ragged string [B, (words)]: the normalized words (basic tokenizer
         output) that WordPiece sees."""
         pre = self._pretokenize(strings)
-        return _nest(self._word_strings(pre), pre["word_row"], pre["batch_size"])
+        return ragged_ops.from_sorted_row_ids(self._word_strings(pre), pre["word_row"],
+                                              pre["batch_size"])
 
     @_no_autograph
     def _tokenize(self, strings, with_offsets):
@@ -254,9 +248,10 @@ class BertTokenizer(keras.layers.Layer):
         words = tf.where(long_word, vocab_lib.UNK, words)        # -> exactly one [UNK] piece
         if not with_offsets:
             ids = self._wordpiece.tokenize(words)                 # [W, (P)]
-            return _nest(ids, pre["word_row"], pre["batch_size"]), None, None
+            return (ragged_ops.from_sorted_row_ids(ids, pre["word_row"], pre["batch_size"]),
+                    None, None)
         ids, begin, end = self._wordpiece.tokenize_with_offsets(words)
-        piece_word = ids.value_rowids()                            # [P]
+        piece_word = ragged_ops.row_ids(ids.row_splits)            # [P]
         # Byte offset (in the normalized words) -> normalized code point -> source character.
         norm_bytes = _utf8_length(pre["norm"])                    # [M]
         norm_byte_start = _exclusive_cumsum(tf.cast(norm_bytes, tf.int64))
@@ -275,7 +270,8 @@ class BertTokenizer(keras.layers.Layer):
 
         def nest(values):
             pieces = ids.with_values(values)
-            return _nest(pieces, pre["word_row"], pre["batch_size"])
+            return ragged_ops.from_sorted_row_ids(pieces, pre["word_row"],
+                                                  pre["batch_size"])
         return nest(ids.values), nest(piece_begin), nest(piece_end)
 
     def tokenize_words(self, strings):
