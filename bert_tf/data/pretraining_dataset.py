@@ -13,7 +13,6 @@ Shape legend: B = batch, T = seq_length, P = max_predictions_per_seq.
 """
 
 import json
-import os
 import random
 import re
 

@@ -99,7 +99,7 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
     input_mask = tf.convert_to_tensor(input_mask, tf.int32)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     shape = tf.shape(input_ids)
-    batch, length = shape[0], shape[1]
+    length = shape[1]
     p = max_predictions_per_seq
     seeds = tf.random.experimental.stateless_split(seed, num=4)
 
@@ -141,7 +141,6 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
     replacement = tf.where(choice < 0.8, tf.fill(shape, mask_id),
                            tf.where(choice < 0.9, random_ids, input_ids))
     masked_input = tf.where(selected, replacement, input_ids)
-    del batch
     return {
         "input_word_ids": masked_input,
         "masked_lm_positions": tf.cast(masked_positions, tf.int32),

@@ -308,8 +308,8 @@ def test_memory_stays_flat_on_a_larger_corpus(tmp_path):
     script = (
         "import resource, sys\n"
         "from bert_tf.data import pretraining_data as pd\n"
-        "pd.create_pretraining_data(sys.argv[1], sys.argv[2], sys.argv[3], config=pd.CreationConfig("
-        "max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, input_format='sentences',"
+        "pd.create_pretraining_data(sys.argv[1], sys.argv[2], sys.argv[3], "
+        "config=pd.CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, input_format='sentences',"
         " chunk_sentences=2000), tokenizer_factory=pd.PretokenizedFactory(sys.argv[3]))\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     peaks, sizes = [], []

@@ -175,7 +175,8 @@ def test_dynamic_masking_on_unmasked_and_masked_records(tmp_path):
     ids = f["input_word_ids"].numpy().copy()
     w = l["masked_lm_weights"].numpy() > 0
     for row in range(8):
-        ids[row, f["masked_lm_positions"].numpy()[row][w[row]]] = l["masked_lm_ids"].numpy()[row][w[row]]
+        positions = f["masked_lm_positions"].numpy()[row][w[row]]
+        ids[row, positions] = l["masked_lm_ids"].numpy()[row][w[row]]
     assert (ids[:, 2] == 11).all()  # the statically masked token is back
 
 
