@@ -69,7 +69,8 @@ def _atomic_lines(path, lines):
     os.replace(tmp, path)
 
 
-def split_corpus(kjv_path, train_path, eval_path, eval_books=EVAL_BOOKS):
+def split_corpus(kjv_path, train_path, eval_path, eval_books=EVAL_BOOKS,
+                 min_train_verses=20000):
     """Writes the original BERT input format (one sentence per line, a blank line between
     documents): a chapter is a document, a verse a sentence. Returns verse counts."""
     train, held_out = [], []
@@ -80,7 +81,7 @@ def split_corpus(kjv_path, train_path, eval_path, eval_books=EVAL_BOOKS):
         out.extend(verses + [""])
         counts[key] += len(verses)
     missing = sorted(set(eval_books) - counts["books"])
-    if missing or counts["train"] < 20000:
+    if missing or counts["train"] < min_train_verses:
         raise ValueError(f"{kjv_path}: unexpected text ({len(counts['books'])} books, "
                          f"{counts['train']} training verses; missing {missing})")
     _atomic_lines(eval_path, held_out)
@@ -96,14 +97,16 @@ def build_vocab(train_path, vocab_path, vocab_size=VOCAB_SIZE):
                                    lower_case=True)
 
 
-def make_records(text_path, prefix, vocab_path, dupe_factor, seed, num_shards=2):
+def make_records(text_path, prefix, vocab_path, dupe_factor, seed, num_shards=2,
+                 num_workers=2):
     from bert_tf.data import pretraining_data as pd
     config = pd.CreationConfig(max_seq_length=SEQ_LENGTH, max_predictions_per_seq=0,
                                dupe_factor=dupe_factor, random_seed=seed,
                                input_format="sentences")
     return pd.create_pretraining_data(text_path, prefix, vocab_path, config=config,
                                       lower_case=True, num_shards=num_shards,
-                                      num_workers=min(2, os.cpu_count() or 1), overwrite=True)
+                                      num_workers=min(num_workers, os.cpu_count() or 1),
+                                      overwrite=True)
 
 
 def prepare_data(data_dir, progress=print):
@@ -136,17 +139,17 @@ def prepare_data(data_dir, progress=print):
     stage(f"learn an uncased WordPiece vocab of {VOCAB_SIZE}",
           lambda: os.path.isfile(vocab), lambda: build_vocab(train_txt, vocab))
 
-    def records(text, prefix, dupe, seed):
-        meta = make_records(text, prefix, vocab, dupe, seed)
+    def records(text, prefix, dupe, seed, workers):
+        meta = make_records(text, prefix, vocab, dupe, seed, num_workers=workers)
         c = meta["counts"]
         return f"({c['instances']} instances of {SEQ_LENGTH} tokens from {c['documents']} " \
                f"chapters)"
 
     stage(f"training records (seq {SEQ_LENGTH}, dupe {DUPE_FACTOR})",
           lambda: os.path.isfile(metadata_path(train_prefix)),
-          lambda: records(train_txt, train_prefix, DUPE_FACTOR, 12345))
+          lambda: records(train_txt, train_prefix, DUPE_FACTOR, 12345, 2))
     stage("held-out records", lambda: os.path.isfile(metadata_path(eval_prefix)),
-          lambda: records(eval_txt, eval_prefix, 1, 54321))
+          lambda: records(eval_txt, eval_prefix, 1, 54321, 1))
     return {"vocab_file": vocab,
             "input_files": train_prefix + "-*.tfrecord",
             "eval_files": eval_prefix + "-*.tfrecord"}
@@ -162,8 +165,11 @@ def default_settings(model_dir=None, progress=print):
     return PretrainingSettings(
         model_dir=model_dir, vocab_file=data["vocab_file"], lower_case=True,
         input_files=data["input_files"], eval_files=data["eval_files"],
-        config="tiny", config_overrides={"max_position_embeddings": SEQ_LENGTH},
-        global_batch_size=64, max_seq_length=SEQ_LENGTH,
-        max_predictions_per_seq=MAX_PREDICTIONS, num_train_steps=2000,
-        num_warmup_steps=100, learning_rate=1e-3, optimizer="adamw", weight_decay=0.01,
+        # A short run underfits: no dropout; 4 heads of 32 learn attention patterns sooner.
+        config="tiny", config_overrides={"max_position_embeddings": SEQ_LENGTH,
+                                         "num_heads": 4, "hidden_dropout": 0.0,
+                                         "attention_dropout": 0.0},
+        global_batch_size=32, max_seq_length=SEQ_LENGTH,
+        max_predictions_per_seq=MAX_PREDICTIONS, num_train_steps=1500,
+        num_warmup_steps=50, learning_rate=2e-3, optimizer="adamw", weight_decay=0.01,
         dynamic_masking=True, checkpoint_every_steps=250, log_every_steps=50, seed=12345)

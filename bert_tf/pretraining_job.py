@@ -435,7 +435,10 @@ def _run(s, progress):
             num_warmup_steps=s.num_warmup_steps)
     except ValueError as e:
         _fail(_first_line(e))
-    write_model_dir(s, p)
+    from bert_tf.training import distribute
+    chief = distribute.is_chief(strategy)   # multi-worker: only the chief writes the model dir
+    if chief:
+        write_model_dir(s, p)
     progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
              f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "
              f"seq {s.max_seq_length}, batch {s.global_batch_size}, precision {precision}, "
@@ -476,7 +479,8 @@ def _run(s, progress):
                          eval_every_steps=s.eval_every_steps or None, eval_steps=s.eval_steps)
     train_seconds = time.time() - train_start
     steps_done = trainer.current_step - start_step
-    d.save_weights(trainer.model)
+    if chief:
+        d.save_weights(trainer.model)
     throughput = (steps_done * s.global_batch_size / train_seconds
                   if steps_done and train_seconds > 0 else None)
     progress(f"[pretrain] trained steps {start_step}->{trainer.current_step} in "
@@ -492,7 +496,8 @@ def _run(s, progress):
     if last:
         results["train_last_loss"] = last.get("loss")
     results["wall_seconds"] = round(time.time() - start, 1)
-    d.write_eval_results(results)
+    if chief:
+        d.write_eval_results(results)
     progress("[pretrain] eval: " + _fmt(results) + f" -> {d.eval_results_path}")
     return results
 

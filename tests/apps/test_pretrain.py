@@ -329,3 +329,29 @@ def test_default_job(tmp_path):
     assert results["next_sentence_accuracy"] > 0.5, results
     from bert_tf import load_encoder
     assert load_encoder(model_dir).config.num_layers == 2
+
+
+def test_default_job_corpus_split(tmp_path):
+    """The `bible` reader's layout -> chapters as documents, verses as sentences, held-out
+    books only in the eval file."""
+    from bert_tf import pretraining_default as default
+    text = ["", "Genesis 1", "", "  1 In the beginning God created the heaven and the earth.",
+            "  2 And the earth was without form, and void; and darkness was upon the face of",
+            "the deep.", "", "Ruth 1", "", "  1 Now it came to pass.", "  2 And they went.",
+            "", "1 John 2", "", "  1 My little children, these things write I unto you."]
+    path = tmp_path / "kjv.txt"
+    path.write_text("\n".join(text) + "\n")
+    chapters = list(default.parse_kjv(str(path)))
+    assert [(b, c, len(v)) for b, c, v in chapters] == [("Genesis", 1, 2), ("Ruth", 1, 2),
+                                                         ("1 John", 2, 1)]
+    assert chapters[0][2][1] == ("And the earth was without form, and void; and darkness was "
+                                 "upon the face of the deep.")
+    with pytest.raises(ValueError, match="training verses"):
+        default.split_corpus(str(path), str(tmp_path / "t.txt"), str(tmp_path / "e.txt"),
+                             eval_books=("Ruth",))
+    default.split_corpus(str(path), str(tmp_path / "t.txt"), str(tmp_path / "e.txt"),
+                         eval_books=("Ruth",), min_train_verses=1)
+    assert (tmp_path / "e.txt").read_text() == "Now it came to pass.\nAnd they went.\n\n"
+    train = (tmp_path / "t.txt").read_text().split("\n")
+    assert train[0].startswith("In the beginning") and train[2] == "" and "Ruth" not in train
+    assert train[3] == "My little children, these things write I unto you."
