@@ -56,7 +56,7 @@ class ServingModule(tf.Module):
         ids, starts, ends = self.tokenizer.tokenize_with_offsets(clean)
         return clean, ids, starts, ends
 
-    def _pack(self, segments, trimmer="round_robin"):
+    def _pack(self, segments, trimmer="longest_first"):
         return text_graph.pack(segments, self.seq_length, self.cls_id, self.sep_id,
                                self.pad_to_longest, trimmer)
 
@@ -140,10 +140,10 @@ class ServingModule(tf.Module):
             char_starts = text_graph.byte_to_char_offsets(clean, starts[:, :budget])
             char_ends = text_graph.byte_to_char_offsets(clean, ends[:, :budget])
             # Words: a piece starts a word unless it is a "##" continuation.
+            n_vocab = tf.size(self._vocab_is_continuation, out_type=tf.int64)
             is_cont = tf.gather(self._vocab_is_continuation,
-                                tf.minimum(pieces.flat_values,
-                                           tf.cast(tf.size(self._vocab_is_continuation) - 1,
-                                                   tf.int64)))              # [N]
+                                tf.minimum(tf.cast(pieces.flat_values, tf.int64),
+                                           n_vocab - 1))                    # [N]
             row_of_piece = pieces.value_rowids()                           # [N]
             first_in_row = tf.concat([[True], row_of_piece[1:] != row_of_piece[:-1]], 0)
             word_start = tf.logical_or(tf.logical_not(is_cont), first_in_row)

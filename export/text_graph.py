@@ -19,7 +19,7 @@ Conventions of the exported signatures:
 import os
 
 import tensorflow as tf
-import tensorflow_text as tf_text
+import tensorflow_text as tf_text  # noqa: F401  (stand-in tokenizer)
 
 CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
 
@@ -108,29 +108,35 @@ def byte_to_char_offsets(text, byte_offsets):
     return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths())
 
 
-def pack(segments, seq_length, cls_id, sep_id, pad_to_longest=True, trimmer="round_robin"):
+def _keep_first(segment, keep):
+    """ragged [B, (P)] -> the first keep[b] pieces of each row (core ops only)."""
+    pos = tf.ragged.range(segment.row_lengths())                              # [B, (P)]
+    return tf.ragged.boolean_mask(segment, pos < keep[:, None])
+
+
+def pack(segments, seq_length, cls_id, sep_id, pad_to_longest=True, trimmer="longest_first"):
     """Packs 1 or 2 ragged id segments [B, (P)] as [CLS] a [SEP] (b [SEP]).
 
-    Truncation: "round_robin" = original BERT's longest-first for pairs; "waterfall" keeps the
-    first segment whole and truncates the later one (question answering). Returns the encoder
+    Truncation: "longest_first" = the original BERT's (bert_tf.text.packer); "waterfall"
+    keeps the first segment whole and truncates the later one (question answering). Only TF
+    core ops (no tf.text trimmer ops, which older TF Serving builds lack). Returns the encoder
     inputs (int32 [B, T]) and the trimmed segments."""
+    from bert_tf.text.packer import pack_inputs, trim_lengths
+    segments = [tf.cast(s, tf.int32) for s in segments]
     budget = seq_length - len(segments) - 1
+    lengths = tf.stack([s.row_lengths() for s in segments], axis=1)          # [B, S]
     if trimmer == "waterfall":
-        trimmed = tf_text.WaterfallTrimmer(budget).trim(segments)
+        keep, left = [], tf.constant(budget, tf.int64)
+        for i in range(len(segments)):
+            k = tf.minimum(lengths[:, i], left)
+            keep.append(k)
+            left = left - k
+        keep = tf.stack(keep, axis=1)
     else:
-        trimmed = tf_text.RoundRobinTrimmer(budget).trim(segments)
-    ids, type_ids = tf_text.combine_segments(trimmed, start_of_sequence_id=cls_id,
-                                             end_of_segment_id=sep_id)        # [B, (T)]
-    mask = tf.ones_like(ids)
-    if pad_to_longest:
-        width = tf.maximum(tf.cast(ids.bounding_shape(axis=1), tf.int32), 2)
-    else:
-        width = tf.constant(seq_length, tf.int32)
-    batch = tf.cast(ids.nrows(), tf.int32)
-
-    def dense(x):
-        return tf.cast(x.to_tensor(default_value=0, shape=tf.stack([batch, width])), tf.int32)
-
-    inputs = {"input_word_ids": dense(ids), "input_mask": dense(mask),
-              "input_type_ids": dense(type_ids)}
+        keep = trim_lengths(lengths, budget)                                  # [B, S]
+    trimmed = [_keep_first(s, keep[:, i]) for i, s in enumerate(segments)]
+    inputs = pack_inputs(trimmed, seq_length, cls_id, sep_id, 0, pad_to_longest)
+    width = tf.shape(inputs["input_word_ids"])[1]
+    extra = tf.maximum(2 - width, 0)                  # an empty batch still has T >= 2
+    inputs = {k: tf.pad(v, [[0, 0], [0, extra]]) for k, v in inputs.items()}
     return inputs, trimmed

@@ -169,6 +169,9 @@ def _check_ops(report):
     from export.verify import PY_FUNC_OPS
     assert not set(PY_FUNC_OPS) & set(report["core_ops"] + report["text_ops"])
     assert report["text_ops"], "expected tf.text ops in the graph"
+    # TF Serving images embed tf.text 2.12 (tensorflow/serving#4057): none of the newer
+    # "TFText>..." ops (e.g. TFText>RoundRobinTrim) may appear.
+    assert not [op for op in report["text_ops"] if op.startswith("TFText>")], report["text_ops"]
 
 
 def test_classify_fresh_process_matches_keras(exported, fresh):
