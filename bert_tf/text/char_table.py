@@ -20,7 +20,6 @@ payload (uncased normalization of the code point = strip_Mn(NFD(lower(cp)))):
 import functools
 import hashlib
 import os
-import sys
 import tempfile
 import unicodedata
 

@@ -19,7 +19,6 @@ full-width letters and "…" stay as the original BERT keeps them.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
