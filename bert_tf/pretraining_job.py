@@ -437,12 +437,6 @@ def _run(s, progress):
         _fail(_first_line(e))
     from bert_tf.training import distribute
     chief = distribute.is_chief(strategy)   # multi-worker: only the chief writes the model dir
-    if chief:
-        write_model_dir(s, p)
-    progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
-             f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "
-             f"seq {s.max_seq_length}, batch {s.global_batch_size}, precision {precision}, "
-             f"{strategy.num_replicas_in_sync} replica(s)")
 
     def build_model():
         return BertPretrainer(BertEncoder(p.config))
@@ -470,6 +464,14 @@ def _run(s, progress):
         _fail(_first_line(e))
     p.init_model = None
     start_step = trainer.current_step
+    # Written only now: a checkpoint that does not fit (CheckpointError above) leaves the
+    # directory untouched.
+    if chief:
+        write_model_dir(s, p)
+    progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
+             f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "
+             f"seq {s.max_seq_length}, batch {s.global_batch_size}, precision {precision}, "
+             f"{strategy.num_replicas_in_sync} replica(s)")
 
     train_fn = _dataset_fn(s, p, s.input_files, is_training=True)
     eval_fn = _dataset_fn(s, p, s.eval_files, is_training=False) if s.eval_files else None
@@ -495,6 +497,7 @@ def _run(s, progress):
     results["train_examples_per_second"] = throughput
     if last:
         results["train_last_loss"] = last.get("loss")
+        results["train_examples_per_second_last_window"] = last.get("examples_per_second")
     results["wall_seconds"] = round(time.time() - start, 1)
     if chief:
         d.write_eval_results(results)

@@ -153,11 +153,12 @@ def test_end_to_end_writes_a_complete_model_dir(trained, data):
     assert encoder.config.hidden_size == 32
 
 
-def test_resume_continues_from_the_checkpoint_and_mode_eval(data, trained, tmp_path):
+def test_resume_continues_from_the_checkpoint_and_mode_eval(data, trained, tmp_path, capsys):
     model_dir = str(tmp_path / "model")
     shutil.copytree(trained, model_dir)
-    out = run_app(*_args(data, model_dir, steps=30, learning_rate=3e-3,
-                         checkpoint_every_steps=12, log_every_steps=3)).stdout
+    run_job(data, model_dir, steps=30, learning_rate=3e-3, checkpoint_every_steps=12,
+            log_every_steps=3)
+    out = capsys.readouterr().out
     assert "restored" in out and "(step 24)" in out          # resumed, not restarted
     assert "step 27/30" in out and "step 3/30" not in out
     first = json.load(open(os.path.join(model_dir, "eval_results.json")))
@@ -281,6 +282,15 @@ def test_model_dir_with_conflicting_config(data, trained, tmp_path):
     other_vocab.write_text("\n".join(TINY_VOCAB[:-1]) + "\n")
     msg = _error(data, model_dir, steps=8, vocab_file=str(other_vocab))
     assert "vocab" in msg
+    assert _snapshot(model_dir) == before
+
+
+def test_foreign_checkpoint_without_config_writes_nothing(data, trained, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(os.path.join(trained, "checkpoints"), model_dir / "checkpoints")
+    before = _snapshot(model_dir)
+    msg = _error(data, str(model_dir), steps=30, hidden_size=64, intermediate_size=128)
+    assert "cannot restore checkpoint" in msg
     assert _snapshot(model_dir) == before
 
 
