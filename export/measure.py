@@ -90,7 +90,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import tensorflow as tf
     from export.saved_model import export_serving
-    from export.tflite import TFLiteClassifier, export_tflite, measure_tokenizer_agreement
+    from export.tflite import TFLiteClassifier, compare_tokenizers, export_tflite
     from export.text_graph import read_vocab
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
@@ -127,23 +127,28 @@ def main(argv=None):
         "probabilities"].numpy() for i in range(0, len(test_t), 32)])
     report["savedmodel_vs_keras_max_abs_diff"] = float(np.abs(sm_probs - keras_probs).max())
 
-    # TFLite variants
+    # TFLite variants (parity also on the texts both tokenizers agree on)
+    vocab = read_vocab(os.path.join(model_dir, "vocab.txt"))
+    same_tokens = compare_tokenizers(vocab, True, test_t)[0]
+    report["tflite_test_texts_same_tokens"] = int(same_tokens.sum())
     for q in ("none", "dynamic", "float16"):
         path = os.path.join(args.work_dir, f"spam_{q}.tflite")
         report[f"tflite_{q}_bytes"] = export_tflite(model_dir, path, q, model=model)
         run = TFLiteClassifier(path)
         probs = np.array([run(t)[0] for t in test_t])
         report[f"tflite_{q}_vs_keras_max_abs_diff"] = float(np.abs(probs - keras_probs).max())
+        report[f"tflite_{q}_vs_keras_max_abs_diff_same_tokens"] = float(
+            np.abs(probs - keras_probs)[same_tokens].max())
         report[f"tflite_{q}_label_agreement"] = float(
             (probs.argmax(1) == keras_probs.argmax(1)).mean())
         report[f"tflite_{q}_accuracy"] = float((probs.argmax(1) == test_y).mean())
         run("warm up")
         report[f"tflite_{q}_batch1_ms"] = _median_ms(
             lambda: run("Free entry to win a prize, text now!"), 50)
-    vocab = read_vocab(os.path.join(model_dir, "vocab.txt"))
-    frac, diffs = measure_tokenizer_agreement(vocab, True, texts)
-    report["tokenizer_agreement_sms"] = {"fraction_identical": frac, "texts": len(texts),
-                                         "examples": [d[0][:80] for d in diffs[:5]]}
+    same, diffs = compare_tokenizers(vocab, True, texts)
+    report["tokenizer_agreement_sms"] = {
+        "fraction_identical": float(same.mean()), "texts": len(texts),
+        "examples": [(d[0][:60], " ".join(d[1][:12]), " ".join(d[2][:12])) for d in diffs[:4]]}
     print(json.dumps(report, indent=1))
     return report
 

@@ -196,25 +196,32 @@ if __name__ == "__main__":
     app.run(main)
 
 
-def measure_tokenizer_agreement(vocab, lower_case, texts):
-    """Fraction of `texts` whose WordPiece ids are the same under the TFLite tokenizer
-    (tf.text FastBertTokenizer) and the original-BERT tokenizer of the SavedModel export,
-    plus up to 10 examples that differ: (fraction, [(text, tflite_tokens, bert_tokens)])."""
+def compare_tokenizers(vocab, lower_case, texts):
+    """Per text: are the WordPiece ids of the TFLite tokenizer (tf.text FastBertTokenizer) the
+    same as the original-BERT tokenizer's (the SavedModel export's)? -> (bool array,
+    [(text, tflite_tokens, bert_tokens)] for the differing texts)."""
     import tensorflow as tf
     import tensorflow_text as tf_text
     from bert_tf.text.tokenizer import BertTokenizer
     fast = tf_text.FastBertTokenizer(vocab=vocab, token_out_type=tf.int32,
                                      lower_case_nfd_strip_accents=bool(lower_case))
     exact = BertTokenizer(vocab=vocab, lower_case=lower_case)
-    same, diffs = 0, []
+    same, diffs = [], []
     for start in range(0, len(texts), 256):
-        batch = tf.constant(texts[start:start + 256])
-        a = fast.tokenize(batch).merge_dims(1, -1).to_list() if fast.tokenize(
-            batch).ragged_rank > 1 else fast.tokenize(batch).to_list()
+        chunk = texts[start:start + 256]
+        batch = tf.constant(chunk)
+        a = fast.tokenize(batch)
+        a = (a.merge_dims(1, -1) if a.ragged_rank > 1 else a).to_list()
         b = exact.tokenize(batch).to_list()
-        for text, x, y in zip(texts[start:start + 256], a, b):
-            if x == y:
-                same += 1
-            elif len(diffs) < 10:
+        for text, x, y in zip(chunk, a, b):
+            same.append(x == y)
+            if x != y:
                 diffs.append((text, [vocab[i] for i in x], [vocab[i] for i in y]))
-    return same / max(1, len(texts)), diffs
+    return np.array(same, bool), diffs
+
+
+def measure_tokenizer_agreement(vocab, lower_case, texts):
+    """(fraction of texts with identical ids, up to 10 differing examples) - see
+    compare_tokenizers."""
+    same, diffs = compare_tokenizers(vocab, lower_case, texts)
+    return float(same.mean()) if len(same) else 1.0, diffs[:10]
