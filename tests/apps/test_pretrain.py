@@ -176,13 +176,14 @@ def test_resume_continues_from_the_checkpoint_and_mode_eval(data, trained, tmp_p
 
 @pytest.mark.slow
 def test_training_learns_the_tiny_corpus(data, tmp_path):
-    """Enough steps to beat chance clearly on the patterned corpus."""
+    """Enough steps to beat chance clearly on held-out records of the patterned corpus."""
     model_dir = str(tmp_path / "model")
     run_job(data, model_dir, steps=200, learning_rate=3e-3, log_every_steps=50,
-            checkpoint_every_steps=200)
+            checkpoint_every_steps=200, dynamic_masking=True)
     results = json.load(open(os.path.join(model_dir, "eval_results.json")))
-    # chance is 1/len(TINY_VOCAB) ~ 1%; the patterned words are easy to predict.
-    assert results["masked_lm_accuracy"] > 0.3, results
+    # chance: 1/87 ~ 1.1% for MLM, 50% for NSP (the documents differ in their patterns).
+    assert results["masked_lm_accuracy"] > 0.06, results
+    assert results["next_sentence_accuracy"] > 0.9, results
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -335,7 +336,7 @@ def test_default_job(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.load(open(os.path.join(model_dir, "eval_results.json")))
-    assert results["masked_lm_accuracy"] > 0.15, results
+    assert results["masked_lm_accuracy"] > 0.12, results   # chance: 1/8000
     assert results["next_sentence_accuracy"] > 0.5, results
     from bert_tf import load_encoder
     assert load_encoder(model_dir).config.num_layers == 2
