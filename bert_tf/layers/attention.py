@@ -4,8 +4,10 @@ Shape legend: B = batch, T = sequence length, H = hidden size, N = heads, D = H 
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
+from bert_tf.layers import fused
 from bert_tf.layers.initializers import bert_initializer
 
 # Added to the attention scores of padding keys (google-research/bert uses the same value).
@@ -50,22 +52,31 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def call(self, x, bias, training=None):
         """x: [B, T, H]; bias: [B, 1, 1, T] additive mask (see `attention_bias`)."""
         b, t = ops.shape(x)[0], ops.shape(x)[1]
-        n, d = self.num_heads, self.head_size
-        qkv = ops.matmul(x, ops.reshape(self.qkv_kernel, (self.hidden_size, 3 * n * d)))
-        qkv = qkv + ops.reshape(self.qkv_bias, (3 * n * d,))           # [B, T, 3*N*D]
-        qkv = ops.reshape(qkv, (b, t, 3, n, d))                        # [B, T, 3, N, D]
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))                      # [3, B, N, T, D]
-        q, k, v = qkv[0], qkv[1], qkv[2]                               # [B, N, T, D] each
-        q = q * ops.cast(1.0 / (d ** 0.5), q.dtype)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))         # [B, N, T, T]
-        scores = ops.cast(scores, "float32") + ops.cast(bias, "float32")
-        probs = ops.cast(ops.softmax(scores, axis=-1), x.dtype)        # [B, N, T, T]
-        probs = self.dropout(probs, training=training)
-        context = ops.matmul(probs, v)                                 # [B, N, T, D]
-        context = ops.transpose(context, (0, 2, 1, 3))                 # [B, T, N, D]
-        context = ops.reshape(context, (b, t, n * d))                  # [B, T, H]
-        out = ops.matmul(context, ops.reshape(self.output_kernel, (n * d, self.hidden_size)))
-        return out + self.output_bias                                  # [B, T, H]
+        n, d, h = self.num_heads, self.head_size, self.hidden_size
+        # Projections as 2-D MatMul + BiasAdd: oneDNN fuses the pair into one kernel (a 3-D
+        # matmul is a reshape away from its bias add, which blocks the fusion).
+        x2 = tf.reshape(x, (-1, h))                                    # [B*T, H]
+        qkv = tf.matmul(x2, tf.cast(tf.reshape(self.qkv_kernel, (h, 3 * h)), x.dtype))
+        qkv = tf.nn.bias_add(qkv, tf.cast(tf.reshape(self.qkv_bias, (3 * h,)), x.dtype))
+        qkv = tf.reshape(qkv, (b, t, 3, n, d))                         # [B, T, 3, N, D]
+        qkv = tf.transpose(qkv, (2, 0, 3, 1, 4))                       # [3, B, N, T, D]
+        # unstack, not qkv[i]: the gradient of a slice is a full-size StridedSliceGrad each.
+        q, k, v = tf.unstack(qkv, 3, axis=0)                           # [B, N, T, D] each
+        q = q * tf.cast(1.0 / (d ** 0.5), q.dtype)
+        scores = tf.matmul(q, k, transpose_b=True)                     # [B, N, T, T]
+        if fused.use_fused(scores, training):
+            seed = self.dropout.seed_generator.next() if self.dropout_rate > 0 else [0, 0]
+            probs = fused.masked_softmax_dropout(scores, bias, seed, self.dropout_rate)
+        else:
+            scores = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)
+            probs = tf.cast(tf.nn.softmax(scores, axis=-1), x.dtype)   # [B, N, T, T]
+            probs = self.dropout(probs, training=training)
+        context = tf.matmul(probs, v)                                  # [B, N, T, D]
+        context = tf.transpose(context, (0, 2, 1, 3))                  # [B, T, N, D]
+        context = tf.reshape(context, (-1, h))                         # [B*T, H]
+        out = tf.matmul(context, tf.cast(tf.reshape(self.output_kernel, (h, h)), x.dtype))
+        out = tf.nn.bias_add(out, tf.cast(self.output_bias, x.dtype))  # [B*T, H]
+        return tf.reshape(out, (b, t, h))                              # [B, T, H]
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -4,7 +4,9 @@ Shape legend: B = batch, T = sequence length, H = hidden size, I = intermediate 
 """
 
 import keras
+import tensorflow as tf
 
+from bert_tf.layers import fused
 from bert_tf.layers.activations import get_activation
 from bert_tf.layers.attention import MultiHeadSelfAttention
 from bert_tf.layers.initializers import bert_initializer
@@ -54,9 +56,39 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, x, bias, training=None):
         """x: [B, T, H]; bias: [B, 1, 1, T] additive attention mask."""
         a = self.attention(x, bias, training=training)                                  # [B, T, H]
+        if fused.use_fused(a, training):
+            return self._fused_call(x, a)
         x = self.attention_layer_norm(x + self.attention_dropout_layer(a, training=training))
-        f = self.output_dense(self.intermediate(x))                  # [B, T, I] -> [B, T, H]
+        hidden = self.intermediate.activation(self._dense_2d(self.intermediate, x))   # [B*T, I]
+        f = tf.reshape(self._dense_2d(self.output_dense, hidden), tf.shape(x))         # [B, T, H]
         return self.output_layer_norm(x + self.output_dropout(f, training=training))  # [B, T, H]
+
+    @staticmethod
+    def _dense_2d(layer, x):
+        """`layer` (a Dense) as a 2-D MatMul + BiasAdd on x reshaped to [B*T, in]: oneDNN
+        fuses MatMul + BiasAdd (+ an exact or tanh GELU after it) into one kernel, which a
+        3-D matmul (a reshape between matmul and bias) prevents. Same weights, same maths."""
+        x2 = tf.reshape(x, (-1, layer.kernel.shape[0]))                       # [B*T, in]
+        y = tf.matmul(x2, tf.cast(layer.kernel, x2.dtype))                   # [B*T, out]
+        return tf.nn.bias_add(y, tf.cast(layer.bias, y.dtype))
+
+    def _fused_call(self, x, a):
+        """The same maths in training, with XLA-fused element-wise kernels (see fused.py)."""
+        def add_norm(x, a, dropout_layer, norm):
+            rate = dropout_layer.rate
+            seed = dropout_layer.seed_generator.next() if rate > 0 else [0, 0]
+            return fused.dropout_add_layer_norm(x, a, norm.gamma, norm.beta, seed, rate,
+                                                norm.epsilon)
+
+        x = add_norm(x, a, self.attention_dropout_layer, self.attention_layer_norm)
+        x2 = tf.reshape(x, (-1, self.hidden_size))                                 # [B*T, H]
+        if self.hidden_act == "gelu":
+            kernel = tf.cast(self.intermediate.kernel, x.dtype)
+            hidden = fused.bias_gelu(tf.matmul(x2, kernel), self.intermediate.bias)  # [B*T, I]
+        else:
+            hidden = self.intermediate.activation(self._dense_2d(self.intermediate, x2))
+        f = tf.reshape(self._dense_2d(self.output_dense, hidden), tf.shape(x))      # [B, T, H]
+        return add_norm(x, f, self.output_dropout, self.output_layer_norm)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -1,0 +1,117 @@
+"""bert_tf.layers.fused: the XLA-fused training kernels equal the plain ops (values and
+gradients), dropout masks agree between forward and backward, and the gating rules."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_tf.layers import fused
+
+
+def _grad(fn, *xs):
+    with tf.GradientTape() as tape:
+        for x in xs:
+            tape.watch(x)
+        y = fn(*xs)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
+    return y, tape.gradient(loss, xs)
+
+
+def test_bias_gelu_is_exact_erf_gelu_with_its_gradient():
+    h = tf.constant(np.linspace(-6, 6, 4 * 25, dtype="float32").reshape(4, 25))
+    b = tf.constant(np.linspace(-1, 1, 25, dtype="float32"))
+    y, (dh, db) = _grad(fused.bias_gelu, h, b)
+    x = h.numpy() + b.numpy()
+    erf = np.vectorize(math.erf)
+    ref = x * 0.5 * (1 + erf(x / math.sqrt(2)))
+    np.testing.assert_allclose(y.numpy(), ref, atol=2e-6)
+    deriv = 0.5 * (1 + erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(dh.numpy(), 2 * ref * deriv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db.numpy(), (2 * ref * deriv).sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_dropout_add_layer_norm_matches_plain_ops():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 3, 16)).astype("float32"))
+    a = tf.constant(rng.normal(size=(2, 3, 16)).astype("float32"))
+    gamma = tf.Variable(rng.normal(size=16).astype("float32"))
+    beta = tf.Variable(rng.normal(size=16).astype("float32"))
+
+    def plain(x, a):
+        s = x + a
+        mean, var = tf.nn.moments(s, axes=[-1], keepdims=True)
+        return (s - mean) * tf.math.rsqrt(var + 1e-12) * gamma + beta
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, a])
+        got = fused.dropout_add_layer_norm(x, a, gamma, beta, [1, 2], 0.0, 1e-12)
+        want = plain(x, a)
+        lg, lw = tf.reduce_sum(got ** 3), tf.reduce_sum(want ** 3)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+    for g, w in zip(tape.gradient(lg, [x, a, gamma, beta]), tape.gradient(lw, [x, a, gamma, beta])):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_softmax_and_dropout_masks_agree_forward_and_backward():
+    rng = np.random.default_rng(1)
+    scores = tf.constant(rng.normal(size=(2, 2, 8, 8)).astype("float32"))
+    bias = tf.constant([[[[0.0] * 6 + [-1e4] * 2]], [[[0.0] * 8]]])
+    probs = fused.masked_softmax_dropout(scores, bias, [0, 0], 0.0)
+    np.testing.assert_allclose(probs.numpy(), tf.nn.softmax(scores + bias).numpy(), atol=1e-6)
+
+    x = tf.constant(rng.uniform(1, 2, size=(64, 64)).astype("float32"))
+    y, (dx,) = _grad(lambda x: fused.dropout(x, 0.25, tf.constant([3, 4])), x)
+    kept = y.numpy() != 0
+    assert 0.70 < kept.mean() < 0.80
+    np.testing.assert_allclose(y.numpy()[kept], x.numpy()[kept] / 0.75, rtol=1e-6)
+    # d(sum y^2)/dx = 2 y * mask / 0.75: zero exactly where the forward dropped
+    np.testing.assert_allclose(dx.numpy(), 2 * y.numpy() * kept / 0.75, rtol=1e-5)
+
+
+def test_gating(monkeypatch):
+    big = tf.zeros((4, 128, 128))
+    assert fused.use_fused(big, True)
+    assert not fused.use_fused(big, False) and not fused.use_fused(big, None)
+    assert not fused.use_fused(tf.zeros((2, 3)), True)            # too small
+    monkeypatch.setenv("BERT_TF_FUSED", "0")
+    assert not fused.use_fused(big, True)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision):
+    import dataclasses
+    import bert_tf
+    config = dataclasses.replace(tiny_config, hidden_dropout=0.0, attention_dropout=0.0)
+    dtype = None if precision == "float32" else precision
+    encoder = bert_tf.BertEncoder(config, dtype=dtype)
+    rng = np.random.default_rng(0)
+    feed = {"input_word_ids": tf.constant(rng.integers(0, config.vocab_size, (3, 12)), tf.int32),
+            "input_mask": tf.constant([[1] * 12, [1] * 12, [1] * 7 + [0] * 5], tf.int32),
+            "input_type_ids": tf.zeros((3, 12), tf.int32)}
+    w = tf.constant(rng.normal(size=(3, 12, config.hidden_size)).astype("float32"))
+
+    def run(flag):
+        monkeypatch.setenv("BERT_TF_FUSED", flag)
+        monkeypatch.setenv("BERT_TF_FUSED_MIN_ELEMENTS", "0")
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                out = encoder(feed, training=True)
+                loss = tf.reduce_sum(tf.cast(out["sequence_output"], tf.float32) * w)
+            return out["sequence_output"], tape.gradient(loss, encoder.trainable_variables)
+        return step()
+
+    (seq_p, grads_p), (seq_f, grads_f) = run("0"), run("1")
+    tol = 1e-5 if precision == "float32" else 0.05
+    np.testing.assert_allclose(tf.cast(seq_f, tf.float32).numpy(),
+                               tf.cast(seq_p, tf.float32).numpy(), atol=tol * 10, rtol=tol)
+    for v, gp, gf in zip(encoder.trainable_variables, grads_p, grads_f):
+        assert (gp is None) == (gf is None), v.path
+        if gp is None:  # the pooler: not in the loss
+            continue
+        gp, gf = tf.convert_to_tensor(gp).numpy(), tf.convert_to_tensor(gf).numpy()
+        scale = np.abs(gp).max() + 1e-12
+        assert np.abs(gf - gp).max() / scale < tol, v.path
