@@ -106,6 +106,7 @@ def _rows(case, precision, results, peak):
                "examples_per_sec_rounds": [impl.examples_per_step / s
                                            for s in m.seconds_per_step],
                "seconds_per_step": sec,
+               "cpu_seconds_per_step": m.median_cpu_seconds,
                "tokens_per_sec": (impl.tokens_per_step / sec if impl.tokens_per_step
                                   else None),
                "flops_per_step": impl.flops_per_step,
@@ -124,9 +125,12 @@ def _rows(case, precision, results, peak):
         ours = by_impl[cases_lib.OURS]["examples_per_sec_rounds"]
         theirs = by_impl[cases_lib.KERAS_HUB]["examples_per_sec_rounds"]
         paired = sorted(a / b for a, b in zip(ours, theirs))
+        cpu_ratio = (results[cases_lib.KERAS_HUB].median_cpu_seconds
+                     / results[cases_lib.OURS].median_cpu_seconds)
         for r in rows:
             r["ratio_vs_keras_hub"] = ratio
             r["paired_round_ratio_median"] = paired[len(paired) // 2]
+            r["cpu_time_ratio_vs_keras_hub"] = cpu_ratio
     return rows
 
 
@@ -136,7 +140,7 @@ def _fmt(value, scale=1.0, digits=1):
 
 def print_table(rows):
     header = (f"{'case':17s} {'precision':15s} {'impl':10s} {'ex/s':>9s} {'tok/s':>9s} "
-              f"{'GFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'ours/kh':>8s}")
+              f"{'GFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'ours/kh':>8s} {'cpu o/kh':>8s}")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -145,7 +149,8 @@ def print_table(rows):
               f"{_fmt(r['examples_per_sec'], digits=2):>9s} {_fmt(r['tokens_per_sec'], 1, 0):>9s} "
               f"{_fmt(r['achieved_flops'], 1e9):>8s} {_fmt(pct):>6s} "
               f"{_fmt(r['peak_rss_mb'], digits=0):>7s} "
-              f"{_fmt(r['ratio_vs_keras_hub'], digits=2):>8s}")
+              f"{_fmt(r['ratio_vs_keras_hub'], digits=2):>8s} "
+              f"{_fmt(r.get('cpu_time_ratio_vs_keras_hub'), digits=2):>8s}")
     sys.stdout.flush()
 
 

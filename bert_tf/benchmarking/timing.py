@@ -2,6 +2,7 @@
 processes on a shared machine hits all of them alike; medians and ratios are what to quote."""
 
 import dataclasses
+import resource
 import statistics
 import time
 
@@ -14,12 +15,24 @@ class Measurement:
 
     name: str
     seconds_per_step: list = dataclasses.field(default_factory=list)
+    cpu_seconds_per_step: list = dataclasses.field(default_factory=list)
     peak_rss_mb: float = 0.0
     peak_rss_delta_mb: float = 0.0
 
     @property
     def median_seconds(self):
         return statistics.median(self.seconds_per_step)
+
+    @property
+    def median_cpu_seconds(self):
+        """Process CPU time (all threads) per step: less sensitive to other processes' load
+        than wall time, but blind to how well a step spreads over the cores."""
+        return statistics.median(self.cpu_seconds_per_step)
+
+
+def cpu_time():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _sync(value):
@@ -56,12 +69,13 @@ def run_interleaved(step_fns, rounds=5, warmup=2, steps=None, round_seconds=3.0)
             fn, m = step_fns[name], results[name]
             before = system.current_rss_mb() or 0.0
             system.reset_peak_rss()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_time()
             value = None
             for _ in range(steps[name]):
                 value = fn()
             _sync(value)
             m.seconds_per_step.append((time.perf_counter() - start) / steps[name])
+            m.cpu_seconds_per_step.append((cpu_time() - cpu_start) / steps[name])
             peak = system.peak_rss_mb()
             m.peak_rss_mb = max(m.peak_rss_mb, peak)
             m.peak_rss_delta_mb = max(m.peak_rss_delta_mb, peak - before)
