@@ -52,7 +52,8 @@ flags.DEFINE_string("input_files", None, "Comma-separated globs of pre-training 
                     "(from apps.create_pretraining_data or google-research/bert). Without it "
                     "(and not --mode=eval) the embedded default job runs.")
 flags.DEFINE_string("eval_files", None, "Comma-separated globs of held-out pre-training "
-                    "TFRecords for evaluation.")
+                    "TFRecords for evaluation (--mode=eval default: those the model dir's run "
+                    "recorded).")
 flags.DEFINE_string("model_dir", None, "Output model directory (config.json, vocab.txt, "
                     "model.weights.h5, checkpoints/, logs/, eval_results.json). Default job: "
                     "runs/pretrain_default.")
@@ -97,8 +98,9 @@ flags.DEFINE_integer("log_every_steps", 100, "Steps between progress lines / Ten
 flags.DEFINE_integer("eval_every_steps", 0, "Steps between evaluations during training "
                      "(0 = only at the end).")
 flags.DEFINE_integer("eval_steps", None, "Evaluation batches (default: all eval records).")
-flags.DEFINE_bool("dynamic_masking", False, "Draw new masks every batch (RoBERTa-style) "
-                  "instead of the records' stored masks; works on unmasked records.")
+flags.DEFINE_bool("dynamic_masking", None, "Draw new masks every batch (RoBERTa-style) "
+                  "instead of the records' stored masks; works on unmasked records. Default: "
+                  "the model dir's recorded value, else false.")
 flags.DEFINE_integer("seed", 12345, "Random seed (initialization, data order, masks).")
 
 _CONFIG_OVERRIDES = ("num_layers", "hidden_size", "num_heads", "intermediate_size",

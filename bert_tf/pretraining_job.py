@@ -74,7 +74,7 @@ class PretrainingSettings:
     log_every_steps: int = 100
     eval_every_steps: int = 0           # 0: evaluate only at the end
     eval_steps: int = None              # None: the whole eval set
-    dynamic_masking: bool = False
+    dynamic_masking: bool = None        # None: the model dir's recorded value, else False
     seed: int = 12345
 
     def training_record(self):
@@ -368,22 +368,32 @@ def _copy_weights(source, target, what):
         b.assign(a.value if hasattr(a, "value") else a)
 
 
-def _resolve_lengths(s):
-    """Fills max_seq_length / max_predictions_per_seq from the model dir, else 128 / 20."""
+def _resolve_recorded(s):
+    """Fills unset settings from the model dir's config.json: max_seq_length and
+    max_predictions_per_seq (else 128 / 20), dynamic_masking (else False), and for
+    --mode=eval the eval_files and global_batch_size of the recorded run."""
     recorded = {}
     path = md.ModelDir(s.model_dir).config_path if s.model_dir else None
     if path and os.path.isfile(path):
         try:
             values = md.read_json(path)
+            training = values.get("training") or {}
             recorded = {"max_seq_length": values.get("preprocessing", {}).get("seq_length"),
                         "max_predictions_per_seq":
-                            values.get("task", {}).get("max_predictions_per_seq")}
+                            values.get("task", {}).get("max_predictions_per_seq"),
+                        "dynamic_masking": training.get("dynamic_masking"),
+                        "eval_files": training.get("eval_files")}
         except (OSError, ValueError, AttributeError):
             pass  # plan_run reports a broken config.json
     updates = {}
-    for name, default in (("max_seq_length", 128), ("max_predictions_per_seq", 20)):
+    defaults = [("max_seq_length", 128), ("max_predictions_per_seq", 20),
+                ("dynamic_masking", False)]
+    if s.mode == "eval":
+        defaults.append(("eval_files", None))
+    for name, default in defaults:
         if getattr(s, name) is None:
-            updates[name] = recorded.get(name) or default
+            value = recorded.get(name)
+            updates[name] = default if value is None else value
     return dataclasses.replace(s, **updates) if updates else s
 
 
@@ -406,7 +416,7 @@ def run_pretraining(s, progress=print):
 def _run(s, progress):
     start = time.time()
     strategy, precision = _setup_runtime(s)
-    s = _resolve_lengths(s)
+    s = _resolve_recorded(s)
     p = plan_run(s)
     if s.mode != "eval":
         _check_batch(s, strategy)

@@ -163,11 +163,11 @@ def test_resume_continues_from_the_checkpoint_and_mode_eval(data, trained, tmp_p
     assert "step 27/30" in out and "step 3/30" not in out
     first = json.load(open(os.path.join(model_dir, "eval_results.json")))
     assert first["step"] == 30
-    # --mode=eval on the model dir alone gives the same numbers from the saved weights.
+    # --mode=eval on the model dir alone (eval files, lengths and masking as recorded) gives
+    # the same numbers from the saved weights.
     os.remove(os.path.join(model_dir, "eval_results.json"))
     from bert_tf import pretraining_job as job
-    again = job.run_pretraining(job.PretrainingSettings(
-        model_dir=model_dir, mode="eval", eval_files=data["eval"]))
+    again = job.run_pretraining(job.PretrainingSettings(model_dir=model_dir, mode="eval"))
     assert json.load(open(os.path.join(model_dir, "eval_results.json"))) == again
     assert again["step"] == 30
     for key in ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss"):
