@@ -143,12 +143,15 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
     from bert_tf import pretraining_job as job
+    from bert_tf.assets import AssetError
     from bert_tf.data.pretraining_data import PretrainingDataError
+    from bert_tf.text.vocab import VocabError
     from bert_tf.training.trainer import NonFiniteLossError
     try:
         settings = settings_from_flags()
         job.run_pretraining(settings, progress=_progress)
-    except (job.PretrainingJobError, PretrainingDataError, NonFiniteLossError) as e:
+    except (job.PretrainingJobError, PretrainingDataError, NonFiniteLossError, AssetError,
+            VocabError) as e:
         sys.exit(f"pretrain: {e}")
 
 

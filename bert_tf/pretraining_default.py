@@ -92,9 +92,13 @@ def split_corpus(kjv_path, train_path, eval_path, eval_books=EVAL_BOOKS,
 
 def build_vocab(train_path, vocab_path, vocab_size=VOCAB_SIZE):
     """An uncased WordPiece vocab learnt from the training text."""
+    from bert_tf.pretraining_job import PretrainingJobError
     from bert_tf.text import vocab_builder
-    vocab_builder.build_vocab_file([train_path], vocab_path, vocab_size=vocab_size,
-                                   lower_case=True)
+    try:
+        vocab_builder.build_vocab_file([train_path], vocab_path, vocab_size=vocab_size,
+                                       lower_case=True)
+    except vocab_builder.VocabBuildError as e:
+        raise PretrainingJobError(f"default job vocab: {e}") from None
 
 
 def make_records(text_path, prefix, vocab_path, dupe_factor, seed, num_shards=2,
