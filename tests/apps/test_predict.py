@@ -106,6 +106,7 @@ def test_errors_are_one_line(served):
     assert out.count("\n") == 1
 
 
+@pytest.mark.slow   # two fresh python processes importing tensorflow
 def test_cli_reads_stdin(served):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-m", "apps.predict", "--server=" + served["grpc"],

@@ -28,6 +28,7 @@ def hub_export(tmp_path_factory):
     return str(root / "pre_dir"), model, pre_dir, enc_dir
 
 
+@pytest.mark.slow   # a fresh tensorflow process (~20-40 s on 2 shared cores)
 def test_hub_export_fresh_process_matches_keras(hub_export):
     import bert_tf
     from export.verify import run_fresh_many
