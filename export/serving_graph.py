@@ -2,7 +2,7 @@
 
 Signatures (see export/README.md for the full tensor layout):
   classify  serving_default(text [, text_b]) -> probabilities float [B, C], label string [B],
-            label_id int32 [B]
+            label_id int32 [B]; regression models (task.regression): score float [B]
   tag       serving_default(text) -> entity_text string [B, E], entity_type string [B, E],
             entity_start / entity_end int32 [B, E] (character offsets, end exclusive),
             entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
@@ -80,9 +80,13 @@ class ServingModule(tf.Module):
                             [str(i) for i in range(self.model.num_classes)])
         pair = bool(self.task.get("text_b"))
 
+        regression = bool(self.task.get("regression"))
+
         def answer(segments):
             inputs, _ = self._pack(segments)
             logits = self._run_model(inputs)["logits"]                   # [B, C]
+            if regression:
+                return {"score": logits[:, 0]}
             probs = tf.nn.softmax(logits, axis=-1)
             label_id = tf.argmax(probs, axis=-1, output_type=tf.int32)   # [B]
             return {"probabilities": probs, "label": tf.gather(names, label_id),
@@ -201,6 +205,7 @@ class ServingModule(tf.Module):
         max_answer = int(task.get("max_answer_length", 30))
         max_query = int(task.get("max_query_length", 64))
         allow_null = bool(task.get("version_2_with_negative", task.get("version_2", False)))
+        null_threshold = float(task.get("null_score_diff_threshold") or 0.0)
 
         @tf.function(input_signature=[_string_spec("question"), _string_spec("context")])
         def serving_default(question, context):
@@ -233,8 +238,8 @@ class ServingModule(tf.Module):
             has_span = tf.reduce_any(ok, axis=[1, 2])
             null_score = start_logits[:, 0] + end_logits[:, 0]
             answered = has_span
-            if allow_null:
-                answered = answered & (best_score > null_score)
+            if allow_null:   # the original: no answer iff null - best > threshold
+                answered = answered & (null_score - best_score <= null_threshold)
             ci = tf.cast(i, tf.int64) - first_ctx                          # [B] piece index
             cj = tf.cast(j, tf.int64) - first_ctx
             starts_dense = c_starts.to_tensor(default_value=0)

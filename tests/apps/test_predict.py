@@ -120,3 +120,17 @@ def test_cli_reads_stdin(served):
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("apps.predict: gRPC")
+
+
+def test_format_row_for_entities_and_answers():
+    from apps.predict import format_row, split_rows
+    ents = split_rows({"entity_text": np.array([[b"John", b""]], object),
+                       "entity_type": np.array([[b"PER", b""]], object),
+                       "entity_start": np.array([[0, -1]]), "entity_end": np.array([[4, -1]]),
+                       "entity_score": np.array([[0.91, 0.0]]),
+                       "num_entities": np.array([1])}, 1)[0]
+    assert format_row({"text": "John lives"}, ents) == "John lives\tPER:'John'[0:4](0.91)"
+    ans = split_rows({"answer": np.array([b"Paris"], object), "score": np.array([0.5]),
+                      "answer_start": np.array([13]), "answer_end": np.array([18])}, 1)[0]
+    assert format_row({"question": "where?", "context": "x"}, ans) == \
+        "'Paris'\t0.5000\t[13:18]\twhere?"

@@ -281,7 +281,7 @@ def test_squad_answers_match_brute_force(exported, fresh):
         null = s[row, 0] + e[row, 0]
         clean = clean_str(contexts[row])
         raw = as_bytes(clean)
-        if span is None or null >= best:
+        if span is None or null - best > 0:
             assert out["answer"][row] == b"" and out["answer_start"][row] == -1
         else:
             b0 = c_starts[row][span[0] - first]
@@ -293,3 +293,20 @@ def test_squad_answers_match_brute_force(exported, fresh):
     assert outs[1]["answer"].shape == (0,)
     # mismatched batch sizes: a clear error, not a crash of the process
     assert "__error__" in outs[2]
+
+
+def test_regression_classifier_returns_score(tmp_path):
+    """In-process (no save): task.regression -> serving_default returns the raw score."""
+    import tensorflow as tf
+    from export.saved_model import build_serving_module
+    model_dir = str(tmp_path / "reg")
+    model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB,
+                          {"type": "classify", "label_names": [], "num_classes": 1,
+                           "regression": True}, seq_length=SEQ)
+    module, signatures = build_serving_module(model_dir, model=model)
+    out = signatures["serving_default"](text=tf.constant(["hello world", ""]))
+    assert set(out) == {"score"}
+    ids = tokenize(model_dir, ["hello world", ""])[0]
+    ref = np.asarray(model(pack_reference(model_dir, [[x] for x in ids]),
+                           training=False)["logits"])[:, 0]
+    np.testing.assert_allclose(out["score"].numpy(), ref, atol=1e-5)

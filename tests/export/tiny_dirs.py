@@ -22,7 +22,7 @@ def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     encoder = BertEncoder(config)
     kind = task["type"]
     if kind == "classify":
-        model = BertClassifier(encoder, len(task["label_names"]))
+        model = BertClassifier(encoder, len(task["label_names"]) or task["num_classes"])
     elif kind == "tag":
         model = BertTagger(encoder, len(task["label_names"]))
     elif kind == "pretraining":
