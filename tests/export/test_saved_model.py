@@ -80,7 +80,7 @@ def fresh(exported):
         "pair": (exported["pair"][2], [
             {"inputs": {"text": PAIR_A, "text_b": PAIR_B}},
             {"signature": "serving_encoded", "inputs": {k: v.tolist() for k, v in ref.items()}},
-        ]),
+        ] + warmup_as_requests(exported["pair"][2])),
         "tag": (exported["tag"][2], [{"inputs": {"text": TEXTS + BAD}},
                                      {"inputs": {"text": []}}]),
         "squad": (exported["squad"][2], [
@@ -89,6 +89,15 @@ def fresh(exported):
             {"inputs": {"question": ["a", "b"], "context": ["c"]}}]),
     }
     return run_fresh_many(jobs), ref
+
+
+def warmup_as_requests(path):
+    """The version's warm-up PredictionLogs as run_fresh requests (TF Serving replays them)."""
+    import tensorflow as tf
+    from export.warmup import read_warmup_requests
+    return [{"signature": r.model_spec.signature_name,
+             "inputs": {k: list(tf.make_ndarray(v)) for k, v in r.inputs.items()}}
+            for r in read_warmup_requests(path)]
 
 
 def pack_reference(model_dir, segments_list, waterfall=False, max_query=None):
@@ -204,6 +213,8 @@ def test_pair_classifier_and_encoded_signature(exported, fresh):
     np.testing.assert_allclose(outs[1]["logits"], logits, atol=1e-5)
     np.testing.assert_allclose(outs[0]["probabilities"], outs[1]["probabilities"], atol=1e-6)
     assert outs[0]["label"].shape == (3,)
+    # the warm-up requests run cleanly (batch 1 and 2)
+    assert [o["probabilities"].shape for o in outs[2:]] == [(1, 2), (2, 2)]
 
 
 def iob2_entities(labels):
