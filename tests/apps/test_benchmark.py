@@ -59,7 +59,8 @@ def test_quick_run_writes_json(tmp_path):
         assert r["tokens_per_sec"] == pytest.approx(8 * r["examples_per_sec"])
         assert r["achieved_flops"] == pytest.approx(r["flops_per_step"] * r["examples_per_sec"] / 2)
         assert 0 < r["fraction_of_peak"] and r["peak_rss_mb"] > 100
-        assert r["ratio_vs_keras_hub"] > 0
+        assert r["ratio_vs_keras_hub"] > 0 and r["cpu_time_ratio_vs_keras_hub"] > 0
+        assert r["cpu_seconds_per_step"] > 0
     # 1 layer, B=2, T=8, H=16, I=32: 2*16*(4*256 + 2*512) + 4*2*64*16 + 2*2*256 = 74752
     assert rows[("encoder_infer", "bert_tf")]["flops_per_step"] == 74752
     assert rows[("encoder_train", "keras_hub")]["flops_per_step"] == 3 * 74752
