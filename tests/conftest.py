@@ -16,7 +16,7 @@ GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
 # A small uncased vocab that covers the tiny test sentences.
 TINY_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
               + list(".,!?'-\"()") + list("abcdefghijklmnopqrstuvwxyz0123456789")
-              + ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "a", "is",
+              + ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "is",
                  "hello", "world", "un", "##aff", "##able", "cafe", "resume", "##s", "##ing",
                  "##ed", "##ly", "good", "bad", "movie", "great", "terrible", "who", "what",
                  "where", "paris", "london", "france", "capital", "of", "in", "john", "lives"])

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import CLASS_LABELS, make_task_dir, unique_vocab  # noqa: E402
+from tiny_dirs import CLASS_LABELS, make_task_dir  # noqa: E402
 
 SEQ = 16
 TEXTS = ["the quick brown fox", "hello world", "a good movie", "a terrible movie !",
@@ -34,7 +34,7 @@ def classifier(tmp_path_factory):
     # head on the pooled outputs of TEXTS so labels vary and are mostly decisive.
     import tensorflow as tf
     import bert_tf
-    vocab = unique_vocab(TINY_VOCAB)
+    vocab = list(TINY_VOCAB)
     tok = bert_tf.BertTokenizer(vocab=vocab, lower_case=True)
     pooled = []
     for t in TEXTS:
@@ -57,7 +57,7 @@ def keras_reference(model, texts):
     """The Keras model on inputs packed by the project tokenizer (exact for these texts)."""
     import tensorflow as tf
     import bert_tf
-    vocab = unique_vocab(TINY_VOCAB)
+    vocab = list(TINY_VOCAB)
     tok = bert_tf.BertTokenizer(vocab=vocab, lower_case=True)
     probs = []
     for t in texts:
@@ -110,7 +110,7 @@ def test_tflite_rejects_other_tasks(tmp_path):
 
 def test_tokenizer_agreement_is_measured():
     from export.tflite import measure_tokenizer_agreement
-    vocab = unique_vocab(TINY_VOCAB) + ["fi", "tm", "full"]
+    vocab = list(TINY_VOCAB) + ["fi", "tm", "full"]
     frac, diffs = measure_tokenizer_agreement(vocab, True, ["the quick brown fox",
                                                             "Café résumé", "ﬁ", "™"])
     assert frac == 0.5

@@ -8,12 +8,6 @@ CLASS_LABELS = ["negative", "positive", "neutral"]
 TAG_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 
-def unique_vocab(tokens):
-    """conftest.TINY_VOCAB lists "a" twice; the tokenizer rejects duplicate tokens."""
-    seen = set()
-    return [t for t in tokens if not (t in seen or seen.add(t))]
-
-
 def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     """Writes a model dir with a randomly initialized (seeded) tiny task model; returns it."""
     import keras
@@ -32,7 +26,7 @@ def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     d = ModelDir(str(path))
     os.makedirs(d.path, exist_ok=True)
     with open(d.vocab_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(unique_vocab(vocab_tokens)) + "\n")
+        f.write("\n".join(vocab_tokens) + "\n")
     d.save_weights(model)
     d.write_config(config, {"vocab_file": "vocab.txt", "lower_case": True,
                             "seq_length": seq_length}, task)
