@@ -68,7 +68,7 @@ flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "Distribution strategy: default (one device), mirrored (local GPUs), "
                   "multi_worker (cluster from TF_CONFIG), tpu.")
-flags.DEFINE_enum("precision", "float32", ["auto", "float32", "mixed_bfloat16",
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16",
                                            "mixed_float16"],
                   "Keras dtype policy; auto = mixed_bfloat16 where the hardware has native "
                   "bfloat16 (e.g. AVX512_BF16 CPUs), else float32.")
