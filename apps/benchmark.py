@@ -208,8 +208,10 @@ def main(argv):
                 skipped.append({"case": name, "reason": str(e)})
                 print(f"skipping {name}: {e}")
                 break
+            case_warmup = warmup if FLAGS.quick else max(
+                [warmup] + [impl.warmup_steps for impl in case.impls.values()])
             results = timing.run_interleaved(
-                {k: v.step for k, v in case.impls.items()}, rounds=rounds, warmup=warmup,
+                {k: v.step for k, v in case.impls.items()}, rounds=rounds, warmup=case_warmup,
                 steps=steps, round_seconds=FLAGS.round_seconds)
             rows = _rows(case, precision if name not in ("tokenize", "pretraining_data")
                          else "n/a", results, peaks.get(precision))

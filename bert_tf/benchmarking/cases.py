@@ -2,8 +2,11 @@
 
 Every case builder returns a `Case` with one `Impl` per implementation ("bert_tf" and, where
 keras-hub has an equivalent, "keras_hub"). A step returns a scalar tensor (to sync on).
-Both implementations get the same config, batch, sequence length, precision, optimizer
-(Adam) and inputs, and both run under a plain `tf.function` (no XLA: it is slower on CPU).
+Both implementations get the same config, batch, sequence length, precision and inputs, and
+the same optimizer maths: AdamW (weight decay 0.01, not on LayerNorm/bias), global-norm
+clipping at 1.0, each side with its own stack's optimizer (ours: `bert_tf` AdamW, whose
+update is one fused kernel per variable; keras-hub: `keras.optimizers.AdamW`). Both run
+under a plain `tf.function` (no XLA: it is slower on CPU).
 
 Shape legend: B batch, T sequence length, P masked positions per example, V vocab size.
 """
@@ -16,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from bert_tf.benchmarking.flops import encoder_flops, mlm_head_flops
+from bert_tf.data.batching import PAD_TO_MULTIPLE_OF
 
 OURS = "bert_tf"
 KERAS_HUB = "keras_hub"
@@ -27,6 +31,7 @@ class Impl:
     examples_per_step: int
     tokens_per_step: Optional[int] = None
     flops_per_step: Optional[float] = None
+    warmup_steps: int = 0        # untimed steps this case needs at least (e.g. one epoch)
 
 
 @dataclasses.dataclass
@@ -82,11 +87,22 @@ def _inputs(setup):
     return ids, mask, types
 
 
-def _train_step(model, loss_fn):
-    """tf.function: forward (training=True), loss, gradients, Adam update -> loss."""
+def _optimizer(impl):
+    """The BERT fine-tuning/pre-training optimizer of each stack, with the same maths."""
     import keras
+    if impl == OURS:
+        from bert_tf.training.optimization import AdamW
+        return AdamW(1e-5, weight_decay=0.01, global_clipnorm=1.0)
+    optimizer = keras.optimizers.AdamW(1e-5, weight_decay=0.01, epsilon=1e-6,
+                                       global_clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def _train_step(impl, model, loss_fn):
+    """tf.function: forward (training=True), loss, gradients, AdamW update -> loss."""
     import tensorflow as tf
-    optimizer = keras.optimizers.Adam(1e-5)
+    optimizer = _optimizer(impl)
     optimizer.build(model.trainable_variables)
 
     @tf.function
@@ -133,7 +149,7 @@ def encoder_case(setup, training):
             model = keras_hub_backbone(setup)
             feed = {"token_ids": ids, "padding_mask": mask, "segment_ids": types}
         if training:
-            step = _train_step(model, lambda: _encoder_loss(model(feed, training=True)))
+            step = _train_step(impl, model, lambda: _encoder_loss(model(feed, training=True)))
         else:
             @tf.function
             def step():
@@ -196,10 +212,10 @@ def pretrain_case(setup):
                     "mlm_logits": tf.cast(mlm(out["sequence_output"], positions), tf.float32),
                     "nsp_logits": tf.cast(nsp(out["pooled_output"]), tf.float32)}
                 return _plain_pretraining_loss(labels, outputs)
-        return Impl(_train_step(model, loss_fn), b, b * t, flops)
+        return Impl(_train_step(impl, model, loss_fn), b, b * t, flops)
 
     return Case("pretrain", "examples", _pair(setup, build),
-                notes=f"MLM at P={p} positions + NSP, Adam")
+                notes=f"MLM at P={p} positions + NSP, AdamW")
 
 
 class _VariableHolder:
@@ -249,7 +265,8 @@ def _string_batches(texts, labels, batch_size, count=64):
 
 def finetune_case(setup):
     """Strings in: tokenize + pack + classifier training step on real SMS texts.
-    Ours pads each batch to its longest (pad_to_longest); keras-hub pads to seq_length."""
+    Ours pads each batch to its longest, rounded up to a multiple of 8, as fine-tuning
+    does; keras-hub pads to seq_length."""
     import keras
     import tensorflow as tf
     texts, labels = sms_texts()
@@ -262,7 +279,8 @@ def finetune_case(setup):
             from bert_tf.models.classifier import BertClassifier
             from bert_tf.text.preprocessor import BertPreprocessor
             pre = BertPreprocessor(vocab_file=setup.vocab_file, seq_length=setup.seq_length,
-                                   pad_to_longest=True)
+                                   pad_to_longest=True,
+                                   pad_to_multiple_of=PAD_TO_MULTIPLE_OF)
             model = BertClassifier(_ours_encoder(setup), 2)
 
             def loss_fn(strings, y):
@@ -282,11 +300,13 @@ def finetune_case(setup):
                 logits = model(pre(strings), training=True)
                 return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                     y, tf.cast(logits, tf.float32)))
-        train = _train_step(model, loss_fn)
-        return Impl(lambda: train(*next(cycle)), b)
+        train = _train_step(impl, model, loss_fn)
+        # One untimed pass over the batches: each padded length compiles its kernels once.
+        return Impl(lambda: train(*next(cycle)), b, warmup_steps=len(batches))
 
     return Case("finetune", "examples", _pair(setup, build),
-                notes="SMS spam texts; ours: per-batch dynamic padding; keras-hub: padded "
+                notes="SMS spam texts; ours: per-batch dynamic padding (multiple of "
+                      f"{PAD_TO_MULTIPLE_OF}); keras-hub: padded "
                       f"to {setup.seq_length}")
 
 

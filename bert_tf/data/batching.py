@@ -20,6 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+# Batches are padded to their longest sequence rounded up to a multiple of this: few distinct
+# shapes, so the fused training kernels (bert_tf/layers/fused.py) compile only a few times.
+PAD_TO_MULTIPLE_OF = 8
 
 
 @dataclasses.dataclass
@@ -97,11 +100,14 @@ def epochs_order(lengths, batch_size, epochs, seed, bucket=True):
     return out
 
 
-def make_dataset(features, batches, with_labels=True):
+def make_dataset(features, batches, with_labels=True, pad_to_multiple_of=PAD_TO_MULTIPLE_OF):
     """tf.data.Dataset of (inputs, labels) [or inputs], one element per index array in
-    `batches`, padded to the batch's longest: inputs are int32 [b, T] input_word_ids,
-    input_mask, input_type_ids; labels [b] (or [b, T] padded with -1 for ragged labels);
-    a single label is a tensor, several are a dict."""
+    `batches`, padded to the batch's longest rounded up to a multiple of `pad_to_multiple_of`
+    (never beyond the longest example): inputs are int32 [b, T] input_word_ids, input_mask,
+    input_type_ids; labels [b] (or [b, T] padded with -1 for ragged labels); a single label
+    is a tensor, several are a dict."""
+    m = max(int(pad_to_multiple_of), 1)
+    longest = int(features.lengths.max()) if len(features) else 0
     width = max(len(b) for b in batches)
     index = np.full([len(batches), width], -1, np.int64)
     for i, b in enumerate(batches):
@@ -120,15 +126,19 @@ def make_dataset(features, batches, with_labels=True):
     def fetch(idx):
         idx = tf.boolean_mask(idx, idx >= 0)                     # [b]
         word_ids = tf.gather(ids, idx)                           # [b, (T)]
-        inputs = {"input_word_ids": word_ids.to_tensor(0),       # [b, T]
-                  "input_mask": tf.ones_like(word_ids).to_tensor(0),
-                  "input_type_ids": tf.gather(types, idx).to_tensor(0)}
+        t = tf.cast(tf.reduce_max(word_ids.row_lengths()), tf.int32)
+        t = tf.minimum((t + m - 1) // m * m, longest)            # T, a multiple of m
+        shape = tf.stack([tf.size(idx), t])
+        inputs = {"input_word_ids": word_ids.to_tensor(0, shape=shape),       # [b, T]
+                  "input_mask": tf.ones_like(word_ids).to_tensor(0, shape=shape),
+                  "input_type_ids": tf.gather(types, idx).to_tensor(0, shape=shape)}
         if not with_labels or not label_tensors:
             return inputs
         labels = {}
         for name, values in label_tensors.items():
             got = tf.gather(values, idx)
-            labels[name] = got.to_tensor(-1) if isinstance(got, tf.RaggedTensor) else got
+            labels[name] = (got.to_tensor(-1, shape=shape) if isinstance(got, tf.RaggedTensor)
+                            else got)
         if len(labels) == 1:
             labels = next(iter(labels.values()))
         return inputs, labels

@@ -64,7 +64,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         q, k, v = tf.unstack(qkv, 3, axis=0)                           # [B, N, T, D] each
         q = q * tf.cast(1.0 / (d ** 0.5), q.dtype)
         scores = tf.matmul(q, k, transpose_b=True)                     # [B, N, T, T]
-        if fused.use_fused(scores, training):
+        if fused.use_fused(scores, training, width=h):
             seed = self.dropout.seed_generator.next() if self.dropout_rate > 0 else [0, 0]
             probs = fused.masked_softmax_dropout(scores, bias, seed, self.dropout_rate)
         else:

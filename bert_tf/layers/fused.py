@@ -8,9 +8,10 @@ these small element-wise chains are compiled, each as one forward and one backwa
 Matmuls stay on oneDNN.
 
 The kernels compute in float32 (also for bfloat16 inputs) and return the input dtype. They are
-used only when `use_fused(x, training)` says so: training with Python `training=True`, fully
-static shapes (XLA compiles one kernel per shape; dynamic-length batches use the plain ops),
-and not disabled by the environment variable BERT_TF_FUSED=0. Inference and export graphs
+used only when `use_fused(x, training)` says so: training with Python `training=True`, a
+tensor big enough to gain, and not disabled by the environment variable BERT_TF_FUSED=0.
+XLA compiles one kernel per concrete shape at run time, so variable-length batches work but
+should come in a few lengths (padded to a multiple, as the fine-tuning batches are). Inference and export graphs
 never contain them. Dropout draws its uniform noise with TF's own stateless RNG kernel (XLA's
 CPU random-number generation is several times slower) and the kernels turn it into the mask;
 the noise is kept for the backward kernel.
@@ -30,6 +31,8 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Tensors smaller than this take the plain ops: the kernels would gain little, and each new
 # shape costs an XLA compilation (tiny test models would pay it over and over).
 DEFAULT_MIN_ELEMENTS = 1 << 16
+# The same for dynamically shaped (variable-length) batches: the model's hidden size.
+DEFAULT_MIN_WIDTH = 256
 
 
 def enabled():
@@ -40,12 +43,26 @@ def min_elements():
     return int(os.environ.get("BERT_TF_FUSED_MIN_ELEMENTS", DEFAULT_MIN_ELEMENTS))
 
 
-def use_fused(x, training):
+def min_width():
+    return int(os.environ.get("BERT_TF_FUSED_MIN_WIDTH", DEFAULT_MIN_WIDTH))
+
+
+def use_fused(x, training, width=None):
     """True if the fused training kernels apply to tensor `x` under this `training` value:
-    Python `training=True`, a static shape of at least `min_elements()` elements, and not
-    disabled with BERT_TF_FUSED=0."""
-    return (training is True and enabled() and isinstance(x, tf.Tensor)
-            and x.shape.is_fully_defined() and x.shape.num_elements() >= min_elements())
+    Python `training=True`, not disabled with BERT_TF_FUSED=0, and big enough to gain:
+    a static shape of at least `min_elements()` elements, or, for a shape with unknown
+    (batch, length) dimensions, a model width (`width`, default the static last dimension)
+    of at least `min_width()`. XLA compiles each kernel once per concrete shape it meets at
+    run time, so dynamically padded batches should come in few lengths (see
+    `pad_to_multiple_of` of the packer and the fine-tuning batches)."""
+    if training is not True or not enabled() or not isinstance(x, tf.Tensor):
+        return False
+    if x.shape.is_fully_defined():
+        return x.shape.num_elements() >= min_elements()
+    if x.shape.rank is None:
+        return False
+    width = width if width is not None else x.shape[-1]
+    return width is not None and width >= min_width()
 
 
 def _noise(seed, shape, rate):

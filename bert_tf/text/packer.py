@@ -51,13 +51,16 @@ def _keep_first(segment, keep):
 
 
 @tf.autograph.experimental.do_not_convert
-def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=False):
+def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=False,
+                pad_to_multiple_of=1):
     """Packs 1..S segments into the encoder inputs.
 
     Args:
       segments: list of int ragged [B, (pieces)] (or [B, (words), (pieces)]).
       seq_length: total length T including [CLS] and one [SEP] per segment.
       pad_to_longest: pad only to the batch's longest packed row (<= seq_length).
+      pad_to_multiple_of: with pad_to_longest, round that length up to a multiple of this
+        (capped at seq_length), so that batches come in few shapes.
 
     Returns dict of int32 [B, T] (T = seq_length, or the batch longest): input_word_ids
     (padded with pad_id), input_mask (1 = real token), input_type_ids (segment index).
@@ -87,6 +90,11 @@ def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=F
     types = tf.concat(types, axis=1)
     mask = tf.ones_like(ids)
     shape = None if pad_to_longest else [None, seq_length]
+    if pad_to_longest and pad_to_multiple_of > 1:
+        m = int(pad_to_multiple_of)
+        longest = tf.cast(tf.reduce_max(ids.row_lengths()), tf.int32)
+        width = tf.minimum((longest + m - 1) // m * m, seq_length)
+        shape = tf.stack([tf.cast(batch, tf.int32), width])
     return {"input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
             "input_mask": mask.to_tensor(default_value=0, shape=shape),
             "input_type_ids": types.to_tensor(default_value=0, shape=shape)}
@@ -98,23 +106,25 @@ class BertPacker(keras.layers.Layer):
     [B, T] input_word_ids / input_mask / input_type_ids."""
 
     def __init__(self, seq_length=128, cls_id=101, sep_id=102, pad_id=0,
-                 pad_to_longest=False, **kwargs):
+                 pad_to_longest=False, pad_to_multiple_of=1, **kwargs):
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
         self.seq_length = int(seq_length)
         self.cls_id, self.sep_id, self.pad_id = int(cls_id), int(sep_id), int(pad_id)
         self.pad_to_longest = bool(pad_to_longest)
+        self.pad_to_multiple_of = int(pad_to_multiple_of)
         self.built = True  # no weights
 
     def call(self, segments):
         return pack_inputs(list(segments) if isinstance(segments, (list, tuple)) else segments,
                            self.seq_length, self.cls_id, self.sep_id, self.pad_id,
-                           self.pad_to_longest)
+                           self.pad_to_longest, self.pad_to_multiple_of)
 
     def get_config(self):
         config = super().get_config()
         config.update({"seq_length": self.seq_length, "cls_id": self.cls_id,
                        "sep_id": self.sep_id, "pad_id": self.pad_id,
-                       "pad_to_longest": self.pad_to_longest})
+                       "pad_to_longest": self.pad_to_longest,
+                       "pad_to_multiple_of": self.pad_to_multiple_of})
         return config

@@ -23,10 +23,12 @@ DEFAULT_SEQ_LENGTH = 128
 class BertPreprocessor(keras.layers.Layer):
     """Tokenizer + packer. Input: string [B], or a list/tuple of segment strings [B] (two for
     sentence pairs). Output: dict of int32 [B, T] input_word_ids / input_mask /
-    input_type_ids, T = seq_length (or the batch longest with pad_to_longest=True)."""
+    input_type_ids, T = seq_length (or, with pad_to_longest=True, the batch longest, rounded
+    up to a multiple of `pad_to_multiple_of`)."""
 
     def __init__(self, tokenizer=None, vocab=None, vocab_file=None, lower_case=None,
-                 seq_length=DEFAULT_SEQ_LENGTH, pad_to_longest=False, **kwargs):
+                 seq_length=DEFAULT_SEQ_LENGTH, pad_to_longest=False, pad_to_multiple_of=1,
+                 **kwargs):
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
@@ -37,6 +39,7 @@ class BertPreprocessor(keras.layers.Layer):
         self.tokenizer = tokenizer
         self.seq_length = int(seq_length)
         self.pad_to_longest = bool(pad_to_longest)
+        self.pad_to_multiple_of = int(pad_to_multiple_of)
         self.built = True  # no weights
 
     @property
@@ -55,7 +58,7 @@ class BertPreprocessor(keras.layers.Layer):
         pieces = [self.tokenizer.tokenize(tf.reshape(s, [-1])) for s in segments]
         return packer_lib.pack_inputs(pieces, self.seq_length, self.tokenizer.cls_id,
                                       self.tokenizer.sep_id, self.tokenizer.pad_id,
-                                      self.pad_to_longest)
+                                      self.pad_to_longest, self.pad_to_multiple_of)
 
     # TF Hub preprocessor style: tokenize each segment, then pack any number of them.
     def tokenize(self, strings):
@@ -67,12 +70,14 @@ class BertPreprocessor(keras.layers.Layer):
         dict of int32 [B, seq_length] encoder inputs (longest-first truncation)."""
         return packer_lib.pack_inputs(list(segments), seq_length or self.seq_length,
                                       self.tokenizer.cls_id, self.tokenizer.sep_id,
-                                      self.tokenizer.pad_id, self.pad_to_longest)
+                                      self.tokenizer.pad_id, self.pad_to_longest,
+                                      self.pad_to_multiple_of)
 
     def get_config(self):
         config = super().get_config()
         config.update({"tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-                       "seq_length": self.seq_length, "pad_to_longest": self.pad_to_longest})
+                       "seq_length": self.seq_length, "pad_to_longest": self.pad_to_longest,
+                       "pad_to_multiple_of": self.pad_to_multiple_of})
         return config
 
 

@@ -77,10 +77,22 @@ def test_gating(monkeypatch):
     assert not fused.use_fused(tf.zeros((2, 3)), True)            # too small
     monkeypatch.setenv("BERT_TF_FUSED", "0")
     assert not fused.use_fused(big, True)
+    monkeypatch.setenv("BERT_TF_FUSED", "1")
+    signature = [tf.TensorSpec([None, None, 512]), tf.TensorSpec([None, None, 64])]
+    graph = tf.function(lambda wide, narrow: tf.constant(0)).get_concrete_function(
+        *signature).graph
+    wide, narrow = graph.inputs[:2]
+    assert fused.use_fused(wide, True)                              # dynamic, hidden 512
+    assert not fused.use_fused(narrow, True)                        # dynamic, tiny width
+    assert fused.use_fused(narrow, True, width=256)                 # the caller's width
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
-def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision):
+@pytest.mark.parametrize("precision,shapes", [("float32", "static"),
+                                              ("mixed_bfloat16", "static"),
+                                              ("float32", "dynamic")])
+def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision, shapes):
+    """Fused kernels = plain ops, values and gradients, for static shapes and for
+    variable-length batches ([None, None] inputs, as fine-tuning feeds them)."""
     import dataclasses
     import bert_tf
     config = dataclasses.replace(tiny_config, hidden_dropout=0.0, attention_dropout=0.0)
@@ -92,19 +104,30 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
             "input_type_ids": tf.zeros((3, 12), tf.int32)}
     w = tf.constant(rng.normal(size=(3, 12, config.hidden_size)).astype("float32"))
 
+    calls = []
+    real = fused.dropout_add_layer_norm
+    monkeypatch.setattr(fused, "dropout_add_layer_norm",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    spec = {k: tf.TensorSpec([None, None] if shapes == "dynamic" else v.shape, tf.int32)
+            for k, v in feed.items()}
+
     def run(flag):
         monkeypatch.setenv("BERT_TF_FUSED", flag)
         monkeypatch.setenv("BERT_TF_FUSED_MIN_ELEMENTS", "0")
+        monkeypatch.setenv("BERT_TF_FUSED_MIN_WIDTH", "0")
 
-        @tf.function
-        def step():
+        @tf.function(input_signature=[spec])
+        def step(feed):
             with tf.GradientTape() as tape:
                 out = encoder(feed, training=True)
                 loss = tf.reduce_sum(tf.cast(out["sequence_output"], tf.float32) * w)
             return out["sequence_output"], tape.gradient(loss, encoder.trainable_variables)
-        return step()
+        return step(feed)
 
-    (seq_p, grads_p), (seq_f, grads_f) = run("0"), run("1")
+    (seq_p, grads_p) = run("0")
+    assert not calls
+    (seq_f, grads_f) = run("1")
+    assert len(calls) == 2 * config.num_layers          # two add+LayerNorm per block
     tol = 1e-5 if precision == "float32" else 0.05
     np.testing.assert_allclose(tf.cast(seq_f, tf.float32).numpy(),
                                tf.cast(seq_p, tf.float32).numpy(), atol=tol * 10, rtol=tol)

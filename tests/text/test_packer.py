@@ -64,6 +64,12 @@ def test_pack_single_truncates_and_pads():
                                  sep_id=3, pad_to_longest=True)
     assert longest["input_word_ids"].numpy().tolist() == [[2, 5, 3, 0], [2, 5, 6, 3]]
     assert longest["input_mask"].numpy().tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    rounded = packer.pack_inputs(tf.ragged.constant([[5], [5, 6]]), seq_length=6, cls_id=2,
+                                 sep_id=3, pad_to_longest=True, pad_to_multiple_of=5)
+    assert rounded["input_word_ids"].numpy().tolist() == [[2, 5, 3, 0, 0], [2, 5, 6, 3, 0]]
+    capped = packer.pack_inputs(tf.ragged.constant([[5, 6, 7, 8]]), seq_length=6, cls_id=2,
+                                sep_id=3, pad_to_longest=True, pad_to_multiple_of=4)
+    assert capped["input_type_ids"].shape == (1, 6)             # 6 -> 8, capped at 6
 
 
 def test_pack_words_input_and_errors():
@@ -75,7 +81,8 @@ def test_pack_words_input_and_errors():
 
 
 def test_packer_layer_in_tf_function_and_config():
-    layer = packer.BertPacker(seq_length=7, cls_id=2, sep_id=3, pad_id=0)
+    layer = packer.BertPacker(seq_length=7, cls_id=2, sep_id=3, pad_id=0,
+                              pad_to_multiple_of=4)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert clone.get_config() == layer.get_config()
 
