@@ -12,9 +12,10 @@ used only when `use_fused(x, training)` says so: training with Python `training=
 tensor big enough to gain, and not disabled by the environment variable BERT_TF_FUSED=0.
 XLA compiles one kernel per concrete shape at run time, so variable-length batches work but
 should come in a few lengths (padded to a multiple, as the fine-tuning batches are). Inference and export graphs
-never contain them. Dropout draws its uniform noise with TF's own stateless RNG kernel (XLA's
-CPU random-number generation is several times slower) and the kernels turn it into the mask;
-the noise is kept for the backward kernel.
+never contain them. Dropout draws its random bits with TF's own stateless RNG kernel (XLA's
+CPU random-number generation is several times slower), 16 bits per element, and the kernels
+turn them into the mask (drop probability: the rate rounded to a multiple of 1/65536); the
+bits are kept for the backward kernel.
 
 Shape legend: B = batch, T = sequence length, H = hidden size, N = heads.
 """
@@ -65,16 +66,31 @@ def use_fused(x, training, width=None):
     return width is not None and width >= min_width()
 
 
-def _noise(seed, shape, rate):
-    """Uniform [0, 1) float32 noise for a dropout mask (None when rate == 0)."""
+def _noise(seed, like, rate):
+    """Random bits for a dropout mask over tensor `like` (None when rate == 0): int32
+    [ceil(n / 2)] for its n elements, 16 bits per element (half the RNG work and memory
+    of float noise)."""
     if rate <= 0.0:
         return None
-    return tf.random.stateless_uniform(shape, seed=tf.cast(seed, tf.int64), dtype=tf.float32)
+    words = (tf.size(like) + 1) // 2
+    return tf.random.stateless_uniform(tf.reshape(words, [1]), seed=tf.cast(seed, tf.int64),
+                                       dtype=tf.int32, minval=None, maxval=None)
 
 
-def _keep_mask(noise, rate):
-    """Bernoulli(1 - rate) float32 mask scaled by 1 / (1 - rate)."""
-    return tf.cast(noise >= rate, tf.float32) * (1.0 / (1.0 - rate))
+def _drop_threshold(rate):
+    """An element is dropped when its 16 random bits are < this: drop probability
+    threshold / 65536, the rate rounded to a multiple of 1/65536 (0.1 -> 0.100006)."""
+    return min(max(int(round(rate * 65536.0)), 0), 65535)
+
+
+def _keep_mask(noise, rate, like):
+    """Bernoulli mask, scaled by 1 / P(keep), float32 in the shape of `like`."""
+    threshold = _drop_threshold(rate)
+    lo = tf.bitwise.bitwise_and(noise, 0xFFFF)
+    hi = tf.bitwise.bitwise_and(tf.bitwise.right_shift(noise, 16), 0xFFFF)
+    bits = tf.reshape(tf.stack([lo, hi], axis=-1), [-1])[:tf.size(like)]      # [n]
+    keep = tf.cast(bits >= threshold, tf.float32) * (65536.0 / (65536.0 - threshold))
+    return tf.reshape(keep, tf.shape(like))
 
 
 # ----------------------------------------------------------------------------- GELU (+ bias)
@@ -111,7 +127,7 @@ def bias_gelu(h, bias):
 
 @tf.function(jit_compile=True, autograph=False)
 def _dropout_apply(x, noise, rate):
-    return tf.cast(tf.cast(x, tf.float32) * _keep_mask(noise, rate), x.dtype)
+    return tf.cast(tf.cast(x, tf.float32) * _keep_mask(noise, rate, x), x.dtype)
 
 
 def dropout(x, rate, seed):
@@ -119,7 +135,7 @@ def dropout(x, rate, seed):
     if rate <= 0.0:
         return x
     rate = float(rate)
-    noise = _noise(seed, tf.shape(x), rate)
+    noise = _noise(seed, x, rate)
 
     @tf.custom_gradient
     def _dropout(x):
@@ -142,7 +158,7 @@ def _ln_stats(s, eps):
 def _add_ln_fwd(x, a, gamma, beta, noise, rate, eps):
     a32 = tf.cast(a, tf.float32)
     if rate > 0.0:
-        a32 = a32 * _keep_mask(noise, rate)
+        a32 = a32 * _keep_mask(noise, rate, a32)
     s = tf.cast(x, tf.float32) + a32                                   # [B, T, H]
     xhat, _ = _ln_stats(s, eps)
     y = xhat * tf.cast(gamma, tf.float32) + tf.cast(beta, tf.float32)
@@ -161,7 +177,7 @@ def _add_ln_bwd(s, gamma, dy, noise, rate, eps, out_dtype):
                  - xhat * tf.reduce_mean(g * xhat, axis=-1, keepdims=True))
     da = ds
     if rate > 0.0:
-        da = ds * _keep_mask(noise, rate)
+        da = ds * _keep_mask(noise, rate, ds)
     return tf.cast(ds, out_dtype), tf.cast(da, out_dtype), dgamma, dbeta
 
 
@@ -170,7 +186,7 @@ def dropout_add_layer_norm(x, a, gamma, beta, seed, rate, eps):
     x, a [B, T, H] (same dtype); gamma, beta [H] float32 variables (read here)."""
     rate, eps = float(rate), float(eps)
     out_dtype = x.dtype
-    noise = _noise(seed, tf.shape(a), rate)
+    noise = _noise(seed, a, rate)
 
     @tf.custom_gradient
     def _fused(x, a, gamma, beta):
@@ -189,7 +205,7 @@ def dropout_add_layer_norm(x, a, gamma, beta, seed, rate, eps):
 def _softmax_fwd(scores, bias, noise, rate):
     z = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)       # [B, N, T, T]
     p = tf.nn.softmax(z, axis=-1)
-    out = p * _keep_mask(noise, rate) if rate > 0.0 else p
+    out = p * _keep_mask(noise, rate, p) if rate > 0.0 else p
     return tf.cast(out, scores.dtype), p
 
 
@@ -197,7 +213,7 @@ def _softmax_fwd(scores, bias, noise, rate):
 def _softmax_bwd(p, dout, noise, rate, out_dtype):
     dp = tf.cast(dout, tf.float32)
     if rate > 0.0:
-        dp = dp * _keep_mask(noise, rate)
+        dp = dp * _keep_mask(noise, rate, dp)
     dz = p * (dp - tf.reduce_sum(dp * p, axis=-1, keepdims=True))
     return tf.cast(dz, out_dtype)
 
@@ -207,7 +223,7 @@ def masked_softmax_dropout(scores, bias, seed, rate):
     [B, N, T, T], bias broadcastable (e.g. [B, 1, 1, T], not differentiated)."""
     rate = float(rate)
     out_dtype = scores.dtype
-    noise = _noise(seed, tf.shape(scores), rate)
+    noise = _noise(seed, scores, rate)
 
     @tf.custom_gradient
     def _fused(scores):

@@ -156,7 +156,8 @@ class AdamW(_BertOptimizerMixin, keras.optimizers.Adam):
         decays, multiplier = self._variable_settings(variable)
         lr = tf.cast(learning_rate, variable.dtype) * multiplier
         if decays and self.weight_decay:
-            self.assign_sub(variable, variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+            # scalar product first: one pass over the variable, not two
+            self.assign_sub(variable, variable * (tf.cast(self.weight_decay, variable.dtype) * lr))
         if not self._fused_update(gradient, variable, lr):
             super().update_step(gradient, variable, lr)
 

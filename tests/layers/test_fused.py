@@ -138,3 +138,19 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
         gp, gf = tf.convert_to_tensor(gp).numpy(), tf.convert_to_tensor(gf).numpy()
         scale = np.abs(gp).max() + 1e-12
         assert np.abs(gf - gp).max() / scale < tol, v.path
+
+
+def test_dropout_mask_statistics_odd_sizes_and_seeds():
+    """16-bit masks: keep rate within 3 sigma of 1 - rate, mean preserved, odd element
+    counts handled, same seed -> same mask, another seed -> another mask."""
+    x = tf.ones((1001, 999))                                     # n odd: 999,999 elements
+    y = fused.dropout(x, 0.1, tf.constant([1, 2])).numpy()
+    kept = (y != 0).mean()
+    sigma = np.sqrt(0.1 * 0.9 / y.size)
+    assert abs(kept - 0.9) < 3 * sigma, kept
+    assert abs(y.mean() - 1.0) < 4 * sigma / 0.9
+    np.testing.assert_array_equal(fused.dropout(x, 0.1, tf.constant([1, 2])).numpy(), y)
+    other = fused.dropout(x, 0.1, tf.constant([1, 3])).numpy()
+    assert ((other != 0) != (y != 0)).mean() > 0.1
+    # the kept values carry the exact 1 / P(keep) of the 16-bit threshold
+    np.testing.assert_allclose(y[y != 0], 65536.0 / (65536.0 - 6554.0), rtol=1e-6)
