@@ -8,7 +8,7 @@ Signatures (see export/README.md for the full tensor layout):
             entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
   squad     serving_default(question, context) -> answer string [B], answer_start /
             answer_end int32 [B] (character offsets into context, -1 for no answer),
-            score float [B]
+            score float [B]; long contexts are read in `doc_stride` windows
   every     serving_encoded(input_word_ids, input_mask, input_type_ids int32 [B, T]) -> the
             raw model outputs (+ probabilities for classify/tag)
 
@@ -201,60 +201,107 @@ class ServingModule(tf.Module):
 
     # ---- squad ----------------------------------------------------------------------
     def _squad_fn(self):
+        """Question answering over contexts of any length, as the fine-tuning evaluation
+        decodes: the context is cut into windows `doc_stride` pieces apart (each packed as
+        [CLS] question [SEP] window [SEP]), all windows run as one batch, a span may start
+        only where its token has its maximum context, and the best span (start + end logit)
+        over the example's windows wins; the null score is the smallest [CLS] score of its
+        windows (version 2: no answer iff null - best > null_score_diff_threshold).
+
+        Shapes: B examples, R windows (all examples), T packed length, L = max window."""
         task = self.task
         max_answer = int(task.get("max_answer_length", 30))
-        max_query = int(task.get("max_query_length", 64))
+        max_query = min(int(task.get("max_query_length", 64)), self.seq_length - 4)
+        doc_stride = max(int(task.get("doc_stride", 128)), 1)
         allow_null = bool(task.get("version_2_with_negative", task.get("version_2", False)))
         null_threshold = float(task.get("null_score_diff_threshold") or 0.0)
+        seq_length = self.seq_length
 
         @tf.function(input_signature=[_string_spec("question"), _string_spec("context")])
         def serving_default(question, context):
             _, q_ids, _, _ = self._tokenize(question)
             clean, c_ids, c_starts, c_ends = self._tokenize(context)
             q_ids = q_ids[:, :max_query]
-            inputs, trimmed = self._pack([q_ids, c_ids], trimmer="waterfall")
-            n_q = trimmed[0].row_lengths()                                 # [B]
-            n_c = trimmed[1].row_lengths()
+            n_q = q_ids.row_lengths()                                      # [B]
+            n_c = c_ids.row_lengths()                                      # [B]
+            window = seq_length - n_q - 3                                  # [B] >= 1
+            stride = tf.minimum(window, doc_stride)
+            # windows per example: 1 + ceil((C - window) / stride) (the original rule)
+            extra = tf.maximum(n_c - window, 0)
+            n_w = 1 + (extra + stride - 1) // stride                       # [B]
+            example = tf.repeat(tf.range(tf.size(n_w, out_type=tf.int64)), n_w)  # [R]
+            k = tf.ragged.range(n_w).flat_values                           # [R] window index
+            w_start = k * tf.gather(stride, example)                       # [R] first piece
+            w_len = tf.minimum(tf.gather(n_c, example) - w_start,
+                               tf.gather(window, example))                 # [R] (>= 0)
+            # the window's pieces, gathered from the flat context pieces
+            flat_begin = tf.gather(c_ids.row_starts(), example) + w_start  # [R]
+            flat_index = tf.ragged.range(flat_begin, flat_begin + w_len)   # [R, (L)]
+            w_ids = tf.gather(c_ids.flat_values, flat_index)               # [R, (L)]
+            inputs, _ = self._pack([tf.gather(q_ids, example), w_ids], trimmer="waterfall")
             out = self._run_model(inputs)
-            start_logits, end_logits = out["start_logits"], out["end_logits"]  # [B, T]
+            start_logits, end_logits = out["start_logits"], out["end_logits"]  # [R, T]
             width = tf.shape(start_logits)[1]
             pos = tf.range(width, dtype=tf.int64)[None, :]                 # [1, T]
-            first_ctx = n_q + 2                                            # [B]
-            is_ctx = (pos >= first_ctx[:, None]) & (pos < (first_ctx + n_c)[:, None])
+            first_ctx = tf.gather(n_q, example) + 2                        # [R]
+            j = pos - first_ctx[:, None]                                   # [R, T] in window
+            is_ctx = (j >= 0) & (j < w_len[:, None])
+            # max context: score min(left, right) + 0.01 * len, the first window wins ties
+            lens = tf.cast(w_len[:, None], tf.float64)
+            jf = tf.cast(j, tf.float64)
+            context_score = (tf.minimum(jf, lens - 1.0 - jf) + 0.01 * lens
+                             - 1e-4 * tf.cast(k[:, None], tf.float64))     # [R, T]
+            token = tf.where(is_ctx, flat_begin[:, None] + j, 0)           # [R, T] flat piece
+            num_pieces = tf.shape(c_ids.flat_values, out_type=tf.int64)[0]
+            segment = tf.where(is_ctx, token, num_pieces)                  # sink: non-context
+            best_context = tf.math.unsorted_segment_max(
+                tf.reshape(context_score, [-1]), tf.reshape(segment, [-1]), num_pieces + 1)
+            is_max = is_ctx & (context_score >= tf.gather(best_context, segment))
             valid = is_ctx | ((pos == 0) & allow_null)
             neg = tf.fill(tf.shape(start_logits), _NEG)
-            p_start = tf.nn.softmax(tf.where(valid, start_logits, neg), axis=-1)  # [B, T]
+            p_start = tf.nn.softmax(tf.where(valid, start_logits, neg), axis=-1)  # [R, T]
             p_end = tf.nn.softmax(tf.where(valid, end_logits, neg), axis=-1)
-            span = start_logits[:, :, None] + end_logits[:, None, :]      # [B, T, T]
+            span = start_logits[:, :, None] + end_logits[:, None, :]      # [R, T, T]
             band = tf.linalg.band_part(tf.ones([width, width], tf.bool), 0,
                                        tf.minimum(max_answer - 1, width - 1))
-            ok = band[None] & is_ctx[:, :, None] & is_ctx[:, None, :]     # [B, T, T]
+            ok = band[None] & is_max[:, :, None] & is_ctx[:, None, :]     # [R, T, T]
             span = tf.where(ok, span, tf.fill(tf.shape(span), _NEG))
-            flat = tf.reshape(span, [-1, width * width])                   # [B, T*T]
-            best = tf.argmax(flat, axis=-1, output_type=tf.int32)
-            best_score = tf.reduce_max(flat, axis=-1)
-            i = best // width
-            j = best % width
-            has_span = tf.reduce_any(ok, axis=[1, 2])
-            null_score = start_logits[:, 0] + end_logits[:, 0]
+            flat = tf.reshape(span, [-1, width * width])                   # [R, T*T]
+            best = tf.argmax(flat, axis=-1, output_type=tf.int32)          # [R]
+            best_score = tf.where(tf.reduce_any(ok, axis=[1, 2]),
+                                  tf.reduce_max(flat, axis=-1), _NEG)       # [R]
+            i_pos, j_pos = best // width, best % width                     # [R] positions
+            # per example: the window with the best span; the smallest null score
+            n_examples = tf.size(n_w)
+            best_window_score = tf.math.unsorted_segment_max(best_score, example,
+                                                             n_examples)   # [B]
+            row = tf.range(tf.size(example, out_type=tf.int64))
+            is_best = best_score >= tf.gather(best_window_score, example)
+            chosen = tf.math.unsorted_segment_min(
+                tf.where(is_best, row, tf.size(example, out_type=tf.int64)), example,
+                n_examples)                                                # [B] window row
+            chosen = tf.minimum(chosen, tf.maximum(tf.size(example, out_type=tf.int64) - 1, 0))
+            null_rows = start_logits[:, 0] + end_logits[:, 0]              # [R]
+            null_score = tf.math.unsorted_segment_min(null_rows, example, n_examples)
+            has_span = best_window_score > _NEG / 2
             answered = has_span
             if allow_null:   # the original: no answer iff null - best > threshold
-                answered = answered & (null_score - best_score <= null_threshold)
-            ci = tf.cast(i, tf.int64) - first_ctx                          # [B] piece index
-            cj = tf.cast(j, tf.int64) - first_ctx
-            starts_dense = c_starts.to_tensor(default_value=0)
-            ends_dense = c_ends.to_tensor(default_value=0)
-            safe_i = tf.maximum(ci, 0)
-            safe_j = tf.maximum(cj, 0)
-            b_start = _gather_rows(starts_dense, safe_i)
-            b_end = _gather_rows(ends_dense, safe_j)
+                answered = answered & (null_score - best_window_score <= null_threshold)
+
+            def pick(values):                                              # [R] -> [B]
+                return tf.gather(values, chosen)
+            i_b, j_b = tf.cast(pick(i_pos), tf.int64), tf.cast(pick(j_pos), tf.int64)
+            piece_i = tf.maximum(i_b - pick(first_ctx) + pick(w_start), 0)  # [B] context piece
+            piece_j = tf.maximum(j_b - pick(first_ctx) + pick(w_start), 0)
+            b_start = _gather_rows(c_starts.to_tensor(default_value=0), piece_i)
+            b_end = _gather_rows(c_ends.to_tensor(default_value=0), piece_j)
             ch_start = text_graph.byte_to_char_offsets(
                 clean, tf.RaggedTensor.from_tensor(b_start[:, None])).flat_values
             ch_end = text_graph.byte_to_char_offsets(
                 clean, tf.RaggedTensor.from_tensor(b_end[:, None])).flat_values
-            score = _gather_rows(p_start, tf.cast(i, tf.int64)) * \
-                _gather_rows(p_end, tf.cast(j, tf.int64))
-            null_prob = p_start[:, 0] * p_end[:, 0]
+            p_start_b, p_end_b = tf.gather(p_start, chosen), tf.gather(p_end, chosen)
+            score = _gather_rows(p_start_b, i_b) * _gather_rows(p_end_b, j_b)
+            null_prob = p_start_b[:, 0] * p_end_b[:, 0]
             ch_start = tf.where(answered, ch_start, -1)
             ch_end = tf.where(answered, ch_end, -1)
             text = tf.strings.substr(clean, tf.cast(tf.maximum(ch_start, 0), tf.int32),

@@ -46,7 +46,7 @@ def exported(tmp_path_factory):
              "pair": {"type": "classify", "label_names": CLASS_LABELS[:2], "text_b": "b"},
              "tag": {"type": "tag", "label_names": TAG_LABELS},
              "squad": {"type": "squad", "version_2_with_negative": True,
-                       "max_answer_length": 5}}
+                       "max_answer_length": 5, "doc_stride": 4}}
     for name, task in tasks.items():
         model_dir = str(root / f"{name}_dir")
         model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, task, seq_length=SEQ)
@@ -270,37 +270,53 @@ def test_tag_entities_match_reference_decoding(exported, fresh):
 
 
 def test_squad_answers_match_brute_force(exported, fresh):
+    """The in-graph windowed decoding against a brute force in numpy: every context cut
+    into doc_stride windows (the original rule), each window packed and run through the
+    Keras model, every (start, end) pair with start at a max-context token tried."""
+    from bert_tf.data.squad import max_context_windows, window_starts
     model_dir, model, path = exported["squad"]
     questions, contexts = QUESTIONS, CONTEXTS
     report, outs = fresh[0]["squad"]
     _check_ops(report)
     out = outs[0]
-    q_ids = tokenize(model_dir, questions)[0]
+    q_ids = [q[:min(64, SEQ - 4)] for q in tokenize(model_dir, questions)[0]]
     c_ids, c_starts, c_ends = tokenize(model_dir, contexts)
-    ref = pack_reference(model_dir, list(zip(q_ids, c_ids)), waterfall=True, max_query=64)
+    windows = []                      # (row, window start, window length)
+    for row in range(len(questions)):
+        window = SEQ - len(q_ids[row]) - 3
+        for start in window_starts(len(c_ids[row]), window, min(4, window)):
+            windows.append((row, start, min(len(c_ids[row]) - start, window)))
+    assert sum(1 for w in windows if w[0] == 4) > 3          # the long context: many windows
+    ref = pack_reference(model_dir, [(q_ids[r], c_ids[r][st:st + n]) for r, st, n in windows])
     res = model(ref, training=False)
     s, e = np.asarray(res["start_logits"]), np.asarray(res["end_logits"])
+    answered = []
     for row in range(len(questions)):
-        nq = min(len(q_ids[row]), SEQ - 3)
-        first = nq + 2
-        nc = int(ref["input_mask"][row].sum()) - first - 1
-        best, span = -np.inf, None
-        for i in range(first, first + nc):
-            for j in range(i, min(i + 5, first + nc)):
-                if s[row, i] + e[row, j] > best:
-                    best, span = s[row, i] + e[row, j], (i, j)
-        null = s[row, 0] + e[row, 0]
+        mine = [(w, st, n) for w, (r, st, n) in enumerate(windows) if r == row]
+        best_window = max_context_windows(len(c_ids[row]), [st for _, st, _ in mine],
+                                          SEQ - len(q_ids[row]) - 3)
+        first = len(q_ids[row]) + 2
+        best, span, null = -np.inf, None, np.inf
+        for k, (w, st, n) in enumerate(mine):
+            null = min(null, s[w, 0] + e[w, 0])
+            for i in range(first, first + n):
+                if best_window[st + i - first] != k:
+                    continue
+                for j in range(i, min(i + 5, first + n)):
+                    if s[w, i] + e[w, j] > best:
+                        best, span = s[w, i] + e[w, j], (st + i - first, st + j - first)
         clean = clean_str(contexts[row])
         raw = as_bytes(clean)
         if span is None or null - best > 0:
-            assert out["answer"][row] == b"" and out["answer_start"][row] == -1
+            assert out["answer"][row] == b"" and out["answer_start"][row] == -1, row
         else:
-            b0 = c_starts[row][span[0] - first]
-            b1 = c_ends[row][span[1] - first]
+            b0, b1 = c_starts[row][span[0]], c_ends[row][span[1]]
             c0, c1 = len(raw[:b0].decode()), len(raw[:b1].decode())
             assert (int(out["answer_start"][row]), int(out["answer_end"][row])) == (c0, c1)
             assert out["answer"][row].decode() == clean[c0:c1]
             assert 0.0 < out["score"][row] <= 1.0
+            answered.append((row, span))
+    assert answered                                     # spans were compared, not only nulls
     assert outs[1]["answer"].shape == (0,)
     # mismatched batch sizes: a clear error, not a crash of the process
     assert "__error__" in outs[2]
