@@ -265,16 +265,27 @@ def _string_batches(texts, labels, batch_size, count=64):
 
 def finetune_case(setup):
     """Strings in: tokenize + pack + classifier training step on real SMS texts.
-    Ours pads each batch to its longest, rounded up to a multiple of 8, as fine-tuning
-    does; keras-hub pads to seq_length."""
-    import keras
+    Both see the same examples (the first 64 batches' worth). Ours groups them as
+    `apps.finetune` does (length-bucketed random batches, `batch_order`) and pads each batch
+    to its longest, rounded up to a multiple of 8; keras-hub's preprocessor pads to
+    seq_length, so its grouping does not matter (file order)."""
     import tensorflow as tf
     texts, labels = sms_texts()
-    batches = _string_batches(texts, labels, setup.batch_size)
     b = setup.batch_size
+    batches = _string_batches(texts, labels, b)
+    n = len(batches) * b
+
+    def bucketed_batches():
+        from bert_tf.data.batching import batch_order
+        from bert_tf.text.tokenizer import BertTokenizer
+        pieces = BertTokenizer(vocab_file=setup.vocab_file).tokenize(tf.constant(texts[:n]))
+        order = batch_order(pieces.row_lengths().numpy() + 2, b, shuffle=True,
+                            seed=setup.seed)
+        return [(tf.constant([texts[i] for i in idx]),
+                 tf.constant([labels[i] for i in idx], tf.int32)) for idx in order]
 
     def build(impl):
-        cycle = itertools.cycle(batches)
+        cycle = itertools.cycle(bucketed_batches() if impl == OURS else batches)
         if impl == OURS:
             from bert_tf.models.classifier import BertClassifier
             from bert_tf.text.preprocessor import BertPreprocessor
@@ -305,9 +316,9 @@ def finetune_case(setup):
         return Impl(lambda: train(*next(cycle)), b, warmup_steps=len(batches))
 
     return Case("finetune", "examples", _pair(setup, build),
-                notes="SMS spam texts; ours: per-batch dynamic padding (multiple of "
-                      f"{PAD_TO_MULTIPLE_OF}); keras-hub: padded "
-                      f"to {setup.seq_length}")
+                notes="SMS spam texts; ours: length-bucketed batches padded to their "
+                      f"longest (multiple of {PAD_TO_MULTIPLE_OF}); keras-hub: padded to "
+                      f"{setup.seq_length}")
 
 
 def tokenize_case(setup, batch_size=256):

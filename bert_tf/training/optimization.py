@@ -165,8 +165,8 @@ class AdamW(_BertOptimizerMixin, keras.optimizers.Adam):
         """The Adam update as ONE TF kernel (`ResourceApplyAdam`: m, v and the variable in a
         single pass each) instead of Keras' ~12 element-wise ops per variable; the same
         maths (bias-corrected step size, epsilon outside the square root). False (caller
-        falls back to Keras' ops) where it does not apply: AMSGrad, or a variable whose
-        dtype differs from its slots'."""
+        falls back to Keras' ops) where it does not apply: AMSGrad, or a variable or slot
+        without a resource handle here."""
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         handles = [_resource_handle(x) for x in (variable, m, v)]
