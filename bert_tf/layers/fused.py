@@ -11,11 +11,11 @@ The kernels compute in float32 (also for bfloat16 inputs) and return the input d
 used only when `use_fused(x, training)` says so: training with Python `training=True`, a
 tensor big enough to gain, and not disabled by the environment variable BERT_TF_FUSED=0.
 XLA compiles one kernel per concrete shape at run time, so variable-length batches work but
-should come in a few lengths (padded to a multiple, as the fine-tuning batches are). Inference and export graphs
-never contain them. Dropout draws its random bits with TF's own stateless RNG kernel (XLA's
-CPU random-number generation is several times slower), 16 bits per element, and the kernels
-turn them into the mask (drop probability: the rate rounded to a multiple of 1/65536); the
-bits are kept for the backward kernel.
+should come in a few lengths (padded to a multiple, as the fine-tuning batches are).
+Inference and export graphs never contain them. Dropout draws its random bits with TF's
+own stateless RNG kernel (XLA's CPU random-number generation is several times slower), 16
+bits per element, and the kernels turn them into the mask (drop probability: the rate
+rounded to a multiple of 1/65536); the bits are kept for the backward kernel.
 
 Shape legend: B = batch, T = sequence length, H = hidden size, N = heads.
 """
