@@ -101,6 +101,9 @@ flags.DEFINE_integer("eval_steps", None, "Evaluation batches (default: all eval 
 flags.DEFINE_bool("dynamic_masking", None, "Draw new masks every batch (RoBERTa-style) "
                   "instead of the records' stored masks; works on unmasked records. Default: "
                   "the model dir's recorded value, else false.")
+flags.DEFINE_bool("whole_word_masking", None, "With --dynamic_masking: mask whole words (a "
+                  "piece and its '##' continuations together), as the original's "
+                  "--do_whole_word_mask. Default: the model dir's recorded value, else false.")
 flags.DEFINE_integer("seed", 12345, "Random seed (initialization, data order, masks).")
 
 _CONFIG_OVERRIDES = ("num_layers", "hidden_size", "num_heads", "intermediate_size",
@@ -111,7 +114,7 @@ _SETTINGS = ("vocab_file", "lower_case", "input_files", "eval_files", "model_dir
              "learning_rate", "optimizer", "weight_decay", "clip_norm", "grad_accum_steps",
              "precision", "xla", "init_checkpoint", "checkpoint_every_steps",
              "keep_checkpoints", "log_every_steps", "eval_every_steps", "eval_steps",
-             "dynamic_masking", "seed", "config")
+             "dynamic_masking", "whole_word_masking", "seed", "config")
 
 
 def _progress(line):

@@ -75,6 +75,7 @@ class PretrainingSettings:
     eval_every_steps: int = 0           # 0: evaluate only at the end
     eval_steps: int = None              # None: the whole eval set
     dynamic_masking: bool = None        # None: the model dir's recorded value, else False
+    whole_word_masking: bool = None     # dynamic masks of whole words; None: recorded/False
     seed: int = 12345
 
     def training_record(self):
@@ -184,6 +185,9 @@ def plan_run(s):
         _fail(f"--mode {s.mode!r}: expected one of {', '.join(MODES)}")
     if not s.model_dir:
         _fail("--model_dir is required")
+    if s.whole_word_masking and not s.dynamic_masking:
+        _fail("--whole_word_masking applies to --dynamic_masking (stored masks are whole-word "
+              "if create_pretraining_data wrote them with --whole_word_masking)")
     d = md.ModelDir(s.model_dir)
     if os.path.exists(d.config_path):
         try:
@@ -282,6 +286,7 @@ def _dataset_fn(s, p, files, is_training):
         return pretraining_dataset(
             files, micro_batch, s.max_seq_length, s.max_predictions_per_seq,
             is_training=is_training, seed=s.seed, dynamic_masking=s.dynamic_masking,
+            whole_word_masking=bool(s.whole_word_masking),
             vocab_size=len(p.vocab), mask_id=ids["mask_id"],
             special_ids=tuple(sorted(set(ids.values()))), input_context=input_context,
             vocab_file=p.vocab_file)
@@ -370,7 +375,8 @@ def _copy_weights(source, target, what):
 
 def _resolve_recorded(s):
     """Fills unset settings from the model dir's config.json: max_seq_length and
-    max_predictions_per_seq (else 128 / 20), dynamic_masking (else False), and for
+    max_predictions_per_seq (else 128 / 20), dynamic_masking and whole_word_masking (else
+    False), and for
     --mode=eval the eval_files and global_batch_size of the recorded run."""
     recorded = {}
     path = md.ModelDir(s.model_dir).config_path if s.model_dir else None
@@ -382,12 +388,13 @@ def _resolve_recorded(s):
                         "max_predictions_per_seq":
                             values.get("task", {}).get("max_predictions_per_seq"),
                         "dynamic_masking": training.get("dynamic_masking"),
+                        "whole_word_masking": training.get("whole_word_masking"),
                         "eval_files": training.get("eval_files")}
         except (OSError, ValueError, AttributeError):
             pass  # plan_run reports a broken config.json
     updates = {}
     defaults = [("max_seq_length", 128), ("max_predictions_per_seq", 20),
-                ("dynamic_masking", False)]
+                ("dynamic_masking", False), ("whole_word_masking", False)]
     if s.mode == "eval":
         defaults.append(("eval_files", None))
     for name, default in defaults:

@@ -150,7 +150,7 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
                         is_training=True, seed=None, dynamic_masking=False, vocab_size=None,
                         mask_id=None, special_ids=(), masked_lm_prob=0.15, input_context=None,
                         num_epochs=None, vocab_file=None, shuffle_buffer_size=10000,
-                        cycle_length=8):
+                        cycle_length=8, whole_word_masking=False):
     """A tf.data.Dataset of (features, labels) batches for BertPretrainer.
 
     features: input_word_ids, input_mask, input_type_ids int32 [B, T], masked_lm_positions
@@ -171,7 +171,16 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
       input_context: a tf.distribute.InputContext; files are sharded across its pipelines.
       num_epochs: passes over the data; None = forever when training, once otherwise.
       vocab_file: if given, checked against the vocab hash in the shards' metadata.
+      whole_word_masking: with dynamic_masking, mask whole words (a piece and its "##"
+        continuations, read from `vocab_file`, which is then required).
     """
+    if whole_word_masking and not dynamic_masking:
+        raise PretrainingDataError(
+            "whole_word_masking applies to dynamic_masking (stored masks are whole-word if "
+            "the records were created with --whole_word_masking)")
+    if whole_word_masking and not vocab_file:
+        raise PretrainingDataError("whole_word_masking needs vocab_file (to find the '##' "
+                                   "pieces)")
     files = expand_file_patterns(file_patterns)
     metadata = _load_metadata(files)
     _check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_masking, vocab_size,
@@ -193,6 +202,13 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         if max_predictions_per_seq < 1:
             raise PretrainingDataError("dynamic_masking needs max_predictions_per_seq >= 1, "
                                        f"got {max_predictions_per_seq}")
+    continuation = None
+    if whole_word_masking:
+        from bert_tf.text.vocab import load_vocab
+        continuation = [token.startswith("##") for token in load_vocab(vocab_file)]
+        if len(continuation) != int(vocab_size):
+            raise PretrainingDataError(f"{vocab_file}: {len(continuation)} tokens, the "
+                                       f"records' vocab has {vocab_size}")
 
     stored_slots = None
     readable = []
@@ -266,7 +282,8 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         masking_kwargs = dict(vocab_size=int(vocab_size), mask_id=int(mask_id),
                               special_ids=tuple(int(i) for i in special_ids),
                               masked_lm_prob=masked_lm_prob,
-                              max_predictions_per_seq=max_predictions_per_seq)
+                              max_predictions_per_seq=max_predictions_per_seq,
+                              continuation=continuation)
         pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
 
         def remask(index, x):

@@ -81,8 +81,52 @@ def create_masked_lm_predictions(token_ids, rng, *, masked_lm_prob, max_predicti
     return output, [p for p, _ in masked], [t for _, t in masked]
 
 
+def greedy_take(lengths, valid, target):
+    """The original whole-word rule over words in random order: take a word unless the
+    prediction count has reached `target` or the word would overshoot it (then try the next).
+
+    lengths int32 [B, K] (word lengths in the random order), valid bool [B, K], target int32
+    [B] -> bool [B, K] taken."""
+    def step(count, column):
+        length, ok = column                                            # [B], [B]
+        take = ok & (count < target) & (count + length <= target)
+        return count + tf.where(take, length, 0), take
+
+    columns = (tf.transpose(lengths), tf.transpose(valid))             # [K, B] each
+    _, taken = tf.scan(lambda acc, col: step(acc[0], col), columns,
+                       initializer=(tf.zeros_like(target), tf.zeros_like(target, tf.bool)))
+    return tf.transpose(taken)                                         # [B, K]
+
+
+def _whole_word_selection(input_ids, candidate, scores, target, continuation):
+    """bool [B, T]: whole words (a piece and its "##" continuations) picked in the random
+    order of `scores` at their first pieces, by `greedy_take`."""
+    shape = tf.shape(input_ids)
+    b, t = shape[0], shape[1]
+    is_cont = tf.gather(tf.constant(continuation, tf.bool), input_ids) & candidate
+    starts = candidate & ~is_cont                                       # [B, T]
+    word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1             # [B, T] word index
+    in_word = candidate & (word >= 0)
+    rows = tf.range(b)[:, None] * t                                    # [B, 1]
+    segment = tf.where(in_word, rows + word, b * t)                    # sink for the rest
+    lengths = tf.math.unsorted_segment_sum(tf.ones([b * t], tf.int32),
+                                           tf.reshape(segment, [-1]), b * t + 1)[:-1]
+    lengths = tf.reshape(lengths, [b, t])                              # [B, T] by word index
+    order = tf.argsort(tf.where(starts, scores, 2.0), axis=1, stable=True)  # starts first
+    valid = tf.gather(starts, order, batch_dims=1)                     # [B, T]
+    word_in_order = tf.gather(word, order, batch_dims=1)
+    length_in_order = tf.where(valid, tf.gather(lengths, tf.maximum(word_in_order, 0),
+                                                batch_dims=1), 0)
+    taken = greedy_take(length_in_order, valid, target)                # [B, T] in order
+    taken_word = tf.math.unsorted_segment_max(
+        tf.reshape(tf.cast(taken & valid, tf.int32), [-1]),
+        tf.reshape(tf.where(valid, rows + word_in_order, b * t), [-1]), b * t + 1)[:-1]
+    taken_word = tf.reshape(taken_word, [b, t]) > 0                    # [B, T] by word index
+    return in_word & tf.gather(taken_word, tf.maximum(word, 0), batch_dims=1)
+
+
 def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_ids=(),
-                 masked_lm_prob=0.15, max_predictions_per_seq=20):
+                 masked_lm_prob=0.15, max_predictions_per_seq=20, continuation=None):
     """Masks a batch in TF with stateless random ops (deterministic for `seed`).
 
     Args:
@@ -90,6 +134,9 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
       input_mask: int32 [B, T], 1 for real tokens; padding is never masked.
       seed: int32/int64 [2] stateless seed (e.g. (base_seed, batch_index)).
       special_ids: ids never masked and never used as random replacements.
+      continuation: None, or per vocab id True for "##" pieces: whole-word masking (a word's
+        pieces are masked together; words are drawn in random order and skipped when they
+        would exceed the number of predictions, as the original).
 
     Returns:
       dict with input_word_ids int32 [B, T] (masked), masked_lm_positions int32 [B, P],
@@ -116,9 +163,12 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
     # A random rank for every candidate; the `target` lowest-scoring candidates get masked.
     scores = tf.random.stateless_uniform(shape, seeds[0])  # [B, T]
     scores = tf.where(candidate, scores, 2.0)
-    order = tf.argsort(scores, axis=1, stable=True)  # [B, T] positions by score
-    ranks = tf.argsort(order, axis=1, stable=True)  # [B, T] rank of each position
-    selected = ranks < target[:, None]  # [B, T]
+    if continuation is not None:
+        selected = _whole_word_selection(input_ids, candidate, scores, target, continuation)
+    else:
+        order = tf.argsort(scores, axis=1, stable=True)  # [B, T] positions by score
+        ranks = tf.argsort(order, axis=1, stable=True)  # [B, T] rank of each position
+        selected = ranks < target[:, None]  # [B, T]
 
     # Positions in increasing order: sort keys that put the selected positions first.
     positions = tf.range(length)[None, :]  # [1, T]

@@ -228,6 +228,16 @@ def test_bad_optimizer_settings_write_nothing(data, tmp_path):
     assert not os.path.exists(model_dir)
 
 
+def test_whole_word_masking_needs_dynamic_masking_and_runs_with_it(data, tmp_path):
+    model_dir = str(tmp_path / "model")
+    msg = _error(data, model_dir, whole_word_masking=True)
+    assert "--whole_word_masking applies to --dynamic_masking" in msg
+    assert not os.path.exists(model_dir)
+    run_job(data, model_dir, steps=2, dynamic_masking=True, whole_word_masking=True)
+    training = json.load(open(os.path.join(model_dir, "config.json")))["training"]
+    assert training["whole_word_masking"] is True and training["dynamic_masking"] is True
+
+
 def test_batch_not_divisible(data, tmp_path):
     from bert_tf import pretraining_job as job
     model_dir = str(tmp_path / "model")
@@ -320,7 +330,7 @@ def test_every_flag_is_documented():
                  "num_warmup_steps", "learning_rate", "optimizer", "weight_decay",
                  "clip_norm", "grad_accum_steps", "precision", "xla", "init_checkpoint",
                  "checkpoint_every_steps", "keep_checkpoints", "log_every_steps",
-                 "dynamic_masking", "mode", "seed"):
+                 "dynamic_masking", "whole_word_masking", "mode", "seed"):
         assert f"--{flag}" in out or f"--[no]{flag}" in out, flag
 
 

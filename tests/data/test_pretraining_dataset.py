@@ -244,3 +244,53 @@ def test_unmasked_records_from_creation_need_dynamic_masking(tmp_path):
     f, l = next(iter(pretraining_dataset(prefix + "-*", 4, 16, 3, dynamic_masking=True,
                                          seed=0)))
     assert (l["masked_lm_weights"].numpy().sum(1) >= 1).all()
+
+
+def test_dynamic_whole_word_masking_from_the_vocab(tmp_path):
+    """With whole_word_masking the '##' pieces of the vocab are masked with their word."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + [f"w{i}" for i in range(10)] + [f"##s{i}" for i in range(10)])
+                     + "\n")
+    rng = np.random.default_rng(2)
+
+    def word():
+        return " ".join([f"w{rng.integers(10)}"]
+                        + [f"##s{rng.integers(10)}" for _ in range(rng.integers(0, 3))])
+    text = tmp_path / "c.txt"
+    text.write_text("\n\n".join("\n".join(" ".join(word() for _ in range(4))
+                                          for _ in range(4)) for _ in range(12)) + "\n")
+    prefix = str(tmp_path / "ww")
+    pd.create_pretraining_data(
+        str(text), prefix, str(vocab), config=pd.CreationConfig(
+            max_seq_length=32, max_predictions_per_seq=0, dupe_factor=1,
+            input_format="sentences"),
+        tokenizer_factory=pd.PretokenizedFactory(str(vocab)))
+    with pytest.raises(pd.PretrainingDataError, match="applies to dynamic_masking"):
+        pretraining_dataset(prefix + "-*", 4, 32, 6, whole_word_masking=True,
+                            vocab_file=str(vocab))
+    ds = pretraining_dataset(prefix + "-*", 16, 32, 6, is_training=False, seed=3,
+                             dynamic_masking=True, whole_word_masking=True,
+                             vocab_file=str(vocab))
+    checked = 0
+    for f, l in ds:
+        ids = f["input_word_ids"].numpy()
+        weights = l["masked_lm_weights"].numpy() > 0
+        originals = l["masked_lm_ids"].numpy()
+        for r in range(len(ids)):
+            row = ids[r].copy()
+            positions = f["masked_lm_positions"].numpy()[r][weights[r]]
+            row[positions] = originals[r][weights[r]]                 # the unmasked row
+            masked = set(positions.tolist())
+            words = []               # the original's candidate words: specials skipped,
+            for i, token in enumerate(row):         # a "##sN" joins the word before it
+                if token < 5:
+                    continue
+                if token >= 15 and words:
+                    words[-1].append(i)
+                else:
+                    words.append([i])
+            for word in words:
+                assert set(word) <= masked or not set(word) & masked, (row, masked, word)
+                checked += bool(set(word) & masked)
+    assert checked > 50

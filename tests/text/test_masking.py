@@ -128,3 +128,61 @@ def test_dynamic_mask_in_tf_function():
     eager = masking.dynamic_mask(ids, mask, (3, 4), vocab_size=V, mask_id=MASK,
                                  special_ids=(CLS, SEP, PAD), max_predictions_per_seq=8)
     np.testing.assert_array_equal(out["input_word_ids"], eager["input_word_ids"])
+
+
+def test_greedy_take_matches_the_original_loop():
+    """The original: stop at the target, skip a word that would overshoot it."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 5, size=(64, 12)).astype(np.int32)
+    valid = rng.random((64, 12)) < 0.8
+    target = rng.integers(1, 9, size=64).astype(np.int32)
+    got = masking.greedy_take(tf.constant(lengths), tf.constant(valid),
+                              tf.constant(target)).numpy()
+    for r in range(64):
+        count, expected = 0, []
+        for k in range(12):
+            take = bool(valid[r, k]) and count < target[r] and count + lengths[r, k] <= target[r]
+            count += lengths[r, k] if take else 0
+            expected.append(take)
+        assert got[r].tolist() == expected, r
+
+
+def test_dynamic_whole_word_masking():
+    """Ids >= 500 are "##" pieces: every masked word is masked whole, specials never, the
+    count never exceeds the target, and over many rows the rate stays near 15%."""
+    rng = np.random.default_rng(1)
+    rows, length = 128, 48
+    ids = np.zeros((rows, length), np.int32)
+    mask = np.zeros((rows, length), np.int32)
+    words_of = []
+    for r in range(rows):
+        pieces, words = [CLS], []
+        while len(pieces) < length - 4:
+            n = int(rng.integers(1, 4))
+            words.append(list(range(len(pieces), len(pieces) + n)))
+            pieces += [int(rng.integers(5, 500))] + [int(x) for x in rng.integers(500, V, n - 1)]
+        pieces = pieces[:length - 1] + [SEP]
+        words = [w for w in words if w[-1] < length - 1]
+        ids[r, :len(pieces)] = pieces
+        mask[r, :len(pieces)] = 1
+        words_of.append(words)
+    continuation = [i >= 500 for i in range(V)]
+    out = masking.dynamic_mask(ids, mask, (5, 1), vocab_size=V, mask_id=MASK,
+                               special_ids=tuple(SPECIAL), masked_lm_prob=0.15,
+                               max_predictions_per_seq=10, continuation=continuation)
+    pos = out["masked_lm_positions"].numpy()
+    w = out["masked_lm_weights"].numpy() > 0
+    target = np.minimum(10, np.maximum(1, np.round(mask.sum(1) * 0.15)))
+    assert (w.sum(1) <= target).all()
+    assert w.sum() > 0.9 * target.sum()          # short words fill the gaps
+    partial_words = 0
+    for r in range(rows):
+        masked = set(pos[r][w[r]].tolist())
+        assert not (masked & {0, int(mask[r].sum()) - 1})           # [CLS], [SEP]
+        for word in words_of[r]:
+            partial_words += bool(masked & set(word)) and not set(word) <= masked
+        assert masked <= {i for word in words_of[r] for i in word}
+    assert partial_words == 0
+    np.testing.assert_array_equal(
+        masking.unmask(out["input_word_ids"], out["masked_lm_positions"],
+                       out["masked_lm_ids"], out["masked_lm_weights"]), ids)
