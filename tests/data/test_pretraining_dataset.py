@@ -226,19 +226,26 @@ def test_reads_what_creation_wrote(tmp_path):
     assert (shown[l["masked_lm_weights"].numpy() > 0] < 45).all()
 
 
-def test_unmasked_records_from_creation_need_dynamic_masking(tmp_path):
+def _unmasked_records(tmp_path, tokens, text, seq_length):
+    """Records without stored masks (max_predictions_per_seq=0) of pre-tokenized `text`
+    (sentences, blank line between documents) -> (shard prefix, vocab path)."""
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                               + [f"w{i}" for i in range(20)]) + "\n")
-    text = tmp_path / "c.txt"
-    text.write_text("\n\n".join("\n".join(f"w{d} w{s} w{d + s}" for s in range(4))
-                                for d in range(6)) + "\n")
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + tokens) + "\n")
+    path = tmp_path / "c.txt"
+    path.write_text(text)
     prefix = str(tmp_path / "plain")
     pd.create_pretraining_data(
-        str(text), prefix, str(vocab), config=pd.CreationConfig(
-            max_seq_length=16, max_predictions_per_seq=0, dupe_factor=1,
+        str(path), prefix, str(vocab), config=pd.CreationConfig(
+            max_seq_length=seq_length, max_predictions_per_seq=0, dupe_factor=1,
             input_format="sentences"),
         tokenizer_factory=pd.PretokenizedFactory(str(vocab)))
+    return prefix, str(vocab)
+
+
+def test_unmasked_records_from_creation_need_dynamic_masking(tmp_path):
+    text = "\n\n".join("\n".join(f"w{d} w{s} w{d + s}" for s in range(4))
+                       for d in range(6)) + "\n"
+    prefix, _ = _unmasked_records(tmp_path, [f"w{i}" for i in range(20)], text, 16)
     with pytest.raises(pd.PretrainingDataError, match="unmasked.*dynamic_masking=True"):
         pretraining_dataset(prefix + "-*", 4, 16, 3)
     f, l = next(iter(pretraining_dataset(prefix + "-*", 4, 16, 3, dynamic_masking=True,
@@ -248,30 +255,19 @@ def test_unmasked_records_from_creation_need_dynamic_masking(tmp_path):
 
 def test_dynamic_whole_word_masking_from_the_vocab(tmp_path):
     """With whole_word_masking the '##' pieces of the vocab are masked with their word."""
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                               + [f"w{i}" for i in range(10)] + [f"##s{i}" for i in range(10)])
-                     + "\n")
     rng = np.random.default_rng(2)
 
     def word():
         return " ".join([f"w{rng.integers(10)}"]
                         + [f"##s{rng.integers(10)}" for _ in range(rng.integers(0, 3))])
-    text = tmp_path / "c.txt"
-    text.write_text("\n\n".join("\n".join(" ".join(word() for _ in range(4))
-                                          for _ in range(4)) for _ in range(12)) + "\n")
-    prefix = str(tmp_path / "ww")
-    pd.create_pretraining_data(
-        str(text), prefix, str(vocab), config=pd.CreationConfig(
-            max_seq_length=32, max_predictions_per_seq=0, dupe_factor=1,
-            input_format="sentences"),
-        tokenizer_factory=pd.PretokenizedFactory(str(vocab)))
+    text = "\n\n".join("\n".join(" ".join(word() for _ in range(4)) for _ in range(4))
+                       for _ in range(12)) + "\n"
+    prefix, vocab = _unmasked_records(
+        tmp_path, [f"w{i}" for i in range(10)] + [f"##s{i}" for i in range(10)], text, 32)
     with pytest.raises(pd.PretrainingDataError, match="applies to dynamic_masking"):
-        pretraining_dataset(prefix + "-*", 4, 32, 6, whole_word_masking=True,
-                            vocab_file=str(vocab))
+        pretraining_dataset(prefix + "-*", 4, 32, 6, whole_word_masking=True, vocab_file=vocab)
     ds = pretraining_dataset(prefix + "-*", 16, 32, 6, is_training=False, seed=3,
-                             dynamic_masking=True, whole_word_masking=True,
-                             vocab_file=str(vocab))
+                             dynamic_masking=True, whole_word_masking=True, vocab_file=vocab)
     checked = 0
     for f, l in ds:
         ids = f["input_word_ids"].numpy()
