@@ -154,3 +154,73 @@ def test_dropout_mask_statistics_odd_sizes_and_seeds():
     assert ((other != 0) != (y != 0)).mean() > 0.1
     # the kept values carry the exact 1 / P(keep) of the 16-bit threshold
     np.testing.assert_allclose(y[y != 0], 65536.0 / (65536.0 - 6554.0), rtol=1e-6)
+
+
+_MIRRORED_SCRIPT = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import bert_tf
+from bert_tf.layers import fused
+config = bert_tf.BertConfig.preset("tiny", vocab_size=50, num_layers=2, hidden_size=32,
+                                   num_heads=2, intermediate_size=64, hidden_dropout=0.0,
+                                   attention_dropout=0.0, max_position_embeddings=16)
+rng = np.random.default_rng(0)
+ids = rng.integers(5, 50, (4, 10)).astype("int32")
+mask = np.ones((4, 10), "int32"); mask[3, 6:] = 0
+feed = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": np.zeros_like(ids)}
+target = rng.normal(size=(4, 10, 32)).astype("float32")
+calls = []
+real = fused.dropout_add_layer_norm
+fused.dropout_add_layer_norm = lambda *a, **k: calls.append(1) or real(*a, **k)
+
+def grads(encoder, rows):
+    spec = {k: tf.TensorSpec([None, None], tf.int32) for k in feed}   # variable length
+    @tf.function(input_signature=[spec, tf.TensorSpec([None, None, 32])])
+    def step(x, t):
+        with tf.GradientTape() as tape:
+            out = encoder(x, training=True)["sequence_output"]
+            loss = tf.reduce_sum((out - t) ** 2)
+        variables = encoder.trainable_variables
+        return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)   # pooler: None
+                for g, v in zip(tape.gradient(loss, variables), variables)]
+    return step({k: v[rows] for k, v in feed.items()}, target[rows])
+
+tf.keras.utils.set_random_seed(1)
+encoder = bert_tf.BertEncoder(config)
+single = [tf.convert_to_tensor(g).numpy() for g in grads(encoder, slice(0, 4))]
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    tf.keras.utils.set_random_seed(1)
+    mirrored = bert_tf.BertEncoder(config)
+    mirrored.set_weights(encoder.get_weights())
+def replica():
+    i = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return [tf.convert_to_tensor(g) for g in grads(mirrored, slice(2 * i, 2 * i + 2))]
+per_replica = strategy.run(lambda: replica())
+summed = [strategy.reduce("SUM", g, axis=None).numpy() for g in per_replica]
+worst = max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12))
+            for a, b in zip(single, summed))
+print(json.dumps({"fused_calls": len(calls), "worst": worst}))
+"""
+
+
+def test_fused_kernels_under_mirrored_strategy_match_one_device(tmp_path):
+    """Two MirroredStrategy replicas (2 logical CPUs, own process) running the fused kernels
+    on variable-length batches sum to the single-device gradients of the global batch."""
+    import json
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "mirrored_fused.py"
+    script.write_text(_MIRRORED_SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, BERT_TF_FUSED="1", BERT_TF_FUSED_MIN_ELEMENTS="0",
+               BERT_TF_FUSED_MIN_WIDTH="0", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["fused_calls"] >= 2 * 2 * 2          # 2 blocks x 2 per block, single + mirrored
+    assert out["worst"] < 1e-5, out
