@@ -279,8 +279,7 @@ class ServingModule(tf.Module):
             is_best = best_score >= tf.gather(best_window_score, example)
             chosen = tf.math.unsorted_segment_min(
                 tf.where(is_best, row, tf.size(example, out_type=tf.int64)), example,
-                n_examples)                                                # [B] window row
-            chosen = tf.minimum(chosen, tf.maximum(tf.size(example, out_type=tf.int64) - 1, 0))
+                n_examples)                          # [B] window row (every example has one)
             null_rows = start_logits[:, 0] + end_logits[:, 0]              # [R]
             null_score = tf.math.unsorted_segment_min(null_rows, example, n_examples)
             has_span = best_window_score > _NEG / 2

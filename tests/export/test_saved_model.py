@@ -337,3 +337,34 @@ def test_regression_classifier_returns_score(tmp_path):
     ref = np.asarray(model(pack_reference(model_dir, [[x] for x in ids]),
                            training=False)["logits"])[:, 0]
     np.testing.assert_allclose(out["score"].numpy(), ref, atol=1e-5)
+
+
+def test_squad_windows_use_the_max_context_rule(tmp_path):
+    """A stub QA model scores "paris" by its packed position and "london" flat: "paris" near
+    the end of window 0 (little context) outscores "london", but the rule lets it start a
+    span only in window 1, where it scores less, so the answer is "london"."""
+    import tensorflow as tf
+    from export.saved_model import build_serving_module
+    model_dir = str(tmp_path / "qa")
+    make_task_dir(model_dir, tiny_config(), TINY_VOCAB,
+                  {"type": "squad", "version_2_with_negative": True, "max_answer_length": 5,
+                   "doc_stride": 4}, seq_length=SEQ)
+    paris, london = TINY_VOCAB.index("paris"), TINY_VOCAB.index("london")
+
+    class Stub(tf.Module):
+        def __call__(self, inputs, training=False):
+            ids = inputs["input_word_ids"]                                   # [R, T]
+            pos = tf.cast(tf.range(tf.shape(ids)[1])[None, :], tf.float32)
+            logits = (tf.where(ids == paris, 5.0 + pos, 0.0)
+                      + tf.where(ids == london, 16.0, 0.0))
+            return {"start_logits": logits, "end_logits": logits}
+
+    _, signatures = build_serving_module(model_dir, model=Stub())
+    context = ("the quick brown london fox jumps over lazy dog is paris good bad movie "
+               "great world")                         # 16 pieces: windows 0-11 and 4-15
+    out = signatures["serving_default"](question=tf.constant(["where"]),
+                                        context=tf.constant([context]))
+    start = context.index("london")
+    assert out["answer"].numpy().tolist() == [b"london"]
+    assert out["answer_start"].numpy().tolist() == [start]
+    assert out["answer_end"].numpy().tolist() == [start + len("london")]

@@ -41,6 +41,14 @@ def assert_same_weights(a, b, rtol=1e-5, atol=1e-6):
         np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
+def assert_same_eval(results, expected, rel=1e-5):
+    """Eval metrics equal within `rel`, the partial-batch entry included."""
+    results = dict(results)
+    assert results.pop("partial") == pytest.approx(expected["partial"], rel=rel)
+    assert results == pytest.approx({k: v for k, v in expected.items() if k != "partial"},
+                                    rel=rel)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted single-device run: 12 steps, global batch 8, checkpoints every 4."""
@@ -82,9 +90,7 @@ def test_resume_after_sigkill(tmp_path, reference):
     ref_step, ref_weights, ref_eval, _ = reference
     assert step == ref_step == 12
     assert_same_weights(weights, ref_weights, rtol=1e-6, atol=1e-7)
-    assert eval_results.pop("partial") == pytest.approx(ref_eval["partial"], rel=1e-6)
-    assert eval_results == pytest.approx({k: v for k, v in ref_eval.items()
-                                          if k != "partial"}, rel=1e-6)
+    assert_same_eval(eval_results, ref_eval, rel=1e-6)
 
 
 def test_mirrored_two_cpu_replicas_match_one_device(tmp_path, reference):
@@ -97,9 +103,7 @@ def test_mirrored_two_cpu_replicas_match_one_device(tmp_path, reference):
     step, weights, eval_results, lines = load(tmp_path / "r.npz")
     assert step == 12
     assert_same_weights(weights, reference[1])
-    assert eval_results.pop("partial") == pytest.approx(reference[2]["partial"], rel=1e-5)
-    assert eval_results == pytest.approx({k: v for k, v in reference[2].items()
-                                          if k != "partial"}, rel=1e-5)
+    assert_same_eval(eval_results, reference[2])
     # The logged training loss of each step matches too (global-batch normalization).
     ref_losses = [line.split()[2] for line in reference[3] if line.startswith("step ")]
     assert [line.split()[2] for line in lines if line.startswith("step ")] == ref_losses
@@ -136,6 +140,4 @@ def test_multi_worker_two_processes_match_one_device(tmp_path, reference):
     step, weights, eval_results, _ = load(tmp_path / "r0.npz")
     assert step == 12
     assert_same_weights(weights, reference[1])
-    assert eval_results.pop("partial") == pytest.approx(reference[2]["partial"], rel=1e-5)
-    assert eval_results == pytest.approx({k: v for k, v in reference[2].items()
-                                          if k != "partial"}, rel=1e-5)
+    assert_same_eval(eval_results, reference[2])
