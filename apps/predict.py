@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 from absl import app, flags
+from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS
 
@@ -48,7 +49,7 @@ def define_flags():
     flags.DEFINE_float("timeout", 30.0, "Seconds per request.")
 
 
-class PredictError(RuntimeError):
+class PredictError(BertTfError, RuntimeError):
     """A failed request, reported in one line."""
 
 

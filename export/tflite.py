@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 from absl import app, flags
+from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS
 
@@ -45,7 +46,7 @@ def define_flags():
 MIN_BYTES_PER_PARAM = {"none": 3.5, "float16": 1.75, "dynamic": 0.9}
 
 
-class TFLiteExportError(ValueError):
+class TFLiteExportError(BertTfError, ValueError):
     """Bad input or a conversion that lost the weights, reported in one line."""
 
 

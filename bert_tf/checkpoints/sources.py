@@ -16,6 +16,7 @@ import numpy as np
 
 from bert_tf.config import BertConfig
 from bert_tf.checkpoints import names as tensor_names
+from bert_tf.errors import BertTfError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ GOOGLE_CKPT = "bert_model.ckpt"
 VOCAB = "vocab.txt"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BertTfError, ValueError):
     """A checkpoint cannot be read or does not fit the model (one-line message)."""
 
 

@@ -1,7 +1,9 @@
 """The error every task-data reader raises: one line naming the file, line and field."""
 
+from bert_tf.errors import BertTfError
 
-class DataError(ValueError):
+
+class DataError(BertTfError, ValueError):
     """Bad input data. `str(e)` is a single line: "<file>:<line>: <field>: <problem>"."""
 
     def __init__(self, path, message, line=None, field=None):

@@ -38,6 +38,7 @@ from bert_tf.data import pretraining_example
 from bert_tf.data import sentences as sentences_lib
 from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
+from bert_tf.errors import BertTfError
 
 SPECIAL_TOKENS = vocab_lib.SPECIAL_TOKENS
 SHARD_SUFFIX = ".tfrecord"
@@ -45,7 +46,7 @@ METADATA_SUFFIX = ".metadata.json"
 METADATA_FORMAT = "bert_tf.pretraining_records"
 
 
-class PretrainingDataError(ValueError):
+class PretrainingDataError(BertTfError, ValueError):
     """Bad input for pre-training data creation; the message is one line."""
 
 

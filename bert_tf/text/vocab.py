@@ -5,13 +5,14 @@ original BERT `load_vocab`. Continuation pieces start with "##".
 """
 
 import os
+from bert_tf.errors import BertTfError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 SUFFIX_INDICATOR = "##"
 
 
-class VocabError(ValueError):
+class VocabError(BertTfError, ValueError):
     """A vocab file or list is unusable (missing, empty, lacking a special token)."""
 
 

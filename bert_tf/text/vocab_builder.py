@@ -26,9 +26,10 @@ import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
 from bert_tf.text import vocab as vocab_lib
+from bert_tf.errors import BertTfError
 
 
-class VocabBuildError(ValueError):
+class VocabBuildError(BertTfError, ValueError):
     """Bad inputs for vocab building (one-line message)."""
 
 

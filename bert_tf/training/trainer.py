@@ -82,6 +82,7 @@ import time
 import keras
 import tensorflow as tf
 
+from bert_tf.errors import BertTfError
 from bert_tf.training import distribute
 
 Ratio = collections.namedtuple("Ratio", ["numerator", "denominator"])
@@ -90,11 +91,11 @@ Ratio.__doc__ = "sum(numerator) / sum(denominator) over the global batch (see tr
 RESERVED_NAMES = ("loss", "learning_rate", "examples_per_second", "grad_norm")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(BertTfError, RuntimeError):
     """A checkpoint in the checkpoint directory cannot be restored into this model."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(BertTfError, RuntimeError):
     """Training produced a NaN/Inf loss or gradient; the bad update was not applied."""
 
 
