@@ -13,6 +13,15 @@ Output: `<prefix>-NNNNN-of-MMMMM.tfrecord` shards with google-research/bert's fe
 and `<prefix>.metadata.json` (settings, counts, vocab hash) that the reader checks. The same
 inputs, seed and --num_shards give byte-identical files for any --num_workers.
 --max_predictions_per_seq=0 writes unmasked records for dynamic masking at training time.
+
+--runner picks the engine: `local` (default) runs on this host's processes; an Apache Beam
+runner name runs the same data creation as a Beam pipeline (pip install -r
+requirements-beam.txt), with the same instances for the same seed:
+
+    python -m apps.create_pretraining_data ... --runner=DirectRunner --num_workers=2
+    python -m apps.create_pretraining_data --input_files='gs://B/corpus/*.txt' \
+        --output_prefix=gs://B/records/train ... --runner=DataflowRunner \
+        --beam_pipeline_options='--project=P --region=R --temp_location=gs://B/tmp'
 """
 
 import os
@@ -63,6 +72,16 @@ flags.DEFINE_integer("chunk_sentences", 10000, "Sentences per chunk of documents
 flags.DEFINE_bool("overwrite", False, "Replace shards already present under the output "
                   "prefix.")
 flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress log lines.")
+flags.DEFINE_string("runner", "local", "Engine: 'local' = processes on this host "
+                    "(--num_workers); or an Apache Beam runner that runs the same data creation "
+                    "as a pipeline, with the same instances for the same seed: DirectRunner "
+                    "(embedded, --num_workers processes), DataflowRunner, FlinkRunner, "
+                    "SparkRunner, PortableRunner, PrismRunner. Beam runners need "
+                    "`pip install -r requirements-beam.txt`.")
+flags.DEFINE_string("beam_pipeline_options", "", "Options passed through to the Beam runner, "
+                    "e.g. '--project=P --region=R --temp_location=gs://B/tmp "
+                    "--sdk_container_image=IMAGE' for Dataflow or '--flink_master=HOST:8081' "
+                    "for Flink. Only with a Beam --runner.")
 
 DEFAULT_PREFIX_NAME = "pretraining"
 
@@ -72,6 +91,21 @@ def _log_progress(info):
                  "written, %.1f s", "done: " if info["final"] else "", info["lines"],
                  info["lines_per_second"], info["sentences_per_second"], info["documents"],
                  info["instances"], info["elapsed_seconds"])
+
+
+def _run_beam(pd, prefix, config, factory):
+    try:
+        # apache-beam is optional (requirements-beam.txt): imported only for a Beam --runner.
+        from bert_tf.data import beam_pipeline
+    except ImportError as e:
+        raise pd.PretrainingDataError(
+            f"--runner={FLAGS.runner} needs Apache Beam ({e}); install it with "
+            "pip install -r requirements-beam.txt") from None
+    return beam_pipeline.create_pretraining_data_beam(
+        FLAGS.input_files, prefix, FLAGS.vocab_file, config=config,
+        lower_case=FLAGS.lower_case, num_shards=FLAGS.num_shards,
+        num_workers=FLAGS.num_workers, tokenizer_factory=factory, overwrite=FLAGS.overwrite,
+        runner=FLAGS.runner, pipeline_args=FLAGS.beam_pipeline_options)
 
 
 def main(argv):
@@ -95,12 +129,19 @@ def main(argv):
     if FLAGS.tokenizer == "pretokenized":
         factory = pd.PretokenizedFactory(FLAGS.vocab_file, bool(FLAGS.lower_case))
     try:
-        meta = pd.create_pretraining_data(
-            FLAGS.input_files, prefix, FLAGS.vocab_file, config=config,
-            lower_case=FLAGS.lower_case, num_shards=FLAGS.num_shards,
-            num_workers=FLAGS.num_workers, tokenizer_factory=factory,
-            overwrite=FLAGS.overwrite, progress=_log_progress,
-            progress_every_seconds=FLAGS.progress_seconds)
+        if FLAGS.runner == "local":
+            if FLAGS.beam_pipeline_options:
+                raise pd.PretrainingDataError(
+                    "--beam_pipeline_options needs a Beam --runner (e.g. DirectRunner), got "
+                    "--runner=local")
+            meta = pd.create_pretraining_data(
+                FLAGS.input_files, prefix, FLAGS.vocab_file, config=config,
+                lower_case=FLAGS.lower_case, num_shards=FLAGS.num_shards,
+                num_workers=FLAGS.num_workers, tokenizer_factory=factory,
+                overwrite=FLAGS.overwrite, progress=_log_progress,
+                progress_every_seconds=FLAGS.progress_seconds)
+        else:
+            meta = _run_beam(pd, prefix, config, factory)
     except pd.PretrainingDataError as e:
         sys.exit(f"create_pretraining_data: {e}")
     counts = meta["counts"]

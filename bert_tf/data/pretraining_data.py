@@ -6,13 +6,17 @@ the B segments are random segments from another document (the A-side segments no
 back), pairs are truncated longest-first from a random end, 15% of the tokens are masked
 (80/10/10), and every document is processed `dupe_factor` times with different masks.
 
-Unlike the original, nothing is loaded whole. Documents stream from the files into chunks of
-roughly `chunk_sentences` sentences; a chunk is the window random next-segments are drawn from.
-Each chunk is processed independently (tokenize, make instances, shuffle, serialize) with a
-random generator seeded by (random_seed, chunk index), on as many worker processes as asked,
-and the results are written back in chunk order, round-robin over the shards. So the output is
-identical byte-for-byte for the same inputs, seed and shard count, whatever the worker count,
-and memory is bounded by a few chunks per worker.
+Unlike the original, nothing is loaded whole. Documents stream from the files into windows
+of about `chunk_sentences` sentences: the documents starting in the same block of
+`chunk_sentences` corpus sentences (blocks joined so a window has at least two documents; see
+`pretraining_windows`). A window is where random next-segments are drawn from. Each window is
+processed independently (tokenize, make instances, shuffle, serialize) on as many worker
+processes as asked; every random decision about a document comes from a generator seeded by
+(random_seed, document index in the corpus, duplication pass), the window's shuffle from one
+seeded by (random_seed, window id). Results are written back in window order, round-robin
+over the shards. So the output is identical byte-for-byte for the same inputs, seed and shard
+count, whatever the worker count; memory is bounded by a few windows per worker; and the
+Apache Beam pipeline (`beam_pipeline`) writes the same instances (as a multiset) on a cluster.
 
 Records carry the original feature names and types (int64 input_ids, input_mask, segment_ids
 [max_seq_length]; masked_lm_positions, masked_lm_ids [max_predictions_per_seq]; float
@@ -35,6 +39,7 @@ import random
 import time
 
 from bert_tf.data import pretraining_example
+from bert_tf.data import pretraining_windows as windows_lib
 from bert_tf.data import sentences as sentences_lib
 from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
@@ -301,30 +306,32 @@ def _init_worker(tokenizer_factory, vocab, config):
 
 
 def _tokenize_documents(documents, tokenize_batch, batch_size=512):
-    """Tokenizes every sentence, in batches, dropping sentences that come out empty."""
-    flat = [s for doc in documents for s in doc]
+    """Tokenizes every sentence of [(doc_id, sentences)], in batches, dropping sentences that
+    come out empty (and documents left with none): [(doc_id, token-id sentences)]."""
+    flat = [s for _, doc in documents for s in doc]
     ids = []
     for start in range(0, len(flat), batch_size):
         ids.extend(tokenize_batch(flat[start:start + batch_size]))
     out, k = [], 0
-    for doc in documents:
+    for doc_id, doc in documents:
         tokenized = [list(t) for t in ids[k:k + len(doc)] if len(t)]
         k += len(doc)
         if tokenized:
-            out.append(tokenized)
+            out.append((doc_id, tokenized))
     return out
 
 
 def process_chunk(index, documents, tokenize_batch, vocab, config):
-    """Turns one chunk of documents (lists of sentence strings) into serialized records."""
-    rng = random.Random(f"bert_tf-pretraining-{config.random_seed}-{index}")
-    docs = _tokenize_documents(documents, tokenize_batch)
-    rng.shuffle(docs)
+    """Turns one window (`index` = window id; documents = [(doc_id, sentence strings)] in
+    doc_id order) into serialized records. Depends on nothing but its arguments."""
+    tokenized = _tokenize_documents(documents, tokenize_batch)
+    docs = [d for _, d in tokenized]
     instances = []
-    for _ in range(config.dupe_factor):
-        for doc_index in range(len(docs)):
-            instances.extend(create_instances_from_document(docs, doc_index, config, vocab, rng))
-    rng.shuffle(instances)
+    for dupe in range(config.dupe_factor):
+        for position, (doc_id, _) in enumerate(tokenized):
+            rng = windows_lib.document_rng(config.random_seed, doc_id, dupe)
+            instances.extend(create_instances_from_document(docs, position, config, vocab, rng))
+    windows_lib.window_rng(config.random_seed, index).shuffle(instances)
     records = [serialize_instance(x, config.max_seq_length, config.max_predictions_per_seq)
                for x in instances]
     return ChunkResult(
@@ -341,52 +348,50 @@ def _worker_process_chunk(task):
 
 
 def iter_chunks(files, config, stats):
-    """Yields (chunk index, documents) with about `chunk_sentences` sentences and at least two
-    documents per chunk (so random next segments come from another document): a full chunk is
-    held back until the next one has two documents, and a short tail joins the last chunk."""
-    full, chunk, size, index = None, [], 0, 0
-    for path in files:
-        for document in sentences_lib.iter_documents(
-                path, config.input_format, config.max_document_sentences, stats=stats):
-            chunk.append(document)
-            size += len(document)
-            if full is not None and len(chunk) >= 2:
-                yield index, full
-                full, index = None, index + 1
-            if full is None and size >= config.chunk_sentences and len(chunk) >= 2:
-                full, chunk, size = chunk, [], 0
-    if full is not None:
-        if len(chunk) < 2:
-            full, chunk = full + chunk, []
-        yield index, full
-        index += 1
-    if chunk:
-        yield index, chunk
+    """Yields (window id, [(doc_id, sentences)]) in corpus order (see `pretraining_windows`)."""
+    located = windows_lib.iter_located_documents(files, config, stats)
+    yield from windows_lib.iter_windows(located, config.chunk_sentences)
 
 
 # ----------------------------------------------------------------------------- files
 
 def expand_input_files(input_files):
     """Comma-separated globs (or a list of them) -> sorted unique paths; one-line errors for
-    patterns matching nothing and for empty files."""
+    patterns matching nothing and for empty files. Remote globs (gs://...) go through TF's
+    gfile."""
     patterns = input_files.split(",") if isinstance(input_files, str) else list(input_files)
     patterns = [p.strip() for p in patterns if p.strip()]
     if not patterns:
         raise PretrainingDataError("no input files given")
     files = []
     for pattern in patterns:
-        matched = sorted(glob.glob(os.path.expanduser(pattern)))
+        if sentences_lib.is_remote(pattern):
+            matched = sorted(sentences_lib.gfile().glob(pattern))
+        else:
+            matched = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matched:
             raise PretrainingDataError(f"{pattern}: no such input file")
         for path in matched:
-            if os.path.isdir(path):
+            if _is_dir(path):
                 raise PretrainingDataError(f"{path}: is a directory, expected a text file")
             if path not in files:
                 files.append(path)
     for path in files:
-        if os.path.getsize(path) == 0:
+        if _file_size(path) == 0:
             raise PretrainingDataError(f"{path}: input file is empty")
     return files
+
+
+def _is_dir(path):
+    if sentences_lib.is_remote(path):
+        return sentences_lib.gfile().isdir(path)
+    return os.path.isdir(path)
+
+
+def _file_size(path):
+    if sentences_lib.is_remote(path):
+        return sentences_lib.gfile().stat(path).length
+    return os.path.getsize(path)
 
 
 def shard_paths(output_prefix, num_shards):
@@ -522,9 +527,30 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
     for tmp, final in zip(tmp_paths, paths):
         os.replace(tmp, final)
     final = report(final=True)
-    metadata = {
+    counts = {"lines": stats.get("lines", 0), "documents": totals["documents"],
+              "sentences": totals["sentences"], "tokens": totals["tokens"],
+              "instances": totals["instances"], "masked_tokens": totals["masked"],
+              "random_next": totals["random_next"], "chunks": totals["chunks"]}
+    metadata = build_metadata(config, files, vocab_file, tokens, lower_case,
+                              [os.path.basename(p) for p in paths], shard_counts, counts)
+    text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
+    tmp_meta = metadata_path(output_prefix) + ".tmp"
+    with open(tmp_meta, "w") as f:
+        f.write(text)
+    os.replace(tmp_meta, metadata_path(output_prefix))
+    metadata["elapsed_seconds"] = final["elapsed_seconds"]
+    return metadata
+
+
+def build_metadata(config, files, vocab_file, tokens, lower_case, shard_names, shard_counts,
+                   counts, engine="local"):
+    """The `<prefix>.metadata.json` dict (settings, vocab hash, shards, counts).
+    `shard_counts` may be None when the writer does not report per-shard counts (Beam)."""
+    vocab = _Vocab(tokens)
+    return {
         "format": METADATA_FORMAT,
         "format_version": 1,
+        "engine": engine,
         "masked": config.max_predictions_per_seq > 0,
         "max_seq_length": config.max_seq_length,
         "max_predictions_per_seq": config.max_predictions_per_seq,
@@ -541,19 +567,9 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
         "vocab_sha256": file_sha256(vocab_file),
         "special_ids": {"pad": vocab.pad_id, "unk": vocab.unk_id, "cls": vocab.cls_id,
                         "sep": vocab.sep_id, "mask": vocab.mask_id},
-        "input_files": files,
-        "num_shards": num_shards,
-        "shards": [os.path.basename(p) for p in paths],
+        "input_files": list(files),
+        "num_shards": len(shard_names),
+        "shards": list(shard_names),
         "shard_instances": shard_counts,
-        "counts": {"lines": stats.get("lines", 0), "documents": totals["documents"],
-                   "sentences": totals["sentences"], "tokens": totals["tokens"],
-                   "instances": totals["instances"], "masked_tokens": totals["masked"],
-                   "random_next": totals["random_next"], "chunks": totals["chunks"]},
+        "counts": counts,
     }
-    text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
-    tmp_meta = metadata_path(output_prefix) + ".tmp"
-    with open(tmp_meta, "w") as f:
-        f.write(text)
-    os.replace(tmp_meta, metadata_path(output_prefix))
-    metadata["elapsed_seconds"] = final["elapsed_seconds"]
-    return metadata

@@ -79,7 +79,23 @@ def _is_heading(document):
             and not _TERMINAL.search(document[0]))
 
 
+def is_remote(path):
+    """A path on a file system only TF's gfile reads (gs://, s3://, hdfs://, ...)."""
+    return "://" in str(path)
+
+
+def gfile():
+    # TF is imported only for remote paths: it is heavy, and local reads need plain open().
+    import tensorflow as tf
+    return tf.io.gfile
+
+
 def _read_lines(path, encoding_errors="replace"):
+    if is_remote(path):
+        with gfile().GFile(path, "rb") as f:
+            for raw in f:
+                yield raw.decode("utf-8", errors=encoding_errors)
+        return
     with open(path, "r", encoding="utf-8", errors=encoding_errors) as f:
         for line in f:
             yield line

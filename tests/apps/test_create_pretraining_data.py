@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FLAGS = ("input_files", "output_dir", "output_prefix", "vocab_file", "lower_case",
          "max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
          "dupe_factor", "random_seed", "num_shards", "num_workers", "whole_word_masking",
-         "input_format", "overwrite")
+         "input_format", "overwrite", "runner", "beam_pipeline_options")
 
 
 def _run(*args):
@@ -72,3 +72,24 @@ def test_bad_flags_are_one_line_errors(tmp_path, tiny_vocab_file):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"create_pretraining_data: {tmp_path}/missing.txt: no such input file")
+
+
+def test_beam_flags_misused_are_one_line_errors(tmp_path, tiny_vocab_file):
+    text = tmp_path / "t.txt"
+    text.write_text("Hello world. The dog is lazy.\n\nParis is in France.\n")
+    common = [f"--input_files={text}", f"--output_dir={tmp_path}/o",
+              f"--vocab_file={tiny_vocab_file}"]
+    result = _run(*common, "--beam_pipeline_options=--project=p")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "create_pretraining_data: --beam_pipeline_options needs a Beam --runner (e.g. "
+        "DirectRunner), got --runner=local")
+    try:
+        import apache_beam  # noqa: F401
+    except ImportError:  # the main environment: Beam lives in its own (requirements-beam.txt)
+        result = _run(*common, "--runner=DirectRunner")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("create_pretraining_data: --runner=DirectRunner needs Apache "
+                               "Beam") and "requirements-beam.txt" in last
+
