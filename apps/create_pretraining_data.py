@@ -66,9 +66,10 @@ flags.DEFINE_enum("input_format", "auto", ["sentences", "prose", "auto"],
 flags.DEFINE_enum("tokenizer", "bert", ["bert", "pretokenized"],
                   "bert: the original BERT tokenizer (BasicTokenizer + WordPiece); "
                   "pretokenized: the text already holds space-separated WordPieces.")
-flags.DEFINE_integer("chunk_sentences", 10000, "Sentences per chunk of documents processed "
-                     "together (the window random next-segments are drawn from); bounds memory. "
-                     "Changes the output.")
+flags.DEFINE_integer("chunk_sentences", 10000, "Window size in corpus sentences: documents "
+                     "starting in the same block of this many sentences (blocks joined to at "
+                     "least two documents) are processed together, and random next-segments "
+                     "are drawn from that window; bounds memory. Changes the output.")
 flags.DEFINE_bool("overwrite", False, "Replace shards already present under the output "
                   "prefix.")
 flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress log lines.")
