@@ -35,7 +35,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import random
 import time
 
 from bert_tf.data import pretraining_example

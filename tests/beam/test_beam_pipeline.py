@@ -45,20 +45,22 @@ def _records(prefix):
     return collections.Counter(tf.data.TFRecordDataset(files).as_numpy_iterator()), files
 
 
-def _both(text, vocab, tmp_path, num_workers=1, **overrides):
+def _both(text, vocab, tmp_path, num_workers=1, beam_text=None, **overrides):
     config = pd.CreationConfig(**{**CONFIG, **overrides})
     factory = pd.PretokenizedFactory(vocab)
     local = pd.create_pretraining_data(text, str(tmp_path / "local" / "x"), vocab,
                                        config=config, num_shards=2, tokenizer_factory=factory)
-    beam = bp.create_pretraining_data_beam(text, str(tmp_path / "beam" / "x"), vocab,
-                                           config=config, num_shards=3, num_workers=num_workers,
-                                           tokenizer_factory=factory)
+    beam = bp.create_pretraining_data_beam(
+        beam_text or text, str(tmp_path / "beam" / "x"), vocab, config=config, num_shards=3,
+        num_workers=num_workers, tokenizer_factory=factory)
     return local, beam
 
 
 def test_direct_runner_writes_the_same_instances_as_the_single_host_path(corpus, tmp_path):
+    """Beam reads the corpus as a URI glob (file://, the tf.io.gfile path gs:// takes too)."""
     text, vocab = corpus
-    local, beam = _both(text, vocab, tmp_path)
+    local, beam = _both(text, vocab, tmp_path, beam_text="file://" + text)
+    assert beam["input_files"] == ["file://" + f for f in local["input_files"]]
     want, _ = _records(str(tmp_path / "local" / "x"))
     got, files = _records(str(tmp_path / "beam" / "x"))
     assert [os.path.basename(f) for f in files] == [
@@ -69,7 +71,7 @@ def test_direct_runner_writes_the_same_instances_as_the_single_host_path(corpus,
     assert beam["engine"] == "beam:DirectRunner" and local["engine"] == "local"
     assert beam["shard_instances"] is None and local["shard_instances"] is not None
     same = {k: v for k, v in local.items() if k not in (
-        "engine", "shards", "num_shards", "shard_instances", "elapsed_seconds")}
+        "engine", "shards", "num_shards", "shard_instances", "elapsed_seconds", "input_files")}
     with open(str(tmp_path / "beam" / "x") + ".metadata.json") as f:
         on_disk = json.load(f)
     assert {k: on_disk[k] for k in same} == same
@@ -90,6 +92,7 @@ def test_multi_process_direct_runner_writes_the_same_instances(corpus, tmp_path)
     assert beam["counts"] == local["counts"] and beam["counts"]["instances"] > 500
 
 
+@pytest.mark.slow
 def test_app_with_the_bert_tokenizer_matches_the_local_runner(tmp_path, tiny_vocab_file):
     text = tmp_path / "prose.txt"
     text.write_text(
