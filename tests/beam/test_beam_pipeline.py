@@ -146,3 +146,27 @@ def test_bad_requests_are_one_line_errors(corpus, tmp_path):
     meta = run(num_shards=1, overwrite=True)
     assert meta["shards"] == ["x-00000-of-00001.tfrecord"]
     assert len(_records(prefix)[1]) == 1 and _records(prefix)[0] == before  # replaced, not mixed
+
+
+def test_runner_options_pass_through():
+    from apache_beam.options import pipeline_options as po
+    options, runner = bp.make_options(
+        "DataflowRunner", num_workers=4,
+        pipeline_args="--project=p --region=us-central1 --temp_location=gs://b/tmp "
+                      "--sdk_container_image='img:1 2'")
+    assert runner is None  # Beam builds the named runner itself
+    assert options.view_as(po.StandardOptions).runner == "DataflowRunner"
+    gcp = options.view_as(po.GoogleCloudOptions)
+    assert (gcp.project, gcp.region, gcp.temp_location) == ("p", "us-central1", "gs://b/tmp")
+    assert options.view_as(po.WorkerOptions).sdk_container_image == "img:1 2"
+    options, runner = bp.make_options("FlinkRunner", pipeline_args=["--flink_master=h:8081"])
+    assert options.view_as(po.FlinkRunnerOptions).flink_master == "h:8081"
+    # DirectRunner: the embedded engine; the worker count picks its mode; user options win.
+    options, runner = bp.make_options(bp.DIRECT_RUNNER, num_workers=2)
+    direct = options.view_as(po.DirectOptions)
+    assert type(runner).__name__ == "FnApiRunner"
+    assert (direct.direct_num_workers, direct.direct_running_mode) == (2, "multi_processing")
+    options, _ = bp.make_options(bp.DIRECT_RUNNER, 2, "--direct_running_mode=multi_threading")
+    assert options.view_as(po.DirectOptions).direct_running_mode == "multi_threading"
+    assert bp.make_options(bp.DIRECT_RUNNER)[0].view_as(
+        po.DirectOptions).direct_running_mode == "in_memory"
