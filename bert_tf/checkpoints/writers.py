@@ -19,6 +19,7 @@ import tempfile
 import numpy as np
 
 from bert_tf.checkpoints import mapping
+from bert_tf.file_modes import apply_default_modes
 from bert_tf.checkpoints import names as tensor_names
 
 
@@ -88,6 +89,7 @@ class _FreshDir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
+        apply_default_modes(self.tmp)  # mkdtemp made it 0700: readable by others now
         if os.path.isdir(self.directory):
             os.rmdir(self.directory)  # empty (checked on entry)
         os.replace(self.tmp, self.directory)
