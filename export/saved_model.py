@@ -109,7 +109,7 @@ def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, 
         tf.saved_model.save(module, tmp, signatures=signatures)
         if warmup:
             from export.warmup import write_warmup_requests
-            write_warmup_requests(tmp, module.task)
+            write_warmup_requests(tmp, module.task, max_rows=module.max_windows)
         write_settings(tmp, module)
         publish.finish(tmp)
         while True:

@@ -124,6 +124,19 @@ def test_squad_request_over_the_window_cap_is_invalid_argument(squad, tmp_path):
     assert settings["max_windows_per_request"] == MAX_WINDOWS and settings["seq_length"] == SEQ
 
 
+@pytest.mark.parametrize("max_rows,rows", [(None, [1, 2]), (3, [1, 2]), (1, [1])])
+def test_warmup_requests_fit_the_window_cap(squad, max_rows, rows):
+    """A warm-up record over the cap would make TF Serving refuse the whole version."""
+    import tensorflow as tf
+    from export.warmup import warmup_inputs
+    requests = warmup_inputs(squad["module"].task, max_rows)
+    assert [len(r["question"]) for r in requests] == rows
+    for request in requests:
+        out = squad["signatures"]["serving_default"](
+            **{k: tf.constant(v) for k, v in request.items()})
+        assert out["answer"].shape == (len(request["question"]),)
+
+
 @pytest.mark.parametrize("name,value,message", [
     ("input_word_ids", -1, "input_word_ids must be in \\[0, {vocab}\\)"),
     ("input_word_ids", "vocab", "input_word_ids must be in \\[0, {vocab}\\)"),
