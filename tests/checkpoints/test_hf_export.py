@@ -143,19 +143,24 @@ def test_auto_tokenizer_tokenizes_like_ours_and_truncates(minilm_dir, tiny_confi
 def test_pytorch_bert_model_reads_the_exported_minilm_weights(minilm_dir, golden_minilm,
                                                                tmp_path):
     """Real MiniLM: HF dir -> bert_tf -> our HF writer -> transformers BertModel (PyTorch)
-    reproduces the golden PyTorch outputs of the original weights."""
+    gives the outputs of the original HF directory and of the golden reference."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     convert(minilm_dir, str(tmp_path / "bt"), "bert_tf")
     convert(str(tmp_path / "bt"), str(tmp_path / "hf"), "hf")
     assert json.load(open(tmp_path / "hf" / "config.json"))["architectures"] == ["BertModel"]
-    model = transformers.BertModel.from_pretrained(str(tmp_path / "hf")).eval()
+    exported = transformers.BertModel.from_pretrained(str(tmp_path / "hf")).eval()
+    original = transformers.BertModel.from_pretrained(minilm_dir).eval()
     for kind in ("single", "pair"):
         inputs = {k: torch.tensor(golden_minilm[f"{kind}_{k}"].astype(np.int64))
                   for k in ("input_ids", "token_type_ids", "attention_mask")}
         with torch.no_grad():
-            out = model(**inputs)
-        np.testing.assert_allclose(out.last_hidden_state.numpy(),
-                                   golden_minilm[f"{kind}_last_hidden_state"], atol=1e-5)
-        np.testing.assert_allclose(out.pooler_output.numpy(),
+            got, want = exported(**inputs), original(**inputs)
+        for name in ("last_hidden_state", "pooler_output"):   # same weights, same maths
+            np.testing.assert_array_equal(getattr(got, name).numpy(),
+                                          getattr(want, name).numpy())
+        real = golden_minilm[f"{kind}_attention_mask"].astype(bool)          # [B, T]
+        np.testing.assert_allclose(got.last_hidden_state.numpy()[real],
+                                   golden_minilm[f"{kind}_last_hidden_state"][real], atol=1e-5)
+        np.testing.assert_allclose(got.pooler_output.numpy(),
                                    golden_minilm[f"{kind}_pooler_output"], atol=1e-5)

@@ -223,3 +223,22 @@ def test_clean_up_leaves_other_hosts_to_the_age_rule(tmp_path):
     assert clean_stale_temp_dirs(str(tmp_path)) == []            # could be running elsewhere
     later = time.time() + STALE_AFTER_SECONDS + 60
     assert clean_stale_temp_dirs(str(tmp_path), now=later) == [str(other)]
+
+
+@pytest.mark.slow   # a fresh process importing tensorflow
+def test_flag_is_documented_and_checked(tmp_path):
+    from conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    run = [sys.executable, "-m", "export.saved_model"]
+    helpfull = subprocess.run(run + ["--helpfull"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+    assert "--max_windows_per_request" in helpfull.stdout and "(default: '64')" in \
+        helpfull.stdout
+    model_dir = str(tmp_path / "qa")
+    make_task_dir(model_dir, _config(), TINY_VOCAB, {"type": "squad"}, seq_length=SEQ)
+    bad = subprocess.run(run + [f"--model_dir={model_dir}", f"--output_dir={tmp_path / 'out'}",
+                                "--max_windows_per_request=0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "export.saved_model: max_windows_per_request=0: expected >= 1")

@@ -270,3 +270,26 @@ def test_rest_status_and_metadata(served):
     assert sig["inputs"]["text"]["dtype"] == "DT_STRING"
     assert sorted(sig["outputs"]) == ["score", "upper_bytes"]
     assert _get(served, "/v1/models/other")[0] == 404
+
+
+@pytest.mark.slow   # a fresh process importing tensorflow
+def test_cli_serves_until_stopped(model_src, tmp_path):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    shutil.copytree(model_src["v1"], tmp_path / "m" / "1")
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-m", "serving_testbed.model_server",
+                             f"--model_base_path={tmp_path / 'm'}", "--model_name=m",
+                             "--port=0", "--rest_api_port=0"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ports = json.loads(proc.stdout.readline())
+        assert ports["version"] == 1
+        code, body = _post({"rest": f"http://127.0.0.1:{ports['rest_port']}"},
+                           "/v1/models/m:predict", {"signature_name": "lengths",
+                                                    "instances": ["abc"]})
+        assert (code, body) == (200, {"predictions": [3]})
+    finally:
+        proc.kill()
+        proc.wait()
