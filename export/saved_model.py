@@ -92,7 +92,8 @@ def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=
         raise ExportError(f"max_windows_per_request={max_windows_per_request}: expected >= 1")
     model = model if model is not None else load_task_model(model_dir)
     module = ServingModule(model, config["task"], vocab, pre.get("lower_case", True),
-                           seq_length, pad_to_longest, max_windows=max_windows_per_request)
+                           seq_length, pad_to_longest)
+    module.max_windows = int(max_windows_per_request)
     return module, module.signatures()
 
 

@@ -64,14 +64,14 @@ def check_encoded_inputs(inputs, config):
 class ServingModule(tf.Module):
     """Holds the Keras task model, the tokenizer and the label names."""
 
-    def __init__(self, model, task, vocab_file, lower_case, seq_length, pad_to_longest=True,
-                 max_windows=DEFAULT_MAX_WINDOWS):
+    max_windows = DEFAULT_MAX_WINDOWS   # SQuAD: windows per request (_limit_windows)
+
+    def __init__(self, model, task, vocab_file, lower_case, seq_length, pad_to_longest=True):
         super().__init__()
         self.model = model
         self.task = dict(task)
         self.seq_length = int(seq_length)
         self.pad_to_longest = bool(pad_to_longest)
-        self.max_windows = int(max_windows)   # SQuAD: windows per request (_limit_windows)
         vocab = text_graph.read_vocab(vocab_file)
         self.cls_id = vocab.index(text_graph.CLS)
         self.sep_id = vocab.index(text_graph.SEP)
