@@ -9,14 +9,17 @@ packing, offset mapping) and postprocessing (labels, entities, answer spans) are
 raw strings in, answers out. See export/README.md for the signatures.
 """
 
+import json
 import os
 import re
 import shutil
 import sys
-import tempfile
 
 from absl import app, flags
 from bert_tf.errors import BertTfError
+from export import publish
+
+SETTINGS_FILE = "export_settings.json"
 
 FLAGS = flags.FLAGS
 
@@ -26,6 +29,7 @@ def define_flags():
     library functions here can be imported next to other apps."""
     if "model_dir" in FLAGS:
         return
+    from export.serving_graph import DEFAULT_MAX_WINDOWS  # imports TF: only for the CLI
     flags.DEFINE_string("model_dir", None, "bert-tf model directory (config.json, vocab.txt, "
                         "weights) of a classify / tag / squad model.")
     flags.DEFINE_string("output_dir", None, "BASE/NAME: the model's directory for TF Serving; "
@@ -35,6 +39,10 @@ def define_flags():
     flags.DEFINE_bool("pad_to_longest", True, "Pad each batch to its own longest sequence "
                       "(capped at seq_length); false pads every request to seq_length.")
     flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+    flags.DEFINE_integer("max_windows_per_request", DEFAULT_MAX_WINDOWS, "SQuAD models: the "
+                         "most context windows (model batch rows) one request may cause; a "
+                         "request needing more is refused with INVALID_ARGUMENT. Recorded in "
+                         "assets.extra/export_settings.json.")
 
 
 class ExportError(BertTfError, ValueError):
@@ -66,10 +74,11 @@ def read_model_dir(model_dir):
     return config, vocab
 
 
-def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None):
+def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None,
+                         max_windows_per_request=None):
     """(ServingModule, signatures dict) for a task model directory."""
     from bert_tf.checkpoints.loader import load_task_model
-    from export.serving_graph import ServingModule
+    from export.serving_graph import DEFAULT_MAX_WINDOWS, ServingModule
     config, vocab = read_model_dir(model_dir)
     pre = config["preprocessing"]
     seq_length = int(seq_length or pre.get("seq_length", 128))
@@ -77,24 +86,33 @@ def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=
     if not 2 < seq_length <= max_positions:
         raise ExportError(f"seq_length={seq_length}: expected 3..{max_positions} "
                           f"(encoder.max_position_embeddings)")
+    if max_windows_per_request is None:
+        max_windows_per_request = DEFAULT_MAX_WINDOWS
+    if int(max_windows_per_request) < 1:
+        raise ExportError(f"max_windows_per_request={max_windows_per_request}: expected >= 1")
     model = model if model is not None else load_task_model(model_dir)
     module = ServingModule(model, config["task"], vocab, pre.get("lower_case", True),
                            seq_length, pad_to_longest)
+    module.max_windows = int(max_windows_per_request)
     return module, module.signatures()
 
 
 def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, warmup=True,
-                   model=None):
-    """Writes BASE/NAME/<N>/ and returns its path."""
+                   model=None, max_windows_per_request=None):
+    """Writes BASE/NAME/<N>/ and returns its path. `max_windows_per_request` (SQuAD): see
+    export.serving_graph.DEFAULT_MAX_WINDOWS."""
     import tensorflow as tf
-    module, signatures = build_serving_module(model_dir, seq_length, pad_to_longest, model)
-    os.makedirs(output_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=output_dir, prefix=".export-")
+    module, signatures = build_serving_module(model_dir, seq_length, pad_to_longest, model,
+                                              max_windows_per_request)
+    publish.clean_stale_temp_dirs(output_dir)
+    tmp = publish.temp_dir(output_dir)
     try:
         tf.saved_model.save(module, tmp, signatures=signatures)
         if warmup:
             from export.warmup import write_warmup_requests
-            write_warmup_requests(tmp, module.task)
+            write_warmup_requests(tmp, module.task, max_rows=module.max_windows)
+        write_settings(tmp, module)
+        publish.finish(tmp)
         while True:
             final = os.path.join(output_dir, str(next_version(output_dir)))
             try:
@@ -108,6 +126,19 @@ def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, 
         raise
 
 
+def write_settings(saved_model_dir, module):
+    """assets.extra/export_settings.json: the serving limits this version was built with."""
+    extra = os.path.join(saved_model_dir, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    settings = {"task": module.task["type"], "seq_length": module.seq_length,
+                "pad_to_longest": module.pad_to_longest}
+    if module.task["type"] == "squad":
+        settings["max_windows_per_request"] = module.max_windows
+    with open(os.path.join(extra, SETTINGS_FILE), "w", encoding="utf-8") as f:
+        json.dump(settings, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def main(argv):
     del argv
     for name in ("model_dir", "output_dir"):
@@ -115,7 +146,8 @@ def main(argv):
             sys.exit(f"--{name} is required")
     try:
         path = export_serving(FLAGS.model_dir, FLAGS.output_dir, FLAGS.seq_length,
-                              FLAGS.pad_to_longest, FLAGS.warmup)
+                              FLAGS.pad_to_longest, FLAGS.warmup,
+                              max_windows_per_request=FLAGS.max_windows_per_request)
     except (ExportError, ValueError, OSError) as e:
         sys.exit(f"export.saved_model: {str(e).splitlines()[0]}")
     print(path)

@@ -8,9 +8,13 @@ Signatures (see export/README.md for the full tensor layout):
             entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
   squad     serving_default(question, context) -> answer string [B], answer_start /
             answer_end int32 [B] (character offsets into context, -1 for no answer),
-            score float [B]; long contexts are read in `doc_stride` windows
+            score float [B]; long contexts are read in `doc_stride` windows, at most
+            `max_windows` (export.saved_model --max_windows_per_request) per request, else
+            INVALID_ARGUMENT
   every     serving_encoded(input_word_ids, input_mask, input_type_ids int32 [B, T]) -> the
-            raw model outputs (+ probabilities for classify/tag)
+            raw model outputs (+ probabilities for classify/tag); ids outside the
+            embeddings (negative, >= vocab / type vocab), a mask other than 0/1 or T over
+            max_position_embeddings are INVALID_ARGUMENT
 
 Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E = entities.
 """
@@ -29,10 +33,38 @@ def _string_spec(name):
 
 _ENCODED_SPECS = {name: tf.TensorSpec([None, None], tf.int32, name=name)
                   for name in ("input_word_ids", "input_mask", "input_type_ids")}
+DEFAULT_MAX_WINDOWS = 64   # SQuAD windows one request may cause (see _squad_fn)
+
+
+def check_encoded_inputs(inputs, config):
+    """Refuses ids the embeddings do not hold: Keras' embedding lookup wraps a negative id
+    around (-1 = the last row) instead of failing, so without this a negative id would answer
+    silently. Returns the inputs, made to depend on the checks (INVALID_ARGUMENT on failure)."""
+    checks = []
+    for name, limit in (("input_word_ids", config.vocab_size),
+                        ("input_type_ids", config.type_vocab_size)):
+        ids = inputs[name]
+        checks.append(tf.debugging.Assert(
+            tf.reduce_all((ids >= 0) & (ids < limit)),
+            [f"serving_encoded: {name} must be in [0, {limit}); got values from",
+             tf.reduce_min(ids), "to", tf.reduce_max(ids)], summarize=1))
+    mask = inputs["input_mask"]
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all((mask == 0) | (mask == 1)),
+        ["serving_encoded: input_mask must be 0 or 1"]))
+    length = tf.shape(inputs["input_word_ids"])[1]
+    checks.append(tf.debugging.Assert(
+        length <= config.max_position_embeddings,
+        [f"serving_encoded: sequence length must be at most {config.max_position_embeddings} "
+         f"(max_position_embeddings); got", length]))
+    with tf.control_dependencies(checks):
+        return {k: tf.identity(v) for k, v in inputs.items()}
 
 
 class ServingModule(tf.Module):
     """Holds the Keras task model, the tokenizer and the label names."""
+
+    max_windows = DEFAULT_MAX_WINDOWS   # SQuAD: windows per request (_limit_windows)
 
     def __init__(self, model, task, vocab_file, lower_case, seq_length, pad_to_longest=True):
         super().__init__()
@@ -63,6 +95,7 @@ class ServingModule(tf.Module):
     def encoded_fn(self):
         @tf.function(input_signature=[_ENCODED_SPECS])
         def serving_encoded(inputs):
+            inputs = check_encoded_inputs(inputs, self.model.encoder.config)
             outputs = dict(self._run_model(inputs))
             if "logits" in outputs:
                 outputs["probabilities"] = tf.nn.softmax(outputs["logits"], axis=-1)
@@ -229,6 +262,7 @@ class ServingModule(tf.Module):
             # windows per example: 1 + ceil((C - window) / stride) (the original rule)
             extra = tf.maximum(n_c - window, 0)
             n_w = 1 + (extra + stride - 1) // stride                       # [B]
+            n_w = _limit_windows(n_w, self.max_windows)
             example = tf.repeat(tf.range(tf.size(n_w, out_type=tf.int64)), n_w)  # [R]
             k = tf.ragged.range(n_w).flat_values                           # [R] window index
             w_start = k * tf.gather(stride, example)                       # [R] first piece
@@ -311,6 +345,20 @@ class ServingModule(tf.Module):
                     "answer_end": tf.cast(ch_end, tf.int32),
                     "score": tf.where(answered, score, null_prob if allow_null else 0.0)}
         return serving_default
+
+
+def _limit_windows(n_w, max_windows):
+    """Caps the work of one SQuAD request: its examples' windows [B] must sum to at most
+    `max_windows` (each window is one row of the model batch), else the request fails with
+    INVALID_ARGUMENT before any model work. Returns n_w, made to depend on the check."""
+    total = tf.reduce_sum(n_w)
+    check = tf.debugging.Assert(total <= max_windows, [
+        tf.strings.format("SQuAD request needs {} context windows; this export answers at most "
+                          f"{max_windows} per request (export.saved_model "
+                          f"--max_windows_per_request): send shorter contexts or fewer "
+                          f"questions per request", total)])
+    with tf.control_dependencies([check]):
+        return tf.identity(n_w)
 
 
 def _gather_rows(matrix, index):

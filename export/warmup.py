@@ -13,12 +13,16 @@ _TEXTS = ["a short sentence.", "A somewhat longer sentence, with punctuation, nu
           "words that will be split into several word pieces by the tokenizer."]
 
 
-def warmup_inputs(task):
-    """{input name: list of strings} requests for a task (two batches: 1 and 2 rows)."""
+def warmup_inputs(task, max_rows=None):
+    """{input name: list of strings} requests for a task (two batches: 1 and 2 rows; only
+    those of at most `max_rows` rows). SQuAD contexts are short, one window each, so the
+    requests fit an export's --max_windows_per_request (a refused warm-up record would make
+    TF Serving refuse the whole version)."""
     kind = task["type"]
     if kind == "squad":
-        return [{"question": ["what is this?"], "context": _TEXTS[:1]},
-                {"question": ["what is this?"] * 2, "context": _TEXTS}]
+        requests = [{"question": ["what is this?"], "context": _TEXTS[:1]},
+                    {"question": ["what is this?"] * 2, "context": _TEXTS[:1] * 2}]
+        return [r for r in requests if max_rows is None or len(r["question"]) <= max_rows]
     requests = [{"text": _TEXTS[:1]}, {"text": _TEXTS}]
     if kind == "classify" and task.get("text_b"):
         for r in requests:
@@ -27,14 +31,14 @@ def warmup_inputs(task):
 
 
 def write_warmup_requests(saved_model_dir, task, model_name="model",
-                          signature_name="serving_default"):
+                          signature_name="serving_default", max_rows=None):
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
     extra = os.path.join(saved_model_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     path = os.path.join(extra, WARMUP_FILE)
     with tf.io.TFRecordWriter(path) as writer:
-        for inputs in warmup_inputs(task):
+        for inputs in warmup_inputs(task, max_rows):
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
             for name, values in inputs.items():

@@ -18,6 +18,7 @@ import tempfile
 from bert_tf import model_dir as md
 from bert_tf.checkpoints import names as tensor_names
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
+from bert_tf.file_modes import apply_default_modes
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def convert(input_path, output, to, overwrite=False, seq_length=128):
                 writers.save_hf(model, new, vocab, lower_case)
             else:
                 writers.save_google(model, new, vocab)
+        apply_default_modes(new)  # 0755 dirs / 0644 files (umask respected), not 0700
         _swap_in(new, output, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,25 +1,32 @@
 """Writers that move weights out of bert-tf: Hugging Face and Google TF1 directories.
 
     save_hf(model, dir, vocab_file)      config.json + model.safetensors + vocab.txt
-                                         (+ tokenizer_config.json with do_lower_case)
+                                         (+ tokenizer_config.json, special_tokens_map.json)
     save_google(model, dir, vocab_file)  bert_config.json + bert_model.ckpt.{index,data-*}
                                          + vocab.txt, written by a tf.compat.v1 Saver so the
                                          variable names are exactly google-research/bert's.
 
 `model` is a BertEncoder (encoder tensors only) or a BertPretrainer (plus the MLM and NSP
-heads). Both write into a fresh temp directory that is renamed into place at the end, so an
-interrupted write never leaves a half-written checkpoint behind.
+heads). Heads that were never trained (see heads.py) are not written, and `architectures`
+names what is written: BertModel, BertForMaskedLM or BertForPreTraining. Both write into a
+fresh temp directory that is renamed into place at the end, so an interrupted write never
+leaves a half-written checkpoint behind.
 """
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 
 import numpy as np
 
+from bert_tf.checkpoints import heads as pretraining_heads
 from bert_tf.checkpoints import mapping
 from bert_tf.checkpoints import names as tensor_names
+from bert_tf.file_modes import apply_default_modes
+
+log = logging.getLogger(__name__)
 
 
 def canonical_tensors(model):
@@ -38,11 +45,26 @@ def _encoder(model):
     return model.encoder if hasattr(model, "mlm_head") else model
 
 
-def hf_config_dict(config, pretraining=False):
+def written_tensors(model, target="hf"):
+    """(canonical tensors to write, heads written, heads dropped as never trained); logs one
+    warning line when heads are dropped."""
+    tensors = canonical_tensors(model)
+    keep, dropped = pretraining_heads.heads_to_write(tensors)
+    if dropped:
+        names = " and ".join(g.upper() for g in dropped)
+        what = (f"architectures: {pretraining_heads.HF_ARCHITECTURES[keep]}" if target == "hf"
+                else "no cls/ variables for them")
+        log.warning("%s head%s never trained (freshly initialised weights): not written (%s)",
+                    names, "s were" if len(dropped) > 1 else " was", what)
+    return pretraining_heads.drop_heads(tensors, dropped), keep, dropped
+
+
+def hf_config_dict(config, heads=()):
+    """config.json; `heads`: the head groups written (architectures says which)."""
     c = config
     act = {"gelu_approximate": "gelu_new"}.get(c.hidden_act, c.hidden_act)
     return {
-        "architectures": ["BertForPreTraining" if pretraining else "BertModel"],
+        "architectures": [pretraining_heads.HF_ARCHITECTURES[tuple(heads)]],
         "model_type": "bert", "vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
         "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
         "intermediate_size": c.intermediate_size, "hidden_act": act,
@@ -88,6 +110,7 @@ class _FreshDir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
+        apply_default_modes(self.tmp)  # mkdtemp made it 0700: readable by others now
         if os.path.isdir(self.directory):
             os.rmdir(self.directory)  # empty (checked on entry)
         os.replace(self.tmp, self.directory)
@@ -102,11 +125,12 @@ def _write_json(path, values):
 
 def save_hf(model, directory, vocab_file=None, lower_case=None):
     """Writes a Hugging Face BERT directory (BertModel names for an encoder; "bert."-prefixed
-    names plus cls.* heads for a pretrainer, as BertForPreTraining)."""
+    names plus the trained cls.* heads for a pretrainer, as BertForPreTraining /
+    BertForMaskedLM). Returns the directory."""
     from safetensors.numpy import save_file
-    pretraining = hasattr(model, "mlm_head")
     encoder = _encoder(model)
-    tensors = canonical_tensors(model)
+    tensors, heads, _ = written_tensors(model)
+    pretraining = bool(heads)
     table = tensor_names.all_names(encoder.config.num_layers)
     hf = {}
     for entry in table:
@@ -120,21 +144,42 @@ def save_hf(model, directory, vocab_file=None, lower_case=None):
         hf[name] = array
     with _FreshDir(directory) as tmp:
         save_file(hf, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-        _write_json(os.path.join(tmp, "config.json"),
-                    hf_config_dict(encoder.config, pretraining))
+        _write_json(os.path.join(tmp, "config.json"), hf_config_dict(encoder.config, heads))
         if vocab_file:
             shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
-        if lower_case is not None:
-            _write_json(os.path.join(tmp, "tokenizer_config.json"),
-                        {"do_lower_case": bool(lower_case), "tokenizer_class": "BertTokenizer"})
+            if lower_case is not None:
+                write_hf_tokenizer_files(tmp, vocab_file, lower_case,
+                                         encoder.config.max_position_embeddings)
     return directory
 
 
+def write_hf_tokenizer_files(directory, vocab_file, lower_case, max_length):
+    """tokenizer_config.json + special_tokens_map.json for transformers' BertTokenizer(Fast):
+    the original BERT casing rules (lower-casing and accent stripping together, CJK characters
+    split), truncation at the model's positions, and the special tokens the vocab holds."""
+    with open(vocab_file, encoding="utf-8") as f:
+        vocab = {line.rstrip("\n") for line in f}
+    special = {key: token for key, token in _SPECIAL_TOKENS if token in vocab}
+    _write_json(os.path.join(directory, "tokenizer_config.json"), {
+        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lower_case),
+        "strip_accents": bool(lower_case), "tokenize_chinese_chars": True,
+        "do_basic_tokenize": True, "model_max_length": int(max_length),
+        "padding_side": "right", "truncation_side": "right",
+        "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
+        "clean_up_tokenization_spaces": True, **special})
+    _write_json(os.path.join(directory, "special_tokens_map.json"), special)
+
+
+_SPECIAL_TOKENS = (("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"),
+                   ("cls_token", "[CLS]"), ("mask_token", "[MASK]"))
+
+
 def save_google(model, directory, vocab_file=None):
-    """Writes an original-BERT directory with a TF1 checkpoint named like google-research/bert."""
+    """Writes an original-BERT directory with a TF1 checkpoint named like google-research/bert
+    (cls/* head variables only for trained heads)."""
     import tensorflow as tf
     encoder = _encoder(model)
-    tensors = canonical_tensors(model)
+    tensors = written_tensors(model, "google")[0]
     with _FreshDir(directory) as tmp:
         graph = tf.Graph()
         with graph.as_default():

@@ -118,3 +118,18 @@ def test_failed_conversion_leaves_nothing(tmp_path):
     with pytest.raises(CheckpointError):
         convert(str(tmp_path / "empty"), str(tmp_path / "out"), "hf")
     assert sorted(os.listdir(tmp_path)) == ["empty"]
+
+
+@pytest.mark.parametrize("to", ["hf", "google"])
+def test_outputs_are_readable_by_other_users_as_the_umask_allows(hf_dir, tmp_path, to):
+    import stat
+    src, _ = hf_dir
+    out = str(tmp_path / ("out_" + to))
+    old = os.umask(0o022)
+    try:
+        convert(src, out, to)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o755          # not mkdtemp's 0700
+    for name in os.listdir(out):
+        assert stat.S_IMODE(os.stat(os.path.join(out, name)).st_mode) == 0o644, name

@@ -1,5 +1,7 @@
-"""apps.predict against a real gRPC PredictionService and a REST stand-in on 127.0.0.1, both
-serving an exported tiny classifier / QA model (export.testing.fake_model_server)."""
+"""apps.predict against the TF Serving stand-in (serving_testbed: real gRPC PredictionService
+and REST API on 127.0.0.1, loading through TF Serving's session path) serving an exported tiny
+classifier. The expected answers come from the Python TF2 loader, so these tests also check
+that both loaders agree on the export."""
 
 import io
 import json
@@ -27,24 +29,28 @@ def _config():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    import tensorflow as tf
     from export.saved_model import export_serving
-    from export.testing import fake_model_server as fake
+    from serving_testbed.grpc_service import start_grpc_server
+    from serving_testbed.model_store import ModelStore
+    from serving_testbed.rest_service import start_rest_server
     root = tmp_path_factory.mktemp("predict")
     model_dir = str(root / "cls_dir")
     make_task_dir(model_dir, _config(), TINY_VOCAB,
                   {"type": "classify", "label_names": CLASS_LABELS}, seq_length=16)
     base = str(root / "serving" / "sentiment")
-    export_serving(model_dir, base, warmup=False)
-    store = fake.ModelStore("sentiment", base)
-    grpc_server, grpc_port = fake.make_grpc_server(store, 0)
-    rest_server, rest_port = fake.make_rest_server(store, 0)
-    fn = store.models[1].signatures["serving_default"]
-    import tensorflow as tf
+    export_serving(model_dir, base)   # with warm-up records: the testbed replays them
+    store = ModelStore("sentiment", base)
+    assert store.current is not None, store.status("sentiment")   # loaded and warmed up
+    grpc_server, grpc_port = start_grpc_server(store, 0)
+    rest_server, rest_port = start_rest_server(store, 0)
+    fn = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
     expected = {k: v.numpy() for k, v in fn(text=tf.constant(TEXTS)).items()}
     yield {"grpc": f"127.0.0.1:{grpc_port}", "rest": f"127.0.0.1:{rest_port}",
            "expected": expected, "base": base}
     grpc_server.stop(0)
     rest_server.shutdown()
+    store.close()
 
 
 def _run(argv, stdin_text=None):

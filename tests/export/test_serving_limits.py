@@ -1,0 +1,244 @@
+"""Reliability of serving exports: the SQuAD per-request window cap, serving_encoded id checks,
+file modes of published versions and the clean-up of temp dirs left by killed exports.
+
+The graph checks run on the serving functions of a tiny SQuAD model (seq_length 16, doc_stride
+4, at most 3 windows per request) without saving it (saving adds minutes of tracing on a busy
+2-core machine and does not change the graph logic; tests/apps/test_predict.py and the
+export tests cover the saved graphs). One tiny classifier is exported for real, under umask
+027, into a model base path that already holds leftovers of killed exports."""
+
+import json
+import logging
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from conftest import TINY_VOCAB  # noqa: E402
+from tiny_dirs import make_task_dir  # noqa: E402
+
+SEQ = 16
+MAX_WINDOWS = 3
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _plant_leftovers(base):
+    """Temp dirs as killed / running exports leave them; -> {name: expected to survive}."""
+    from export.publish import _host
+    host = _host()
+    leftovers = {".export-old1234a": False,                      # old style, 2 days untouched
+                 f".export-{host}-{_dead_pid()}-abcd1234": False,  # its process is gone
+                 f".export-{host}-{os.getpid()}-live5678": True,   # a running export's
+                 ".export-recent9": True}                          # old style but recent
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for name in leftovers:
+        os.makedirs(os.path.join(base, name, "variables"))
+        with open(os.path.join(base, name, "saved_model.pb"), "wb") as f:
+            f.write(b"partial")
+    for root in (os.path.join(base, ".export-old1234a"),):
+        for path in (os.path.join(root, "variables"), os.path.join(root, "saved_model.pb"),
+                     root):
+            os.utime(path, (two_days_ago, two_days_ago))
+    return leftovers
+
+
+def _config():
+    from bert_tf import BertConfig
+    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=1, hidden_size=16,
+                             num_heads=2, intermediate_size=32, max_position_embeddings=32)
+
+
+@pytest.fixture(scope="module")
+def squad(tmp_path_factory):
+    from export.saved_model import build_serving_module
+    model_dir = str(tmp_path_factory.mktemp("limits") / "qa_dir")
+    model = make_task_dir(model_dir, _config(), TINY_VOCAB, {
+        "type": "squad", "doc_stride": 4, "max_answer_length": 5}, seq_length=SEQ)
+    module, signatures = build_serving_module(model_dir, model=model,
+                                              max_windows_per_request=MAX_WINDOWS)
+    return {"module": module, "signatures": signatures, "config": _config()}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    from export.saved_model import export_serving
+    root = tmp_path_factory.mktemp("publish")
+    model_dir = str(root / "cls_dir")
+    make_task_dir(model_dir, _config(), TINY_VOCAB, {"type": "classify",
+                                                     "label_names": ["a", "b"]}, seq_length=SEQ)
+    base = str(root / "serving" / "cls")
+    os.makedirs(base)
+    leftovers = _plant_leftovers(base)
+    handler = _Capture()
+    logging.getLogger("export.publish").addHandler(handler)
+    old_mask = os.umask(0o027)
+    try:
+        path = export_serving(model_dir, base)
+    finally:
+        os.umask(old_mask)
+        logging.getLogger("export.publish").removeHandler(handler)
+    return {"path": path, "base": base, "leftovers": leftovers, "log": handler.lines}
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_squad_request_over_the_window_cap_is_invalid_argument(squad, tmp_path):
+    import tensorflow as tf
+    from export.saved_model import write_settings
+    fn = squad["signatures"]["serving_default"]
+    ok = fn(question=tf.constant(["who ?"]), context=tf.constant(["john lives in paris"]))
+    assert ok["answer"].shape == (1,)
+    long_context = "the quick brown fox " * 20           # 80 pieces: 1 + ceil(69 / 4) = 19
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"SQuAD request needs 19 context windows; this export answers "
+                             r"at most 3 per request \(export.saved_model "
+                             r"--max_windows_per_request\)"):
+        fn(question=tf.constant(["who ?"]), context=tf.constant([long_context]))
+    # the cap is per request: two contexts of 2 windows each (15 pieces) are 4 > 3
+    two = "the quick brown fox jumps over the lazy dog is hello world good bad movie"
+    with pytest.raises(tf.errors.InvalidArgumentError, match="needs 4 context windows"):
+        fn(question=tf.constant(["who ?"] * 2), context=tf.constant([two] * 2))
+    assert fn(question=tf.constant(["who ?"]), context=tf.constant([two]))["answer"].shape == (1,)
+    write_settings(str(tmp_path), squad["module"])
+    with open(os.path.join(tmp_path, "assets.extra", "export_settings.json")) as f:
+        settings = json.load(f)
+    assert settings["max_windows_per_request"] == MAX_WINDOWS and settings["seq_length"] == SEQ
+
+
+@pytest.mark.parametrize("max_rows,rows", [(None, [1, 2]), (3, [1, 2]), (1, [1])])
+def test_warmup_requests_fit_the_window_cap(squad, max_rows, rows):
+    """A warm-up record over the cap would make TF Serving refuse the whole version."""
+    import tensorflow as tf
+    from export.warmup import warmup_inputs
+    requests = warmup_inputs(squad["module"].task, max_rows)
+    assert [len(r["question"]) for r in requests] == rows
+    for request in requests:
+        out = squad["signatures"]["serving_default"](
+            **{k: tf.constant(v) for k, v in request.items()})
+        assert out["answer"].shape == (len(request["question"]),)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("input_word_ids", -1, "input_word_ids must be in \\[0, {vocab}\\)"),
+    ("input_word_ids", "vocab", "input_word_ids must be in \\[0, {vocab}\\)"),
+    ("input_type_ids", -1, "input_type_ids must be in \\[0, 2\\)"),
+    ("input_type_ids", 2, "input_type_ids must be in \\[0, 2\\)"),
+    ("input_mask", 2, "input_mask must be 0 or 1"),
+])
+def test_serving_encoded_refuses_ids_outside_the_embeddings(squad, name, value, message):
+    import tensorflow as tf
+    vocab = squad["config"].vocab_size
+    inputs = {"input_word_ids": np.array([[2, 10, 3]], np.int32),
+              "input_mask": np.ones((1, 3), np.int32),
+              "input_type_ids": np.zeros((1, 3), np.int32)}
+    fn = squad["signatures"]["serving_encoded"]
+    good = fn({k: tf.constant(v) for k, v in inputs.items()})
+    assert good["start_logits"].shape == (1, 3)
+    inputs[name][0, 1] = vocab if value == "vocab" else value
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.format(vocab=vocab)):
+        fn({k: tf.constant(v) for k, v in inputs.items()})
+
+
+def test_serving_encoded_refuses_sequences_over_max_positions(squad):
+    import tensorflow as tf
+    ids = tf.fill([1, 33], 5)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="sequence length must be at most 32"):
+        squad["signatures"]["serving_encoded"]({"input_word_ids": ids,
+                                                "input_mask": tf.ones_like(ids),
+                                                "input_type_ids": tf.zeros_like(ids)})
+
+
+def test_published_version_is_readable_as_the_umask_allows(published):
+    path = published["path"]
+    modes = {}
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files + ([] if parent != path else ["."]):
+            full = os.path.normpath(os.path.join(parent, name))
+            modes[os.path.relpath(full, path)] = stat.S_IMODE(os.stat(full).st_mode)
+    assert modes["."] == 0o750                                  # umask 027 at export time
+    assert modes["variables"] == 0o750 and modes["saved_model.pb"] == 0o640
+    assert modes[os.path.join("assets.extra", "tf_serving_warmup_requests")] == 0o640
+    assert set(modes.values()) == {0o750, 0o640}, modes
+    with open(os.path.join(path, "assets.extra", "export_settings.json")) as f:
+        assert json.load(f) == {"task": "classify", "seq_length": SEQ, "pad_to_longest": True}
+
+
+def test_apply_default_modes_gives_0755_and_0644_with_umask_022(tmp_path):
+    import tempfile
+    from bert_tf.file_modes import apply_default_modes, current_umask
+    old = os.umask(0o022)
+    try:
+        assert current_umask() == 0o022
+        root = tempfile.mkdtemp(dir=tmp_path)                   # 0700
+        os.makedirs(os.path.join(root, "a", "b"))
+        fd, name = tempfile.mkstemp(dir=os.path.join(root, "a"))  # 0600
+        os.close(fd)
+        apply_default_modes(root)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(os.path.join(root, "a", "b")).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o644
+
+
+def test_stale_temp_dirs_of_killed_exports_are_removed_with_a_log_line(published):
+    left = sorted(n for n in os.listdir(published["base"]) if n.startswith(".export-"))
+    assert left == sorted(n for n, keep in published["leftovers"].items() if keep)
+    removed = [n for n, keep in published["leftovers"].items() if not keep]
+    assert len(published["log"]) == 2
+    for name, line in zip(sorted(removed), sorted(published["log"])):
+        assert line.startswith(f"removed stale export temp dir "
+                               f"{os.path.join(published['base'], name)} (")
+    assert any("untouched for 48.0 h" in line for line in published["log"])
+    assert any("its export process" in line and "is gone" in line
+               for line in published["log"])
+    assert sorted(n for n in os.listdir(published["base"])
+                  if not n.startswith(".")) == ["1"]
+
+
+def test_clean_up_leaves_other_hosts_to_the_age_rule(tmp_path):
+    from export.publish import STALE_AFTER_SECONDS, clean_stale_temp_dirs
+    other = tmp_path / f".export-not-{socket.gethostname()}x-{_dead_pid()}-abcd1234"
+    other.mkdir()
+    assert clean_stale_temp_dirs(str(tmp_path)) == []            # could be running elsewhere
+    later = time.time() + STALE_AFTER_SECONDS + 60
+    assert clean_stale_temp_dirs(str(tmp_path), now=later) == [str(other)]
+
+
+@pytest.mark.slow   # a fresh process importing tensorflow
+def test_flag_is_documented_and_checked(tmp_path):
+    from conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    run = [sys.executable, "-m", "export.saved_model"]
+    helpfull = subprocess.run(run + ["--helpfull"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+    assert "--max_windows_per_request" in helpfull.stdout and "(default: '64')" in \
+        helpfull.stdout
+    model_dir = str(tmp_path / "qa")
+    make_task_dir(model_dir, _config(), TINY_VOCAB, {"type": "squad"}, seq_length=SEQ)
+    bad = subprocess.run(run + [f"--model_dir={model_dir}", f"--output_dir={tmp_path / 'out'}",
+                                "--max_windows_per_request=0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "export.saved_model: max_windows_per_request=0: expected >= 1")
