@@ -77,6 +77,7 @@ def _log_progress(info):
 def main(argv):
     del argv
     from bert_tf.data import pretraining_data as pd
+    from bert_tf.errors import BertTfError
     if not FLAGS.input_files:
         sys.exit("create_pretraining_data: --input_files is required")
     if not FLAGS.vocab_file:
@@ -101,7 +102,7 @@ def main(argv):
             num_workers=FLAGS.num_workers, tokenizer_factory=factory,
             overwrite=FLAGS.overwrite, progress=_log_progress,
             progress_every_seconds=FLAGS.progress_seconds)
-    except pd.PretrainingDataError as e:
+    except BertTfError as e:
         sys.exit(f"create_pretraining_data: {e}")
     counts = meta["counts"]
     print(f"wrote {counts['instances']} instances from {counts['documents']} documents "

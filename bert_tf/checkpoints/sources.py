@@ -248,13 +248,44 @@ def read_google(path):
                         infer_lower_case(vocab))
 
 
+EXPECTED = (f"a bert-tf model dir with config.json, a Hugging Face dir with {HF_CONFIG} + "
+            f"{HF_SAFETENSORS}, or a Google dir with {GOOGLE_CONFIG} + {GOOGLE_CKPT}.index")
+
+
+def not_a_checkpoint(path):
+    """The one-line error for a path that is no checkpoint of any kind."""
+    if not os.path.exists(path):
+        return CheckpointError(f"{path}: no such file or directory (expected {EXPECTED})")
+    if not os.path.isdir(path):
+        return CheckpointError(f"{path}: is a file, not a checkpoint directory (expected "
+                               f"{EXPECTED})")
+    return CheckpointError(f"{path}: not a BERT checkpoint directory (expected {EXPECTED})")
+
+
 def read_source(path):
     kind = detect_kind(path)
     if kind == "hf":
         return read_hf(path)
     if kind == "google":
         return read_google(path)
-    raise CheckpointError(
-        f"{path}: not a BERT checkpoint directory (expected a bert-tf model dir with "
-        f"config.json, a Hugging Face dir with {HF_CONFIG} + {HF_SAFETENSORS}, or a Google dir "
-        f"with {GOOGLE_CONFIG} + {GOOGLE_CKPT}.index)")
+    raise not_a_checkpoint(path)
+
+
+def read_encoder_config(path):
+    """The encoder `BertConfig` of any checkpoint kind, without reading its tensors."""
+    kind = detect_kind(path)
+    if kind == "bert_tf":
+        from bert_tf import model_dir
+        d = model_dir.ModelDir(path)
+        try:
+            return BertConfig.from_dict(d.read_config()["encoder"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{d.config_path}: bad encoder config ({e})") from None
+    if kind == "hf":
+        config_path = os.path.join(path, HF_CONFIG)
+        return _config_from(_read_json(config_path, "Hugging Face config"), config_path)
+    if kind == "google":
+        directory = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
+        config_path = os.path.join(directory, GOOGLE_CONFIG)
+        return _config_from(_read_json(config_path, "Google BERT config"), config_path)
+    raise not_a_checkpoint(path)

@@ -36,6 +36,7 @@ import time
 
 from bert_tf.data import pretraining_example
 from bert_tf.data import sentences as sentences_lib
+from bert_tf.data.text_files import looks_binary
 from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
 from bert_tf.errors import BertTfError
@@ -386,6 +387,10 @@ def expand_input_files(input_files):
     for path in files:
         if os.path.getsize(path) == 0:
             raise PretrainingDataError(f"{path}: input file is empty")
+        binary = looks_binary(path)
+        if binary:
+            raise PretrainingDataError(f"{path}: not a text file ({binary}); expected UTF-8 "
+                                       "text (decompress archives first)")
     return files
 
 

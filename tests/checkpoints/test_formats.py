@@ -195,18 +195,49 @@ def test_failed_load_leaves_the_model_untouched(tiny_config, tmp_path):
         np.testing.assert_array_equal(v.numpy(), old)
 
 
-def test_unused_tensors_are_reported(tiny_config, tmp_path, caplog):
+def test_unused_tensors_are_an_error(tiny_config, tmp_path):
     out = str(tmp_path / "hf")
     writers.save_hf(randomize(BertEncoder(tiny_config)), out)
     tensors = _read_safetensors(out)
-    tensors["classifier.weight"] = np.zeros((3, 32), "float32")
     tensors["embeddings.position_ids"] = np.arange(64)[None].astype("int64")
     _write_safetensors(out, tensors)
-    with caplog.at_level(logging.WARNING, logger="bert_tf.checkpoints"):
+    load_encoder(out)   # a position_ids buffer is not a weight: fine
+    tensors["classifier.weight"] = np.zeros((3, 32), "float32")
+    _write_safetensors(out, tensors)
+    with pytest.raises(CheckpointError) as error:
         load_encoder(out)
-    text = caplog.text
-    assert "classifier.weight" in text and "1 tensor(s) not used" in text
-    assert "position_ids" not in text
+    text = _one_line(error)
+    assert text == (f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
+                    "classifier.weight (loading is strict: a checkpoint must fit its config "
+                    "exactly)")
+
+
+@pytest.mark.parametrize("fmt", ["hf", "google"])
+def test_config_with_fewer_layers_than_the_weights_fails(tiny_config, tmp_path, fmt):
+    assert tiny_config.num_layers == 2
+    out = str(tmp_path / fmt)
+    save, config_file = ((writers.save_hf, "config.json") if fmt == "hf"
+                         else (writers.save_google, "bert_config.json"))
+    save(randomize(BertEncoder(tiny_config)), out)
+    config = json.load(open(os.path.join(out, config_file)))
+    config["num_hidden_layers"] = 1
+    json.dump(config, open(os.path.join(out, config_file), "w"))
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(out)
+    text = _one_line(error)
+    assert "16 tensor(s) not used by the model (the checkpoint has 2 layers, its config " \
+        "num_hidden_layers=1)" in text
+    assert ("encoder.layer.1." if fmt == "hf" else "bert/encoder/layer_1/") in text
+
+
+def test_encoder_from_a_full_pretraining_checkpoint_skips_the_heads(pretrainer, tmp_path):
+    """The MLM/NSP heads of a complete checkpoint are known weights the encoder has no place
+    for: load_encoder skips them; load_pretrainer uses every tensor."""
+    for save, name in ((writers.save_hf, "hf"), (writers.save_google, "google")):
+        out = str(tmp_path / name)
+        save(pretrainer, out)
+        assert_same_weights(pretrainer.encoder, load_encoder(out))
+        assert_same_weights(pretrainer, load_pretrainer(out))
 
 
 def test_partial_head_fails(pretrainer, tmp_path):
