@@ -63,11 +63,12 @@ def _layers_hint(source, unused):
     return ""
 
 
-def check_all_used(source, used, skip=()):
+def check_all_used(source, used, skip=(), heads=True):
     """Strict loading: every tensor of `source` is used, except non-weights (position_ids
-    buffers, optimizer slots: dropped by the readers) and `skip`. Else one-line error."""
+    buffers, optimizer slots: dropped by the readers) and `skip`. Else one-line error.
+    `heads=False`: head tensors that fit nothing (an untied decoder) do not matter."""
     unused = [source.source_name(n) for n in source.tensors if n not in used and n not in skip]
-    unused += source.extras
+    unused += source.extras + (source.head_extras if heads else [])
     if unused:
         listed = ", ".join(unused[:4]) + (" ..." if len(unused) > 4 else "")
         raise CheckpointError(
@@ -95,7 +96,7 @@ def load_encoder(path, dtype=None):
         used = assign_from_source(encoder, source)
         # A complete pre-training checkpoint's MLM/NSP heads are known BERT weights that an
         # encoder has no place for (load_pretrainer uses them): skipped, not an error.
-        check_all_used(source, used, skip=_head_names())
+        check_all_used(source, used, skip=_head_names(), heads=False)
     log.info("loaded encoder from %s (%s) in %.1f s", path, kind, time.time() - start)
     return encoder
 

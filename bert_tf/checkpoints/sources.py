@@ -7,7 +7,6 @@ errors speak the source's language.
 
 import dataclasses
 import json
-import logging
 import os
 import re
 from typing import Dict, List, Optional, Tuple
@@ -17,8 +16,6 @@ import numpy as np
 from bert_tf.config import BertConfig
 from bert_tf.checkpoints import names as tensor_names
 from bert_tf.errors import BertTfError
-
-log = logging.getLogger(__name__)
 
 HF_CONFIG = "config.json"
 HF_SAFETENSORS = "model.safetensors"
@@ -42,6 +39,8 @@ class TensorSource:
     extras: List[str]                           # source names that map to nothing we know
     vocab_file: Optional[str] = None
     lower_case: Optional[bool] = None
+    # head tensors that fit no variable (an untied MLM decoder): unused when heads are loaded
+    head_extras: List[str] = dataclasses.field(default_factory=list)
 
     def source_name(self, canonical):
         return self.origin.get(canonical, (canonical, False))[0]
@@ -204,16 +203,18 @@ def read_hf(directory):
             array = array.T
         tensors[entry.google] = array
         origin[entry.google] = (source_name, entry.transpose)
+    head_extras = []
     if decoder_weight is not None:
         words = tensors.get("bert/embeddings/word_embeddings")
         if words is None or words.shape != decoder_weight[1].shape or not np.array_equal(
                 words, decoder_weight[1]):
-            log.warning("%s: '%s' is not tied to the word embeddings; bert-tf ties the MLM "
-                        "decoder, so it is ignored", file, decoder_weight[0])
+            # bert-tf ties the MLM decoder to the word embeddings: an untied one has no place
+            head_extras.append(f"{decoder_weight[0]} (not tied to the word embeddings)")
     vocab = os.path.join(directory, VOCAB)
     vocab = vocab if os.path.isfile(vocab) else None
     return TensorSource(file, "hf", config, tensors, origin, extras, vocab,
-                        infer_lower_case(vocab, os.path.join(directory, "tokenizer_config.json")))
+                        infer_lower_case(vocab, os.path.join(directory, "tokenizer_config.json")),
+                        head_extras)
 
 
 # ---- Google TF1 -------------------------------------------------------------------------

@@ -240,6 +240,22 @@ def test_encoder_from_a_full_pretraining_checkpoint_skips_the_heads(pretrainer, 
         assert_same_weights(pretrainer, load_pretrainer(out))
 
 
+def test_untied_mlm_decoder_fails_only_where_the_heads_are_loaded(pretrainer, tmp_path):
+    out = str(tmp_path / "hf")
+    writers.save_hf(pretrainer, out)
+    tensors = _read_safetensors(out)
+    tensors["cls.predictions.decoder.weight"] = tensors[
+        "bert.embeddings.word_embeddings.weight"] + 1.0
+    _write_safetensors(out, tensors)
+    assert_same_weights(pretrainer.encoder, load_encoder(out))
+    with pytest.raises(CheckpointError) as error:
+        load_pretrainer(out)
+    assert _one_line(error) == (
+        f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
+        "cls.predictions.decoder.weight (not tied to the word embeddings) (loading is strict: "
+        "a checkpoint must fit its config exactly)")
+
+
 def test_partial_head_fails(pretrainer, tmp_path):
     out = str(tmp_path / "hf")
     writers.save_hf(pretrainer, out)
