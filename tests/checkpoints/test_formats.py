@@ -364,6 +364,21 @@ def test_model_dir_weights_that_do_not_fit(tiny_config, tiny_vocab_file, tmp_pat
     assert "model.weights.h5: does not fit" in _one_line(error)
 
 
+def test_model_dir_config_with_fewer_layers_than_the_weights(tiny_config, tiny_vocab_file,
+                                                             tmp_path):
+    out = str(tmp_path / "dir")
+    write_model_dir(out, randomize(BertPretrainer(BertEncoder(tiny_config))), tiny_vocab_file,
+                    True)
+    config = json.load(open(os.path.join(out, "config.json")))
+    config["encoder"]["num_layers"] = 1
+    json.dump(config, open(os.path.join(out, "config.json"), "w"))
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(out)
+    assert _one_line(error) == (
+        f"{out}/model.weights.h5: holds 38 weight tensors but the model of {out}/config.json "
+        "has 26 (e.g. a config with fewer layers than the weights); loading is strict")
+
+
 def test_model_dir_without_weights(tiny_config, tiny_vocab_file, tmp_path):
     out = tmp_path / "model"
     write_model_dir(str(out), BertPretrainer(BertEncoder(tiny_config)), tiny_vocab_file, True)
