@@ -13,7 +13,8 @@ from bert_tf import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA, Be
 from bert_tf.checkpoints import writers
 from bert_tf.checkpoints.loader import assign_from_source
 from bert_tf.checkpoints.model_dir_io import write_model_dir
-from bert_tf.checkpoints.sources import CheckpointError, infer_lower_case, read_source
+from bert_tf.checkpoints.sources import (CheckpointError, infer_lower_case, read_encoder_config,
+                                         read_source)
 
 
 def randomize(model, seed=0):
@@ -275,6 +276,22 @@ def test_pretrainer_from_encoder_only_checkpoint_warns(tiny_config, tmp_path, ca
     assert "no masked-LM head weights" in caplog.text
     assert "no next-sentence head weights" in caplog.text
     assert_same_weights(encoder, model.encoder)
+
+
+def test_encoder_config_without_reading_tensors(pretrainer, tiny_config, tiny_vocab_file,
+                                                tmp_path):
+    writers.save_hf(pretrainer, str(tmp_path / "hf"))
+    writers.save_google(pretrainer, str(tmp_path / "google"))
+    write_model_dir(str(tmp_path / "dir"), pretrainer, tiny_vocab_file, True)
+    for path in ("hf", "google", "google/bert_model.ckpt", "dir"):
+        got = read_encoder_config(str(tmp_path / path))
+        assert (got.num_layers, got.hidden_size, got.max_position_embeddings) == (
+            tiny_config.num_layers, tiny_config.hidden_size,
+            tiny_config.max_position_embeddings), path
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match=r"file: is a file, not a checkpoint directory "
+                                              r"\(expected a bert-tf model dir"):
+        read_encoder_config(str(tmp_path / "file"))
 
 
 def test_not_a_checkpoint(tmp_path):
