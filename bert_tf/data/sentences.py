@@ -80,7 +80,7 @@ def _is_heading(document):
 
 
 def _read_lines(path, encoding_errors="replace"):
-    with open(path, "r", encoding="utf-8", errors=encoding_errors) as f:
+    with open(path, "r", encoding="utf-8-sig", errors=encoding_errors) as f:   # BOM dropped
         for line in f:
             yield line
 

@@ -215,3 +215,10 @@ def test_pretraining_refuses_binary_files(tmp_path):
     with pytest.raises(pd.PretrainingDataError, match=r"noise.bin: not a text file \(100% of "
                                                       r"the first 512 bytes are not UTF-8\)"):
         pd.expand_input_files(noise)
+
+
+def test_pretraining_text_with_bom_and_crlf(tmp_path):
+    from bert_tf.data import sentences
+    path = write(tmp_path, "c.txt", BOM + b"First one.\r\nSecond one.\r\n\r\nNext doc.\r\n")
+    assert list(sentences.iter_documents(path, "sentences")) == [
+        ["First one.", "Second one."], ["Next doc."]]
