@@ -31,11 +31,11 @@ flags.mark_flags_as_required(["input", "output"])
 def main(argv):
     del argv
     from bert_tf.checkpoints.convert import convert
-    from bert_tf.checkpoints.sources import CheckpointError
+    from bert_tf.errors import BertTfError
     try:
         out = convert(FLAGS.input, FLAGS.output, FLAGS.to, overwrite=FLAGS.overwrite,
                       seq_length=FLAGS.seq_length)
-    except (CheckpointError, FileExistsError, FileNotFoundError) as e:
+    except (BertTfError, FileExistsError, FileNotFoundError) as e:
         sys.exit(f"convert: {e}")
     logging.info("wrote %s", out)
     print(out)

@@ -112,6 +112,7 @@ def _run_beam(pd, prefix, config, factory):
 def main(argv):
     del argv
     from bert_tf.data import pretraining_data as pd
+    from bert_tf.errors import BertTfError
     if not FLAGS.input_files:
         sys.exit("create_pretraining_data: --input_files is required")
     if not FLAGS.vocab_file:
@@ -143,7 +144,7 @@ def main(argv):
                 progress_every_seconds=FLAGS.progress_seconds)
         else:
             meta = _run_beam(pd, prefix, config, factory)
-    except pd.PretrainingDataError as e:
+    except BertTfError as e:
         sys.exit(f"create_pretraining_data: {e}")
     counts = meta["counts"]
     print(f"wrote {counts['instances']} instances from {counts['documents']} documents "

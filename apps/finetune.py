@@ -22,7 +22,13 @@ the file and line (--allow_unseen_labels: warn, count, and score those examples 
 SQuAD answers whose answer_start does not match the context are moved to the nearest
 occurrence of the text, or not trained on if absent, with a warning count
 (--squad_offset_errors=fail: stop naming the question id); CoNLL sentences longer than
---max_seq_length are split into windows (counted) and stitched back per word.
+--max_seq_length are split into windows (counted) and stitched back per word. Everything else
+that cannot be right stops up front with one line naming the file, line and field: labels
+mixing class ids and names, tags outside --tag_scheme, SQuAD v2.0 questions with
+--noversion_2_with_negative, duplicate question ids, bytes that are not UTF-8, non-finite
+regression labels, a directory as a data file, a plain file as --init_checkpoint, a
+--max_seq_length above the encoder's max_position_embeddings, a non-finite --learning_rate.
+A leading BOM and CRLF line ends are accepted in every format.
 """
 
 import sys
@@ -93,6 +99,12 @@ flags.DEFINE_bool("regression", False, "classify: predict a real number (STS-B s
                   "loss, Pearson/Spearman) instead of a class.")
 flags.DEFINE_string("tfds_data_dir", None, "classify: TFDS data dir holding prepared "
                     "datasets for tfds: sources (nothing is downloaded).")
+# tag
+flags.DEFINE_enum("tag_scheme", "iob", ["iob", "bioes"], "tag: the tag scheme of the CoNLL "
+                  "files. iob: IOB1 or IOB2 (O, B-TYPE, I-TYPE), kept as written; bioes: "
+                  "BIOES/IOBES (also S-TYPE, E-TYPE), converted to IOB2 (same chunks) for "
+                  "training, metrics and predictions. A tag outside the scheme (bare PER, "
+                  "lower-case o/b-per, S-/E- under iob) fails naming file and line.")
 # squad
 flags.DEFINE_integer("doc_stride", 128, "squad: tokens between the starts of consecutive "
                      "windows of a long context.")
@@ -128,7 +140,8 @@ def config_from_flags():
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         log_every_steps=FLAGS.log_every_steps, max_train_examples=FLAGS.max_train_examples,
         allow_unseen_labels=FLAGS.allow_unseen_labels, label_names=FLAGS.label_names,
-        text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column,
+        tag_scheme=FLAGS.tag_scheme, text_a_column=FLAGS.text_a_column,
+        text_b_column=FLAGS.text_b_column,
         label_column=FLAGS.label_column, regression=FLAGS.regression,
         tfds_data_dir=FLAGS.tfds_data_dir, doc_stride=FLAGS.doc_stride,
         max_query_length=FLAGS.max_query_length, max_answer_length=FLAGS.max_answer_length,
@@ -141,13 +154,12 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"finetune: unexpected arguments {argv[1:]}")
     from bert_tf import finetuning
-    from bert_tf.checkpoints.sources import CheckpointError
-    from bert_tf.training.trainer import CheckpointError as TrainCheckpointError
-    from bert_tf.training.trainer import NonFiniteLossError
+    from bert_tf.errors import BertTfError
     try:
         results = finetuning.run(config_from_flags())
-    except (ValueError, FileNotFoundError, CheckpointError, TrainCheckpointError,
-            NonFiniteLossError) as e:
+    except BertTfError as e:
+        sys.exit(f"finetune: {e}")
+    except (ValueError, FileNotFoundError) as e:   # builtins still raised by a few helpers
         sys.exit(f"finetune: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     main_metric = results["main_metric"]
     print(f"finetune: best epoch {results['best_epoch']}: {main_metric}="

@@ -27,8 +27,18 @@ import os
 import time
 
 from bert_tf import model_dir as md
+from bert_tf.checkpoints.sources import CheckpointError, read_encoder_config
+from bert_tf.data.classification import parse_tfds_source
+from bert_tf.data.conll import TAG_SCHEMES
+from bert_tf.data.errors import DataError
+from bert_tf.data.text_files import check_file
+from bert_tf.errors import BertTfError
 
 STATE_FILE = "finetune_state.json"
+
+
+class FinetuneConfigError(BertTfError, ValueError):
+    """A fine-tuning setting that cannot work (one line naming the flag)."""
 
 
 @dataclasses.dataclass
@@ -62,6 +72,8 @@ class FinetuneConfig:
     label_column: str = "label"
     regression: bool = False
     tfds_data_dir: str = None
+    # tag
+    tag_scheme: str = "iob"
     # squad
     doc_stride: int = 128
     max_query_length: int = 64
@@ -74,24 +86,58 @@ class FinetuneConfig:
     def validate(self):
         from bert_tf.tasks import TASK_NAMES
         if self.task not in TASK_NAMES:
-            raise ValueError(f"--task: expected one of {', '.join(TASK_NAMES)}, got "
-                             f"{self.task!r}")
+            raise FinetuneConfigError(f"--task: expected one of {', '.join(TASK_NAMES)}, got "
+                                      f"{self.task!r}")
         for name in ("init_checkpoint", "train_file", "model_dir"):
             if not getattr(self, name):
-                raise ValueError(f"--{name} is required")
+                raise FinetuneConfigError(f"--{name} is required")
         for name in ("epochs", "batch_size", "max_seq_length"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"--{name}: expected a positive number, got "
-                                 f"{getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"--learning_rate: expected > 0, got {self.learning_rate}")
+                raise FinetuneConfigError(f"--{name}: expected a positive number, got "
+                                          f"{getattr(self, name)}")
+        # Written so that NaN fails too (every comparison with NaN is False).
+        if not (0 < self.learning_rate < math.inf):
+            raise FinetuneConfigError(f"--learning_rate: expected a finite number > 0, got "
+                                      f"{self.learning_rate}")
+        for name, low, high in (("weight_decay", 0, math.inf), ("clip_norm", 0, math.inf),
+                                ("dropout", 0, 1)):
+            if not (low <= getattr(self, name) < high):
+                raise FinetuneConfigError(f"--{name}: expected a finite number in [{low}, "
+                                          f"{high}), got {getattr(self, name)}")
         if not 0 <= self.warmup_proportion < 1:
-            raise ValueError(f"--warmup_proportion: expected [0, 1), got "
-                             f"{self.warmup_proportion}")
+            raise FinetuneConfigError(f"--warmup_proportion: expected [0, 1), got "
+                                      f"{self.warmup_proportion}")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(f"--layer_decay: expected (0, 1], got {self.layer_decay}")
+            raise FinetuneConfigError(f"--layer_decay: expected (0, 1], got "
+                                      f"{self.layer_decay}")
         if self.task == "squad" and self.doc_stride <= 0:
-            raise ValueError(f"--doc_stride: expected > 0, got {self.doc_stride}")
+            raise FinetuneConfigError(f"--doc_stride: expected > 0, got {self.doc_stride}")
+        if self.tag_scheme not in TAG_SCHEMES:
+            raise FinetuneConfigError(f"--tag_scheme: expected one of {', '.join(TAG_SCHEMES)}"
+                                      f", got {self.tag_scheme!r}")
+
+    def check_paths(self):
+        """Up-front checks of the paths and of max_seq_length against the encoder (its config
+        only; no weights are read): one line each, before any data is read."""
+        if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
+            raise FinetuneConfigError(f"--model_dir={self.model_dir}: exists and is not a "
+                                      f"directory")
+        for name in ("train_file", "eval_file"):
+            path = getattr(self, name)
+            if path and not (self.task == "classify" and parse_tfds_source(path)):
+                try:
+                    check_file(path)
+                except DataError as e:
+                    raise FinetuneConfigError(f"--{name}={e}") from None
+        try:
+            encoder = read_encoder_config(self.init_checkpoint)
+        except CheckpointError as e:
+            raise FinetuneConfigError(f"--init_checkpoint={e}") from None
+        if self.max_seq_length > encoder.max_position_embeddings:
+            raise FinetuneConfigError(
+                f"--max_seq_length={self.max_seq_length} exceeds the encoder's "
+                f"max_position_embeddings={encoder.max_position_embeddings} "
+                f"({self.init_checkpoint})")
 
 
 def _finite(values):
@@ -120,6 +166,7 @@ def _check_existing(directory, task_info):
 def run(config, progress_fn=print):
     """Fine-tunes; returns the best epoch's eval results (see the module doc)."""
     config.validate()
+    config.check_paths()
     import keras
     import tensorflow as tf
     from bert_tf.checkpoints.loader import load_encoder

@@ -4,12 +4,16 @@
     Hugging Face        config.json + model.safetensors (or pytorch_model.bin) + vocab.txt
     Google TF1          bert_config.json + bert_model.ckpt.{index,data-*} + vocab.txt
 
-Loading from HF / Google is strict: every variable gets its tensor(s) with the right shape or
-the load fails, before any variable is touched, with one line naming the first mismatch.
+Loading from HF / Google is strict both ways: every variable gets its tensor(s) with the right
+shape, and every tensor of the checkpoint is used (except non-weights: position_ids buffers,
+optimizer slots, global_step; and, for load_encoder, the MLM/NSP heads of a complete
+pre-training checkpoint), or the load fails with one line naming the first mismatch or the
+unused tensors (e.g. a config with fewer layers than the weights).
 """
 
 import logging
 import os
+import re
 import time
 
 from bert_tf.checkpoints import mapping
@@ -48,17 +52,32 @@ def assign_from_source(model, source, groups=(tensor_names.ENCODER,)):
     return used
 
 
-def _report_unused(source, used, expected_unused=()):
-    unused = [source.source_name(n) for n in source.tensors
-              if n not in used and n not in expected_unused]
-    unused += source.extras
+def _layers_hint(source, unused):
+    """' (the checkpoint has 6 layers, the config num_hidden_layers=1)' when unused tensors
+    belong to layers beyond the config's, else ''."""
+    layers = [int(m.group(1)) for n in unused
+              for m in [re.search(r"layer[._](\d+)[./]", n)] if m]
+    if layers and max(layers) >= source.config.num_layers:
+        return (f" (the checkpoint has {max(layers) + 1} layers, its config "
+                f"num_hidden_layers={source.config.num_layers})")
+    return ""
+
+
+def check_all_used(source, used, skip=(), heads=True):
+    """Strict loading: every tensor of `source` is used, except non-weights (position_ids
+    buffers, optimizer slots: dropped by the readers) and `skip`. Else one-line error.
+    `heads=False`: head tensors that fit nothing (an untied decoder) do not matter."""
+    unused = [source.source_name(n) for n in source.tensors if n not in used and n not in skip]
+    unused += source.extras + (source.head_extras if heads else [])
     if unused:
-        log.warning("%s: %d tensor(s) not used: %s", source.path, len(unused),
-                    ", ".join(unused[:10]) + (" ..." if len(unused) > 10 else ""))
-    return unused
+        listed = ", ".join(unused[:4]) + (" ..." if len(unused) > 4 else "")
+        raise CheckpointError(
+            f"{source.path}: {len(unused)} tensor(s) not used by the model"
+            f"{_layers_hint(source, unused)}: {listed} (loading is strict: a checkpoint must "
+            f"fit its config exactly)")
 
 
-def _head_names(num_layers):
+def _head_names():
     return {n.google for n in tensor_names.mlm_names() + tensor_names.nsp_names()}
 
 
@@ -75,8 +94,9 @@ def load_encoder(path, dtype=None):
         source = read_source(path)
         encoder = BertEncoder(source.config, dtype=dtype)
         used = assign_from_source(encoder, source)
-        # Pre-training heads are expected in full checkpoints: not worth a warning here.
-        _report_unused(source, used, expected_unused=_head_names(source.config.num_layers))
+        # A complete pre-training checkpoint's MLM/NSP heads are known BERT weights that an
+        # encoder has no place for (load_pretrainer uses them): skipped, not an error.
+        check_all_used(source, used, skip=_head_names(), heads=False)
     log.info("loaded encoder from %s (%s) in %.1f s", path, kind, time.time() - start)
     return encoder
 
@@ -102,7 +122,7 @@ def load_pretrainer(path, dtype=None):
         else:
             log.warning("%s: no %s head weights; that head is freshly initialized", path, what)
     used = assign_from_source(model, source, groups)
-    _report_unused(source, used)
+    check_all_used(source, used)
     return model
 
 

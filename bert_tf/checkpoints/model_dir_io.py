@@ -10,6 +10,8 @@ checkpoints/ (written as tf.train.Checkpoint(model=model, optimizer=..., step=..
 import logging
 import os
 
+import h5py
+
 from bert_tf import model_dir as md
 from bert_tf.checkpoints.sources import CheckpointError
 
@@ -67,6 +69,7 @@ def restore_weights(model, path):
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CheckpointError(f"{d.weights_path}: does not fit the model in "
                                   f"{d.config_path}: {first}") from None
+        _check_all_used(model, d)
         return d.weights_path
     import tensorflow as tf
     latest = tf.train.latest_checkpoint(d.checkpoint_dir) if os.path.isdir(
@@ -82,6 +85,21 @@ def restore_weights(model, path):
         raise CheckpointError(f"{latest}: does not fit the model in {d.config_path}: "
                               f"{first}") from None
     return latest
+
+
+def _check_all_used(model, d):
+    """Strict loading of model.weights.h5: Keras fills the model's variables and ignores
+    tensors left over (e.g. a config.json with fewer layers than the weights): refuse that."""
+    with h5py.File(d.weights_path, "r") as f:
+        stored = []
+        f.visititems(lambda name, obj: stored.append(name)
+                     if isinstance(obj, h5py.Dataset) else None)
+    expected = len({id(v) for v in model.weights})
+    if len(stored) != expected:
+        raise CheckpointError(
+            f"{d.weights_path}: holds {len(stored)} weight tensors but the model of "
+            f"{d.config_path} has {expected} (e.g. a config with fewer layers than the "
+            f"weights); loading is strict")
 
 
 def write_model_dir(output, model, vocab_file, lower_case, task=None, seq_length=128,

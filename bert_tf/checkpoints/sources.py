@@ -7,7 +7,6 @@ errors speak the source's language.
 
 import dataclasses
 import json
-import logging
 import os
 import re
 from typing import Dict, List, Optional, Tuple
@@ -17,8 +16,6 @@ import numpy as np
 from bert_tf.config import BertConfig
 from bert_tf.checkpoints import names as tensor_names
 from bert_tf.errors import BertTfError
-
-log = logging.getLogger(__name__)
 
 HF_CONFIG = "config.json"
 HF_SAFETENSORS = "model.safetensors"
@@ -42,6 +39,8 @@ class TensorSource:
     extras: List[str]                           # source names that map to nothing we know
     vocab_file: Optional[str] = None
     lower_case: Optional[bool] = None
+    # head tensors that fit no variable (an untied MLM decoder): unused when heads are loaded
+    head_extras: List[str] = dataclasses.field(default_factory=list)
 
     def source_name(self, canonical):
         return self.origin.get(canonical, (canonical, False))[0]
@@ -204,16 +203,18 @@ def read_hf(directory):
             array = array.T
         tensors[entry.google] = array
         origin[entry.google] = (source_name, entry.transpose)
+    head_extras = []
     if decoder_weight is not None:
         words = tensors.get("bert/embeddings/word_embeddings")
         if words is None or words.shape != decoder_weight[1].shape or not np.array_equal(
                 words, decoder_weight[1]):
-            log.warning("%s: '%s' is not tied to the word embeddings; bert-tf ties the MLM "
-                        "decoder, so it is ignored", file, decoder_weight[0])
+            # bert-tf ties the MLM decoder to the word embeddings: an untied one has no place
+            head_extras.append(f"{decoder_weight[0]} (not tied to the word embeddings)")
     vocab = os.path.join(directory, VOCAB)
     vocab = vocab if os.path.isfile(vocab) else None
     return TensorSource(file, "hf", config, tensors, origin, extras, vocab,
-                        infer_lower_case(vocab, os.path.join(directory, "tokenizer_config.json")))
+                        infer_lower_case(vocab, os.path.join(directory, "tokenizer_config.json")),
+                        head_extras)
 
 
 # ---- Google TF1 -------------------------------------------------------------------------
@@ -248,13 +249,44 @@ def read_google(path):
                         infer_lower_case(vocab))
 
 
+EXPECTED = (f"a bert-tf model dir with config.json, a Hugging Face dir with {HF_CONFIG} + "
+            f"{HF_SAFETENSORS}, or a Google dir with {GOOGLE_CONFIG} + {GOOGLE_CKPT}.index")
+
+
+def not_a_checkpoint(path):
+    """The one-line error for a path that is no checkpoint of any kind."""
+    if not os.path.exists(path):
+        return CheckpointError(f"{path}: no such file or directory (expected {EXPECTED})")
+    if not os.path.isdir(path):
+        return CheckpointError(f"{path}: is a file, not a checkpoint directory (expected "
+                               f"{EXPECTED})")
+    return CheckpointError(f"{path}: not a BERT checkpoint directory (expected {EXPECTED})")
+
+
 def read_source(path):
     kind = detect_kind(path)
     if kind == "hf":
         return read_hf(path)
     if kind == "google":
         return read_google(path)
-    raise CheckpointError(
-        f"{path}: not a BERT checkpoint directory (expected a bert-tf model dir with "
-        f"config.json, a Hugging Face dir with {HF_CONFIG} + {HF_SAFETENSORS}, or a Google dir "
-        f"with {GOOGLE_CONFIG} + {GOOGLE_CKPT}.index)")
+    raise not_a_checkpoint(path)
+
+
+def read_encoder_config(path):
+    """The encoder `BertConfig` of any checkpoint kind, without reading its tensors."""
+    kind = detect_kind(path)
+    if kind == "bert_tf":
+        from bert_tf import model_dir
+        d = model_dir.ModelDir(path)
+        try:
+            return BertConfig.from_dict(d.read_config()["encoder"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{d.config_path}: bad encoder config ({e})") from None
+    if kind == "hf":
+        config_path = os.path.join(path, HF_CONFIG)
+        return _config_from(_read_json(config_path, "Hugging Face config"), config_path)
+    if kind == "google":
+        directory = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
+        config_path = os.path.join(directory, GOOGLE_CONFIG)
+        return _config_from(_read_json(config_path, "Google BERT config"), config_path)
+    raise not_a_checkpoint(path)

@@ -17,10 +17,11 @@ import csv
 import dataclasses
 import json
 import logging
-import os
+import math
 import sys
 
 from bert_tf.data.errors import DataError
+from bert_tf.data.text_files import check_file, iter_lines
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 
@@ -69,54 +70,64 @@ def _read_delimited(path, delimiter, columns, need_label, stats):
     text_a_column, text_b_column, label_column = columns
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     examples = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(path, "empty file (expected a header line)") from None
-        header = [h.strip() for h in header]
-        _check_columns(path, header, [("--text_a_column", text_a_column),
-                                      ("--text_b_column", text_b_column),
-                                      ("--label_column", label_column if need_label else None)])
-        start_line = reader.line_num + 1
-        for fields in reader:
-            line = start_line
-            start_line = reader.line_num + 1
-            if not fields or all(not x.strip() for x in fields):
-                stats.blank_lines += 1
-                continue
-            if len(fields) != len(header):
-                raise DataError(path, f"expected {len(header)} fields (as the header), got "
-                                f"{len(fields)}", line=line)
-            examples.append(_make_example(path, line, dict(zip(header, fields)), text_a_column,
-                                          text_b_column, label_column, need_label))
+    reader = csv.reader(iter_lines(path), delimiter=delimiter, quoting=quoting)
+    rows = _csv_rows(path, reader)
+    try:
+        header, _ = next(rows)
+    except StopIteration:
+        raise DataError(path, "empty file (expected a header line)") from None
+    header = [h.strip() for h in header]
+    _check_columns(path, header, [("--text_a_column", text_a_column),
+                                  ("--text_b_column", text_b_column),
+                                  ("--label_column", label_column if need_label else None)])
+    for fields, line in rows:
+        if not fields or all(not x.strip() for x in fields):
+            stats.blank_lines += 1
+            continue
+        if len(fields) != len(header):
+            raise DataError(path, f"expected {len(header)} fields (as the header), got "
+                            f"{len(fields)}", line=line)
+        examples.append(_make_example(path, line, dict(zip(header, fields)), text_a_column,
+                                      text_b_column, label_column, need_label))
     return examples
+
+
+def _csv_rows(path, reader):
+    """Yields (fields, first line number of the row); a csv.Error names its line."""
+    start_line = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataError(path, f"malformed CSV ({e})", line=reader.line_num) from None
+        yield fields, start_line
+        start_line = reader.line_num + 1
 
 
 def _read_jsonl(path, columns, need_label, stats):
     text_a_column, text_b_column, label_column = columns
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            if not line.strip():
-                stats.blank_lines += 1
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"invalid JSON ({e.msg})", line=line_number) from None
-            if not isinstance(row, dict):
-                raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
-                                line=line_number)
-            for kind, name in (("--text_a_column", text_a_column),
-                               ("--text_b_column", text_b_column),
-                               ("--label_column", label_column if need_label else None)):
-                if name is not None and name not in row:
-                    raise DataError(path, f"no key {name!r} ({kind}); found: "
-                                    f"{', '.join(map(repr, row))}", line=line_number)
-            examples.append(_make_example(path, line_number, row, text_a_column, text_b_column,
-                                          label_column, need_label))
+    for line_number, line in enumerate(iter_lines(path), 1):
+        if not line.strip():
+            stats.blank_lines += 1
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"invalid JSON ({e.msg})", line=line_number) from None
+        if not isinstance(row, dict):
+            raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
+                            line=line_number)
+        for kind, name in (("--text_a_column", text_a_column),
+                           ("--text_b_column", text_b_column),
+                           ("--label_column", label_column if need_label else None)):
+            if name is not None and name not in row:
+                raise DataError(path, f"no key {name!r} ({kind}); found: "
+                                f"{', '.join(map(repr, row))}", line=line_number)
+        examples.append(_make_example(path, line_number, row, text_a_column, text_b_column,
+                                      label_column, need_label))
     return examples
 
 
@@ -182,8 +193,7 @@ def read_examples(source, text_a_column="sentence", text_b_column=None, label_co
     if parse_tfds_source(source):
         examples = _read_tfds(source, columns, need_label, tfds_data_dir, stats)
     else:
-        if not os.path.isfile(source):
-            raise DataError(source, "no such file")
+        check_file(source)
         lower = source.lower()
         if lower.endswith((".jsonl", ".json", ".ndjson")):
             examples = _read_jsonl(source, columns, need_label, stats)
@@ -209,6 +219,28 @@ def _sort_key(label):
         return (1, 0.0, label)
 
 
+def _is_number(label):
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_one_kind(examples):
+    numbers = [e for e in examples if _is_number(e.label)]
+    if not numbers or len(numbers) == len(examples):
+        return
+    names = [e for e in examples if not _is_number(e.label)]
+    odd, other = (numbers, names) if len(numbers) <= len(names) else (names, numbers)
+    kinds = ("a class id (number)", "class names") if odd is numbers else \
+        ("a class name", "class ids (numbers)")
+    seen = sorted({e.label for e in other}, key=_sort_key)[:4]
+    raise DataError(odd[0].source, f"{odd[0].label!r} is {kinds[0]} but the other labels are "
+                    f"{kinds[1]} ({', '.join(map(repr, seen))}); use one kind in the whole "
+                    f"file", field="label")
+
+
 class LabelMap:
     """Class names <-> ids. Names come from the training data, sorted (numerically when all
     are numbers, so GLUE's "0"/"1" keep their ids and class 1 is the positive class), or
@@ -225,6 +257,9 @@ class LabelMap:
 
     @classmethod
     def from_examples(cls, examples):
+        """The sorted label set of `examples`; labels that mix class ids (numbers) and class
+        names ("1", "neg", "0", "pos") fail naming the first label of the rarer kind."""
+        _check_one_kind(examples)
         return cls(sorted({e.label for e in examples}, key=_sort_key))
 
     def encode(self, examples, allow_unseen=False):
@@ -247,10 +282,14 @@ def encode_regression(examples):
     values = []
     for e in examples:
         try:
-            values.append(float(e.label))
+            value = float(e.label)
         except (TypeError, ValueError):
             raise DataError(e.source, f"expected a number for regression, got {e.label!r}",
                             field="label") from None
+        if not math.isfinite(value):
+            raise DataError(e.source, f"expected a finite number for regression, got "
+                            f"{e.label!r}", field="label")
+        values.append(value)
     return values
 
 

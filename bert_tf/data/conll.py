@@ -2,19 +2,33 @@
 
 Format: one token per line, whitespace-separated columns, the word first and the tag last
 (CoNLL-2003: `word POS chunk NER`); a blank line ends a sentence; `-DOCSTART-` lines are
-document separators and skipped. Tags may be IOB1 (CoNLL-2003 original: I- starts a chunk,
-B- only between adjacent chunks of one type) or IOB2/BIO (B- starts every chunk); both are kept
-as written (scoring treats them alike, see bert_tf.evaluation.tagging).
-Errors name the file and line: a line with a different column count than its sentence, a
-missing tag column, a file without sentences.
+document separators and skipped. Columns may be separated by
+tabs or spaces; a line of only whitespace (e.g. a single tab) ends a sentence like an empty
+one; CRLF line ends and a leading BOM are fine.
+
+Tag schemes (`tag_scheme`):
+  iob    (default) IOB1 (CoNLL-2003 original: I- starts a chunk, B- only between adjacent
+         chunks of one type) or IOB2/BIO (B- starts every chunk); kept as written (scoring
+         treats them alike, see bert_tf.evaluation.tagging). Every tag is `O`, `B-TYPE` or
+         `I-TYPE` with upper-case O/B/I.
+  bioes  BIOES/IOBES (`S-TYPE` single-word and `E-TYPE` last-word chunks too): converted to
+         IOB2 on reading (same chunks), so the model, the metrics and the predictions use IOB2.
+A tag outside the scheme (a bare `PER`, `S-PER` under iob, lower-case `o` or `b-per`) fails
+naming the file, line and tag: it would otherwise be scored as an entity type of its own.
+Other errors name the file and line too: a line with a different column count than its
+sentence, a missing tag column, a byte that is not UTF-8, a file without sentences.
 """
 
 import dataclasses
-import os
+import re
 
 from bert_tf.data.errors import DataError
+from bert_tf.data.text_files import iter_lines
+from bert_tf.evaluation.tagging import convert_scheme
 
 DOCSTART = "-DOCSTART-"
+TAG_SCHEMES = ("iob", "bioes")
+_TAG_PATTERN = {"iob": re.compile(r"O|[BI]-\S+"), "bioes": re.compile(r"O|[BIES]-\S+")}
 
 
 @dataclasses.dataclass
@@ -26,10 +40,38 @@ class Sentence:
     source: str = ""         # "file:first_line"
 
 
-def read_sentences(path, need_tags=True):
-    """Returns the file's sentences. With need_tags, every token line needs >= 2 columns."""
-    if not os.path.isfile(path):
-        raise DataError(path, "no such file")
+def _tag_problem(tag, scheme):
+    """Why `tag` is not a tag of `scheme` (None if it is)."""
+    if _TAG_PATTERN[scheme].fullmatch(tag):
+        return None
+    if _TAG_PATTERN[scheme].fullmatch(tag[:1].upper() + tag[1:]):
+        return "the O/B-/I- prefix must be upper-case"
+    if scheme == "iob" and _TAG_PATTERN["bioes"].fullmatch(tag):
+        return "S-/E- tags are BIOES: pass --tag_scheme=bioes"
+    if "-" not in tag:
+        return "no B-/I- prefix (a bare type is not an IOB tag)"
+    return "not a tag of the scheme"
+
+
+def check_tag(path, line, tag, scheme):
+    problem = _tag_problem(tag, scheme)
+    if problem:
+        expected = "O, B-TYPE or I-TYPE" if scheme == "iob" else \
+            "O, B-TYPE, I-TYPE, E-TYPE or S-TYPE"
+        raise DataError(path, f"tag {tag!r}: {problem} (--tag_scheme={scheme}: expected "
+                        f"{expected})", line=line, field="tag")
+
+
+def _to_iob2(sentence):
+    sentence.tags = convert_scheme(sentence.tags, "iob2")
+
+
+def read_sentences(path, need_tags=True, tag_scheme="iob"):
+    """Returns the file's sentences. With need_tags, every token line needs >= 2 columns and
+    its last column must be a tag of `tag_scheme` (bioes tags are returned as IOB2)."""
+    if tag_scheme not in TAG_SCHEMES:
+        raise DataError(path, f"expected one of {', '.join(TAG_SCHEMES)}, got {tag_scheme!r}",
+                        field="tag_scheme")
     sentences = []
     words, tags, lines, columns = [], [], [], []
     width = None
@@ -41,30 +83,34 @@ def read_sentences(path, need_tags=True):
                                       f"{path}:{lines[0]}"))
         words, tags, lines, columns, width = [], [], [], [], None
 
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                flush()
-                continue
-            if fields[0] == DOCSTART:
-                flush()
-                continue
-            if need_tags and len(fields) < 2:
-                raise DataError(path, f"expected at least 2 columns (word ... tag), got "
-                                f"{len(fields)}: {line.strip()!r}", line=line_number,
-                                field="tag")
-            if width is not None and len(fields) != width:
-                raise DataError(path, f"expected {width} columns (as the sentence's first "
-                                f"line), got {len(fields)}", line=line_number)
-            width = len(fields)
-            words.append(fields[0])
-            tags.append(fields[-1])
-            lines.append(line_number)
-            columns.append(fields)
+    for line_number, line in enumerate(iter_lines(path), 1):
+        fields = line.split()
+        if not fields:
+            flush()
+            continue
+        if fields[0] == DOCSTART:
+            flush()
+            continue
+        if need_tags and len(fields) < 2:
+            raise DataError(path, f"expected at least 2 columns (word ... tag), got "
+                            f"{len(fields)}: {line.strip()!r}", line=line_number,
+                            field="tag")
+        if width is not None and len(fields) != width:
+            raise DataError(path, f"expected {width} columns (as the sentence's first "
+                            f"line), got {len(fields)}", line=line_number)
+        if need_tags:
+            check_tag(path, line_number, fields[-1], tag_scheme)
+        width = len(fields)
+        words.append(fields[0])
+        tags.append(fields[-1])
+        lines.append(line_number)
+        columns.append(fields)
     flush()
     if not sentences:
         raise DataError(path, "no sentences")
+    if need_tags and tag_scheme == "bioes":
+        for sentence in sentences:
+            _to_iob2(sentence)
     return sentences
 
 

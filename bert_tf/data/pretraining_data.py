@@ -40,6 +40,7 @@ import time
 from bert_tf.data import pretraining_example
 from bert_tf.data import pretraining_windows as windows_lib
 from bert_tf.data import sentences as sentences_lib
+from bert_tf.data.text_files import looks_binary
 from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
 from bert_tf.errors import BertTfError
@@ -378,6 +379,10 @@ def expand_input_files(input_files):
     for path in files:
         if _file_size(path) == 0:
             raise PretrainingDataError(f"{path}: input file is empty")
+        binary = looks_binary(path)
+        if binary:
+            raise PretrainingDataError(f"{path}: not a text file ({binary}); expected UTF-8 "
+                                       "text (decompress archives first)")
     return files
 
 

@@ -96,7 +96,7 @@ def _read_lines(path, encoding_errors="replace"):
             for raw in f:
                 yield raw.decode("utf-8", errors=encoding_errors)
         return
-    with open(path, "r", encoding="utf-8", errors=encoding_errors) as f:
+    with open(path, "r", encoding="utf-8-sig", errors=encoding_errors) as f:   # BOM dropped
         for line in f:
             yield line
 

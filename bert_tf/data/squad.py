@@ -8,15 +8,19 @@ text). On a mismatch the reader, in "warn" mode, moves the answer to the occurre
 in the context nearest to the stated offset ("fixed"), or, if the text does not occur at all,
 drops that answer for training ("dropped"; the text still counts as gold for evaluation), and
 logs a count; in "fail" mode it raises naming the file and the question id.
-v2.0 is detected from "version" or any "is_impossible" field.
+v2.0 is detected from "version" or any "is_impossible" field. Answer texts with leading or
+trailing whitespace are stripped (the offset moves past the leading part). Duplicate question
+ids fail (they would silently overwrite each other's predictions), and so does an
+is_impossible question when SQuAD v2.0 is off (`allow_impossible=False`). The file must be
+UTF-8 (a BOM is fine); a bad byte names its line.
 """
 
 import dataclasses
 import json
 import logging
-import os
 
 from bert_tf.data.errors import DataError
+from bert_tf.data.text_files import read_text
 
 
 @dataclasses.dataclass
@@ -49,72 +53,103 @@ def _nearest_occurrence(context, text, start):
     return best
 
 
-def read_examples(path, offset_errors="warn", stats=None):
-    """Reads a SQuAD JSON file; see the module docstring."""
+def _load_json(path):
+    try:
+        root = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"invalid JSON ({e.msg})", line=e.lineno) from None
+    if not isinstance(root, dict) or not isinstance(root.get("data"), list):
+        raise DataError(path, "expected a SQuAD JSON object with a \"data\" list", field="data")
+    return root
+
+
+def _strip_answer(context, text, start):
+    """Leading/trailing whitespace is not part of an answer (as the original, which works on
+    whitespace-split words): strip it and move `start` past the leading part where the
+    offset pointed at the unstripped text."""
+    stripped = text.strip()
+    if stripped == text or not isinstance(start, int):
+        return text, start
+    lead = len(text) - len(text.lstrip())
+    if context[start + lead:start + lead + len(stripped)] == stripped:
+        return stripped, start + lead
+    return stripped, start
+
+
+def _training_answer(path, qid, context, answer, offset_errors, stats):
+    """(answer_start, text) of the training answer, checked against the context."""
+    text, start = _strip_answer(context, answer["text"], answer.get("answer_start", -1))
+    if isinstance(start, int) and not isinstance(start, bool) and text and \
+            context[start:start + len(text)] == text:
+        return start, text
+    got = context[start:start + len(text)] if isinstance(start, int) else start
+    if offset_errors == "fail":
+        raise DataError(path, f"answer {text!r} at answer_start={start} does not match the "
+                        f"context (there: {got!r})", field=f"question id {qid}")
+    found = _nearest_occurrence(context, text, start if isinstance(start, int) else 0) \
+        if text else -1
+    if found >= 0:
+        stats.offsets_fixed += 1
+        return found, text
+    stats.answers_dropped += 1
+    return -1, ""
+
+
+def _read_question(path, qa, context, title, where, offset_errors, stats):
+    qid = qa.get("id") if isinstance(qa, dict) else None
+    if qid is None:
+        raise DataError(path, "question without an id", field=where)
+    qid = str(qid)
+    question = qa.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise DataError(path, "missing or empty question", field=f"question id {qid}")
+    impossible = bool(qa.get("is_impossible", False))
+    answers = qa.get("answers") or []
+    for answer in answers:
+        if not isinstance(answer, dict) or "text" not in answer:
+            raise DataError(path, "answer without \"text\"", field=f"question id {qid}")
+    start, text = -1, ""
+    if impossible:
+        stats.impossible += 1
+    elif not answers:
+        raise DataError(path, "no answers and not is_impossible", field=f"question id {qid}")
+    else:
+        start, text = _training_answer(path, qid, context, answers[0], offset_errors, stats)
+    return QAExample(qid, question, context, [a["text"] for a in answers], start, text,
+                     impossible, title)
+
+
+def read_examples(path, offset_errors="warn", stats=None, allow_impossible=True):
+    """Reads a SQuAD JSON file; see the module docstring. Duplicate question ids fail; so
+    does an is_impossible question unless `allow_impossible` (SQuAD v2.0 mode)."""
     if offset_errors not in ("warn", "fail"):
         raise ValueError(f"offset_errors: expected 'warn' or 'fail', got {offset_errors!r}")
     stats = stats if stats is not None else SquadStats()
-    if not os.path.isfile(path):
-        raise DataError(path, "no such file")
-    with open(path, encoding="utf-8") as f:
-        try:
-            root = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(path, f"invalid JSON ({e.msg})", line=e.lineno) from None
-    if not isinstance(root, dict) or not isinstance(root.get("data"), list):
-        raise DataError(path, "expected a SQuAD JSON object with a \"data\" list", field="data")
+    root = _load_json(path)
     version_2 = str(root.get("version", "")).startswith("v2") or '"is_impossible"' in \
         json.dumps(root["data"][:50])
-    examples = []
+    examples, seen = [], {}
     for a, article in enumerate(root["data"]):
         for p, paragraph in enumerate(article.get("paragraphs", [])):
             where = f"data[{a}].paragraphs[{p}]"
             context = paragraph.get("context")
             if not isinstance(context, str) or not context.strip():
                 raise DataError(path, "missing or empty context", field=f"{where}.context")
-            for qa in paragraph.get("qas", []):
-                qid = qa.get("id")
-                if qid is None:
-                    raise DataError(path, "question without an id", field=f"{where}.qas")
-                qid = str(qid)
-                question = qa.get("question")
-                if not isinstance(question, str) or not question.strip():
-                    raise DataError(path, "missing or empty question",
-                                    field=f"question id {qid}")
-                impossible = bool(qa.get("is_impossible", False))
+            for q, qa in enumerate(paragraph.get("qas", [])):
+                example = _read_question(path, qa, context, article.get("title", ""),
+                                         f"{where}.qas[{q}]", offset_errors, stats)
+                if example.qid in seen:
+                    raise DataError(path, f"duplicate question id {example.qid!r} (also at "
+                                    f"{seen[example.qid]}): ids must be unique",
+                                    field=f"{where}.qas[{q}].id")
+                if example.is_impossible and not allow_impossible:
+                    raise DataError(path, f"question id {example.qid!r} has is_impossible="
+                                    "true (a SQuAD v2.0 file) but SQuAD v2.0 is off "
+                                    "(--noversion_2_with_negative)",
+                                    field=f"{where}.qas[{q}].is_impossible")
+                seen[example.qid] = f"{where}.qas[{q}]"
                 version_2 = version_2 or "is_impossible" in qa
-                answers = qa.get("answers") or []
-                texts, start, text = [], -1, ""
-                for answer in answers:
-                    if not isinstance(answer, dict) or "text" not in answer:
-                        raise DataError(path, "answer without \"text\"",
-                                        field=f"question id {qid}")
-                    texts.append(answer["text"])
-                if impossible:
-                    stats.impossible += 1
-                elif not answers:
-                    raise DataError(path, "no answers and not is_impossible",
-                                    field=f"question id {qid}")
-                else:
-                    text = answers[0]["text"]
-                    start = answers[0].get("answer_start", -1)
-                    if not isinstance(start, int) or context[start:start + len(text)] != text:
-                        got = context[start:start + len(text)] if isinstance(start, int) \
-                            else start
-                        if offset_errors == "fail":
-                            raise DataError(path, f"answer {text!r} at answer_start={start} "
-                                            f"does not match the context (there: {got!r})",
-                                            field=f"question id {qid}")
-                        found = _nearest_occurrence(context, text, start if isinstance(
-                            start, int) else 0) if text else -1
-                        if found >= 0:
-                            stats.offsets_fixed += 1
-                            start = found
-                        else:
-                            stats.answers_dropped += 1
-                            start, text = -1, ""
-                examples.append(QAExample(qid, question, context, texts, start, text,
-                                          impossible, article.get("title", "")))
+                examples.append(example)
     if not examples:
         raise DataError(path, "no questions")
     stats.questions = len(examples)

@@ -37,7 +37,9 @@ class SquadTask(Task):
 
     def _read(self, path):
         stats = data.SquadStats()
-        examples = data.read_examples(path, self.config.squad_offset_errors, stats=stats)
+        examples = data.read_examples(
+            path, self.config.squad_offset_errors, stats=stats,
+            allow_impossible=self.config.version_2_with_negative is not False)
         return examples, stats
 
     def load(self):

@@ -38,7 +38,7 @@ class TagTask(Task):
 
     def load(self):
         c = self.config
-        train = conll.read_sentences(c.train_file)
+        train = conll.read_sentences(c.train_file, tag_scheme=c.tag_scheme)
         if c.max_train_examples and len(train) > c.max_train_examples:
             train = train[:c.max_train_examples]
         self.label_names = list(c.label_names) if c.label_names else conll.tag_names(train)
@@ -50,7 +50,7 @@ class TagTask(Task):
         self.data_stats.update(train_sentences=len(train),
                                train_sentences_split=stats.sentences_split)
         if c.eval_file:
-            self.eval_sentences = conll.read_sentences(c.eval_file)
+            self.eval_sentences = conll.read_sentences(c.eval_file, tag_scheme=c.tag_scheme)
             stats = conll.TagFeatureStats()
             self.eval_features, self.eval_windows = conll.build_features(
                 self.eval_sentences, self.tokenizer, c.max_seq_length, self.tag_ids,

@@ -536,10 +536,12 @@ class Trainer:
         if bad:
             loss = float(self._bad_loss.numpy())
             self._flush()
+            latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+            kept = (f"the last checkpoint ({latest}) holds the last good state" if latest
+                    else "no checkpoint was written yet")
             raise NonFiniteLossError(
                 f"non-finite loss or gradient at step {bad} (loss={loss}); training stopped "
-                f"before applying it; the last checkpoint in {self.checkpoint_dir} holds the "
-                f"last good state (lower the learning rate or check the data)")
+                f"before applying it; {kept} (lower the learning rate or check the data)")
 
     def _log_train(self, step, total_steps, seconds, steps):
         acc = self._train_acc.numpy()

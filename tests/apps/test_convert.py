@@ -133,3 +133,20 @@ def test_outputs_are_readable_by_other_users_as_the_umask_allows(hf_dir, tmp_pat
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o755          # not mkdtemp's 0700
     for name in os.listdir(out):
         assert stat.S_IMODE(os.stat(os.path.join(out, name)).st_mode) == 0o644, name
+def test_cli_config_with_fewer_layers_than_the_weights_fails(hf_dir, tmp_path):
+    """A config that does not fit its weights is refused in one line (strict loading), and
+    nothing is written."""
+    src, _ = hf_dir
+    config_path = os.path.join(src, "config.json")
+    config = json.load(open(config_path))
+    config["num_hidden_layers"] = 1
+    json.dump(config, open(config_path, "w"))
+    out = str(tmp_path / "model")
+    result = _run(f"--input={src}", f"--output={out}", "--to=bert_tf")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        f"convert: {src}/model.safetensors: 16 tensor(s) not used by the model (the checkpoint "
+        "has 2 layers, its config num_hidden_layers=1): encoder.layer.1."), line
+    assert line.endswith(" ... (loading is strict: a checkpoint must fit its config exactly)")
+    assert not os.path.exists(out) and sorted(os.listdir(tmp_path)) == ["hf", "vocab.txt"]

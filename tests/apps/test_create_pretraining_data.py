@@ -93,3 +93,13 @@ def test_beam_flags_misused_are_one_line_errors(tmp_path, tiny_vocab_file):
         assert last.startswith("create_pretraining_data: --runner=DirectRunner needs Apache "
                                "Beam") and "requirements-beam.txt" in last
 
+def test_binary_input_file_is_refused(tmp_path, tiny_vocab_file):
+    binary = tmp_path / "corpus.txt"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 8)
+    result = _run(f"--input_files={binary}", f"--output_dir={tmp_path}/o",
+                  f"--vocab_file={tiny_vocab_file}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"create_pretraining_data: {binary}: not a text file (NUL byte at offset 5); expected "
+        "UTF-8 text (decompress archives first)")
+    assert not os.path.exists(tmp_path / "o") or not os.listdir(tmp_path / "o")

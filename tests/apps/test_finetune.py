@@ -56,7 +56,7 @@ def test_classify_end_to_end_best_epoch_model_dir(tiny_model_dir, tmp_path):
     out = str(tmp_path / "cls")
     seconds = run_app(["--task=classify"] + common(
         tiny_model_dir, out, "classify_train.tsv", "classify_eval.tsv", epochs=3,
-        batch_size=2, learning_rate=2e-3, warmup_proportion=0))
+        batch_size=2, learning_rate=2e-3, warmup_proportion=0, max_seq_length=64))
     print(f"classify fixture run: {seconds:.1f} s")
     results = read(os.path.join(out, "eval_results.json"))
     for key in ("accuracy", "f1", "matthews_corrcoef", "best_epoch", "history"):
@@ -66,7 +66,7 @@ def test_classify_end_to_end_best_epoch_model_dir(tiny_model_dir, tmp_path):
     assert results["accuracy"] == best
     config = read(os.path.join(out, "config.json"))
     assert config["task"]["label_names"] == ["neg", "pos"] and config["task"]["type"] == \
-        "classify" and config["preprocessing"]["seq_length"] == 128
+        "classify" and config["preprocessing"]["seq_length"] == 64
     # DIR rebuilds: the saved (best) weights reproduce the written predictions
     model = bert_tf.load_task_model(out)
     rows = [json.loads(line) for line in open(os.path.join(out, "predictions.jsonl"))]
@@ -131,7 +131,8 @@ def test_resume_after_interruption(tiny_model_dir, tmp_path, monkeypatch):
     from bert_tf.tasks.classify import ClassifyTask
     out = str(tmp_path / "resume")
     args = ["--task=classify"] + common(tiny_model_dir, out, "classify_train.tsv",
-                                        "classify_eval.tsv", epochs=2, batch_size=3)
+                                        "classify_eval.tsv", epochs=2, batch_size=3,
+                                        max_seq_length=64)
     real = ClassifyTask.evaluate
 
     def killed(self, outputs):
@@ -159,7 +160,8 @@ def test_bad_input_is_one_line(tiny_model_dir, tmp_path, extra, files, message):
     (tmp_path / "unseen_label.tsv").write_text("sentence\tlabel\ngood\tpos\nfine\tneutral\n")
     train, eval_ = files
     args = [f"--init_checkpoint={tiny_model_dir}", f"--model_dir={tmp_path / 'out'}",
-            "--task=classify", f"--train_file={os.path.join(FIXTURES, train)}"]
+            "--task=classify", f"--train_file={os.path.join(FIXTURES, train)}",
+            "--max_seq_length=64"]
     if eval_:
         path = tmp_path / eval_ if eval_ == "unseen_label.tsv" else os.path.join(FIXTURES,
                                                                                  eval_)
@@ -177,7 +179,77 @@ def test_model_dir_of_another_task_is_refused(tiny_model_dir, tmp_path):
     with pytest.raises(SystemExit, match="holds a different model"):
         run_app(["--task=tag", f"--init_checkpoint={tiny_model_dir}",
                  f"--train_file={os.path.join(FIXTURES, 'conll_iob2.txt')}",
-                 f"--model_dir={tiny_model_dir}"])
+                 f"--model_dir={tiny_model_dir}", "--max_seq_length=64"])
+
+
+def _bad_files(tmp_path):
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "plain_file").write_text("x")
+    (tmp_path / "reg.tsv").write_text("sentence\tlabel\ngood\t1.5\nbad\tnan\n")
+    (tmp_path / "mixed.tsv").write_text("sentence\tlabel\na\t1\nb\tneg\nc\t0\nd\tpos\n"
+                                        "e\tneg\n")
+    (tmp_path / "bare.conll").write_text("John PER\nlives O\n")
+    (tmp_path / "bom.tsv").write_bytes(b"\xef\xbb\xbfsentence\tlabel\r\ngood\tpos\r\n"
+                                       b"bad\tneg\r\n")
+    (tmp_path / "latin1.tsv").write_bytes(b"sentence\tlabel\ngood\tpos\ncaf\xe9\tneg\n")
+
+
+CLASSIFY_TSV = os.path.join(FIXTURES, "classify_train.tsv")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--learning_rate=nan"], "--learning_rate: expected a finite number > 0, got nan"),
+    (["--learning_rate=inf"], "--learning_rate: expected a finite number > 0, got inf"),
+    (["--learning_rate=0"], "--learning_rate: expected a finite number > 0, got 0.0"),
+    (["--max_seq_length=100000"], "--max_seq_length=100000 exceeds the encoder's "
+                                  "max_position_embeddings=64 ({init})"),
+    (["--model_dir={tmp}/plain_file"], "--model_dir={tmp}/plain_file: exists and is not a "
+                                       "directory"),
+    (["--train_file={tmp}/a_dir"], "--train_file={tmp}/a_dir: is a directory, expected a "
+                                   "file"),
+    (["--eval_file={tmp}/missing.tsv"], "--eval_file={tmp}/missing.tsv: no such file"),
+    (["--init_checkpoint={tmp}/plain_file"],
+     "--init_checkpoint={tmp}/plain_file: is a file, not a checkpoint directory (expected a "
+     "bert-tf model dir with config.json, a Hugging Face dir with config.json + "
+     "model.safetensors, or a Google dir with bert_config.json + bert_model.ckpt.index)"),
+    (["--train_file={tmp}/reg.tsv", "--regression"],
+     "{tmp}/reg.tsv:3: label: expected a finite number for regression, got 'nan'"),
+    (["--train_file={tmp}/mixed.tsv"],
+     "{tmp}/mixed.tsv:2: label: '1' is a class id (number) but the other labels are class "
+     "names ('neg', 'pos'); use one kind in the whole file"),
+    (["--train_file={tmp}/latin1.tsv"],
+     "{tmp}/latin1.tsv:3: not UTF-8: byte 0xe9 at column 4 (expected UTF-8 text; re-encode "
+     "the file, e.g. `iconv -f latin1 -t utf-8`)"),
+    (["--task=tag", "--train_file={tmp}/bare.conll"],
+     "{tmp}/bare.conll:1: tag: tag 'PER': no B-/I- prefix (a bare type is not an IOB tag) "
+     "(--tag_scheme=iob: expected O, B-TYPE or I-TYPE)"),
+    (["--task=squad", f"--train_file={os.path.join(FIXTURES, 'squad_v2.json')}",
+      "--noversion_2_with_negative"],
+     f"{os.path.join(FIXTURES, 'squad_v2.json')}: data[0].paragraphs[0].qas[2].is_impossible: "
+     "question id 'q4' has is_impossible=true (a SQuAD v2.0 file) but SQuAD v2.0 is off "
+     "(--noversion_2_with_negative)"),
+])
+def test_up_front_checks_are_one_line(tiny_model_dir, tmp_path, args, message):
+    _bad_files(tmp_path)
+    base = {"--task": "classify", "--init_checkpoint": tiny_model_dir,
+            "--train_file": CLASSIFY_TSV, "--model_dir": str(tmp_path / "out"),
+            "--max_seq_length": "64"}
+    extra = [a.format(tmp=tmp_path) for a in args]
+    for a in extra:
+        base.pop(a.split("=")[0], None)
+    with pytest.raises(SystemExit) as e:
+        run_app([f"{k}={v}" for k, v in base.items()] + extra)
+    assert str(e.value) == "finetune: " + message.format(tmp=tmp_path, init=tiny_model_dir)
+    assert not os.path.exists(tmp_path / "out" / "model.weights.h5")
+
+
+def test_bom_and_crlf_train_file(tiny_model_dir, tmp_path):
+    _bad_files(tmp_path)
+    out = str(tmp_path / "out")
+    run_app(["--task=classify", f"--init_checkpoint={tiny_model_dir}", f"--model_dir={out}",
+             f"--train_file={tmp_path}/bom.tsv", "--max_seq_length=16", "--epochs=1",
+             "--batch_size=2", "--precision=float32"])
+    assert read(os.path.join(out, "config.json"))["task"]["label_names"] == ["neg", "pos"]
 
 
 def _bow_logistic_regression(train_texts, train_labels, test_texts, epochs=300, lr=0.5):

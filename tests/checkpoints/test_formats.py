@@ -13,7 +13,8 @@ from bert_tf import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA, Be
 from bert_tf.checkpoints import writers
 from bert_tf.checkpoints.loader import assign_from_source
 from bert_tf.checkpoints.model_dir_io import write_model_dir
-from bert_tf.checkpoints.sources import CheckpointError, infer_lower_case, read_source
+from bert_tf.checkpoints.sources import (CheckpointError, infer_lower_case, read_encoder_config,
+                                         read_source)
 
 
 def randomize(model, seed=0):
@@ -195,18 +196,65 @@ def test_failed_load_leaves_the_model_untouched(tiny_config, tmp_path):
         np.testing.assert_array_equal(v.numpy(), old)
 
 
-def test_unused_tensors_are_reported(tiny_config, tmp_path, caplog):
+def test_unused_tensors_are_an_error(tiny_config, tmp_path):
     out = str(tmp_path / "hf")
     writers.save_hf(randomize(BertEncoder(tiny_config)), out)
     tensors = _read_safetensors(out)
-    tensors["classifier.weight"] = np.zeros((3, 32), "float32")
     tensors["embeddings.position_ids"] = np.arange(64)[None].astype("int64")
     _write_safetensors(out, tensors)
-    with caplog.at_level(logging.WARNING, logger="bert_tf.checkpoints"):
+    load_encoder(out)   # a position_ids buffer is not a weight: fine
+    tensors["classifier.weight"] = np.zeros((3, 32), "float32")
+    _write_safetensors(out, tensors)
+    with pytest.raises(CheckpointError) as error:
         load_encoder(out)
-    text = caplog.text
-    assert "classifier.weight" in text and "1 tensor(s) not used" in text
-    assert "position_ids" not in text
+    text = _one_line(error)
+    assert text == (f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
+                    "classifier.weight (loading is strict: a checkpoint must fit its config "
+                    "exactly)")
+
+
+@pytest.mark.parametrize("fmt", ["hf", "google"])
+def test_config_with_fewer_layers_than_the_weights_fails(tiny_config, tmp_path, fmt):
+    assert tiny_config.num_layers == 2
+    out = str(tmp_path / fmt)
+    save, config_file = ((writers.save_hf, "config.json") if fmt == "hf"
+                         else (writers.save_google, "bert_config.json"))
+    save(randomize(BertEncoder(tiny_config)), out)
+    config = json.load(open(os.path.join(out, config_file)))
+    config["num_hidden_layers"] = 1
+    json.dump(config, open(os.path.join(out, config_file), "w"))
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(out)
+    text = _one_line(error)
+    assert "16 tensor(s) not used by the model (the checkpoint has 2 layers, its config " \
+        "num_hidden_layers=1)" in text
+    assert ("encoder.layer.1." if fmt == "hf" else "bert/encoder/layer_1/") in text
+
+
+def test_encoder_from_a_full_pretraining_checkpoint_skips_the_heads(pretrainer, tmp_path):
+    """The MLM/NSP heads of a complete checkpoint are known weights the encoder has no place
+    for: load_encoder skips them; load_pretrainer uses every tensor."""
+    for save, name in ((writers.save_hf, "hf"), (writers.save_google, "google")):
+        out = str(tmp_path / name)
+        save(pretrainer, out)
+        assert_same_weights(pretrainer.encoder, load_encoder(out))
+        assert_same_weights(pretrainer, load_pretrainer(out))
+
+
+def test_untied_mlm_decoder_fails_only_where_the_heads_are_loaded(pretrainer, tmp_path):
+    out = str(tmp_path / "hf")
+    writers.save_hf(pretrainer, out)
+    tensors = _read_safetensors(out)
+    tensors["cls.predictions.decoder.weight"] = tensors[
+        "bert.embeddings.word_embeddings.weight"] + 1.0
+    _write_safetensors(out, tensors)
+    assert_same_weights(pretrainer.encoder, load_encoder(out))
+    with pytest.raises(CheckpointError) as error:
+        load_pretrainer(out)
+    assert _one_line(error) == (
+        f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
+        "cls.predictions.decoder.weight (not tied to the word embeddings) (loading is strict: "
+        "a checkpoint must fit its config exactly)")
 
 
 def test_partial_head_fails(pretrainer, tmp_path):
@@ -228,6 +276,22 @@ def test_pretrainer_from_encoder_only_checkpoint_warns(tiny_config, tmp_path, ca
     assert "no masked-LM head weights" in caplog.text
     assert "no next-sentence head weights" in caplog.text
     assert_same_weights(encoder, model.encoder)
+
+
+def test_encoder_config_without_reading_tensors(pretrainer, tiny_config, tiny_vocab_file,
+                                                tmp_path):
+    writers.save_hf(pretrainer, str(tmp_path / "hf"))
+    writers.save_google(pretrainer, str(tmp_path / "google"))
+    write_model_dir(str(tmp_path / "dir"), pretrainer, tiny_vocab_file, True)
+    for path in ("hf", "google", "google/bert_model.ckpt", "dir"):
+        got = read_encoder_config(str(tmp_path / path))
+        assert (got.num_layers, got.hidden_size, got.max_position_embeddings) == (
+            tiny_config.num_layers, tiny_config.hidden_size,
+            tiny_config.max_position_embeddings), path
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match=r"file: is a file, not a checkpoint directory "
+                                              r"\(expected a bert-tf model dir"):
+        read_encoder_config(str(tmp_path / "file"))
 
 
 def test_not_a_checkpoint(tmp_path):
@@ -315,6 +379,21 @@ def test_model_dir_weights_that_do_not_fit(tiny_config, tiny_vocab_file, tmp_pat
     with pytest.raises(CheckpointError) as error:
         load_task_model(out)
     assert "model.weights.h5: does not fit" in _one_line(error)
+
+
+def test_model_dir_config_with_fewer_layers_than_the_weights(tiny_config, tiny_vocab_file,
+                                                             tmp_path):
+    out = str(tmp_path / "dir")
+    write_model_dir(out, randomize(BertPretrainer(BertEncoder(tiny_config))), tiny_vocab_file,
+                    True)
+    config = json.load(open(os.path.join(out, "config.json")))
+    config["encoder"]["num_layers"] = 1
+    json.dump(config, open(os.path.join(out, "config.json"), "w"))
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(out)
+    assert _one_line(error) == (
+        f"{out}/model.weights.h5: holds 38 weight tensors but the model of {out}/config.json "
+        "has 26 (e.g. a config with fewer layers than the weights); loading is strict")
 
 
 def test_model_dir_without_weights(tiny_config, tiny_vocab_file, tmp_path):

@@ -145,12 +145,23 @@ def test_nan_loss_stops_without_saving_bad_state(tmp_path):
         trainer.train(dataset(8), 12)
     message = str(e.value)
     assert "step 7" in message and "loss=nan" in message and "\n" not in message
+    assert f"the last checkpoint ({tmp_path}/ckpt/ckpt-4) holds the last good state" in message
     assert trainer.current_step == 6
     assert all(np.isfinite(w).all() for w in weights(trainer))
     assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path / "ckpt"))) == "ckpt-4"
     restored = make_trainer(tmp_path)
     assert restored.current_step == 4
     assert all(np.isfinite(w).all() for w in weights(restored))
+
+
+def test_nan_loss_before_any_checkpoint_names_no_checkpoint(tmp_path):
+    objective = CE(nan_at=2)
+    trainer = make_trainer(tmp_path, objective=objective)
+    objective.step = trainer.step
+    with pytest.raises(NonFiniteLossError) as e:
+        trainer.train(dataset(8), 12)
+    assert "no checkpoint was written yet" in str(e.value) and "ckpt" not in str(e.value)
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")) is None
 
 
 def _digest(directory):
