@@ -22,6 +22,9 @@ requirements-beam.txt), with the same instances for the same seed:
     python -m apps.create_pretraining_data --input_files='gs://B/corpus/*.txt' \
         --output_prefix=gs://B/records/train ... --runner=DataflowRunner \
         --beam_pipeline_options='--project=P --region=R --temp_location=gs://B/tmp'
+
+--pack writes packed rows of up to --max_sequences_per_row sequences each instead (see
+bert_tf/data/packing.py; for dynamic masking, pack at training time: apps.pretrain --pack).
 """
 
 import os
@@ -83,8 +86,45 @@ flags.DEFINE_string("beam_pipeline_options", "", "Options passed through to the 
                     "e.g. '--project=P --region=R --temp_location=gs://B/tmp "
                     "--sdk_container_image=IMAGE' for Dataflow or '--flink_master=HOST:8081' "
                     "for Flink. Only with a Beam --runner.")
+flags.DEFINE_bool("pack", False, "Write packed rows: several sequences per row (best-fit "
+                  "decreasing over --pack_buffer_size sequences), with per-token sequence ids, "
+                  "positions restarting per sequence, and each sequence's [CLS] position and "
+                  "NSP label. Needs masked records (--max_predictions_per_seq > 0).")
+flags.DEFINE_integer("max_sequences_per_row", 3, "With --pack: sequences per row at most.")
+flags.DEFINE_integer("max_predictions_per_row", None, "With --pack: masked-LM slots per row. "
+                     "Default: max(P, min(S * P, ceil(masked_lm_prob * max_seq_length) + S)).")
+flags.DEFINE_integer("pack_buffer_size", 4096, "With --pack: consecutive sequences packed "
+                     "together (larger = fuller rows, more memory).")
 
 DEFAULT_PREFIX_NAME = "pretraining"
+
+
+def _check_pack_output(pd, prefix):
+    existing = pd.existing_outputs(prefix)
+    if existing and not FLAGS.overwrite:
+        raise SystemExit(f"create_pretraining_data: {existing[0]}: output already exists "
+                         f"({len(existing)} files under prefix {prefix}); pass --overwrite to "
+                         "replace them")
+    for path in existing:
+        os.remove(path)
+
+
+def _pack(meta, unpacked_prefix, prefix):
+    """Packs the records just written under `unpacked_prefix` into `prefix`, then removes
+    the unpacked ones."""
+    from bert_tf.data import pack_records, pretraining_data as pd
+    packed = pack_records.pack_record_files(
+        unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
+        max_predictions_per_row=FLAGS.max_predictions_per_row, num_shards=FLAGS.num_shards,
+        buffer_size=FLAGS.pack_buffer_size, seed=FLAGS.random_seed)
+    for path in pd.existing_outputs(unpacked_prefix):
+        os.remove(path)
+    info = packed["packing"]
+    print(f"packed {info['sequences']} sequences into {info['rows']} rows of up to "
+          f"{info['max_sequences_per_row']}: padding {100 * info['padding_share_unpacked']:.1f}% "
+          f"-> {100 * info['padding_share_packed']:.1f}% of the tokens")
+    packed["elapsed_seconds"] = meta.get("elapsed_seconds", 0.0)
+    return packed
 
 
 def _log_progress(info):
@@ -127,9 +167,17 @@ def main(argv):
         dupe_factor=FLAGS.dupe_factor, random_seed=FLAGS.random_seed,
         whole_word_masking=FLAGS.whole_word_masking, input_format=FLAGS.input_format,
         chunk_sentences=FLAGS.chunk_sentences)
+    if FLAGS.pack and FLAGS.max_predictions_per_seq == 0:
+        sys.exit("create_pretraining_data: --pack needs masked records "
+                 "(--max_predictions_per_seq > 0); for dynamic masking pack at training time "
+                 "with apps.pretrain --pack")
     factory = None
     if FLAGS.tokenizer == "pretokenized":
         factory = pd.PretokenizedFactory(FLAGS.vocab_file, bool(FLAGS.lower_case))
+    final_prefix = prefix
+    if FLAGS.pack:
+        _check_pack_output(pd, final_prefix)
+        prefix = final_prefix + ".unpacked"
     try:
         if FLAGS.runner == "local":
             if FLAGS.beam_pipeline_options:
@@ -144,12 +192,14 @@ def main(argv):
                 progress_every_seconds=FLAGS.progress_seconds)
         else:
             meta = _run_beam(pd, prefix, config, factory)
+        if FLAGS.pack:
+            meta = _pack(meta, prefix, final_prefix)
     except BertTfError as e:
         sys.exit(f"create_pretraining_data: {e}")
     counts = meta["counts"]
     print(f"wrote {counts['instances']} instances from {counts['documents']} documents "
           f"({counts['sentences']} sentences) to {FLAGS.num_shards} shards "
-          f"{prefix}-*-of-{FLAGS.num_shards:05d}.tfrecord in {meta['elapsed_seconds']:.1f} s "
+          f"{final_prefix}-*-of-{FLAGS.num_shards:05d}.tfrecord in {meta['elapsed_seconds']:.1f} s "
           f"({counts['sentences'] / meta['elapsed_seconds']:.0f} sentences/s)")
 
 

@@ -105,6 +105,16 @@ flags.DEFINE_bool("whole_word_masking", None, "With --dynamic_masking: mask whol
                   "piece and its '##' continuations together), as the original's "
                   "--do_whole_word_mask. Default: the model dir's recorded value, else false.")
 flags.DEFINE_integer("seed", 12345, "Random seed (initialization, data order, masks).")
+flags.DEFINE_bool("pack", False, "Pack several sequences into each row in tf.data "
+                  "(best-fit decreasing over buffers of 1024 sequences; attention stays "
+                  "inside each sequence), so no compute goes to padding. Batches then count "
+                  "rows. Records written with create_pretraining_data --pack are read packed "
+                  "without this flag.")
+flags.DEFINE_integer("max_sequences_per_row", 3, "With --pack: at most this many sequences "
+                     "per row (one NSP prediction each).")
+flags.DEFINE_integer("max_predictions_per_row", None, "With --pack: masked-LM slots per row. "
+                     "Default: max(P, min(S * P, ceil(0.15 * max_seq_length) + S)) for "
+                     "P = max_predictions_per_seq, S = max_sequences_per_row.")
 
 _CONFIG_OVERRIDES = ("num_layers", "hidden_size", "num_heads", "intermediate_size",
                      "hidden_dropout", "attention_dropout", "max_position_embeddings")
@@ -114,7 +124,8 @@ _SETTINGS = ("vocab_file", "lower_case", "input_files", "eval_files", "model_dir
              "learning_rate", "optimizer", "weight_decay", "clip_norm", "grad_accum_steps",
              "precision", "xla", "init_checkpoint", "checkpoint_every_steps",
              "keep_checkpoints", "log_every_steps", "eval_every_steps", "eval_steps",
-             "dynamic_masking", "whole_word_masking", "seed", "config")
+             "dynamic_masking", "whole_word_masking", "seed", "config", "pack",
+             "max_sequences_per_row", "max_predictions_per_row")
 
 
 def _progress(line):
@@ -147,6 +158,7 @@ def main(argv):
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
     from bert_tf import pretraining_job as job
     from bert_tf.assets import AssetError
+    from bert_tf.data.packing import PackingError
     from bert_tf.data.pretraining_data import PretrainingDataError
     from bert_tf.text.vocab import VocabError
     from bert_tf.training.trainer import NonFiniteLossError
@@ -154,7 +166,7 @@ def main(argv):
         settings = settings_from_flags()
         job.run_pretraining(settings, progress=_progress)
     except (job.PretrainingJobError, PretrainingDataError, NonFiniteLossError, AssetError,
-            VocabError) as e:
+            VocabError, PackingError) as e:
         sys.exit(f"pretrain: {e}")
 
 

@@ -78,6 +78,9 @@ class PretrainingSettings:
     dynamic_masking: bool = None        # None: the model dir's recorded value, else False
     whole_word_masking: bool = None     # dynamic masks of whole words; None: recorded/False
     seed: int = 12345
+    pack: bool = False                  # pack sequences into rows in tf.data (packing.py)
+    max_sequences_per_row: int = 3
+    max_predictions_per_row: int = None  # None: packing.default_max_predictions_per_row
 
     def training_record(self):
         """The settings as recorded under config.json "training"."""
@@ -282,6 +285,7 @@ def _dataset_fn(s, p, files, is_training):
     from bert_tf.text import vocab as vocab_lib
     ids = vocab_lib.special_token_ids(p.vocab)
     micro_batch = s.global_batch_size // s.grad_accum_steps
+    pack = _packing_config(s)
 
     def make(input_context=None):
         return pretraining_dataset(
@@ -290,8 +294,23 @@ def _dataset_fn(s, p, files, is_training):
             whole_word_masking=bool(s.whole_word_masking),
             vocab_size=len(p.vocab), mask_id=ids["mask_id"],
             special_ids=tuple(sorted(set(ids.values()))), input_context=input_context,
-            vocab_file=p.vocab_file)
+            vocab_file=p.vocab_file, packing=pack)
     return make
+
+
+def _packing_config(s):
+    """The PackingConfig of --pack (None without it)."""
+    if not s.pack:
+        return None
+    from bert_tf.data import packing
+    per_row = s.max_predictions_per_row or packing.default_max_predictions_per_row(
+        s.max_seq_length, s.max_predictions_per_seq, s.max_sequences_per_row)
+    config = packing.PackingConfig(s.max_seq_length, s.max_sequences_per_row, per_row)
+    try:
+        config.validate()
+    except packing.PackingError as e:
+        _fail(f"--{_first_line(e)}")
+    return config
 
 
 def _check_records(s, p, files, what):

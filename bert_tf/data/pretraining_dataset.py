@@ -18,6 +18,8 @@ import re
 
 import tensorflow as tf
 
+from bert_tf.data import packed_dataset
+from bert_tf.data.packing import PackingError
 from bert_tf.data.pretraining_data import (METADATA_SUFFIX, SHARD_SUFFIX, PretrainingDataError,
                                            file_sha256)
 from bert_tf.text import masking
@@ -150,7 +152,8 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
                         is_training=True, seed=None, dynamic_masking=False, vocab_size=None,
                         mask_id=None, special_ids=(), masked_lm_prob=0.15, input_context=None,
                         num_epochs=None, vocab_file=None, shuffle_buffer_size=10000,
-                        cycle_length=8, whole_word_masking=False):
+                        cycle_length=8, whole_word_masking=False, packing=None,
+                        pack_buffer_size=1024):
     """A tf.data.Dataset of (features, labels) batches for BertPretrainer.
 
     features: input_word_ids, input_mask, input_type_ids int32 [B, T], masked_lm_positions
@@ -173,6 +176,11 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
       vocab_file: if given, checked against the vocab hash in the shards' metadata.
       whole_word_masking: with dynamic_masking, mask whole words (a piece and its "##"
         continuations, read from `vocab_file`, which is then required).
+      packing: a `bert_tf.data.packing.PackingConfig`: pack the (masked) examples into rows
+        of several sequences in the pipeline, `pack_buffer_size` examples at a time; batches
+        are then packed rows (see bert_tf/data/packed_dataset.py for their features).
+        Records written packed (`create_pretraining_data --pack`) are read as packed rows
+        without this argument.
     """
     if whole_word_masking and not dynamic_masking:
         raise PretrainingDataError(
@@ -211,11 +219,18 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
                                        f"records' vocab has {vocab_size}")
 
     stored_slots = None
+    stored_packing = None
     readable = []
     for path in files:
         record = _first_record(path)
         if record is None:
             continue  # an empty shard: nothing to check, nothing to read
+        file_packing = packed_dataset.record_packing_config(path, record)
+        if file_packing is not None or stored_packing is not None:
+            stored_packing = _check_packed_file(path, file_packing, stored_packing, seq_length,
+                                                dynamic_masking, packing)
+            readable.append(path)
+            continue
         slots = check_record(path, record, seq_length, max_predictions_per_seq,
                              need_masks=not dynamic_masking)
         if stored_slots is not None and slots != stored_slots:
@@ -225,6 +240,12 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         readable.append(path)
     if not readable:
         raise PretrainingDataError(f"{files[0]}: all {len(files)} record files are empty")
+
+    if packing is not None and not (stored_slots or dynamic_masking):
+        raise PackingError(f"{readable[0]}: packing needs masked records or dynamic_masking")
+    if packing is not None and packing.max_seq_length != seq_length:
+        raise PackingError(f"packing max_seq_length={packing.max_seq_length}, records have "
+                           f"seq_length={seq_length}")
 
     spec = {
         "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
@@ -259,7 +280,13 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if is_training:
         ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
+    if stored_packing is not None:
+        spec = packed_dataset.packed_spec(stored_packing)
+        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
+    elif packing is not None:
+        ds = ds.batch(pack_buffer_size)   # a buffer of examples to pack together
+    else:
+        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
 
     def parse(records):
         raw = tf.io.parse_example(records, spec)
@@ -268,8 +295,14 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         return out
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if stored_packing is not None:
+        ds = ds.map(packed_dataset.to_packed_inputs, num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=deterministic)
+        return _finish(ds, deterministic)
 
     def to_inputs(x):
+        if packing is not None:
+            return x   # record layout, for pack_batch
         features = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
                     "input_type_ids": x["segment_ids"],
                     "masked_lm_positions": x["masked_lm_positions"]}
@@ -306,7 +339,39 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
                                 deterministic=deterministic)
     else:
         ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if packing is not None:
+        ds = ds.map(lambda x: packed_dataset.pack_batch(x, packing),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic).unbatch()
+        if is_training:   # rows come out longest-first within a buffer: mix them
+            ds = ds.shuffle(pack_buffer_size, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
+        ds = ds.map(packed_dataset.to_packed_inputs, num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=deterministic)
+    return _finish(ds, deterministic)
+
+
+def _finish(ds, deterministic):
     options = tf.data.Options()
     options.deterministic = deterministic
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_packed_file(path, file_packing, stored_packing, seq_length, dynamic_masking,
+                       packing):
+    """Checks one file of records written packed; returns its PackingConfig."""
+    if file_packing is None or (stored_packing is not None and file_packing != stored_packing):
+        raise PretrainingDataError(f"{path}: packed and unpacked (or differently packed) "
+                                   "record files mixed")
+    if file_packing.max_seq_length != seq_length:
+        raise PretrainingDataError(f"{path}: feature 'input_ids' has "
+                                   f"{file_packing.max_seq_length} values, expected "
+                                   f"seq_length={seq_length}")
+    if dynamic_masking:
+        raise PretrainingDataError(f"{path}: records are packed with fixed masks; dynamic "
+                                   "masking packs in the pipeline instead (write unpacked "
+                                   "records and use packing)")
+    if packing is not None:
+        raise PretrainingDataError(f"{path}: records are already packed; read them without "
+                                   "packing")
+    return file_packing

@@ -20,6 +20,17 @@ def attention_bias(input_mask, dtype):
     return (1.0 - mask) * MASK_VALUE
 
 
+def packed_attention_bias(sequence_ids, dtype):
+    """[B, T] per-token sequence ids of packed rows (1, 2, ... per sequence, 0 = padding)
+    -> additive bias [B, 1, T, T]: 0 where query and key belong to the same sequence, -1e4
+    elsewhere (other sequences and padding keys). The block-diagonal mask keeps attention
+    inside each sequence; a padding query sees only masked keys (its output is unused)."""
+    ids = ops.cast(sequence_ids, "int32")
+    same = ops.logical_and(ops.equal(ids[:, :, None], ids[:, None, :]),   # [B, T, T]
+                           ops.not_equal(ids[:, None, :], 0))
+    return ((1.0 - ops.cast(same, dtype)) * MASK_VALUE)[:, None, :, :]    # [B, 1, T, T]
+
+
 @keras.saving.register_keras_serializable(package="bert_tf")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Scaled dot-product self-attention over all heads at once.
@@ -50,7 +61,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.built = True
 
     def call(self, x, bias, training=None):
-        """x: [B, T, H]; bias: [B, 1, 1, T] additive mask (see `attention_bias`)."""
+        """x: [B, T, H]; bias: [B, 1, 1, T] additive mask (see `attention_bias`), or
+        [B, 1, T, T] for packed rows (see `packed_attention_bias`)."""
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         n, d, h = self.num_heads, self.head_size, self.hidden_size
         # Projections as 2-D MatMul + BiasAdd: oneDNN fuses the pair into one kernel (a 3-D

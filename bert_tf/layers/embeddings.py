@@ -44,12 +44,18 @@ class BertEmbeddings(keras.layers.Layer):
         self.layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, input_word_ids, input_type_ids, training=None):
-        seq_length = ops.shape(input_word_ids)[1]
+    def call(self, input_word_ids, input_type_ids, position_ids=None, training=None):
+        """position_ids: optional int [B, T] (packed rows: restarting at 0 for each
+        sequence); None = 0..T-1 for every row."""
         words = self.word_embeddings(input_word_ids)                  # [B, T, H]
-        positions = self.position_embeddings(ops.arange(seq_length))  # [T, H]
+        if position_ids is None:
+            seq_length = ops.shape(input_word_ids)[1]
+            positions = self.position_embeddings(ops.arange(seq_length))  # [T, H]
+            positions = ops.expand_dims(positions, 0)                 # [1, T, H]
+        else:
+            positions = self.position_embeddings(position_ids)        # [B, T, H]
         types = self.type_embeddings(input_type_ids)                  # [B, T, H]
-        x = words + ops.expand_dims(positions, 0) + types             # [B, T, H]
+        x = words + positions + types                                 # [B, T, H]
         x = self.layer_norm(x)
         return self.dropout(x, training=training)
 

@@ -54,7 +54,8 @@ class TransformerBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, x, bias, training=None):
-        """x: [B, T, H]; bias: [B, 1, 1, T] additive attention mask."""
+        """x: [B, T, H]; bias: [B, 1, 1, T] additive attention mask ([B, 1, T, T] for
+        packed rows)."""
         a = self.attention(x, bias, training=training)                                  # [B, T, H]
         if fused.use_fused(a, training):
             return self._fused_call(x, a)

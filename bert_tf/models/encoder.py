@@ -3,17 +3,36 @@
 Shape legend: B = batch, T = sequence length, H = hidden size, L = layers.
 Inputs and outputs use the TF Hub BERT names, so a model built on this encoder exports to the
 signatures TF Hub users know.
+
+Packed rows (several sequences per row, see bert_tf/data/packing.py) are an optional extension
+of the inputs: with `input_position_ids` and `input_sequence_ids` [B, T] also given, positions
+come from `input_position_ids` and attention is block-diagonal over `input_sequence_ids`
+(no token attends to another sequence or to padding). Without them the functional graph
+runs unchanged.
 """
 
 import keras
+from keras import ops
 
 from bert_tf.config import BertConfig
-from bert_tf.layers.attention import attention_bias
+from bert_tf.errors import BertTfError
+from bert_tf.layers.attention import attention_bias, packed_attention_bias
 from bert_tf.layers.embeddings import BertEmbeddings
 from bert_tf.layers.initializers import bert_initializer
+from bert_tf.layers.masked_lm_head import gather_positions
 from bert_tf.layers.transformer import TransformerBlock
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+PACKING_INPUT_NAMES = ("input_position_ids", "input_sequence_ids")
+
+
+class PackedInputError(BertTfError, ValueError):
+    """Packed-row inputs given incompletely; one line."""
+
+
+def is_packed(inputs):
+    """True if a dict of encoder inputs carries the packing extension."""
+    return isinstance(inputs, dict) and any(k in inputs for k in PACKING_INPUT_NAMES)
 
 
 def encoder_inputs(names=INPUT_NAMES):
@@ -69,6 +88,34 @@ class BertEncoder(keras.Model):
         self.embeddings = embeddings
         self.blocks = blocks
         self.pooler = pooler
+
+    def call(self, inputs, training=None, mask=None):
+        if is_packed(inputs):
+            return self._packed_call(inputs, training)
+        return super().call(inputs, training=training, mask=mask)
+
+    def _packed_call(self, inputs, training):
+        """The same layers on packed rows; `pooled_output` is the pooler on position 0 (the
+        first sequence's [CLS]); use `pool` for every sequence's."""
+        missing = [k for k in INPUT_NAMES[::2] + PACKING_INPUT_NAMES if k not in inputs]
+        if missing:
+            raise PackedInputError(f"packed encoder inputs lack '{missing[0]}' (packed rows "
+                                   f"need {', '.join(INPUT_NAMES[::2] + PACKING_INPUT_NAMES)})")
+        ids = {k: ops.cast(inputs[k], "int32") for k in INPUT_NAMES[::2] + PACKING_INPUT_NAMES}
+        x = self.embeddings(ids["input_word_ids"], ids["input_type_ids"],
+                            position_ids=ids["input_position_ids"], training=training)
+        bias = packed_attention_bias(ids["input_sequence_ids"], "float32")  # [B, 1, T, T]
+        layer_outputs = []
+        for block in self.blocks:
+            x = block(x, bias, training=training)                             # [B, T, H]
+            layer_outputs.append(x)
+        return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :]),
+                "encoder_outputs": layer_outputs}
+
+    def pool(self, sequence_output, positions):
+        """The pooler (tanh dense) on the tokens at `positions` int [B, S] of
+        `sequence_output` [B, T, H] -> [B, S, H]: one pooled vector per packed sequence."""
+        return self.pooler(gather_positions(sequence_output, positions))   # [B, S, H]
 
     @property
     def word_embeddings(self):

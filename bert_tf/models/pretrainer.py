@@ -7,14 +7,21 @@ import keras
 
 from bert_tf.layers.dense_head import NextSentenceHead
 from bert_tf.layers.masked_lm_head import MaskedLMHead
-from bert_tf.models.encoder import INPUT_NAMES, encoder_inputs
+from bert_tf.models.encoder import (INPUT_NAMES, PACKING_INPUT_NAMES, PackedInputError,
+                                    encoder_inputs, is_packed)
 from bert_tf.models.task import EncoderTask
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
 class BertPretrainer(EncoderTask):
     """Inputs: the encoder inputs plus int32 `masked_lm_positions` [B, P].
-    Outputs: `mlm_logits` [B, P, V] (only at the masked positions) and `nsp_logits` [B, 2]."""
+    Outputs: `mlm_logits` [B, P, V] (only at the masked positions) and `nsp_logits` [B, 2].
+
+    Packed rows (S sequences per row): with the encoder's packing inputs
+    (`input_position_ids`, `input_sequence_ids`) and int32 `next_sentence_positions` [B, S]
+    (each sequence's [CLS] position) also given, `masked_lm_positions` index the whole row
+    and `nsp_logits` is [B, S, 2]: the pooler and NSP head on each sequence's [CLS].
+    """
 
     def __init__(self, encoder, **kwargs):
         c = encoder.config
@@ -33,3 +40,16 @@ class BertPretrainer(EncoderTask):
         self.encoder = encoder
         self.mlm_head = mlm_head
         self.nsp_head = nsp_head
+
+    def call(self, inputs, training=None, mask=None):
+        if not is_packed(inputs):
+            return super().call(inputs, training=training, mask=mask)
+        if "next_sentence_positions" not in inputs:
+            raise PackedInputError("packed pre-training inputs lack 'next_sentence_positions' "
+                                   "(the [CLS] position of each sequence)")
+        enc = self.encoder({k: inputs[k] for k in INPUT_NAMES + PACKING_INPUT_NAMES
+                            if k in inputs}, training=training)
+        sequence = enc["sequence_output"]                                  # [B, T, H]
+        pooled = self.encoder.pool(sequence, inputs["next_sentence_positions"])  # [B, S, H]
+        return {"mlm_logits": self.mlm_head(sequence, inputs["masked_lm_positions"]),
+                "nsp_logits": self.nsp_head(pooled, training=training)}    # [B, S, 2]

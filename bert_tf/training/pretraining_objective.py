@@ -13,6 +13,12 @@ per-replica losses (what a distribution strategy does with gradients) gives exac
 single-device loss of the global batch, however the masked predictions are spread across
 replicas. The total loss is mlm_loss + nsp_loss (as google-research/bert).
 
+Packed rows (bert_tf/data/packing.py): `nsp_logits` [B, S, 2], `next_sentence_labels` [B, S]
+and `next_sentence_weights` [B, S] (1 = a real sequence, 0 = an unused slot). The NSP loss is
+then sum(w * CE) / global sum(w): the mean over the global batch's sequences, exactly as
+unpacked; the MLM terms are per masked token either way. So a packed batch and the unpacked
+batch of the same sequences have the same losses, metrics and gradients.
+
 Metrics are returned as (numerator, denominator) sums so that a trainer can accumulate them
 over steps and replicas and divide once: masked_lm_accuracy (weighted by masked_lm_weights),
 next_sentence_accuracy, masked_lm_loss, next_sentence_loss.
@@ -52,11 +58,26 @@ def _mlm_terms(labels, outputs):
 
 
 def _nsp_terms(labels, outputs):
-    logits = tf.cast(outputs["nsp_logits"], tf.float32)              # [B, 2]
-    nsp = _nsp_labels(labels)                                        # [B]
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp, logits=logits)  # [B]
+    """-> (CE, correct, weights), each [B] (unpacked) or [B*S] (packed rows, flattened);
+    weights is None for unpacked batches (every example counts once)."""
+    logits = tf.cast(outputs["nsp_logits"], tf.float32)              # [B, 2] or [B, S, 2]
+    logits = tf.reshape(logits, [-1, 2])                             # [B(*S), 2]
+    nsp = _nsp_labels(labels)                                        # [B(*S)]
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp, logits=logits)
     correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), nsp), tf.float32)
-    return ce, correct
+    weights = labels.get("next_sentence_weights")
+    if weights is not None:
+        weights = tf.reshape(tf.cast(weights, tf.float32), [-1])     # [B*S]
+    return ce, correct, weights
+
+
+def _nsp_sums(labels, outputs):
+    """(sum CE, sum correct, count) over this replica's sequences."""
+    ce, correct, weights = _nsp_terms(labels, outputs)
+    if weights is None:
+        return tf.reduce_sum(ce), tf.reduce_sum(correct), tf.cast(tf.size(ce), tf.float32)
+    return (tf.reduce_sum(weights * ce), tf.reduce_sum(weights * correct),
+            tf.reduce_sum(weights))
 
 
 def masked_lm_loss(labels, outputs, global_weight_sum=None):
@@ -68,11 +89,11 @@ def masked_lm_loss(labels, outputs, global_weight_sum=None):
 
 
 def next_sentence_loss(labels, outputs, global_count=None):
-    """This replica's share of the global-batch mean NSP loss."""
-    ce, _ = _nsp_terms(labels, outputs)
+    """This replica's share of the global-batch mean NSP loss (over sequences)."""
+    ce_sum, _, count = _nsp_sums(labels, outputs)
     if global_count is None:
-        global_count = replica_sum(tf.cast(tf.size(ce), tf.float32))
-    return tf.reduce_sum(ce) / tf.maximum(global_count, 1.0)
+        global_count = replica_sum(count)
+    return ce_sum / tf.maximum(global_count, 1.0)
 
 
 def pretraining_loss(labels, outputs):
@@ -85,14 +106,13 @@ def metric_sums(labels, outputs):
 
     The metric value is sum(numerators) / sum(denominators) over all steps and replicas."""
     mlm_ce, mlm_correct, weights = _mlm_terms(labels, outputs)
-    nsp_ce, nsp_correct = _nsp_terms(labels, outputs)
+    nsp_ce, nsp_correct, count = _nsp_sums(labels, outputs)
     weight_sum = tf.reduce_sum(weights)
-    count = tf.cast(tf.size(nsp_ce), tf.float32)
     return {
         "masked_lm_accuracy": (tf.reduce_sum(weights * mlm_correct), weight_sum),
         "masked_lm_loss": (tf.reduce_sum(weights * mlm_ce), weight_sum),
-        "next_sentence_accuracy": (tf.reduce_sum(nsp_correct), count),
-        "next_sentence_loss": (tf.reduce_sum(nsp_ce), count),
+        "next_sentence_accuracy": (nsp_correct, count),
+        "next_sentence_loss": (nsp_ce, count),
     }
 
 
@@ -112,15 +132,18 @@ class PretrainingObjective:
     def compute_loss(self, labels, outputs):
         from bert_tf.training.trainer import Ratio
         mlm_ce, mlm_correct, weights = _mlm_terms(labels, outputs)
-        nsp_ce, nsp_correct = _nsp_terms(labels, outputs)
         weight_sum = tf.reduce_sum(weights)
-        count = tf.cast(tf.size(nsp_ce), tf.float32)
-        loss = [Ratio(tf.reduce_sum(weights * mlm_ce), weight_sum), nsp_ce]
+        nsp_sum, nsp_correct, count = _nsp_sums(labels, outputs)
+        if "next_sentence_weights" in labels:   # packed rows: mean over real sequences
+            nsp_loss = Ratio(nsp_sum, count)
+        else:
+            nsp_loss, _, _ = _nsp_terms(labels, outputs)   # per example [B]
+        loss = [Ratio(tf.reduce_sum(weights * mlm_ce), weight_sum), nsp_loss]
         metrics = {
             "masked_lm_accuracy": Ratio(tf.reduce_sum(weights * mlm_correct), weight_sum),
             "masked_lm_loss": Ratio(tf.reduce_sum(weights * mlm_ce), weight_sum),
-            "next_sentence_accuracy": Ratio(tf.reduce_sum(nsp_correct), count),
-            "next_sentence_loss": Ratio(tf.reduce_sum(nsp_ce), count),
+            "next_sentence_accuracy": Ratio(nsp_correct, count),
+            "next_sentence_loss": Ratio(nsp_sum, count),
         }
         return loss, metrics
 
