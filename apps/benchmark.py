@@ -5,7 +5,9 @@ r"""Benchmarks bert-tf against keras-hub in one process, alternating rounds betw
     python -m apps.benchmark --quick --output_json=/tmp/bench.json
 
 Cases: encoder_train, encoder_infer, pretrain (MLM+NSP), finetune (strings in, SMS spam),
-tokenize (strings/s), pretraining_data (sentences/s, bert-tf only). Reports medians over rounds
+tokenize (strings/s), pretraining_data (sentences/s, bert-tf only), packing (bert-tf only:
+padding share and real tokens/s of a pre-training step on unpacked vs packed rows of real
+data, --packing_corpus). Reports medians over rounds
 of examples/s, tokens/s, achieved matmul FLOP/s and its fraction of this machine's measured
 matmul peak, peak RSS, and the ratio bert-tf / keras-hub. On a shared machine quote ratios.
 """
@@ -20,7 +22,7 @@ import sys
 from absl import app, flags
 
 ALL_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
-             "pretraining_data")
+             "pretraining_data", "packing")
 DEFAULT_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
                  "pretraining_data")
 
@@ -44,6 +46,11 @@ flags.DEFINE_string("vocab_file", None, "vocab.txt for the text cases; default: 
 flags.DEFINE_string("text_file", None, "Plain text for pretraining_data; default: the King "
                     "James Bible (fetched once from Debian).")
 flags.DEFINE_integer("pretraining_data_lines", 2000, "Lines of --text_file for pretraining_data.")
+flags.DEFINE_enum("packing_corpus", "bbc_news", ["bbc_news", "kjv"], "Corpus of the packing "
+                  "case: bbc_news (real news articles, realistic document lengths) or kjv "
+                  "(the default job's King James Bible, document = chapter).")
+flags.DEFINE_integer("packing_documents", 300, "Documents of --packing_corpus the packing case "
+                     "makes pre-training data from.")
 flags.DEFINE_string("output_json", None, "Write all results here as JSON.")
 flags.DEFINE_bool("quick", False, "Smoke run: 2 rounds of 2 steps, 1 warm-up step, a 256^3 "
                   "peak matmul.")
@@ -81,7 +88,7 @@ def _build_case(name, setup, vocab_file_fn, text_file_fn):
         return cases.encoder_case(setup, training=name == "encoder_train")
     if name == "pretrain":
         return cases.pretrain_case(setup)
-    if name in ("finetune", "tokenize", "pretraining_data"):
+    if name in ("finetune", "tokenize", "pretraining_data", "packing"):
         from bert_tf.text import vocab as vocab_lib
         vocab_file = vocab_file_fn()
         size = len(vocab_lib.load_vocab(vocab_file))
@@ -91,6 +98,9 @@ def _build_case(name, setup, vocab_file_fn, text_file_fn):
             return cases.finetune_case(setup)
         if name == "tokenize":
             return cases.tokenize_case(setup)
+        if name == "packing":
+            from bert_tf.benchmarking.packing_case import packing_case
+            return packing_case(setup, FLAGS.packing_corpus, FLAGS.packing_documents)
         return cases.pretraining_data_case(setup, text_file_fn(), FLAGS.pretraining_data_lines)
     raise ValueError(f"--cases: unknown case {name!r}; expected one of {ALL_CASES}")
 
@@ -118,6 +128,11 @@ def _rows(case, precision, results, peak):
             row["fraction_of_peak"] = row["achieved_flops"] / peak
         rows.append(row)
     by_impl = {r["impl"]: r for r in rows}
+    if "packed" in by_impl and "unpacked" in by_impl:
+        speedup = by_impl["packed"]["tokens_per_sec"] / by_impl["unpacked"]["tokens_per_sec"]
+        for r in rows:
+            r["padding"] = case.padding
+            r["packed_vs_unpacked_real_tokens_per_sec"] = speedup
     if cases_lib.OURS in by_impl and cases_lib.KERAS_HUB in by_impl:
         ratio = (by_impl[cases_lib.OURS]["examples_per_sec"]
                  / by_impl[cases_lib.KERAS_HUB]["examples_per_sec"])
@@ -216,6 +231,9 @@ def main(argv):
             rows = _rows(case, precision if name not in ("tokenize", "pretraining_data")
                          else "n/a", results, peaks.get(precision))
             print_table(rows)
+            if "packed_vs_unpacked_real_tokens_per_sec" in rows[0]:
+                print(f"packing: {case.notes}; real tokens/s packed / unpacked = "
+                      f"{rows[0]['packed_vs_unpacked_real_tokens_per_sec']:.2f}x")
             print()
             all_rows.extend(rows)
             del case, results

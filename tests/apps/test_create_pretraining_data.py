@@ -11,7 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FLAGS = ("input_files", "output_dir", "output_prefix", "vocab_file", "lower_case",
          "max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
          "dupe_factor", "random_seed", "num_shards", "num_workers", "whole_word_masking",
-         "input_format", "overwrite", "runner", "beam_pipeline_options")
+         "input_format", "overwrite", "runner", "beam_pipeline_options", "pack",
+         "max_sequences_per_row", "max_predictions_per_row", "pack_buffer_size")
 
 
 def _run(*args):

@@ -238,6 +238,21 @@ def test_whole_word_masking_needs_dynamic_masking_and_runs_with_it(data, tmp_pat
     assert training["whole_word_masking"] is True and training["dynamic_masking"] is True
 
 
+def test_pack_trains_and_evaluates_on_packed_rows(data, tmp_path):
+    """--pack with dynamic masking: rows of up to 3 sequences; eval metrics count sequences
+    (NSP accuracy over real sequences), so they stay comparable with unpacked runs."""
+    model_dir = str(tmp_path / "model")
+    run_job(data, model_dir, steps=3, dynamic_masking=True, pack=True,
+            max_sequences_per_row=3, eval_steps=2)
+    results = json.load(open(os.path.join(model_dir, "eval_results.json")))
+    assert 0.0 <= results["next_sentence_accuracy"] <= 1.0
+    assert results["masked_lm_loss"] > 0
+    training = json.load(open(os.path.join(model_dir, "config.json")))["training"]
+    assert training["pack"] is True and training["max_sequences_per_row"] == 3
+    msg = _error(data, str(tmp_path / "bad"), pack=True, max_sequences_per_row=0)
+    assert "max_sequences_per_row must be >= 1" in msg
+
+
 def test_batch_not_divisible(data, tmp_path):
     from bert_tf import pretraining_job as job
     model_dir = str(tmp_path / "model")
@@ -330,7 +345,8 @@ def test_every_flag_is_documented():
                  "num_warmup_steps", "learning_rate", "optimizer", "weight_decay",
                  "clip_norm", "grad_accum_steps", "precision", "xla", "init_checkpoint",
                  "checkpoint_every_steps", "keep_checkpoints", "log_every_steps",
-                 "dynamic_masking", "whole_word_masking", "mode", "seed"):
+                 "dynamic_masking", "whole_word_masking", "mode", "seed", "pack",
+                 "max_sequences_per_row", "max_predictions_per_row"):
         assert f"--{flag}" in out or f"--[no]{flag}" in out, flag
 
 
