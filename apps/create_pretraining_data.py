@@ -113,12 +113,15 @@ def _pack(meta, unpacked_prefix, prefix):
     """Packs the records just written under `unpacked_prefix` into `prefix`, then removes
     the unpacked ones."""
     from bert_tf.data import pack_records, pretraining_data as pd
-    packed = pack_records.pack_record_files(
-        unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
-        max_predictions_per_row=FLAGS.max_predictions_per_row, num_shards=FLAGS.num_shards,
-        buffer_size=FLAGS.pack_buffer_size, seed=FLAGS.random_seed)
-    for path in pd.existing_outputs(unpacked_prefix):
-        os.remove(path)
+    try:
+        packed = pack_records.pack_record_files(
+            unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
+            max_predictions_per_row=FLAGS.max_predictions_per_row,
+            num_shards=FLAGS.num_shards, buffer_size=FLAGS.pack_buffer_size,
+            seed=FLAGS.random_seed)
+    finally:
+        for path in pd.existing_outputs(unpacked_prefix):
+            os.remove(path)
     info = packed["packing"]
     print(f"packed {info['sequences']} sequences into {info['rows']} rows of up to "
           f"{info['max_sequences_per_row']}: padding {100 * info['padding_share_unpacked']:.1f}% "
@@ -199,7 +202,8 @@ def main(argv):
     counts = meta["counts"]
     print(f"wrote {counts['instances']} instances from {counts['documents']} documents "
           f"({counts['sentences']} sentences) to {FLAGS.num_shards} shards "
-          f"{final_prefix}-*-of-{FLAGS.num_shards:05d}.tfrecord in {meta['elapsed_seconds']:.1f} s "
+          f"{final_prefix}-*-of-{FLAGS.num_shards:05d}.tfrecord in "
+          f"{meta['elapsed_seconds']:.1f} s "
           f"({counts['sentences'] / meta['elapsed_seconds']:.0f} sentences/s)")
 
 

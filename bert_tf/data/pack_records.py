@@ -86,9 +86,15 @@ def pack_record_files(input_prefix, output_prefix, *, max_sequences_per_row=3,
                 counts[next_shard] += 1
                 next_shard = (next_shard + 1) % num_shards
                 rows_total += 1
-    finally:
+    except BaseException:
         for w in writers:
             w.close()
+        for path in tmp_paths:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    for w in writers:
+        w.close()
     for tmp, path in zip(tmp_paths, paths):
         os.replace(tmp, path)
     out = dict(meta)
