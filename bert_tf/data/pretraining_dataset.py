@@ -227,6 +227,8 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
             continue  # an empty shard: nothing to check, nothing to read
         file_packing = packed_dataset.record_packing_config(path, record)
         if file_packing is not None or stored_packing is not None:
+            if stored_slots is not None:
+                file_packing = None   # an unpacked file came first: a mix
             stored_packing = _check_packed_file(path, file_packing, stored_packing, seq_length,
                                                 dynamic_masking, packing)
             readable.append(path)

@@ -86,6 +86,10 @@ def test_packed_records_hold_the_unpacked_data_in_fewer_rows(tmp_path):
     with pytest.raises(pd.PretrainingDataError, match="already packed"):
         pretraining_dataset(str(tmp_path / "packed-*"), 4, SEQ, PREDS,
                             packing=PackingConfig(SEQ, 3, 8))
+    for order in ([prefix + "-*", str(tmp_path / "packed-*")],
+                  [str(tmp_path / "packed-*"), prefix + "-*"]):
+        with pytest.raises(pd.PretrainingDataError, match="packed and unpacked.*mixed"):
+            pretraining_dataset(order, 4, SEQ, PREDS)
     with pytest.raises(pd.PretrainingDataError, match="max_seq_length=32, expected seq_length=64"):
         pretraining_dataset(str(tmp_path / "packed-*"), 4, 64, PREDS)
 
