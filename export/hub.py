@@ -8,15 +8,20 @@ dir). Writes
       serving_default(text string [B])    single segment, T = seq_length
       .tokenize(text string [B])          -> int32 RaggedTensor [B, (words), (pieces)]
       .bert_pack_inputs([seg, ...], seq_length=T) for 1 or 2 tokenized segments (ragged
-          [B, (words), (pieces)] or [B, (pieces)]), T in --pack_seq_lengths
+          [B, (words), (pieces)] or [B, (pieces)]), any T (int32 scalar; default seq_length)
       .vocab_file (asset), .do_lower_case (variable), .seq_length
   OUT/encoder/       dict of the three int32 [B, T] tensors ->
-      __call__(inputs)  {"pooled_output" [B, H], "sequence_output" [B, T, H],
-                         "encoder_outputs": list of L [B, T, H]}
+      __call__(inputs, training=None)  {"pooled_output" [B, H], "sequence_output" [B, T, H],
+                         "encoder_outputs": list of L [B, T, H]} (dropout on if training)
+      .variables, .trainable_variables, .regularization_losses (for fine-tuning)
+      .mlm (if DIR has MLM head weights): __call__(inputs + "masked_lm_positions" [B, P])
+                         -> the encoder outputs + "mlm_logits" [B, P, V]
+      .serve / .serve_training  inputs -> outputs (keras.layers.TFSMLayer endpoints)
       serving_default   the same, with "encoder_outputs" stacked as [L, B, T, H]
 as TF Hub's BERT preprocessors/encoders do: hub.KerasLayer(OUT/preprocessor) and
-hub.KerasLayer(OUT/encoder) (or tf.saved_model.load) chain them. Both need only tensorflow +
-tensorflow_text to load. Existing output subdirectories are never overwritten.
+hub.KerasLayer(OUT/encoder, trainable=True) (or tf.saved_model.load) chain them. Both need only
+tensorflow + tensorflow_text to load, also by TF Serving's C++ loader. Existing output
+subdirectories are never overwritten.
 """
 
 import os
@@ -25,6 +30,8 @@ import sys
 import tempfile
 
 from absl import app, flags
+
+from export.saved_model import save_module
 
 FLAGS = flags.FLAGS
 
@@ -40,18 +47,21 @@ def define_flags():
                         "OUTPUT_DIR/encoder (both must not exist yet).")
     flags.DEFINE_integer("seq_length", None, "Packed length of the preprocessor's default "
                          "signature (default: the model dir's, else 128).")
-    flags.DEFINE_list("pack_seq_lengths", ["128"], "Extra seq_length values traced for "
-                      ".bert_pack_inputs (the default --seq_length is always included).")
+    flags.DEFINE_list("pack_seq_lengths", ["128"], "Ignored (kept so older commands run): "
+                      ".bert_pack_inputs now takes any seq_length.")
 
 _INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
-def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=(128,)):
+def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=()):
+    """`pack_seq_lengths` is accepted for compatibility: bert_pack_inputs takes any length."""
     import tensorflow as tf
     from bert_tf.text.packer import pack_inputs
     from bert_tf.text.preprocessor import DEFAULT_SEQ_LENGTH, find_vocab
     from bert_tf.text.tokenizer import BertTokenizer
+    from export.text_graph import pack_to_length
 
+    del pack_seq_lengths
     vocab_file, lower_case, dir_seq = find_vocab(model_dir)
     seq_length = int(seq_length or dir_seq or DEFAULT_SEQ_LENGTH)
     tokenizer = BertTokenizer(vocab_file=vocab_file, lower_case=lower_case)
@@ -73,66 +83,122 @@ def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=(128,
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=seq_length):
-        return pack_inputs(list(segments), seq_length, ids["cls"], ids["sep"], ids["pad"])
+        return pack_to_length(list(segments), seq_length, ids["cls"], ids["sep"], ids["pad"])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(text):
         return pack_inputs([tokenizer.tokenize(text)], seq_length, ids["cls"], ids["sep"],
                            ids["pad"])
 
-    # Trace bert_pack_inputs for 1 and 2 segments of either ragged form, at each length.
-    lengths = sorted({seq_length, *(int(n) for n in pack_seq_lengths)})
+    # As TF's own BERT preprocessors: bert_pack_inputs traced with a scalar int32
+    # seq_length, so any length works, for 1 and 2 segments of either ragged form.
+    length = tf.TensorSpec([], tf.int32, name="seq_length")
     for n_segments in (1, 2):
         for ragged_rank in (1, 2):
             spec = tf.RaggedTensorSpec([None] + [None] * ragged_rank, tf.int32,
                                        ragged_rank=ragged_rank)
-            for length in lengths:
-                bert_pack_inputs.get_concrete_function([spec] * n_segments, length)
+            bert_pack_inputs.get_concrete_function([spec] * n_segments, length)
     module.tokenize = tokenize
     module.bert_pack_inputs = bert_pack_inputs
     module.__call__ = serving_default
     return module, {"serving_default": serving_default}
 
 
-def build_encoder_module(model_dir, encoder=None):
+def load_hub_models(model_dir):
+    """(encoder, pretrainer or None): the pretrainer when `model_dir` has MLM head weights
+    (a bert-tf pre-training dir, or an HF / Google checkpoint with the MLM tensors)."""
+    from bert_tf import BertPretrainer
+    from bert_tf.checkpoints import names as tensor_names
+    from bert_tf.checkpoints.loader import load_encoder, load_pretrainer, load_task_model
+    from bert_tf.checkpoints.sources import detect_kind, read_source
+    if detect_kind(model_dir) == "bert_tf":
+        model = load_task_model(model_dir)
+        return model.encoder, model if isinstance(model, BertPretrainer) else None
+    if read_source(model_dir).has_group(tensor_names.MLM):
+        model = load_pretrainer(model_dir)
+        return model.encoder, model
+    return load_encoder(model_dir), None
+
+
+def _hub_object(layer, call_outputs, specs):
+    """A TF Hub-style reusable SavedModel object for a Keras `layer`: `variables`,
+    `trainable_variables`, `regularization_losses` (tf.Variables, not Keras ones: see
+    export.saved_model.hold_keras_layer) and `__call__(inputs, training=None)`, traced for
+    training None / False / True (dropout on), plus `serve` / `serve_training` (inputs only,
+    for keras.layers.TFSMLayer's call_endpoint / call_training_endpoint)."""
     import tensorflow as tf
-    from bert_tf.checkpoints.loader import load_encoder
-    encoder = encoder if encoder is not None else load_encoder(model_dir)
+    from export.saved_model import hold_keras_layer, tf_variables
 
-    class Encoder(tf.Module):
-        pass
+    obj = tf.__internal__.tracking.AutoTrackable()
+    obj.variables = hold_keras_layer(obj, "_layer", layer)
+    obj.trainable_variables = tf_variables(layer.trainable_variables)
+    obj.regularization_losses = []      # BERT has no weight regularizers (decay is in AdamW)
 
-    module = Encoder()
-    module.encoder = encoder
+    @tf.function
+    def call(inputs, training=None):
+        return call_outputs(layer(inputs, training=bool(training)))
+
+    for training in (None, False, True):
+        call.get_concrete_function(specs, training)
+    obj.__call__ = call
+    obj.serve = tf.function(lambda inputs: call(inputs, training=False),
+                            input_signature=[specs])
+    obj.serve_training = tf.function(lambda inputs: call(inputs, training=True),
+                                     input_signature=[specs])
+    return obj
+
+
+def _encoder_outputs(out):
+    return {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"],
+            "encoder_outputs": list(out["encoder_outputs"])}
+
+
+def build_encoder_module(model_dir, encoder=None, pretrainer=None):
+    """The encoder object (+ an `mlm` sub-object when a pretrainer with an MLM head is given
+    or found in `model_dir`) and its serving signature."""
+    import tensorflow as tf
+    if encoder is None and pretrainer is None:
+        encoder, pretrainer = load_hub_models(model_dir)
+    encoder = encoder if encoder is not None else pretrainer.encoder
     specs = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in _INPUTS}
-
-    @tf.function(input_signature=[specs])
-    def call(inputs):
-        out = encoder(inputs, training=False)
-        return {"pooled_output": out["pooled_output"],
-                "sequence_output": out["sequence_output"],
-                "encoder_outputs": list(out["encoder_outputs"])}
+    module = _hub_object(encoder, _encoder_outputs, specs)
+    if pretrainer is not None:
+        mlm_specs = dict(specs, masked_lm_positions=tf.TensorSpec(
+            [None, None], tf.int32, name="masked_lm_positions"))
+        mlm_model = _mlm_model(pretrainer)
+        module.mlm = _hub_object(mlm_model, dict, mlm_specs)
 
     @tf.function(input_signature=[specs])
     def serving_default(inputs):
-        out = call(inputs)
+        out = module.__call__(inputs, training=False)
         return {"pooled_output": out["pooled_output"],
                 "sequence_output": out["sequence_output"],
                 "encoder_outputs": tf.stack(out["encoder_outputs"], 0)}   # [L, B, T, H]
 
-    module.__call__ = call
     return module, {"serving_default": serving_default}
 
 
+def _mlm_model(pretrainer):
+    """Keras model: encoder inputs + masked_lm_positions [B, P] -> the encoder outputs and
+    mlm_logits [B, P, V] (TF's BERT encoder export's `mlm` inputs and outputs)."""
+    import keras
+    from bert_tf.models.encoder import encoder_inputs
+    inputs = encoder_inputs(_INPUTS + ("masked_lm_positions",))
+    enc = pretrainer.encoder({name: inputs[name] for name in _INPUTS})
+    outputs = dict(_encoder_outputs(enc),
+                   mlm_logits=pretrainer.mlm_head(enc["sequence_output"],
+                                                  inputs["masked_lm_positions"]))
+    return keras.Model(inputs, outputs, name="mlm")
+
+
 def _save_new(module, signatures, final):
-    import tensorflow as tf
     if os.path.exists(final):
         raise FileExistsError(f"{final}: already exists (never overwritten)")
     parent = os.path.dirname(os.path.abspath(final))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(final) + "-")
     try:
-        tf.saved_model.save(module, tmp, signatures=signatures)
+        save_module(module, tmp, signatures)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -140,7 +206,8 @@ def _save_new(module, signatures, final):
     return final
 
 
-def export_hub(model_dir, output_dir, seq_length=None, pack_seq_lengths=(128,), encoder=None):
+def export_hub(model_dir, output_dir, seq_length=None, pack_seq_lengths=(128,), encoder=None,
+               pretrainer=None):
     """Writes output_dir/preprocessor and output_dir/encoder; returns their paths."""
     pre_dir = os.path.join(output_dir, "preprocessor")
     enc_dir = os.path.join(output_dir, "encoder")
@@ -148,7 +215,7 @@ def export_hub(model_dir, output_dir, seq_length=None, pack_seq_lengths=(128,), 
         if os.path.exists(path):
             raise FileExistsError(f"{path}: already exists (never overwritten)")
     _save_new(*build_preprocessor_module(model_dir, seq_length, pack_seq_lengths), pre_dir)
-    _save_new(*build_encoder_module(model_dir, encoder), enc_dir)
+    _save_new(*build_encoder_module(model_dir, encoder, pretrainer), enc_dir)
     return pre_dir, enc_dir
 
 

@@ -22,6 +22,7 @@ Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E =
 import tensorflow as tf
 
 from export import text_graph
+from export.saved_model import hold_keras_layer
 
 ENCODED_SIGNATURE = "serving_encoded"
 _NEG = -1e9
@@ -68,7 +69,8 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, task, vocab_file, lower_case, seq_length, pad_to_longest=True):
         super().__init__()
-        self.model = model
+        # The Keras model stays untracked; its tf.Variables are what the SavedModel restores.
+        self.model_variables = hold_keras_layer(self, "model", model)
         self.task = dict(task)
         self.seq_length = int(seq_length)
         self.pad_to_longest = bool(pad_to_longest)

@@ -140,3 +140,36 @@ def pack(segments, seq_length, cls_id, sep_id, pad_to_longest=True, trimmer="lon
     extra = tf.maximum(2 - width, 0)                  # an empty batch still has T >= 2
     inputs = {k: tf.pad(v, [[0, 0], [0, extra]]) for k, v in inputs.items()}
     return inputs, trimmed
+
+
+def pack_to_length(segments, seq_length, cls_id, sep_id, pad_id=0):
+    """Packs 1 or 2 ragged id segments ([B, (P)] or [B, (W), (P)]) as [CLS] a [SEP] (b [SEP])
+    padded to `seq_length`, which may be a scalar int32 TENSOR (the Hub preprocessor's
+    bert_pack_inputs takes any length). Longest-first truncation, as bert_tf.text.packer.
+    Returns dict of int32 [B, seq_length]."""
+    from bert_tf.text.packer import trim_lengths
+    segments = [tf.cast(s.merge_dims(1, -1) if s.ragged_rank > 1 else s, tf.int32)
+                for s in segments]
+    seq_length = tf.cast(seq_length, tf.int32)
+    n = len(segments)
+    check = tf.debugging.assert_greater_equal(
+        seq_length, n + 1, message=f"bert_pack_inputs: seq_length too short for {n} "
+                                   f"segment(s) (needs at least {n + 1})")
+    with tf.control_dependencies([check]):
+        lengths = tf.stack([s.row_lengths() for s in segments], axis=1)      # [B, S]
+    keep = trim_lengths(lengths, seq_length - n - 1)                          # [B, S]
+    batch = segments[0].nrows()
+
+    def column(value):                                                        # [B, (1)]
+        return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([batch, 1]), value))
+
+    ids, types = [column(cls_id)], [column(0)]
+    for i, segment in enumerate(segments):
+        kept = _keep_first(segment, keep[:, i])
+        ids += [kept, column(sep_id)]
+        types += [tf.ones_like(kept) * i, column(i)]
+    ids, types = tf.concat(ids, axis=1), tf.concat(types, axis=1)            # [B, (T)]
+    shape = tf.stack([tf.cast(batch, tf.int32), seq_length])
+    return {"input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
+            "input_mask": tf.ones_like(ids).to_tensor(default_value=0, shape=shape),
+            "input_type_ids": types.to_tensor(default_value=0, shape=shape)}
