@@ -9,6 +9,11 @@ replay at load, gRPC PredictionService (Predict, GetModelMetadata) and the REST 
     python -m serving_testbed.model_server --model_base_path=BASE/NAME --model_name=NAME \
         --port=8500 --rest_api_port=8501
 
+Also here: `capi.py` loads a SavedModel through TensorFlow's C API (`TF_LoadSessionFromSavedModel`
++ `TF_SessionRun`, the C++ loader TF Serving uses) via ctypes, and `hub_tutorial.py` runs the
+code of TF's BERT tutorials (tensorflow_hub + tf-keras) on a Hub-style export; both in fresh
+processes that import no project code.
+
 It is not library code (nothing in bert_tf/, export/ or apps/ imports it) and not a production
 server: no batching, no model config files, one model per process.
 """

@@ -10,6 +10,7 @@ link them in). This file imports no project code: run it in a fresh process.
 
     python serving_testbed/capi.py show DIR              signatures, inputs and outputs (JSON)
     python serving_testbed/capi.py run JOBS.pkl OUT.pkl  JOBS: [(dir, signature, {name: array})]
+                                                         OUT: results + project_modules
     python serving_testbed/capi.py warmup DIR            replays assets.extra warm-up requests
 
 Shape legend: N = number of elements of a tensor.
@@ -249,8 +250,11 @@ def main(argv):
     elif len(argv) == 3 and argv[0] == "run":
         with open(argv[1], "rb") as f:
             jobs = pickle.load(f)
+        results = run_jobs(jobs)
+        project = sorted(m for m in sys.modules if m.split(".")[0] in ("bert_tf", "export",
+                                                                      "apps"))
         with open(argv[2], "wb") as f:
-            pickle.dump(run_jobs(jobs), f)
+            pickle.dump({"results": results, "project_modules": project}, f)
     elif len(argv) == 2 and argv[0] == "warmup":
         print(json.dumps(run_jobs([(argv[1], "__warmup__", None)])[0], default=int))
     else:
