@@ -5,7 +5,10 @@ exactly as under the Python loader (tf.saved_model.load), and replays its warm-u
 A module saved the old way (a Keras model tracked by a tf.Module) fails that path: the test
 harness sees the defect, and export.saved_model.save_module refuses such a module."""
 
+import json
 import os
+import re
+import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from conftest import TINY_VOCAB  # noqa: E402
+from conftest import ROOT, TINY_VOCAB  # noqa: E402
 from serving_testbed.capi_process import run_capi  # noqa: E402
 from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir  # noqa: E402
 
@@ -157,3 +160,20 @@ def test_old_save_path_fails_under_the_c_api_loader_and_is_refused(capi_answers,
     with pytest.raises(ExportError, match="Keras variable .* is tracked"):
         save_module(module, str(tmp_path / "refused"), signatures)
     assert not os.path.exists(tmp_path / "refused")
+
+
+def test_saved_model_cli_run_with_tf_text(exports, tmp_path):
+    """The saved_model_cli one-liner documented in export/README.md runs an export."""
+    readme = open(os.path.join(ROOT, "export", "README.md"), encoding="utf-8").read()
+    smcli = re.search(r"^SMCLI='(.+)'$", readme, re.M).group(1)
+    texts = ["a great movie", "awful"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", smcli, "run", "--dir", exports["classify"],
+                           "--tag_set", "serve", "--signature_def", "serving_default",
+                           "--input_exprs", f"text={json.dumps(texts)}"], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr.strip().splitlines()[-2:]
+    ref = python_loader_outputs(exports["classify"], [
+        ("serving_default", {"text": np.array([t.encode() for t in texts], dtype=object)})])[0]
+    assert f"Result for output key label:\n{ref['label']}" in proc.stdout, proc.stdout
+    assert f"Result for output key label_id:\n{ref['label_id']}" in proc.stdout
