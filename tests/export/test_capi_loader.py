@@ -18,25 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import ROOT, TINY_VOCAB  # noqa: E402
 from serving_testbed.capi_process import run_capi  # noqa: E402
-from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir  # noqa: E402
+from tiny_dirs import CLASS_LABELS, EXPORT_TASKS, hub_exports, task_exports, tiny_config  # noqa: E402
 
-SEQ = 16
 TEXTS = np.array([b"the quick brown fox jumps over the lazy dog", b"hello world", b"",
                   "caf\u00e9 r\u00e9sum\u00e9!".encode(), b"\xff\xfe bad \xc3",
                   b"john lives in paris , france " * 6], dtype=object)
-TASKS = {"classify": {"type": "classify", "label_names": CLASS_LABELS},
-         "pair": {"type": "classify", "label_names": CLASS_LABELS[:2], "text_b": "b"},
-         "regression": {"type": "classify", "label_names": [], "num_classes": 1,
-                        "regression": True},
-         "tag": {"type": "tag", "label_names": TAG_LABELS},
-         "squad": {"type": "squad", "version_2_with_negative": True, "max_answer_length": 5,
-                   "doc_stride": 4}}
-
-
-def tiny_config():
-    from bert_tf import BertConfig
-    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
-                             num_heads=4, intermediate_size=64, max_position_embeddings=64)
 
 
 def encoded_inputs(batch=3, width=9, seed=0):
@@ -62,17 +48,11 @@ def old_style_export(path):
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    from export.hub import export_hub
-    from export.saved_model import export_serving
-    root = tmp_path_factory.mktemp("capi")
-    out = {}
-    for name, task in TASKS.items():
-        model_dir = str(root / f"{name}_dir")
-        make_task_dir(model_dir, tiny_config(), TINY_VOCAB, task, seq_length=SEQ)
-        out[name] = export_serving(model_dir, str(root / "serving" / name))
-    make_task_dir(str(root / "pre_dir"), tiny_config(), TINY_VOCAB, {"type": "pretraining"})
-    out["preprocessor"], out["encoder"] = export_hub(str(root / "pre_dir"), str(root / "hub"))
-    out["old"] = str(root / "old")
+    """{name: SavedModel dir}: every task's serving export, the Hub preprocessor and encoder,
+    and a module saved the old way."""
+    out = {name: v[2] for name, v in task_exports(tmp_path_factory).items()}
+    _, _, out["preprocessor"], out["encoder"] = hub_exports(tmp_path_factory)
+    out["old"] = str(tmp_path_factory.mktemp("old_save_path") / "1")
     old_style_export(out["old"])
     return out
 
@@ -115,10 +95,10 @@ def max_abs_diff(a, b):
 def capi_answers(exports):
     names = [n for n in exports if n != "old"]
     jobs = [(exports[n], sig, inputs) for n in names + ["old"] for sig, inputs in requests(n)]
-    jobs += [(exports[n], "__warmup__", None) for n in TASKS]
+    jobs += [(exports[n], "__warmup__", None) for n in EXPORT_TASKS]
     answers = iter(run_capi(jobs))
     per_export = {n: [next(answers) for _ in requests(n)] for n in names + ["old"]}
-    per_export["warmup"] = {n: next(answers) for n in TASKS}
+    per_export["warmup"] = {n: next(answers) for n in EXPORT_TASKS}
     return per_export
 
 

@@ -8,24 +8,15 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import make_task_dir  # noqa: E402
+from tiny_dirs import hub_exports  # noqa: E402
 
 TEXTS = ["hello world", "the quick brown fox jumps over the lazy dog " * 3, "", b"\xffunaffable"]
 
 
 @pytest.fixture(scope="module")
 def hub_export(tmp_path_factory):
-    from bert_tf import BertConfig
-    from export.hub import export_hub
-    root = tmp_path_factory.mktemp("hub")
-    config = BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2,
-                               hidden_size=32, num_heads=4, intermediate_size=64,
-                               max_position_embeddings=64)
-    model = make_task_dir(str(root / "pre_dir"), config, TINY_VOCAB, {"type": "pretraining"})
-    pre_dir, enc_dir = export_hub(str(root / "pre_dir"), str(root / "out"),
-                                  pack_seq_lengths=(32,))
-    return str(root / "pre_dir"), model, pre_dir, enc_dir
+    """(model dir, BertPretrainer, preprocessor dir, encoder dir), shared per session."""
+    return hub_exports(tmp_path_factory)
 
 
 @pytest.mark.slow   # a fresh tensorflow process (~20-40 s on 2 shared cores)

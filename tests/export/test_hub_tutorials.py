@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import ROOT, TINY_VOCAB  # noqa: E402
-from tiny_dirs import make_task_dir  # noqa: E402
+from tiny_dirs import hub_exports  # noqa: E402
 
 TUTORIAL = os.path.join(ROOT, "serving_testbed", "hub_tutorial.py")
 POS = ["good movie", "great movie", "a good dog", "great fox", "the good world", "good"]
@@ -26,20 +26,9 @@ NEG = ["bad movie", "terrible movie", "a bad dog", "terrible fox", "the bad worl
 PAIRS = [["hello world", "the quick brown fox"], ["unaffable", "dog " * 40], ["", "paris"]]
 
 
-def tiny_config():
-    from bert_tf import BertConfig
-    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
-                             num_heads=4, intermediate_size=64, max_position_embeddings=64)
-
-
 @pytest.fixture(scope="module")
 def hub_dirs(tmp_path_factory):
-    from export.hub import export_hub
-    root = tmp_path_factory.mktemp("hub_tutorial")
-    model = make_task_dir(str(root / "pre_dir"), tiny_config(), TINY_VOCAB,
-                          {"type": "pretraining"})
-    pre_dir, enc_dir = export_hub(str(root / "pre_dir"), str(root / "out"))
-    return str(root / "pre_dir"), model, pre_dir, enc_dir
+    return hub_exports(tmp_path_factory)
 
 
 def run_tutorial(job, tmp_path, timeout=1200):

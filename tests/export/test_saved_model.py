@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir  # noqa: E402
+from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir, task_exports  # noqa: E402
 
 SEQ = 16
 TEXTS = ["the quick brown fox jumps over the lazy dog", "hello world", "Café résumé!",
@@ -39,20 +39,8 @@ def clean_str(s):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from export.saved_model import export_serving
-    root = tmp_path_factory.mktemp("export")
-    out = {}
-    tasks = {"classify": {"type": "classify", "label_names": CLASS_LABELS},
-             "pair": {"type": "classify", "label_names": CLASS_LABELS[:2], "text_b": "b"},
-             "tag": {"type": "tag", "label_names": TAG_LABELS},
-             "squad": {"type": "squad", "version_2_with_negative": True,
-                       "max_answer_length": 5, "doc_stride": 4}}
-    for name, task in tasks.items():
-        model_dir = str(root / f"{name}_dir")
-        model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, task, seq_length=SEQ)
-        path = export_serving(model_dir, str(root / "serving" / name))
-        out[name] = (model_dir, model, path)
-    return out
+    """classify, pair, tag, squad: (model_dir, Keras model, version dir), shared per session."""
+    return task_exports(tmp_path_factory)
 
 
 PAIR_A = ["hello world", "", "the quick brown fox " * 10]
