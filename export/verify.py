@@ -6,7 +6,9 @@ The child process imports only `tensorflow` and `tensorflow_text` (plus the stan
 never project code: it lists every op of the SavedModel (graph + function library), proves each
 is a TF core op (registered before tf.text is imported) or a tf.text op (registered by importing
 tensorflow_text), rejects py_function ops, then runs the given requests and writes the outputs
-to a .npz file. This is what a TF Serving build with the tf.text ops does.
+to a .npz file. It also loads the SavedModel the way TF Serving does (restore op + init op, then
+Session.run of the signatures' tensors, via tf.compat.v1.saved_model.loader) and reports that
+path's errors and its max |difference| to the Python loader ("session_loader").
 """
 
 import json
@@ -21,6 +23,7 @@ PY_FUNC_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
 
 _CHILD = r'''
 import json, os, sys
+import numpy as np
 jobs_file, out_file = sys.argv[1:3]
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
@@ -28,6 +31,38 @@ from tensorflow.python.framework import op_def_registry
 
 with open(jobs_file) as f:
     jobs = json.load(f)
+
+
+def feed_value(req, k, v):
+    if req.get("dtypes", {}).get(k, "string") == "string":
+        return [s.encode("latin-1") for s in v] if v else np.zeros([0], dtype=object)
+    return np.asarray(v, np.int32) if v else np.zeros([0, 2], np.int32)
+
+
+def session_loader_check(job, results, j):
+    """TF Serving's load path (restore op + init op, then Session.run of the signature's
+    tensors): errors, and the max |difference| to the Python loader's outputs."""
+    errors, diff = [], 0.0
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
+        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], job["path"])
+        for i, req in enumerate(job["requests"]):
+            sig = meta.signature_def[req["signature"]]
+            feed = {sig.inputs[k].name: feed_value(req, k, v) for k, v in req["inputs"].items()}
+            try:
+                out = sess.run({k: v.name for k, v in sig.outputs.items()}, feed)
+            except Exception as e:  # reported: compared with the Python loader's answer
+                if f"{j}/{i}/__error__" not in results:
+                    errors.append(str(e).strip().splitlines()[0])
+                continue
+            for k, v in out.items():
+                ref = results.get(f"{j}/{i}/{k}")
+                if ref is None or getattr(ref, "dtype", None) is None:
+                    errors.append(f"{req['signature']}: output {k} only under the session")
+                elif ref.dtype.kind in "fc":
+                    diff = max(diff, float(np.max(np.abs(v - ref), initial=0.0)))
+                elif not np.array_equal(v, ref):
+                    errors.append(f"{req['signature']}: output {k} differs from the Python loader")
+    return {"errors": errors, "max_abs_diff": diff}
 ops_per_job = []
 for job in jobs:
     sm = saved_model_pb2.SavedModel()
@@ -60,13 +95,13 @@ for j, job in enumerate(jobs):
                 results[f"{j}/{i}/{k}"] = v.numpy()
         except Exception as e:  # reported, not raised: the caller decides what is an error
             results[f"{j}/{i}/__error__"] = str(e).strip().splitlines()[0]
-    reports.append({"core_ops": core[j], "text_ops": text_ops,
+    session = session_loader_check(job, results, j)
+    reports.append({"core_ops": core[j], "text_ops": text_ops, "session_loader": session,
                     "unknown_ops": sorted(ops - set(core[j]) - set(text_ops)),
                     "signatures": sorted(loaded.signatures.keys())})
 project = sorted(m for m in sys.modules if m.split(".")[0] in ("bert_tf", "export", "apps"))
 for r in reports:
     r["project_modules"] = project
-import numpy as np
 np.savez(out_file, **{k: (np.asarray(v, dtype=object) if isinstance(v, str) else v)
                       for k, v in results.items()})
 print(json.dumps(reports))
@@ -141,7 +176,7 @@ def main(argv=None):
     report, outputs = run_fresh(args.saved_model, requests)
     report["outputs"] = [{k: v.tolist() for k, v in o.items()} for o in outputs]
     ok = not report["unknown_ops"] and not report["project_modules"] and not (
-        set(PY_FUNC_OPS) & set(report["core_ops"]))
+        set(PY_FUNC_OPS) & set(report["core_ops"])) and not report["session_loader"]["errors"]
     print(json.dumps(report, indent=1, default=lambda b: b.decode("utf-8", "replace")))
     return 0 if ok else 1
 

@@ -169,6 +169,9 @@ def _check_ops(report):
     # TF Serving images embed tf.text 2.12 (tensorflow/serving#4057): none of the newer
     # "TFText>..." ops (e.g. TFText>RoundRobinTrim) may appear.
     assert not [op for op in report["text_ops"] if op.startswith("TFText>")], report["text_ops"]
+    # TF Serving's load path (restore op + Session.run) answers as the Python loader does
+    assert not report["session_loader"]["errors"], report["session_loader"]["errors"][:2]
+    assert report["session_loader"]["max_abs_diff"] <= 1e-5
 
 
 def test_classify_fresh_process_matches_keras(exported, fresh):
