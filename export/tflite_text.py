@@ -26,6 +26,8 @@ W words, P pieces, G groups.
 
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow_text.python.ops.byte_splitter import gen_byte_splitter
+from tensorflow_text.python.ops.ngrams_op import gen_ngrams_op
 
 from bert_tf.text import char_table as ct
 from bert_tf.text import vocab as vocab_lib
@@ -127,10 +129,12 @@ def join_groups(strings, starts, lengths, levels=JOIN_LEVELS, width=JOIN_WIDTH):
     # Rows of exactly `width` strings -> one n-gram per row. (The dense-input path of the
     # n-gram kernel corrupts memory for more than a few rows in TF 2.21; the ragged one not.)
     splits = tf.range(tf.size(lengths, out_type=tf.int64) + 1) * width
-    rows = tf.RaggedTensor.from_row_splits(grid, splits, validate=False)  # [G, (width)]
-    joined = tf_text.ngrams(rows, width, reduction_type=tf_text.Reduction.STRING_JOIN,
-                            string_separator="")                      # [G, (1)]
-    return joined.flat_values
+    # The raw op: tf_text.ngrams() also traces a (pruned) sliding window with asserts, which
+    # takes seconds per call to trace.
+    joined, _ = gen_ngrams_op.tf_text_ngrams_string_join(
+        input_values=grid, input_row_splits=[splits], width=width, axis=-1,
+        string_separator="")                                          # [G]
+    return joined
 
 
 class TFLiteBertTokenizer(tf.Module):
@@ -218,8 +222,8 @@ class TFLiteBertTokenizer(tf.Module):
         `num_chars` (scalar). A batch of more than one string is refused at run time (a
         RESHAPE to [1] fails)."""
         text = tf.reshape(text, [1])
-        raw = tf_text.ByteSplitter().split(text)
-        b = tf.cast(raw.flat_values, tf.int32)                            # [N]
+        raw = gen_byte_splitter.tf_text_byte_split_with_offsets(input_values=text)
+        b = tf.cast(raw[0], tf.int32)                                     # [N]
         cps, first_byte = decode_utf8(b)                    # [C]
         num_bytes, num_chars = tf.size(b), tf.size(cps)
         end_byte = tf.concat([first_byte[1:], [num_bytes]], 0)            # [C]
@@ -292,7 +296,7 @@ def tokenizer_tflite(vocab, lower_case, exact=True):
         fast = fast_bert_tokenize(vocab, lower_case)
         fn = lambda text: {"ids": fast(text)}  # noqa: E731
 
-    @tf.function(input_signature=[tf.TensorSpec([1], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(text):
         return fn(text)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
@@ -300,3 +304,12 @@ def tokenizer_tflite(vocab, lower_case, exact=True):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
     return converter.convert()
+
+
+def substrings(text, starts, ends):
+    """text string [1], byte offsets int32 [E] -> string [E] (tf.text's TFLite
+    ByteSplitByOffsets kernel; the raw op traces much faster than ByteSplitter's wrapper)."""
+    values, _ = gen_byte_splitter.tf_text_byte_split_by_offsets(
+        input_values=text, input_start_offsets=starts, input_end_offsets=ends,
+        input_row_splits=tf.stack([tf.constant(0, tf.int64), tf.size(starts, out_type=tf.int64)]))
+    return values
