@@ -14,6 +14,7 @@ Shapes: P pieces, T packed length, C labels, W words, E entities, R windows.
 
 import tensorflow as tf
 
+from export.serving_graph import iob_tables
 from export.tflite_text import TFLiteBertTokenizer, fast_bert_tokenize, substrings
 
 _NEG = -1e9
@@ -97,19 +98,9 @@ def classify_graph(model, vocab, task, seq_length, tok):
 
 
 def _label_tables(label_names):
-    """IOB2 names -> (prefix [C]: 0 O, 1 B, 2 I; type id [C]; type names + [""]; number of
-    types) as in export.serving_graph."""
-    types, prefix, type_ids = [], [], []
-    for name in label_names:
-        if name == "O" or "-" not in name:
-            prefix.append(0)
-            type_ids.append(-1)
-            continue
-        head, kind = name.split("-", 1)
-        if kind not in types:
-            types.append(kind)
-        prefix.append(1 if head.upper() in ("B", "S", "U") else 2)
-        type_ids.append(types.index(kind))
+    """IOB2 names -> (prefix [C]; type id [C]; type names + [""]; number of types), the
+    SavedModel's rules (export.serving_graph.iob_tables)."""
+    prefix, type_ids, types = iob_tables(label_names)
     return (tf.constant(prefix, tf.int32), tf.constant(type_ids, tf.int32),
             tf.constant(types + [""]), len(types))
 
