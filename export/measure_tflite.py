@@ -21,7 +21,7 @@ TAG_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 QUESTIONS = ["what should i do ?", "when is it ?", "who is calling ?", "where are you ?"]
 
 
-def _task_dir(path, task, seed=0):
+def _task_dir(path, task, seed=0, head_scale=30.0):
     import keras
     import bert_tf
     from bert_tf import assets
@@ -35,7 +35,7 @@ def _task_dir(path, task, seed=0):
         model = bert_tf.BertSpanQA(encoder)
     for w in model.trainable_weights:      # decisive heads: scale the random head weights
         if "encoder" not in w.path and len(w.shape) == 2:
-            w.assign(w * 30.0)
+            w.assign(w * head_scale)
     d = ModelDir(path)
     os.makedirs(path, exist_ok=True)
     d.copy_vocab(os.path.join(src, "vocab.txt"))
@@ -119,6 +119,8 @@ def main(argv=None):
     parser.add_argument("--texts", type=int, default=200)
     parser.add_argument("--tasks", default="classify,tag,squad")
     parser.add_argument("--variants", default="none,dynamic,float16")
+    parser.add_argument("--head_scale", type=float, default=30.0,
+                        help="factor on the random tag/squad head weights")
     args = parser.parse_args(argv)
     from export.measure import build_classifier, load_sms
     os.makedirs(args.work_dir, exist_ok=True)
@@ -131,11 +133,12 @@ def main(argv=None):
             model = build_classifier(model_dir, texts[:600], labels[:600])[0]
             inputs = {"text": test}
         elif name == "tag":
-            model = _task_dir(model_dir, {"type": "tag", "label_names": TAG_LABELS})
+            model = _task_dir(model_dir, {"type": "tag", "label_names": TAG_LABELS},
+                              head_scale=args.head_scale)
             inputs = {"text": test}
         else:
             model = _task_dir(model_dir, {"type": "squad", "max_answer_length": 30,
-                                          "doc_stride": 64})
+                                          "doc_stride": 64}, head_scale=args.head_scale)
             inputs = {"question": [QUESTIONS[i % 4] for i in range(len(test))],
                       "context": test}
         report[name] = measure_task(name, model_dir, model, inputs, args.work_dir,
