@@ -137,7 +137,8 @@ def test_real_weights_parity_with_saved_model_graph(tmp_path):
     the same entities / answers as the SavedModel graph, scores within 1e-4."""
     from export import measure_tflite
     report = measure_tflite.main(["--work_dir", str(tmp_path), "--texts", "25",
-                                  "--tasks", "tag,squad", "--variants", "none"])
+                                  "--tasks", "tag,squad", "--variants", "none",
+                                  "--head_scale", "5"])
     for task in ("tag", "squad"):
         assert report[task]["none"]["same_answers"] == "25/25", report
         assert report[task]["none"]["max_abs_diff_same"] <= 1e-4, report
