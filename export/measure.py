@@ -129,7 +129,7 @@ def main(argv=None):
 
     # TFLite variants (parity also on the texts both tokenizers agree on)
     vocab = read_vocab(os.path.join(model_dir, "vocab.txt"))
-    same_tokens = compare_tokenizers(vocab, True, test_t)[0]
+    same_tokens = compare_tokenizers(vocab, True, test_t, "exact")[0]
     report["tflite_test_texts_same_tokens"] = int(same_tokens.sum())
     for q in ("none", "dynamic", "float16"):
         path = os.path.join(args.work_dir, f"spam_{q}.tflite")
@@ -145,7 +145,7 @@ def main(argv=None):
         run("warm up")
         report[f"tflite_{q}_batch1_ms"] = _median_ms(
             lambda: run("Free entry to win a prize, text now!"), 50)
-    same, diffs = compare_tokenizers(vocab, True, texts)
+    same, diffs = compare_tokenizers(vocab, True, texts, "fast")   # the --tokenizer=fast option
     report["tokenizer_agreement_sms"] = {
         "fraction_identical": float(same.mean()), "texts": len(texts),
         "examples": [(d[0][:60], " ".join(d[1][:12]), " ".join(d[2][:12])) for d in diffs[:4]]}

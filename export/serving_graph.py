@@ -142,17 +142,7 @@ class ServingModule(tf.Module):
     # ---- tag ------------------------------------------------------------------------
     def _label_tables(self):
         """IOB2 label names -> (prefix code [C]: 0 O, 1 B, 2 I; type id [C]; type names)."""
-        types, prefix, type_ids = [], [], []
-        for name in self.label_names:
-            if name == "O" or "-" not in name:
-                prefix.append(0)
-                type_ids.append(-1)
-                continue
-            head, kind = name.split("-", 1)
-            if kind not in types:
-                types.append(kind)
-            prefix.append(1 if head.upper() in ("B", "S", "U") else 2)
-            type_ids.append(types.index(kind))
+        prefix, type_ids, types = iob_tables(self.label_names)
         return (tf.constant(prefix, tf.int32), tf.constant(type_ids, tf.int32),
                 tf.constant(types or [""]))
 
@@ -361,6 +351,23 @@ def _limit_windows(n_w, max_windows):
                           f"questions per request", total)])
     with tf.control_dependencies([check]):
         return tf.identity(n_w)
+
+
+def iob_tables(label_names):
+    """IOB2 label names -> python lists (prefix code per label: 0 O, 1 B/S/U, 2 I; entity type
+    id per label, -1 for O; the entity type names)."""
+    types, prefix, type_ids = [], [], []
+    for name in label_names:
+        if name == "O" or "-" not in name:
+            prefix.append(0)
+            type_ids.append(-1)
+            continue
+        head, kind = name.split("-", 1)
+        if kind not in types:
+            types.append(kind)
+        prefix.append(1 if head.upper() in ("B", "S", "U") else 2)
+        type_ids.append(types.index(kind))
+    return prefix, type_ids, types
 
 
 def _gather_rows(matrix, index):

@@ -1,24 +1,28 @@
-"""Exports a classifier model directory to a self-contained .tflite (tokenizer in the graph).
+"""Exports a task model directory to a self-contained .tflite (tokenizer and decoding in the graph).
 
     python -m export.tflite --model_dir=DIR --output=FILE.tflite [--quantize={none,dynamic,float16}]
+        [--tokenizer={exact,fast}]
 
-The graph takes ONE string (`text` string [1], plus `text_b` for pair tasks) and returns
-`probabilities` float32 [1, C] and `label_id` int32 [1]; label names are written next to the
-file as FILE.labels.txt (one per line). Tokenization uses tf.text's FastBertTokenizer (a TFLite
-custom op): run it with
+Tasks (export.tflite_tasks registers one graph per task type; inputs are string [1]):
+  classify  text [, text_b] -> probabilities float32 [1, C], label_id int32 [1]
+            (label names in FILE.labels.txt, one per line)
+  tag       text -> entity_text / entity_type string [E], entity_start / entity_end int32 [E]
+            (character offsets, end exclusive), entity_score float32 [E], num_entities [1]
+  squad     question, context -> answer string [1], answer_start / answer_end int32 [1]
+            (character offsets into context, -1 for no answer), score float32 [1]
+
+The tokenizer is the original BERT algorithm (export.tflite_text, the same ids and offsets as
+the SavedModel); `--tokenizer=fast` uses tf.text's FastBertTokenizer instead (NFKC case
+folding: other ids on ~0.9% of real SMS; classify only). Run it with
 
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
     from tensorflow_text.core.pybinds import tflite_registrar
     interp = InterpreterWithCustomOps(model_content=open(FILE, "rb").read(),
         custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
-    runner = interp.get_signature_runner("serving_default")
-    runner(text=np.array([b"some text"]))
 
-Normalization difference (documented in export/README.md): FastBertTokenizer's normalizer for
-uncased vocabs applies NFKC-style case folding before lower-casing + accent stripping, unlike the
-original BERT (and bert_tf's SavedModel tokenizer): e.g. "ﬁ" -> "fi", "™" -> "tm", full-width
-letters -> ASCII, "…" -> "...". `measure_tokenizer_agreement` counts how often that changes
-the WordPiece ids on a corpus. Sequences are padded to their own length (batch 1 never pads).
+(or TensorFlow's tensorflow.lite.python.interpreter.InterpreterWithCustomOps). The graph
+answers ONE input (a batch of two fails in RESHAPE); `TFLiteModel` answers lists row by row
+and names the outputs.
 """
 
 import os
@@ -29,6 +33,7 @@ from absl import app, flags
 from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS
+TOKENIZERS = ("exact", "fast")
 
 
 def define_flags():
@@ -36,12 +41,17 @@ def define_flags():
     library functions here can be imported next to other apps."""
     if "model_dir" in FLAGS:
         return
-    flags.DEFINE_string("model_dir", None, "bert-tf model directory of a classify model.")
+    flags.DEFINE_string("model_dir", None, "bert-tf model directory of a classify, tag or "
+                        "squad model.")
     flags.DEFINE_string("output", None, "Path of the .tflite file to write.")
     flags.DEFINE_enum("quantize", "none", ["none", "dynamic", "float16"], "Post-training "
                       "quantization: none (float32), dynamic (int8 weights, dynamic-range), "
                       "float16 (float16 weights).")
     flags.DEFINE_integer("seq_length", None, "Maximum packed length (default: the model dir's).")
+    flags.DEFINE_enum("tokenizer", "exact", list(TOKENIZERS), "In-graph tokenizer: exact "
+                      "(the original BERT algorithm, as the SavedModel) or fast (tf.text "
+                      "FastBertTokenizer, NFKC case folding; classify only).")
+
 
 MIN_BYTES_PER_PARAM = {"none": 3.5, "float16": 1.75, "dynamic": 0.9}
 
@@ -50,56 +60,29 @@ class TFLiteExportError(BertTfError, ValueError):
     """Bad input or a conversion that lost the weights, reported in one line."""
 
 
-def build_tflite_module(model, vocab, lower_case, seq_length, label_count, pair=False):
-    """A tf.Module whose serving_default runs FastBertTokenizer + packing + the classifier."""
+class TFLiteBatchError(BertTfError, ValueError):
+    """Inputs of one call with different numbers of rows."""
+
+
+def build_tflite_module(model, vocab, lower_case, seq_length, task, tokenizer="exact"):
+    """A tf.Module whose `serving_default` (string [1] inputs) tokenizes, runs the model and
+    decodes for `task["type"]`; also sets `input_names`."""
     import tensorflow as tf
-    import tensorflow_text as tf_text
-
-    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
-    tokenizer = tf_text.FastBertTokenizer(vocab=vocab, token_out_type=tf.int32,
-                                          lower_case_nfd_strip_accents=bool(lower_case),
-                                          unknown_token="[UNK]")
-    budget = seq_length - (3 if pair else 2)
-
-    def pieces(text):
-        return tokenizer.tokenize(text).flat_values                  # [P] (batch of one)
-
-    def run(ids, type_ids):
-        ids = ids[None, :]                                          # [1, T]
-        inputs = {"input_word_ids": ids, "input_mask": tf.ones_like(ids),
-                  "input_type_ids": type_ids[None, :]}
-        probs = tf.nn.softmax(model(inputs, training=False)["logits"], axis=-1)  # [1, C]
-        return {"probabilities": probs,
-                "label_id": tf.argmax(probs, axis=-1, output_type=tf.int32)}
-
-    cls = tf.constant([cls_id], tf.int32)
-    sep = tf.constant([sep_id], tf.int32)
-
-    class TFLiteClassifier(tf.Module):
-        pass
-
-    module = TFLiteClassifier()
+    from export import tflite_tasks
+    kind = task["type"]
+    if kind not in tflite_tasks.GRAPHS:
+        raise TFLiteExportError(f"task.type {kind!r}: the TFLite export supports "
+                                f"{sorted(tflite_tasks.GRAPHS)} (use export.saved_model)")
+    if tokenizer not in TOKENIZERS:
+        raise TFLiteExportError(f"tokenizer {tokenizer!r}: expected one of {TOKENIZERS}")
+    if tokenizer == "fast" and kind != "classify":
+        raise TFLiteExportError(f"task.type {kind!r} needs character offsets: only "
+                                f"--tokenizer=exact gives them")
+    tok = tflite_tasks.Tokenizer(vocab, lower_case, tokenizer)
+    module = tf.Module()
     module.model = model
-    if pair:
-        @tf.function(input_signature=[tf.TensorSpec([1], tf.string, name="text"),
-                                      tf.TensorSpec([1], tf.string, name="text_b")])
-        def serving_default(text, text_b):
-            a, b = pieces(text), pieces(text_b)
-            la, lb = tf.shape(a)[0], tf.shape(b)[0]
-            # original BERT longest-first truncation of a pair, in closed form
-            kb = tf.minimum(lb, tf.maximum(budget // 2, budget - la))
-            ka = tf.minimum(la, budget - kb)
-            a, b = a[:ka], b[:kb]
-            ids = tf.concat([cls, a, sep, b, sep], 0)
-            types = tf.concat([tf.zeros([ka + 2], tf.int32), tf.ones([kb + 1], tf.int32)], 0)
-            return run(ids, types)
-    else:
-        @tf.function(input_signature=[tf.TensorSpec([1], tf.string, name="text")])
-        def serving_default(text):
-            a = pieces(text)[:budget]
-            ids = tf.concat([cls, a, sep], 0)
-            return run(ids, tf.zeros_like(ids))
-    module.serving_default = serving_default
+    module.input_names, module.serving_default = tflite_tasks.GRAPHS[kind](
+        model, vocab, task, int(seq_length), tok)
     return module
 
 
@@ -121,6 +104,12 @@ def convert(module, quantize="none"):
     return converter.convert()
 
 
+def output_names(module):
+    """The frozen function's outputs come back as output_0, output_1, ... in the order of the
+    sorted output keys."""
+    return sorted(module.serving_default.get_concrete_function().structured_outputs)
+
+
 def make_interpreter(model_content):
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
     from tensorflow_text.core.pybinds import tflite_registrar
@@ -128,55 +117,93 @@ def make_interpreter(model_content):
                                     custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
 
 
-class TFLiteClassifier:
-    """Runs an exported .tflite one text (pair) at a time."""
+def _read_names(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
 
-    def __init__(self, path_or_bytes):
-        content = path_or_bytes if isinstance(path_or_bytes, bytes) else open(
-            path_or_bytes, "rb").read()
+
+class TFLiteModel:
+    """Runs an exported .tflite: `model(text=...)` (or question=, context=, text_b=) with a
+    string -> dict of named numpy outputs; with lists of strings -> a list of such dicts,
+    answered row by row (the graph takes one row)."""
+
+    def __init__(self, path_or_bytes, output_names_=None):
+        if isinstance(path_or_bytes, bytes):
+            content, names = path_or_bytes, output_names_
+        else:
+            with open(path_or_bytes, "rb") as f:
+                content = f.read()
+            names = output_names_ or _read_names(path_or_bytes + ".outputs.txt")
+        self.output_names = list(names)
         self.interpreter = make_interpreter(content)
         self.runner = self.interpreter.get_signature_runner("serving_default")
 
-    def __call__(self, text, text_b=None):
+    def _one(self, inputs):
         enc = lambda s: np.array([s if isinstance(s, bytes) else s.encode("utf-8")])  # noqa
-        kwargs = {"text": enc(text)}
-        if text_b is not None:
-            kwargs["text_b"] = enc(text_b)
-        out = self.runner(**kwargs)   # outputs come back as output_0.. (frozen function)
-        probs = next(v for v in out.values() if v.dtype == np.float32)
-        label = next(v for v in out.values() if v.dtype != np.float32)
-        return probs[0], int(label[0])
+        out = self.runner(**{k: enc(v) for k, v in inputs.items()})
+        ordered = sorted(out, key=lambda k: int(k.rsplit("_", 1)[1]))
+        return {name: out[key] for name, key in zip(self.output_names, ordered)}
+
+    def __call__(self, **inputs):
+        lists = {k: v for k, v in inputs.items() if isinstance(v, (list, tuple, np.ndarray))}
+        if not lists:
+            return self._one(inputs)
+        if len(lists) != len(inputs) or len({len(v) for v in lists.values()}) != 1:
+            raise TFLiteBatchError(f"inputs {sorted(inputs)}: pass all as strings or all as "
+                                   f"lists of the same length, got lengths "
+                                   f"{ {k: len(v) for k, v in lists.items()} }")
+        n = len(next(iter(lists.values())))
+        return [self._one({k: v[i] for k, v in inputs.items()}) for i in range(n)]
 
 
-def export_tflite(model_dir, output, quantize="none", seq_length=None, model=None):
-    """Writes `output` (+ output.labels.txt); returns the file size in bytes."""
+class TFLiteClassifier(TFLiteModel):
+    """A classifier .tflite: `clf(text[, text_b])` -> (probabilities [C], label_id)."""
+
+    def __call__(self, text, text_b=None):  # noqa: D102 (one row, the classify inputs)
+        inputs = {"text": text} if text_b is None else {"text": text, "text_b": text_b}
+        out = super().__call__(**inputs)
+        if isinstance(out, list):
+            return [(o["probabilities"][0], int(o["label_id"][0])) for o in out]
+        return out["probabilities"][0], int(out["label_id"][0])
+
+
+def _write(path, data, mode="wb"):
+    tmp = path + ".tmp"
+    with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def export_tflite(model_dir, output, quantize="none", seq_length=None, model=None,
+                  tokenizer="exact"):
+    """Writes `output` (+ output.outputs.txt, and output.labels.txt for classifiers);
+    returns the file size in bytes."""
     from bert_tf.checkpoints.loader import load_task_model
     from export.saved_model import read_model_dir
     from export.text_graph import read_vocab
     config, vocab_file = read_model_dir(model_dir)
     task = config["task"]
-    if task["type"] != "classify":
-        raise TFLiteExportError(f"{model_dir}: task.type {task['type']!r}: the TFLite export "
-                                f"supports classify models (use export.saved_model)")
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
-    model = model if model is not None else load_task_model(model_dir)
     vocab = read_vocab(vocab_file)
+    from export import tflite_tasks
+    if task["type"] not in tflite_tasks.GRAPHS:
+        raise TFLiteExportError(f"{model_dir}: task.type {task['type']!r}: the TFLite export "
+                                f"supports {sorted(tflite_tasks.GRAPHS)} (use "
+                                f"export.saved_model)")
+    model = model if model is not None else load_task_model(model_dir)
     module = build_tflite_module(model, vocab, config["preprocessing"].get("lower_case", True),
-                                 seq_length, model.num_classes, pair=bool(task.get("text_b")))
+                                 seq_length, task, tokenizer)
     content = convert(module, quantize)
     params = int(model.count_params())
     if len(content) < MIN_BYTES_PER_PARAM[quantize] * params:
         raise TFLiteExportError(f"conversion lost the weights: {len(content)} bytes for "
                                 f"{params} parameters ({quantize})")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    tmp = output + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.replace(tmp, output)
-    labels = task.get("label_names") or [str(i) for i in range(model.num_classes)]
-    with open(output + ".labels.txt.tmp", "w", encoding="utf-8") as f:
-        f.write("\n".join(labels) + "\n")
-    os.replace(output + ".labels.txt.tmp", output + ".labels.txt")
+    _write(output, content)
+    _write(output + ".outputs.txt", "\n".join(output_names(module)) + "\n", "w")
+    if task["type"] == "classify":
+        labels = task.get("label_names") or [str(i) for i in range(model.num_classes)]
+        _write(output + ".labels.txt", "\n".join(labels) + "\n", "w")
     return len(content)
 
 
@@ -186,10 +213,11 @@ def main(argv):
         if not getattr(FLAGS, name):
             sys.exit(f"--{name} is required")
     try:
-        size = export_tflite(FLAGS.model_dir, FLAGS.output, FLAGS.quantize, FLAGS.seq_length)
-    except (ValueError, OSError) as e:
+        size = export_tflite(FLAGS.model_dir, FLAGS.output, FLAGS.quantize, FLAGS.seq_length,
+                             tokenizer=FLAGS.tokenizer)
+    except (BertTfError, ValueError, OSError) as e:
         sys.exit(f"export.tflite: {str(e).splitlines()[0]}")
-    print(f"{FLAGS.output}: {size} bytes ({FLAGS.quantize})")
+    print(f"{FLAGS.output}: {size} bytes ({FLAGS.quantize}, {FLAGS.tokenizer} tokenizer)")
 
 
 if __name__ == "__main__":
@@ -197,32 +225,30 @@ if __name__ == "__main__":
     app.run(main)
 
 
-def compare_tokenizers(vocab, lower_case, texts):
-    """Per text: are the WordPiece ids of the TFLite tokenizer (tf.text FastBertTokenizer) the
-    same as the original-BERT tokenizer's (the SavedModel export's)? -> (bool array,
+def compare_tokenizers(vocab, lower_case, texts, tokenizer="fast"):
+    """Per text: are the WordPiece ids of a TFLite tokenizer (run by the LiteRT interpreter)
+    the same as the original-BERT tokenizer's (the SavedModel export's)? -> (bool array,
     [(text, tflite_tokens, bert_tokens)] for the differing texts)."""
     import tensorflow as tf
-    import tensorflow_text as tf_text
     from bert_tf.text.tokenizer import BertTokenizer
-    fast = tf_text.FastBertTokenizer(vocab=vocab, token_out_type=tf.int32,
-                                     lower_case_nfd_strip_accents=bool(lower_case))
+    from export.tflite_text import tokenizer_tflite
+    runner = make_interpreter(tokenizer_tflite(vocab, lower_case, tokenizer == "exact")
+                              ).get_signature_runner("serving_default")
     exact = BertTokenizer(vocab=vocab, lower_case=lower_case)
     same, diffs = [], []
     for start in range(0, len(texts), 256):
         chunk = texts[start:start + 256]
-        batch = tf.constant(chunk)
-        a = fast.tokenize(batch)
-        a = (a.merge_dims(1, -1) if a.ragged_rank > 1 else a).to_list()
-        b = exact.tokenize(batch).to_list()
-        for text, x, y in zip(chunk, a, b):
+        want = exact.tokenize(tf.constant(chunk)).to_list()
+        for text, y in zip(chunk, want):
+            x = runner(text=np.array([text.encode("utf-8")]))["ids"].tolist()
             same.append(x == y)
             if x != y:
                 diffs.append((text, [vocab[i] for i in x], [vocab[i] for i in y]))
     return np.array(same, bool), diffs
 
 
-def measure_tokenizer_agreement(vocab, lower_case, texts):
+def measure_tokenizer_agreement(vocab, lower_case, texts, tokenizer="fast"):
     """(fraction of texts with identical ids, up to 10 differing examples) - see
     compare_tokenizers."""
-    same, diffs = compare_tokenizers(vocab, lower_case, texts)
+    same, diffs = compare_tokenizers(vocab, lower_case, texts, tokenizer)
     return float(same.mean()) if len(same) else 1.0, diffs[:10]

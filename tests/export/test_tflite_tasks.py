@@ -1,0 +1,144 @@
+"""TFLite graphs of tag and squad models (tiny, random weights): the same decoded answers as
+the SavedModel's serving_default (ServingModule, same model), run under LiteRT."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from conftest import TINY_VOCAB  # noqa: E402
+from tiny_dirs import TAG_LABELS, make_task_dir  # noqa: E402
+
+SEQ = 16
+TEXTS = ["john lives in paris , france", "the quick brown fox jumps over the lazy dog",
+         "Café résumé! hello world", "", "  ", "un affable john in london",
+         "who is the capital of france ? " * 3, "ﬁ™ Ｆｕｌｌ… ΑΣ.Β"]
+QA = [("where does john live ?", "john lives in paris , france and london"),
+      ("what ?", ""), ("", "the quick brown fox"), ("who " * 30, "hello world"),
+      ("what is good ?", "a good movie is great , a bad movie is terrible " * 3)]
+
+
+def tiny_config():
+    from bert_tf import BertConfig
+    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
+                             num_heads=4, intermediate_size=64, max_position_embeddings=64)
+
+
+def serving_module(model_dir, model):
+    from export.saved_model import read_model_dir
+    from export.serving_graph import ServingModule
+    config, vocab_file = read_model_dir(model_dir)
+    return ServingModule(model, config["task"], vocab_file, True, SEQ).signatures()[
+        "serving_default"]
+
+
+TASKS = {"tag": {"type": "tag", "label_names": TAG_LABELS},
+         "squad": {"type": "squad", "version_2_with_negative": False,
+                   "max_answer_length": 5, "doc_stride": 4}}
+
+
+class _Exports:
+    """Exports each task once per module, on first use (a conversion takes ~30 s)."""
+
+    def __init__(self, root):
+        self.root, self.done = root, {}
+
+    def __getitem__(self, name):
+        if name not in self.done:
+            from export.tflite import export_tflite
+            model_dir = str(self.root / name)
+            model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, TASKS[name],
+                                  seq_length=SEQ)
+            path = str(self.root / f"{name}.tflite")
+            export_tflite(model_dir, path, model=model)
+            self.done[name] = (model_dir, model, path)
+        return self.done[name]
+
+
+@pytest.fixture(scope="module")
+def task_files(tmp_path_factory):
+    return _Exports(tmp_path_factory.mktemp("tflite_tasks"))
+
+
+def test_tag_entities_match_saved_model_graph(task_files):
+    import tensorflow as tf
+    from export.tflite import TFLiteModel
+    model_dir, model, path = task_files["tag"]
+    ref = serving_module(model_dir, model)(tf.constant(TEXTS))
+    got = TFLiteModel(path)(text=TEXTS)                    # a list: answered row by row
+    total = 0
+    for i, (text, g) in enumerate(zip(TEXTS, got)):
+        n = int(ref["num_entities"][i])
+        total += n
+        assert int(g["num_entities"][0]) == n, text
+        if n == 0:   # one padding row (LiteRT has no empty string tensors)
+            assert g["entity_text"].tolist() == [b""] and g["entity_start"].tolist() == [-1]
+            continue
+        assert [t.decode() for t in g["entity_text"]] == \
+            [t.decode() for t in ref["entity_text"][i, :n].numpy()]
+        assert g["entity_type"].tolist() == ref["entity_type"][i, :n].numpy().tolist()
+        assert g["entity_start"].tolist() == ref["entity_start"][i, :n].numpy().tolist()
+        assert g["entity_end"].tolist() == ref["entity_end"][i, :n].numpy().tolist()
+        np.testing.assert_allclose(g["entity_score"], ref["entity_score"][i, :n], atol=1e-4)
+        for s, e, t in zip(g["entity_start"], g["entity_end"], g["entity_text"]):
+            assert text[s:e] == t.decode()                 # character offsets
+    assert total >= 5, "the random tagger should find some entities"
+
+
+@pytest.mark.slow
+def test_squad_answers_match_saved_model_graph(task_files):
+    import tensorflow as tf
+    from export.tflite import TFLiteModel
+    model_dir, model, path = task_files["squad"]
+    qs, cs = [q for q, _ in QA], [c for _, c in QA]
+    ref = serving_module(model_dir, model)(tf.constant(qs), tf.constant(cs))
+    run = TFLiteModel(path)
+    for i, (q, c) in enumerate(QA):
+        g = run(question=q, context=c)
+        assert g["answer"][0].decode() == ref["answer"][i].numpy().decode(), (q, c)
+        assert int(g["answer_start"][0]) == int(ref["answer_start"][i])
+        assert int(g["answer_end"][0]) == int(ref["answer_end"][i])
+        np.testing.assert_allclose(g["score"][0], ref["score"][i], atol=1e-4)
+        s, e = int(g["answer_start"][0]), int(g["answer_end"][0])
+        if s >= 0:
+            assert c[s:e] == g["answer"][0].decode()
+    long_ctx = QA[-1][1]
+    assert int(ref["answer_start"][len(QA) - 1]) >= 0 and len(long_ctx.split()) > SEQ
+
+
+def test_batch_of_two_is_refused_by_the_graph_and_answered_by_the_runner(task_files):
+    from export.tflite import TFLiteBatchError, TFLiteModel
+    run = TFLiteModel(task_files["tag"][2])
+    with pytest.raises(RuntimeError, match="(?i)reshape"):
+        run.runner(text=np.array([b"john lives in paris", b"hello world"]))
+    rows = run(text=["john lives in paris", "hello world"])
+    assert [r["num_entities"][0] for r in rows] == [run(text=t)["num_entities"][0]
+                                                   for t in ["john lives in paris",
+                                                             "hello world"]]
+    with pytest.raises(TFLiteBatchError, match="same length"):
+        TFLiteModel(task_files["tag"][2])(text=["a", "b"], other=["c"])
+
+
+def test_fast_tokenizer_is_classify_only(task_files):
+    from export.tflite import TFLiteExportError, export_tflite
+    model_dir, model, path = task_files["tag"]
+    with pytest.raises(TFLiteExportError, match="character offsets"):
+        export_tflite(model_dir, path + ".fast", model=model, tokenizer="fast")
+    assert not os.path.exists(path + ".fast")
+
+
+@pytest.mark.slow
+@pytest.mark.real_weights
+def test_real_weights_parity_with_saved_model_graph(tmp_path):
+    """MiniLM encoder (real weights) with tag and squad heads, real SMS: float32 TFLite gives
+    the same entities / answers as the SavedModel graph, scores within 1e-4."""
+    from export import measure_tflite
+    report = measure_tflite.main(["--work_dir", str(tmp_path), "--texts", "25",
+                                  "--tasks", "tag,squad", "--variants", "none",
+                                  "--head_scale", "5"])
+    for task in ("tag", "squad"):
+        assert report[task]["none"]["same_answers"] == "25/25", report
+        assert report[task]["none"]["max_abs_diff_same"] <= 1e-4, report
