@@ -83,7 +83,7 @@ import keras
 import tensorflow as tf
 
 from bert_tf.errors import BertTfError
-from bert_tf.training import distribute
+from bert_tf.training import checkpoint_state, distribute
 
 Ratio = collections.namedtuple("Ratio", ["numerator", "denominator"])
 Ratio.__doc__ = "sum(numerator) / sum(denominator) over the global batch (see trainer.py)."
@@ -93,6 +93,10 @@ RESERVED_NAMES = ("loss", "learning_rate", "examples_per_second", "grad_norm")
 
 class CheckpointError(BertTfError, RuntimeError):
     """A checkpoint in the checkpoint directory cannot be restored into this model."""
+
+
+class CheckpointWriteError(BertTfError, OSError):
+    """A checkpoint could not be written (e.g. the disk is full); older ones are intact."""
 
 
 class NonFiniteLossError(BertTfError, RuntimeError):
@@ -273,8 +277,12 @@ class Trainer:
             self._eval_acc = tf.Variable(tf.zeros([size], tf.float64), trainable=False,
                                          name="eval_accumulators")
 
+        # The dropout RNG (Keras SeedGenerator states) is part of the run's state: without it
+        # a resumed run draws other dropout masks than an uninterrupted one.
+        self._rng_variables = [v for v in self.model.variables
+                               if v.name == "seed_generator_state"]
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              step=self.step)
+                                              step=self.step, rng=list(self._rng_variables))
         self._save_dir = distribute.write_dir(checkpoint_dir, self.strategy)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._save_dir,
@@ -295,31 +303,72 @@ class Trainer:
                              "optimizer) inside the scope, or pass a callable that builds it")
 
     def _restore_or_init(self, init_fn):
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        if latest is None:
+        candidates = checkpoint_state.candidates(self.checkpoint_dir)
+        if not candidates:
             state = os.path.join(self.checkpoint_dir, "checkpoint")
             if os.path.exists(state):
                 raise CheckpointError(
-                    f"{state} exists but names no readable checkpoint; fix or remove "
-                    f"{self.checkpoint_dir} (nothing was overwritten)")
+                    f"{state} exists but names no readable checkpoint and no ckpt-*.index "
+                    f"file is there; nothing in {self.checkpoint_dir} was changed: use another "
+                    "directory, or move that one aside to start over")
             if init_fn is not None:
                 init_fn(self.model)
             return None
-        try:
-            status = self.checkpoint.restore(latest)
-            status.assert_existing_objects_matched()
-        except Exception as e:  # noqa: BLE001 (TF raises OpError, IndexError, ValueError...)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        failures = []
+        for path in candidates:
+            reason = self._try_restore(path)
+            if reason is None:
+                break
+            failures.append((path, reason))
+        else:
+            path, reason = failures[0]
             raise CheckpointError(
-                f"cannot restore checkpoint {latest} into this model ({first[:300]}); it is "
-                f"corrupt or from a different model: remove {self.checkpoint_dir} or use "
-                f"another directory (nothing was overwritten)") from None
-        self._progress(f"restored {latest} (step {int(self.step.numpy())})")
-        return latest
+                f"cannot restore any of the {len(failures)} checkpoint(s) in "
+                f"{self.checkpoint_dir} into this model (newest {os.path.basename(path)}: "
+                f"{reason}); they are corrupt or from a different model; nothing was changed: "
+                f"use another directory for this model")
+        if failures:
+            self._progress(
+                f"checkpoint {', '.join(os.path.basename(p) for p, _ in failures)} cannot be "
+                f"restored ({failures[0][1]}); resumed from the newest one that can, "
+                f"{os.path.basename(path)} (step {int(self.step.numpy())}); it is kept and "
+                f"overwritten by the next save")
+        else:
+            self._progress(f"restored {path} (step {int(self.step.numpy())})")
+        return path
+
+    def _try_restore(self, path):
+        """None if `path` restored fully into the model, else the reason (one line)."""
+        try:
+            status = self.checkpoint.restore(path)
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError:
+                if not self._rng_variables or any(
+                        name.startswith("rng/") for name, _ in tf.train.list_variables(path)):
+                    raise
+                # A checkpoint from before the RNG state was saved: everything else must match.
+                tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                    step=self.step).restore(path).assert_existing_objects_matched()
+                self._progress(f"{path} holds no RNG state (older bert-tf): dropout continues "
+                               "from a fresh RNG state, so this resume is not bit-exact")
+        except Exception as e:  # noqa: BLE001 (TF raises OpError, IndexError, ValueError...)
+            text = str(e).strip()
+            first = text.splitlines()[0] if text else type(e).__name__
+            return first[:300]
+        return None
 
     def save_checkpoint(self):
-        """Saves `ckpt-<step>` (all workers take part; only the chief's copy is kept)."""
-        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Saves `ckpt-<step>` (all workers take part; only the chief's copy is kept).
+        Raises CheckpointWriteError (one line naming the last good checkpoint) if it cannot
+        be written, e.g. on a full disk; the checkpoints already there are not touched."""
+        step = int(self.step.numpy())
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:
+            checkpoint_state.remove_partial(self._save_dir, step)
+            raise CheckpointWriteError(checkpoint_state.write_failure(
+                f"checkpoint ckpt-{step} in {self._save_dir}", e, self.checkpoint_dir)) from None
         distribute.remove_worker_dir(self.checkpoint_dir, self.strategy)
         return path
 

@@ -172,7 +172,7 @@ def _digest(directory):
 def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
     make_trainer(tmp_path).train(dataset(8), 4)
     before = _digest(str(tmp_path / "ckpt"))
-    with pytest.raises(CheckpointError, match="cannot restore checkpoint .*ckpt-4 into this"):
+    with pytest.raises(CheckpointError, match="cannot restore any of the 1 checkpoint.*ckpt-4"):
         make_trainer(tmp_path, hidden=16)
     assert _digest(str(tmp_path / "ckpt")) == before
 
@@ -183,8 +183,9 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with open(data_file, "r+b") as f:
         f.truncate(os.path.getsize(data_file) // 2)
     before = _digest(str(tmp_path / "ckpt"))
-    with pytest.raises(CheckpointError, match="corrupt or from a different model"):
+    with pytest.raises(CheckpointError, match="corrupt or from a different model") as e:
         make_trainer(tmp_path)
+    assert "remove" not in str(e.value) and "delete" not in str(e.value)
     assert _digest(str(tmp_path / "ckpt")) == before
 
 
