@@ -15,7 +15,10 @@ or SQuAD F1) as DIR/model.weights.h5, with DIR/eval_results.json and DIR/predict
 (classify: predictions.jsonl; tag: predictions.txt in CoNLL format; squad: predictions.json in
 the official format + predictions.jsonl with n-best). DIR is a complete model directory that
 `python -m export.saved_model --model_dir=DIR` rebuilds from. Rerunning the same command after
-an interruption resumes from DIR/checkpoints.
+an interruption resumes from DIR/checkpoints (and ends where an uninterrupted run would); rerun
+after it finished, it says DIR is already complete and changes nothing. DIR records its settings
+and a fingerprint of the input files: a run with other settings or data is refused in one line
+(--overwrite_model_dir starts over). DIR/.lock keeps a second run off the same DIR.
 
 Bad input policy: a label/tag in --eval_file that does not occur in --train_file fails naming
 the file and line (--allow_unseen_labels: warn, count, and score those examples as wrong);
@@ -88,6 +91,11 @@ flags.DEFINE_bool("allow_unseen_labels", False, "Allow eval labels/tags absent f
 flags.DEFINE_list("label_names", None, "Explicit label (classify) or tag (tag) names and "
                   "order; default: those of --train_file (classify: sorted, numerically if "
                   "numbers; tag: O first).")
+flags.DEFINE_bool("overwrite_model_dir", False, "Start over in a --model_dir that holds "
+                  "another run (different settings or input data): removes its config.json, "
+                  "weights, checkpoints, logs, eval results and predictions first. Without it "
+                  "such a rerun is refused, and an identical rerun of a finished run does "
+                  "nothing.")
 # classify
 flags.DEFINE_string("text_a_column", "sentence", "classify: column (TSV/CSV header, JSONL "
                     "key or TFDS feature) with the first text.")
@@ -147,7 +155,8 @@ def config_from_flags():
         max_query_length=FLAGS.max_query_length, max_answer_length=FLAGS.max_answer_length,
         n_best_size=FLAGS.n_best_size, null_score_diff_threshold=FLAGS.null_score_diff_threshold,
         version_2_with_negative=FLAGS.version_2_with_negative,
-        squad_offset_errors=FLAGS.squad_offset_errors)
+        squad_offset_errors=FLAGS.squad_offset_errors,
+        overwrite_model_dir=FLAGS.overwrite_model_dir)
 
 
 def main(argv):

@@ -20,7 +20,12 @@ Continued pre-training of published weights / a second phase at seq 512:
         --max_predictions_per_seq=80 --input_files='data512/*.tfrecord' \
         --eval_files=... --model_dir=runs/base_512
 
-A rerun with the same --model_dir resumes from its latest checkpoint.
+A rerun with the same --model_dir resumes from its latest checkpoint (and ends where an
+uninterrupted run would); rerun after it finished, it says so and changes nothing. The model dir
+records its settings and a fingerprint of the record files: other training data or settings are
+refused in one line (--overwrite_model_dir starts over). A damaged record file stops the run
+naming the file and offset (--skip_corrupt_records goes on without the rest of that file).
+<model_dir>/.lock keeps a second run off the same directory.
 """
 
 import sys
@@ -115,6 +120,16 @@ flags.DEFINE_integer("max_sequences_per_row", 3, "With --pack: at most this many
 flags.DEFINE_integer("max_predictions_per_row", None, "With --pack: masked-LM slots per row. "
                      "Default: max(P, min(S * P, ceil(0.15 * max_seq_length) + S)) for "
                      "P = max_predictions_per_seq, S = max_sequences_per_row.")
+flags.DEFINE_bool("skip_corrupt_records", False, "When a record file holds a corrupt or "
+                  "truncated record, keep its good records before it, skip the rest of that "
+                  "file (one log line each, listed in <model_dir>/skipped_records.json) and "
+                  "go on. Default: stop with one line naming the file, record and byte "
+                  "offset (the steps done are checkpointed first).")
+flags.DEFINE_bool("overwrite_model_dir", False, "Start over in a --model_dir that holds "
+                  "another run (other training data or settings): removes its config.json, "
+                  "weights, checkpoints, logs and eval results first. Without it such a "
+                  "rerun is refused; a rerun with the same settings and data resumes, or "
+                  "does nothing if the run is complete.")
 
 _CONFIG_OVERRIDES = ("num_layers", "hidden_size", "num_heads", "intermediate_size",
                      "hidden_dropout", "attention_dropout", "max_position_embeddings")
@@ -125,7 +140,8 @@ _SETTINGS = ("vocab_file", "lower_case", "input_files", "eval_files", "model_dir
              "precision", "xla", "init_checkpoint", "checkpoint_every_steps",
              "keep_checkpoints", "log_every_steps", "eval_every_steps", "eval_steps",
              "dynamic_masking", "whole_word_masking", "seed", "config", "pack",
-             "max_sequences_per_row", "max_predictions_per_row")
+             "max_sequences_per_row", "max_predictions_per_row", "skip_corrupt_records",
+             "overwrite_model_dir")
 
 
 def _progress(line):
@@ -160,13 +176,14 @@ def main(argv):
     from bert_tf.assets import AssetError
     from bert_tf.data.packing import PackingError
     from bert_tf.data.pretraining_data import PretrainingDataError
+    from bert_tf.errors import BertTfError
     from bert_tf.text.vocab import VocabError
     from bert_tf.training.trainer import NonFiniteLossError
     try:
         settings = settings_from_flags()
         job.run_pretraining(settings, progress=_progress)
-    except (job.PretrainingJobError, PretrainingDataError, NonFiniteLossError, AssetError,
-            VocabError, PackingError) as e:
+    except (BertTfError, job.PretrainingJobError, PretrainingDataError, NonFiniteLossError,
+            AssetError, VocabError, PackingError) as e:
         sys.exit(f"pretrain: {e}")
 
 

@@ -26,15 +26,23 @@ import math
 import os
 import time
 
+from bert_tf import fingerprint
 from bert_tf import model_dir as md
+from bert_tf import run_record
 from bert_tf.checkpoints.sources import CheckpointError, read_encoder_config
 from bert_tf.data.classification import parse_tfds_source
 from bert_tf.data.conll import TAG_SCHEMES
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file
 from bert_tf.errors import BertTfError
+from bert_tf.run_lock import RunLock
 
 STATE_FILE = "finetune_state.json"
+# Settings that do not change the result of a run (a rerun may change them freely); the file
+# paths are compared by content (fingerprints), not by name.
+NOT_DECIDING = ("model_dir", "strategy", "checkpoint_every_steps", "log_every_steps",
+                "eval_batch_size", "train_file", "eval_file", "init_checkpoint",
+                "tfds_data_dir", "overwrite_model_dir")
 
 
 class FinetuneConfigError(BertTfError, ValueError):
@@ -82,6 +90,7 @@ class FinetuneConfig:
     null_score_diff_threshold: float = 0.0
     version_2_with_negative: bool = None
     squad_offset_errors: str = "warn"
+    overwrite_model_dir: bool = False
 
     def validate(self):
         from bert_tf.tasks import TASK_NAMES
@@ -163,10 +172,53 @@ def _check_existing(directory, task_info):
                              f"--model_dir")
 
 
+def _training_record(config):
+    """config.json "training": the settings and the fingerprints of the input files."""
+    record = {k: v for k, v in dataclasses.asdict(config).items()
+              if k not in ("label_names", "overwrite_model_dir")}
+    record[run_record.INPUTS_KEY] = {
+        name: fingerprint.fingerprint(getattr(config, name))
+        for name in ("train_file", "eval_file", "init_checkpoint")}
+    return record
+
+
+def _check_rerun(config, record, progress_fn):
+    """None to (re)start training, or the recorded eval results of a finished identical run.
+    Raises RunMismatchError when DIR holds another run (unless --overwrite_model_dir)."""
+    d = md.ModelDir(config.model_dir)
+    if config.overwrite_model_dir:
+        removed = run_record.clear_run(config.model_dir, extra=(STATE_FILE, "predictions."))
+        if removed:
+            progress_fn(f"--overwrite_model_dir: removed the previous run's "
+                        f"{', '.join(removed)} from {config.model_dir}")
+        return None
+    settings = {k: v for k, v in record.items() if k != run_record.INPUTS_KEY}
+    recorded = run_record.check_same_run(config.model_dir, settings,
+                                         record[run_record.INPUTS_KEY], ignore=NOT_DECIDING)
+    if recorded is not None and run_record.INPUTS_KEY not in recorded:
+        progress_fn(f"{d.config_path} records no input fingerprints (an older bert-tf): the "
+                    "settings match; the input files cannot be checked")
+    if recorded is not None and os.path.isfile(d.eval_results_path) \
+            and os.path.isfile(d.weights_path):
+        results = md.read_json(d.eval_results_path)
+        metric = results.get("main_metric")
+        progress_fn(f"{config.model_dir} is already complete (same settings and inputs; best "
+                    f"epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
+                    "nothing to do (--overwrite_model_dir to train again)")
+        return results
+    return None
+
+
 def run(config, progress_fn=print):
-    """Fine-tunes; returns the best epoch's eval results (see the module doc)."""
+    """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
+    DIR/.lock while it runs (one run per model dir)."""
     config.validate()
     config.check_paths()
+    with RunLock(config.model_dir, log=progress_fn):
+        return _run(config, progress_fn)
+
+
+def _run(config, progress_fn):
     import keras
     import tensorflow as tf
     from bert_tf.checkpoints.loader import load_encoder
@@ -185,6 +237,10 @@ def run(config, progress_fn=print):
     task.load()
     prep_seconds = time.time() - start
     info = task.task_info()
+    training_record = _training_record(config)
+    done = _check_rerun(config, training_record, progress_fn)
+    if done is not None:
+        return done
     _check_existing(config.model_dir, info)
     progress_fn(f"data: {task.data_stats} (tokenized once in {prep_seconds:.1f} s)")
 
@@ -205,8 +261,6 @@ def run(config, progress_fn=print):
     d = md.ModelDir(config.model_dir)
     os.makedirs(config.model_dir, exist_ok=True)
     d.copy_vocab(vocab_file)
-    training_record = {k: v for k, v in dataclasses.asdict(config).items()
-                       if k not in ("label_names",)}
     d.write_config(encoder.config, {"vocab_file": md.VOCAB_FILE,
                                     "lower_case": bool(tokenizer.lower_case),
                                     "seq_length": config.max_seq_length}, info,

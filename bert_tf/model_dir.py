@@ -15,7 +15,9 @@
 
 Everything downstream (fine-tune, export, predict) rebuilds the model from config.json, never
 from flags. Files are written atomically (temp file + rename), so an interrupted write never
-leaves a half-written config or weights file in place of a good one.
+leaves a half-written config or weights file in place of a good one. A write that fails (e.g.
+a full disk) raises `ModelDirWriteError`, one line naming the file, saying the previous version
+is unchanged and naming the last good checkpoint in DIR/checkpoints.
 """
 
 import json
@@ -24,6 +26,8 @@ import shutil
 import tempfile
 
 from bert_tf.config import BertConfig
+from bert_tf.errors import BertTfError
+from bert_tf.training import checkpoint_state
 
 FORMAT = "bert_tf"
 FORMAT_VERSION = 1
@@ -34,6 +38,21 @@ CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 EVAL_RESULTS_FILE = "eval_results.json"
 TASK_TYPES = ("pretraining", "classify", "tag", "squad")
+
+
+class ModelDirWriteError(BertTfError, OSError):
+    """A model directory file could not be written (e.g. the disk is full); the previous
+    version of the file, if any, is unchanged."""
+
+
+def _write_failed(path, error, checkpoint_dir=None):
+    """ModelDirWriteError for a failed write of `path` (one line)."""
+    reason = ("no space left on device" if checkpoint_state.is_disk_full(error)
+              else (getattr(error, "strerror", None) or str(error)).splitlines()[0][:200])
+    text = f"cannot write {path}: {reason}; its previous version, if any, is unchanged"
+    if checkpoint_dir is not None:
+        text += f"; {checkpoint_state.describe_last_good(checkpoint_dir)}"
+    return ModelDirWriteError(text)
 
 
 def is_model_dir(path):
@@ -51,18 +70,23 @@ def is_model_dir(path):
 def atomic_write_text(path, text):
     """Writes `text` to `path` via a temp file in the same directory and an atomic rename."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; model files must be readable by servers
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, BertTfError):
+            checkpoints = os.path.join(directory, CHECKPOINT_DIR)
+            raise _write_failed(path, e, checkpoints if os.path.isdir(checkpoints)
+                                else None) from None
         raise
 
 
@@ -152,8 +176,15 @@ class ModelDir:
         os.makedirs(self.path, exist_ok=True)
         if os.path.abspath(vocab_file) != os.path.abspath(self.vocab_path):
             tmp = self.vocab_path + ".tmp"
-            shutil.copyfile(vocab_file, tmp)
-            os.replace(tmp, self.vocab_path)
+            try:
+                shutil.copyfile(vocab_file, tmp)
+                os.replace(tmp, self.vocab_path)
+            except OSError as e:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                if not os.path.exists(vocab_file):
+                    raise
+                raise _write_failed(self.vocab_path, e, self.checkpoint_dir) from None
         return self.vocab_path
 
     # ---- weights --------------------------------------------------------------------
@@ -161,8 +192,13 @@ class ModelDir:
         """Saves the task model's weights atomically to model.weights.h5."""
         os.makedirs(self.path, exist_ok=True)
         tmp = os.path.join(self.path, ".tmp." + WEIGHTS_FILE)
-        model.save_weights(tmp)
-        os.replace(tmp, self.weights_path)
+        try:
+            model.save_weights(tmp)
+            os.replace(tmp, self.weights_path)
+        except (OSError, RuntimeError) as e:   # h5py reports a failed write as either
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise _write_failed(self.weights_path, e, self.checkpoint_dir) from None
 
     def write_eval_results(self, results):
         write_json(self.eval_results_path, results)

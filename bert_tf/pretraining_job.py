@@ -21,6 +21,7 @@ Steps, in order:
 Every problem with the inputs raises `PretrainingJobError` with a one-line message.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -29,8 +30,10 @@ import re
 import time
 
 from bert_tf import model_dir as md
+from bert_tf import pretraining_guard as guard
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
+from bert_tf.run_lock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ class PretrainingSettings:
     pack: bool = False                  # pack sequences into rows in tf.data (packing.py)
     max_sequences_per_row: int = 3
     max_predictions_per_row: int = None  # None: packing.default_max_predictions_per_row
+    skip_corrupt_records: bool = False  # go on without the rest of a damaged record file
+    overwrite_model_dir: bool = False   # start over in a model dir that holds another run
 
     def training_record(self):
         """The settings as recorded under config.json "training"."""
@@ -279,7 +284,7 @@ def plan_run(s):
 
 # ----------------------------------------------------------------------------- data
 
-def _dataset_fn(s, p, files, is_training):
+def _dataset_fn(s, p, files, is_training, record_limits=None):
     """A function of an InputContext returning this pipeline's per-replica batches."""
     from bert_tf.data.pretraining_dataset import pretraining_dataset
     from bert_tf.text import vocab as vocab_lib
@@ -294,7 +299,7 @@ def _dataset_fn(s, p, files, is_training):
             whole_word_masking=bool(s.whole_word_masking),
             vocab_size=len(p.vocab), mask_id=ids["mask_id"],
             special_ids=tuple(sorted(set(ids.values()))), input_context=input_context,
-            vocab_file=p.vocab_file, packing=pack)
+            vocab_file=p.vocab_file, packing=pack, record_limits=record_limits)
     return make
 
 
@@ -341,7 +346,7 @@ def _check_batch(s, strategy):
 
 # ----------------------------------------------------------------------------- model dir
 
-def write_model_dir(s, p):
+def write_model_dir(s, p, training=None):
     """config.json + vocab.txt, before any training."""
     d = md.ModelDir(s.model_dir)
     os.makedirs(s.model_dir, exist_ok=True)
@@ -351,7 +356,7 @@ def write_model_dir(s, p):
                     "seq_length": s.max_seq_length},
                    {"type": "pretraining",
                     "max_predictions_per_seq": s.max_predictions_per_seq},
-                   training=s.training_record())
+                   training=training or s.training_record())
 
 
 def _latest_step(checkpoint_dir):
@@ -443,6 +448,17 @@ def run_pretraining(s, progress=print):
 def _run(s, progress):
     start = time.time()
     strategy, precision = _setup_runtime(s)
+    from bert_tf.training import distribute
+    lock = contextlib.nullcontext()
+    if s.model_dir and distribute.is_chief(strategy):
+        lock = RunLock(s.model_dir, log=lambda line: progress("[pretrain] " + line))
+    with lock:
+        if s.overwrite_model_dir and s.mode != "eval":
+            guard.overwrite(s, progress)
+        return _run_locked(s, progress, strategy, precision, start)
+
+
+def _run_locked(s, progress, strategy, precision, start):
     s = _resolve_recorded(s)
     p = plan_run(s)
     if s.mode != "eval":
@@ -501,21 +517,27 @@ def _run(s, progress):
         _fail(_first_line(e))
     p.init_model = None
     start_step = trainer.current_step
-    # Written only now: a checkpoint that does not fit (CheckpointError above) leaves the
-    # directory untouched.
+    from bert_tf.data.pretraining_dataset import expand_file_patterns
+    fingerprints = guard.input_fingerprints(s, expand_file_patterns)
+    done = guard.check_rerun(s, fingerprints, start_step, progress)
+    if done is not None:
+        return done
+    # Written only now: a checkpoint that does not fit (CheckpointError above) or another
+    # run's model dir (RunMismatchError) leaves the directory untouched.
     if chief:
-        write_model_dir(s, p)
+        write_model_dir(s, p, guard.training_record(s, fingerprints))
     progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
              f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "
              f"seq {s.max_seq_length}, batch {s.global_batch_size}, precision {precision}, "
              f"{strategy.num_replicas_in_sync} replica(s)")
 
-    train_fn = _dataset_fn(s, p, s.input_files, is_training=True)
     eval_fn = _dataset_fn(s, p, s.eval_files, is_training=False) if s.eval_files else None
     train_start = time.time()
-    last = trainer.train(train_fn, s.num_train_steps,
-                         eval_dataset=eval_fn if s.eval_every_steps else None,
-                         eval_every_steps=s.eval_every_steps or None, eval_steps=s.eval_steps)
+    last = guard.train_guarding_records(
+        trainer, lambda limits: _dataset_fn(s, p, s.input_files, True, limits),
+        expand_file_patterns(s.input_files), s, progress, write=chief,
+        eval_dataset=eval_fn if s.eval_every_steps else None,
+        eval_every_steps=s.eval_every_steps or None, eval_steps=s.eval_steps)
     train_seconds = time.time() - train_start
     steps_done = trainer.current_step - start_step
     if chief:

@@ -148,12 +148,25 @@ def _check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_maski
                 f"{meta['vocab_sha256'][:12]}...), not {vocab_file} ({vocab_hash[:12]}...)")
 
 
+def _limited_reader(record_limits):
+    """TFRecordDataset of one file, cut to its `record_limits` entry (if any)."""
+    if not record_limits:
+        return tf.data.TFRecordDataset
+    paths = tf.constant(sorted(record_limits))
+    limits = tf.constant([int(record_limits[p]) for p in sorted(record_limits)], tf.int64)
+
+    def read(path):
+        limit = tf.reduce_max(tf.where(tf.equal(paths, path), limits, -1))   # -1: all
+        return tf.data.TFRecordDataset(path).take(limit)
+    return read
+
+
 def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_per_seq,
                         is_training=True, seed=None, dynamic_masking=False, vocab_size=None,
                         mask_id=None, special_ids=(), masked_lm_prob=0.15, input_context=None,
                         num_epochs=None, vocab_file=None, shuffle_buffer_size=10000,
                         cycle_length=8, whole_word_masking=False, packing=None,
-                        pack_buffer_size=1024):
+                        pack_buffer_size=1024, record_limits=None):
     """A tf.data.Dataset of (features, labels) batches for BertPretrainer.
 
     features: input_word_ids, input_mask, input_type_ids int32 [B, T], masked_lm_positions
@@ -181,6 +194,8 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         are then packed rows (see bert_tf/data/packed_dataset.py for their features).
         Records written packed (`create_pretraining_data --pack`) are read as packed rows
         without this argument.
+      record_limits: {file path: n}: read only the first n records of that file (the good
+        records before a corrupt one, see bert_tf/data/record_scan.py).
     """
     if whole_word_masking and not dynamic_masking:
         raise PretrainingDataError(
@@ -278,7 +293,8 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         ds = ds.repeat(num_epochs)
     elif num_epochs:
         ds = ds.repeat(num_epochs)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(readable)),
+    ds = ds.interleave(_limited_reader(record_limits),
+                       cycle_length=min(cycle_length, len(readable)),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if is_training:
         ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)

@@ -55,14 +55,20 @@ seeds) continues exactly where the interrupted run was.
 
 CHECKPOINTS AND RESUME
 ----------------------
-`tf.train.Checkpoint(model=..., optimizer=..., step=<int64>)` in `checkpoint_dir`, files
-`ckpt-<step>`, the newest `keep_checkpoints` kept, saved every `checkpoint_every_steps`
-and at the end. At construction the trainer restores the latest checkpoint (weights,
-optimizer state, step) if there is one; otherwise it calls `init_fn(model)` (e.g. load
+`tf.train.Checkpoint(model=..., optimizer=..., step=<int64>, rng=[...])` in
+`checkpoint_dir`, files `ckpt-<step>`, the newest `keep_checkpoints` kept, saved every
+`checkpoint_every_steps` and at the end. `rng` holds the model's dropout RNG states (Keras
+SeedGenerator variables), so together with the data skip below a resumed run draws the same
+dropout masks, sees the same batches and applies the same updates as an uninterrupted one.
+At construction the trainer restores the newest checkpoint (weights, optimizer state and
+schedule step, RNG, step) if there is one; otherwise it calls `init_fn(model)` (e.g. load
 pre-trained encoder weights). TF writes the `checkpoint` index file only after a save's
 data is complete, so a run killed at any moment (SIGKILL included) and restarted with the
-same command continues from the last complete checkpoint. A checkpoint that cannot be
-restored into this model raises `CheckpointError` and nothing in the directory is touched.
+same command continues from the last complete checkpoint. If the newest checkpoint does not
+restore (e.g. a damaged data file), the next older one is tried, and so on; the fallback is
+reported in one progress line and nothing is deleted. If none restores (corrupt, or from a
+different model), `CheckpointError` is raised and nothing in the directory is touched. A save
+that fails (e.g. a full disk) raises `CheckpointWriteError` naming the last good checkpoint.
 
 A non-finite loss (or, without loss scaling, gradient norm) stops training with
 `NonFiniteLossError` naming the step and the loss; the bad update is never applied and no

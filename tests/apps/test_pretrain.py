@@ -316,7 +316,7 @@ def test_foreign_checkpoint_without_config_writes_nothing(data, trained, tmp_pat
     shutil.copytree(os.path.join(trained, "checkpoints"), model_dir / "checkpoints")
     before = _snapshot(model_dir)
     msg = _error(data, str(model_dir), steps=30, hidden_size=64, intermediate_size=128)
-    assert "cannot restore checkpoint" in msg
+    assert "cannot restore any of the 2 checkpoint(s)" in msg
     assert _snapshot(model_dir) == before
 
 
