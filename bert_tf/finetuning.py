@@ -20,6 +20,7 @@
    evaluation history from DIR/finetune_state.json.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -211,14 +212,14 @@ def _check_rerun(config, record, progress_fn):
 
 def run(config, progress_fn=print):
     """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
-    DIR/.lock while it runs (one run per model dir)."""
+    DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
     config.validate()
     config.check_paths()
-    with RunLock(config.model_dir, log=progress_fn):
-        return _run(config, progress_fn)
+    with contextlib.ExitStack() as stack:
+        return _run(config, progress_fn, stack)
 
 
-def _run(config, progress_fn):
+def _run(config, progress_fn, stack):
     import keras
     import tensorflow as tf
     from bert_tf.checkpoints.loader import load_encoder
@@ -237,6 +238,9 @@ def _run(config, progress_fn):
     task.load()
     prep_seconds = time.time() - start
     info = task.task_info()
+    strategy = distribute.create_strategy(config.strategy)
+    if distribute.is_chief(strategy):
+        stack.enter_context(RunLock(config.model_dir, log=progress_fn))
     training_record = _training_record(config)
     done = _check_rerun(config, training_record, progress_fn)
     if done is not None:
@@ -244,7 +248,6 @@ def _run(config, progress_fn):
     _check_existing(config.model_dir, info)
     progress_fn(f"data: {task.data_stats} (tokenized once in {prep_seconds:.1f} s)")
 
-    strategy = distribute.create_strategy(config.strategy)
     distribute.set_precision(config.precision)
     steps_per_epoch = math.ceil(len(task.train_features) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
