@@ -17,7 +17,12 @@
    So DIR is always a complete model directory (config.json + vocab.txt + the best weights).
 4. Killed and restarted with the same command, training resumes from the last checkpoint in
    DIR/checkpoints (saved every epoch and every `checkpoint_every_steps`) and the per-epoch
-   evaluation history from DIR/finetune_state.json.
+   evaluation history from DIR/finetune_state.json, and ends where an uninterrupted run would
+   (the checkpoint holds the dropout RNG; the batch order is a function of seed and epoch).
+5. DIR records the settings and fingerprints of train_file, eval_file and init_checkpoint
+   (config.json "training", bert_tf/run_record.py). A rerun with other inputs or settings is
+   refused in one line (`overwrite_model_dir` starts over); an identical rerun of a finished
+   run returns the recorded results and writes nothing. DIR/.lock keeps a second run out.
 """
 
 import contextlib

@@ -107,22 +107,43 @@ def _record_skip(model_dir, found, write):
     return len(values)
 
 
-def train_guarding_records(trainer, make_dataset, files, s, progress, write=True, **train_args):
+def _raise_for_eval_files(s, expand, error):
+    """CorruptRecordError naming the damaged --eval_files record (evaluation never skips)."""
+    from bert_tf.data.record_scan import find_corrupt_record
+    found = find_corrupt_record(expand(s.eval_files)) if s.eval_files else None
+    if found is not None:
+        raise CorruptRecordError(f"--eval_files: {found.describe()}; replace or remove that "
+                                 "file") from None
+    raise CorruptRecordError(f"a record could not be read ({error.message.strip()[:200]}), "
+                             "but no input or eval file fails when read again alone") from None
+
+
+def evaluate_guarding_records(trainer, dataset, s, expand, steps=None):
+    """trainer.evaluate with a damaged eval record named in one line."""
+    import tensorflow as tf
+    try:
+        return trainer.evaluate(dataset, steps)
+    except tf.errors.DataLossError as e:
+        _raise_for_eval_files(s, expand, e)
+
+
+def train_guarding_records(trainer, make_dataset, expand, s, progress, write=True,
+                           **train_args):
     """trainer.train(make_dataset(limits), ...) with the damaged-record policy of the module
-    doc. `make_dataset(record_limits)` builds the training input; `files` are its files."""
+    doc. `make_dataset(record_limits)` builds the training input; `expand(patterns)` lists
+    the files of --input_files / --eval_files."""
     import tensorflow as tf
 
     from bert_tf.data.record_scan import find_corrupt_record
+    files = expand(s.input_files)
     limits = read_skipped(s.model_dir)
     while True:
         try:
             return trainer.train(make_dataset(limits), s.num_train_steps, **train_args)
         except tf.errors.DataLossError as e:
             found = find_corrupt_record(files, skip=limits)
-            if found is None:
-                raise CorruptRecordError(f"--input_files: a record could not be read "
-                                         f"({e.message.strip().splitlines()[0]}), but no file "
-                                         "fails when read again alone") from None
+            if found is None:    # an evaluation during training read the damaged record
+                _raise_for_eval_files(s, expand, e)
             saved = None
             if write and trainer.current_step > max(0, checkpoint_state.step_of(
                     checkpoint_state.last_good(trainer.checkpoint_dir))):

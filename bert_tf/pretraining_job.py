@@ -18,7 +18,9 @@ Steps, in order:
   4. save the final weights (model.weights.h5), evaluate on the held-out records and write
      eval_results.json (masked_lm_accuracy, next_sentence_accuracy, losses, step).
 
-Every problem with the inputs raises `PretrainingJobError` with a one-line message.
+Every problem with the inputs raises `PretrainingJobError` with a one-line message. The run
+holds <model_dir>/.lock (bert_tf/run_lock.py); reruns on a model dir that holds another run,
+and damaged record files, are handled by bert_tf/pretraining_guard.py.
 """
 
 import contextlib
@@ -535,7 +537,7 @@ def _run_locked(s, progress, strategy, precision, start):
     train_start = time.time()
     last = guard.train_guarding_records(
         trainer, lambda limits: _dataset_fn(s, p, s.input_files, True, limits),
-        expand_file_patterns(s.input_files), s, progress, write=chief,
+        expand_file_patterns, s, progress, write=chief,
         eval_dataset=eval_fn if s.eval_every_steps else None,
         eval_every_steps=s.eval_every_steps or None, eval_steps=s.eval_steps)
     train_seconds = time.time() - train_start
@@ -551,7 +553,8 @@ def _run_locked(s, progress, strategy, precision, start):
     if s.mode == "train":
         return {}
     progress(f"[pretrain] evaluating on {s.eval_files}")
-    results = trainer.evaluate(eval_fn, s.eval_steps)
+    results = guard.evaluate_guarding_records(trainer, eval_fn, s, expand_file_patterns,
+                                              s.eval_steps)
     results = _finish_results(results, trainer.current_step, s)
     results["train_examples_per_second"] = throughput
     if last:
@@ -609,8 +612,10 @@ def _evaluate_only(s, p, strategy, d, progress):
                           progress_fn=lambda line: progress("[pretrain] " + line))
         trainer.step.assign(step)
         progress(f"[pretrain] evaluating {s.model_dir} (step {step}) on {s.eval_files}")
-        results = trainer.evaluate(_dataset_fn(s, p, s.eval_files, is_training=False),
-                                   s.eval_steps)
+        from bert_tf.data.pretraining_dataset import expand_file_patterns
+        results = guard.evaluate_guarding_records(
+            trainer, _dataset_fn(s, p, s.eval_files, is_training=False), s,
+            expand_file_patterns, s.eval_steps)
     results = _finish_results(results, step, s)
     d.write_eval_results(results)
     progress("[pretrain] eval: " + _fmt(results) + f" -> {d.eval_results_path}")

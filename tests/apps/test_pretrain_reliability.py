@@ -108,3 +108,21 @@ def test_rerun_with_other_training_data_is_refused(data, finished, tmp_path):  #
     assert _digests(model_dir) == before
     with pytest.raises(RunMismatchError, match=r"\(learning_rate=0.001 recorded, 0.002 now\)"):
         run_job(data, model_dir, steps=6, learning_rate=2e-3)
+
+
+def test_corrupt_eval_record_is_one_line_naming_the_file(data, finished, tmp_path):  # noqa
+    root = tmp_path / "eval"
+    root.mkdir()
+    for name in os.listdir(data["root"]):
+        if name.startswith("eval") and not name.endswith(".txt"):
+            shutil.copy(data["root"] / name, root / name)
+    shard = next(root.glob("eval-*.tfrecord"))
+    with open(shard, "r+b") as f:
+        f.truncate(os.path.getsize(shard) * 2 // 3)
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(finished, model_dir)
+    with pytest.raises(CorruptRecordError) as e:
+        run_job(data, model_dir, steps=3, eval_files=str(root / "eval-*.tfrecord"))
+    assert re.fullmatch(rf"--eval_files: {re.escape(str(shard))}: record \d+ is corrupt or "
+                        r"truncated at byte offset \d+ \(truncated record at \d+\); replace "
+                        r"or remove that file", str(e.value)), str(e.value)
