@@ -14,14 +14,19 @@ from bert_tf.run_record import RunMismatchError
 from tests.apps.test_pretrain import data, run_job  # noqa: F401
 
 
+def copy_records(data, split, root):  # noqa: F811
+    """The split's shard and metadata copied into `root`; returns the shard's path."""
+    root.mkdir()
+    for name in os.listdir(data["root"]):
+        if name.startswith(split) and not name.endswith(".txt"):
+            shutil.copy(data["root"] / name, root / name)
+    return next(root.glob(f"{split}-*.tfrecord"))
+
+
 def damaged_copy(data, tmp_path):  # noqa: F811
     """The training shard and its metadata copied, with one byte flipped mid-file."""
     root = tmp_path / "records"
-    root.mkdir()
-    for name in os.listdir(data["root"]):
-        if name.startswith("train") and not name.endswith(".txt"):
-            shutil.copy(data["root"] / name, root / name)
-    shard = next(root.glob("train-*.tfrecord"))
+    shard = copy_records(data, "train", root)
     size = os.path.getsize(shard)
     with open(shard, "r+b") as f:
         f.seek(size // 2)
@@ -112,11 +117,7 @@ def test_rerun_with_other_training_data_is_refused(data, finished, tmp_path):  #
 
 def test_corrupt_eval_record_is_one_line_naming_the_file(data, finished, tmp_path):  # noqa
     root = tmp_path / "eval"
-    root.mkdir()
-    for name in os.listdir(data["root"]):
-        if name.startswith("eval") and not name.endswith(".txt"):
-            shutil.copy(data["root"] / name, root / name)
-    shard = next(root.glob("eval-*.tfrecord"))
+    shard = copy_records(data, "eval", root)
     with open(shard, "r+b") as f:
         f.truncate(os.path.getsize(shard) * 2 // 3)
     model_dir = str(tmp_path / "model")
