@@ -50,8 +50,9 @@ total_steps * grad_accum_steps elements), or a callable `fn(tf.distribute.InputC
 returning this input pipeline's dataset batched to the PER-REPLICA size
 (`strategy.distribute_datasets_from_function`). A static global batch that is not
 divisible by the number of replicas is a one-line ValueError. On resume from step s the
-trainer skips the first s * grad_accum_steps elements, so a deterministic pipeline (fixed
-seeds) continues exactly where the interrupted run was.
+trainer skips the elements the first s steps used (s * grad_accum_steps, times the local
+replicas per pipeline for a callable), so a deterministic pipeline (fixed seeds) continues
+exactly where the interrupted run was.
 
 CHECKPOINTS AND RESUME
 ----------------------
@@ -390,7 +391,9 @@ class Trainer:
                 dataset = dataset.skip(skip)
             return self.strategy.experimental_distribute_dataset(dataset)
         if callable(dataset):
-            fn = dataset if not skip else (lambda ctx: dataset(ctx).skip(skip))
+            # Each pipeline yields per-replica batches: a step takes one per local replica.
+            fn = dataset if not skip else (lambda ctx: dataset(ctx).skip(
+                skip * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)))
             return self.strategy.distribute_datasets_from_function(fn)
         raise TypeError(f"dataset must be a tf.data.Dataset or a function of an InputContext, "
                         f"got {type(dataset).__name__}")

@@ -99,6 +99,9 @@ def assert_same_state(a, b):
     (va, ra), (vb, rb) = a, b
     assert sorted(va) == sorted(vb)
     assert any(n.startswith("rng/") for n in va)
+    worst = max(float(np.max(np.abs(va[n].astype(np.float64) - vb[n]), initial=0.0))
+                for n in va)
+    print(f"resumed vs uninterrupted: max abs difference {worst:.3g} over {len(va)} variables")
     for name in va:
         np.testing.assert_allclose(va[name], vb[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert ra == pytest.approx(rb, rel=1e-5)
