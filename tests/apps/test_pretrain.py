@@ -346,7 +346,8 @@ def test_every_flag_is_documented():
                  "clip_norm", "grad_accum_steps", "precision", "xla", "init_checkpoint",
                  "checkpoint_every_steps", "keep_checkpoints", "log_every_steps",
                  "dynamic_masking", "whole_word_masking", "mode", "seed", "pack",
-                 "max_sequences_per_row", "max_predictions_per_row"):
+                 "max_sequences_per_row", "max_predictions_per_row", "skip_corrupt_records",
+                 "overwrite_model_dir"):
         assert f"--{flag}" in out or f"--[no]{flag}" in out, flag
 
 
