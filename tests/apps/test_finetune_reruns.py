@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 
 
 def args_for(init, out, train="classify_train.tsv", **extra):
-    extra = {"epochs": 1, "batch_size": 4, "learning_rate": 2e-3, **extra}
+    extra = {"epochs": 1, "batch_size": 4, "learning_rate": 2e-3, "max_seq_length": 64,
+             **extra}
     return ["--task=classify"] + common(init, out, train, "classify_eval.tsv", **extra)
 
 

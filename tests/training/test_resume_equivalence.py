@@ -28,6 +28,7 @@ def finetune_settings(init, model_dir):
             "eval_file": os.path.join(FIXTURES, "classify_eval.tsv"), "epochs": 3,
             "batch_size": 2, "learning_rate": 2e-3, "warmup_proportion": 0.2,
             "precision": "float32", "seed": 3, "checkpoint_every_steps": 1,
+            "max_seq_length": 64,
             "log_every_steps": 1}
 
 
