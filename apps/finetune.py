@@ -38,11 +38,14 @@ import sys
 
 from absl import app, flags
 
+from bert_tf.tasks import TASK_NAMES
+
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("task", None, ["classify", "tag", "squad"],
+flags.DEFINE_enum("task", None, list(TASK_NAMES),
                   "classify: sentence(-pair) classification or regression; tag: CoNLL token "
-                  "tagging (NER); squad: extractive question answering (SQuAD v1.1/v2.0).")
+                  "tagging (NER); squad: extractive question answering (SQuAD v1.1/v2.0); "
+                  "multiple_choice: pick one of C choices for a context (SWAG CSV or JSONL).")
 flags.DEFINE_string("init_checkpoint", None, "Pre-trained encoder: a bert-tf model dir, a "
                     "Hugging Face BERT dir (config.json + model.safetensors + vocab.txt) or a "
                     "Google BERT dir (bert_config.json + bert_model.ckpt.* + vocab.txt). Its "

@@ -8,8 +8,8 @@ Shape legend used in comments throughout the package:
 import importlib
 
 from bert_tf.config import BertConfig
-from bert_tf.models import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA,
-                            BertTagger)
+from bert_tf.models import (BertClassifier, BertEncoder, BertMultipleChoice, BertPretrainer,
+                            BertSpanQA, BertTagger)
 
 __version__ = "0.1.0"
 
@@ -32,4 +32,4 @@ def __getattr__(name):
 
 
 __all__ = ["BertConfig", "BertEncoder", "BertPretrainer", "BertClassifier", "BertTagger",
-           "BertSpanQA", *_LAZY]
+           "BertSpanQA", "BertMultipleChoice", *_LAZY]

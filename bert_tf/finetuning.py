@@ -233,7 +233,7 @@ def _run(config, progress_fn, stack):
     from bert_tf.text.tokenizer import BertTokenizer
     from bert_tf.training import distribute, optimization
     from bert_tf.training.trainer import Trainer
-    from bert_tf.data.batching import epochs_order, make_dataset
+    from bert_tf.data.batching import epochs_order
 
     keras.utils.set_random_seed(config.seed)
     vocab_file, lower_case, _ = find_vocab(config.init_checkpoint)
@@ -281,7 +281,7 @@ def _run(config, progress_fn, stack):
                       progress_fn=progress_fn)
     batches = epochs_order(task.train_features.lengths, config.batch_size, config.epochs,
                            config.seed)
-    train_dataset = make_dataset(task.train_features, batches)
+    train_dataset = task.make_dataset(task.train_features, batches)
 
     state_path = d.file(STATE_FILE)
     state = md.read_json(state_path) if os.path.isfile(state_path) else {"history": []}

@@ -4,7 +4,7 @@
                               "encoder": BertConfig dict,
                               "preprocessing": {"vocab_file": "vocab.txt", "lower_case": bool,
                                                 "seq_length": int},
-                              "task": {"type": "pretraining" | "classify" | "tag" | "squad",
+                              "task": {"type": "pretraining" or a task of bert_tf.tasks,
                                        ... task fields, e.g. "label_names": [...]},
                               "training": {... the run's settings, for the record}}
     DIR/vocab.txt            WordPiece vocab, one token per line
@@ -28,6 +28,7 @@ import tempfile
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
 from bert_tf.training import checkpoint_state
+from bert_tf.tasks import TASK_NAMES
 
 FORMAT = "bert_tf"
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ WEIGHTS_FILE = "model.weights.h5"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 EVAL_RESULTS_FILE = "eval_results.json"
-TASK_TYPES = ("pretraining", "classify", "tag", "squad")
+TASK_TYPES = ("pretraining",) + TASK_NAMES
 
 
 class ModelDirWriteError(BertTfError, OSError):

@@ -1,9 +1,8 @@
 """Building and restoring the task model of a bert-tf model directory, and importing a
 published checkpoint into a new model directory.
 
-config.json task.type picks the model: pretraining -> BertPretrainer, classify ->
-BertClassifier(len(label_names) or num_classes), tag -> BertTagger(len(label_names)),
-squad -> BertSpanQA. Weights: model.weights.h5, else the latest tf.train checkpoint in
+config.json task.type picks the model: pretraining -> BertPretrainer, any fine-tuning task
+-> its `Task.model_from_info(encoder, task)` (bert_tf/tasks/). Weights: model.weights.h5, else the latest tf.train checkpoint in
 checkpoints/ (written as tf.train.Checkpoint(model=model, optimizer=..., step=...)).
 """
 
@@ -28,8 +27,8 @@ def _read_config(path):
 def build_task_model(path, dtype=None):
     """The (untrained) task model described by `path`/config.json."""
     from bert_tf.config import BertConfig
-    from bert_tf.models import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA,
-                                BertTagger)
+    from bert_tf.models import BertEncoder, BertPretrainer
+    from bert_tf.tasks import task_class
     values = _read_config(path)
     config_path = os.path.join(path, md.CONFIG_FILE)
     try:
@@ -39,23 +38,12 @@ def build_task_model(path, dtype=None):
     task = values["task"]
     kind = task["type"]
     encoder = BertEncoder(encoder_config, dtype=dtype)
-    dropout = task.get("dropout", 0.1)
     if kind == "pretraining":
         return BertPretrainer(encoder)
-    if kind == "squad":
-        return BertSpanQA(encoder)
-    labels = task.get("label_names")
-    if kind == "classify":
-        num_classes = len(labels) if labels else task.get("num_classes")
-        if not isinstance(num_classes, int) or num_classes <= 0:
-            raise CheckpointError(f"{config_path}: task: classify needs label_names or a "
-                                  f"positive num_classes, got {num_classes!r}")
-        return BertClassifier(encoder, num_classes, dropout=dropout)
-    if kind == "tag":
-        if not labels:
-            raise CheckpointError(f"{config_path}: task: tag needs a non-empty label_names")
-        return BertTagger(encoder, len(labels), dropout=dropout)
-    raise CheckpointError(f"{config_path}: task.type {kind!r} unsupported")
+    try:
+        return task_class(kind).model_from_info(encoder, task)
+    except ValueError as e:
+        raise CheckpointError(f"{config_path}: task: {e}") from None
 
 
 def restore_weights(model, path):

@@ -2,6 +2,7 @@
 
 from bert_tf.models.classifier import BertClassifier
 from bert_tf.models.encoder import INPUT_NAMES, BertEncoder, encoder_inputs
+from bert_tf.models.multiple_choice import BertMultipleChoice
 from bert_tf.models.pretrainer import BertPretrainer
 from bert_tf.models.span_qa import BertSpanQA
 from bert_tf.models.tagger import BertTagger

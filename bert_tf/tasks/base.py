@@ -12,7 +12,8 @@ class Task:
     """Subclasses set `name`, `main_metric` and implement the methods below.
 
     Life cycle: `load()` reads and featurizes the data once (train_features, eval_features);
-    `task_info()` is written to config.json "task"; `build_model(encoder)`; `objective`
+    `task_info()` is written to config.json "task"; `build_model(encoder)` (the model a
+    config.json "task" dict describes: `model_from_info`); `make_dataset`; `objective`
     (compute_loss/metric_names for the Trainer); after each epoch `evaluate(outputs)` with the
     model outputs per eval feature and `write_predictions(model_dir, outputs)` for the best.
     """
@@ -35,7 +36,17 @@ class Task:
         raise NotImplementedError
 
     def build_model(self, encoder):
+        """The task model for this run: by default `model_from_info(encoder, task_info())`."""
+        return self.model_from_info(encoder, self.task_info())
+
+    @classmethod
+    def model_from_info(cls, encoder, task_info):
+        """The task model described by a config.json "task" dict (ValueError if incomplete)."""
         raise NotImplementedError
+
+    def make_dataset(self, features, batches, with_labels=True):
+        """tf.data batches of `features` (see bert_tf.data.batching.make_dataset)."""
+        return make_dataset(features, batches, with_labels=with_labels)
 
     @property
     def objective(self):
@@ -54,7 +65,7 @@ class Task:
         trimmed to the feature's length)."""
         features = self.eval_features
         batches = batch_order(features.lengths, batch_size, shuffle=False)
-        dataset = make_dataset(features, batches, with_labels=False)
+        dataset = self.make_dataset(features, batches, with_labels=False)
         fn = _predict_fn(model)
         lengths = features.lengths
         results = [None] * len(features)

@@ -91,9 +91,14 @@ class ClassifyTask(Task):
                 "regression": bool(self.config.regression),
                 "dropout": self.config.dropout}
 
-    def build_model(self, encoder):
-        n = 1 if self.config.regression else len(self.label_map.names)
-        return BertClassifier(encoder, n, dropout=self.config.dropout)
+    @classmethod
+    def model_from_info(cls, encoder, task_info):
+        labels = task_info.get("label_names")
+        num_classes = len(labels) if labels else task_info.get("num_classes")
+        if not isinstance(num_classes, int) or num_classes <= 0:
+            raise ValueError(f"classify needs label_names or a positive num_classes, got "
+                             f"{num_classes!r}")
+        return BertClassifier(encoder, num_classes, dropout=task_info.get("dropout", 0.1))
 
     @property
     def objective(self):

@@ -74,7 +74,8 @@ class SquadTask(Task):
                 "null_score_diff_threshold": c.null_score_diff_threshold,
                 "n_best_size": c.n_best_size}
 
-    def build_model(self, encoder):
+    @classmethod
+    def model_from_info(cls, encoder, task_info):
         return BertSpanQA(encoder)
 
     @property

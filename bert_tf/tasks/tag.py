@@ -68,8 +68,12 @@ class TagTask(Task):
         return {"type": "tag", "label_names": self.label_names, "scheme": self.scheme,
                 "dropout": self.config.dropout}
 
-    def build_model(self, encoder):
-        return BertTagger(encoder, len(self.label_names), dropout=self.config.dropout)
+    @classmethod
+    def model_from_info(cls, encoder, task_info):
+        if not task_info.get("label_names"):
+            raise ValueError("tag needs a non-empty label_names")
+        return BertTagger(encoder, len(task_info["label_names"]),
+                          dropout=task_info.get("dropout", 0.1))
 
     @property
     def objective(self):

@@ -314,3 +314,44 @@ def test_real_minilm_on_sms_spam_beats_baselines(minilm_dir, tmp_path):
           f"{results['train_examples_per_second']:.1f} ex/s overall")
     assert results["accuracy"] > majority + 0.05
     assert results["accuracy"] >= bow - 0.01
+
+
+def test_multiple_choice_end_to_end_swag_csv(tiny_model_dir, tmp_path):
+    """SWAG CSV in, accuracy + predictions.jsonl out; the saved model reproduces them."""
+    import bert_tf
+    from bert_tf.data import multiple_choice as mc
+    from bert_tf.text.tokenizer import BertTokenizer
+    out = str(tmp_path / "mc")
+    seconds = run_app(["--task=multiple_choice"] + common(
+        tiny_model_dir, out, "swag_train.csv", "swag_train.csv", epochs=3, batch_size=2,
+        learning_rate=2e-3, warmup_proportion=0, max_seq_length=24))
+    print(f"multiple_choice fixture run: {seconds:.1f} s")
+    results = read(os.path.join(out, "eval_results.json"))
+    assert results["main_metric"] == "accuracy" and len(results["history"]) == 3
+    assert results["accuracy"] == max(h["accuracy"] for h in results["history"])
+    config = read(os.path.join(out, "config.json"))
+    assert config["task"] == {"type": "multiple_choice", "num_choices": 4, "dropout": 0.1}
+    rows = [json.loads(line) for line in open(os.path.join(out, "predictions.jsonl"))]
+    assert [r["label"] for r in rows] == [0, 1, 2, 3]
+    assert rows[1]["choices"][1] == "He loves the capital of france."
+    assert np.mean([r["prediction"] == r["label"] for r in rows]) == pytest.approx(
+        results["accuracy"])
+    model = bert_tf.load_task_model(out)
+    tok = BertTokenizer(vocab_file=os.path.join(out, "vocab.txt"), lower_case=True)
+    features = mc.build_features(mc.read_examples(os.path.join(FIXTURES, "swag_train.csv")),
+                                 tok, 24)
+    inputs = next(iter(mc.make_dataset(features, [np.arange(4)], with_labels=False)))
+    probs = np.asarray(model(inputs, training=False)["logits"])
+    probs = np.exp(probs - probs.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs, [r["probabilities"] for r in rows], atol=1e-4)
+
+
+def test_multiple_choice_bad_row_is_one_line(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"context": "a", "choices": ["x", "y"], "label": 0}\n'
+                   '{"context": "b", "choices": ["x", "y", "z"], "label": 0}\n')
+    with pytest.raises(SystemExit, match=r"^finetune: .*bad.jsonl:2: choices: expected 2 "
+                       r"choices \(as line 1\), got 3$"):
+        run_app(["--task=multiple_choice", f"--init_checkpoint={tiny_model_dir}",
+                 f"--train_file={bad}", f"--model_dir={tmp_path / 'out'}"])

@@ -4,7 +4,17 @@ import keras
 import numpy as np
 import pytest
 
-from bert_tf import BertClassifier, BertEncoder, BertPretrainer, BertSpanQA, BertTagger
+from bert_tf import (BertClassifier, BertEncoder, BertMultipleChoice, BertPretrainer, BertSpanQA,
+                     BertTagger)
+
+
+def _choice_inputs(config):
+    """[B=2, C=3, T=7] inputs with padding in one choice."""
+    x = _inputs(config)
+    rng = np.random.default_rng(2)
+    out = {k: np.stack([np.roll(v, i, axis=0) for i in range(3)], axis=1) for k, v in x.items()}
+    out["input_word_ids"] = rng.integers(0, config.vocab_size, (2, 3, 7)).astype("int32")
+    return out
 
 
 def _inputs(config, with_positions=False):
@@ -25,6 +35,7 @@ MODELS = {
     "classifier": lambda c: BertClassifier(BertEncoder(c), 3, dropout=0.2),
     "tagger": lambda c: BertTagger(BertEncoder(c), 5),
     "span_qa": lambda c: BertSpanQA(BertEncoder(c)),
+    "multiple_choice": lambda c: BertMultipleChoice(BertEncoder(c), dropout=0.2),
 }
 
 
@@ -34,7 +45,8 @@ def test_keras_file_round_trip(tiny_config, tmp_path, name):
     rng = np.random.default_rng(1)
     for v in model.weights:
         v.assign(rng.normal(0, 0.2, v.shape).astype("float32"))
-    x = _inputs(tiny_config, with_positions=name == "pretrainer")
+    x = (_choice_inputs(tiny_config) if name == "multiple_choice"
+         else _inputs(tiny_config, with_positions=name == "pretrainer"))
     want = keras.tree.map_structure(np.asarray, model(x))
     path = str(tmp_path / f"{name}.keras")
     model.save(path)
@@ -59,3 +71,28 @@ def test_mixed_precision_policy_survives_saving(tiny_config, tmp_path):
     loaded = keras.saving.load_model(path)
     assert loaded.encoder.dtype_policy.name == "mixed_bfloat16"
     assert loaded.encoder.blocks[0].compute_dtype == "bfloat16"
+
+
+def test_multiple_choice_config_round_trip_and_maths(tiny_config):
+    """get_config -> from_config rebuilds the same model; the logits are, per choice, the
+    learned vector . pooled_output + bias of that choice's sequence encoded on its own."""
+    model = BertMultipleChoice(BertEncoder(tiny_config), dropout=0.3)
+    config = model.get_config()
+    assert config["dropout"] == 0.3
+    clone = BertMultipleChoice.from_config(config)
+    clone.set_weights(model.get_weights())
+    x = _choice_inputs(tiny_config)
+    logits = np.asarray(model(x, training=False)["logits"])
+    assert logits.shape == (2, 3)
+    np.testing.assert_array_equal(np.asarray(clone(x, training=False)["logits"]), logits)
+    kernel, bias = (np.asarray(w) for w in model.head.dense.weights)
+    for b in range(2):
+        for c in range(3):
+            one = {k: v[b, c][None] for k, v in x.items()}            # [1, T]
+            pooled = np.asarray(model.encoder(one, training=False)["pooled_output"])[0]
+            np.testing.assert_allclose(logits[b, c], pooled @ kernel[:, 0] + bias[0],
+                                       atol=1e-5)
+    # any number of choices: C = 2 gives the first two scores of C = 3
+    two = {k: v[:, :2] for k, v in x.items()}
+    np.testing.assert_allclose(np.asarray(model(two, training=False)["logits"]),
+                               logits[:, :2], atol=1e-5)

@@ -1,0 +1,73 @@
+"""Multiple choice (SWAG): C candidate continuations per context, one is right.
+
+Data: SWAG CSV or JSONL (bert_tf/data/multiple_choice.py). Model: BertMultipleChoice (one
+learned vector scores each `[CLS] context [SEP] choice [SEP]`; softmax over the C scores).
+Batches hold whole examples ([b, C, T], padded to the batch's longest sequence); --batch_size
+counts examples, so one step encodes batch_size * C sequences. Metric: accuracy. Predictions:
+predictions.jsonl, one row per eval example with the chosen index and the C probabilities.
+"""
+
+import logging
+import os
+
+import numpy as np
+
+from bert_tf.data import multiple_choice as data
+from bert_tf.models import BertMultipleChoice
+from bert_tf.tasks.base import Task, softmax, write_jsonl
+from bert_tf.tasks.classify import ClassifyObjective
+
+
+class MultipleChoiceTask(Task):
+    name = "multiple_choice"
+    main_metric = "accuracy"
+
+    def load(self):
+        c = self.config
+        train = data.read_examples(c.train_file)
+        if c.max_train_examples and len(train) > c.max_train_examples:
+            train = train[:c.max_train_examples]
+        self.num_choices = len(train[0].choices)
+        self.train_features = data.build_features(train, self.tokenizer, c.max_seq_length)
+        self.data_stats.update(train_examples=len(train), num_choices=self.num_choices)
+        if c.eval_file:
+            self.eval_examples = data.read_examples(c.eval_file)
+            self.eval_features = data.build_features(self.eval_examples, self.tokenizer,
+                                                     c.max_seq_length)
+            self.data_stats["eval_examples"] = len(self.eval_examples)
+            if len(self.eval_examples[0].choices) != self.num_choices:
+                logging.warning("%s: %d choices per example, training had %d (the model "
+                                "scores any number)", c.eval_file,
+                                len(self.eval_examples[0].choices), self.num_choices)
+
+    def task_info(self):
+        return {"type": "multiple_choice", "num_choices": self.num_choices,
+                "dropout": self.config.dropout}
+
+    @classmethod
+    def model_from_info(cls, encoder, task_info):
+        return BertMultipleChoice(encoder, dropout=task_info.get("dropout", 0.1))
+
+    def make_dataset(self, features, batches, with_labels=True):
+        return data.make_dataset(features, batches, with_labels=with_labels)
+
+    @property
+    def objective(self):
+        return ClassifyObjective()     # cross-entropy + accuracy over the C choice logits
+
+    def evaluate(self, outputs):
+        predicted = np.asarray([int(np.argmax(o["logits"])) for o in outputs])
+        gold = self.eval_features.labels
+        return {"accuracy": float(np.mean(predicted == gold)), "examples": int(len(gold))}
+
+    def write_predictions(self, model_dir, outputs):
+        rows = []
+        for example, out in zip(self.eval_examples, outputs):
+            p = softmax(out["logits"])
+            rows.append({"source": example.source, "context": example.context,
+                         "choices": example.choices, "label": example.label,
+                         "prediction": int(p.argmax()),
+                         "probabilities": [round(float(v), 6) for v in p]})
+        path = os.path.join(model_dir, "predictions.jsonl")
+        write_jsonl(path, rows)
+        return path
