@@ -31,7 +31,7 @@ def define_flags():
         return
     from export.serving_graph import DEFAULT_MAX_WINDOWS  # imports TF: only for the CLI
     flags.DEFINE_string("model_dir", None, "bert-tf model directory (config.json, vocab.txt, "
-                        "weights) of a classify / tag / squad model.")
+                        "weights) of a classify / tag / squad / multiple_choice model.")
     flags.DEFINE_string("output_dir", None, "BASE/NAME: the model's directory for TF Serving; "
                         "the export goes to the next numeric version BASE/NAME/<N>/.")
     flags.DEFINE_integer("seq_length", None, "Maximum packed sequence length (default: the "
@@ -63,10 +63,11 @@ def read_model_dir(model_dir):
         raise ExportError(f"--model_dir={model_dir}: no such directory")
     config = d.read_config()
     task = config["task"]
-    if task["type"] not in ("classify", "tag", "squad"):
+    from export.serving_graph import SIGNATURES   # TF: loaded only when exporting
+    if task["type"] not in SIGNATURES:
         raise ExportError(f"{d.config_path}: task.type {task['type']!r} has no serving "
-                          f"signature (expected classify, tag or squad; use export.hub for "
-                          f"a pre-trained encoder)")
+                          f"signature (expected {', '.join(SIGNATURES)}; use export.hub "
+                          f"for a pre-trained encoder)")
     pre = config["preprocessing"]
     vocab = os.path.join(model_dir, pre.get("vocab_file", "vocab.txt"))
     if not os.path.isfile(vocab):

@@ -11,20 +11,27 @@ Signatures (see export/README.md for the full tensor layout):
             score float [B]; long contexts are read in `doc_stride` windows, at most
             `max_windows` (export.saved_model --max_windows_per_request) per request, else
             INVALID_ARGUMENT
-  every     serving_encoded(input_word_ids, input_mask, input_type_ids int32 [B, T]) -> the
-            raw model outputs (+ probabilities for classify/tag); ids outside the
-            embeddings (negative, >= vocab / type vocab), a mask other than 0/1 or T over
-            max_position_embeddings are INVALID_ARGUMENT
+  multiple_choice
+            serving_default(context [B], choices [B, C]) -> probabilities float [B, C],
+            choice int32 [B] (export/serving_choice.py)
+  every     serving_encoded(input_word_ids, input_mask, input_type_ids int32 [B, T];
+            [B, C, T] for multiple_choice) -> the raw model outputs (+ probabilities for
+            classify/tag/multiple_choice); ids outside the embeddings (negative, >= vocab /
+            type vocab), a mask other than 0/1 or T over max_position_embeddings are
+            INVALID_ARGUMENT
 
 Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E = entities.
 """
 
 import tensorflow as tf
 
-from export import text_graph
+from export import serving_choice, text_graph
 from export.saved_model import hold_keras_layer
 
 ENCODED_SIGNATURE = "serving_encoded"
+# task type -> the ServingModule method that builds its serving_default signature
+SIGNATURES = {"classify": "_classify_fn", "tag": "_tag_fn", "squad": "_squad_fn",
+              "multiple_choice": "_multiple_choice_fn"}
 _NEG = -1e9
 
 
@@ -53,7 +60,7 @@ def check_encoded_inputs(inputs, config):
     checks.append(tf.debugging.Assert(
         tf.reduce_all((mask == 0) | (mask == 1)),
         ["serving_encoded: input_mask must be 0 or 1"]))
-    length = tf.shape(inputs["input_word_ids"])[1]
+    length = tf.shape(inputs["input_word_ids"])[-1]                # T ([B, T] or [B, C, T])
     checks.append(tf.debugging.Assert(
         length <= config.max_position_embeddings,
         [f"serving_encoded: sequence length must be at most {config.max_position_embeddings} "
@@ -94,8 +101,8 @@ class ServingModule(tf.Module):
         return text_graph.pack(segments, self.seq_length, self.cls_id, self.sep_id,
                                self.pad_to_longest, trimmer)
 
-    def encoded_fn(self):
-        @tf.function(input_signature=[_ENCODED_SPECS])
+    def encoded_fn(self, specs=None):
+        @tf.function(input_signature=[specs or _ENCODED_SPECS])
         def serving_encoded(inputs):
             inputs = check_encoded_inputs(inputs, self.model.encoder.config)
             outputs = dict(self._run_model(inputs))
@@ -105,9 +112,13 @@ class ServingModule(tf.Module):
         return serving_encoded
 
     def signatures(self):
-        build = {"classify": self._classify_fn, "tag": self._tag_fn,
-                 "squad": self._squad_fn}[self.task["type"]]
-        return {"serving_default": build(), ENCODED_SIGNATURE: self.encoded_fn()}
+        """{"serving_default": the task's text-in signature (SIGNATURES), "serving_encoded"}."""
+        build = getattr(self, SIGNATURES[self.task["type"]])
+        specs = serving_choice.ENCODED_SPECS if self.task["type"] == "multiple_choice" else None
+        return {"serving_default": build(), ENCODED_SIGNATURE: self.encoded_fn(specs)}
+
+    def _multiple_choice_fn(self):
+        return serving_choice.multiple_choice_fn(self)
 
     # ---- classify -------------------------------------------------------------------
     def _classify_fn(self):

@@ -33,9 +33,14 @@ with open(jobs_file) as f:
     jobs = json.load(f)
 
 
+def to_bytes(v):   # latin-1 str (nested lists for [B, C] inputs) -> bytes
+    return [to_bytes(x) if isinstance(x, list) else x.encode("latin-1") for x in v]
+
+
 def feed_value(req, k, v):
     if req.get("dtypes", {}).get(k, "string") == "string":
-        return [s.encode("latin-1") for s in v] if v else np.zeros([0], dtype=object)
+        return (to_bytes(v) if v else
+                np.zeros(req.get("empty_shapes", {}).get(k, [0]), dtype=object))
     return np.asarray(v, np.int32) if v else np.zeros([0, 2], np.int32)
 
 
@@ -86,8 +91,8 @@ for j, job in enumerate(jobs):
         inputs = {}
         for k, v in req["inputs"].items():
             if req.get("dtypes", {}).get(k, "string") == "string":
-                inputs[k] = tf.constant([s.encode("latin-1") for s in v], tf.string) if v \
-                    else tf.zeros([0], tf.string)
+                inputs[k] = tf.constant(to_bytes(v), tf.string) if v \
+                    else tf.zeros(req.get("empty_shapes", {}).get(k, [0]), tf.string)
             else:
                 inputs[k] = tf.constant(v, tf.int32) if v else tf.zeros([0, 2], tf.int32)
         try:
@@ -109,9 +114,17 @@ print(json.dumps(reports))
 
 
 def encode_strings(values):
-    """bytes/str -> latin-1 str, so arbitrary bytes (invalid UTF-8 too) survive JSON."""
-    return [(v if isinstance(v, bytes) else v.encode("utf-8")).decode("latin-1")
+    """bytes/str (nested lists too) -> latin-1 str, so arbitrary bytes (invalid UTF-8 too)
+    survive JSON."""
+    return [encode_strings(v) if isinstance(v, (list, tuple)) else
+            (v if isinstance(v, bytes) else v.encode("utf-8")).decode("latin-1")
             for v in values]
+
+
+def _is_strings(v):
+    while isinstance(v, (list, tuple)) and len(v):
+        v = v[0]
+    return isinstance(v, (str, bytes))
 
 
 def _encode_requests(requests):
@@ -119,14 +132,16 @@ def _encode_requests(requests):
     for r in requests:
         inputs, dtypes = {}, {}
         for k, v in r["inputs"].items():
+            if not isinstance(v, np.ndarray):    # rows of a [B, C] input may be arrays
+                v = [x.tolist() if isinstance(x, np.ndarray) else x for x in v]
             if (isinstance(v, np.ndarray) and v.dtype.kind in "iu") or (
-                    len(v) and not isinstance(v[0], (str, bytes))):
+                    len(v) and not _is_strings(v)):
                 inputs[k] = np.asarray(v).tolist()
                 dtypes[k] = "int32"
             else:
                 inputs[k] = encode_strings(v)
         reqs.append({"signature": r.get("signature", "serving_default"), "inputs": inputs,
-                     "dtypes": dtypes})
+                     "dtypes": dtypes, "empty_shapes": r.get("empty_shapes", {})})
     return reqs
 
 
@@ -161,6 +176,7 @@ def run_fresh_many(jobs, timeout=600):
 
 def run_fresh(saved_model_dir, requests, timeout=600):
     """Runs `requests` ([{"signature": name, "inputs": {name: list}}]) in a fresh process.
+    An empty string input is [0]-shaped unless the request's "empty_shapes" gives its shape.
 
     String inputs may be str or bytes. Returns (report dict, [outputs dict per request])."""
     return run_fresh_many({0: (saved_model_dir, requests)}, timeout)[0]

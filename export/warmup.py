@@ -14,11 +14,17 @@ _TEXTS = ["a short sentence.", "A somewhat longer sentence, with punctuation, nu
 
 
 def warmup_inputs(task, max_rows=None):
-    """{input name: list of strings} requests for a task (two batches: 1 and 2 rows; only
-    those of at most `max_rows` rows). SQuAD contexts are short, one window each, so the
-    requests fit an export's --max_windows_per_request (a refused warm-up record would make
-    TF Serving refuse the whole version)."""
+    """{input name: list of strings (lists of lists for multiple choice's [B, C])} requests
+    for a task (two batches: 1 and 2 rows; only those of at most `max_rows` rows). SQuAD
+    contexts are short, one window each, so the requests fit an export's
+    --max_windows_per_request (a refused warm-up record would make TF Serving refuse the
+    whole version)."""
     kind = task["type"]
+    if kind == "multiple_choice":
+        choices = ["it is.", "it is not, because the words are split into word pieces."]
+        requests = [{"context": _TEXTS[:1], "choices": [choices]},
+                    {"context": _TEXTS, "choices": [choices, list(reversed(choices))]}]
+        return [r for r in requests if max_rows is None or len(r["context"]) <= max_rows]
     if kind == "squad":
         requests = [{"question": ["what is this?"], "context": _TEXTS[:1]},
                     {"question": ["what is this?"] * 2, "context": _TEXTS[:1] * 2}]

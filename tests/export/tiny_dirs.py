@@ -28,18 +28,15 @@ def tiny_config():
 def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     """Writes a model dir with a randomly initialized (seeded) tiny task model; returns it."""
     import keras
-    from bert_tf import BertClassifier, BertEncoder, BertPretrainer, BertSpanQA, BertTagger
+    from bert_tf import BertEncoder, BertPretrainer
+    from bert_tf.tasks import task_class
     keras.utils.set_random_seed(seed)
     encoder = BertEncoder(config)
     kind = task["type"]
-    if kind == "classify":
-        model = BertClassifier(encoder, len(task["label_names"]) or task["num_classes"])
-    elif kind == "tag":
-        model = BertTagger(encoder, len(task["label_names"]))
-    elif kind == "pretraining":
+    if kind == "pretraining":
         model = BertPretrainer(encoder)
     else:
-        model = BertSpanQA(encoder)
+        model = task_class(kind).model_from_info(encoder, task)
     d = ModelDir(str(path))
     os.makedirs(d.path, exist_ok=True)
     with open(d.vocab_path, "w", encoding="utf-8") as f:

@@ -1,0 +1,46 @@
+"""The multiple-choice serving signature: a context and its C choices in, the choice out.
+
+    serving_default(context string [B], choices string [B, C])
+        -> probabilities float [B, C] (softmax over the C choices), choice int32 [B]
+    serving_encoded(input_word_ids, input_mask, input_type_ids int32 [B, C, T]) -> logits,
+        probabilities
+
+Each (context, choice_i) pair is packed as the fine-tuning data is: `[CLS] context [SEP]
+choice_i [SEP]`, longest-first truncation to seq_length, and all B * C sequences run as ONE
+model batch padded to its own longest sequence. Any C >= 1 works (the model scores each
+choice on its own); every row of one request has the same C (a [B, C] tensor).
+
+Shape legend: B = examples, C = choices, T = packed length, P = word pieces.
+"""
+
+import tensorflow as tf
+
+ENCODED_SPECS = {name: tf.TensorSpec([None, None, None], tf.int32, name=name)
+                 for name in ("input_word_ids", "input_mask", "input_type_ids")}
+
+
+def multiple_choice_fn(module):
+    """The text-in signature of a ServingModule holding a BertMultipleChoice."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="context"),
+                                  tf.TensorSpec([None, None], tf.string, name="choices")])
+    def serving_default(context, choices):
+        b, c = tf.shape(choices)[0], tf.shape(choices)[1]
+        checks = [
+            tf.debugging.assert_equal(tf.shape(context)[0], b, message=(
+                "context [B] and choices [B, C] need the same batch size B")),
+            tf.debugging.assert_equal(tf.logical_or(b == 0, c > 0), True, message=(
+                "choices: expected at least one choice per example")),
+        ]
+        with tf.control_dependencies(checks):
+            context_ids = module._tokenize(context)[1]                       # [B, (P)]
+            choice_ids = module._tokenize(tf.reshape(choices, [-1]))[1]      # [B*C, (P)]
+        example = tf.repeat(tf.range(b), c)                                  # [B*C]
+        inputs, _ = module._pack([tf.gather(context_ids, example), choice_ids])  # [B*C, T]
+        inputs = {k: tf.reshape(v, [b, c, tf.shape(v)[1]])                   # [B, C, T]
+                  for k, v in inputs.items()}
+        logits = module._run_model(inputs)["logits"]                         # [B, C]
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        choice = tf.argmax(probabilities, axis=-1, output_type=tf.int32)     # [B]
+        return {"probabilities": probabilities, "choice": choice}
+    return serving_default
