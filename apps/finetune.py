@@ -24,8 +24,10 @@ Bad input policy: a label/tag in --eval_file that does not occur in --train_file
 the file and line (--allow_unseen_labels: warn, count, and score those examples as wrong);
 SQuAD answers whose answer_start does not match the context are moved to the nearest
 occurrence of the text, or not trained on if absent, with a warning count
-(--squad_offset_errors=fail: stop naming the question id); CoNLL sentences longer than
---max_seq_length are split into windows (counted) and stitched back per word. Everything else
+(--squad_offset_errors=fail: stop naming the question id). Inputs longer than
+--max_seq_length (CoNLL sentences, single classify texts, SQuAD contexts) are read in
+--doc_stride windows: tag words take the prediction of their max-context window, a classify
+text the mean of its window logits (--long_inputs: how training treats them). Everything else
 that cannot be right stops up front with one line naming the file, line and field: labels
 mixing class ids and names, tags outside --tag_scheme, SQuAD v2.0 questions with
 --noversion_2_with_negative, duplicate question ids, bytes that are not UTF-8, non-finite
@@ -89,6 +91,12 @@ flags.DEFINE_integer("checkpoint_every_steps", None, "Checkpoint interval for re
 flags.DEFINE_integer("log_every_steps", 50, "Progress/TensorBoard interval in steps.")
 flags.DEFINE_integer("max_train_examples", None, "Use at most this many training examples "
                      "(classify: a seeded random subsample; tag/squad: the first ones).")
+flags.DEFINE_enum("long_inputs", "windows", ["windows", "truncate"], "tag and single-text "
+                  "classify, training on inputs longer than --max_seq_length: windows (every "
+                  "--doc_stride window is a training example; tag: each window labels the "
+                  "words it holds) or truncate (only the first window, the original BERT). "
+                  "Evaluation and the exported model always read every window (tag: each word "
+                  "from its max-context window; classify: mean of the window logits).")
 flags.DEFINE_bool("allow_unseen_labels", False, "Allow eval labels/tags absent from the "
                   "training data (warn, count, score as wrong) instead of failing.")
 flags.DEFINE_list("label_names", None, "Explicit label (classify) or tag (tag) names and "
@@ -116,9 +124,11 @@ flags.DEFINE_enum("tag_scheme", "iob", ["iob", "bioes"], "tag: the tag scheme of
                   "BIOES/IOBES (also S-TYPE, E-TYPE), converted to IOB2 (same chunks) for "
                   "training, metrics and predictions. A tag outside the scheme (bare PER, "
                   "lower-case o/b-per, S-/E- under iob) fails naming file and line.")
-# squad
-flags.DEFINE_integer("doc_stride", 128, "squad: tokens between the starts of consecutive "
-                     "windows of a long context.")
+# squad (and the windows of tag / classify)
+flags.DEFINE_integer("doc_stride", None, "Pieces between the starts of consecutive "
+                     "windows of an input longer than --max_seq_length (squad: the context; "
+                     "tag: a sentence; classify: a single text). Default: squad 128, tag and "
+                     "classify half a window.")
 flags.DEFINE_integer("max_query_length", 64, "squad: questions are truncated to this many "
                      "tokens.")
 flags.DEFINE_integer("max_answer_length", 30, "squad: longest answer span in tokens.")
@@ -150,7 +160,8 @@ def config_from_flags():
         clip_norm=FLAGS.clip_norm, strategy=FLAGS.strategy, precision=precision,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         log_every_steps=FLAGS.log_every_steps, max_train_examples=FLAGS.max_train_examples,
-        allow_unseen_labels=FLAGS.allow_unseen_labels, label_names=FLAGS.label_names,
+        allow_unseen_labels=FLAGS.allow_unseen_labels, long_inputs=FLAGS.long_inputs,
+        label_names=FLAGS.label_names,
         tag_scheme=FLAGS.tag_scheme, text_a_column=FLAGS.text_a_column,
         text_b_column=FLAGS.text_b_column,
         label_column=FLAGS.label_column, regression=FLAGS.regression,

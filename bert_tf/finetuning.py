@@ -88,8 +88,9 @@ class FinetuneConfig:
     tfds_data_dir: str = None
     # tag
     tag_scheme: str = "iob"
-    # squad
-    doc_stride: int = 128
+    long_inputs: str = "windows"     # classify/tag training: "windows" or "truncate"
+    # squad (and the windows of classify / tag)
+    doc_stride: int = None           # squad: 128; classify / tag: half a window
     max_query_length: int = 64
     max_answer_length: int = 30
     n_best_size: int = 20
@@ -125,8 +126,11 @@ class FinetuneConfig:
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise FinetuneConfigError(f"--layer_decay: expected (0, 1], got "
                                       f"{self.layer_decay}")
-        if self.task == "squad" and self.doc_stride <= 0:
+        if self.doc_stride is not None and self.doc_stride <= 0:
             raise FinetuneConfigError(f"--doc_stride: expected > 0, got {self.doc_stride}")
+        if self.long_inputs not in ("windows", "truncate"):
+            raise FinetuneConfigError(f"--long_inputs: expected windows or truncate, got "
+                                      f"{self.long_inputs!r}")
         if self.tag_scheme not in TAG_SCHEMES:
             raise FinetuneConfigError(f"--tag_scheme: expected one of {', '.join(TAG_SCHEMES)}"
                                       f", got {self.tag_scheme!r}")

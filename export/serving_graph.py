@@ -3,9 +3,12 @@
 Signatures (see export/README.md for the full tensor layout):
   classify  serving_default(text [, text_b]) -> probabilities float [B, C], label string [B],
             label_id int32 [B]; regression models (task.regression): score float [B]
+            single texts longer than seq_length - 2 pieces: the mean of the logits of their
+            windows (export/serving_windows.py, `doc_stride` apart), as fine-tuning evaluates
   tag       serving_default(text) -> entity_text string [B, E], entity_type string [B, E],
             entity_start / entity_end int32 [B, E] (character offsets, end exclusive),
-            entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
+            entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0; long
+            texts in windows, each piece labeled from its max-context window
   squad     serving_default(question, context) -> answer string [B], answer_start /
             answer_end int32 [B] (character offsets into context, -1 for no answer),
             score float [B]; long contexts are read in `doc_stride` windows, at most
@@ -25,7 +28,7 @@ Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E =
 
 import tensorflow as tf
 
-from export import serving_choice, text_graph
+from export import serving_choice, serving_windows, text_graph
 from export.saved_model import hold_keras_layer
 
 ENCODED_SIGNATURE = "serving_encoded"
@@ -130,7 +133,9 @@ class ServingModule(tf.Module):
 
         def answer(segments):
             inputs, _ = self._pack(segments)
-            logits = self._run_model(inputs)["logits"]                   # [B, C]
+            return answer_from_logits(self._run_model(inputs)["logits"])  # [B, C]
+
+        def answer_from_logits(logits):
             if regression:
                 return {"score": logits[:, 0]}
             probs = tf.nn.softmax(logits, axis=-1)
@@ -147,7 +152,15 @@ class ServingModule(tf.Module):
         else:
             @tf.function(input_signature=[_string_spec("text")])
             def serving_default(text):
-                return answer([self._tokenize(text)[1]])
+                # long texts: every window of seq_length - 2 pieces, the mean of the
+                # window logits (as the fine-tuning evaluation)
+                windows = serving_windows.split_windows(self._tokenize(text)[1],
+                                                        self.seq_length - 2, self._stride())
+                inputs, _ = self._pack([windows.ids])
+                logits = self._run_model(inputs)["logits"]                   # [R, C]
+                logits = tf.math.unsorted_segment_mean(
+                    logits, windows.example, tf.shape(text, out_type=tf.int64)[0])  # [B, C]
+                return answer_from_logits(logits)
         return serving_default
 
     # ---- tag ------------------------------------------------------------------------
@@ -157,28 +170,38 @@ class ServingModule(tf.Module):
         return (tf.constant(prefix, tf.int32), tf.constant(type_ids, tf.int32),
                 tf.constant(types or [""]))
 
+    def _stride(self):
+        """Window stride of tag / classify (task.doc_stride, else half a window)."""
+        window = self.seq_length - 2
+        return min(int(self.task.get("doc_stride") or max(1, window // 2)), window)
+
+    def _tag_pieces(self, pieces):
+        """Every piece's predicted label and its probability [B, (P)], from the window (of
+        seq_length - 2 pieces, one model batch) where the piece has the most context."""
+        windows = serving_windows.split_windows(pieces, self.seq_length - 2, self._stride())
+        inputs, _ = self._pack([windows.ids])
+        probs = tf.nn.softmax(self._run_model(inputs)["logits"], axis=-1)  # [R, T, C]
+        num_pieces = tf.shape(pieces.flat_values, out_type=tf.int64)[0]
+        owned, token = serving_windows.owned_positions(
+            windows, tf.ones_like(windows.example), tf.shape(probs)[1], num_pieces)
+        pred = serving_windows.per_piece(tf.argmax(probs, -1, output_type=tf.int32), owned,
+                                         token, num_pieces, -1)           # [N]
+        prob = serving_windows.per_piece(tf.reduce_max(probs, -1), owned, token, num_pieces,
+                                         -1.0)
+        return (tf.RaggedTensor.from_row_splits(pred, pieces.row_splits),
+                tf.RaggedTensor.from_row_splits(prob, pieces.row_splits))
+
     def _tag_fn(self):
         prefix_of, type_of, type_names = self._label_tables()
 
         @tf.function(input_signature=[_string_spec("text")])
         def serving_default(text):
             clean, ids, starts, ends = self._tokenize(text)
-            inputs, trimmed = self._pack([ids])
-            pieces = trimmed[0]                                            # [B, (P)]
-            n_pieces = pieces.row_lengths()
-            logits = self._run_model(inputs)["logits"]                     # [B, T, C]
-            probs = tf.nn.softmax(logits, axis=-1)
-            batch = tf.shape(logits)[0]
-            # Word-piece predictions for the pieces of `text` (positions 1..P after [CLS]).
-            width = tf.shape(logits)[1]
-            pos = tf.range(width, dtype=tf.int64)[None, :]                 # [1, T]
-            in_text = (pos >= 1) & (pos <= n_pieces[:, None])              # [B, T]
-            piece_pred = tf.ragged.boolean_mask(
-                tf.argmax(probs, axis=-1, output_type=tf.int32), in_text)   # [B, (P)]
-            piece_prob = tf.ragged.boolean_mask(tf.reduce_max(probs, -1), in_text)
-            budget = self.seq_length - 2
-            char_starts = text_graph.byte_to_char_offsets(clean, starts[:, :budget])
-            char_ends = text_graph.byte_to_char_offsets(clean, ends[:, :budget])
+            pieces = tf.cast(ids, tf.int64)                                # [B, (P)]
+            piece_pred, piece_prob = self._tag_pieces(pieces)              # [B, (P)] each
+            batch = tf.shape(text)[0]
+            char_starts = text_graph.byte_to_char_offsets(clean, starts)
+            char_ends = text_graph.byte_to_char_offsets(clean, ends)
             # Words: a piece starts a word unless it is a "##" continuation.
             n_vocab = tf.size(self._vocab_is_continuation, out_type=tf.int64)
             is_cont = tf.gather(self._vocab_is_continuation,

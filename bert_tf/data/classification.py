@@ -22,6 +22,7 @@ import sys
 
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file, iter_lines
+from bert_tf.data.windows import default_stride, window_starts
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 
@@ -317,3 +318,32 @@ def build_features(examples, tokenizer, max_seq_length, labels=None, chunk_size=
             type_ids.append(types[i, :n])
     label_dict = {"label": labels} if labels is not None else {}
     return RaggedFeatures.from_lists(word_ids, type_ids, label_dict)
+
+
+def build_window_features(examples, tokenizer, max_seq_length, labels=None, doc_stride=None,
+                          chunk_size=512):
+    """Single-text examples longer than max_seq_length - 2 pieces, read in windows
+    `[CLS] pieces [SEP]` of that many pieces, `doc_stride` apart (default half a window;
+    bert_tf/data/windows.py). Every window carries its example's label.
+    Returns (RaggedFeatures [one row per window], example index of each window [R])."""
+    import numpy as np
+    import tensorflow as tf
+    from bert_tf.data.batching import RaggedFeatures
+    budget = max_seq_length - 2
+    if budget < 1:
+        raise ValueError(f"max_seq_length {max_seq_length} is too short")
+    stride = default_stride(budget, doc_stride)
+    word_ids, window_labels, example_of = [], [], []
+    for start in range(0, len(examples), chunk_size):
+        part = examples[start:start + chunk_size]
+        pieces = tokenizer.tokenize(tf.constant([e.text_a for e in part])).to_list()
+        for i, ids in enumerate(pieces, start):
+            for w in window_starts(len(ids), budget, stride):
+                word_ids.append([tokenizer.cls_id] + ids[w:w + budget] + [tokenizer.sep_id])
+                example_of.append(i)
+                if labels is not None:
+                    window_labels.append(labels[i])
+    type_ids = [[0] * len(x) for x in word_ids]
+    label_dict = {"label": np.asarray(window_labels)} if labels is not None else {}
+    return (RaggedFeatures.from_lists(word_ids, type_ids, label_dict),
+            np.asarray(example_of, np.int64))

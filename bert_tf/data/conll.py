@@ -22,9 +22,12 @@ sentence, a missing tag column, a byte that is not UTF-8, a file without sentenc
 import dataclasses
 import re
 
+import numpy as np
+
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import iter_lines
 from bert_tf.evaluation.tagging import convert_scheme
+from bert_tf.data.windows import default_stride, max_context_windows, window_starts
 
 DOCSTART = "-DOCSTART-"
 TAG_SCHEMES = ("iob", "bioes")
@@ -135,17 +138,22 @@ def write_predictions(path, sentences, predicted_tags):
 
 @dataclasses.dataclass
 class Window:
-    """One feature: words [word_start, word_start + len(positions)) of sentence `sentence`;
-    positions[i] = token position of that word's first piece (its label / prediction)."""
+    """One feature: pieces [piece_start, piece_start + budget) of sentence `sentence`.
+    words[i] = index (in the sentence) of a word whose first piece is in the window,
+    positions[i] = token position of that first piece (its label / prediction),
+    owns[i] = this is the window where that first piece has its maximum context (the one
+    whose prediction the word gets)."""
     sentence: int
-    word_start: int
+    piece_start: int
+    words: list
     positions: list
+    owns: list
 
 
 @dataclasses.dataclass
 class TagFeatureStats:
-    sentences_split: int = 0     # sentences longer than max_seq_length, split into windows
-    words_truncated: int = 0     # single words with more pieces than fit (pieces dropped)
+    sentences_split: int = 0     # sentences longer than max_seq_length, read in windows
+    windows: int = 0             # features (windows) built
     unseen_tags: int = 0         # eval tags not in the training tag set (allowed mode)
 
 
@@ -162,54 +170,60 @@ def tokenize_words(tokenizer, words, chunk_size=4096):
     return pieces
 
 
+def _tag_id(sentence, wi, tag_ids, allow_unseen, stats):
+    gold = sentence.tags[wi]
+    if gold in tag_ids:
+        return tag_ids[gold]
+    if allow_unseen:
+        stats.unseen_tags += 1
+        return -1
+    path, _, _ = sentence.source.rpartition(":")
+    raise DataError(path, f"tag {gold!r} does not occur in the training data "
+                    f"(known: {', '.join(tag_ids)})", line=sentence.lines[wi], field="tag")
+
+
 def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_unseen=False,
-                   stats=None):
-    """Word-piece features, the label on each word's first piece and -1 (ignored in the
-    loss) elsewhere. Sentences longer than max_seq_length are split at word boundaries into
-    several windows (counted); predictions are stitched back per word.
-    Returns (RaggedFeatures with ragged label "tags" when tag_ids is given, [Window])."""
+                   stats=None, doc_stride=None, first_window_only=False):
+    """Word-piece features `[CLS] pieces [SEP]`, the label on each word's first piece and -1
+    (ignored in the loss) elsewhere.
+
+    A sentence longer than max_seq_length - 2 pieces is read in windows of that many pieces,
+    `doc_stride` apart (default half a window; bert_tf/data/windows.py); every word takes its
+    prediction from the window where its first piece has the most context, and entities are
+    decoded on the stitched sentence, so none is cut at a window border. With
+    `first_window_only` (training with --long_inputs=truncate) only the first window of each
+    sentence is kept. Returns (RaggedFeatures with ragged label "tags" when tag_ids is given,
+    [Window])."""
     from bert_tf.data.batching import RaggedFeatures
     stats = stats if stats is not None else TagFeatureStats()
     budget = max_seq_length - 2
     if budget < 1:
         raise ValueError(f"max_seq_length {max_seq_length} is too short for tagging")
+    stride = default_stride(budget, doc_stride)
     pieces = tokenize_words(tokenizer, [w for s in sentences for w in s.words])
     word_ids, type_ids, labels, windows = [], [], [], []
-
-    def emit(sentence_index, word_start, ids, positions, tags):
-        word_ids.append([tokenizer.cls_id] + ids + [tokenizer.sep_id])
-        type_ids.append([0] * (len(ids) + 2))
-        labels.append([-1] + tags + [-1])
-        windows.append(Window(sentence_index, word_start, positions))
-
     for si, sentence in enumerate(sentences):
-        ids, positions, tags, word_start = [], [], [], 0
-        split = False
+        ids, first, piece_tags = [], [], []
         for wi, word in enumerate(sentence.words):
-            word_pieces = pieces[word]
-            if len(word_pieces) > budget:
-                word_pieces = word_pieces[:budget]
-                stats.words_truncated += 1
-            if len(ids) + len(word_pieces) > budget:
-                emit(si, word_start, ids, positions, tags)
-                ids, positions, tags, word_start, split = [], [], [], wi, True
-            tag = -1
-            if tag_ids is not None:
-                gold = sentence.tags[wi]
-                if gold in tag_ids:
-                    tag = tag_ids[gold]
-                elif allow_unseen:
-                    stats.unseen_tags += 1
-                else:
-                    path, _, _ = sentence.source.rpartition(":")
-                    raise DataError(path, f"tag {gold!r} does not occur in the training data "
-                                    f"(known: {', '.join(tag_ids)})", line=sentence.lines[wi],
-                                    field="tag")
-            positions.append(len(ids) + 1)
-            tags += [tag] + [-1] * (len(word_pieces) - 1)
-            ids += word_pieces
-        emit(si, word_start, ids, positions, tags)
-        stats.sentences_split += int(split)
+            tag = (_tag_id(sentence, wi, tag_ids, allow_unseen, stats)
+                   if tag_ids is not None else -1)
+            first.append(len(ids))
+            piece_tags += [tag] + [-1] * (len(pieces[word]) - 1)
+            ids += pieces[word]
+        starts = window_starts(len(ids), budget, stride)
+        stats.sentences_split += int(len(starts) > 1)
+        best = max_context_windows(len(ids), starts, budget)
+        first = np.asarray(first, np.int64)
+        for w, start in enumerate(starts[:1] if first_window_only else starts):
+            end = min(start + budget, len(ids))
+            inside = np.nonzero((first >= start) & (first < end))[0]
+            word_ids.append([tokenizer.cls_id] + ids[start:end] + [tokenizer.sep_id])
+            type_ids.append([0] * (end - start + 2))
+            labels.append([-1] + piece_tags[start:end] + [-1])
+            windows.append(Window(si, start, inside.tolist(),
+                                  (first[inside] - start + 1).tolist(),
+                                  (best[first[inside]] == w).tolist()))
+    stats.windows += len(windows)
     label_dict = {"tags": labels} if tag_ids is not None else {}
     features = RaggedFeatures.from_lists(word_ids, type_ids, label_dict,
                                          ragged_labels=("tags",) if tag_ids is not None else ())
@@ -217,9 +231,11 @@ def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_uns
 
 
 def stitch_predictions(sentences, windows, window_tags):
-    """Per-window predicted tag lists (one per word in the window) -> one per sentence."""
+    """Per-window predicted tag lists (one per word of window.words) -> one list per sentence:
+    each word's tag from the window that owns it (its max-context window)."""
     out = [[None] * len(s.words) for s in sentences]
     for window, tags in zip(windows, window_tags):
-        for i, tag in enumerate(tags):
-            out[window.sentence][window.word_start + i] = tag
+        for word, owns, tag in zip(window.words, window.owns, tags):
+            if owns:
+                out[window.sentence][word] = tag
     return [[t if t is not None else "O" for t in tags] for tags in out]

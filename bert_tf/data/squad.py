@@ -21,6 +21,7 @@ import logging
 
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import read_text
+from bert_tf.data.windows import max_context_windows, window_starts  # noqa: F401 (API)
 
 
 @dataclasses.dataclass
@@ -203,33 +204,6 @@ def _tokenize_with_char_offsets(tokenizer, texts, chunk_size=256):
             cb, ce = _char_offsets(text, b, e)
             out.append((i, cb, ce))
     return out
-
-
-def window_starts(num_tokens, window, stride):
-    """Start offsets of the context windows (the original run_squad.py rule)."""
-    starts, start = [], 0
-    while True:
-        starts.append(start)
-        length = min(num_tokens - start, window)
-        if start + length >= num_tokens:
-            return starts
-        start += min(length, stride)
-
-
-def max_context_windows(num_tokens, starts, window):
-    """[num_tokens] index of the window where each token has the most context:
-    score = min(tokens left, tokens right) + 0.01 * window length, first best wins."""
-    import numpy as np
-    best = np.zeros(num_tokens, np.int64)
-    best_score = np.full(num_tokens, -1.0)
-    for w, start in enumerate(starts):
-        length = min(num_tokens - start, window)
-        j = np.arange(length)
-        score = np.minimum(j, length - 1 - j) + 0.01 * length
-        better = score > best_score[start:start + length]
-        best[start:start + length][better] = w
-        best_score[start:start + length][better] = score[better]
-    return best
 
 
 def build_features(examples, tokenizer, max_seq_length=384, doc_stride=128,

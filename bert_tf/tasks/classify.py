@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.data import classification as data
+from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import classification as metrics
 from bert_tf.models import BertClassifier
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
@@ -65,8 +66,9 @@ class ClassifyTask(Task):
             self.label_map = (data.LabelMap(c.label_names) if c.label_names
                               else data.LabelMap.from_examples(train))
             train_labels, _ = self.label_map.encode(train)
-        self.train_features = data.build_features(train, self.tokenizer, c.max_seq_length,
-                                                  np.asarray(train_labels))
+        self.train_features, _ = self._features(train, np.asarray(train_labels),
+                                                c.long_inputs == "windows")
+        self.data_stats["train_windows"] = len(self.train_features)
         if c.eval_file:
             self.eval_examples, stats = self._read(c.eval_file)
             self.data_stats["eval_examples"] = len(self.eval_examples)
@@ -80,8 +82,27 @@ class ClassifyTask(Task):
                                     "(counted as wrong)", c.eval_file, unseen)
                 self.data_stats["eval_unseen_labels"] = unseen
                 self.eval_labels = np.asarray(ids)
-            self.eval_features = data.build_features(self.eval_examples, self.tokenizer,
-                                                     c.max_seq_length)
+            self.eval_features, self.eval_example_of = self._features(self.eval_examples)
+            self.data_stats["eval_windows"] = len(self.eval_features)
+
+    def _features(self, examples, labels=None, windows=True):
+        """(features, example index per feature row). Single texts longer than
+        max_seq_length are read in windows (unless `windows` is false: truncated, as the
+        original); text pairs are truncated longest-first."""
+        c = self.config
+        if windows and not c.text_b_column:
+            return data.build_window_features(examples, self.tokenizer, c.max_seq_length,
+                                              labels, c.doc_stride)
+        features = data.build_features(examples, self.tokenizer, c.max_seq_length, labels)
+        return features, np.arange(len(examples))
+
+    def example_logits(self, outputs):
+        """[N, C] logits per eval example: the mean of its windows' logits."""
+        logits = np.stack([o["logits"] for o in outputs]).astype(np.float64)   # [R, C]
+        n = len(self.eval_examples)
+        sums = np.zeros((n, logits.shape[1]))
+        np.add.at(sums, self.eval_example_of, logits)
+        return sums / np.bincount(self.eval_example_of, minlength=n)[:, None]
 
     def task_info(self):
         return {"type": "classify",
@@ -89,7 +110,9 @@ class ClassifyTask(Task):
                 "num_classes": 1 if self.config.regression else len(self.label_map.names),
                 "text_b": self.config.text_b_column is not None,
                 "regression": bool(self.config.regression),
-                "dropout": self.config.dropout}
+                "dropout": self.config.dropout, "long_inputs": self.config.long_inputs,
+                "doc_stride": default_stride(self.config.max_seq_length - 2,
+                                             self.config.doc_stride)}
 
     @classmethod
     def model_from_info(cls, encoder, task_info):
@@ -105,7 +128,7 @@ class ClassifyTask(Task):
         return RegressionObjective() if self.config.regression else ClassifyObjective()
 
     def evaluate(self, outputs):
-        logits = np.stack([o["logits"] for o in outputs])             # [N, C]
+        logits = self.example_logits(outputs)                        # [N, C]
         if self.config.regression:
             return metrics.regression_metrics(self.eval_labels, logits[:, 0])
         n = len(self.label_map.names)
@@ -119,18 +142,22 @@ class ClassifyTask(Task):
 
     def write_predictions(self, model_dir, outputs):
         rows = []
-        for example, out in zip(self.eval_examples, outputs):
+        windows = np.bincount(self.eval_example_of, minlength=len(self.eval_examples))
+        for example, logits, n in zip(self.eval_examples, self.example_logits(outputs),
+                                      windows):
             row = {"source": example.source, "text_a": example.text_a}
             if example.text_b is not None:
                 row["text_b"] = example.text_b
             row["label"] = example.label
             if self.config.regression:
-                row["prediction"] = float(out["logits"][0])
+                row["prediction"] = float(logits[0])
             else:
-                p = softmax(out["logits"])
+                p = softmax(logits)
                 row["prediction"] = self.label_map.names[int(p.argmax())]
                 row["probabilities"] = {n: round(float(v), 6)
                                         for n, v in zip(self.label_map.names, p)}
+            if n > 1:
+                row["windows"] = int(n)
             rows.append(row)
         path = os.path.join(model_dir, "predictions.jsonl")
         write_jsonl(path, rows)

@@ -31,6 +31,11 @@ class SpanObjective:
 class SquadTask(Task):
     name = "squad"
     main_metric = "f1"
+    default_doc_stride = 128      # the original run_squad.py default
+
+    @property
+    def doc_stride(self):
+        return self.config.doc_stride or self.default_doc_stride
 
     def per_token(self, output_name):
         return True
@@ -51,7 +56,7 @@ class SquadTask(Task):
                           else bool(c.version_2_with_negative))
         fstats = data.SquadFeatureStats()
         self.train_features, _ = data.build_features(
-            train, self.tokenizer, c.max_seq_length, c.doc_stride, c.max_query_length,
+            train, self.tokenizer, c.max_seq_length, self.doc_stride, c.max_query_length,
             training=True, stats=fstats)
         self.data_stats.update(train_questions=len(train), train_windows=fstats.windows,
                                train_offsets_fixed=stats.offsets_fixed,
@@ -60,7 +65,7 @@ class SquadTask(Task):
             self.eval_examples, estats = self._read(c.eval_file)
             fstats = data.SquadFeatureStats()
             self.eval_features, self.eval_spans = data.build_features(
-                self.eval_examples, self.tokenizer, c.max_seq_length, c.doc_stride,
+                self.eval_examples, self.tokenizer, c.max_seq_length, self.doc_stride,
                 c.max_query_length, training=False, stats=fstats)
             self.data_stats.update(eval_questions=len(self.eval_examples),
                                    eval_windows=fstats.windows,
@@ -69,7 +74,7 @@ class SquadTask(Task):
     def task_info(self):
         c = self.config
         return {"type": "squad", "version_2_with_negative": self.version_2,
-                "max_answer_length": c.max_answer_length, "doc_stride": c.doc_stride,
+                "max_answer_length": c.max_answer_length, "doc_stride": self.doc_stride,
                 "max_query_length": c.max_query_length,
                 "null_score_diff_threshold": c.null_score_diff_threshold,
                 "n_best_size": c.n_best_size}

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.data import conll
+from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import tagging
 from bert_tf.models import BertTagger
 from bert_tf.tasks.base import Task, per_example_ce
@@ -45,28 +46,33 @@ class TagTask(Task):
         self.tag_ids = {t: i for i, t in enumerate(self.label_names)}
         self.scheme = tagging.detect_scheme([s.tags for s in train])
         stats = conll.TagFeatureStats()
-        self.train_features, _ = conll.build_features(train, self.tokenizer, c.max_seq_length,
-                                                      self.tag_ids, stats=stats)
-        self.data_stats.update(train_sentences=len(train),
+        self.train_features, _ = conll.build_features(
+            train, self.tokenizer, c.max_seq_length, self.tag_ids, stats=stats,
+            doc_stride=c.doc_stride, first_window_only=c.long_inputs == "truncate")
+        self.data_stats.update(train_sentences=len(train), train_windows=stats.windows,
                                train_sentences_split=stats.sentences_split)
         if c.eval_file:
             self.eval_sentences = conll.read_sentences(c.eval_file, tag_scheme=c.tag_scheme)
             stats = conll.TagFeatureStats()
             self.eval_features, self.eval_windows = conll.build_features(
                 self.eval_sentences, self.tokenizer, c.max_seq_length, self.tag_ids,
-                allow_unseen=c.allow_unseen_labels, stats=stats)
+                allow_unseen=c.allow_unseen_labels, stats=stats, doc_stride=c.doc_stride)
             self.data_stats.update(eval_sentences=len(self.eval_sentences),
+                                   eval_windows=stats.windows,
                                    eval_sentences_split=stats.sentences_split,
                                    eval_unseen_labels=stats.unseen_tags)
         for split in ("train", "eval"):
             n = self.data_stats.get(f"{split}_sentences_split")
             if n:
-                logging.warning("%s: %d sentence(s) longer than max_seq_length=%d were split "
-                                "into several windows", split, n, c.max_seq_length)
+                logging.info("%s: %d sentence(s) longer than max_seq_length=%d are read in "
+                             "windows (--long_inputs=%s for training)", split, n,
+                             c.max_seq_length, c.long_inputs)
 
     def task_info(self):
+        c = self.config
         return {"type": "tag", "label_names": self.label_names, "scheme": self.scheme,
-                "dropout": self.config.dropout}
+                "dropout": c.dropout, "long_inputs": c.long_inputs,
+                "doc_stride": default_stride(c.max_seq_length - 2, c.doc_stride)}
 
     @classmethod
     def model_from_info(cls, encoder, task_info):

@@ -98,7 +98,8 @@ def test_tag_end_to_end_split_sentences_and_conll_output(tiny_model_dir, tmp_pat
         assert results[key] == pytest.approx(scores[key])
     config = read(os.path.join(out, "config.json"))
     assert config["task"] == {"type": "tag", "label_names": ["O", "B-LOC", "B-PER"],
-                              "scheme": "iob2", "dropout": 0.1}
+                              "scheme": "iob2", "dropout": 0.1, "long_inputs": "windows",
+                              "doc_stride": 2}
 
 
 def test_squad_v2_end_to_end_and_threshold(tiny_model_dir, tmp_path):

@@ -131,3 +131,20 @@ def test_tfds_local_dataset(tmp_path):
         c.read_examples("tfds:tiny_sentiment", "sentence1", tfds_data_dir=str(tmp_path))
     with pytest.raises(DataError, match="tfds:glue/sst2: not prepared under"):
         c.read_examples("tfds:glue/sst2", tfds_data_dir=str(tmp_path))
+
+
+def test_long_single_texts_become_overlapping_windows(tiny_vocab_file):
+    from bert_tf.text.tokenizer import BertTokenizer
+    tok = BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
+    words = "the quick brown fox jumps over the lazy dog".split()
+    ex = [c.Example(" ".join(words)), c.Example("good")]
+    f, example_of = c.build_window_features(ex, tok, max_seq_length=6, labels=[1, 0])
+    # 9 pieces, windows of 4 starting every 2: [0:4] [2:6] [4:8] [6:9]; "good" one window
+    rows = [[tok.id_to_token(i) for i in f.row(r)] for r in range(len(f))]
+    assert rows[0] == ["[CLS]", "the", "quick", "brown", "fox", "[SEP]"]
+    assert rows[1][1:-1] == words[2:6] and rows[3][1:-1] == words[6:9]
+    assert rows[4] == ["[CLS]", "good", "[SEP]"]
+    assert example_of.tolist() == [0, 0, 0, 0, 1]
+    assert f.labels["label"].tolist() == [1, 1, 1, 1, 0]
+    f, example_of = c.build_window_features(ex, tok, 6, doc_stride=4)
+    assert example_of.tolist() == [0, 0, 0, 1] and "label" not in f.labels

@@ -64,11 +64,26 @@ def test_labels_on_first_piece_and_long_sentences_split(tiny_vocab_file):
     assert windows[0].positions[:2] == [1, 4]
     stats = conll.TagFeatureStats()
     f, windows = conll.build_features(sentences, tok, 6, tag_ids, stats=stats)
-    # budget 4 pieces: [un ##aff ##able john] then [runs...]
-    assert [(w.word_start, w.positions) for w in windows] == [(0, [1, 4]), (2, [1])]
-    assert stats.sentences_split == 1 and len(f) == 2
-    tags = conll.stitch_predictions(sentences, windows, [["O", "B-PER"], ["O"]])
-    assert tags == [["O", "B-PER", "O"]]
+    # 6 pieces [un ##aff ##able john r? ...] in windows of 4, stride 2: each word is owned by
+    # the window where its first piece has the most context
+    n = len(f.row(0)) - 2 + 2 * (len(windows) - 1)
+    assert stats.sentences_split == 1 and len(f) == len(windows) >= 2
+    assert [w.piece_start for w in windows] == list(range(0, 2 * len(windows), 2))
+    assert windows[0].words[:2] == [0, 1] and windows[0].positions[:2] == [1, 4]
+    owners = {}
+    for k, w in enumerate(windows):
+        for word, owns in zip(w.words, w.owns):
+            if owns:
+                assert word not in owners
+                owners[word] = k
+    assert sorted(owners) == [0, 1, 2] and n >= 6
+    assert owners[1] == 1          # "john": piece 3, context 1|0 in window 0, 1|2 in window 1
+    tags = conll.stitch_predictions(sentences, windows,
+                                    [["B-PER"] * len(w.words) if k == 1 else
+                                     ["O"] * len(w.words) for k, w in enumerate(windows)])
+    assert tags[0][1] == "B-PER" and tags[0][0] == "O"
+    _, first = conll.build_features(sentences, tok, 6, tag_ids, first_window_only=True)
+    assert len(first) == 1
 
 
 def test_unseen_tag_fails_with_line(tiny_vocab_file):

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
 from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir, task_exports  # noqa: E402
+from window_reference import piece_logits, text_logits  # noqa: E402
 
 SEQ = 16
 TEXTS = ["the quick brown fox jumps over the lazy dog", "hello world", "Café résumé!",
@@ -117,6 +118,12 @@ def pack_reference(model_dir, segments_list, waterfall=False, max_query=None):
             "input_type_ids": arr(types)}
 
 
+def special_ids(model_dir):
+    from export import text_graph
+    vocab = text_graph.read_vocab(os.path.join(model_dir, "vocab.txt"))
+    return vocab.index("[CLS]"), vocab.index("[SEP]")
+
+
 def tokenize(model_dir, texts):
     """In-process tokenization with the same tokenizer the export uses (eager)."""
     import tensorflow as tf
@@ -181,8 +188,8 @@ def test_classify_fresh_process_matches_keras(exported, fresh):
     _check_ops(report)
     assert {"serving_default", "serving_encoded"} <= set(report["signatures"])
     ids = tokenize(model_dir, texts)[0]
-    ref = pack_reference(model_dir, [[x] for x in ids])
-    probs = np.asarray(model(ref, training=False)["logits"])
+    assert max(map(len, ids)) > 3 * SEQ                     # a long text: several windows
+    probs = text_logits(model, ids, SEQ, (SEQ - 2) // 2, *special_ids(model_dir))
     probs = np.exp(probs - probs.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     np.testing.assert_allclose(outs[0]["probabilities"], probs, atol=1e-5)
@@ -231,9 +238,7 @@ def test_tag_entities_match_reference_decoding(exported, fresh):
     out = outs[0]
     ids, starts, ends = tokenize(model_dir, texts)
     vocab = open(os.path.join(model_dir, "vocab.txt")).read().split("\n")
-    ids = [x[:SEQ - 2] for x in ids]
-    ref = pack_reference(model_dir, [[x] for x in ids])
-    logits = np.asarray(model(ref, training=False)["logits"])
+    logits = piece_logits(model, ids, SEQ, (SEQ - 2) // 2, *special_ids(model_dir))
     for row, text in enumerate(texts):
         clean = clean_str(text)
         raw = as_bytes(clean)
@@ -244,7 +249,7 @@ def test_tag_entities_match_reference_decoding(exported, fresh):
                 words.append([k, k])
             else:
                 words[-1][1] = k
-        labels = [TAG_LABELS[int(logits[row, w[0] + 1].argmax())] for w in words]
+        labels = [TAG_LABELS[int(logits[row][w[0]].argmax())] for w in words]
         expected = []
         for kind, w0, w1 in iob2_entities(labels):
             b0 = starts[row][words[w0][0]]
