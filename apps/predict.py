@@ -7,7 +7,8 @@
     python -m apps.predict --model_name=qa --question="who?" --context="John lives here."
 
 Inputs: positional arguments (or --text), --input_file (one text per line; `.jsonl` files hold
-one JSON object of signature inputs per line, e.g. {"question": ..., "context": ...}), or
+one JSON object of signature inputs per line, e.g. {"question": ..., "context": ...} or, for
+multiple choice, {"context": ..., "choices": [...]}), or
 stdin. --text_b gives the second segment of pair tasks. Results are printed one line per input
 (--format=text) or as one JSON object per input (--format=json).
 """
@@ -67,8 +68,12 @@ def parse_lines(lines, source):
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise PredictError(f"{source}: line {n}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not all(isinstance(v, str) for v in row.values()):
-                raise PredictError(f"{source}: line {n}: expected an object of strings")
+            if not isinstance(row, dict) or not all(
+                    isinstance(v, str) or (isinstance(v, list) and v and
+                                           all(isinstance(x, str) for x in v))
+                    for v in row.values()):
+                raise PredictError(f"{source}: line {n}: expected an object of strings (or "
+                                   f"lists of strings, e.g. multiple-choice \"choices\")")
             rows.append(row)
         else:
             rows.append({"text": line})
@@ -144,9 +149,9 @@ def predict_grpc(server, model_name, rows, version=None, signature="serving_defa
     if version is not None:
         request.model_spec.version.value = version
     for key in rows[0]:
-        values = [r[key].encode("utf-8") for r in rows]
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string,
-                                                          shape=[len(values)]))
+        values = [[x.encode("utf-8") for x in r[key]] if isinstance(r[key], list)
+                  else r[key].encode("utf-8") for r in rows]        # [B] or [B, C]
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
     with grpc.insecure_channel(server) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
@@ -226,6 +231,11 @@ def format_row(row, result):
                 f"[{result['entity_start'][e]}:{result['entity_end'][e]}]"
                 f"({result['entity_score'][e]:.2f})" for e in range(n)]
         return f"{row.get('text', '')}\t{' '.join(ents) or '-'}"
+    if "choice" in result:
+        k = int(result["choice"])
+        choices = row.get("choices") or []
+        return (f"{k}\t{result['probabilities'][k]:.4f}\t"
+                f"{choices[k] if k < len(choices) else ''}\t{row.get('context', '')}")
     if "answer" in result:
         return (f"{result['answer']!r}\t{result['score']:.4f}\t"
                 f"[{result['answer_start']}:{result['answer_end']}]\t{row.get('question', '')}")

@@ -140,3 +140,14 @@ def test_format_row_for_entities_and_answers():
                       "answer_start": np.array([13]), "answer_end": np.array([18])}, 1)[0]
     assert format_row({"question": "where?", "context": "x"}, ans) == \
         "'Paris'\t0.5000\t[13:18]\twhere?"
+
+
+def test_multiple_choice_rows_and_format():
+    from apps.predict import format_row, parse_lines, split_rows
+    rows = parse_lines(['{"context": "john lives in", "choices": ["paris", "a dog"]}'], "x")
+    assert rows == [{"context": "john lives in", "choices": ["paris", "a dog"]}]
+    out = split_rows({"probabilities": np.array([[0.8, 0.2]], np.float32),
+                      "choice": np.array([0], np.int32)}, 1)[0]
+    assert format_row(rows[0], out) == "0\t0.8000\tparis\tjohn lives in"
+    with pytest.raises(Exception, match=r"x: line 1: expected an object of strings"):
+        parse_lines(['{"context": "a", "choices": [1, 2]}'], "x")
