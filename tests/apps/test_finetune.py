@@ -355,4 +355,5 @@ def test_multiple_choice_bad_row_is_one_line(tiny_model_dir, tmp_path):
     with pytest.raises(SystemExit, match=r"^finetune: .*bad.jsonl:2: choices: expected 2 "
                        r"choices \(as line 1\), got 3$"):
         run_app(["--task=multiple_choice", f"--init_checkpoint={tiny_model_dir}",
-                 f"--train_file={bad}", f"--model_dir={tmp_path / 'out'}"])
+                 f"--train_file={bad}", f"--model_dir={tmp_path / 'out'}",
+                 "--max_seq_length=32"])
