@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,12 +89,13 @@ def test_tag_thousands_of_words_match_brute_force_and_evaluation(tag_module):
     assert found > 100
 
 
-class _StubTagger:
+class _StubTagger(tf.Module):
     """A tagger that labels "john" B-PER and "paris" I-PER wherever they are, and "france"
     B-LOC only where it has at least 3 pieces of context on both sides in its window (every
     piece's max-context window gives it >= 3 with windows of 14, 7 apart)."""
 
     def __init__(self, vocab):
+        super().__init__()
         self.john, self.paris, self.france = (vocab.index(w) for w in ("john", "paris",
                                                                         "france"))
 
