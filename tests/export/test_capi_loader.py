@@ -69,6 +69,14 @@ def requests(name):
                 "context": TEXTS}
     elif name == "pair":
         main = {"text": TEXTS, "text_b": TEXTS[::-1].copy()}
+    elif name == "choice":   # context [B], choices [B, C]; encoded inputs [B, C, T]
+        main = {"context": TEXTS, "choices": np.stack([TEXTS[::-1], TEXTS, TEXTS[::2].repeat(2)],
+                                                      axis=1)}
+        encoded = {k: np.stack([v, v[::-1], v], axis=1) for k, v in encoded_inputs().items()}
+        return [("serving_default", main),
+                ("serving_default", {"context": np.zeros([0], dtype=object),
+                                     "choices": np.zeros([0, 3], dtype=object)}),
+                ("serving_encoded", encoded)]
     else:
         main = {"text": TEXTS}
     empty = {k: np.zeros([0], dtype=object) for k in main}

@@ -14,6 +14,7 @@ EXPORT_TASKS = {
     "tag": {"type": "tag", "label_names": TAG_LABELS},
     "squad": {"type": "squad", "version_2_with_negative": True, "max_answer_length": 5,
               "doc_stride": 4},
+    "choice": {"type": "multiple_choice", "num_choices": 3},
 }
 
 
