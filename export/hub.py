@@ -27,11 +27,11 @@ subdirectories are never overwritten.
 import os
 import shutil
 import sys
-import tempfile
 
 from absl import app, flags
 
-from export.saved_model import save_module
+from export import publish
+from export.saved_model import ExportError, save_module
 
 FLAGS = flags.FLAGS
 
@@ -192,16 +192,20 @@ def _mlm_model(pretrainer):
 
 
 def _save_new(module, signatures, final):
+    """Saves into a private temp dir beside `final` (see export.publish), then renames."""
     if os.path.exists(final):
         raise FileExistsError(f"{final}: already exists (never overwritten)")
     parent = os.path.dirname(os.path.abspath(final))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(final) + "-")
+    publish.clean_stale_temp_dirs(parent)
+    tmp = publish.temp_dir(parent)
     try:
         save_module(module, tmp, signatures)
+        publish.finish(tmp)
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if publish.is_disk_full(e):
+            raise ExportError(publish.disk_full_message(final, None)) from e
         raise
     return final
 

@@ -11,6 +11,7 @@ place when complete (TF Serving ignores names that are not numbers). Two fix-ups
 Temp dirs are named `.export-<host>-<pid>-<random>` so that the owner can be checked.
 """
 
+import errno
 import logging
 import os
 import re
@@ -92,3 +93,18 @@ def clean_stale_temp_dirs(parent, max_age=STALE_AFTER_SECONDS, now=None):
 def finish(tmp):
     """Makes a complete temp tree readable (see bert_tf.file_modes) before it is renamed."""
     return apply_default_modes(tmp)
+
+
+def is_disk_full(exc):
+    """True for a write that failed because the device is full (OSError ENOSPC, or TF's
+    file-system error carrying that message)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return "no space left on device" in str(exc).lower()
+
+
+def disk_full_message(target, last_good):
+    """One line for a full disk during an export: what was not written, what is still good."""
+    good = f"the last good export is {last_good}" if last_good else "no earlier export exists"
+    return (f"cannot write {target}: no space left on device; nothing was published (its temp "
+            f"dir was removed) and {good}, unchanged")

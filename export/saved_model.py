@@ -166,8 +166,13 @@ def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, 
             except OSError:
                 if not os.path.exists(final):
                     raise
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if publish.is_disk_full(e):
+            last = next_version(output_dir) - 1
+            raise ExportError(publish.disk_full_message(
+                os.path.join(output_dir, str(last + 1)),
+                os.path.join(output_dir, str(last)) if last else None)) from e
         raise
 
 
