@@ -10,6 +10,8 @@ Tasks (export.tflite_tasks registers one graph per task type; inputs are string 
             (character offsets, end exclusive), entity_score float32 [E], num_entities [1]
   squad     question, context -> answer string [1], answer_start / answer_end int32 [1]
             (character offsets into context, -1 for no answer), score float32 [1]
+  multiple_choice  context [1], choices [C] (C = the model dir's num_choices) ->
+            probabilities float32 [C], choice int32 [1] (TFLiteMultipleChoice)
 
 The tokenizer is the original BERT algorithm (export.tflite_text, the same ids and offsets as
 the SavedModel); `--tokenizer=fast` uses tf.text's FastBertTokenizer instead (NFKC case
@@ -41,8 +43,8 @@ def define_flags():
     library functions here can be imported next to other apps."""
     if "model_dir" in FLAGS:
         return
-    flags.DEFINE_string("model_dir", None, "bert-tf model directory of a classify, tag or "
-                        "squad model.")
+    flags.DEFINE_string("model_dir", None, "bert-tf model directory of a classify, tag, "
+                        "squad or multiple_choice model.")
     flags.DEFINE_string("output", None, "Path of the .tflite file to write.")
     flags.DEFINE_enum("quantize", "none", ["none", "dynamic", "float16"], "Post-training "
                       "quantization: none (float32), dynamic (int8 weights, dynamic-range), "
@@ -139,8 +141,8 @@ class TFLiteModel:
         self.runner = self.interpreter.get_signature_runner("serving_default")
 
     def _one(self, inputs):
-        enc = lambda s: np.array([s if isinstance(s, bytes) else s.encode("utf-8")])  # noqa
-        out = self.runner(**{k: enc(v) for k, v in inputs.items()})
+        """One row: each input a string, or a list of strings (multiple choice's choices)."""
+        out = self.runner(**{k: _encode_strings(v) for k, v in inputs.items()})
         ordered = sorted(out, key=lambda k: int(k.rsplit("_", 1)[1]))
         return {name: out[key] for name, key in zip(self.output_names, ordered)}
 
@@ -154,6 +156,27 @@ class TFLiteModel:
                                    f"{ {k: len(v) for k, v in lists.items()} }")
         n = len(next(iter(lists.values())))
         return [self._one({k: v[i] for k, v in inputs.items()}) for i in range(n)]
+
+
+def _encode_strings(value):
+    """A string -> bytes [1]; a list of strings -> bytes [n]."""
+    values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    return np.array([v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values])
+
+
+class TFLiteMultipleChoice(TFLiteModel):
+    """A multiple-choice .tflite: `mc(context, choices)` with a string and its C choices ->
+    (probabilities [C], choice); with a list of contexts and a list of choice lists -> a list
+    of such pairs (row by row)."""
+
+    def __call__(self, context, choices):  # noqa: D102 (the multiple-choice inputs)
+        if isinstance(context, (str, bytes)):
+            out = self._one({"context": context, "choices": list(choices)})
+            return out["probabilities"], int(out["choice"][0])
+        if len(context) != len(choices):
+            raise TFLiteBatchError(f"{len(context)} contexts but {len(choices)} choice lists: "
+                                   f"expected one choice list per context")
+        return [self(c, ch) for c, ch in zip(context, choices)]
 
 
 class TFLiteClassifier(TFLiteModel):

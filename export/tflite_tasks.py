@@ -65,11 +65,21 @@ def _encode(model, ids, types):
                   "input_type_ids": types[None, :]}, training=False)
 
 
+def _pack_pair(a, b, budget, tok):
+    """ids a [Pa], b [Pb] -> (ids, types) int32 [T]: [CLS] a [SEP] b [SEP] with the original
+    BERT's longest-first truncation to `budget` pieces (the longer one loses a piece, b on
+    ties), in closed form."""
+    la, lb = tf.size(a), tf.size(b)
+    kb = tf.minimum(lb, tf.maximum(budget // 2, budget - la))
+    ka = tf.minimum(la, budget - kb)
+    ids = tf.concat([[tok.cls_id], a[:ka], [tok.sep_id], b[:kb], [tok.sep_id]], 0)
+    types = tf.concat([tf.zeros([ka + 2], tf.int32), tf.ones([kb + 1], tf.int32)], 0)
+    return ids, types
+
+
 @register("classify")
 def classify_graph(model, vocab, task, seq_length, tok):
     pair = bool(task.get("text_b"))
-    cls = tf.constant([tok.cls_id], tf.int32)
-    sep = tf.constant([tok.sep_id], tf.int32)
     budget = seq_length - (3 if pair else 2)
 
     def answer(ids, types):
@@ -80,19 +90,12 @@ def classify_graph(model, vocab, task, seq_length, tok):
     if pair:
         @tf.function(input_signature=[_spec("text"), _spec("text_b")])
         def serving_default(text, text_b):
-            a, b = tok.ids(text), tok.ids(text_b)
-            la, lb = tf.size(a), tf.size(b)
-            # the original BERT's longest-first truncation of a pair, in closed form
-            kb = tf.minimum(lb, tf.maximum(budget // 2, budget - la))
-            ka = tf.minimum(la, budget - kb)
-            ids = tf.concat([cls, a[:ka], sep, b[:kb], sep], 0)
-            types = tf.concat([tf.zeros([ka + 2], tf.int32), tf.ones([kb + 1], tf.int32)], 0)
-            return answer(ids, types)
+            return answer(*_pack_pair(tok.ids(text), tok.ids(text_b), budget, tok))
         return ["text", "text_b"], serving_default
 
     @tf.function(input_signature=[_spec("text")])
     def serving_default(text):
-        ids = tf.concat([cls, tok.ids(text)[:budget], sep], 0)
+        ids = tf.concat([[tok.cls_id], tok.ids(text)[:budget], [tok.sep_id]], 0)
         return answer(ids, tf.zeros_like(ids))
     return ["text"], serving_default
 
@@ -284,3 +287,37 @@ def squad_graph(model, vocab, task, seq_length, tok):
                 "score": tf.reshape(tf.where(answered, prob,
                                              null_prob if s["allow_null"] else 0.0), [1])}
     return ["question", "context"], serving_default
+
+
+@register("multiple_choice")
+def multiple_choice_graph(model, vocab, task, seq_length, tok):
+    """context [1], choices [C] (or [1, C]; C = the model dir's num_choices, fixed in the
+    graph) -> probabilities float32 [C], choice int32 [1]. Each `[CLS] context [SEP] choice_i
+    [SEP]` is packed as the SavedModel's (longest-first) and padded to seq_length."""
+    n_choices = int(task.get("num_choices") or 0)
+    if n_choices < 1:
+        raise ValueError(f"multiple_choice: task.num_choices {task.get('num_choices')!r}: "
+                         f"expected an integer >= 1 (the graph's number of choices)")
+    budget = seq_length - 3
+
+    @tf.function(input_signature=[_spec("context"), _spec("choices")])
+    def serving_default(context, choices):
+        a = tok.ids(context)
+        # C tokenizer copies: the tokenizer takes one string (a wrong count fails in RESHAPE)
+        flat = tf.reshape(choices, [n_choices])                            # [C]
+        rows = {"input_word_ids": [], "input_mask": [], "input_type_ids": []}
+        for i in range(n_choices):
+            # a gather (LiteRT's UNPACK and slices take no strings) -> string [1]
+            ids, types = _pack_pair(a, tok.ids(tf.gather(flat, [i])), budget, tok)
+            # T = seq_length, static (see _squad_windows); the mask hides the padding
+            pad = [[0, seq_length - tf.size(ids)]]
+            rows["input_word_ids"].append(tf.pad(ids, pad))
+            rows["input_mask"].append(tf.pad(tf.ones_like(ids), pad))
+            rows["input_type_ids"].append(tf.pad(types, pad))
+        inputs = {k: tf.reshape(tf.stack(v), [1, n_choices, seq_length])    # [1, C, T]
+                  for k, v in rows.items()}
+        logits = model(inputs, training=False)["logits"]                     # [1, C]
+        probs = tf.nn.softmax(logits, axis=-1)
+        return {"probabilities": tf.reshape(probs, [n_choices]),
+                "choice": tf.argmax(probs, axis=-1, output_type=tf.int32)}  # [1]
+    return ["context", "choices"], serving_default

@@ -1,5 +1,5 @@
-"""TFLite graphs of tag and squad models (tiny, random weights): the same decoded answers as
-the SavedModel's serving_default (ServingModule, same model), run under LiteRT."""
+"""TFLite graphs of tag, squad and multiple-choice models (tiny, random weights): the same
+decoded answers as the SavedModel's serving_default (ServingModule, same model), under LiteRT."""
 
 import os
 import sys
@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import TAG_LABELS, make_task_dir  # noqa: E402
+from tiny_dirs import EXPORT_TASKS, TAG_LABELS, make_task_dir  # noqa: E402
 
 SEQ = 16
 TEXTS = ["john lives in paris , france", "the quick brown fox jumps over the lazy dog",
@@ -37,7 +37,10 @@ def serving_module(model_dir, model):
 
 TASKS = {"tag": {"type": "tag", "label_names": TAG_LABELS},
          "squad": {"type": "squad", "version_2_with_negative": False,
-                   "max_answer_length": 5, "doc_stride": 4}}
+                   "max_answer_length": 5, "doc_stride": 4},
+         "choice": EXPORT_TASKS["choice"]}
+# the random choice head scores all choices alike; scaled up, the answers differ clearly
+HEAD_SCALE = {"choice": 3000.0}
 
 
 class _Exports:
@@ -52,6 +55,9 @@ class _Exports:
             model_dir = str(self.root / name)
             model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, TASKS[name],
                                   seq_length=SEQ)
+            if name in HEAD_SCALE:
+                kernel = model.head.dense.kernel
+                kernel.assign(kernel * HEAD_SCALE[name])
             path = str(self.root / f"{name}.tflite")
             export_tflite(model_dir, path, model=model)
             self.done[name] = (model_dir, model, path)
@@ -107,6 +113,58 @@ def test_squad_answers_match_saved_model_graph(task_files):
             assert c[s:e] == g["answer"][0].decode()
     long_ctx = QA[-1][1]
     assert int(ref["answer_start"][len(QA) - 1]) >= 0 and len(long_ctx.split()) > SEQ
+
+
+CHOICES = [
+    ("john lives in paris", ["in france", "in london", "the dog is lazy"]),
+    ("what is a good movie ?", ["great", "terrible", ""]),
+    ("", ["hello world", "the quick brown fox", "who ?"]),
+    # longer than SEQ: the context loses pieces (longest first), then the long choice too
+    ("the quick brown fox jumps over the lazy dog " * 3,
+     ["a bad movie", "un affable john in london , france " * 2, "cafe resume"]),
+    ("Café résumé! " * 4, ["ﬁ™ Ｆｕｌｌ… ΑΣ.Β", "capital of france", "lives"]),
+]
+
+
+def test_multiple_choice_matches_saved_model_graph(task_files):
+    import tensorflow as tf
+    from export.tflite import TFLiteMultipleChoice
+    model_dir, model, path = task_files["choice"]
+    ref = serving_module(model_dir, model)(tf.constant([c for c, _ in CHOICES]),
+                                           tf.constant([ch for _, ch in CHOICES]))
+    got = TFLiteMultipleChoice(path)([c for c, _ in CHOICES], [ch for _, ch in CHOICES])
+    assert open(path + ".outputs.txt").read().split() == ["choice", "probabilities"]
+    for i, (probs, choice) in enumerate(got):
+        assert probs.shape == (3,)
+        np.testing.assert_allclose(probs, ref["probabilities"][i], atol=1e-4)
+        assert choice == int(ref["choice"][i]), CHOICES[i]
+        top2 = np.sort(ref["probabilities"][i].numpy())[-2:]
+        assert top2[1] - top2[0] > 1e-3, ("the answer must not hinge on a near tie",
+                                          ref["probabilities"][i].numpy())
+    assert len({c for _, c in got}) > 1, "the scaled head should pick different choices"
+    assert len(CHOICES[3][0].split()) > SEQ and len(CHOICES[3][1][1].split()) > SEQ // 2
+
+
+def test_multiple_choice_needs_the_models_number_of_choices(task_files):
+    from export.tflite import TFLiteBatchError, TFLiteMultipleChoice
+    run = TFLiteMultipleChoice(task_files["choice"][2])
+    with pytest.raises(TFLiteBatchError, match="2 contexts but 1 choice lists"):
+        run(["a", "b"], [["c", "d", "e"]])
+    with pytest.raises(RuntimeError, match="(?i)reshape"):
+        run("john lives in paris", ["in france", "in london"])
+    choices = ["in france", "in london", "the dog is lazy"]
+    probs, _ = run("john lives in paris", choices)
+    assert abs(float(probs.sum()) - 1.0) < 1e-5
+    as_row = run.runner(context=np.array([b"john lives in paris"]),          # choices [1, C]
+                        choices=np.array([[c.encode() for c in choices]]))
+    np.testing.assert_allclose(as_row[f"output_{run.output_names.index('probabilities')}"],
+                               probs, atol=1e-6)
+
+
+def test_multiple_choice_graph_needs_num_choices():
+    from export.tflite_tasks import GRAPHS
+    with pytest.raises(ValueError, match="num_choices None: expected an integer >= 1"):
+        GRAPHS["multiple_choice"](None, None, {"type": "multiple_choice"}, SEQ, None)
 
 
 def test_batch_of_two_is_refused_by_the_graph_and_answered_by_the_runner(task_files):
