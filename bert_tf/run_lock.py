@@ -39,7 +39,8 @@ class NotAModelDirError(BertTfError, NotADirectoryError):
     """The model directory path is an existing file."""
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+    """True while a process `pid` exists on this host (also one of another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -97,7 +98,7 @@ class RunLock:
                     f"{self.path} names a run on another host: {_describe(previous)}; if that "
                     f"run is no longer running, remove {self.path}")
             if previous.get("pid") != os.getpid():
-                alive = isinstance(previous.get("pid"), int) and _pid_alive(previous["pid"])
+                alive = isinstance(previous.get("pid"), int) and pid_alive(previous["pid"])
                 self.log(f"taking over the stale lock {self.path} of a run that ended without "
                          f"releasing it: {_describe(previous)}"
                          + (" (that PID now belongs to another process)" if alive else ""))

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 from bert_tf.file_modes import apply_default_modes
+from bert_tf.run_lock import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,6 @@ def temp_dir(parent):
     return tempfile.mkdtemp(dir=parent, prefix=f"{TEMP_PREFIX}{_host()}-{os.getpid()}-")
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # exists, owned by someone else
-        return True
-    return True
-
-
 def _newest_mtime(root):
     newest = os.lstat(root).st_mtime
     for parent, dirs, files in os.walk(root):
@@ -63,7 +54,7 @@ def _newest_mtime(root):
 def _stale_reason(path, name, max_age, now):
     """Why the temp dir at `path` is stale, or None while an export may still own it."""
     owner = _OWNED.fullmatch(name)
-    if owner and owner["host"] == _host() and not _pid_alive(int(owner["pid"])):
+    if owner and owner["host"] == _host() and not pid_alive(int(owner["pid"])):
         return f"its export process {owner['pid']} is gone"
     age = now - _newest_mtime(path)
     if age > max_age:
