@@ -49,6 +49,7 @@ def test_corrupt_record_mid_shard_is_one_line_naming_the_file(data, tmp_path):  
         r"train on without the rest of that file", message), message
 
 
+@pytest.mark.slow   # three pretrain subprocesses (~1.5 min); the one-line error test above is fast
 def test_skip_corrupt_records_goes_on_and_a_rerun_reads_the_same(data, tmp_path,  # noqa: F811
                                                                  capsys):
     pattern, shard = damaged_copy(data, tmp_path)
