@@ -69,8 +69,13 @@ def looks_binary(path, size=BINARY_SNIFF_BYTES):
     """Why the file's first `size` bytes are not text ("NUL byte at offset 12", "38% of the
     bytes are not UTF-8"), or None. Text has no NUL bytes (UTF-16 text has: it is not UTF-8
     either), and at most a stray bad byte."""
-    with open(path, "rb") as f:
-        head = f.read(size)
+    if "://" in str(path):    # gs://, file://, ...: only TF's gfile reads them (TF is heavy)
+        import tensorflow as tf
+        with tf.io.gfile.GFile(path, "rb") as f:
+            head = f.read(size)
+    else:
+        with open(path, "rb") as f:
+            head = f.read(size)
     offset = head.find(b"\x00")
     if offset >= 0:
         return f"NUL byte at offset {offset}"
