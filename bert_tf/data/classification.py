@@ -15,13 +15,12 @@ counted and the example can never be predicted right).
 
 import csv
 import dataclasses
-import json
 import logging
 import math
 import sys
 
 from bert_tf.data.errors import DataError
-from bert_tf.data.text_files import check_file, iter_lines
+from bert_tf.data.text_files import check_file, iter_json_objects, iter_lines
 from bert_tf.data.windows import default_stride, window_starts
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
@@ -110,17 +109,9 @@ def _csv_rows(path, reader):
 def _read_jsonl(path, columns, need_label, stats):
     text_a_column, text_b_column, label_column = columns
     examples = []
-    for line_number, line in enumerate(iter_lines(path), 1):
-        if not line.strip():
-            stats.blank_lines += 1
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(path, f"invalid JSON ({e.msg})", line=line_number) from None
-        if not isinstance(row, dict):
-            raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
-                            line=line_number)
+    def blank():
+        stats.blank_lines += 1
+    for line_number, row in iter_json_objects(path, on_blank=blank):
         for kind, name in (("--text_a_column", text_a_column),
                            ("--text_b_column", text_b_column),
                            ("--label_column", label_column if need_label else None)):

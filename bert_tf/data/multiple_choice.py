@@ -15,12 +15,12 @@ an empty text, a label that is not an index of a choice, a row whose choice coun
 
 import csv
 import dataclasses
-import json
 import os
 import re
 import sys
 
 from bert_tf.data.errors import DataError
+from bert_tf.data.text_files import check_file, iter_json_objects, iter_lines
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 _ENDING = re.compile(r"ending(\d+)")
@@ -53,72 +53,60 @@ def _text(path, line, field, value):
 
 def _read_swag_csv(path, need_label):
     examples = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(path, "empty file (expected the SWAG header line)") from None
-        endings = sorted((int(m.group(1)), h) for h in header
-                         if (m := _ENDING.fullmatch(h)))
-        wanted = ["sent1", "sent2"] + (["label"] if need_label else [])
-        missing = [c for c in wanted if c not in header]
-        if missing or len(endings) < 2 or [i for i, _ in endings] != list(range(len(endings))):
-            raise DataError(path, f"expected SWAG columns sent1, sent2, ending0..endingN "
-                            f"(N >= 1){', label' if need_label else ''}; found: "
-                            f"{', '.join(header)}", line=1)
-        line = reader.line_num + 1
-        for fields in reader:
-            start, line = line, reader.line_num + 1
-            if not fields or all(not x.strip() for x in fields):
-                continue
-            if len(fields) != len(header):
-                raise DataError(path, f"expected {len(header)} fields (as the header), got "
-                                f"{len(fields)}", line=start)
-            row = dict(zip(header, fields))
-            sent2 = row["sent2"].strip()
-            choices = [" ".join(x for x in (sent2, _text(path, start, name, row[name]).strip())
-                                if x) for _, name in endings]
-            label = (_label(path, start, row["label"], len(choices))
-                     if need_label or row.get("label", "").strip() else None)
-            examples.append(ChoiceExample(_text(path, start, "sent1", row["sent1"]), choices,
-                                          label, f"{path}:{start}"))
+    reader = csv.reader(iter_lines(path))   # BOM, CRLF, bad bytes named by line
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise DataError(path, "empty file (expected the SWAG header line)") from None
+    endings = sorted((int(m.group(1)), h) for h in header
+                     if (m := _ENDING.fullmatch(h)))
+    wanted = ["sent1", "sent2"] + (["label"] if need_label else [])
+    missing = [c for c in wanted if c not in header]
+    if missing or len(endings) < 2 or [i for i, _ in endings] != list(range(len(endings))):
+        raise DataError(path, f"expected SWAG columns sent1, sent2, ending0..endingN "
+                        f"(N >= 1){', label' if need_label else ''}; found: "
+                        f"{', '.join(header)}", line=1)
+    line = reader.line_num + 1
+    for fields in reader:
+        start, line = line, reader.line_num + 1
+        if not fields or all(not x.strip() for x in fields):
+            continue
+        if len(fields) != len(header):
+            raise DataError(path, f"expected {len(header)} fields (as the header), got "
+                            f"{len(fields)}", line=start)
+        row = dict(zip(header, fields))
+        sent2 = row["sent2"].strip()
+        choices = [" ".join(x for x in (sent2, _text(path, start, name, row[name]).strip())
+                            if x) for _, name in endings]
+        label = (_label(path, start, row["label"], len(choices))
+                 if need_label or row.get("label", "").strip() else None)
+        examples.append(ChoiceExample(_text(path, start, "sent1", row["sent1"]), choices,
+                                      label, f"{path}:{start}"))
     return examples
 
 
 def _read_jsonl(path, need_label):
     examples = []
-    with open(path, encoding="utf-8-sig") as f:
-        for line, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"invalid JSON ({e.msg})", line=line) from None
-            if not isinstance(row, dict):
-                raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
-                                line=line)
-            choices = row.get("choices")
-            if not isinstance(choices, list) or len(choices) < 2:
-                raise DataError(path, f"expected a list of >= 2 strings, got {choices!r:.60}",
-                                line=line, field="choices")
-            choices = [_text(path, line, f"choices[{i}]", c) for i, c in enumerate(choices)]
-            if examples and len(choices) != len(examples[0].choices):
-                raise DataError(path, f"expected {len(examples[0].choices)} choices (as line "
-                                f"{examples[0].source.rsplit(':', 1)[1]}), got {len(choices)}",
-                                line=line, field="choices")
-            label = (_label(path, line, row.get("label"), len(choices))
-                     if need_label or row.get("label") is not None else None)
-            examples.append(ChoiceExample(_text(path, line, "context", row.get("context")),
-                                          choices, label, f"{path}:{line}"))
+    for line, row in iter_json_objects(path):
+        choices = row.get("choices")
+        if not isinstance(choices, list) or len(choices) < 2:
+            raise DataError(path, f"expected a list of >= 2 strings, got {choices!r:.60}",
+                            line=line, field="choices")
+        choices = [_text(path, line, f"choices[{i}]", c) for i, c in enumerate(choices)]
+        if examples and len(choices) != len(examples[0].choices):
+            raise DataError(path, f"expected {len(examples[0].choices)} choices (as line "
+                            f"{examples[0].source.rsplit(':', 1)[1]}), got {len(choices)}",
+                            line=line, field="choices")
+        label = (_label(path, line, row.get("label"), len(choices))
+                 if need_label or row.get("label") is not None else None)
+        examples.append(ChoiceExample(_text(path, line, "context", row.get("context")),
+                                      choices, label, f"{path}:{line}"))
     return examples
 
 
 def read_examples(path, need_label=True):
     """The file's examples (see the module doc); every example has the same choice count."""
-    if not os.path.isfile(path):
-        raise DataError(path, "no such file")
+    check_file(path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         examples = _read_swag_csv(path, need_label)

@@ -10,6 +10,7 @@ A byte that is not UTF-8 fails with "<file>:<line>: not UTF-8: byte 0xff at colu
 """
 
 import codecs
+import json
 import os
 
 from bert_tf.data.errors import DataError
@@ -53,6 +54,24 @@ def iter_lines(path):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8):]
             yield _decode(path, raw, number)
+
+
+def iter_json_objects(path, on_blank=None):
+    """Yields (line number, dict) for each JSON object line of a JSONL file; blank lines are
+    skipped (`on_blank()` called for each). Bad JSON or a non-object is a DataError."""
+    for number, line in enumerate(iter_lines(path), 1):
+        if not line.strip():
+            if on_blank is not None:
+                on_blank()
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"invalid JSON ({e.msg})", line=number) from None
+        if not isinstance(row, dict):
+            raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
+                            line=number)
+        yield number, row
 
 
 def read_text(path):

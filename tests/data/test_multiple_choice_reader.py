@@ -98,3 +98,17 @@ def test_features_pack_context_and_each_choice(tiny_vocab_file):
     assert inputs["input_word_ids"].shape == (2, 3, 8)
     np.testing.assert_array_equal(labels.numpy(), [2, 0])
     np.testing.assert_array_equal(inputs["input_word_ids"][1, 1, :8], features.rows.row(1))
+
+
+def test_non_utf8_byte_and_bom_are_read_like_the_other_readers(tmp_path):
+    """The multiple-choice readers share the task readers' text layer: a BOM is dropped, CRLF
+    works, and a bad byte is a one-line error naming the file and line."""
+    good = tmp_path / "bom.jsonl"
+    good.write_bytes(b'\xef\xbb\xbf{"context": "a", "choices": ["b", "c"], "label": 1}\r\n')
+    assert [e.label for e in mc.read_examples(str(good))] == [1]
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"context": "a", "choices": ["b", "c"], "label": 0}\n'
+                    b'{"context": "caf\xe9", "choices": ["b", "c"], "label": 0}\n')
+    with pytest.raises(DataError) as info:
+        mc.read_examples(str(bad))
+    assert str(info.value).startswith(f"{bad}:2: not UTF-8: byte 0xe9")
