@@ -64,7 +64,7 @@ def _config():
 
 
 def _machine(peak_size):
-    from bert_tf.benchmarking import system
+    from benchmarks import system
     info = {"platform": platform.platform(), "python": sys.version.split()[0],
             "cpu_count": os.cpu_count(), "load_average_start": list(os.getloadavg())}
     try:
@@ -83,7 +83,7 @@ def _machine(peak_size):
 
 
 def _build_case(name, setup, vocab_file_fn, text_file_fn):
-    from bert_tf.benchmarking import cases
+    from benchmarks import cases
     if name in ("encoder_train", "encoder_infer"):
         return cases.encoder_case(setup, training=name == "encoder_train")
     if name == "pretrain":
@@ -99,14 +99,14 @@ def _build_case(name, setup, vocab_file_fn, text_file_fn):
         if name == "tokenize":
             return cases.tokenize_case(setup)
         if name == "packing":
-            from bert_tf.benchmarking.packing_case import packing_case
+            from benchmarks.packing_case import packing_case
             return packing_case(setup, FLAGS.packing_corpus, FLAGS.packing_documents)
         return cases.pretraining_data_case(setup, text_file_fn(), FLAGS.pretraining_data_lines)
     raise ValueError(f"--cases: unknown case {name!r}; expected one of {ALL_CASES}")
 
 
 def _rows(case, precision, results, peak):
-    from bert_tf.benchmarking import cases as cases_lib
+    from benchmarks import cases as cases_lib
     rows = []
     for impl_name, m in results.items():
         impl = case.impls[impl_name]
@@ -190,7 +190,7 @@ def main(argv):
                   else [FLAGS.precision])
 
     import keras
-    from bert_tf.benchmarking import cases, timing
+    from benchmarks import cases, timing
 
     try:
         config = _config()
@@ -205,13 +205,13 @@ def main(argv):
     def vocab_file():
         if FLAGS.vocab_file:
             return FLAGS.vocab_file
-        from bert_tf import assets
+        from demo_data import assets
         return os.path.join(assets.minilm_dir(), "vocab.txt")
 
     def text_file():
         if FLAGS.text_file:
             return FLAGS.text_file
-        from bert_tf import assets
+        from demo_data import assets
         return assets.kjv_text()
 
     all_rows, skipped = [], []

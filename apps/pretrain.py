@@ -156,7 +156,7 @@ def settings_from_flags():
                  if FLAGS[name].value is not None}
     given = {name: FLAGS[name].value for name in _SETTINGS}
     if FLAGS.input_files is None and FLAGS.mode != "eval":
-        from bert_tf import pretraining_default
+        from demo_data import pretraining_default
         explicit = {name: value for name, value in given.items() if FLAGS[name].present}
         settings = pretraining_default.default_settings(
             explicit.pop("model_dir", None), progress=_progress)
@@ -173,7 +173,7 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
     from bert_tf import pretraining_job as job
-    from bert_tf.assets import AssetError
+    from demo_data.assets import AssetError
     from bert_tf.data.packing import PackingError
     from bert_tf.data.pretraining_data import PretrainingDataError
     from bert_tf.errors import BertTfError

@@ -30,7 +30,7 @@ def golden_minilm():
 @pytest.fixture(scope="session")
 def minilm_dir():
     """The real all-MiniLM-L6-v2 Hugging Face directory (downloaded once, sha256-checked)."""
-    from bert_tf import assets
+    from demo_data import assets
     return assets.minilm_dir()
 
 

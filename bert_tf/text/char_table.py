@@ -25,6 +25,8 @@ import unicodedata
 
 import numpy as np
 
+from bert_tf.cache import cache_dir
+
 MAX_CODE_POINT = 0x10FFFF
 BLOCK_BITS = 7
 BLOCK = 1 << BLOCK_BITS
@@ -77,10 +79,9 @@ _ARRAYS = ("index", "data", "multi_splits", "multi_values")
 def _cache_path():
     """Keyed by the Unicode data version and this file's contents (a rule change here
     never reads a stale table)."""
-    from bert_tf import assets
     with open(__file__, "rb") as f:
         source = hashlib.sha256(f.read()).hexdigest()[:16]
-    return os.path.join(assets.cache_dir(), f"char_table-v{TABLE_VERSION}-ucd"
+    return os.path.join(cache_dir(), f"char_table-v{TABLE_VERSION}-ucd"
                         f"{unicodedata.unidata_version}-{source}.npz")
 
 

@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_encoder_flops_by_hand():
     from bert_tf import BertConfig
-    from bert_tf.benchmarking import encoder_flops, mlm_head_flops
+    from benchmarks import encoder_flops, mlm_head_flops
     c = BertConfig(vocab_size=10, hidden_size=4, num_layers=2, num_heads=2,
                    intermediate_size=8)
     # per layer: 2*B*T*(4*16 + 2*4*8) + 4*B*T^2*H with B=3, T=5 -> 30*128 + 4*3*25*4 = 5040
@@ -24,7 +24,7 @@ def test_encoder_flops_by_hand():
 
 
 def test_interleaved_timing_alternates_and_counts():
-    from bert_tf.benchmarking import run_interleaved
+    from benchmarks import run_interleaved
     calls = []
     results = run_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
                               rounds=3, warmup=1, steps=2)
@@ -79,7 +79,7 @@ def test_packing_case_on_a_small_corpus(monkeypatch, tiny_vocab_file):
     import dataclasses
     import numpy as np
     from bert_tf import BertConfig
-    from bert_tf.benchmarking import cases, packing_case
+    from benchmarks import cases, packing_case
     from tests.conftest import TINY_VOCAB
 
     def write_corpus(name, path, max_documents):

@@ -284,7 +284,7 @@ def test_real_minilm_on_sms_spam_beats_baselines(minilm_dir, tmp_path):
     """all-MiniLM-L6-v2 fine-tuned on a 600-message subsample of SMS spam, evaluated on 500
     held-out messages (3 epochs, seq 48: a few minutes on 2 shared cores), next to majority-class and bag-of-words logistic regression."""
     import csv
-    from bert_tf import assets
+    from demo_data import assets
     with open(assets.sms_spam_csv(), newline="", encoding="utf-8") as f:
         rows = [(r["text"], int(r["spam"])) for r in csv.DictReader(f)]
     order = np.random.default_rng(0).permutation(len(rows))

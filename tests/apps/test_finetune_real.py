@@ -151,7 +151,7 @@ def test_squad_real_minilm_beats_majority_answer(minilm_dir, tmp_path):
 
 
 def _bbc_choice_examples(rng):
-    from bert_tf import assets
+    from demo_data import assets
     root = assets.bbc_news_dir()
     by_topic = {}
     for topic in sorted(os.listdir(root)):

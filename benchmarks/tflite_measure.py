@@ -1,8 +1,8 @@
 """TFLite parity/size/latency per task on real text with the real MiniLM encoder (README table).
 
-    python -m export.measure_tflite --work_dir=/tmp/bert_tf_tflite [--texts=200]
+    python -m benchmarks.tflite_measure --work_dir=/tmp/bert_tf_tflite [--texts=200]
 
-For classify (the export.measure spam classifier), tag and squad (MiniLM encoder + seeded random
+For classify (the benchmarks.export_measure spam classifier), tag and squad (MiniLM encoder + seeded random
 heads with a large scale, so the decoded entities/answers vary with the text): converts each
 to float32, dynamic-range int8 and float16 .tflite and compares with the SavedModel's
 serving_default graph (export.serving_graph, same weights) on real SMS: same labels /
@@ -24,7 +24,7 @@ QUESTIONS = ["what should i do ?", "when is it ?", "who is calling ?", "where ar
 def _task_dir(path, task, seed=0, head_scale=30.0):
     import keras
     import bert_tf
-    from bert_tf import assets
+    from demo_data import assets
     from bert_tf.model_dir import ModelDir
     keras.utils.set_random_seed(seed)
     src = assets.minilm_dir()
@@ -122,7 +122,7 @@ def main(argv=None):
     parser.add_argument("--head_scale", type=float, default=30.0,
                         help="factor on the random tag/squad head weights")
     args = parser.parse_args(argv)
-    from export.measure import build_classifier, load_sms
+    from benchmarks.export_measure import build_classifier, load_sms
     os.makedirs(args.work_dir, exist_ok=True)
     texts, labels = load_sms()
     test = texts[1000:1000 + args.texts]

@@ -18,8 +18,8 @@ import tempfile
 
 import numpy as np
 
-from bert_tf.benchmarking.cases import Case, Impl, _ours_encoder, _train_step
-from bert_tf.benchmarking.flops import encoder_flops
+from benchmarks.cases import Case, Impl, _ours_encoder, _train_step
+from benchmarks.flops import encoder_flops
 
 CORPORA = ("kjv", "bbc_news")
 UNPACKED, PACKED = "unpacked", "packed"
@@ -27,9 +27,9 @@ UNPACKED, PACKED = "unpacked", "packed"
 
 def write_corpus(name, path, max_documents):
     """Writes `max_documents` documents of corpus `name` as prose (one document per block)."""
-    from bert_tf import assets
+    from demo_data import assets
     if name == "kjv":
-        from bert_tf.pretraining_default import parse_kjv
+        from demo_data.pretraining_default import parse_kjv
         docs = (" ".join(verses) for _, _, verses in parse_kjv(assets.kjv_text()))
     elif name == "bbc_news":
         files = sorted(glob.glob(os.path.join(assets.bbc_news_dir(), "*", "*.txt")))

