@@ -5,8 +5,9 @@ fsyncs it, gives it the mode a plain `open()` would (0666 & ~umask, usually 0644
 makes 0600, and a server running as another user must read model files), then renames it over
 `path`. A reader sees the old file or the new one, never half of one; a failed write (e.g. a
 full disk) removes the temp file, leaves the old file unchanged and raises `AtomicWriteError`,
-one line naming the file. `atomic_write_json` is the same for a JSON value (2-space indent,
-sorted keys, final newline: the layout of every JSON file bert-tf writes).
+one line naming the file. `atomic_write_bytes` is the same for bytes, `atomic_write_json` for
+a JSON value (2-space indent, sorted keys, final newline: the layout of every JSON file
+bert-tf writes).
 
 A URI (`gs://...`, anything with "://") goes through `tf.io.gfile` (write a temp object, then
 rename with overwrite), which is as atomic as the file system allows.
@@ -48,17 +49,22 @@ def write_failed(path, error):
 
 def atomic_write_text(path, text):
     """Writes `text` (UTF-8) to `path` atomically (see the module doc)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path, data):
+    """Writes `data` (bytes) to `path` atomically (see the module doc)."""
     path = os.fspath(path)
     if "://" in path:
-        _gfile_write(path, text)
+        _gfile_write(path, data)
         return
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
@@ -80,12 +86,12 @@ def atomic_write_json(path, values):
     atomic_write_text(path, json_text(values))
 
 
-def _gfile_write(path, text):
+def _gfile_write(path, data):
     import tensorflow as tf  # heavy: only remote (URI) outputs need TF's file systems
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            f.write(text)
+        with tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(data)
         tf.io.gfile.rename(tmp, path, overwrite=True)
     except (tf.errors.OpError, OSError) as e:
         if tf.io.gfile.exists(tmp):
