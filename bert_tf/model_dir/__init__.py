@@ -30,6 +30,8 @@ DIR/checkpoints.
     errors.py      ModelDirError, ModelDirWriteError, CheckpointError
 """
 
+import os
+
 from bert_tf.model_dir.directory import TASK_TYPES, ModelDir, not_a_checkpoint
 from bert_tf.model_dir.foreign import encoder_values_from_json
 from bert_tf.model_dir.errors import (CheckpointError, ModelDirError, ModelDirFileNotFoundError,
@@ -43,4 +45,10 @@ __all__ = ["ModelDir", "ModelDirError", "ModelDirFileNotFoundError", "ModelDirWr
            "CheckpointError", "TASK_TYPES", "CHECKPOINT_DIR", "CONFIG_FILE",
            "EVAL_RESULTS_FILE", "FORMAT", "FORMAT_VERSION", "LOG_DIR", "VOCAB_FILE",
            "WEIGHTS_FILE", "detect_kind", "is_model_dir", "not_a_checkpoint", "read_json",
-           "encoder_values_from_json"]
+           "encoder_values_from_json", "write_json"]
+
+
+def write_json(path, values):
+    """Writes a JSON file of a model directory atomically, as `ModelDir.write_json` (a failure
+    is a ModelDirWriteError naming the last good checkpoint)."""
+    ModelDir(os.path.dirname(path) or ".").write_json(os.path.basename(path), values)
