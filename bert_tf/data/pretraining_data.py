@@ -40,8 +40,6 @@ import multiprocessing
 import os
 import time
 
-import tensorflow as tf
-
 from bert_tf.atomic_io import atomic_write_json
 from bert_tf.data import pretraining_windows as windows_lib
 from bert_tf.data.pretraining_config import CreationConfig, PretrainingDataError
@@ -49,7 +47,7 @@ from bert_tf.data.pretraining_instances import (Instance, InstanceVocab,
                                                 create_instances_from_document,
                                                 serialize_instance)
 from bert_tf.data.pretraining_outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
-                                              build_metadata, existing_outputs,
+                                              ShardWriter, build_metadata, existing_outputs,
                                               expand_input_files, metadata_path, shard_paths)
 from bert_tf.data.pretraining_tokenizers import (BertTokenizerFactory, PretokenizedFactory,
                                                  read_vocab)
@@ -221,34 +219,16 @@ def _chunk_results(chunks, factory, vocab, config, num_workers):
 
 
 def _write_shards(results, paths, progress):
-    """Writes the records round-robin over the shards, to temp files renamed into place
-    only when every record is written. Returns the records per shard."""
-    tmp_paths = [p + ".tmp" for p in paths]
-    shard_counts = [0] * len(paths)
-    writers = [tf.io.TFRecordWriter(p) for p in tmp_paths]
-    try:
-        next_shard = 0
+    """Writes the records round-robin over the shards (renamed into place only when every
+    record is written and there was at least one). Returns the records per shard."""
+    with ShardWriter(paths) as shards:
         for result in results:
             for record in result.records:
-                writers[next_shard].write(record)
-                shard_counts[next_shard] += 1
-                next_shard = (next_shard + 1) % len(paths)
+                shards.write(record)
             progress.add(result)
-        for w in writers:
-            w.close()
-        writers = []
         if progress.totals["instances"] == 0:
             raise _NoInstances()
-    except BaseException:
-        for w in writers:
-            w.close()
-        for p in tmp_paths:
-            if os.path.exists(p):
-                os.remove(p)
-        raise
-    for tmp, final in zip(tmp_paths, paths):
-        os.replace(tmp, final)
-    return shard_counts
+    return shards.counts
 
 
 class _NoInstances(Exception):

@@ -5,6 +5,8 @@ shards, counts)."""
 import glob
 import os
 
+import tensorflow as tf
+
 from bert_tf import input_files
 from bert_tf.data.pretraining_config import PretrainingDataError
 from bert_tf.data.pretraining_instances import InstanceVocab
@@ -41,6 +43,40 @@ def expand_input_files(patterns):
 def shard_paths(output_prefix, num_shards):
     return [f"{output_prefix}-{i:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
             for i in range(num_shards)]
+
+
+class ShardWriter:
+    """Writes records round-robin over the shards `paths`, into `<path>.tmp` files that are
+    renamed into place when the `with` block ends cleanly and removed when it raises, so a
+    failed run never leaves shards that look complete. `counts`: records per shard."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+        self.tmp_paths = [p + ".tmp" for p in self.paths]
+        self.counts = [0] * len(self.paths)
+        self._writers = []
+        self._next = 0
+
+    def __enter__(self):
+        self._writers = [tf.io.TFRecordWriter(p) for p in self.tmp_paths]
+        return self
+
+    def write(self, record):
+        self._writers[self._next].write(record)
+        self.counts[self._next] += 1
+        self._next = (self._next + 1) % len(self._writers)
+
+    def __exit__(self, exc_type, exc, tb):
+        for w in self._writers:
+            w.close()
+        if exc_type is not None:
+            for p in self.tmp_paths:
+                if os.path.exists(p):
+                    os.remove(p)
+            return False
+        for tmp, final in zip(self.tmp_paths, self.paths):
+            os.replace(tmp, final)
+        return False
 
 
 def metadata_path(output_prefix):
