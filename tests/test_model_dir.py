@@ -3,6 +3,7 @@ bert_tf/model_dir opens a directory's config files."""
 
 import ast
 import errno
+import hashlib
 import os
 import pathlib
 
@@ -201,3 +202,31 @@ def test_only_model_dir_code_opens_config_files(tmp_path):
                      "def g(root):\n"
                      "    return open(os.path.join(root, 'bert_config.json')).read()\n")
     assert sorted(set(config_file_readers(probe))) == [4, 6]
+
+
+def test_what_other_modules_read_through_model_dir(three_kinds, tiny_config, tmp_path):
+    from bert_tf.model_dir import encoder_values_from_json
+    d = ModelDir(three_kinds["bert_tf"])
+    assert d.training_record() == {}
+    assert d.read_config_if_any()["preprocessing"]["seq_length"] == 24
+    assert ModelDir(str(tmp_path / "nothing")).training_record() is None
+    assert d.task() == {"type": "pretraining"}
+    # an encoder config from any of the JSON files: bert-tf, Hugging Face, Google
+    for path in (d.config_path, os.path.join(three_kinds["hf"], "config.json"),
+                 os.path.join(three_kinds["google"], "bert_config.json")):
+        assert encoder_values_from_json(path) == tiny_config.to_dict(), path
+    d.write_json("state.json", {"history": [1]})
+    assert d.read_json("state.json") == {"history": [1]}
+
+
+def test_one_glob_expander(tmp_path):
+    from bert_tf import input_files
+    for name in ("b.txt", "a.txt", "c.log"):
+        (tmp_path / name).write_text(name)
+    pattern = f" {tmp_path}/*.txt , {tmp_path}/a.txt,,{tmp_path}/*.log"
+    assert input_files.expand_patterns(pattern, ValueError) == [
+        str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), str(tmp_path / "c.log")]
+    with pytest.raises(KeyError, match="nope"):
+        input_files.expand_patterns([f"{tmp_path}/nope*"], KeyError)
+    assert input_files.file_sha256(str(tmp_path / "a.txt")) == hashlib.sha256(
+        b"a.txt").hexdigest()

@@ -153,7 +153,7 @@ class ModelDir:
         """Casing: recorded (bert-tf), declared (tokenizer_config.json, Google dir name),
         else inferred from the vocab; None without a vocab."""
         if self.exists():
-            return self.preprocessing()[1]
+            return self.read_config().get("preprocessing", {}).get("lower_case")
         directory = layout.directory_of(self.path)
         declared = foreign.declared_lower_case(directory) if os.path.isdir(directory) else None
         return declared if declared is not None else foreign.vocab_looks_uncased(
