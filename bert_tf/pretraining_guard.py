@@ -103,7 +103,7 @@ def _record_skip(model_dir, found, write):
     values[found.path] = {"good_records": found.good_records, "offset": found.offset,
                           "reason": found.reason}
     if write:
-        md.write_json(path, values)
+        md.ModelDir(model_dir).write_json(SKIPPED_FILE, values)
     return len(values)
 
 

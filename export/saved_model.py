@@ -9,13 +9,13 @@ packing, offset mapping) and postprocessing (labels, entities, answer spans) are
 raw strings in, answers out. See export/README.md for the signatures.
 """
 
-import json
 import os
 import re
 import shutil
 import sys
 
 from absl import app, flags
+from bert_tf.atomic_io import atomic_write_json
 from bert_tf.errors import BertTfError
 from export import publish
 
@@ -68,11 +68,10 @@ def read_model_dir(model_dir):
         raise ExportError(f"{d.config_path}: task.type {task['type']!r} has no serving "
                           f"signature (expected {', '.join(SIGNATURES)}; use export.hub "
                           f"for a pre-trained encoder)")
-    pre = config["preprocessing"]
-    vocab = os.path.join(model_dir, pre.get("vocab_file", "vocab.txt"))
-    if not os.path.isfile(vocab):
-        raise ExportError(f"{d.config_path}: preprocessing.vocab_file: no such file {vocab}")
-    return config, vocab
+    try:
+        return config, d.vocab_file()
+    except FileNotFoundError as e:
+        raise ExportError(str(e)) from None
 
 
 def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None,
@@ -184,9 +183,7 @@ def write_settings(saved_model_dir, module):
                 "pad_to_longest": module.pad_to_longest}
     if module.task["type"] == "squad":
         settings["max_windows_per_request"] = module.max_windows
-    with open(os.path.join(extra, SETTINGS_FILE), "w", encoding="utf-8") as f:
-        json.dump(settings, f, indent=2, sort_keys=True)
-        f.write("\n")
+    atomic_write_json(os.path.join(extra, SETTINGS_FILE), settings)
 
 
 def main(argv):

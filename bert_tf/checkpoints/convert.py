@@ -16,8 +16,11 @@ import shutil
 import tempfile
 
 from bert_tf import model_dir as md
+from bert_tf.checkpoints import loader, writers
 from bert_tf.checkpoints import names as tensor_names
+from bert_tf.checkpoints.model_dir_io import write_model_dir
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
+from bert_tf.models import BertPretrainer
 from bert_tf.file_modes import apply_default_modes
 
 log = logging.getLogger(__name__)
@@ -28,7 +31,6 @@ TARGETS = ("bert_tf", "hf", "google")
 def _load(path):
     """-> (model, vocab_file, lower_case). The model is a pretrainer when the source has
     pre-training heads (or is a pre-training model dir), else a task model or an encoder."""
-    from bert_tf.checkpoints import loader
     kind = detect_kind(path)
     if kind == "bert_tf":
         d = md.ModelDir(path)
@@ -68,19 +70,16 @@ def convert(input_path, output, to, overwrite=False, seq_length=128):
     try:
         new = os.path.join(staging, "out")
         if to == "bert_tf":
-            from bert_tf.checkpoints.model_dir_io import write_model_dir
             if hasattr(model, "blocks"):  # a bare encoder: give it (fresh) pre-training heads
-                from bert_tf.models import BertPretrainer
                 log.warning("%s: no pre-training head weights; the model dir gets freshly "
                             "initialized MLM/NSP heads", input_path)
                 model = BertPretrainer(model)
             task = {"type": "pretraining"}
             if detect_kind(input_path) == "bert_tf":
-                task = md.ModelDir(input_path).read_config()["task"]
+                task = md.ModelDir(input_path).task()
             write_model_dir(new, model, vocab, lower_case, task=task, seq_length=seq_length,
                             training={"converted_from": os.path.abspath(input_path)})
         else:
-            from bert_tf.checkpoints import writers
             if not (hasattr(model, "mlm_head") or hasattr(model, "blocks")):
                 log.warning("%s: a %s's task head has no %s equivalent; writing its encoder only",
                             input_path, type(model).__name__, to)

@@ -16,9 +16,13 @@ import os
 import re
 import time
 
+import keras
+
 from bert_tf.checkpoints import mapping
 from bert_tf.checkpoints import names as tensor_names
+from bert_tf.checkpoints.model_dir_io import build_task_model, restore_weights
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
+from bert_tf.models import BertEncoder, BertPretrainer
 
 
 log = logging.getLogger(__name__)
@@ -45,7 +49,6 @@ def assign_from_source(model, source, groups=(tensor_names.ENCODER,)):
                     f"{list(source.source_shape(name, got))}")
             arrays.append(source.tensors[name])
         values.append(spec.join(arrays))
-    import keras
     for spec, value in zip(specs, values):
         spec.variable.assign(keras.ops.cast(value, spec.variable.dtype))
     used = {name for s in specs for name in s.sources}
@@ -90,7 +93,6 @@ def load_encoder(path, dtype=None):
     if kind == "bert_tf":
         encoder = load_task_model(path, dtype=dtype).encoder
     else:
-        from bert_tf.models import BertEncoder
         source = read_source(path)
         encoder = BertEncoder(source.config, dtype=dtype)
         used = assign_from_source(encoder, source)
@@ -105,7 +107,6 @@ def load_pretrainer(path, dtype=None):
     """A `BertPretrainer` with encoder weights and, where the source has them, the MLM and NSP
     head weights (heads the source lacks keep their fresh initialization, with a warning)."""
     kind = _kind_or_fail(path)
-    from bert_tf.models import BertEncoder, BertPretrainer
     if kind == "bert_tf":
         model = load_task_model(path, dtype=dtype)
         if isinstance(model, BertPretrainer):
@@ -133,7 +134,6 @@ def load_task_model(path, dtype=None):
     if kind != "bert_tf":
         raise CheckpointError(f"{path}: load_task_model needs a bert-tf model directory "
                               f"(this is a {kind} checkpoint; use load_encoder/load_pretrainer)")
-    from bert_tf.checkpoints.model_dir_io import build_task_model, restore_weights
     model = build_task_model(path, dtype=dtype)
     restore_weights(model, path)
     return model

@@ -10,9 +10,13 @@ import logging
 import os
 
 import h5py
+import tensorflow as tf
 
 from bert_tf import model_dir as md
-from bert_tf.checkpoints.sources import CheckpointError
+from bert_tf.config import BertConfig
+from bert_tf.model_dir import CheckpointError
+from bert_tf.models import BertEncoder, BertPretrainer
+from bert_tf.tasks import task_class
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +30,6 @@ def _read_config(path):
 
 def build_task_model(path, dtype=None):
     """The (untrained) task model described by `path`/config.json."""
-    from bert_tf.config import BertConfig
-    from bert_tf.models import BertEncoder, BertPretrainer
-    from bert_tf.tasks import task_class
     values = _read_config(path)
     config_path = os.path.join(path, md.CONFIG_FILE)
     try:
@@ -59,7 +60,6 @@ def restore_weights(model, path):
                                   f"{d.config_path}: {first}") from None
         _check_all_used(model, d)
         return d.weights_path
-    import tensorflow as tf
     latest = tf.train.latest_checkpoint(d.checkpoint_dir) if os.path.isdir(
         d.checkpoint_dir) else None
     if latest is None:

@@ -13,9 +13,10 @@ import collections
 import pickle
 import zipfile
 
+import ml_dtypes
 import numpy as np
 
-from bert_tf.checkpoints.sources import CheckpointError
+from bert_tf.model_dir.errors import CheckpointError
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -29,7 +30,6 @@ class _StorageType:
     def __init__(self, name):
         dtype = _STORAGE_DTYPES[name]
         if dtype == "bfloat16":
-            import ml_dtypes
             dtype = ml_dtypes.bfloat16
         self.dtype = np.dtype(dtype)
 

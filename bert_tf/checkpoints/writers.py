@@ -13,18 +13,20 @@ fresh temp directory that is renamed into place at the end, so an interrupted wr
 leaves a half-written checkpoint behind.
 """
 
-import json
 import logging
 import os
 import shutil
 import tempfile
 
 import numpy as np
+import tensorflow as tf
+from safetensors.numpy import save_file
 
 from bert_tf.checkpoints import heads as pretraining_heads
 from bert_tf.checkpoints import mapping
 from bert_tf.checkpoints import names as tensor_names
 from bert_tf.file_modes import apply_default_modes
+from bert_tf.model_dir import foreign, layout
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +119,10 @@ class _FreshDir:
         return False
 
 
-def _write_json(path, values):
-    with open(path, "w") as f:
-        json.dump(values, f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
 def save_hf(model, directory, vocab_file=None, lower_case=None):
     """Writes a Hugging Face BERT directory (BertModel names for an encoder; "bert."-prefixed
     names plus the trained cls.* heads for a pretrainer, as BertForPreTraining /
     BertForMaskedLM). Returns the directory."""
-    from safetensors.numpy import save_file
     encoder = _encoder(model)
     tensors, heads, _ = written_tensors(model)
     pretraining = bool(heads)
@@ -143,41 +138,19 @@ def save_hf(model, directory, vocab_file=None, lower_case=None):
         name = entry.hf if (is_head or not pretraining) else "bert." + entry.hf
         hf[name] = array
     with _FreshDir(directory) as tmp:
-        save_file(hf, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-        _write_json(os.path.join(tmp, "config.json"), hf_config_dict(encoder.config, heads))
+        save_file(hf, os.path.join(tmp, layout.HF_SAFETENSORS), metadata={"format": "pt"})
+        foreign.write_hf_config(tmp, hf_config_dict(encoder.config, heads))
         if vocab_file:
-            shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+            shutil.copyfile(vocab_file, os.path.join(tmp, layout.VOCAB_FILE))
             if lower_case is not None:
-                write_hf_tokenizer_files(tmp, vocab_file, lower_case,
-                                         encoder.config.max_position_embeddings)
+                foreign.write_hf_tokenizer_files(tmp, vocab_file, lower_case,
+                                                 encoder.config.max_position_embeddings)
     return directory
-
-
-def write_hf_tokenizer_files(directory, vocab_file, lower_case, max_length):
-    """tokenizer_config.json + special_tokens_map.json for transformers' BertTokenizer(Fast):
-    the original BERT casing rules (lower-casing and accent stripping together, CJK characters
-    split), truncation at the model's positions, and the special tokens the vocab holds."""
-    with open(vocab_file, encoding="utf-8") as f:
-        vocab = {line.rstrip("\n") for line in f}
-    special = {key: token for key, token in _SPECIAL_TOKENS if token in vocab}
-    _write_json(os.path.join(directory, "tokenizer_config.json"), {
-        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lower_case),
-        "strip_accents": bool(lower_case), "tokenize_chinese_chars": True,
-        "do_basic_tokenize": True, "model_max_length": int(max_length),
-        "padding_side": "right", "truncation_side": "right",
-        "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
-        "clean_up_tokenization_spaces": True, **special})
-    _write_json(os.path.join(directory, "special_tokens_map.json"), special)
-
-
-_SPECIAL_TOKENS = (("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"),
-                   ("cls_token", "[CLS]"), ("mask_token", "[MASK]"))
 
 
 def save_google(model, directory, vocab_file=None):
     """Writes an original-BERT directory with a TF1 checkpoint named like google-research/bert
     (cls/* head variables only for trained heads)."""
-    import tensorflow as tf
     encoder = _encoder(model)
     tensors = written_tensors(model, "google")[0]
     with _FreshDir(directory) as tmp:
@@ -192,8 +165,8 @@ def save_google(model, directory, vocab_file=None):
             saver = tf.compat.v1.train.Saver(var_list=variables, save_relative_paths=True)
             with tf.compat.v1.Session(graph=graph) as sess:
                 sess.run(tf.compat.v1.global_variables_initializer(), feed_dict=feeds)
-                saver.save(sess, os.path.join(tmp, "bert_model.ckpt"), write_meta_graph=False)
-        _write_json(os.path.join(tmp, "bert_config.json"), google_config_dict(encoder.config))
+                saver.save(sess, os.path.join(tmp, layout.GOOGLE_CKPT), write_meta_graph=False)
+        foreign.write_google_config(tmp, google_config_dict(encoder.config))
         if vocab_file:
-            shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+            shutil.copyfile(vocab_file, os.path.join(tmp, layout.VOCAB_FILE))
     return directory

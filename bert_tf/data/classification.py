@@ -19,9 +19,14 @@ import logging
 import math
 import sys
 
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data.batching import RaggedFeatures
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file, iter_json_objects, iter_lines
 from bert_tf.data.windows import default_stride, window_starts
+from bert_tf.text.packer import pack_inputs
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 
@@ -289,9 +294,6 @@ def build_features(examples, tokenizer, max_seq_length, labels=None, chunk_size=
     """Tokenizes and packs every example once ([CLS] a [SEP] (b [SEP]), longest-first
     truncation to max_seq_length, as the preprocessor); returns unpadded `RaggedFeatures`
     with `labels` (a list of class ids or floats) under "label"."""
-    import tensorflow as tf
-    from bert_tf.data.batching import RaggedFeatures
-    from bert_tf.text.packer import pack_inputs
     pair = any(e.text_b is not None for e in examples)
     word_ids, type_ids = [], []
     for start in range(0, len(examples), chunk_size):
@@ -317,9 +319,6 @@ def build_window_features(examples, tokenizer, max_seq_length, labels=None, doc_
     `[CLS] pieces [SEP]` of that many pieces, `doc_stride` apart (default half a window;
     bert_tf/data/windows.py). Every window carries its example's label.
     Returns (RaggedFeatures [one row per window], example index of each window [R])."""
-    import numpy as np
-    import tensorflow as tf
-    from bert_tf.data.batching import RaggedFeatures
     budget = max_seq_length - 2
     if budget < 1:
         raise ValueError(f"max_seq_length {max_seq_length} is too short")

@@ -23,11 +23,14 @@ import dataclasses
 import re
 
 import numpy as np
+import tensorflow as tf
 
+from bert_tf.atomic_io import atomic_write_text
+from bert_tf.data.batching import RaggedFeatures
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import iter_lines
-from bert_tf.evaluation.tagging import convert_scheme
 from bert_tf.data.windows import default_stride, max_context_windows, window_starts
+from bert_tf.evaluation.tagging import convert_scheme
 
 DOCSTART = "-DOCSTART-"
 TAG_SCHEMES = ("iob", "bioes")
@@ -127,7 +130,6 @@ def tag_names(sentences):
 def write_predictions(path, sentences, predicted_tags):
     """CoNLL output, one word per line: the input columns then the predicted tag
     (`word ... gold predicted`, the layout conlleval reads); -DOCSTART- is not repeated."""
-    from bert_tf.model_dir import atomic_write_text
     out = []
     for sentence, predicted in zip(sentences, predicted_tags):
         for fields, tag in zip(sentence.columns, predicted):
@@ -160,7 +162,6 @@ class TagFeatureStats:
 def tokenize_words(tokenizer, words, chunk_size=4096):
     """{word: [piece ids]} for the distinct words; a word the tokenizer drops entirely
     (e.g. only control characters) gets [UNK], so every word keeps a position."""
-    import tensorflow as tf
     distinct = sorted(set(words))
     pieces = {}
     for start in range(0, len(distinct), chunk_size):
@@ -194,7 +195,6 @@ def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_uns
     `first_window_only` (training with --long_inputs=truncate) only the first window of each
     sentence is kept. Returns (RaggedFeatures with ragged label "tags" when tag_ids is given,
     [Window])."""
-    from bert_tf.data.batching import RaggedFeatures
     stats = stats if stats is not None else TagFeatureStats()
     budget = max_seq_length - 2
     if budget < 1:

@@ -19,8 +19,14 @@ import os
 import re
 import sys
 
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data.batching import RaggedFeatures
+from bert_tf.data.batching import make_dataset as make_rows_dataset
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file, iter_json_objects, iter_lines
+from bert_tf.text.packer import pack_inputs
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 _ENDING = re.compile(r"ending(\d+)")
@@ -125,10 +131,6 @@ def build_features(examples, tokenizer, max_seq_length, chunk_size=512):
     truncation to max_seq_length, as the original), tokenized once and stored unpadded.
 
     Returns `ChoiceFeatures`: row e * C + i of `rows` is choice i of example e."""
-    import numpy as np
-    import tensorflow as tf
-    from bert_tf.data.batching import RaggedFeatures
-    from bert_tf.text.packer import pack_inputs
     c = len(examples[0].choices)
     word_ids, type_ids = [], []
     for start in range(0, len(examples), chunk_size):
@@ -169,9 +171,6 @@ class ChoiceFeatures:
 def make_dataset(features, batches, with_labels=True):
     """tf.data batches of whole examples: inputs int32 [b, C, T] (T = the batch's longest
     sequence, as bert_tf.data.batching pads), labels int32 [b]. `batches` index examples."""
-    import numpy as np
-    import tensorflow as tf
-    from bert_tf.data.batching import make_dataset as make_rows_dataset
     c = features.num_choices
     row_batches = [(np.asarray(b)[:, None] * c + np.arange(c)[None, :]).reshape(-1)
                    for b in batches]                                     # [b * C] each

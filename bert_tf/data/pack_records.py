@@ -15,6 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from bert_tf.atomic_io import atomic_write_json
 from bert_tf.data import packing, pretraining_data, pretraining_example
 from bert_tf.data.packing import PackingError
 
@@ -106,9 +107,5 @@ def pack_record_files(input_prefix, output_prefix, *, max_sequences_per_row=3,
         "rows": rows_total, "sequences": sequences, "tokens": tokens,
         "padding_share_unpacked": 1.0 - tokens / max(slots_before, 1),
         "padding_share_packed": 1.0 - tokens / max(rows_total * t, 1)}
-    text = json.dumps(out, indent=2, sort_keys=True) + "\n"
-    meta_path = pretraining_data.metadata_path(output_prefix)
-    with open(meta_path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(meta_path + ".tmp", meta_path)
+    atomic_write_json(pretraining_data.metadata_path(output_prefix), out)
     return out

@@ -26,272 +26,46 @@ max_predictions_per_seq=0 the records are left unmasked (no masked_lm_* features
 masking at training time.
 
 Next to the shards, `<prefix>.metadata.json` records the settings and counts.
+
+    pretraining_config.py      CreationConfig, PretrainingDataError
+    pretraining_tokenizers.py  tokenizer factories for the worker processes
+    pretraining_instances.py   instances from documents (the original's recipe), serialization
+    pretraining_outputs.py     input file patterns, shard names, metadata
+    pretraining_data.py        windows -> records on worker processes, written to the shards
 """
 
 import collections
-import dataclasses
-import glob
-import hashlib
-import json
+import contextlib
 import multiprocessing
 import os
 import time
 
-from bert_tf.data import pretraining_example
+from bert_tf.atomic_io import atomic_write_json
 from bert_tf.data import pretraining_windows as windows_lib
-from bert_tf.data import sentences as sentences_lib
-from bert_tf.data.text_files import looks_binary
-from bert_tf.text import masking
+from bert_tf.data.pretraining_config import CreationConfig, PretrainingDataError
+from bert_tf.data.pretraining_instances import (Instance, InstanceVocab,
+                                                create_instances_from_document,
+                                                serialize_instance)
+from bert_tf.data.pretraining_outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
+                                              ShardWriter, build_metadata, existing_outputs,
+                                              expand_input_files, metadata_path, shard_paths)
+from bert_tf.data.pretraining_tokenizers import (BertTokenizerFactory, PretokenizedFactory,
+                                                 read_vocab)
+from bert_tf.input_files import file_sha256
 from bert_tf.text import vocab as vocab_lib
-from bert_tf.errors import BertTfError
 
+# The names this module has always offered (their code moved to the modules listed above).
 SPECIAL_TOKENS = vocab_lib.SPECIAL_TOKENS
-SHARD_SUFFIX = ".tfrecord"
-METADATA_SUFFIX = ".metadata.json"
-METADATA_FORMAT = "bert_tf.pretraining_records"
+_Vocab = InstanceVocab
+__all__ = ["BertTokenizerFactory", "ChunkResult", "CreationConfig", "Instance",
+           "METADATA_FORMAT", "METADATA_SUFFIX", "PretokenizedFactory", "PretrainingDataError",
+           "SHARD_SUFFIX", "build_metadata", "create_instances_from_document",
+           "create_pretraining_data", "existing_outputs", "expand_input_files", "file_sha256",
+           "iter_chunks", "metadata_path", "process_chunk", "read_vocab", "serialize_instance",
+           "shard_paths"]
 
 
-class PretrainingDataError(BertTfError, ValueError):
-    """Bad input for pre-training data creation; the message is one line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CreationConfig:
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20  # 0 = unmasked records (for dynamic masking)
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    random_seed: int = 12345
-    whole_word_masking: bool = False
-    input_format: str = "auto"
-    chunk_sentences: int = 10000
-    max_document_sentences: int = 10000
-
-    def validate(self):
-        if self.max_seq_length < 5:
-            raise PretrainingDataError(
-                f"max_seq_length must be at least 5 ([CLS] a [SEP] b [SEP]), got "
-                f"{self.max_seq_length}")
-        if not 0.0 < self.masked_lm_prob < 1.0:
-            raise PretrainingDataError(
-                f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}")
-        if not 0.0 <= self.short_seq_prob <= 1.0:
-            raise PretrainingDataError(
-                f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
-        if self.dupe_factor < 1:
-            raise PretrainingDataError(f"dupe_factor must be >= 1, got {self.dupe_factor}")
-        if self.max_predictions_per_seq < 0:
-            raise PretrainingDataError(
-                f"max_predictions_per_seq must be >= 0, got {self.max_predictions_per_seq}")
-        if self.max_predictions_per_seq:
-            needed = int(round(self.max_seq_length * self.masked_lm_prob))
-            if self.max_predictions_per_seq < needed:
-                raise PretrainingDataError(
-                    f"max_predictions_per_seq={self.max_predictions_per_seq} is too small for "
-                    f"masked_lm_prob={self.masked_lm_prob} * max_seq_length="
-                    f"{self.max_seq_length}: needs at least {needed} (or 0 for unmasked "
-                    "records and dynamic masking)")
-        if self.input_format not in sentences_lib.FORMATS:
-            raise PretrainingDataError(
-                f"input_format must be one of {sentences_lib.FORMATS}, got "
-                f"{self.input_format!r}")
-
-
-# ----------------------------------------------------------------------------- vocab / tokenizer
-
-def read_vocab(vocab_file):
-    """The vocab as a list of tokens (line i = id i), with a one-line error if unusable
-    (missing file, no special tokens, duplicates)."""
-    try:
-        return vocab_lib.load_vocab(vocab_file)
-    except vocab_lib.VocabError as e:
-        raise PretrainingDataError(str(e)) from None
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-_TOKENIZER_CACHE = {}
-
-
-class BertTokenizerFactory:
-    """Picklable recipe for the project's BertTokenizer; called once in each worker, it
-    returns `tokenize_batch(list[str]) -> list[list[int]]`."""
-
-    def __init__(self, vocab_file, lower_case=None):
-        self.vocab_file = vocab_file
-        self.lower_case = lower_case  # None: inferred from the vocab
-
-    def __call__(self):
-        key = (os.path.abspath(self.vocab_file), file_sha256(self.vocab_file), self.lower_case)
-        if key not in _TOKENIZER_CACHE:  # building + tracing takes seconds: once per process
-            _TOKENIZER_CACHE[key] = self._build()
-        return _TOKENIZER_CACHE[key]
-
-    def _build(self):
-        import tensorflow as tf
-
-        from bert_tf.text.tokenizer import BertTokenizer
-        tokenizer = BertTokenizer(vocab_file=self.vocab_file, lower_case=self.lower_case)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def run(strings):
-            return tokenizer.tokenize(strings)
-
-        def tokenize_batch(lines):
-            if not lines:
-                return []
-            ragged = run(tf.constant(lines))
-            return [row.tolist() for row in _ragged_rows(ragged)]
-
-        return tokenize_batch
-
-
-def _ragged_rows(ragged):
-    values = ragged.flat_values.numpy()
-    splits = ragged.row_splits.numpy()
-    return [values[splits[i]:splits[i + 1]] for i in range(len(splits) - 1)]
-
-
-class PretokenizedFactory:
-    """For text that is already WordPiece-tokenized (pieces separated by spaces): looks each
-    piece up in the vocab, [UNK] if absent. Pure Python, also a handy test stand-in."""
-
-    def __init__(self, vocab_file, lower_case=False):
-        self.vocab_file = vocab_file
-        self.lower_case = lower_case
-
-    def __call__(self):
-        vocab = {t: i for i, t in enumerate(read_vocab(self.vocab_file))}
-        unk = vocab["[UNK]"]
-        lower = self.lower_case
-
-        def tokenize_batch(lines):
-            return [[vocab.get(p, unk) for p in (line.lower() if lower else line).split()]
-                    for line in lines]
-
-        return tokenize_batch
-
-
-# ----------------------------------------------------------------------------- instances
-
-Instance = collections.namedtuple(
-    "Instance", "input_ids segment_ids masked_positions masked_ids is_random_next")
-
-
-def _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng):
-    """Longest-first truncation, each cut from the front or the back at random (original)."""
-    while len(tokens_a) + len(tokens_b) > max_num_tokens:
-        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        if rng.random() < 0.5:
-            del longer[0]
-        else:
-            longer.pop()
-
-
-class _Vocab:
-    """What instance creation needs to know about the vocab (small, picklable)."""
-
-    def __init__(self, tokens):
-        self.size = len(tokens)
-        ids = {t: i for i, t in enumerate(tokens)}
-        self.cls_id, self.sep_id, self.mask_id = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
-        self.pad_id, self.unk_id = ids["[PAD]"], ids["[UNK]"]
-        self.special_ids = frozenset(ids[t] for t in SPECIAL_TOKENS)
-        self.continuation = frozenset(i for i, t in enumerate(tokens) if t.startswith("##"))
-
-
-def create_instances_from_document(documents, index, config, vocab, rng):
-    """The original's create_instances_from_document, on token-id documents."""
-    document = documents[index]
-    max_num_tokens = config.max_seq_length - 3
-    target_seq_length = max_num_tokens
-    if rng.random() < config.short_seq_prob:
-        target_seq_length = rng.randint(2, max_num_tokens)
-    instances = []
-    current_chunk, current_length = [], 0
-    i = 0
-    while i < len(document):
-        segment = document[i]
-        current_chunk.append(segment)
-        current_length += len(segment)
-        if i == len(document) - 1 or current_length >= target_seq_length:
-            if current_chunk:
-                a_end = 1
-                if len(current_chunk) >= 2:
-                    a_end = rng.randint(1, len(current_chunk) - 1)
-                tokens_a = [t for seg in current_chunk[:a_end] for t in seg]
-                tokens_b = []
-                is_random_next = len(current_chunk) == 1 or rng.random() < 0.5
-                if is_random_next:
-                    target_b_length = target_seq_length - len(tokens_a)
-                    random_index = index
-                    if len(documents) > 1:
-                        for _ in range(10):
-                            random_index = rng.randint(0, len(documents) - 1)
-                            if random_index != index:
-                                break
-                    random_document = documents[random_index]
-                    start = rng.randint(0, len(random_document) - 1)
-                    for j in range(start, len(random_document)):
-                        tokens_b.extend(random_document[j])
-                        if len(tokens_b) >= target_b_length:
-                            break
-                    # The A-side segments not used go back to be used again.
-                    i -= len(current_chunk) - a_end
-                else:
-                    tokens_b = [t for seg in current_chunk[a_end:] for t in seg]
-                _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
-                if tokens_a and tokens_b:
-                    tokens = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
-                    segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
-                    if config.max_predictions_per_seq:
-                        tokens, positions, labels = masking.create_masked_lm_predictions(
-                            tokens, rng, masked_lm_prob=config.masked_lm_prob,
-                            max_predictions_per_seq=config.max_predictions_per_seq,
-                            vocab_size=vocab.size, mask_id=vocab.mask_id,
-                            special_ids=vocab.special_ids,
-                            is_continuation=vocab.continuation.__contains__,
-                            whole_word_masking=config.whole_word_masking)
-                    else:
-                        positions, labels = [], []
-                    instances.append(Instance(tokens, segment_ids, positions, labels,
-                                              is_random_next))
-            current_chunk, current_length = [], 0
-        i += 1
-    return instances
-
-
-# ----------------------------------------------------------------------------- serialization
-
-def serialize_instance(instance, max_seq_length, max_predictions_per_seq):
-    """One tf.train.Example with the original feature names, as bytes (the same bytes as
-    tf.train.Example.SerializeToString(deterministic=True))."""
-    n = len(instance.input_ids)
-    pad = max_seq_length - n
-    ints = {
-        "input_ids": instance.input_ids + [0] * pad,
-        "input_mask": [1] * n + [0] * pad,
-        "segment_ids": instance.segment_ids + [0] * pad,
-        "next_sentence_labels": [1 if instance.is_random_next else 0],
-    }
-    floats = {}
-    if max_predictions_per_seq:
-        m = len(instance.masked_positions)
-        mpad = max_predictions_per_seq - m
-        ints["masked_lm_positions"] = instance.masked_positions + [0] * mpad
-        ints["masked_lm_ids"] = instance.masked_ids + [0] * mpad
-        floats["masked_lm_weights"] = [1.0] * m + [0.0] * mpad
-    return pretraining_example.encode_example(ints, floats)
-
-
-# ----------------------------------------------------------------------------- chunks
+# ----------------------------------------------------------------------------- windows
 
 ChunkResult = collections.namedtuple(
     "ChunkResult", "index records documents sentences tokens masked random_next")
@@ -353,67 +127,8 @@ def iter_chunks(files, config, stats):
     yield from windows_lib.iter_windows(located, config.chunk_sentences)
 
 
-# ----------------------------------------------------------------------------- files
 
-def expand_input_files(input_files):
-    """Comma-separated globs (or a list of them) -> sorted unique paths; one-line errors for
-    patterns matching nothing and for empty files. Remote globs (gs://...) go through TF's
-    gfile."""
-    patterns = input_files.split(",") if isinstance(input_files, str) else list(input_files)
-    patterns = [p.strip() for p in patterns if p.strip()]
-    if not patterns:
-        raise PretrainingDataError("no input files given")
-    files = []
-    for pattern in patterns:
-        if sentences_lib.is_remote(pattern):
-            matched = sorted(sentences_lib.gfile().glob(pattern))
-        else:
-            matched = sorted(glob.glob(os.path.expanduser(pattern)))
-        if not matched:
-            raise PretrainingDataError(f"{pattern}: no such input file")
-        for path in matched:
-            if _is_dir(path):
-                raise PretrainingDataError(f"{path}: is a directory, expected a text file")
-            if path not in files:
-                files.append(path)
-    for path in files:
-        if _file_size(path) == 0:
-            raise PretrainingDataError(f"{path}: input file is empty")
-        binary = looks_binary(path)
-        if binary:
-            raise PretrainingDataError(f"{path}: not a text file ({binary}); expected UTF-8 "
-                                       "text (decompress archives first)")
-    return files
-
-
-def _is_dir(path):
-    if sentences_lib.is_remote(path):
-        return sentences_lib.gfile().isdir(path)
-    return os.path.isdir(path)
-
-
-def _file_size(path):
-    if sentences_lib.is_remote(path):
-        return sentences_lib.gfile().stat(path).length
-    return os.path.getsize(path)
-
-
-def shard_paths(output_prefix, num_shards):
-    return [f"{output_prefix}-{i:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
-            for i in range(num_shards)]
-
-
-def metadata_path(output_prefix):
-    return output_prefix + METADATA_SUFFIX
-
-
-def existing_outputs(output_prefix):
-    """Shards or metadata already present under this prefix."""
-    found = glob.glob(glob.escape(output_prefix) + "-*-of-*" + SHARD_SUFFIX)
-    if os.path.exists(metadata_path(output_prefix)):
-        found.append(metadata_path(output_prefix))
-    return sorted(found)
-
+# ----------------------------------------------------------------------------- the run
 
 def _submit_bounded(pool, tasks, max_pending):
     """Like pool.imap (ordered) but never reads more than `max_pending` tasks ahead, so the
@@ -425,6 +140,99 @@ def _submit_bounded(pool, tasks, max_pending):
             yield pending.popleft().get()
     while pending:
         yield pending.popleft().get()
+
+
+def _check_arguments(config, num_shards, num_workers):
+    config.validate()
+    if num_shards < 1:
+        raise PretrainingDataError(f"num_shards must be >= 1, got {num_shards}")
+    if num_workers < 1:
+        raise PretrainingDataError(f"num_workers must be >= 1, got {num_workers}")
+
+
+def _refuse_existing(output_prefix, overwrite):
+    existing = [] if overwrite else existing_outputs(output_prefix)
+    if existing:
+        raise PretrainingDataError(
+            f"{existing[0]}: output already exists ({len(existing)} files under prefix "
+            f"{output_prefix}); pass overwrite to replace them")
+
+
+def _clear_outputs(output_prefix):
+    os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
+    for old in existing_outputs(output_prefix):
+        os.remove(old)
+
+
+class _Progress:
+    """Running totals and the progress callback (every `every_seconds` and at the end)."""
+
+    def __init__(self, callback, every_seconds):
+        self.callback, self.every_seconds = callback, every_seconds
+        self.stats = {"lines": 0}          # filled by the document reader
+        self.totals = collections.Counter()
+        self.start = self.last = time.time()
+
+    def add(self, result):
+        self.totals.update(documents=result.documents, sentences=result.sentences,
+                           tokens=result.tokens, masked=result.masked,
+                           random_next=result.random_next, instances=len(result.records),
+                           chunks=1)
+        if self.callback and time.time() - self.last >= self.every_seconds:
+            self.last = time.time()
+            self.report()
+
+    def report(self, final=False):
+        elapsed = max(time.time() - self.start, 1e-9)
+        lines, totals = self.stats.get("lines", 0), self.totals
+        info = {"lines": lines, "documents": totals["documents"],
+                "sentences": totals["sentences"], "instances": totals["instances"],
+                "elapsed_seconds": elapsed, "lines_per_second": lines / elapsed,
+                "sentences_per_second": totals["sentences"] / elapsed, "final": final}
+        if self.callback:
+            self.callback(info)
+        return info
+
+    def counts(self):
+        totals = self.totals
+        return {"lines": self.stats.get("lines", 0), "documents": totals["documents"],
+                "sentences": totals["sentences"], "tokens": totals["tokens"],
+                "instances": totals["instances"], "masked_tokens": totals["masked"],
+                "random_next": totals["random_next"], "chunks": totals["chunks"]}
+
+
+@contextlib.contextmanager
+def _chunk_results(chunks, factory, vocab, config, num_workers):
+    """The windows' ChunkResults in window order: in this process, or on a pool of
+    `num_workers` spawned processes (terminated on exit)."""
+    if num_workers == 1:
+        tokenize_batch = factory()
+        yield (process_chunk(i, docs, tokenize_batch, vocab, config) for i, docs in chunks)
+        return
+    pool = multiprocessing.get_context("spawn").Pool(
+        num_workers, initializer=_init_worker, initargs=(factory, vocab, config))
+    try:
+        yield _submit_bounded(pool, chunks, max_pending=2 * num_workers)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _write_shards(results, paths, progress):
+    """Writes the records round-robin over the shards (renamed into place only when every
+    record is written and there was at least one). Returns the records per shard."""
+    with ShardWriter(paths) as shards:
+        for result in results:
+            for record in result.records:
+                shards.write(record)
+            progress.add(result)
+        if progress.totals["instances"] == 0:
+            raise _NoInstances()
+    return shards.counts
+
+
+class _NoInstances(Exception):
+    """Nothing was written (turned into a PretrainingDataError naming the input)."""
 
 
 def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=None,
@@ -443,137 +251,28 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
         with lines, documents, sentences, instances, elapsed seconds, lines_per_second.
     """
     config = config or CreationConfig()
-    config.validate()
-    if num_shards < 1:
-        raise PretrainingDataError(f"num_shards must be >= 1, got {num_shards}")
-    if num_workers < 1:
-        raise PretrainingDataError(f"num_workers must be >= 1, got {num_workers}")
+    _check_arguments(config, num_shards, num_workers)
     files = expand_input_files(input_files)
     tokens = read_vocab(vocab_file)
-    vocab = _Vocab(tokens)
-    if not overwrite:
-        existing = existing_outputs(output_prefix)
-        if existing:
-            raise PretrainingDataError(
-                f"{existing[0]}: output already exists ({len(existing)} files under prefix "
-                f"{output_prefix}); pass overwrite to replace them")
+    vocab = InstanceVocab(tokens)
+    _refuse_existing(output_prefix, overwrite)
     factory = tokenizer_factory or BertTokenizerFactory(vocab_file, lower_case)
-    import tensorflow as tf
-    out_dir = os.path.dirname(os.path.abspath(output_prefix))
-    os.makedirs(out_dir, exist_ok=True)
-    for old in existing_outputs(output_prefix):
-        os.remove(old)
-
+    _clear_outputs(output_prefix)
     paths = shard_paths(output_prefix, num_shards)
-    tmp_paths = [p + ".tmp" for p in paths]
-    stats = {"lines": 0}
-    totals = collections.Counter()
-    shard_counts = [0] * num_shards
-    start = time.time()
-    last_report = start
-
-    def report(final=False):
-        elapsed = max(time.time() - start, 1e-9)
-        info = {"lines": stats.get("lines", 0), "documents": totals["documents"],
-                "sentences": totals["sentences"], "instances": totals["instances"],
-                "elapsed_seconds": elapsed,
-                "lines_per_second": stats.get("lines", 0) / elapsed,
-                "sentences_per_second": totals["sentences"] / elapsed, "final": final}
-        if progress:
-            progress(info)
-        return info
-
-    chunks = iter_chunks(files, config, stats)
-    pool = None
-    writers = [tf.io.TFRecordWriter(p) for p in tmp_paths]
+    tracker = _Progress(progress, progress_every_seconds)
+    chunks = iter_chunks(files, config, tracker.stats)
     try:
-        if num_workers == 1:
-            tokenize_batch = factory()
-            results = (process_chunk(i, docs, tokenize_batch, vocab, config)
-                       for i, docs in chunks)
-        else:
-            pool = multiprocessing.get_context("spawn").Pool(
-                num_workers, initializer=_init_worker, initargs=(factory, vocab, config))
-            results = _submit_bounded(pool, chunks, max_pending=2 * num_workers)
-        next_shard = 0
-        for result in results:
-            for record in result.records:
-                writers[next_shard].write(record)
-                shard_counts[next_shard] += 1
-                next_shard = (next_shard + 1) % num_shards
-            totals.update(documents=result.documents, sentences=result.sentences,
-                          tokens=result.tokens, masked=result.masked,
-                          random_next=result.random_next, instances=len(result.records),
-                          chunks=1)
-            if progress and time.time() - last_report >= progress_every_seconds:
-                last_report = time.time()
-                report()
-        for w in writers:
-            w.close()
-        writers = []
-    except BaseException:
-        for w in writers:
-            w.close()
-        for p in tmp_paths:
-            if os.path.exists(p):
-                os.remove(p)
-        raise
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    if totals["instances"] == 0:
-        for p in tmp_paths:
-            os.remove(p)
+        with _chunk_results(chunks, factory, vocab, config, num_workers) as results:
+            shard_counts = _write_shards(results, paths, tracker)
+    except _NoInstances:
         raise PretrainingDataError(
             f"{files[0]}: no training instances could be made from the input "
-            f"({stats.get('lines', 0)} lines, {totals['documents']} non-empty documents)")
-    for tmp, final in zip(tmp_paths, paths):
-        os.replace(tmp, final)
-    final = report(final=True)
-    counts = {"lines": stats.get("lines", 0), "documents": totals["documents"],
-              "sentences": totals["sentences"], "tokens": totals["tokens"],
-              "instances": totals["instances"], "masked_tokens": totals["masked"],
-              "random_next": totals["random_next"], "chunks": totals["chunks"]}
+            f"({tracker.stats.get('lines', 0)} lines, {tracker.totals['documents']} non-empty "
+            "documents)") from None
+    final = tracker.report(final=True)
     metadata = build_metadata(config, files, vocab_file, tokens, lower_case,
-                              [os.path.basename(p) for p in paths], shard_counts, counts)
-    text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
-    tmp_meta = metadata_path(output_prefix) + ".tmp"
-    with open(tmp_meta, "w") as f:
-        f.write(text)
-    os.replace(tmp_meta, metadata_path(output_prefix))
+                              [os.path.basename(p) for p in paths], shard_counts,
+                              tracker.counts())
+    atomic_write_json(metadata_path(output_prefix), metadata)
     metadata["elapsed_seconds"] = final["elapsed_seconds"]
     return metadata
-
-
-def build_metadata(config, files, vocab_file, tokens, lower_case, shard_names, shard_counts,
-                   counts, engine="local"):
-    """The `<prefix>.metadata.json` dict (settings, vocab hash, shards, counts).
-    `shard_counts` may be None when the writer does not report per-shard counts (Beam)."""
-    vocab = _Vocab(tokens)
-    return {
-        "format": METADATA_FORMAT,
-        "format_version": 1,
-        "engine": engine,
-        "masked": config.max_predictions_per_seq > 0,
-        "max_seq_length": config.max_seq_length,
-        "max_predictions_per_seq": config.max_predictions_per_seq,
-        "masked_lm_prob": config.masked_lm_prob,
-        "short_seq_prob": config.short_seq_prob,
-        "dupe_factor": config.dupe_factor,
-        "random_seed": config.random_seed,
-        "whole_word_masking": config.whole_word_masking,
-        "input_format": config.input_format,
-        "chunk_sentences": config.chunk_sentences,
-        "lower_case": (vocab_lib.infer_lower_case(tokens) if lower_case is None
-                       else bool(lower_case)),
-        "vocab_size": vocab.size,
-        "vocab_sha256": file_sha256(vocab_file),
-        "special_ids": {"pad": vocab.pad_id, "unk": vocab.unk_id, "cls": vocab.cls_id,
-                        "sep": vocab.sep_id, "mask": vocab.mask_id},
-        "input_files": list(files),
-        "num_shards": len(shard_names),
-        "shards": list(shard_names),
-        "shard_instances": shard_counts,
-        "counts": counts,
-    }

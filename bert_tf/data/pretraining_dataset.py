@@ -12,140 +12,24 @@ one-line error naming the file, not a failure deep inside a training step.
 Shape legend: B = batch, T = seq_length, P = max_predictions_per_seq.
 """
 
-import json
 import random
-import re
 
 import tensorflow as tf
 
+from bert_tf import input_files
 from bert_tf.data import packed_dataset
-from bert_tf.data.packing import PackingError
-from bert_tf.data.pretraining_data import (METADATA_SUFFIX, SHARD_SUFFIX, PretrainingDataError,
-                                           file_sha256)
+from bert_tf.data import pretraining_record_checks as checks
+from bert_tf.data.pretraining_config import PretrainingDataError
 from bert_tf.text import masking
-
-BASE_FEATURES = ("input_ids", "input_mask", "segment_ids", "next_sentence_labels")
-MASK_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
-_SHARD_NAME = re.compile(r"^(.*)-\d+-of-\d+" + re.escape(SHARD_SUFFIX) + r"$")
 
 
 def expand_file_patterns(file_patterns):
-    """Comma-separated globs or a list of globs -> sorted unique file names."""
-    if isinstance(file_patterns, str):
-        file_patterns = file_patterns.split(",")
-    patterns = [p.strip() for p in file_patterns if p and p.strip()]
-    if not patterns:
+    """Comma-separated globs or a list of globs -> file names in pattern order, each once."""
+    if not input_files.split_patterns(file_patterns):
         raise PretrainingDataError("no pre-training record files given")
-    files = []
-    for pattern in patterns:
-        matched = sorted(tf.io.gfile.glob(pattern))
-        if not matched:
-            raise PretrainingDataError(f"{pattern}: no pre-training record files match")
-        files.extend(f for f in matched if f not in files)
-    return files
-
-
-def _first_record(path):
-    try:
-        for record in tf.data.TFRecordDataset(path).take(1):
-            return record.numpy()
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-        raise PretrainingDataError(f"{path}: not a readable TFRecord file "
-                                   f"({e.message.splitlines()[0]})") from None
-    return None
-
-
-def _feature_values(feature):
-    kind = feature.WhichOneof("kind")
-    if kind is None:
-        return "empty", []
-    return kind, list(getattr(feature, kind).value)
-
-
-def check_record(path, record, seq_length, max_predictions_per_seq, need_masks):
-    """Checks one serialized example against the expected layout.
-
-    Returns the number of masked-LM slots the record holds (0 if it has no masked_lm_*)."""
-    example = tf.train.Example.FromString(record)
-    features = example.features.feature
-
-    def check(name, kind, length):
-        if name not in features:
-            raise PretrainingDataError(f"{path}: record lacks feature '{name}' (has "
-                                       f"{', '.join(sorted(features)) or 'none'})")
-        got_kind, values = _feature_values(features[name])
-        if got_kind != kind:
-            raise PretrainingDataError(f"{path}: feature '{name}' is {got_kind}, expected "
-                                       f"{kind}")
-        if length is not None and len(values) != length:
-            what = {"next_sentence_labels": "1"}.get(name)
-            expected = what or (f"seq_length={length}" if name in BASE_FEATURES
-                                else f"max_predictions_per_seq={length}")
-            raise PretrainingDataError(f"{path}: feature '{name}' has {len(values)} values, "
-                                       f"expected {expected}")
-        return len(values)
-
-    for name in ("input_ids", "input_mask", "segment_ids"):
-        check(name, "int64_list", seq_length)
-    check("next_sentence_labels", "int64_list", 1)
-    has_masks = [name in features for name in MASK_FEATURES]
-    if need_masks:
-        if not any(has_masks):
-            raise PretrainingDataError(
-                f"{path}: records are unmasked (no masked_lm_* features); read them with "
-                "dynamic_masking=True")
-        slots = check("masked_lm_positions", "int64_list", max_predictions_per_seq)
-    else:
-        if not any(has_masks):
-            return 0
-        slots = check("masked_lm_positions", "int64_list", None)
-    check("masked_lm_ids", "int64_list", slots)
-    check("masked_lm_weights", "float_list", slots)
-    return slots
-
-
-def _load_metadata(files):
-    """The metadata JSON next to each group of shards, if present: {prefix: dict}."""
-    found = {}
-    for path in files:
-        m = _SHARD_NAME.match(path)
-        if not m or m.group(1) in found:
-            continue
-        meta_path = m.group(1) + METADATA_SUFFIX
-        if tf.io.gfile.exists(meta_path):
-            try:
-                with tf.io.gfile.GFile(meta_path) as f:
-                    found[m.group(1)] = (meta_path, json.load(f))
-            except ValueError as e:
-                raise PretrainingDataError(f"{meta_path}: not valid JSON ({e})") from None
-    return found
-
-
-def _check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_masking,
-                    vocab_size, vocab_file):
-    vocab_hash = file_sha256(vocab_file) if vocab_file else None
-    for meta_path, meta in metadata.values():
-        if meta.get("max_seq_length") != seq_length:
-            raise PretrainingDataError(
-                f"{meta_path}: records have max_seq_length={meta.get('max_seq_length')}, "
-                f"expected seq_length={seq_length}")
-        if not dynamic_masking and meta.get("masked") is False:
-            raise PretrainingDataError(
-                f"{meta_path}: records are unmasked (max_predictions_per_seq=0); read them "
-                "with dynamic_masking=True")
-        if (not dynamic_masking
-                and meta.get("max_predictions_per_seq") != max_predictions_per_seq):
-            raise PretrainingDataError(
-                f"{meta_path}: records have max_predictions_per_seq="
-                f"{meta.get('max_predictions_per_seq')}, expected {max_predictions_per_seq}")
-        if vocab_size is not None and meta.get("vocab_size", 0) > vocab_size:
-            raise PretrainingDataError(
-                f"{meta_path}: records use a vocab of {meta['vocab_size']} tokens, more than "
-                f"the model's vocab_size={vocab_size}")
-        if vocab_hash and meta.get("vocab_sha256") not in (None, vocab_hash):
-            raise PretrainingDataError(
-                f"{meta_path}: records were made with a different vocab (sha256 "
-                f"{meta['vocab_sha256'][:12]}...), not {vocab_file} ({vocab_hash[:12]}...)")
+    return input_files.expand_patterns(
+        file_patterns,
+        lambda pattern: PretrainingDataError(f"{pattern}: no pre-training record files match"))
 
 
 def _limited_reader(record_limits):
@@ -197,6 +81,64 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
       record_limits: {file path: n}: read only the first n records of that file (the good
         records before a corrupt one, see bert_tf/data/record_scan.py).
     """
+    _check_masking_arguments(whole_word_masking, dynamic_masking, vocab_file)
+    files = expand_file_patterns(file_patterns)
+    metadata = checks.load_metadata(files)
+    checks.check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_masking,
+                          vocab_size, vocab_file)
+    if dynamic_masking:
+        vocab_size, mask_id, special_ids = checks.masking_settings(
+            metadata, files, vocab_size, mask_id, special_ids, max_predictions_per_seq)
+    continuation = (checks.continuation_flags(vocab_file, vocab_size) if whole_word_masking
+                    else None)
+    readable, stored_slots, stored_packing = checks.readable_files(
+        files, seq_length, max_predictions_per_seq, dynamic_masking, packing)
+
+    if dynamic_masking and seed is None:
+        seed = random.SystemRandom().randrange(1 << 31)
+    deterministic = seed is not None or not is_training
+    per_pipeline_batch = (batch_size if input_context is None
+                          else input_context.get_per_replica_batch_size(batch_size))
+    ds = _records(readable, is_training, seed, num_epochs, input_context, cycle_length,
+                  record_limits, shuffle_buffer_size, deterministic)
+    spec = (packed_dataset.packed_spec(stored_packing) if stored_packing is not None
+            else _record_spec(seq_length, stored_slots))
+    if stored_packing is None and packing is not None:
+        ds = ds.batch(pack_buffer_size)   # a buffer of examples to pack together
+    else:
+        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(lambda records: _parse(records, spec), **parallel)
+    if stored_packing is not None:
+        ds = ds.map(packed_dataset.to_packed_inputs, **parallel)
+        return _finish(ds, deterministic)
+    if dynamic_masking:
+        masking_kwargs = dict(vocab_size=int(vocab_size), mask_id=int(mask_id),
+                              special_ids=tuple(int(i) for i in special_ids),
+                              masked_lm_prob=masked_lm_prob,
+                              max_predictions_per_seq=max_predictions_per_seq,
+                              continuation=continuation)
+        pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+        remask = _remasker(seed, pipeline_id, stored_slots, packing, masking_kwargs)
+        ds = ds.enumerate().map(remask, **parallel)
+    else:
+        ds = ds.map(lambda x: _to_inputs(x, packing), **parallel)
+    if packing is not None:
+        ds = _pack_rows(ds, packing, is_training, seed, pack_buffer_size, per_pipeline_batch,
+                        parallel)
+    return _finish(ds, deterministic)
+
+
+def _pack_rows(ds, packing, is_training, seed, pack_buffer_size, batch_size, parallel):
+    """Buffers of examples -> batches of packed rows (bert_tf/data/packed_dataset.py)."""
+    ds = ds.map(lambda x: packed_dataset.pack_batch(x, packing), **parallel).unbatch()
+    if is_training:   # rows come out longest-first within a buffer: mix them
+        ds = ds.shuffle(pack_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=is_training)
+    return ds.map(packed_dataset.to_packed_inputs, **parallel)
+
+
+def _check_masking_arguments(whole_word_masking, dynamic_masking, vocab_file):
     if whole_word_masking and not dynamic_masking:
         raise PretrainingDataError(
             "whole_word_masking applies to dynamic_masking (stored masks are whole-word if "
@@ -204,90 +146,19 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
     if whole_word_masking and not vocab_file:
         raise PretrainingDataError("whole_word_masking needs vocab_file (to find the '##' "
                                    "pieces)")
-    files = expand_file_patterns(file_patterns)
-    metadata = _load_metadata(files)
-    _check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_masking, vocab_size,
-                    vocab_file)
-    if dynamic_masking:
-        metas = [m for _, m in metadata.values()]
-        if metas:
-            special = metas[0].get("special_ids", {})
-            if mask_id is None:
-                mask_id = special.get("mask")
-            if vocab_size is None:
-                vocab_size = metas[0].get("vocab_size")
-            if not special_ids:
-                special_ids = tuple(sorted(set(special.values())))
-        if mask_id is None or vocab_size is None:
-            raise PretrainingDataError(
-                "dynamic_masking needs vocab_size and mask_id (no metadata JSON next to "
-                f"{files[0]} to take them from)")
-        if max_predictions_per_seq < 1:
-            raise PretrainingDataError("dynamic_masking needs max_predictions_per_seq >= 1, "
-                                       f"got {max_predictions_per_seq}")
-    continuation = None
-    if whole_word_masking:
-        from bert_tf.text.vocab import load_vocab
-        continuation = [token.startswith("##") for token in load_vocab(vocab_file)]
-        if len(continuation) != int(vocab_size):
-            raise PretrainingDataError(f"{vocab_file}: {len(continuation)} tokens, the "
-                                       f"records' vocab has {vocab_size}")
 
-    stored_slots = None
-    stored_packing = None
-    readable = []
-    for path in files:
-        record = _first_record(path)
-        if record is None:
-            continue  # an empty shard: nothing to check, nothing to read
-        file_packing = packed_dataset.record_packing_config(path, record)
-        if file_packing is not None or stored_packing is not None:
-            if stored_slots is not None:
-                file_packing = None   # an unpacked file came first: a mix
-            stored_packing = _check_packed_file(path, file_packing, stored_packing, seq_length,
-                                                dynamic_masking, packing)
-            readable.append(path)
-            continue
-        slots = check_record(path, record, seq_length, max_predictions_per_seq,
-                             need_masks=not dynamic_masking)
-        if stored_slots is not None and slots != stored_slots:
-            raise PretrainingDataError(
-                f"{path}: records hold {slots} masked-LM slots, other files {stored_slots}")
-        stored_slots = slots
-        readable.append(path)
-    if not readable:
-        raise PretrainingDataError(f"{files[0]}: all {len(files)} record files are empty")
 
-    if packing is not None and not (stored_slots or dynamic_masking):
-        raise PackingError(f"{readable[0]}: packing needs masked records or dynamic_masking")
-    if packing is not None and packing.max_seq_length != seq_length:
-        raise PackingError(f"packing max_seq_length={packing.max_seq_length}, records have "
-                           f"seq_length={seq_length}")
-
-    spec = {
-        "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
-    if stored_slots:
-        spec["masked_lm_positions"] = tf.io.FixedLenFeature([stored_slots], tf.int64)
-        spec["masked_lm_ids"] = tf.io.FixedLenFeature([stored_slots], tf.int64)
-        spec["masked_lm_weights"] = tf.io.FixedLenFeature([stored_slots], tf.float32)
-
-    if dynamic_masking and seed is None:
-        seed = random.SystemRandom().randrange(1 << 31)
-    deterministic = seed is not None or not is_training
-    per_pipeline_batch = batch_size
+def _records(readable, is_training, seed, num_epochs, input_context, cycle_length,
+             record_limits, shuffle_buffer_size, deterministic):
+    """The serialized records of this input pipeline's share of the files: files shuffled
+    and repeated when training, read `cycle_length` at a time, records shuffled."""
     ds = tf.data.Dataset.from_tensor_slices(readable)
-    if input_context is not None:
-        per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
-        if input_context.num_input_pipelines > 1:
-            if len(readable) < input_context.num_input_pipelines:
-                raise PretrainingDataError(
-                    f"{readable[0]}: {len(readable)} record files cannot be split across "
-                    f"{input_context.num_input_pipelines} input pipelines; write more shards")
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(readable) < input_context.num_input_pipelines:
+            raise PretrainingDataError(
+                f"{readable[0]}: {len(readable)} record files cannot be split across "
+                f"{input_context.num_input_pipelines} input pipelines; write more shards")
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if is_training:
         ds = ds.shuffle(len(readable), seed=seed, reshuffle_each_iteration=True)
         ds = ds.repeat(num_epochs)
@@ -298,74 +169,60 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if is_training:
         ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if stored_packing is not None:
-        spec = packed_dataset.packed_spec(stored_packing)
-        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
-    elif packing is not None:
-        ds = ds.batch(pack_buffer_size)   # a buffer of examples to pack together
-    else:
-        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
+    return ds
 
-    def parse(records):
-        raw = tf.io.parse_example(records, spec)
-        out = {k: tf.cast(v, tf.float32 if k == "masked_lm_weights" else tf.int32)
-               for k, v in raw.items()}
-        return out
 
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if stored_packing is not None:
-        ds = ds.map(packed_dataset.to_packed_inputs, num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=deterministic)
-        return _finish(ds, deterministic)
+def _record_spec(seq_length, stored_slots):
+    spec = {
+        "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+    if stored_slots:
+        spec["masked_lm_positions"] = tf.io.FixedLenFeature([stored_slots], tf.int64)
+        spec["masked_lm_ids"] = tf.io.FixedLenFeature([stored_slots], tf.int64)
+        spec["masked_lm_weights"] = tf.io.FixedLenFeature([stored_slots], tf.float32)
+    return spec
 
-    def to_inputs(x):
-        if packing is not None:
-            return x   # record layout, for pack_batch
-        features = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
-                    "input_type_ids": x["segment_ids"],
-                    "masked_lm_positions": x["masked_lm_positions"]}
-        labels = {"masked_lm_ids": x["masked_lm_ids"],
-                  "masked_lm_weights": x["masked_lm_weights"],
-                  "next_sentence_labels": x["next_sentence_labels"][:, 0]}
-        return features, labels
 
-    if dynamic_masking:
-        masking_kwargs = dict(vocab_size=int(vocab_size), mask_id=int(mask_id),
-                              special_ids=tuple(int(i) for i in special_ids),
-                              masked_lm_prob=masked_lm_prob,
-                              max_predictions_per_seq=max_predictions_per_seq,
-                              continuation=continuation)
-        pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+def _parse(records, spec):
+    raw = tf.io.parse_example(records, spec)
+    return {k: tf.cast(v, tf.float32 if k == "masked_lm_weights" else tf.int32)
+            for k, v in raw.items()}
 
-        def remask(index, x):
-            ids = x["input_ids"]
-            if stored_slots:
-                ids = masking.unmask(ids, x["masked_lm_positions"], x["masked_lm_ids"],
-                                     x["masked_lm_weights"])
-            # One stateless seed per (run seed, pipeline, batch index): new masks every batch
-            # (so every epoch), the same ones on a rerun with the same seed.
-            batch_seed = tf.stack([tf.constant(seed, tf.int64),
-                                   index * 1024 + pipeline_id])
-            m = masking.dynamic_mask(ids, x["input_mask"], batch_seed, **masking_kwargs)
-            x = dict(x)
-            x["input_ids"] = m["input_word_ids"]
-            for k in ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights"):
-                x[k] = m[k]
-            return to_inputs(x)
 
-        ds = ds.enumerate().map(remask, num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=deterministic)
-    else:
-        ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+def _to_inputs(x, packing):
+    """Record features -> (features, labels) of BertPretrainer (the record layout itself
+    when the batch is packed next)."""
     if packing is not None:
-        ds = ds.map(lambda x: packed_dataset.pack_batch(x, packing),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic).unbatch()
-        if is_training:   # rows come out longest-first within a buffer: mix them
-            ds = ds.shuffle(pack_buffer_size, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
-        ds = ds.map(packed_dataset.to_packed_inputs, num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=deterministic)
-    return _finish(ds, deterministic)
+        return x   # record layout, for pack_batch
+    features = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
+                "input_type_ids": x["segment_ids"],
+                "masked_lm_positions": x["masked_lm_positions"]}
+    labels = {"masked_lm_ids": x["masked_lm_ids"],
+              "masked_lm_weights": x["masked_lm_weights"],
+              "next_sentence_labels": x["next_sentence_labels"][:, 0]}   # [B, 1] -> [B]
+    return features, labels
+
+
+def _remasker(seed, pipeline_id, stored_slots, packing, masking_kwargs):
+    """(batch index, record features) -> inputs with fresh masks (stored masks undone)."""
+    def remask(index, x):
+        ids = x["input_ids"]
+        if stored_slots:
+            ids = masking.unmask(ids, x["masked_lm_positions"], x["masked_lm_ids"],
+                                 x["masked_lm_weights"])
+        # One stateless seed per (run seed, pipeline, batch index): new masks every batch
+        # (so every epoch), the same ones on a rerun with the same seed.
+        batch_seed = tf.stack([tf.constant(seed, tf.int64), index * 1024 + pipeline_id])
+        m = masking.dynamic_mask(ids, x["input_mask"], batch_seed, **masking_kwargs)
+        x = dict(x)
+        x["input_ids"] = m["input_word_ids"]
+        for k in ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights"):
+            x[k] = m[k]
+        return _to_inputs(x, packing)
+    return remask
 
 
 def _finish(ds, deterministic):
@@ -373,23 +230,3 @@ def _finish(ds, deterministic):
     options.deterministic = deterministic
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _check_packed_file(path, file_packing, stored_packing, seq_length, dynamic_masking,
-                       packing):
-    """Checks one file of records written packed; returns its PackingConfig."""
-    if file_packing is None or (stored_packing is not None and file_packing != stored_packing):
-        raise PretrainingDataError(f"{path}: packed and unpacked (or differently packed) "
-                                   "record files mixed")
-    if file_packing.max_seq_length != seq_length:
-        raise PretrainingDataError(f"{path}: feature 'input_ids' has "
-                                   f"{file_packing.max_seq_length} values, expected "
-                                   f"seq_length={seq_length}")
-    if dynamic_masking:
-        raise PretrainingDataError(f"{path}: records are packed with fixed masks; dynamic "
-                                   "masking packs in the pipeline instead (write unpacked "
-                                   "records and use packing)")
-    if packing is not None:
-        raise PretrainingDataError(f"{path}: records are already packed; read them without "
-                                   "packing")
-    return file_packing

@@ -16,6 +16,8 @@ single enormous block is cut every `max_document_sentences` sentences, so memory
 
 import re
 
+from bert_tf.input_files import gfile, is_remote
+
 FORMATS = ("sentences", "prose", "auto")
 
 # Abbreviations after which a full stop does not end a sentence (compared lower-cased).
@@ -77,17 +79,6 @@ def _is_heading(document):
     """A block that is one short line without terminal punctuation, e.g. "Genesis 1"."""
     return (len(document) == 1 and len(document[0].split()) <= 8
             and not _TERMINAL.search(document[0]))
-
-
-def is_remote(path):
-    """A path on a file system only TF's gfile reads (gs://, s3://, hdfs://, ...)."""
-    return "://" in str(path)
-
-
-def gfile():
-    # TF is imported only for remote paths: it is heavy, and local reads need plain open().
-    import tensorflow as tf
-    return tf.io.gfile
 
 
 def _read_lines(path, encoding_errors="replace"):

@@ -19,6 +19,10 @@ import dataclasses
 import json
 import logging
 
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data.batching import RaggedFeatures
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import read_text
 from bert_tf.data.windows import max_context_windows, window_starts  # noqa: F401 (API)
@@ -184,7 +188,6 @@ class SquadFeatureStats:
 
 def _char_offsets(text, begin_bytes, end_bytes):
     """Byte offsets into the UTF-8 of `text` -> character offsets [begin, end)."""
-    import numpy as np
     sizes = [len(ch.encode("utf-8")) for ch in text]
     byte_to_char = np.repeat(np.arange(len(text), dtype=np.int64), sizes)
     begin = byte_to_char[np.asarray(begin_bytes, np.int64)] if len(begin_bytes) else \
@@ -195,7 +198,6 @@ def _char_offsets(text, begin_bytes, end_bytes):
 
 
 def _tokenize_with_char_offsets(tokenizer, texts, chunk_size=256):
-    import tensorflow as tf
     out = []
     for start in range(0, len(texts), chunk_size):
         part = texts[start:start + chunk_size]
@@ -214,17 +216,11 @@ def build_features(examples, tokenizer, max_seq_length=384, doc_stride=128,
     window gets start/end positions of the answer, or 0 ([CLS]) when the question is
     unanswerable or the answer is not fully inside the window (as the original).
     Returns (RaggedFeatures, [SpanFeature])."""
-    import numpy as np
-    from bert_tf.data.batching import RaggedFeatures
     stats = stats if stats is not None else SquadFeatureStats()
     contexts = sorted({e.context for e in examples})
     context_tokens = dict(zip(contexts, _tokenize_with_char_offsets(tokenizer, contexts)))
-    import tensorflow as tf
-    questions = []
-    for start in range(0, len(examples), 1024):
-        part = [e.question for e in examples[start:start + 1024]]
-        questions += tokenizer.tokenize(tf.constant(part)).to_list()
-    word_ids, type_ids, starts_out, ends_out, spans = [], [], [], [], []
+    questions = _tokenize_questions(tokenizer, examples)
+    rows = _FeatureRows()
     for index, (example, q_ids) in enumerate(zip(examples, questions)):
         if len(q_ids) > max_query_length:
             q_ids = q_ids[:max_query_length]
@@ -234,13 +230,7 @@ def build_features(examples, tokenizer, max_seq_length=384, doc_stride=128,
         if window < 1:
             raise ValueError(f"max_seq_length {max_seq_length} leaves no room for the context "
                              f"after a {len(q_ids)}-token question (lower --max_query_length)")
-        answer = None
-        if training and example.answer_start >= 0 and not example.is_impossible:
-            s_char = example.answer_start
-            e_char = s_char + len(example.answer_text)
-            inside = np.nonzero((doc_end > s_char) & (doc_begin < e_char))[0]
-            if len(inside):
-                answer = (int(inside[0]), int(inside[-1]))
+        answer = _answer_tokens(example, doc_begin, doc_end) if training else None
         offsets = window_starts(len(doc_ids), window, doc_stride)
         stats.multi_window_examples += int(len(offsets) > 1)
         best_window = max_context_windows(len(doc_ids), offsets, window)
@@ -249,24 +239,64 @@ def build_features(examples, tokenizer, max_seq_length=384, doc_stride=128,
             ids = [tokenizer.cls_id] + q_ids + [tokenizer.sep_id] + \
                 doc_ids[w_start:w_start + w_len] + [tokenizer.sep_id]
             offset = len(q_ids) + 2
-            types = [0] * offset + [1] * (w_len + 1)
-            char_start = np.full(len(ids), -1, np.int64)
-            char_end = np.full(len(ids), -1, np.int64)
-            char_start[offset:offset + w_len] = doc_begin[w_start:w_start + w_len]
-            char_end[offset:offset + w_len] = doc_end[w_start:w_start + w_len]
-            is_max = np.zeros(len(ids), bool)
-            is_max[offset:offset + w_len] = best_window[w_start:w_start + w_len] == w_index
+            in_window = slice(w_start, w_start + w_len)
+            span = _span_feature(index, len(ids), offset, doc_begin[in_window],
+                                 doc_end[in_window], best_window[in_window] == w_index)
             if training:
                 if answer and w_start <= answer[0] and answer[1] < w_start + w_len:
-                    starts_out.append(answer[0] - w_start + offset)
-                    ends_out.append(answer[1] - w_start + offset)
+                    rows.add_label(answer[0] - w_start + offset, answer[1] - w_start + offset)
                 else:
                     stats.answer_outside_window += int(answer is not None)
-                    starts_out.append(0)
-                    ends_out.append(0)
-            word_ids.append(ids)
-            type_ids.append(types)
-            spans.append(SpanFeature(index, char_start, char_end, is_max))
-    stats.windows = len(spans)
-    labels = {"start_positions": starts_out, "end_positions": ends_out} if training else {}
-    return RaggedFeatures.from_lists(word_ids, type_ids, labels), spans
+                    rows.add_label(0, 0)
+            rows.add(ids, [0] * offset + [1] * (w_len + 1), span)
+    stats.windows = len(rows.spans)
+    labels = ({"start_positions": rows.starts, "end_positions": rows.ends} if training
+              else {})
+    return RaggedFeatures.from_lists(rows.word_ids, rows.type_ids, labels), rows.spans
+
+
+class _FeatureRows:
+    """The features of build_features, one window at a time."""
+
+    def __init__(self):
+        self.word_ids, self.type_ids, self.starts, self.ends, self.spans = [], [], [], [], []
+
+    def add(self, ids, types, span):
+        self.word_ids.append(ids)
+        self.type_ids.append(types)
+        self.spans.append(span)
+
+    def add_label(self, start, end):
+        self.starts.append(start)
+        self.ends.append(end)
+
+
+def _tokenize_questions(tokenizer, examples, chunk_size=1024):
+    questions = []
+    for start in range(0, len(examples), chunk_size):
+        part = [e.question for e in examples[start:start + chunk_size]]
+        questions += tokenizer.tokenize(tf.constant(part)).to_list()
+    return questions
+
+
+def _answer_tokens(example, doc_begin, doc_end):
+    """(first, last) context token of a training example's answer, or None."""
+    if example.answer_start < 0 or example.is_impossible:
+        return None
+    s_char = example.answer_start
+    e_char = s_char + len(example.answer_text)
+    inside = np.nonzero((doc_end > s_char) & (doc_begin < e_char))[0]
+    return (int(inside[0]), int(inside[-1])) if len(inside) else None
+
+
+def _span_feature(index, length, offset, char_begin, char_end, is_max_context):
+    """SpanFeature of a window of `length` tokens whose context starts at `offset`: the
+    context tokens' character offsets and max-context flags, -1 / False elsewhere."""
+    w_len = len(char_begin)
+    char_start = np.full(length, -1, np.int64)
+    char_stop = np.full(length, -1, np.int64)
+    char_start[offset:offset + w_len] = char_begin
+    char_stop[offset:offset + w_len] = char_end
+    is_max = np.zeros(length, bool)
+    is_max[offset:offset + w_len] = is_max_context
+    return SpanFeature(index, char_start, char_stop, is_max)

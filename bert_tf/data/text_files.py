@@ -14,6 +14,7 @@ import json
 import os
 
 from bert_tf.data.errors import DataError
+from bert_tf.input_files import gfile, is_remote
 
 BINARY_SNIFF_BYTES = 8192
 
@@ -88,9 +89,8 @@ def looks_binary(path, size=BINARY_SNIFF_BYTES):
     """Why the file's first `size` bytes are not text ("NUL byte at offset 12", "38% of the
     bytes are not UTF-8"), or None. Text has no NUL bytes (UTF-16 text has: it is not UTF-8
     either), and at most a stray bad byte."""
-    if "://" in str(path):    # gs://, file://, ...: only TF's gfile reads them (TF is heavy)
-        import tensorflow as tf
-        with tf.io.gfile.GFile(path, "rb") as f:
+    if is_remote(path):
+        with gfile().GFile(path, "rb") as f:
             head = f.read(size)
     else:
         with open(path, "rb") as f:

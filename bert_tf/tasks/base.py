@@ -5,6 +5,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from bert_tf.atomic_io import atomic_write_text
 from bert_tf.data.batching import batch_order, make_dataset
 
 
@@ -98,7 +99,6 @@ def softmax(logits):
 
 
 def write_jsonl(path, rows):
-    from bert_tf.model_dir import atomic_write_text
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 

@@ -12,7 +12,7 @@ from bert_tf.data import squad as data
 from bert_tf.evaluation import squad as squad_eval
 from bert_tf.evaluation.span_decoding import decode_example
 from bert_tf.models import BertSpanQA
-from bert_tf.model_dir import write_json
+from bert_tf.atomic_io import atomic_write_json as write_json
 from bert_tf.tasks.base import Task, per_example_ce, write_jsonl
 
 

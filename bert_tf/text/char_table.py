@@ -19,12 +19,13 @@ payload (uncased normalization of the code point = strip_Mn(NFD(lower(cp)))):
 
 import functools
 import hashlib
+import io
 import os
-import tempfile
 import unicodedata
 
 import numpy as np
 
+from bert_tf.atomic_io import atomic_write_bytes
 from bert_tf.cache import cache_dir
 
 MAX_CODE_POINT = 0x10FFFF
@@ -104,11 +105,10 @@ def build():
     except (OSError, KeyError, ValueError):
         pass
     table = _compute()
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: table[k] for k in _ARRAYS})
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: table[k] for k in _ARRAYS})
-        os.replace(tmp, path)
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError:
         pass  # a read-only cache only costs the recomputation
     return table

@@ -146,19 +146,9 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
     input_mask = tf.convert_to_tensor(input_mask, tf.int32)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     shape = tf.shape(input_ids)
-    length = shape[1]
-    p = max_predictions_per_seq
     seeds = tf.random.experimental.stateless_split(seed, num=4)
-
-    candidate = tf.not_equal(input_mask, 0)  # [B, T]
-    for special in special_ids:
-        candidate &= tf.not_equal(input_ids, special)
-    num_tokens = tf.reduce_sum(input_mask, axis=1)  # [B]
-    # round-half-away-from-zero isn't needed: the original uses Python round (half to even),
-    # and tf.round is half to even as well.
-    target = tf.cast(tf.round(tf.cast(num_tokens, tf.float32) * masked_lm_prob), tf.int32)
-    target = tf.minimum(tf.maximum(target, 1), p)
-    target = tf.minimum(target, tf.reduce_sum(tf.cast(candidate, tf.int32), axis=1))  # [B]
+    candidate, target = _candidates_and_targets(input_ids, input_mask, special_ids,
+                                                masked_lm_prob, max_predictions_per_seq)
 
     # A random rank for every candidate; the `target` lowest-scoring candidates get masked.
     scores = tf.random.stateless_uniform(shape, seeds[0])  # [B, T]
@@ -170,7 +160,37 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
         ranks = tf.argsort(order, axis=1, stable=True)  # [B, T] rank of each position
         selected = ranks < target[:, None]  # [B, T]
 
-    # Positions in increasing order: sort keys that put the selected positions first.
+    masked_positions, masked_ids, weights = _selected_positions(input_ids, selected,
+                                                                max_predictions_per_seq)
+    replacement = _replacements(input_ids, seeds, vocab_size, mask_id, special_ids)
+    masked_input = tf.where(selected, replacement, input_ids)
+    return {
+        "input_word_ids": masked_input,
+        "masked_lm_positions": tf.cast(masked_positions, tf.int32),
+        "masked_lm_ids": tf.cast(masked_ids, tf.int32),
+        "masked_lm_weights": tf.cast(weights, tf.float32),
+    }
+
+
+def _candidates_and_targets(input_ids, input_mask, special_ids, masked_lm_prob, p):
+    """Which tokens may be masked [B, T] bool, and how many to mask per row [B]."""
+    candidate = tf.not_equal(input_mask, 0)  # [B, T]
+    for special in special_ids:
+        candidate &= tf.not_equal(input_ids, special)
+    num_tokens = tf.reduce_sum(input_mask, axis=1)  # [B]
+    # round-half-away-from-zero isn't needed: the original uses Python round (half to even),
+    # and tf.round is half to even as well.
+    target = tf.cast(tf.round(tf.cast(num_tokens, tf.float32) * masked_lm_prob), tf.int32)
+    target = tf.minimum(tf.maximum(target, 1), p)
+    target = tf.minimum(target, tf.reduce_sum(tf.cast(candidate, tf.int32), axis=1))  # [B]
+    return candidate, target
+
+
+def _selected_positions(input_ids, selected, p):
+    """The selected positions in increasing order, padded to P: positions [B, P], their
+    original ids [B, P], and weights [B, P] (True for real entries)."""
+    length = tf.shape(input_ids)[1]
+    # Sort keys that put the selected positions first.
     positions = tf.range(length)[None, :]  # [1, T]
     keys = tf.where(selected, positions, positions + length)  # [B, T]
     keys = tf.sort(keys, axis=1)
@@ -179,24 +199,22 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
     weights = keys < length  # [B, P]
     masked_positions = tf.where(weights, keys, 0)
     masked_ids = tf.where(weights, tf.gather(input_ids, masked_positions, batch_dims=1), 0)
+    return masked_positions, masked_ids, weights
 
-    # 80% [MASK], 10% random token, 10% unchanged.
+
+def _replacements(input_ids, seeds, vocab_size, mask_id, special_ids):
+    """What a selected token becomes [B, T]: 80% [MASK], 10% a random token, 10% unchanged
+    (a random draw of a special id keeps the token)."""
+    shape = tf.shape(input_ids)
     choice = tf.random.stateless_uniform(shape, seeds[1])  # [B, T]
     random_ids = tf.random.stateless_uniform(shape, seeds[2], minval=0, maxval=vocab_size,
                                              dtype=tf.int32)  # [B, T]
-    random_ok = tf.ones_like(candidate)
+    random_ok = tf.ones_like(input_ids, tf.bool)
     for special in special_ids:
         random_ok &= tf.not_equal(random_ids, special)
     random_ids = tf.where(random_ok, random_ids, input_ids)  # a special draw keeps the token
-    replacement = tf.where(choice < 0.8, tf.fill(shape, mask_id),
-                           tf.where(choice < 0.9, random_ids, input_ids))
-    masked_input = tf.where(selected, replacement, input_ids)
-    return {
-        "input_word_ids": masked_input,
-        "masked_lm_positions": tf.cast(masked_positions, tf.int32),
-        "masked_lm_ids": tf.cast(masked_ids, tf.int32),
-        "masked_lm_weights": tf.cast(weights, tf.float32),
-    }
+    return tf.where(choice < 0.8, tf.fill(shape, mask_id),
+                    tf.where(choice < 0.9, random_ids, input_ids))
 
 
 def unmask(input_ids, masked_lm_positions, masked_lm_ids, masked_lm_weights):

@@ -6,13 +6,12 @@
     # -> {"input_word_ids", "input_mask", "input_type_ids"}: int32 [B, seq_length]
 """
 
-import json
 import os
 
 import keras
 import tensorflow as tf
 
-from bert_tf import model_dir as model_dir_lib
+from bert_tf.model_dir import ModelDir
 from bert_tf.text import packer as packer_lib
 from bert_tf.text.tokenizer import BertTokenizer
 
@@ -81,47 +80,12 @@ class BertPreprocessor(keras.layers.Layer):
         return config
 
 
-def _casing_from_name(path):
-    name = os.path.basename(os.path.normpath(path)).lower()
-    if "uncased" in name:
-        return True
-    if "cased" in name:
-        return False
-    return None
-
-
 def find_vocab(path):
     """-> (vocab_file, lower_case or None, seq_length or None) for a bert-tf model dir, a
     Hugging Face BERT dir, a Google BERT dir, or a vocab file itself."""
     if os.path.isfile(path):
         return path, None, None
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path}: no such directory")
-    if model_dir_lib.is_model_dir(path):
-        d = model_dir_lib.ModelDir(path)
-        pre = d.read_config().get("preprocessing", {})
-        vocab_file = d.file(pre.get("vocab_file") or model_dir_lib.VOCAB_FILE)
-        if not os.path.isfile(vocab_file):
-            raise FileNotFoundError(f"{d.config_path}: preprocessing.vocab_file "
-                                    f"{vocab_file} does not exist")
-        return vocab_file, pre.get("lower_case"), pre.get("seq_length")
-    vocab_file = os.path.join(path, "vocab.txt")
-    if not os.path.isfile(vocab_file):
-        raise FileNotFoundError(f"{path}: no vocab.txt (expected a bert-tf model dir, a Hugging "
-                                "Face BERT dir or a Google BERT dir)")
-    lower_case = None
-    tokenizer_config = os.path.join(path, "tokenizer_config.json")
-    if os.path.isfile(tokenizer_config):   # Hugging Face
-        try:
-            with open(tokenizer_config) as f:
-                value = json.load(f).get("do_lower_case")
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{tokenizer_config}: unreadable ({e})") from None
-        if isinstance(value, bool):
-            lower_case = value
-    if lower_case is None and os.path.isfile(os.path.join(path, "bert_config.json")):
-        lower_case = _casing_from_name(path)   # Google: uncased_L-12_H-768_A-12, cased_...
-    return vocab_file, lower_case, None
+    return ModelDir(path).preprocessing()
 
 
 def load_preprocessor(path, seq_length=None, pad_to_longest=False):

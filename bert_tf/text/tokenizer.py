@@ -127,75 +127,55 @@ class BertTokenizer(keras.layers.Layer):
 
         Shapes: N input code points (all rows), M normalized code points, W words."""
         strings = tf.convert_to_tensor(strings, tf.string)
-        cps_rt, starts_rt = tf.strings.unicode_decode_with_offsets(
-            strings, "UTF-8", errors="replace", replacement_char=0xFFFD)
-        cps = cps_rt.values                                        # [N] int32
-        starts = starts_rt.values                                  # [N] int64 byte offsets
-        row = ragged_ops.row_ids(cps_rt.row_splits)                # [N] int64
-        splits = cps_rt.row_splits                                 # [B+1]
-        n = tf.shape(cps, out_type=tf.int64)[0]
-        idx = tf.range(n)
-        row_start = tf.gather(splits, row)
-        row_end = tf.gather(splits, row + 1)
-        byte_len = tf.strings.length(strings, unit="BYTE")
-        next_start = tf.gather(starts, tf.minimum(idx + 1, tf.maximum(n - 1, 0)))
-        ends = tf.where(idx + 1 == row_end, tf.cast(tf.gather(byte_len, row), tf.int64),
-                        next_start)                                # [N]
-
+        cps, starts, ends, row, row_start, row_end = _decode(strings)
         entry = self._tables.lookup(cps)
         flags = tf.bitwise.bitwise_and(entry, ct.FLAG_MASK)
         payload = tf.bitwise.right_shift(entry, ct.PAYLOAD_SHIFT)
         kind = tf.bitwise.bitwise_and(flags, ct.KIND_MASK)
         is_space = tf.equal(kind, ct.KIND_SPACE)
         is_cjk = tf.equal(kind, ct.KIND_CJK)
-
         if self.lower_case:
-            multi = _has(flags, ct.MAP_MULTI)
-            safe_payload = tf.where(multi, payload, 0)
-            multi_start = tf.gather(self._tables.multi_splits, safe_payload)
-            multi_len = tf.gather(self._tables.multi_splits, safe_payload + 1) - multi_start
-            n_out = tf.where(_has(flags, ct.MAP_EMPTY), 0, tf.where(multi, multi_len, 1))
-            final_sigma = self._final_sigma(cps, flags, kind, row_start, row_end)
-            src = tf.repeat(tf.range(n), n_out)                    # [M] source code point
-            m = tf.shape(src, out_type=tf.int64)[0]
-            pos = tf.cast(tf.range(m) - tf.gather(_exclusive_cumsum(tf.cast(n_out, tf.int64)),
-                                                  src), tf.int32)
-            src_multi = tf.gather(multi, src)
-            multi_idx = tf.where(src_multi, tf.gather(multi_start, src) + pos, 0)
-            norm = tf.where(src_multi, tf.gather(self._tables.multi_values, multi_idx),
-                            tf.gather(cps + payload, src))
-            norm = tf.where(tf.gather(final_sigma, src), ct.FINAL_SIGMA, norm)   # [M]
-            norm_punct = _has(tf.bitwise.bitwise_and(self._tables.lookup(norm), ct.PUNCT),
-                              ct.PUNCT)
+            src, norm, norm_punct = self._lower_cased(cps, flags, payload, kind, row_start,
+                                                      row_end)
         else:
             keep = tf.logical_or(tf.equal(kind, ct.KIND_NORMAL), is_cjk)
             src = tf.where(keep)[:, 0]                             # [M]
-            m = tf.shape(src, out_type=tf.int64)[0]
             norm = tf.gather(cps, src)
             norm_punct = tf.gather(_has(flags, ct.PUNCT), src)
-
-        # Words: a new word starts at a punctuation or CJK character, right after one, after
-        # whitespace, and at the start of each input string.
-        isolate = tf.logical_or(norm_punct, tf.gather(is_cjk, src))
-        space_seg = tf.math.cumsum(tf.cast(tf.logical_or(is_space, idx == row_start), tf.int64))
-        seg = tf.gather(space_seg, src)
-        prev = tf.maximum(tf.range(m) - 1, 0)
-        new_word = tf.logical_or(
-            tf.logical_or(isolate, tf.gather(isolate, prev)),
-            tf.logical_or(tf.not_equal(seg, tf.gather(seg, prev)), tf.range(m) == 0))
-        word_id = tf.math.cumsum(tf.cast(new_word, tf.int64)) - 1  # [M]
-        word_first = tf.where(new_word)[:, 0]                      # [W]
-        w = tf.shape(word_first, out_type=tf.int64)[0]
-        word_last = tf.concat([word_first, tf.reshape(m, [1])], 0)[1:] - 1    # [W]
-        word_chars = word_last - word_first + 1                    # [W]
+        words = _words(src, norm_punct, is_cjk, is_space, row_start)
         return {
-            "norm": norm, "src": src, "word_id": word_id, "word_first": word_first,
-            "word_chars": word_chars, "num_words": w, "starts": starts, "ends": ends,
-            "word_row": tf.gather(row, tf.gather(src, word_first)),
-            "word_begin": tf.gather(starts, tf.gather(src, word_first)),
-            "word_end": tf.gather(ends, tf.gather(src, word_last)),
+            "norm": norm, "src": src, "word_id": words["word_id"],
+            "word_first": words["word_first"], "word_chars": words["word_chars"],
+            "num_words": words["num_words"], "starts": starts, "ends": ends,
+            "word_row": tf.gather(row, tf.gather(src, words["word_first"])),
+            "word_begin": tf.gather(starts, tf.gather(src, words["word_first"])),
+            "word_end": tf.gather(ends, tf.gather(src, words["word_last"])),
             "batch_size": tf.shape(strings, out_type=tf.int64)[0],
         }
+
+    def _lower_cased(self, cps, flags, payload, kind, row_start, row_end):
+        """Lower-casing + accent stripping: each code point maps to 0, 1 or several (a
+        table's multi entry). -> src [M] (source code point of each output), norm [M],
+        norm_punct [M] (the output is punctuation)."""
+        n = tf.shape(cps, out_type=tf.int64)[0]
+        multi = _has(flags, ct.MAP_MULTI)
+        safe_payload = tf.where(multi, payload, 0)
+        multi_start = tf.gather(self._tables.multi_splits, safe_payload)
+        multi_len = tf.gather(self._tables.multi_splits, safe_payload + 1) - multi_start
+        n_out = tf.where(_has(flags, ct.MAP_EMPTY), 0, tf.where(multi, multi_len, 1))
+        final_sigma = self._final_sigma(cps, flags, kind, row_start, row_end)
+        src = tf.repeat(tf.range(n), n_out)                        # [M] source code point
+        m = tf.shape(src, out_type=tf.int64)[0]
+        pos = tf.cast(tf.range(m) - tf.gather(_exclusive_cumsum(tf.cast(n_out, tf.int64)),
+                                              src), tf.int32)
+        src_multi = tf.gather(multi, src)
+        multi_idx = tf.where(src_multi, tf.gather(multi_start, src) + pos, 0)
+        norm = tf.where(src_multi, tf.gather(self._tables.multi_values, multi_idx),
+                        tf.gather(cps + payload, src))
+        norm = tf.where(tf.gather(final_sigma, src), ct.FINAL_SIGMA, norm)   # [M]
+        norm_punct = _has(tf.bitwise.bitwise_and(self._tables.lookup(norm), ct.PUNCT),
+                          ct.PUNCT)
+        return src, norm, norm_punct
 
     @_no_autograph
     def _final_sigma(self, cps, flags, kind, row_start, row_end):
@@ -312,3 +292,45 @@ class BertTokenizer(keras.layers.Layer):
                        "vocab": self.vocab if self._from_list else None,
                        "vocab_file": None if self._from_list else self.vocab_file})
         return config
+
+
+def _decode(strings):
+    """strings [B] -> code points [N] int32, their byte starts and ends [N] int64, their row
+    [N], and the first / one-past-last code point index of that row [N]."""
+    cps_rt, starts_rt = tf.strings.unicode_decode_with_offsets(
+        strings, "UTF-8", errors="replace", replacement_char=0xFFFD)
+    cps = cps_rt.values                                            # [N] int32
+    starts = starts_rt.values                                      # [N] int64 byte offsets
+    row = ragged_ops.row_ids(cps_rt.row_splits)                    # [N] int64
+    splits = cps_rt.row_splits                                     # [B+1]
+    n = tf.shape(cps, out_type=tf.int64)[0]
+    idx = tf.range(n)
+    row_start = tf.gather(splits, row)
+    row_end = tf.gather(splits, row + 1)
+    byte_len = tf.strings.length(strings, unit="BYTE")
+    next_start = tf.gather(starts, tf.minimum(idx + 1, tf.maximum(n - 1, 0)))
+    ends = tf.where(idx + 1 == row_end, tf.cast(tf.gather(byte_len, row), tf.int64),
+                    next_start)                                    # [N]
+    return cps, starts, ends, row, row_start, row_end
+
+
+def _words(src, norm_punct, is_cjk, is_space, row_start):
+    """Words: a new word starts at a punctuation or CJK character, right after one, after
+    whitespace, and at the start of each input string. -> word_id [M], word_first /
+    word_last / word_chars [W], num_words W."""
+    n = tf.shape(is_space, out_type=tf.int64)[0]
+    m = tf.shape(src, out_type=tf.int64)[0]
+    isolate = tf.logical_or(norm_punct, tf.gather(is_cjk, src))
+    space_seg = tf.math.cumsum(tf.cast(tf.logical_or(is_space, tf.range(n) == row_start),
+                                       tf.int64))
+    seg = tf.gather(space_seg, src)
+    prev = tf.maximum(tf.range(m) - 1, 0)
+    new_word = tf.logical_or(
+        tf.logical_or(isolate, tf.gather(isolate, prev)),
+        tf.logical_or(tf.not_equal(seg, tf.gather(seg, prev)), tf.range(m) == 0))
+    word_first = tf.where(new_word)[:, 0]                          # [W]
+    word_last = tf.concat([word_first, tf.reshape(m, [1])], 0)[1:] - 1    # [W]
+    return {"word_id": tf.math.cumsum(tf.cast(new_word, tf.int64)) - 1,   # [M]
+            "word_first": word_first, "word_last": word_last,
+            "word_chars": word_last - word_first + 1,
+            "num_words": tf.shape(word_first, out_type=tf.int64)[0]}

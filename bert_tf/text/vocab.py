@@ -5,6 +5,8 @@ original BERT `load_vocab`. Continuation pieces start with "##".
 """
 
 import os
+
+from bert_tf.atomic_io import atomic_write_text
 from bert_tf.errors import BertTfError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -75,7 +77,6 @@ def infer_lower_case(tokens):
 
 def write_vocab(path, tokens):
     """Writes a token list, one per line (atomically)."""
-    from bert_tf.model_dir import atomic_write_text
     check_vocab(list(tokens), source=path)
     for token in tokens:
         if not token or token != token.strip() or "\n" in token:

@@ -18,15 +18,16 @@
 """
 
 import collections
-import glob
 import os
 import time
 
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
-from bert_tf.text import vocab as vocab_lib
+from bert_tf import input_files
 from bert_tf.errors import BertTfError
+from bert_tf.text import vocab as vocab_lib
+from bert_tf.text.tokenizer import BertTokenizer
 
 
 class VocabBuildError(BertTfError, ValueError):
@@ -34,16 +35,11 @@ class VocabBuildError(BertTfError, ValueError):
 
 
 def expand_inputs(patterns):
-    """Comma-separated globs / list of globs -> sorted unique file paths."""
-    if isinstance(patterns, str):
-        patterns = [p for p in patterns.split(",") if p.strip()]
-    files = []
-    for pattern in patterns:
-        matched = sorted(glob.glob(pattern.strip()))
-        if not matched:
-            raise VocabBuildError(f"{pattern}: no input file matches")
-        files.extend(m for m in matched if os.path.isfile(m))
-    return sorted(set(files))
+    """Comma-separated globs / list of globs -> sorted unique file paths (directories that a
+    pattern matches are passed over)."""
+    files = input_files.expand_patterns(
+        patterns, lambda pattern: VocabBuildError(f"{pattern}: no input file matches"))
+    return sorted(f for f in files if os.path.isfile(f))
 
 
 def iter_lines(files, max_lines=None):
@@ -73,7 +69,6 @@ def _batches(lines, batch_size):
 
 def count_words(lines, lower_case, batch_size=4096):
     """Iterable of text lines -> Counter of normalized words (str -> count)."""
-    from bert_tf.text.tokenizer import BertTokenizer
     splitter = BertTokenizer(vocab=list(vocab_lib.SPECIAL_TOKENS), lower_case=lower_case)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -118,19 +113,13 @@ def learn_vocab(word_counts, vocab_size, min_frequency=2, reserved_tokens=(),
     counts = learner.filter_input_words(counts, allowed, -1)       # sorted by count
     if not counts:
         raise VocabBuildError("no usable words to learn from")
+    best = _search_threshold(counts, params, vocab_size, min_frequency, log)
+    return _assemble(best, reserved, vocab_size)
 
-    def assemble(tokens):
-        protected = [t for t in tokens if t in reserved or _is_char_token(t)]
-        if len(protected) > vocab_size:
-            raise VocabBuildError(
-                f"vocab_size {vocab_size} is smaller than the reserved tokens plus the "
-                f"{len(protected) - len(reserved)} character tokens of this corpus (raise "
-                "--vocab_size)")
-        learnt = [t for t in tokens if t not in reserved and not _is_char_token(t)]
-        chars = sorted(t for t in protected if len(t) == 1 and t not in reserved)
-        suffixes = sorted(t for t in protected if len(t) > 1 and t not in reserved)
-        return reserved + chars + suffixes + learnt[:vocab_size - len(protected)]
 
+def _search_threshold(counts, params, vocab_size, min_frequency, log=None):
+    """The learner's tokens for the highest count threshold that still gives at least
+    vocab_size tokens (or, for a small corpus, the lowest threshold tried)."""
     lo, hi = None, None           # thresholds known to give >= / < vocab_size tokens
     t = max(min_frequency, counts[min(vocab_size, len(counts)) - 1][1])
     results = {}
@@ -155,8 +144,21 @@ def learn_vocab(word_counts, vocab_size, min_frequency=2, reserved_tokens=(),
             if t == min_frequency:
                 break                      # corpus too small for vocab_size
             t = max(min_frequency, t // 2)
-    best = results[lo] if lo is not None else results[min(results)]
-    return assemble(best)
+    return results[lo] if lo is not None else results[min(results)]
+
+
+def _assemble(tokens, reserved, vocab_size):
+    """reserved + single characters + "##" characters + the most frequent learnt pieces."""
+    protected = [t for t in tokens if t in reserved or _is_char_token(t)]
+    if len(protected) > vocab_size:
+        raise VocabBuildError(
+            f"vocab_size {vocab_size} is smaller than the reserved tokens plus the "
+            f"{len(protected) - len(reserved)} character tokens of this corpus (raise "
+            "--vocab_size)")
+    learnt = [t for t in tokens if t not in reserved and not _is_char_token(t)]
+    chars = sorted(t for t in protected if len(t) == 1 and t not in reserved)
+    suffixes = sorted(t for t in protected if len(t) > 1 and t not in reserved)
+    return reserved + chars + suffixes + learnt[:vocab_size - len(protected)]
 
 
 def build_vocab(input_files, vocab_size=30522, lower_case=True, min_frequency=2,

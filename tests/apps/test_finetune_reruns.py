@@ -105,15 +105,15 @@ def test_overwrite_model_dir_starts_over(tiny_model_dir, finished, tmp_path, cap
 
 
 def test_disk_full_writing_eval_results(tiny_model_dir, tmp_path, monkeypatch):
-    from bert_tf import model_dir as md
+    from bert_tf import atomic_io
     out = str(tmp_path / "run")
-    real = md.tempfile.mkstemp
+    real = atomic_io.tempfile.mkstemp
 
     def mkstemp(*a, **kw):
         if kw.get("prefix", "").startswith(".eval_results.json"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*a, **kw)
-    monkeypatch.setattr(md.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic_io.tempfile, "mkstemp", mkstemp)
     with pytest.raises(SystemExit) as e:
         run_app(args_for(tiny_model_dir, out))
     steps = read(os.path.join(out, "finetune_state.json"))["history"][-1]["step"]
