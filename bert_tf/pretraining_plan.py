@@ -1,7 +1,7 @@
 """A pre-training run's inputs, checked and resolved before anything is written.
 
     s = resolve_recorded(s)       # unset lengths/masking (and --mode=eval's eval files) from
-                                  # the model dir's config.json "training"
+                                  # the model dir's config.json
     p = plan_run(s)               # a _Plan: encoder config, vocab, casing, init checkpoint
     check_batch(s, strategy); check_records(s, p, s.input_files, "input_files")
 
@@ -82,7 +82,6 @@ def _comparable(config):
 def _config_diff(a, b):
     da, db = _comparable(a), _comparable(b)
     return [f"{k}={da[k]} vs {db[k]}" for k in sorted(da) if da[k] != db.get(k)]
-
 
 
 class _Plan:
