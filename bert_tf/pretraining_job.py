@@ -112,6 +112,7 @@ def pretrain(s, progress=print):
 
 
 def _run_locked(s, progress, strategy, precision, start):
+    """Steps 1-4 of the module doc, holding the model dir's lock."""
     s = resolve_recorded(s)
     p = plan_run(s)
     if s.mode != "eval":

@@ -10,6 +10,7 @@ import keras
 import pytest
 
 import bert_tf
+from bert_tf import finetuning, pretraining_job
 from bert_tf.errors import BertTfError
 from bert_tf.pretrain_config import PretrainingJobError
 from bert_tf.run_record import RunMismatchError
@@ -81,7 +82,6 @@ def test_finetune_precision_auto_in_process(tiny_model_dir, tmp_path,  # noqa: F
 
 def test_failing_finetune_restores_the_policy(tiny_model_dir, tmp_path, monkeypatch,  # noqa
                                               outside_policy):
-    from bert_tf import finetuning
     seen = []
 
     def broken(path):
@@ -127,7 +127,6 @@ def test_pretrain_precision_auto_in_process(data, tmp_path, outside_policy):  # 
 
 def test_failing_pretrain_restores_the_policy(data, tmp_path, monkeypatch,  # noqa: F811
                                              outside_policy):
-    from bert_tf import pretraining_job
     config = bert_tf.PretrainConfig(**_settings(data, str(tmp_path / "pt"), steps=1,
                                                 num_warmup_steps=0), precision="float32")
     seen = []
