@@ -108,7 +108,7 @@ def _check_rerun(config, record, progress):
                  "settings match; the input files cannot be checked")
     if recorded is not None and os.path.isfile(d.eval_results_path) \
             and os.path.isfile(d.weights_path):
-        results = md.read_json(d.eval_results_path)
+        results = d.read_json(md.EVAL_RESULTS_FILE)
         metric = results.get("main_metric")
         progress(f"{config.model_dir} is already complete (same settings and inputs; best "
                  f"epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
@@ -197,7 +197,7 @@ class _FinetuneRun:
         batches = epochs_order(task.train_features.lengths, config.batch_size, config.epochs,
                                config.seed)
         dataset = task.make_dataset(task.train_features, batches)
-        state = md.read_json(self.state_path) if os.path.isfile(self.state_path) \
+        state = self.dir.read_json(STATE_FILE) if os.path.isfile(self.state_path) \
             else {"history": []}
         done = {h["epoch"] for h in state["history"]}
         for epoch in range(1, config.epochs + 1):
@@ -205,7 +205,7 @@ class _FinetuneRun:
             if epoch not in done:
                 self._evaluate_epoch(epoch, state)
                 done.add(epoch)
-                md.write_json(self.state_path, _finite(state))
+                self.dir.write_json(STATE_FILE, _finite(state))
         if not os.path.isfile(self.dir.weights_path):   # all epochs were done before a restart
             self.dir.save_weights(self.model)
         return self._results(state)

@@ -75,7 +75,7 @@ def check_rerun(s, fingerprints, latest_step, progress):
         return {}
     if not os.path.isfile(d.eval_results_path):
         return None
-    results = md.read_json(d.eval_results_path)
+    results = d.read_json(md.EVAL_RESULTS_FILE)
     same_eval = ((recorded.get(run_record.INPUTS_KEY) or {}).get("eval_files", {}).get(
         "sha256") == fingerprints.get("eval_files", {}).get("sha256"))
     if results.get("step") != latest_step or not same_eval:
@@ -98,12 +98,13 @@ def read_skipped(model_dir):
     path = md.ModelDir(model_dir).file(SKIPPED_FILE)
     if not os.path.isfile(path):
         return {}
-    return {k: v["good_records"] for k, v in md.read_json(path).items()}
+    return {k: v["good_records"]
+            for k, v in md.ModelDir(model_dir).read_json(SKIPPED_FILE).items()}
 
 
 def _record_skip(model_dir, found, write):
     path = md.ModelDir(model_dir).file(SKIPPED_FILE)
-    values = md.read_json(path) if os.path.isfile(path) else {}
+    values = md.ModelDir(model_dir).read_json(SKIPPED_FILE) if os.path.isfile(path) else {}
     values[found.path] = {"good_records": found.good_records, "offset": found.offset,
                           "reason": found.reason}
     if write:

@@ -270,7 +270,3 @@ def _evaluate_only(s, p, strategy, progress):
     d.write_eval_results(results)
     progress("[pretrain] eval: " + _fmt(results) + f" -> {d.eval_results_path}")
     return results
-
-
-def read_eval_results(model_dir):
-    return md.read_json(md.ModelDir(model_dir).eval_results_path)

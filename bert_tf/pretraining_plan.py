@@ -50,11 +50,8 @@ def _load_config_value(value, overrides):
         elif isinstance(value, str) and (value.endswith(".json") or os.path.exists(value)):
             if not os.path.isfile(value):
                 fail(f"--config {value}: no such file")
-            values = md.read_json(value)
-            if "encoder" in values and values.get("format") == md.FORMAT:
-                values = values["encoder"]          # a bert-tf model dir's config.json
-            elif "num_hidden_layers" in values:     # Google bert_config.json / HF config.json
-                values = BertConfig.from_hf_dict(values).to_dict()
+            # BertConfig fields, or a bert-tf / Google / Hugging Face config.json
+            values = dict(md.encoder_values_from_json(value))
         else:
             fail(f"--config {value!r}: not a preset ({', '.join(BertConfig.preset_names())}) "
                  "and not a JSON file")
@@ -288,10 +285,9 @@ def resolve_recorded(s):
     max_predictions_per_seq (else 128 / 20), dynamic_masking and whole_word_masking (else
     False), and for --mode=eval the eval_files of the recorded run."""
     recorded = {}
-    path = md.ModelDir(s.model_dir).config_path if s.model_dir else None
-    if path and os.path.isfile(path):
-        try:
-            values = md.read_json(path)
+    try:
+        values = md.ModelDir(s.model_dir).read_config_if_any() if s.model_dir else None
+        if values is not None:
             run = PretrainConfig.from_record(values.get("training") or {},
                                              model_dir=s.model_dir)
             recorded = {"max_seq_length": values.get("preprocessing", {}).get("seq_length"),
@@ -300,8 +296,8 @@ def resolve_recorded(s):
                         "dynamic_masking": run.dynamic_masking,
                         "whole_word_masking": run.whole_word_masking,
                         "eval_files": run.eval_files}
-        except (OSError, ValueError, AttributeError, TypeError):
-            pass  # plan_run reports a broken config.json
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # plan_run reports a broken config.json
     updates = {}
     defaults = [("max_seq_length", 128), ("max_predictions_per_seq", 20),
                 ("dynamic_masking", False), ("whole_word_masking", False)]

@@ -30,10 +30,7 @@ class RunMismatchError(BertTfError, ValueError):
 
 def recorded_training(model_dir):
     """config.json "training" of `model_dir`, or None when there is no config.json."""
-    d = md.ModelDir(model_dir)
-    if not os.path.isfile(d.config_path):
-        return None
-    return md.read_json(d.config_path).get("training") or {}
+    return md.ModelDir(model_dir).training_record()
 
 
 def check_same_run(model_dir, settings, inputs, ignore=(), hint="--overwrite_model_dir",
