@@ -22,6 +22,11 @@ _LAZY = {
     "BertPreprocessor": "bert_tf.text.preprocessor",
     "BertTokenizer": "bert_tf.text.tokenizer",
     "ModelDir": "bert_tf.model_dir",
+    # The recipes (= `python -m apps.pretrain` / `apps.finetune`, same settings).
+    "pretrain": "bert_tf.pretraining_job",
+    "PretrainConfig": "bert_tf.pretrain_config",
+    "finetune": "bert_tf.finetuning",
+    "FinetuneConfig": "bert_tf.finetune_config",
 }
 
 

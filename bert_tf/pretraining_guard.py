@@ -19,10 +19,14 @@ no file. `train_guarding_records` catches it, finds the file and the record
 
 import os
 
+import tensorflow as tf
+
 from bert_tf import fingerprint
 from bert_tf import model_dir as md
 from bert_tf import run_record
+from bert_tf.data.record_scan import find_corrupt_record
 from bert_tf.errors import BertTfError
+from bert_tf.precision import resolved_settings
 from bert_tf.training import checkpoint_state
 
 SKIPPED_FILE = "skipped_records.json"
@@ -47,7 +51,7 @@ def input_fingerprints(s, expand):
 
 
 def training_record(s, fingerprints):
-    record = s.training_record()
+    record = s.record()
     record[run_record.INPUTS_KEY] = fingerprints
     return record
 
@@ -58,10 +62,10 @@ def check_rerun(s, fingerprints, latest_step, progress):
     d = md.ModelDir(s.model_dir)
     if s.overwrite_model_dir:
         return None
-    settings = {k: v for k, v in s.training_record().items()}
+    settings = s.record()
     recorded = run_record.check_same_run(
         s.model_dir, settings, {"input_files": fingerprints["input_files"]},
-        ignore=NOT_DECIDING)
+        ignore=NOT_DECIDING, normalize=resolved_settings)
     if recorded is None or latest_step < s.num_train_steps or not os.path.isfile(
             d.weights_path):
         return None
@@ -71,7 +75,7 @@ def check_rerun(s, fingerprints, latest_step, progress):
         return {}
     if not os.path.isfile(d.eval_results_path):
         return None
-    results = md.read_json(d.eval_results_path)
+    results = d.read_json(md.EVAL_RESULTS_FILE)
     same_eval = ((recorded.get(run_record.INPUTS_KEY) or {}).get("eval_files", {}).get(
         "sha256") == fingerprints.get("eval_files", {}).get("sha256"))
     if results.get("step") != latest_step or not same_eval:
@@ -94,12 +98,13 @@ def read_skipped(model_dir):
     path = md.ModelDir(model_dir).file(SKIPPED_FILE)
     if not os.path.isfile(path):
         return {}
-    return {k: v["good_records"] for k, v in md.read_json(path).items()}
+    return {k: v["good_records"]
+            for k, v in md.ModelDir(model_dir).read_json(SKIPPED_FILE).items()}
 
 
 def _record_skip(model_dir, found, write):
     path = md.ModelDir(model_dir).file(SKIPPED_FILE)
-    values = md.read_json(path) if os.path.isfile(path) else {}
+    values = md.ModelDir(model_dir).read_json(SKIPPED_FILE) if os.path.isfile(path) else {}
     values[found.path] = {"good_records": found.good_records, "offset": found.offset,
                           "reason": found.reason}
     if write:
@@ -109,7 +114,6 @@ def _record_skip(model_dir, found, write):
 
 def _raise_for_eval_files(s, expand, error):
     """CorruptRecordError naming the damaged --eval_files record (evaluation never skips)."""
-    from bert_tf.data.record_scan import find_corrupt_record
     found = find_corrupt_record(expand(s.eval_files)) if s.eval_files else None
     if found is not None:
         raise CorruptRecordError(f"--eval_files: {found.describe()}; replace or remove that "
@@ -120,7 +124,6 @@ def _raise_for_eval_files(s, expand, error):
 
 def evaluate_guarding_records(trainer, dataset, s, expand, steps=None):
     """trainer.evaluate with a damaged eval record named in one line."""
-    import tensorflow as tf
     try:
         return trainer.evaluate(dataset, steps)
     except tf.errors.DataLossError as e:
@@ -132,9 +135,6 @@ def train_guarding_records(trainer, make_dataset, expand, s, progress, write=Tru
     """trainer.train(make_dataset(limits), ...) with the damaged-record policy of the module
     doc. `make_dataset(record_limits)` builds the training input; `expand(patterns)` lists
     the files of --input_files / --eval_files."""
-    import tensorflow as tf
-
-    from bert_tf.data.record_scan import find_corrupt_record
     files = expand(s.input_files)
     limits = read_skipped(s.model_dir)
     while True:

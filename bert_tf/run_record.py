@@ -30,20 +30,20 @@ class RunMismatchError(BertTfError, ValueError):
 
 def recorded_training(model_dir):
     """config.json "training" of `model_dir`, or None when there is no config.json."""
-    d = md.ModelDir(model_dir)
-    if not os.path.isfile(d.config_path):
-        return None
-    return md.read_json(d.config_path).get("training") or {}
+    return md.ModelDir(model_dir).training_record()
 
 
-def check_same_run(model_dir, settings, inputs, ignore=(), hint="--overwrite_model_dir"):
+def check_same_run(model_dir, settings, inputs, ignore=(), hint="--overwrite_model_dir",
+                   normalize=None):
     """Raises RunMismatchError if `model_dir` records a different run (see the module doc).
-    Returns the recorded "training" dict (None for a new directory)."""
+    `normalize(settings dict)` is applied to both sides before they are compared. Returns the
+    recorded "training" dict (None for a new directory)."""
     recorded = recorded_training(model_dir)
     if recorded is None:
         return None
+    normalize = normalize or (lambda values: values)
     diffs = fp.describe_differences(recorded.get(INPUTS_KEY) or {}, inputs)
-    diffs += fp.describe_setting_differences(recorded, settings,
+    diffs += fp.describe_setting_differences(normalize(recorded), normalize(settings),
                                              ignore=tuple(ignore) + (INPUTS_KEY,))
     if diffs:
         more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""

@@ -17,6 +17,10 @@ import re
 import time
 
 from bert_tf import model_dir as md
+from bert_tf.data import pretraining_data as pd
+from bert_tf.pretrain_config import PretrainConfig, PretrainingJobError
+from bert_tf.text import vocab_builder
+from demo_data import assets
 
 DEFAULT_MODEL_DIR = os.path.join("runs", "pretrain_default")
 DATA_DIR = "data"
@@ -92,8 +96,6 @@ def split_corpus(kjv_path, train_path, eval_path, eval_books=EVAL_BOOKS,
 
 def build_vocab(train_path, vocab_path, vocab_size=VOCAB_SIZE):
     """An uncased WordPiece vocab learnt from the training text."""
-    from bert_tf.pretraining_job import PretrainingJobError
-    from bert_tf.text import vocab_builder
     try:
         vocab_builder.build_vocab_file([train_path], vocab_path, vocab_size=vocab_size,
                                        lower_case=True)
@@ -103,7 +105,6 @@ def build_vocab(train_path, vocab_path, vocab_size=VOCAB_SIZE):
 
 def make_records(text_path, prefix, vocab_path, dupe_factor, seed, num_shards=2,
                  num_workers=2):
-    from bert_tf.data import pretraining_data as pd
     config = pd.CreationConfig(max_seq_length=SEQ_LENGTH, max_predictions_per_seq=0,
                                dupe_factor=dupe_factor, random_seed=seed,
                                input_format="sentences")
@@ -115,8 +116,6 @@ def make_records(text_path, prefix, vocab_path, dupe_factor, seed, num_shards=2,
 
 def prepare_data(data_dir, progress=print):
     """All data steps, each skipped when its output exists. Returns the file names."""
-    from demo_data import assets
-    from bert_tf.data.pretraining_data import metadata_path
     os.makedirs(data_dir, exist_ok=True)
     train_txt = os.path.join(data_dir, "kjv_train.txt")
     eval_txt = os.path.join(data_dir, "kjv_eval.txt")
@@ -150,9 +149,9 @@ def prepare_data(data_dir, progress=print):
                f"chapters)"
 
     stage(f"training records (seq {SEQ_LENGTH}, dupe {DUPE_FACTOR})",
-          lambda: os.path.isfile(metadata_path(train_prefix)),
+          lambda: os.path.isfile(pd.metadata_path(train_prefix)),
           lambda: records(train_txt, train_prefix, DUPE_FACTOR, 12345, 2))
-    stage("held-out records", lambda: os.path.isfile(metadata_path(eval_prefix)),
+    stage("held-out records", lambda: os.path.isfile(pd.metadata_path(eval_prefix)),
           lambda: records(eval_txt, eval_prefix, 1, 54321, 1))
     return {"vocab_file": vocab,
             "input_files": train_prefix + "-*.tfrecord",
@@ -160,13 +159,12 @@ def prepare_data(data_dir, progress=print):
 
 
 def default_settings(model_dir=None, progress=print):
-    """Prepares (or reuses) the data and returns the default job's PretrainingSettings."""
-    from bert_tf.pretraining_job import PretrainingSettings
+    """Prepares (or reuses) the data and returns the default job's PretrainConfig."""
     model_dir = model_dir or DEFAULT_MODEL_DIR
     progress(f"[default job] King James Bible -> tiny BERT in {model_dir} "
              "(pass --input_files to pre-train on your own records)")
     data = prepare_data(os.path.join(model_dir, DATA_DIR), progress)
-    return PretrainingSettings(
+    return PretrainConfig(
         model_dir=model_dir, vocab_file=data["vocab_file"], lower_case=True,
         input_files=data["input_files"], eval_files=data["eval_files"],
         # A short run underfits: no dropout; 4 heads of 32 learn attention patterns sooner.

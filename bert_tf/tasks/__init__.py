@@ -5,7 +5,7 @@
     squad            extractive QA, SQuAD v1.1 / v2.0 (BertSpanQA)
     multiple_choice  SWAG-style multiple choice (BertMultipleChoice)
 
-`bert_tf.finetuning.run` drives any of them. A task is ONE module here with a `Task` subclass;
+`bert_tf.finetune` drives any of them. A task is ONE module here with a `Task` subclass;
 registering it is one line in `TASKS` (name -> "module:Class"). The model directory, the model
 loader and `apps.finetune --task` all read this table. Modules load on first use, so importing
 this package stays light.

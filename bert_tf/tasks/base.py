@@ -1,4 +1,4 @@
-"""What every fine-tuning task provides to `bert_tf.finetuning.run`, and shared helpers."""
+"""What every fine-tuning task provides to `bert_tf.finetune`, and shared helpers."""
 
 import json
 

@@ -87,17 +87,17 @@ def _args(data, model_dir, steps=6, **extra):
 
 def run_job(data, model_dir, steps=6, **extra):
     """The library recipe the app calls, in-process (fast)."""
-    from bert_tf import pretraining_job as job
+    import bert_tf
     values = _settings(data, model_dir, steps, **extra)
     overrides = {k: values.pop(k) for k in ("hidden_size", "intermediate_size") if k in values}
-    return job.run_pretraining(job.PretrainingSettings(config_overrides=overrides, **values),
-                               progress=print)
+    return bert_tf.pretrain(bert_tf.PretrainConfig(config_overrides=overrides, **values),
+                            progress=print)
 
 
 def _error(data, model_dir, **extra):
     """A bad input: PretrainingJobError with a one-line message."""
-    from bert_tf import pretraining_job as job
-    with pytest.raises(job.PretrainingJobError) as e:
+    from bert_tf.pretrain_config import PretrainingJobError
+    with pytest.raises(PretrainingJobError) as e:
         run_job(data, model_dir, **extra)
     message = str(e.value)
     assert message and "\n" not in message, message
@@ -166,8 +166,8 @@ def test_resume_continues_from_the_checkpoint_and_mode_eval(data, trained, tmp_p
     # --mode=eval on the model dir alone (eval files, lengths and masking as recorded) gives
     # the same numbers from the saved weights.
     os.remove(os.path.join(model_dir, "eval_results.json"))
-    from bert_tf import pretraining_job as job
-    again = job.run_pretraining(job.PretrainingSettings(model_dir=model_dir, mode="eval"))
+    import bert_tf
+    again = bert_tf.pretrain(bert_tf.PretrainConfig(model_dir=model_dir, mode="eval"))
     assert json.load(open(os.path.join(model_dir, "eval_results.json"))) == again
     assert again["step"] == 30
     for key in ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss"):
@@ -254,17 +254,17 @@ def test_pack_trains_and_evaluates_on_packed_rows(data, tmp_path):
 
 
 def test_batch_not_divisible(data, tmp_path):
-    from bert_tf import pretraining_job as job
+    from bert_tf.pretrain_config import PretrainConfig, PretrainingJobError
+    from bert_tf.pretraining_plan import check_batch
     model_dir = str(tmp_path / "model")
     msg = _error(data, model_dir, global_batch_size=6, grad_accum_steps=4)
     assert "grad_accum_steps" in msg
     assert not os.path.exists(model_dir)
     two = types.SimpleNamespace(num_replicas_in_sync=2)
-    settings = job.PretrainingSettings(model_dir=model_dir, global_batch_size=9,
-                                       strategy="mirrored")
-    with pytest.raises(job.PretrainingJobError, match="not divisible by the 2 replicas"):
-        job._check_batch(settings, two)
-    job._check_batch(job.PretrainingSettings(model_dir=model_dir, global_batch_size=8), two)
+    settings = PretrainConfig(model_dir=model_dir, global_batch_size=9, strategy="mirrored")
+    with pytest.raises(PretrainingJobError, match="not divisible by the 2 replicas"):
+        check_batch(settings, two)
+    check_batch(PretrainConfig(model_dir=model_dir, global_batch_size=8), two)
 
 
 def test_init_checkpoint_of_another_shape(data, trained, tmp_path):

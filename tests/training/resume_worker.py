@@ -2,8 +2,8 @@
 
     python tests/training/resume_worker.py JOB SETTINGS_JSON [--mirrored]
 
-JOB is "finetune" (bert_tf.finetuning.run with FinetuneConfig(**SETTINGS)) or "pretrain"
-(bert_tf.pretraining_job.run_pretraining with PretrainingSettings(**SETTINGS)). With
+JOB is "finetune" (bert_tf.finetune(FinetuneConfig(**SETTINGS))) or "pretrain"
+(bert_tf.pretrain(PretrainConfig(**SETTINGS))). With
 --mirrored the job runs under MirroredStrategy on 2 logical CPU devices (the apps' "mirrored"
 uses local GPUs, which this machine has not). Progress lines go to stdout, flushed.
 """
@@ -34,12 +34,11 @@ def main(job, settings, mirrored):
 
     def progress(line):
         print(line, flush=True)
+    import bert_tf
     if job == "finetune":
-        from bert_tf import finetuning
-        finetuning.run(finetuning.FinetuneConfig(**settings), progress_fn=progress)
+        bert_tf.finetune(bert_tf.FinetuneConfig(**settings), progress=progress)
     else:
-        from bert_tf import pretraining_job as pj
-        pj.run_pretraining(pj.PretrainingSettings(**settings), progress=progress)
+        bert_tf.pretrain(bert_tf.PretrainConfig(**settings), progress=progress)
     return 0
 
 

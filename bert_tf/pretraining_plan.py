@@ -1,0 +1,310 @@
+"""A pre-training run's inputs, checked and resolved before anything is written.
+
+    s = resolve_recorded(s)       # unset lengths/masking (and --mode=eval's eval files) from
+                                  # the model dir's config.json
+    p = plan_run(s)               # a _Plan: encoder config, vocab, casing, init checkpoint
+    check_batch(s, strategy); check_records(s, p, s.input_files, "input_files")
+
+Checked here: the vocab (special tokens), the encoder config (vocab size, positions >= seq
+length), the record files (first record of each file, metadata: seq length, predictions,
+vocab), the batch vs the number of replicas, an existing model dir's recorded config and vocab
+(a conflict is an error, never an overwrite), and the --init_checkpoint's shapes. Every
+problem raises `PretrainingJobError` with a one-line message. `dataset_fn` builds the run's
+tf.data pipelines (bert_tf/data/pretraining_dataset.py).
+"""
+
+import dataclasses
+import os
+
+from bert_tf import model_dir as md
+from bert_tf.checkpoints.loader import load_pretrainer
+from bert_tf.checkpoints.sources import CheckpointError
+from bert_tf.config import BertConfig
+from bert_tf.data import packing
+from bert_tf.data.pretraining_data import PretrainingDataError
+from bert_tf.data.pretraining_dataset import pretraining_dataset
+from bert_tf.pretrain_config import MODES, PretrainConfig, PretrainingJobError
+from bert_tf.text import vocab as vocab_lib
+
+
+def fail(message):
+    raise PretrainingJobError(message)
+
+
+def first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# ----------------------------------------------------------------------------- config / vocab
+
+def _load_config_value(value, overrides):
+    """A preset name, a JSON file, a dict or a BertConfig -> BertConfig (with overrides)."""
+    try:
+        if isinstance(value, BertConfig):
+            values = value.to_dict()
+        elif isinstance(value, dict):
+            values = dict(value)
+        elif value in BertConfig.preset_names():
+            values = BertConfig.preset(value).to_dict()
+        elif isinstance(value, str) and (value.endswith(".json") or os.path.exists(value)):
+            if not os.path.isfile(value):
+                fail(f"--config {value}: no such file")
+            # BertConfig fields, or a bert-tf / Google / Hugging Face config.json
+            values = dict(md.encoder_values_from_json(value))
+        else:
+            fail(f"--config {value!r}: not a preset ({', '.join(BertConfig.preset_names())}) "
+                 "and not a JSON file")
+        values.update(overrides)
+        return BertConfig.from_dict(values)
+    except PretrainingJobError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        fail(f"--config {value}: {first_line(e)}")
+
+
+def _same_file_content(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+def _comparable(config):
+    """Encoder fields that decide the weights' shapes and maths (not dropout rates)."""
+    values = config.to_dict()
+    for key in ("hidden_dropout", "attention_dropout", "initializer_range"):
+        values.pop(key, None)
+    return values
+
+
+def _config_diff(a, b):
+    da, db = _comparable(a), _comparable(b)
+    return [f"{k}={da[k]} vs {db[k]}" for k in sorted(da) if da[k] != db.get(k)]
+
+
+class _Plan:
+    """The checked, resolved inputs of one run."""
+
+    def __init__(self):
+        self.config = None        # BertConfig
+        self.vocab_file = None
+        self.vocab = None
+        self.lower_case = None
+        self.existing = None      # the model dir's config.json values, if any
+        self.init_model = None    # a loaded BertPretrainer for --init_checkpoint
+
+
+def _load_vocab(path):
+    try:
+        return vocab_lib.load_vocab(path)
+    except vocab_lib.VocabError as e:
+        fail(str(e))
+
+
+def _init_checkpoint_model(path):
+    try:
+        return load_pretrainer(path)
+    except (CheckpointError, OSError, ValueError, KeyError) as e:
+        fail(f"--init_checkpoint {path}: {first_line(e)}")
+
+
+def _init_checkpoint_vocab(path):
+    candidates = [os.path.join(path, md.VOCAB_FILE)] if os.path.isdir(path) else [
+        os.path.join(os.path.dirname(path), md.VOCAB_FILE)]
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+def plan_run(s):
+    """Checks the settings and resolves config, vocab and casing; writes nothing."""
+    p = _Plan()
+    if s.mode not in MODES:
+        fail(f"--mode {s.mode!r}: expected one of {', '.join(MODES)}")
+    if not s.model_dir:
+        fail("--model_dir is required")
+    if s.whole_word_masking and not s.dynamic_masking:
+        fail("--whole_word_masking applies to --dynamic_masking (stored masks are whole-word "
+             "if create_pretraining_data wrote them with --whole_word_masking)")
+    d = md.ModelDir(s.model_dir)
+    p.existing = _read_existing(s, d)
+    if s.mode == "eval":
+        if p.existing is None:
+            fail(f"--mode=eval: {s.model_dir} is not a bert-tf model directory (no "
+                 f"{md.CONFIG_FILE})")
+        p.config = BertConfig.from_dict(p.existing["encoder"])
+        p.vocab_file = d.vocab_path
+        p.vocab = _load_vocab(p.vocab_file)
+        p.lower_case = p.existing["preprocessing"].get("lower_case")
+        return p
+    if s.init_checkpoint:
+        p.init_model = _init_checkpoint_model(s.init_checkpoint)
+    _resolve_vocab(s, p, d)
+    _resolve_encoder_config(s, p)
+    if p.existing is not None:
+        _check_against_model_dir(s, p, d)
+    if p.init_model is not None:   # the init checkpoint must have the run's shapes
+        diff = _config_diff(p.config, p.init_model.encoder.config)
+        if diff:
+            fail(f"--init_checkpoint {s.init_checkpoint}: its encoder differs from the run's "
+                 f"config ({', '.join(diff[:4])}; run vs checkpoint)")
+    return p
+
+
+def _read_existing(s, d):
+    """The model dir's config.json values (None without one); it must be a pre-training run."""
+    if not os.path.exists(d.config_path):
+        return None
+    try:
+        existing = d.read_config()
+    except (OSError, ValueError) as e:
+        fail(f"{d.config_path}: {first_line(e)} (not overwritten; use another --model_dir)")
+    if existing["task"].get("type") != "pretraining":
+        fail(f"{s.model_dir} holds a {existing['task'].get('type')!r} model, not a "
+             "pre-training run; use another --model_dir (or pass it as --init_checkpoint)")
+    return existing
+
+
+def _resolve_vocab(s, p, d):
+    """--vocab_file, else the model dir's, else the init checkpoint's; casing from it."""
+    p.vocab_file = s.vocab_file
+    if not p.vocab_file and p.existing is not None and os.path.isfile(d.vocab_path):
+        p.vocab_file = d.vocab_path
+    if not p.vocab_file and s.init_checkpoint:
+        p.vocab_file = _init_checkpoint_vocab(s.init_checkpoint)
+    if not p.vocab_file:
+        fail("--vocab_file is required (no vocab.txt in --model_dir or --init_checkpoint)")
+    p.vocab = _load_vocab(p.vocab_file)
+    p.lower_case = (vocab_lib.infer_lower_case(p.vocab) if s.lower_case is None
+                    else bool(s.lower_case))
+
+
+def _resolve_encoder_config(s, p):
+    """--config, else the model dir's, else the init checkpoint's (with the overrides)."""
+    if s.config is not None:
+        overrides = dict(s.config_overrides)
+        if isinstance(s.config, str) and s.config in BertConfig.preset_names():
+            overrides.setdefault("vocab_size", len(p.vocab))
+        p.config = _load_config_value(s.config, overrides)
+    elif p.existing is not None:
+        p.config = _load_config_value(p.existing["encoder"], s.config_overrides)
+    elif p.init_model is not None:
+        p.config = _load_config_value(p.init_model.encoder.config, s.config_overrides)
+    else:
+        fail("--config is required (a preset: "
+             f"{', '.join(BertConfig.preset_names())}, or a JSON file) when neither "
+             "--model_dir nor --init_checkpoint already has one")
+    if p.config.vocab_size < len(p.vocab):
+        fail(f"encoder vocab_size={p.config.vocab_size} is smaller than the vocab "
+             f"{p.vocab_file} ({len(p.vocab)} tokens)")
+    if s.max_seq_length > p.config.max_position_embeddings:
+        fail(f"--max_seq_length={s.max_seq_length} exceeds the encoder's "
+             f"max_position_embeddings={p.config.max_position_embeddings}")
+
+
+def _check_against_model_dir(s, p, d):
+    """Conflicts with what the model dir already records: encoder, seq length, vocab."""
+    recorded = BertConfig.from_dict(p.existing["encoder"])
+    diff = _config_diff(p.config, recorded)
+    if diff:
+        fail(f"{d.config_path}: the model dir was made with another encoder config "
+             f"({', '.join(diff[:4])}; flags vs recorded); use a new --model_dir "
+             f"(with --init_checkpoint={s.model_dir} to continue from it)")
+    pre = p.existing["preprocessing"]
+    if pre.get("seq_length") not in (None, s.max_seq_length):
+        fail(f"{d.config_path}: the model dir was trained with seq_length="
+             f"{pre.get('seq_length')}, not --max_seq_length={s.max_seq_length}; use a "
+             f"new --model_dir with --init_checkpoint={s.model_dir} for another phase")
+    if (os.path.isfile(d.vocab_path) and os.path.abspath(d.vocab_path)
+            != os.path.abspath(p.vocab_file)
+            and not _same_file_content(d.vocab_path, p.vocab_file)):
+        fail(f"{d.vocab_path} differs from --vocab_file {p.vocab_file}; use a new "
+             "--model_dir")
+
+
+# ----------------------------------------------------------------------------- data
+
+def dataset_fn(s, p, files, is_training, record_limits=None):
+    """A function of an InputContext returning this pipeline's per-replica batches."""
+    ids = vocab_lib.special_token_ids(p.vocab)
+    micro_batch = s.global_batch_size // s.grad_accum_steps
+    pack = _packing_config(s)
+
+    def make(input_context=None):
+        return pretraining_dataset(
+            files, micro_batch, s.max_seq_length, s.max_predictions_per_seq,
+            is_training=is_training, seed=s.seed, dynamic_masking=s.dynamic_masking,
+            whole_word_masking=bool(s.whole_word_masking),
+            vocab_size=len(p.vocab), mask_id=ids["mask_id"],
+            special_ids=tuple(sorted(set(ids.values()))), input_context=input_context,
+            vocab_file=p.vocab_file, packing=pack, record_limits=record_limits)
+    return make
+
+
+def _packing_config(s):
+    """The PackingConfig of --pack (None without it)."""
+    if not s.pack:
+        return None
+    per_row = s.max_predictions_per_row or packing.default_max_predictions_per_row(
+        s.max_seq_length, s.max_predictions_per_seq, s.max_sequences_per_row)
+    config = packing.PackingConfig(s.max_seq_length, s.max_sequences_per_row, per_row)
+    try:
+        config.validate()
+    except packing.PackingError as e:
+        fail(f"--{first_line(e)}")
+    return config
+
+
+def check_records(s, p, files, what):
+    if not files or (isinstance(files, (list, tuple)) and not any(files)):
+        fail(f"--{what} is required")
+    try:
+        dataset_fn(s, p, files, is_training=False)()
+    except PretrainingDataError as e:
+        fail(f"--{what}: {first_line(e)}")
+    except Exception as e:  # tf.errors from unreadable files
+        fail(f"--{what}: {first_line(e)}")
+
+
+def check_batch(s, strategy):
+    if s.global_batch_size <= 0:
+        fail(f"--global_batch_size must be positive, got {s.global_batch_size}")
+    if s.grad_accum_steps < 1 or s.global_batch_size % s.grad_accum_steps:
+        fail(f"--global_batch_size={s.global_batch_size} is not divisible by "
+             f"--grad_accum_steps={s.grad_accum_steps}")
+    micro = s.global_batch_size // s.grad_accum_steps
+    replicas = strategy.num_replicas_in_sync
+    if micro % replicas:
+        fail(f"batch {micro} per optimizer micro-step (--global_batch_size="
+             f"{s.global_batch_size} / --grad_accum_steps={s.grad_accum_steps}) is not "
+             f"divisible by the {replicas} replicas of --strategy={s.strategy}")
+
+
+
+# ----------------------------------------------------------------------------- resume
+
+def resolve_recorded(s):
+    """Fills unset settings from the model dir's config.json: max_seq_length and
+    max_predictions_per_seq (else 128 / 20), dynamic_masking and whole_word_masking (else
+    False), and for --mode=eval the eval_files of the recorded run."""
+    recorded = {}
+    try:
+        values = md.ModelDir(s.model_dir).read_config_if_any() if s.model_dir else None
+        if values is not None:
+            run = PretrainConfig.from_record(values.get("training") or {},
+                                             model_dir=s.model_dir)
+            recorded = {"max_seq_length": values.get("preprocessing", {}).get("seq_length"),
+                        "max_predictions_per_seq":
+                            values.get("task", {}).get("max_predictions_per_seq"),
+                        "dynamic_masking": run.dynamic_masking,
+                        "whole_word_masking": run.whole_word_masking,
+                        "eval_files": run.eval_files}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # plan_run reports a broken config.json
+    updates = {}
+    defaults = [("max_seq_length", 128), ("max_predictions_per_seq", 20),
+                ("dynamic_masking", False), ("whole_word_masking", False)]
+    if s.mode == "eval":
+        defaults.append(("eval_files", None))
+    for name, default in defaults:
+        if getattr(s, name) is None:
+            value = recorded.get(name)
+            updates[name] = default if value is None else value
+    return dataclasses.replace(s, **updates) if updates else s
