@@ -136,13 +136,9 @@ CONFIG_FILES = {"config.json", "bert_config.json", "tokenizer_config.json"}
 READERS = {"open", "read_json", "load", "loads", "GFile", "read_text"}
 LIBRARY = ("bert_tf", "export", "apps")
 OWNER = ROOT / "bert_tf" / "model_dir"
-# Other sessions' files that still read config.json themselves (see the issue-11 notes):
-# each should call the ModelDir method named, and then leave this list.
-PENDING = {
-    "bert_tf/pretraining_job.py",   # ModelDir.read_config_if_any, encoder_values_from_json,
-                                    # ModelDir.read_eval_results
-    "bert_tf/run_record.py",        # ModelDir.training_record
-}
+# Files that still read a config file themselves (each should call the ModelDir method
+# named in a comment, and then leave this set): none.
+PENDING = set()
 
 
 def _docstrings(tree):
