@@ -143,7 +143,8 @@ class TFLiteModel:
         self.runner = self.interpreter.get_signature_runner("serving_default")
 
     def row(self, inputs):
-        """One row (a dict of inputs): each input a string, or a list of strings (multiple choice's choices)."""
+        """One row (a dict of inputs): each input a string, or a list of strings (multiple
+        choice's choices) -> dict of named numpy outputs."""
         out = self.runner(**{k: _encode_strings(v) for k, v in inputs.items()})
         ordered = sorted(out, key=lambda k: int(k.rsplit("_", 1)[1]))
         return {name: out[key] for name, key in zip(self.output_names, ordered)}
