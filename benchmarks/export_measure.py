@@ -19,6 +19,14 @@ import shutil
 import time
 
 import numpy as np
+import tensorflow as tf
+
+import bert_tf
+from bert_tf.model_dir import ModelDir
+from demo_data import assets
+from export.saved_model import export_serving
+from export.text_graph import read_vocab
+from export.tflite import TFLiteClassifier, compare_tokenizers, export_tflite
 
 
 def _dir_size(path):
@@ -26,7 +34,6 @@ def _dir_size(path):
 
 
 def load_sms(limit=None):
-    from demo_data import assets
     with open(assets.sms_spam_csv(), encoding="utf-8", errors="replace") as f:
         rows = list(csv.reader(f))
     header, rows = rows[0], rows[1:]
@@ -38,10 +45,6 @@ def load_sms(limit=None):
 
 def build_classifier(model_dir, texts, labels, seq_length=128):
     """MiniLM encoder + a head fitted by logistic regression; returns the Keras model."""
-    import tensorflow as tf
-    import bert_tf
-    from demo_data import assets
-    from bert_tf.model_dir import ModelDir
     src = assets.minilm_dir()
     encoder = bert_tf.load_encoder(src)
     model = bert_tf.BertClassifier(encoder, 2)
@@ -88,10 +91,6 @@ def main(argv=None):
     parser.add_argument("--train", type=int, default=600, help="SMS used to fit the head")
     parser.add_argument("--test", type=int, default=1000, help="held-out SMS for parity")
     args = parser.parse_args(argv)
-    import tensorflow as tf
-    from export.saved_model import export_serving
-    from export.tflite import TFLiteClassifier, compare_tokenizers, export_tflite
-    from export.text_graph import read_vocab
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
     texts, labels = load_sms()

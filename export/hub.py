@@ -28,10 +28,21 @@ import os
 import shutil
 import sys
 
+import keras
+import tensorflow as tf
 from absl import app, flags
 
+from bert_tf import BertPretrainer
+from bert_tf.checkpoints import names as tensor_names
+from bert_tf.checkpoints.loader import load_encoder, load_pretrainer, load_task_model
+from bert_tf.checkpoints.sources import detect_kind, read_source
+from bert_tf.models.encoder import encoder_inputs
+from bert_tf.text.packer import pack_inputs
+from bert_tf.text.preprocessor import DEFAULT_SEQ_LENGTH, find_vocab
+from bert_tf.text.tokenizer import BertTokenizer
 from export import publish
-from export.saved_model import ExportError, save_module
+from export.saving import ExportError, hold_keras_layer, save_module, tf_variables
+from export.text_graph import pack_to_length
 
 FLAGS = flags.FLAGS
 
@@ -55,11 +66,6 @@ _INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
 def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=()):
     """`pack_seq_lengths` is accepted for compatibility: bert_pack_inputs takes any length."""
-    import tensorflow as tf
-    from bert_tf.text.packer import pack_inputs
-    from bert_tf.text.preprocessor import DEFAULT_SEQ_LENGTH, find_vocab
-    from bert_tf.text.tokenizer import BertTokenizer
-    from export.text_graph import pack_to_length
 
     del pack_seq_lengths
     vocab_file, lower_case, dir_seq = find_vocab(model_dir)
@@ -107,10 +113,6 @@ def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=()):
 def load_hub_models(model_dir):
     """(encoder, pretrainer or None): the pretrainer when `model_dir` has MLM head weights
     (a bert-tf pre-training dir, or an HF / Google checkpoint with the MLM tensors)."""
-    from bert_tf import BertPretrainer
-    from bert_tf.checkpoints import names as tensor_names
-    from bert_tf.checkpoints.loader import load_encoder, load_pretrainer, load_task_model
-    from bert_tf.checkpoints.sources import detect_kind, read_source
     if detect_kind(model_dir) == "bert_tf":
         model = load_task_model(model_dir)
         return model.encoder, model if isinstance(model, BertPretrainer) else None
@@ -126,8 +128,6 @@ def _hub_object(layer, call_outputs, specs):
     export.saved_model.hold_keras_layer) and `__call__(inputs, training=None)`, traced for
     training None / False / True (dropout on), plus `serve` / `serve_training` (inputs only,
     for keras.layers.TFSMLayer's call_endpoint / call_training_endpoint)."""
-    import tensorflow as tf
-    from export.saved_model import hold_keras_layer, tf_variables
 
     obj = tf.__internal__.tracking.AutoTrackable()
     obj.variables = hold_keras_layer(obj, "_layer", layer)
@@ -156,7 +156,6 @@ def _encoder_outputs(out):
 def build_encoder_module(model_dir, encoder=None, pretrainer=None):
     """The encoder object (+ an `mlm` sub-object when a pretrainer with an MLM head is given
     or found in `model_dir`) and its serving signature."""
-    import tensorflow as tf
     if encoder is None and pretrainer is None:
         encoder, pretrainer = load_hub_models(model_dir)
     encoder = encoder if encoder is not None else pretrainer.encoder
@@ -181,8 +180,6 @@ def build_encoder_module(model_dir, encoder=None, pretrainer=None):
 def _mlm_model(pretrainer):
     """Keras model: encoder inputs + masked_lm_positions [B, P] -> the encoder outputs and
     mlm_logits [B, P, V] (TF's BERT encoder export's `mlm` inputs and outputs)."""
-    import keras
-    from bert_tf.models.encoder import encoder_inputs
     inputs = encoder_inputs(_INPUTS + ("masked_lm_positions",))
     enc = pretrainer.encoder({name: inputs[name] for name in _INPUTS})
     outputs = dict(_encoder_outputs(enc),

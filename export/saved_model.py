@@ -15,9 +15,14 @@ import shutil
 import sys
 
 from absl import app, flags
+
 from bert_tf.atomic_io import atomic_write_json
-from bert_tf.errors import BertTfError
+from bert_tf.checkpoints.loader import load_task_model
 from export import publish
+# ExportError, hold_keras_layer and tf_variables are re-exported (export.saving holds them)
+from export.saving import ExportError, hold_keras_layer, save_module, tf_variables  # noqa: F401
+from export.serving_graph import DEFAULT_MAX_WINDOWS, ServingModule
+from export.warmup import write_warmup_requests
 
 SETTINGS_FILE = "export_settings.json"
 
@@ -29,7 +34,6 @@ def define_flags():
     library functions here can be imported next to other apps."""
     if "model_dir" in FLAGS:
         return
-    from export.serving_graph import DEFAULT_MAX_WINDOWS  # imports TF: only for the CLI
     flags.DEFINE_string("model_dir", None, "bert-tf model directory (config.json, vocab.txt, "
                         "weights) of a classify / tag / squad / multiple_choice model.")
     flags.DEFINE_string("output_dir", None, "BASE/NAME: the model's directory for TF Serving; "
@@ -39,14 +43,11 @@ def define_flags():
     flags.DEFINE_bool("pad_to_longest", True, "Pad each batch to its own longest sequence "
                       "(capped at seq_length); false pads every request to seq_length.")
     flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
-    flags.DEFINE_integer("max_windows_per_request", DEFAULT_MAX_WINDOWS, "SQuAD models: the "
-                         "most context windows (model batch rows) one request may cause; a "
-                         "request needing more is refused with INVALID_ARGUMENT. Recorded in "
-                         "assets.extra/export_settings.json.")
-
-
-class ExportError(BertTfError, ValueError):
-    """Bad export input, reported in one line."""
+    flags.DEFINE_integer("max_windows_per_request", DEFAULT_MAX_WINDOWS, "squad, tag and "
+                         "classify models: the most windows (model batch rows) one request may "
+                         "cause (a text longer than seq_length is read in several; a text "
+                         "pair is one); a request needing more is refused with "
+                         "INVALID_ARGUMENT. Recorded in assets.extra/export_settings.json.")
 
 
 def next_version(base):
@@ -77,8 +78,6 @@ def read_model_dir(model_dir):
 def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None,
                          max_windows_per_request=None):
     """(ServingModule, signatures dict) for a task model directory."""
-    from bert_tf.checkpoints.loader import load_task_model
-    from export.serving_graph import DEFAULT_MAX_WINDOWS, ServingModule
     config, vocab = read_model_dir(model_dir)
     pre = config["preprocessing"]
     seq_length = int(seq_length or pre.get("seq_length", 128))
@@ -97,49 +96,6 @@ def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=
     return module, module.signatures()
 
 
-# ---- saving for TF Serving's C++ loader ------------------------------------------------
-# A Keras 3 variable is a wrapper around a tf.Variable. Saved as a trackable, the wrapper is
-# written as a NEW variable (`Variable_N`), which is what the checkpoint and the saver's restore
-# op fill; the traced functions read the wrapped tf.Variable, which the checkpoint never
-# names. tf.saved_model.load happens to re-link them, but TF Serving's C++ LoadSavedModel
-# (restore op + init op + Session::Run) leaves the functions' variables unset ("Could not find
-# variable ..."). So exports hold Keras models untracked and track the tf.Variables themselves,
-# as keras.export.ExportArchive does; save_module refuses an object graph with a Keras variable.
-
-
-def hold_keras_layer(module, name, layer):
-    """Sets `module.<name> = layer` without tracking it (so none of its Keras variables reach
-    the SavedModel); returns the layer's tf.Variables, which the caller must track."""
-    import tensorflow as tf
-
-    @tf.__internal__.tracking.no_automatic_dependency_tracking
-    def set_untracked(obj, value):
-        setattr(obj, name, value)
-
-    set_untracked(module, layer)
-    return tf_variables(layer.variables)
-
-
-def tf_variables(variables):
-    """Keras variables -> the tf.Variables they wrap (tf.Variables pass through)."""
-    return [getattr(v, "value", v) if _is_keras_variable(v) else v for v in variables]
-
-
-def _is_keras_variable(obj):
-    import keras
-    return isinstance(obj, keras.Variable)
-
-
-def save_module(module, path, signatures):
-    """tf.saved_model.save, after checking no Keras variable is in the object graph (see
-    above): every function variable then has its own checkpoint entry and restore op."""
-    import tensorflow as tf
-    wrapped = [t for t in tf.train.TrackableView(module).descendants() if _is_keras_variable(t)]
-    if wrapped:
-        raise ExportError(f"{type(module).__name__}: Keras variable {wrapped[0].path!r} is "
-                          f"tracked; TF Serving could not restore it (hold Keras models with "
-                          f"hold_keras_layer)")
-    tf.saved_model.save(module, path, signatures=signatures)
 
 
 def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, warmup=True,
@@ -153,7 +109,6 @@ def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, 
     try:
         save_module(module, tmp, signatures)
         if warmup:
-            from export.warmup import write_warmup_requests
             write_warmup_requests(tmp, module.task, max_rows=module.max_windows)
         write_settings(tmp, module)
         publish.finish(tmp)
@@ -181,7 +136,7 @@ def write_settings(saved_model_dir, module):
     os.makedirs(extra, exist_ok=True)
     settings = {"task": module.task["type"], "seq_length": module.seq_length,
                 "pad_to_longest": module.pad_to_longest}
-    if module.task["type"] == "squad":
+    if module.task["type"] in ("squad", "tag", "classify"):
         settings["max_windows_per_request"] = module.max_windows
     atomic_write_json(os.path.join(extra, SETTINGS_FILE), settings)
 

@@ -17,8 +17,6 @@ The tokenizer is the original BERT algorithm (export.tflite_text, the same ids a
 the SavedModel); `--tokenizer=fast` uses tf.text's FastBertTokenizer instead (NFKC case
 folding: other ids on ~0.9% of real SMS; classify only). Run it with
 
-    from ai_edge_litert.interpreter import InterpreterWithCustomOps
-    from tensorflow_text.core.pybinds import tflite_registrar
     interp = InterpreterWithCustomOps(model_content=open(FILE, "rb").read(),
         custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
 
@@ -31,8 +29,19 @@ import os
 import sys
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
+from ai_edge_litert.interpreter import InterpreterWithCustomOps
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+from tensorflow_text.core.pybinds import tflite_registrar
+
+from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.errors import BertTfError
+from bert_tf.text.tokenizer import BertTokenizer
+from export import tflite_tasks
+from export.saved_model import read_model_dir
+from export.text_graph import read_vocab
+from export.tflite_text import tokenizer_tflite
 
 FLAGS = flags.FLAGS
 TOKENIZERS = ("exact", "fast")
@@ -69,8 +78,6 @@ class TFLiteBatchError(BertTfError, ValueError):
 def build_tflite_module(model, vocab, lower_case, seq_length, task, tokenizer="exact"):
     """A tf.Module whose `serving_default` (string [1] inputs) tokenizes, runs the model and
     decodes for `task["type"]`; also sets `input_names`."""
-    import tensorflow as tf
-    from export import tflite_tasks
     kind = task["type"]
     if kind not in tflite_tasks.GRAPHS:
         raise TFLiteExportError(f"task.type {kind!r}: the TFLite export supports "
@@ -92,9 +99,6 @@ def convert(module, quantize="none"):
     """Freezes the variables into constants first: converting the function with its Keras 3
     resource variables yields READ_VARIABLE ops on never-initialized variables (NaN outputs,
     or a file without the weights)."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
     frozen = convert_variables_to_constants_v2(module.serving_default.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -113,8 +117,6 @@ def output_names(module):
 
 
 def make_interpreter(model_content):
-    from ai_edge_litert.interpreter import InterpreterWithCustomOps
-    from tensorflow_text.core.pybinds import tflite_registrar
     return InterpreterWithCustomOps(model_content=model_content,
                                     custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
 
@@ -140,8 +142,9 @@ class TFLiteModel:
         self.interpreter = make_interpreter(content)
         self.runner = self.interpreter.get_signature_runner("serving_default")
 
-    def _one(self, inputs):
-        """One row: each input a string, or a list of strings (multiple choice's choices)."""
+    def row(self, inputs):
+        """One row (a dict of inputs): each input a string, or a list of strings (multiple
+        choice's choices) -> dict of named numpy outputs."""
         out = self.runner(**{k: _encode_strings(v) for k, v in inputs.items()})
         ordered = sorted(out, key=lambda k: int(k.rsplit("_", 1)[1]))
         return {name: out[key] for name, key in zip(self.output_names, ordered)}
@@ -149,13 +152,13 @@ class TFLiteModel:
     def __call__(self, **inputs):
         lists = {k: v for k, v in inputs.items() if isinstance(v, (list, tuple, np.ndarray))}
         if not lists:
-            return self._one(inputs)
+            return self.row(inputs)
         if len(lists) != len(inputs) or len({len(v) for v in lists.values()}) != 1:
             raise TFLiteBatchError(f"inputs {sorted(inputs)}: pass all as strings or all as "
                                    f"lists of the same length, got lengths "
                                    f"{ {k: len(v) for k, v in lists.items()} }")
         n = len(next(iter(lists.values())))
-        return [self._one({k: v[i] for k, v in inputs.items()}) for i in range(n)]
+        return [self.row({k: v[i] for k, v in inputs.items()}) for i in range(n)]
 
 
 def _encode_strings(value):
@@ -171,7 +174,7 @@ class TFLiteMultipleChoice(TFLiteModel):
 
     def __call__(self, context, choices):  # noqa: D102 (the multiple-choice inputs)
         if isinstance(context, (str, bytes)):
-            out = self._one({"context": context, "choices": list(choices)})
+            out = self.row({"context": context, "choices": list(choices)})
             return out["probabilities"], int(out["choice"][0])
         if len(context) != len(choices):
             raise TFLiteBatchError(f"{len(context)} contexts but {len(choices)} choice lists: "
@@ -201,14 +204,10 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
                   tokenizer="exact"):
     """Writes `output` (+ output.outputs.txt, and output.labels.txt for classifiers);
     returns the file size in bytes."""
-    from bert_tf.checkpoints.loader import load_task_model
-    from export.saved_model import read_model_dir
-    from export.text_graph import read_vocab
     config, vocab_file = read_model_dir(model_dir)
     task = config["task"]
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
     vocab = read_vocab(vocab_file)
-    from export import tflite_tasks
     if task["type"] not in tflite_tasks.GRAPHS:
         raise TFLiteExportError(f"{model_dir}: task.type {task['type']!r}: the TFLite export "
                                 f"supports {sorted(tflite_tasks.GRAPHS)} (use "
@@ -252,9 +251,6 @@ def compare_tokenizers(vocab, lower_case, texts, tokenizer="fast"):
     """Per text: are the WordPiece ids of a TFLite tokenizer (run by the LiteRT interpreter)
     the same as the original-BERT tokenizer's (the SavedModel export's)? -> (bool array,
     [(text, tflite_tokens, bert_tokens)] for the differing texts)."""
-    import tensorflow as tf
-    from bert_tf.text.tokenizer import BertTokenizer
-    from export.tflite_text import tokenizer_tflite
     runner = make_interpreter(tokenizer_tflite(vocab, lower_case, tokenizer == "exact")
                               ).get_signature_runner("serving_default")
     exact = BertTokenizer(vocab=vocab, lower_case=lower_case)

@@ -1,9 +1,12 @@
 """Batch-1 TFLite graphs of each task: strings in, decoded answers out (registry by task type).
 
 Every graph tokenizes in the graph (export.tflite_text: the exact original BERT tokenizer by
-default, or tf.text's FastBertTokenizer), runs the model on [CLS] ... [SEP] packed to its own
-length and decodes as the SavedModel's serving_default does (export/serving_graph.py), with ops
-LiteRT runs (builtins + tf.text's TFLite kernels). Inputs are string [1]; a batch of two or
+default, or tf.text's FastBertTokenizer), runs the model and decodes as the SavedModel's
+serving_default does (export/serving_graph.py), with ops LiteRT runs (builtins + tf.text's
+TFLite kernels). Inputs longer than one window (single-text classify, tag, squad) are read in
+`doc_stride` windows padded to seq_length, all in one model batch (export/tflite_windows.py),
+with the SavedModel's rules: classify averages the window logits, tag and squad take each
+piece from its max-context window. Inputs are string [1]; a batch of two or
 more strings fails at run time (export.tflite.TFLiteModel answers lists row by row).
 
 A task plugs in with `register("type")` on a function (model, vocab, task, seq_length,
@@ -14,8 +17,11 @@ Shapes: P pieces, T packed length, C labels, W words, E entities, R windows.
 
 import tensorflow as tf
 
-from export.serving_graph import iob_tables
+from export.serving_squad import squad_settings
+from export.serving_tag import iob_tables
+from export.serving_windows import single_text_stride
 from export.tflite_text import TFLiteBertTokenizer, fast_bert_tokenize, substrings
+from export.tflite_windows import owned_positions, pack_windows, per_piece
 
 _NEG = -1e9
 GRAPHS = {}
@@ -80,29 +86,34 @@ def _pack_pair(a, b, budget, tok):
 @register("classify")
 def classify_graph(model, vocab, task, seq_length, tok):
     pair = bool(task.get("text_b"))
-    budget = seq_length - (3 if pair else 2)
 
-    def answer(ids, types):
-        probs = tf.nn.softmax(_encode(model, ids, types)["logits"], axis=-1)   # [1, C]
+    def answer(logits):                                               # [1, C]
+        probs = tf.nn.softmax(logits, axis=-1)
         return {"probabilities": probs,
                 "label_id": tf.argmax(probs, axis=-1, output_type=tf.int32)}
 
-    if pair:
+    if pair:   # longest-first truncation, as fine-tuning and the SavedModel (no windows)
         @tf.function(input_signature=[_spec("text"), _spec("text_b")])
         def serving_default(text, text_b):
-            return answer(*_pack_pair(tok.ids(text), tok.ids(text_b), budget, tok))
+            ids, types = _pack_pair(tok.ids(text), tok.ids(text_b), seq_length - 3, tok)
+            return answer(_encode(model, ids, types)["logits"])
         return ["text", "text_b"], serving_default
+
+    stride = single_text_stride(task, seq_length)
 
     @tf.function(input_signature=[_spec("text")])
     def serving_default(text):
-        ids = tf.concat([[tok.cls_id], tok.ids(text)[:budget], [tok.sep_id]], 0)
-        return answer(ids, tf.zeros_like(ids))
+        # every window of seq_length - 2 pieces; the mean of the window logits
+        inputs, _ = pack_windows([tok.cls_id], tok.ids(text), seq_length - 2, stride,
+                                 seq_length, tok.sep_id)
+        logits = model(inputs, training=False)["logits"]                # [R, C]
+        return answer(tf.reduce_mean(logits, axis=0, keepdims=True))
     return ["text"], serving_default
 
 
 def _label_tables(label_names):
     """IOB2 names -> (prefix [C]; type id [C]; type names + [""]; number of types), the
-    SavedModel's rules (export.serving_graph.iob_tables)."""
+    SavedModel's rules (export.serving_tag.iob_tables)."""
     prefix, type_ids, types = iob_tables(label_names)
     return (tf.constant(prefix, tf.int32), tf.constant(type_ids, tf.int32),
             tf.constant(types + [""]), len(types))
@@ -112,103 +123,83 @@ def _mask(values, keep):
     return tf.gather(values, tf.cast(tf.where(keep)[:, 0], tf.int32))
 
 
+def _tag_pieces(model, ids, seq_length, stride, tok):
+    """ids int32 [P] -> (label id int32 [P], its probability float32 [P]) of every piece, from
+    the window (seq_length - 2 pieces, `stride` apart) where it has the most context."""
+    inputs, win = pack_windows([tok.cls_id], ids, seq_length - 2, stride, seq_length,
+                               tok.sep_id)
+    probs = tf.nn.softmax(model(inputs, training=False)["logits"], axis=-1)   # [R, T, C]
+    p = tf.size(ids)
+    _, token, is_max = owned_positions(win, seq_length, p)
+    pred = per_piece(tf.argmax(probs, axis=-1, output_type=tf.int32), is_max, token, p, -1)
+    return pred, per_piece(tf.reduce_max(probs, axis=-1), is_max, token, p, -1.0)
+
+
+def _words(t, tok):
+    """Tokenizer output (dict of [P]) -> (word_start bool [P]: a piece starts a word unless it
+    is a "##" continuation (or the first piece); per word [W]: char / byte start and end)."""
+    ids = t["ids"]
+    p = tf.size(ids)
+    word_start = (tf.logical_not(tf.gather(tok.is_continuation, ids))
+                  | tf.equal(tf.range(p), 0))
+    word_of_piece = tf.math.cumsum(tf.cast(word_start, tf.int32)) - 1
+    n_words = tf.reduce_sum(tf.cast(word_start, tf.int32))
+    ends = {k: tf.math.unsorted_segment_max(t[k], word_of_piece, n_words)
+            for k in ("char_end", "byte_end")}
+    return word_start, {"char_start": _mask(t["char_start"], word_start),
+                        "byte_start": _mask(t["byte_start"], word_start), **ends}
+
+
+def _entities(text, words, w_pred, w_prob, tables):
+    """Per word label ids / probabilities [W] -> the entity outputs (IOB2, conlleval: I-X
+    after O or another type starts X), at least one row (LiteRT has no empty string tensor:
+    no entity -> one padding row "", "", -1, -1, 0.0 and num_entities 0, as the SavedModel
+    pads its [B, E] outputs)."""
+    prefix_of, type_of, type_names, n_types = tables
+    w_prefix, w_type = tf.gather(prefix_of, w_pred), tf.gather(type_of, w_pred)
+    prev_type = tf.concat([[-1], w_type], 0)[:-1]
+    begins = tf.equal(w_prefix, 1) | (tf.equal(w_prefix, 2) & tf.not_equal(prev_type, w_type))
+    keep = begins | (tf.equal(w_prefix, 2) & tf.equal(prev_type, w_type))
+    n_ent = tf.reduce_sum(tf.cast(begins, tf.int32))
+    seg = _mask(tf.math.cumsum(tf.cast(begins, tf.int32)) - 1, keep)
+
+    def per_entity(fn, values):
+        return fn(_mask(values, keep), seg, n_ent)
+    first = {k: per_entity(tf.math.unsorted_segment_min, words[k])
+             for k in ("char_start", "byte_start")}
+    last = {k: per_entity(tf.math.unsorted_segment_max, words[k])
+            for k in ("char_end", "byte_end")}
+    e_type = per_entity(tf.math.unsorted_segment_max, w_type)
+    e_score = (per_entity(tf.math.unsorted_segment_sum, w_prob)
+               / tf.cast(per_entity(tf.math.unsorted_segment_sum, tf.ones_like(w_type)),
+                         tf.float32))
+    pad = tf.zeros([tf.maximum(1 - n_ent, 0)], tf.int32)
+    e_text = substrings(text, tf.concat([first["byte_start"], pad], 0),
+                        tf.concat([last["byte_end"], pad], 0))                  # [E']
+    return {"entity_text": e_text,
+            "entity_type": tf.gather(type_names, tf.concat([e_type, pad + n_types], 0)),
+            "entity_start": tf.concat([first["char_start"], pad - 1], 0),
+            "entity_end": tf.concat([last["char_end"], pad - 1], 0),
+            "entity_score": tf.concat([e_score, tf.cast(pad, tf.float32)], 0),
+            "num_entities": tf.reshape(n_ent, [1])}
+
+
 @register("tag")
 def tag_graph(model, vocab, task, seq_length, tok):
-    prefix_of, type_of, type_names, n_types = _label_tables(
-        [str(x) for x in task["label_names"]])
-    budget = seq_length - 2
+    """Long texts in windows (seq_length - 2 pieces, task.doc_stride apart, default half a
+    window): every piece labeled from its max-context window, words by their first piece,
+    entities over the whole text (never cut at a window border), offsets into the text."""
+    tables = _label_tables([str(x) for x in task["label_names"]])
+    stride = single_text_stride(task, seq_length)
 
     @tf.function(input_signature=[_spec("text")])
     def serving_default(text):
         t = tok.with_offsets(text, "tag")
-        ids = t["ids"][:budget]                                        # [P]
-        p = tf.size(ids)
-        packed = tf.concat([[tok.cls_id], ids, [tok.sep_id]], 0)      # [T]
-        probs = tf.nn.softmax(_encode(model, packed, tf.zeros_like(packed))["logits"][0],
-                              axis=-1)[1:p + 1]                       # [P, C]
-        pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
-        score = tf.reduce_max(probs, axis=-1)
-        # words: a piece starts one unless it is a "##" continuation (or the first piece)
-        word_start = (tf.logical_not(tf.gather(tok.is_continuation, ids))
-                      | tf.equal(tf.range(p), 0))
-        word_of_piece = tf.math.cumsum(tf.cast(word_start, tf.int32)) - 1
-        n_words = tf.reduce_sum(tf.cast(word_start, tf.int32))
-        w_pred, w_prob = _mask(pred, word_start), _mask(score, word_start)     # [W]
-        w_start = _mask(t["char_start"][:budget], word_start)
-        w_bstart = _mask(t["byte_start"][:budget], word_start)
-        w_end = tf.math.unsorted_segment_max(t["char_end"][:budget], word_of_piece, n_words)
-        w_bend = tf.math.unsorted_segment_max(t["byte_end"][:budget], word_of_piece, n_words)
-        # IOB2 -> entities (conlleval: I-X after O or another type starts X)
-        w_prefix, w_type = tf.gather(prefix_of, w_pred), tf.gather(type_of, w_pred)
-        prev_type = tf.concat([[-1], w_type], 0)[:-1]
-        begins = tf.equal(w_prefix, 1) | (tf.equal(w_prefix, 2) & tf.not_equal(prev_type,
-                                                                               w_type))
-        keep = begins | (tf.equal(w_prefix, 2) & tf.equal(prev_type, w_type))
-        n_ent = tf.reduce_sum(tf.cast(begins, tf.int32))
-        seg = _mask(tf.math.cumsum(tf.cast(begins, tf.int32)) - 1, keep)
-
-        def per_entity(fn, values):
-            return fn(_mask(values, keep), seg, n_ent)
-        e_start = per_entity(tf.math.unsorted_segment_min, w_start)
-        e_end = per_entity(tf.math.unsorted_segment_max, w_end)
-        e_bstart = per_entity(tf.math.unsorted_segment_min, w_bstart)
-        e_bend = per_entity(tf.math.unsorted_segment_max, w_bend)
-        e_type = per_entity(tf.math.unsorted_segment_max, w_type)
-        e_score = (per_entity(tf.math.unsorted_segment_sum, w_prob)
-                   / tf.cast(per_entity(tf.math.unsorted_segment_sum,
-                                        tf.ones_like(w_type)), tf.float32))
-        # outputs have max(E, 1) rows: LiteRT cannot hand out an empty string tensor, so a
-        # text without entities answers one padding row ("", "", -1, -1, 0.0) and
-        # num_entities 0, as the SavedModel pads its [B, E] outputs
-        pad = tf.zeros([tf.maximum(1 - n_ent, 0)], tf.int32)
-        e_text = substrings(text, tf.concat([e_bstart, pad], 0),
-                            tf.concat([e_bend, pad], 0))               # [E']
-        e_type = tf.gather(type_names, tf.concat([e_type, pad + n_types], 0))
-        return {"entity_text": e_text, "entity_type": e_type,
-                "entity_start": tf.concat([e_start, pad - 1], 0),
-                "entity_end": tf.concat([e_end, pad - 1], 0),
-                "entity_score": tf.concat([e_score, tf.cast(pad, tf.float32)], 0),
-                "num_entities": tf.reshape(n_ent, [1])}
+        pred, prob = _tag_pieces(model, t["ids"], seq_length, stride, tok)      # [P]
+        word_start, words = _words(t, tok)
+        return _entities(text, words, _mask(pred, word_start), _mask(prob, word_start),
+                         tables)
     return ["text"], serving_default
-
-
-def _squad_settings(task, seq_length):
-    return {"max_answer": int(task.get("max_answer_length", 30)),
-            "max_query": min(int(task.get("max_query_length", 64)), seq_length - 4),
-            "doc_stride": max(int(task.get("doc_stride", 128)), 1),
-            "allow_null": bool(task.get("version_2_with_negative", task.get("version_2"))),
-            "threshold": float(task.get("null_score_diff_threshold") or 0.0)}
-
-
-def _squad_windows(q, c, seq_length, doc_stride, cls_id, sep_id):
-    """Packs [CLS] q [SEP] window [SEP] for every doc_stride window of the context pieces
-    c [N] (the original rule) -> (inputs [R, T] x3, window start [R], window length [R],
-    first context position)."""
-    nq, nc = tf.size(q), tf.size(c)
-    window = seq_length - nq - 3
-    stride = tf.minimum(window, doc_stride)
-    n_w = 1 + (tf.maximum(nc - window, 0) + stride - 1) // stride
-    k = tf.range(n_w)                                                  # [R]
-    w_start = k * stride
-    w_len = tf.maximum(tf.minimum(nc - w_start, window), 0)           # [R]
-    # T = seq_length, static: with two dynamic dims the model's mask[:, None, None, :] stays
-    # a TF StridedSlice (new_axis_mask) that LiteRT cannot run. Padding does not change the
-    # masked model's outputs.
-    pos = tf.range(seq_length)[None, :]                               # [1, T]
-    first = nq + 2
-    # source vector: [CLS] q [SEP] c [PAD]; each cell picks an index into it
-    src = tf.concat([[cls_id], q, [sep_id], c, [0]], 0)
-    pad_at = nq + 2 + nc
-    in_ctx = (pos >= first) & (pos < first + w_len[:, None])          # [R, T]
-    is_end = tf.equal(pos, first + w_len[:, None])
-    index = tf.where(pos < first, tf.broadcast_to(pos, tf.shape(in_ctx)),
-                     tf.where(in_ctx, pos + w_start[:, None], pad_at))
-    ids = tf.where(is_end, sep_id, tf.gather(src, index))
-    mask = tf.cast(pos <= first + w_len[:, None], tf.int32)
-    types = tf.cast(pos >= first, tf.int32) * mask
-    fix = lambda x: tf.reshape(x, [-1, seq_length])  # noqa: E731  (static T)
-    return ({"input_word_ids": fix(ids), "input_mask": fix(mask), "input_type_ids": fix(types)},
-            w_start, w_len, first, k)
 
 
 def _best_spans(start_logits, end_logits, is_max, is_ctx, max_answer):
@@ -227,48 +218,47 @@ def _best_spans(start_logits, end_logits, is_max, is_ctx, max_answer):
     return best, best_score
 
 
+def _squad_answer(out, win, n_tok, s):
+    """Model outputs over the windows -> (chosen window, span positions i, j in it, answered?,
+    probability of the answer / of no answer), as the SavedModel decodes."""
+    start_logits, end_logits = out["start_logits"], out["end_logits"]      # [R, T]
+    width = tf.shape(start_logits)[1]
+    is_ctx, _, is_max = owned_positions(win, width, n_tok)
+    valid = is_ctx | (tf.equal(tf.range(width)[None, :], 0) & s["allow_null"])
+    p_start = tf.nn.softmax(tf.where(valid, start_logits, _NEG), axis=-1)
+    p_end = tf.nn.softmax(tf.where(valid, end_logits, _NEG), axis=-1)
+    best, best_score = _best_spans(start_logits, end_logits, is_max, is_ctx, s["max_answer"])
+    top = tf.reduce_max(best_score)
+    rows = tf.range(tf.size(best_score))
+    chosen = tf.reduce_min(tf.where(best_score >= top, rows, tf.size(rows)))
+    null_score = tf.reduce_min(start_logits[:, 0] + end_logits[:, 0])
+    answered = top > _NEG / 2
+    if s["allow_null"]:
+        answered = answered & (null_score - top <= s["threshold"])
+    g = lambda x, i: tf.gather(x, i)  # noqa: E731  (dynamic scalar index: a gather)
+    bi, bj = g(best, chosen) // width, g(best, chosen) % width
+    ps, pe = g(p_start, chosen), g(p_end, chosen)                     # [T]
+    return chosen, bi, bj, answered, g(ps, bi) * g(pe, bj), ps[0] * pe[0]
+
+
 @register("squad")
 def squad_graph(model, vocab, task, seq_length, tok):
-    s = _squad_settings(task, seq_length)
+    s = squad_settings(task, seq_length)
 
     @tf.function(input_signature=[_spec("question"), _spec("context")])
     def serving_default(question, context):
         q = tok.with_offsets(question, "squad")["ids"][:s["max_query"]]
         c = tok.with_offsets(context, "squad")
-        inputs, w_start, w_len, first, k = _squad_windows(
-            q, c["ids"], seq_length, s["doc_stride"], tok.cls_id, tok.sep_id)
-        out = model(inputs, training=False)
-        start_logits, end_logits = out["start_logits"], out["end_logits"]    # [R, T]
-        width = tf.shape(start_logits)[1]
-        pos = tf.range(width)[None, :]
-        j = pos - first                                                # [R, T]
-        is_ctx = (j >= 0) & (j < w_len[:, None])
-        # max context (the original): min(left, right) + 0.01 * len, first window on ties;
-        # in integers: (100 * min + len) * 4096 - window
-        score = ((tf.minimum(j, w_len[:, None] - 1 - j) * 100 + w_len[:, None]) * 4096
-                 - k[:, None])
-        token = tf.where(is_ctx, j + w_start[:, None], 0)
+        # [CLS] q [SEP] window [SEP] for every doc_stride window of the context pieces
+        inputs, win = pack_windows(tf.concat([[tok.cls_id], q, [tok.sep_id]], 0), c["ids"],
+                                   seq_length - tf.size(q) - 3, s["doc_stride"], seq_length,
+                                   tok.sep_id, second_type=1)
         n_tok = tf.size(c["ids"])
-        best_ctx = tf.math.unsorted_segment_max(
-            tf.reshape(score, [-1]), tf.reshape(tf.where(is_ctx, token, n_tok), [-1]),
-            n_tok + 1)
-        is_max = is_ctx & (score >= tf.gather(best_ctx, tf.where(is_ctx, token, n_tok)))
-        valid = is_ctx | (tf.equal(pos, 0) & s["allow_null"])
-        p_start = tf.nn.softmax(tf.where(valid, start_logits, _NEG), axis=-1)
-        p_end = tf.nn.softmax(tf.where(valid, end_logits, _NEG), axis=-1)
-        best, best_score = _best_spans(start_logits, end_logits, is_max, is_ctx,
-                                       s["max_answer"])
-        top = tf.reduce_max(best_score)
-        rows = tf.range(tf.size(best_score))
-        chosen = tf.reduce_min(tf.where(best_score >= top, rows, tf.size(rows)))
-        null_score = tf.reduce_min(start_logits[:, 0] + end_logits[:, 0])
-        answered = top > _NEG / 2
-        if s["allow_null"]:
-            answered = answered & (null_score - top <= s["threshold"])
-        g = lambda x, i: tf.gather(x, i)  # noqa: E731  (dynamic scalar index: a gather)
-        bi, bj = g(best, chosen) // width, g(best, chosen) % width
-        piece_i = tf.maximum(bi - first + g(w_start, chosen), 0)
-        piece_j = tf.maximum(bj - first + g(w_start, chosen), 0)
+        chosen, bi, bj, answered, prob, null_prob = _squad_answer(
+            model(inputs, training=False), win, n_tok, s)
+        w_start = tf.gather(win.start, chosen)
+        piece_i = tf.maximum(bi - win.first + w_start, 0)
+        piece_j = tf.maximum(bj - win.first + w_start, 0)
         n_safe = tf.maximum(n_tok - 1, 0)
         pad = tf.zeros([1], tf.int32)
         pick = lambda name, i: tf.gather(tf.concat([c[name], pad], 0),   # noqa: E731
@@ -276,14 +266,10 @@ def squad_graph(model, vocab, task, seq_length, tok):
         b_start = tf.where(answered, pick("byte_start", piece_i), 0)
         b_end = tf.where(answered, pick("byte_end", piece_j), 0)
         text = substrings(context, tf.reshape(b_start, [1]), tf.reshape(b_end, [1]))  # [1]
-        ps, pe = g(p_start, chosen), g(p_end, chosen)                 # [T]
-        prob = g(ps, bi) * g(pe, bj)
-        null_prob = ps[0] * pe[0]
-        return {"answer": text,
-                "answer_start": tf.reshape(tf.where(answered, pick("char_start", piece_i),
-                                                    -1), [1]),
-                "answer_end": tf.reshape(tf.where(answered, pick("char_end", piece_j), -1),
-                                         [1]),
+        offset = lambda name, i: tf.reshape(  # noqa: E731
+            tf.where(answered, pick(name, i), -1), [1])
+        return {"answer": text, "answer_start": offset("char_start", piece_i),
+                "answer_end": offset("char_end", piece_j),
                 "score": tf.reshape(tf.where(answered, prob,
                                              null_prob if s["allow_null"] else 0.0), [1])}
     return ["question", "context"], serving_default
@@ -309,7 +295,7 @@ def multiple_choice_graph(model, vocab, task, seq_length, tok):
         for i in range(n_choices):
             # a gather (LiteRT's UNPACK and slices take no strings) -> string [1]
             ids, types = _pack_pair(a, tok.ids(tf.gather(flat, [i])), budget, tok)
-            # T = seq_length, static (see _squad_windows); the mask hides the padding
+            # T = seq_length, static (see export/tflite_windows.py); the mask hides the padding
             pad = [[0, seq_length - tf.size(ids)]]
             rows["input_word_ids"].append(tf.pad(ids, pad))
             rows["input_mask"].append(tf.pad(tf.ones_like(ids), pad))

@@ -7,6 +7,9 @@ graph initialization. One request per padded length class is enough to trace the
 
 import os
 
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 _TEXTS = ["a short sentence.", "A somewhat longer sentence, with punctuation, numbers 123 and "
@@ -15,8 +18,8 @@ _TEXTS = ["a short sentence.", "A somewhat longer sentence, with punctuation, nu
 
 def warmup_inputs(task, max_rows=None):
     """{input name: list of strings (lists of lists for multiple choice's [B, C])} requests
-    for a task (two batches: 1 and 2 rows; only those of at most `max_rows` rows). SQuAD
-    contexts are short, one window each, so the requests fit an export's
+    for a task (two batches: 1 and 2 rows; only those of at most `max_rows` rows). Texts and
+    SQuAD contexts are short, one window each, so the requests fit an export's
     --max_windows_per_request (a refused warm-up record would make TF Serving refuse the
     whole version)."""
     kind = task["type"]
@@ -29,17 +32,15 @@ def warmup_inputs(task, max_rows=None):
         requests = [{"question": ["what is this?"], "context": _TEXTS[:1]},
                     {"question": ["what is this?"] * 2, "context": _TEXTS[:1] * 2}]
         return [r for r in requests if max_rows is None or len(r["question"]) <= max_rows]
-    requests = [{"text": _TEXTS[:1]}, {"text": _TEXTS}]
+    requests = [{"text": _TEXTS[:1]}, {"text": _TEXTS}]   # one window per text
     if kind == "classify" and task.get("text_b"):
         for r in requests:
             r["text_b"] = list(reversed(r["text"]))
-    return requests
+    return [r for r in requests if max_rows is None or len(r["text"]) <= max_rows]
 
 
 def write_warmup_requests(saved_model_dir, task, model_name="model",
                           signature_name="serving_default", max_rows=None):
-    import tensorflow as tf
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
     extra = os.path.join(saved_model_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     path = os.path.join(extra, WARMUP_FILE)
@@ -57,8 +58,6 @@ def write_warmup_requests(saved_model_dir, task, model_name="model",
 
 def read_warmup_requests(saved_model_dir):
     """The PredictRequests of a version's warm-up file."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
     path = os.path.join(saved_model_dir, "assets.extra", WARMUP_FILE)
     requests = []
     for record in tf.data.TFRecordDataset(path):

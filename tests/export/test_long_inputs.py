@@ -16,10 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import TINY_VOCAB  # noqa: E402
 from test_saved_model import iob2_entities, special_ids, tiny_config  # noqa: E402
 from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir  # noqa: E402
-from window_reference import piece_logits, text_logits  # noqa: E402
+from window_reference import StubTagger, piece_logits, stub_text, text_logits  # noqa: E402
 
 SEQ = 16                 # windows of 14 pieces, 7 apart (the default: half a window)
 STRIDE = 7
+LOTS = 10_000           # windows per request (the export's default cap is 64)
 WORDS = [w for w in TINY_VOCAB[5:] if not w.startswith("##")]   # one piece each
 
 
@@ -34,7 +35,8 @@ def tag_module(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("long") / "tag")
     model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB,
                           {"type": "tag", "label_names": TAG_LABELS}, seq_length=SEQ)
-    module, signatures = build_serving_module(model_dir, model=model)
+    module, signatures = build_serving_module(model_dir, model=model,
+                                              max_windows_per_request=LOTS)
     return model_dir, model, signatures["serving_default"]
 
 
@@ -89,37 +91,13 @@ def test_tag_thousands_of_words_match_brute_force_and_evaluation(tag_module):
     assert found > 100
 
 
-class _StubTagger(tf.Module):
-    """A tagger that labels "john" B-PER and "paris" I-PER wherever they are, and "france"
-    B-LOC only where it has at least 3 pieces of context on both sides in its window (every
-    piece's max-context window gives it >= 3 with windows of 14, 7 apart)."""
-
-    def __init__(self, vocab):
-        super().__init__()
-        self.john, self.paris, self.france = (vocab.index(w) for w in ("john", "paris",
-                                                                        "france"))
-
-    def __call__(self, inputs, training=False):
-        import tensorflow as tf
-        ids = inputs["input_word_ids"]                                      # [R, T]
-        n = tf.reduce_sum(inputs["input_mask"], axis=1, keepdims=True)      # [R, 1]
-        pos = tf.range(tf.shape(ids)[1])[None, :]
-        centred = (pos - 1 >= 3) & (n - 2 - pos >= 3)
-        label = tf.where(ids == self.john, 1, tf.where(ids == self.paris, 2, 0))
-        label = tf.where((ids == self.france) & centred, 3, label)
-        return {"logits": tf.one_hot(label, len(TAG_LABELS)) * 10.0}
-
-
 def test_entity_at_word_2000_and_the_max_context_rule(tag_module):
     import tensorflow as tf
     from export.saved_model import build_serving_module
     model_dir = tag_module[0]
-    _, signatures = build_serving_module(model_dir, model=_StubTagger(TINY_VOCAB))
-    words = ["the"] * 4000
-    words[2000:2004] = ["John", "paris", "paris", "paris"]   # crosses the 2002 window border
-    for i in (300, 1500, 3001):
-        words[i] = "france"
-    text = "  ".join(words[:1000]) + " " + " ".join(words[1000:])   # offsets: not uniform
+    _, signatures = build_serving_module(model_dir, model=StubTagger(TINY_VOCAB),
+                                          max_windows_per_request=LOTS)
+    text = stub_text()
     out = {k: v.numpy() for k, v in signatures["serving_default"](
         text=tf.constant([text, "france"])).items()}
     got = served_entities(out, 0)
@@ -156,7 +134,8 @@ def test_classify_long_texts_mean_of_windows(tmp_path):
     rng = np.random.default_rng(3)   # larger weights: logits that differ from window to window
     for v in model.weights:
         v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
-    _, signatures = build_serving_module(model_dir, model=model)
+    _, signatures = build_serving_module(model_dir, model=model,
+                                         max_windows_per_request=LOTS)
     texts = long_texts(1, [3000, 40, 3, 0])
     start = time.time()
     out = signatures["serving_default"](text=tf.constant(texts))

@@ -1,4 +1,5 @@
-"""Reliability of serving exports: the SQuAD per-request window cap, serving_encoded id checks,
+"""Reliability of serving exports: the per-request window cap (SQuAD, tag, classify), text
+pairs over seq_length (longest-first truncation), serving_encoded id checks,
 file modes of published versions and the clean-up of temp dirs left by killed exports.
 
 The graph checks run on the serving functions of a tiny SQuAD model (seq_length 16, doc_stride
@@ -124,6 +125,85 @@ def test_squad_request_over_the_window_cap_is_invalid_argument(squad, tmp_path):
     assert settings["max_windows_per_request"] == MAX_WINDOWS and settings["seq_length"] == SEQ
 
 
+def _capped(tmp_path_factory, task):
+    from export.saved_model import build_serving_module
+    model_dir = str(tmp_path_factory.mktemp("capped") / task["type"])
+    model = make_task_dir(model_dir, _config(), TINY_VOCAB, task, seq_length=SEQ)
+    module, signatures = build_serving_module(model_dir, model=model,
+                                              max_windows_per_request=MAX_WINDOWS)
+    return module, signatures["serving_default"], model
+
+
+def test_tag_and_classify_requests_over_the_window_cap_are_invalid_argument(tmp_path_factory,
+                                                                            tmp_path):
+    """Windows of SEQ - 2 = 14 pieces, 7 apart: 15 pieces are 2 windows, 80 pieces 11."""
+    import tensorflow as tf
+    from export.saved_model import write_settings
+    from tiny_dirs import CLASS_LABELS, TAG_LABELS
+    two = "the quick brown fox jumps over the lazy dog is hello world good bad movie"
+    long_text = "the quick brown fox " * 20
+    for task, what in (({"type": "tag", "label_names": TAG_LABELS}, "tag"),
+                       ({"type": "classify", "label_names": CLASS_LABELS}, "classify")):
+        module, fn, _ = _capped(tmp_path_factory, task)
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=rf"{what} request needs 11 windows; this export answers at "
+                                 rf"most 3 per request \(export.saved_model "
+                                 rf"--max_windows_per_request\): send shorter texts"):
+            fn(text=tf.constant([long_text]))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="needs 4 windows"):
+            fn(text=tf.constant([two, two]))                      # per request: 2 + 2 > 3
+        with pytest.raises(tf.errors.InvalidArgumentError, match="needs 4 windows"):
+            fn(text=tf.constant(["a", "b", "c", "d"]))            # one window per short text
+        out = fn(text=tf.constant([two, "hello world"]))          # 2 + 1 = 3: answered
+        assert next(iter(out.values())).shape[0] == 2
+        write_settings(str(tmp_path / what), module)
+        with open(os.path.join(tmp_path, what, "assets.extra", "export_settings.json")) as f:
+            assert json.load(f)["max_windows_per_request"] == MAX_WINDOWS
+
+
+def _truncate_pair(a, b, budget):
+    """The original BERT's _truncate_seq_pair: pop from the longer one (b on ties)."""
+    a, b = list(a), list(b)
+    while len(a) + len(b) > budget:
+        (a if len(a) > len(b) else b).pop()
+    return a, b
+
+
+def test_text_pairs_longer_than_seq_length_are_truncated_longest_first(tmp_path_factory):
+    """Pairs are NOT windowed: they are truncated longest-first to seq_length as fine-tuning
+    trains and evaluates them (the original run_classifier.py), one model row per pair (so a
+    request of 4 pairs is over a cap of 3)."""
+    import tensorflow as tf
+    import bert_tf
+    from tiny_dirs import CLASS_LABELS
+    _, fn, model = _capped(tmp_path_factory, {"type": "classify", "label_names": CLASS_LABELS,
+                                              "text_b": "text_b"})
+    rng = np.random.default_rng(0)
+    for v in model.weights:          # logits that depend on every piece
+        v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
+    vocab = list(TINY_VOCAB)
+    words = [w for w in vocab[5:] if not w.startswith("##")]
+    pairs = [(" ".join(rng.choice(words, 3)), " ".join(rng.choice(words, 40))),
+             (" ".join(rng.choice(words, 30)), " ".join(rng.choice(words, 30))),
+             (" ".join(rng.choice(words, 5)), "")]
+    out = fn(text=tf.constant([a for a, _ in pairs]), text_b=tf.constant([b for _, b in pairs]))
+    tok = bert_tf.BertTokenizer(vocab=vocab, lower_case=True)
+    cls, sep = vocab.index("[CLS]"), vocab.index("[SEP]")
+    for i, (a, b) in enumerate(pairs):
+        ta, tb = (tok.tokenize(tf.constant([x])).to_list()[0] for x in (a, b))
+        ka, kb = _truncate_pair(ta, tb, SEQ - 3)
+        ids = np.array([[cls] + ka + [sep] + kb + [sep]], np.int32)
+        types = np.array([[0] * (len(ka) + 2) + [1] * (len(kb) + 1)], np.int32)
+        logits = model({"input_word_ids": ids, "input_mask": np.ones_like(ids),
+                        "input_type_ids": types}, training=False)["logits"]
+        np.testing.assert_allclose(out["probabilities"][i], tf.nn.softmax(logits)[0],
+                                   atol=1e-5)
+    assert [len(x) for x in _truncate_pair(range(3), range(40), SEQ - 3)] == [3, 10]
+    assert [len(x) for x in _truncate_pair(range(30), range(30), SEQ - 3)] == [7, 6]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="classify request needs 4 windows"):
+        fn(text=tf.constant(["a"] * 4), text_b=tf.constant(["b"] * 4))
+
+
 @pytest.mark.parametrize("max_rows,rows", [(None, [1, 2]), (3, [1, 2]), (1, [1])])
 def test_warmup_requests_fit_the_window_cap(squad, max_rows, rows):
     """A warm-up record over the cap would make TF Serving refuse the whole version."""
@@ -180,7 +260,8 @@ def test_published_version_is_readable_as_the_umask_allows(published):
     assert modes[os.path.join("assets.extra", "tf_serving_warmup_requests")] == 0o640
     assert set(modes.values()) == {0o750, 0o640}, modes
     with open(os.path.join(path, "assets.extra", "export_settings.json")) as f:
-        assert json.load(f) == {"task": "classify", "seq_length": SEQ, "pad_to_longest": True}
+        assert json.load(f) == {"task": "classify", "seq_length": SEQ, "pad_to_longest": True,
+                                "max_windows_per_request": 64}   # the default cap
 
 
 def test_apply_default_modes_gives_0755_and_0644_with_umask_022(tmp_path):

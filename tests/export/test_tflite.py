@@ -10,8 +10,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
 from tiny_dirs import CLASS_LABELS, make_task_dir  # noqa: E402
+from window_reference import text_logits  # noqa: E402
 
 SEQ = 16
+STRIDE = 7               # the default: half a window of SEQ - 2 pieces
 TEXTS = ["the quick brown fox", "hello world", "a good movie", "a terrible movie !",
          "the lazy dog jumps over the fox", "where is paris ?", "un affable john",
          "resume cafe", "what is the capital of france ?", "bad bad bad", "", "   ",
@@ -54,20 +56,16 @@ def classifier(tmp_path_factory):
 
 
 def keras_reference(model, texts):
-    """The Keras model on inputs packed by the project tokenizer (exact for these texts)."""
+    """The Keras model on inputs packed by the project tokenizer (exact for these texts);
+    texts longer than SEQ - 2 pieces: the mean of the logits of their STRIDE windows (the
+    brute-force window reference)."""
     import tensorflow as tf
     import bert_tf
     vocab = list(TINY_VOCAB)
     tok = bert_tf.BertTokenizer(vocab=vocab, lower_case=True)
-    probs = []
-    for t in texts:
-        ids = tok.tokenize(tf.constant([t])).to_list()[0][:SEQ - 2]
-        ids = [vocab.index("[CLS]")] + ids + [vocab.index("[SEP]")]
-        x = np.array([ids], np.int32)
-        logits = model({"input_word_ids": x, "input_mask": np.ones_like(x),
-                        "input_type_ids": np.zeros_like(x)}, training=False)["logits"]
-        probs.append(tf.nn.softmax(logits)[0].numpy())
-    return np.array(probs)
+    ids = tok.tokenize(tf.constant(texts)).to_list()
+    logits = text_logits(model, ids, SEQ, STRIDE, vocab.index("[CLS]"), vocab.index("[SEP]"))
+    return tf.nn.softmax(logits).numpy()
 
 
 @pytest.mark.parametrize("variants", [
@@ -102,6 +100,35 @@ def test_tflite_variants_match_keras(classifier, variants):
     run = TFLiteClassifier(str(root / "m_none.tflite"))
     rows = run(TEXTS[:3])
     np.testing.assert_allclose([p for p, _ in rows], ref[:3], atol=1e-4)
+
+
+def test_long_texts_are_read_in_windows_as_the_saved_model(classifier):
+    """Texts of thousands of words: the float32 TFLite graph averages the logits of all its
+    windows, as the SavedModel's serving_default and the brute-force reference."""
+    import tensorflow as tf
+    from export.saved_model import read_model_dir
+    from export.serving_graph import ServingModule
+    from export.tflite import TFLiteClassifier, export_tflite
+    root, model_dir, model = classifier
+    rng = np.random.default_rng(5)
+    words = [w for w in TINY_VOCAB[5:] if not w.startswith("##")]
+    texts = [" ".join(rng.choice(words, n)) for n in (3000, 700, 20)]
+    config, vocab_file = read_model_dir(model_dir)
+    module = ServingModule(model, config["task"], vocab_file, True, SEQ)
+    module.max_windows = 10_000            # 3,000 words: ~430 windows in one request
+    served = module.signatures()["serving_default"](text=tf.constant(texts))
+    ref = keras_reference(model, texts)
+    np.testing.assert_allclose(served["probabilities"].numpy(), ref, atol=1e-5)
+    path = str(root / "m_none.tflite")
+    if not os.path.exists(path):     # (written by test_tflite_variants_match_keras)
+        export_tflite(model_dir, path, model=model)
+    run = TFLiteClassifier(path)
+    got = run(texts)
+    np.testing.assert_allclose([p for p, _ in got], served["probabilities"].numpy(), atol=1e-4)
+    assert [lab for _, lab in got] == served["label_id"].numpy().tolist()
+    # the answer is not the first window's
+    first = keras_reference(model, [" ".join(texts[0].split()[:SEQ - 2])])
+    assert np.abs(first[0] - ref[0]).max() > 1e-3
 
 
 def test_tflite_rejects_other_tasks(tmp_path):

@@ -3,6 +3,7 @@ decoded answers as the SavedModel's serving_default (ServingModule, same model),
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,15 +12,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
 from tiny_dirs import EXPORT_TASKS, TAG_LABELS, make_task_dir  # noqa: E402
+from window_reference import StubTagger, stub_text  # noqa: E402
 
 SEQ = 16
 TEXTS = ["john lives in paris , france", "the quick brown fox jumps over the lazy dog",
          "Café résumé! hello world", "", "  ", "un affable john in london",
          "who is the capital of france ? " * 3, "ﬁ™ Ｆｕｌｌ… ΑΣ.Β"]
-# The SavedModel tags texts longer than one window in doc_stride windows; the TFLite tag graph
-# still reads only the first SEQ - 2 pieces (export/README.md), so tagging parity is checked on
-# texts that fit in one window.
-TAG_TEXTS = [t for t in TEXTS if t != "who is the capital of france ? " * 3]
+WORDS = [w for w in TINY_VOCAB[5:] if not w.startswith("##")]   # one piece each
+# both graphs read texts longer than SEQ - 2 pieces in windows (7 apart): two of thousands of
+# words (random words, seeded)
+TAG_TEXTS = TEXTS + [" ".join(np.random.default_rng(n).choice(WORDS, n)) for n in (2500, 40)]
 QA = [("where does john live ?", "john lives in paris , france and london"),
       ("what ?", ""), ("", "the quick brown fox"), ("who " * 30, "hello world"),
       ("what is good ?", "a good movie is great , a bad movie is terrible " * 3)]
@@ -35,8 +37,9 @@ def serving_module(model_dir, model):
     from export.saved_model import read_model_dir
     from export.serving_graph import ServingModule
     config, vocab_file = read_model_dir(model_dir)
-    return ServingModule(model, config["task"], vocab_file, True, SEQ).signatures()[
-        "serving_default"]
+    module = ServingModule(model, config["task"], vocab_file, True, SEQ)
+    module.max_windows = 10_000      # long texts: many windows in one request
+    return module.signatures()["serving_default"]
 
 
 TASKS = {"tag": {"type": "tag", "label_names": TAG_LABELS},
@@ -96,6 +99,40 @@ def test_tag_entities_match_saved_model_graph(task_files):
         for s, e, t in zip(g["entity_start"], g["entity_end"], g["entity_text"]):
             assert text[s:e] == t.decode()                 # character offsets
     assert total >= 5, "the random tagger should find some entities"
+    long_row = TAG_TEXTS.index(TAG_TEXTS[-2])
+    assert int(ref["num_entities"][long_row]) > 50, "entities all along the 2,500 words"
+    last = int(ref["num_entities"][long_row]) - 1
+    assert int(ref["entity_start"][long_row, last]) > len(TAG_TEXTS[-2]) * 0.9
+
+
+def test_entity_at_word_2000_found_by_litert_with_exact_offsets():
+    """A stub tagger whose labels depend on the context a word has in its window: under
+    LiteRT the TFLite graph finds the entity at word 2,000 that crosses a window border, with
+    exact character offsets, and labels each word from its max-context window (as the
+    SavedModel, tests/export/test_long_inputs.py)."""
+    import tensorflow as tf
+    from export.tflite import TFLiteModel, build_tflite_module, convert, output_names
+    module = build_tflite_module(StubTagger(TINY_VOCAB), list(TINY_VOCAB), True, SEQ,
+                                 {"type": "tag", "label_names": TAG_LABELS})
+    run = TFLiteModel(convert(module), output_names(module))
+    text = stub_text()
+    run(text="john lives in paris")
+    start_time = time.perf_counter()
+    got = run(text=text)
+    seconds = time.perf_counter() - start_time
+    entities = [(t.decode(), int(s), int(e), x.decode()) for t, s, e, x in zip(
+        got["entity_type"], got["entity_start"], got["entity_end"], got["entity_text"])]
+    start = text.index("John")
+    france = [i for i in range(len(text)) if text.startswith("france", i)]
+    assert entities == sorted([("PER", start, start + 22, "John paris paris paris")] +
+                              [("LOC", i, i + 6, "france") for i in france],
+                              key=lambda e: e[1])
+    assert int(got["num_entities"][0]) == 4 and len(france) == 3
+    for _, s, e, x in entities:
+        assert text[s:e] == x
+    assert int(run(text="france")["num_entities"][0]) == 0   # no context: no entity
+    print(f"TFLite tag, stub model: {len(text.split())} words in "
+          f"{1 + (len(text.split()) - SEQ + 2 + 6) // 7} windows of {SEQ}: {seconds:.2f} s")
 
 
 @pytest.mark.slow

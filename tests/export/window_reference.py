@@ -1,7 +1,11 @@
 """Brute-force references for long inputs read in windows: the windows, each piece's
-max-context window, and the Keras model's per-piece / per-text outputs over all windows."""
+max-context window, and the Keras model's per-piece / per-text outputs over all windows; a
+stub tagger whose labels depend on the context a word has in its window."""
 
 import numpy as np
+import tensorflow as tf
+
+from tiny_dirs import TAG_LABELS
 
 
 def window_starts(n, window, stride):
@@ -63,3 +67,34 @@ def text_logits(model, ids_list, seq, stride, cls_id, sep_id):
     logits, meta = run_windows(model, ids_list, seq, stride, cls_id, sep_id)
     rows = np.array([m[0] for m in meta])
     return np.stack([logits[rows == r].mean(0) for r in range(len(ids_list))])
+
+
+class StubTagger(tf.Module):
+    """A tagger that labels "john" B-PER and "paris" I-PER wherever they are, and "france"
+    B-LOC only where it has at least 3 pieces of context on both sides in its window (every
+    piece's max-context window gives it >= 3 with windows of 14, 7 apart)."""
+
+    def __init__(self, vocab):
+        super().__init__()
+        self.john, self.paris, self.france = (vocab.index(w) for w in ("john", "paris",
+                                                                        "france"))
+
+    def __call__(self, inputs, training=False):
+        ids = inputs["input_word_ids"]                                      # [R, T]
+        n = tf.reduce_sum(inputs["input_mask"], axis=1, keepdims=True)      # [R, 1]
+        pos = tf.range(tf.shape(ids)[1])[None, :]
+        centred = (pos - 1 >= 3) & (n - 2 - pos >= 3)
+        label = tf.where(ids == self.john, 1, tf.where(ids == self.paris, 2, 0))
+        label = tf.where((ids == self.france) & centred, 3, label)
+        return {"logits": tf.one_hot(label, len(TAG_LABELS)) * 10.0}
+
+
+def stub_text():
+    """4,000 words: "John paris paris paris" at word 2,000 (crossing the 2,002 window border
+    of windows of 14, 7 apart) and "france" at words 300, 1,500 and 3,001; two spaces between
+    the first 1,000 words (character offsets are not uniform)."""
+    words = ["the"] * 4000
+    words[2000:2004] = ["John", "paris", "paris", "paris"]
+    for i in (300, 1500, 3001):
+        words[i] = "france"
+    return "  ".join(words[:1000]) + " " + " ".join(words[1000:])
