@@ -109,8 +109,8 @@ sys.path.insert(0, sys.argv[1])
 import keras
 import bert_tf
 import packing_case as pc
-from bert_tf.training.pretraining_objective import PretrainingObjective
-from bert_tf.training.trainer import _loss_share
+from bert_tf.tasks.pretraining import PretrainingObjective
+from bert_tf.training.objective import loss_share as _loss_share
 
 ex = pc.make_examples()
 objective = PretrainingObjective()
