@@ -1,4 +1,5 @@
-"""Distribution strategies, per-replica batch sizes, mixed precision and chief-only writing.
+"""Distribution strategies, per-replica batch sizes, mixed precision, dataset distribution
+and chief-only writing.
 
     strategy = create_strategy("mirrored")          # before building the model
     set_precision(default_precision())              # before building the model, too
@@ -13,6 +14,7 @@ summaries: the other workers write theirs into a per-worker temp dir that is del
 import os
 import shutil
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -100,7 +102,7 @@ def default_precision():
 
     "mixed_bfloat16" when every visible GPU has compute capability >= 8 (Ampere+), or when
     there is no GPU and the CPU has native bfloat16 (AVX512_BF16 or AMX-BF16 in
-    /proc/cpuinfo flags: ~1.7x faster BERT training than float32 here, see NOTES.md);
+    /proc/cpuinfo flags: measured ~1.7x faster transformer training than float32 there);
     otherwise "float32". bfloat16 keeps float32's range, so it needs no loss scaling.
     """
     gpus = _gpus_support_bf16()
@@ -114,7 +116,6 @@ def set_precision(policy):
 
     "float32", "mixed_bfloat16" or "mixed_float16". With "mixed_float16" the Trainer wraps
     the optimizer in `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling)."""
-    import keras
     if policy not in PRECISIONS:
         raise ValueError(f"unknown precision policy {policy!r}: expected one of "
                          f"{', '.join(PRECISIONS)}")
@@ -123,7 +124,6 @@ def set_precision(policy):
 
 
 def current_precision():
-    import keras
     return keras.mixed_precision.global_policy().name
 
 

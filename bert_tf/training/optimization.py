@@ -1,4 +1,4 @@
-"""Optimizers for BERT-style training: AdamW and LAMB with a warmup + linear-decay schedule.
+"""Optimizers for transformer training: AdamW and LAMB with a warmup + linear-decay schedule.
 
     optimizer = create_optimizer("adamw", learning_rate=1e-4, num_train_steps=10000,
                                  num_warmup_steps=1000)
@@ -96,7 +96,7 @@ class _DecoupledDecay(KerasInternals):
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         if self.layer_decay is not None and not callable(layers_below_top):
             raise ValueError("layer_decay needs layers_below_top, a function of the variable "
-                             "paths (bert_tf.models.param_groups.layers_below_top for BERT)")
+                             "paths (e.g. bert_tf.models.param_groups.layers_below_top)")
 
     def build(self, var_list):
         if self.built:
