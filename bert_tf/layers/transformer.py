@@ -64,10 +64,13 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, x, bias, training=None):
         """x: [B, T, H]; bias: [B, 1, 1, T] additive attention mask ([B, 1, T, T] for
         packed rows)."""
-        k = self.kernels
+        k = self.kernels               # plain or XLA-fused element-wise steps (kernels.py)
+        # Sub-layer 1: multi-head self-attention, dropout, residual, LayerNorm.
         a = self.attention(x, bias, training=training)                          # [B, T, H]
         x = k.add_norm(x, a, self.attention_dropout_layer, self.attention_layer_norm,
                        training)                                                # [B, T, H]
+        # Sub-layer 2: position-wise feed-forward W2 act(W1 x + b1) + b2, dropout, residual,
+        # LayerNorm.
         h = _matmul_2d(self.intermediate, x)                                    # [B*T, I]
         h = k.bias_act(h, self.intermediate, self.hidden_act, training)         # [B*T, I]
         f = tf.nn.bias_add(_matmul_2d(self.output_dense, h),

@@ -1,6 +1,7 @@
 """bert_tf.layers.fused: the XLA-fused training kernels equal the plain ops (values and
 gradients), dropout masks agree between forward and backward, and the gating rules."""
 
+import dataclasses
 import math
 
 import keras
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import bert_tf
 from bert_tf.layers import fused, kernels
 
 
@@ -97,8 +99,6 @@ def test_gating(monkeypatch):
 
 def _fused_and_plain_encoders(config, dtype, monkeypatch):
     """Two encoders with the same weights, built with and without the fused kernels."""
-    import dataclasses
-    import bert_tf
     monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)              # the tiny model too
     plain = bert_tf.BertEncoder(dataclasses.replace(config, fused_kernels=False), dtype=dtype)
     fast = bert_tf.BertEncoder(config, dtype=dtype)
@@ -115,7 +115,6 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
     """Fused kernels = plain ops, values and gradients, for static shapes and for
     variable-length batches ([None, None] inputs, as fine-tuning feeds them): an encoder
     built with fused_kernels=True against the same weights built with False."""
-    import dataclasses
     config = dataclasses.replace(tiny_config, hidden_dropout=0.0, attention_dropout=0.0)
     dtype = None if precision == "float32" else precision
     plain, fast = _fused_and_plain_encoders(config, dtype, monkeypatch)
