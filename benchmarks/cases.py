@@ -185,7 +185,7 @@ def pretrain_case(setup):
     def build(impl):
         if impl == OURS:
             from bert_tf.models.pretrainer import BertPretrainer
-            from bert_tf.training.pretraining_objective import pretraining_loss
+            from bert_tf.tasks.pretraining import pretraining_loss
             model = BertPretrainer(_ours_encoder(setup))
             feed = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types,
                     "masked_lm_positions": positions}

@@ -106,7 +106,7 @@ def _batches(arrays, batch_size, count, packed):
 def packing_case(setup, corpus="bbc_news", max_documents=300, num_batches=4):
     """Case `packing`: a pre-training step on unpacked vs packed rows of real data."""
     from bert_tf.models import BertEncoder, BertPretrainer  # noqa: F401 (keras objects)
-    from bert_tf.training.pretraining_objective import pretraining_loss
+    from bert_tf.tasks.pretraining import pretraining_loss
     examples, preds = corpus_examples(corpus, setup.vocab_file, setup.seq_length,
                                       max_documents)
     before, after, rows = padding_shares(examples, setup.seq_length, preds)

@@ -34,6 +34,11 @@ class BertConfig:
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
+    # Training runs dropout/residual/LayerNorm, GELU and softmax as XLA-fused kernels in
+    # encoders at least bert_tf.layers.kernels.MIN_FUSED_WIDTH wide (the same maths, faster
+    # on CPU); False = plain TF ops. Inference and exports are the plain ops either way.
+    # Configs written before this field load with the default.
+    fused_kernels: bool = True
 
     def __post_init__(self):
         self.validate()
@@ -51,6 +56,9 @@ class BertConfig:
         if self.hidden_act not in _ACTIVATIONS:
             raise ValueError(
                 f"BertConfig.hidden_act: expected one of {_ACTIVATIONS}, got {self.hidden_act!r}")
+        if not isinstance(self.fused_kernels, bool):
+            raise ValueError(f"BertConfig.fused_kernels: expected true or false, got "
+                             f"{self.fused_kernels!r}")
         for name in ("hidden_dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

@@ -44,6 +44,7 @@ from bert_tf import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import epochs_order
 from bert_tf.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
+from bert_tf.models import param_groups
 from bert_tf.precision import keras_runtime, resolved_settings
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks import task_class
@@ -177,7 +178,7 @@ class _FinetuneRun:
             optimizer = optimization.create_optimizer(
                 "adamw", config.learning_rate, total_steps, warmup, config.weight_decay,
                 clip_norm=config.clip_norm, layer_decay=config.layer_decay,
-                num_layers=encoder.config.num_layers)
+                layers_below_top=param_groups.layers_below_top)
         self.trainer = Trainer(
             self.model, task.objective, optimizer, strategy=self.strategy,
             checkpoint_dir=self.dir.checkpoint_dir, log_dir=self.dir.log_dir,

@@ -47,8 +47,8 @@ from bert_tf.pretraining_plan import (check_batch, check_records, dataset_fn, fa
                                       plan_run, resolve_recorded)
 from bert_tf.run_config import PRECISIONS
 from bert_tf.run_lock import RunLock
+from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import distribute, optimization
-from bert_tf.training.pretraining_objective import PretrainingObjective
 from bert_tf.training.trainer import CheckpointError, Trainer
 
 __all__ = ["pretrain", "PretrainConfig", "PretrainingJobError"]

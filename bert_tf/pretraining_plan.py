@@ -71,7 +71,7 @@ def _same_file_content(a, b):
 def _comparable(config):
     """Encoder fields that decide the weights' shapes and maths (not dropout rates)."""
     values = config.to_dict()
-    for key in ("hidden_dropout", "attention_dropout", "initializer_range"):
+    for key in ("hidden_dropout", "attention_dropout", "initializer_range", "fused_kernels"):
         values.pop(key, None)
     return values
 

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from bert_tf.layers import fused
+from bert_tf.layers import kernels
 from bert_tf.layers.initializers import bert_initializer
 
 # Added to the attention scores of padding keys (google-research/bert uses the same value).
@@ -37,9 +37,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     The query, key and value projections are one [H, 3H] matmul; their weights are kept as
     one `qkv` kernel of shape [H, 3, N, D] so checkpoints map onto it by slicing.
+    `fused_kernels`: softmax + dropout as one XLA-fused kernel in training (kernels.py).
     """
 
-    def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02, **kwargs):
+    def __init__(self, hidden_size, num_heads, dropout=0.1, initializer_range=0.02,
+                 fused_kernels=True, **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}")
@@ -48,6 +50,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.head_size = hidden_size // num_heads
         self.dropout_rate = dropout
         self.initializer_range = initializer_range
+        self.fused_kernels = bool(fused_kernels)
+        self.kernels = kernels.select(self.fused_kernels)   # chosen once (see kernels.py)
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
@@ -68,25 +72,23 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # Projections as 2-D MatMul + BiasAdd: oneDNN fuses the pair into one kernel (a 3-D
         # matmul is a reshape away from its bias add, which blocks the fusion).
         x2 = tf.reshape(x, (-1, h))                                    # [B*T, H]
-        qkv = tf.matmul(x2, tf.cast(tf.reshape(self.qkv_kernel, (h, 3 * h)), x.dtype))
-        qkv = tf.nn.bias_add(qkv, tf.cast(tf.reshape(self.qkv_bias, (3 * h,)), x.dtype))
+        w_qkv = tf.reshape(self.qkv_kernel, (h, 3 * h))                # [H, 3, N, D] -> [H, 3H]
+        b_qkv = tf.reshape(self.qkv_bias, (3 * h,))                    # [3, N, D] -> [3H]
+        qkv = tf.matmul(x2, tf.cast(w_qkv, x.dtype))                   # [B*T, 3H]
+        qkv = tf.nn.bias_add(qkv, tf.cast(b_qkv, x.dtype))
         qkv = tf.reshape(qkv, (b, t, 3, n, d))                         # [B, T, 3, N, D]
         qkv = tf.transpose(qkv, (2, 0, 3, 1, 4))                       # [3, B, N, T, D]
         # unstack, not qkv[i]: the gradient of a slice is a full-size StridedSliceGrad each.
         q, k, v = tf.unstack(qkv, 3, axis=0)                           # [B, N, T, D] each
         q = q * tf.cast(1.0 / (d ** 0.5), q.dtype)
         scores = tf.matmul(q, k, transpose_b=True)                     # [B, N, T, T]
-        if fused.use_fused(scores, training, width=h):
-            seed = self.dropout.seed_generator.next() if self.dropout_rate > 0 else [0, 0]
-            probs = fused.masked_softmax_dropout(scores, bias, seed, self.dropout_rate)
-        else:
-            scores = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)
-            probs = tf.cast(tf.nn.softmax(scores, axis=-1), x.dtype)   # [B, N, T, T]
-            probs = self.dropout(probs, training=training)
+        probs = self.kernels.softmax_dropout(scores, bias, self.dropout,
+                                             training)                 # [B, N, T, T]
         context = tf.matmul(probs, v)                                  # [B, N, T, D]
         context = tf.transpose(context, (0, 2, 1, 3))                  # [B, T, N, D]
         context = tf.reshape(context, (-1, h))                         # [B*T, H]
-        out = tf.matmul(context, tf.cast(tf.reshape(self.output_kernel, (h, h)), x.dtype))
+        w_out = tf.reshape(self.output_kernel, (h, h))                 # [N, D, H] -> [H, H]
+        out = tf.matmul(context, tf.cast(w_out, x.dtype))
         out = tf.nn.bias_add(out, tf.cast(self.output_bias, x.dtype))  # [B*T, H]
         return tf.reshape(out, (b, t, h))                              # [B, T, H]
 
@@ -96,5 +98,6 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(hidden_size=self.hidden_size, num_heads=self.num_heads,
-                      dropout=self.dropout_rate, initializer_range=self.initializer_range)
+                      dropout=self.dropout_rate, initializer_range=self.initializer_range,
+                      fused_kernels=self.fused_kernels)
         return config

@@ -16,6 +16,7 @@ from keras import ops
 
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
+from bert_tf.layers import kernels
 from bert_tf.layers.attention import attention_bias, packed_attention_bias
 from bert_tf.layers.embeddings import BertEmbeddings
 from bert_tf.layers.initializers import bert_initializer
@@ -58,10 +59,12 @@ class BertEncoder(keras.Model):
             c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size,
             c.hidden_dropout, c.layer_norm_eps, c.initializer_range, dtype=dtype,
             name="embeddings")
+        fused = kernels.wanted(c.fused_kernels, c.hidden_size)   # chosen once, here
         blocks = [
             TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, c.hidden_act,
                              c.hidden_dropout, c.attention_dropout, c.layer_norm_eps,
-                             c.initializer_range, dtype=dtype, name=f"transformer_{i}")
+                             c.initializer_range, fused_kernels=fused, dtype=dtype,
+                             name=f"transformer_{i}")
             for i in range(c.num_layers)
         ]
         pooler = keras.layers.Dense(c.hidden_size, activation="tanh",

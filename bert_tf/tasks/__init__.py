@@ -9,6 +9,10 @@
 registering it is one line in `TASKS` (name -> "module:Class"). The model directory, the model
 loader and `apps.finetune --task` all read this table. Modules load on first use, so importing
 this package stays light.
+
+Pre-training is a task too: `bert_tf.tasks.pretraining` (model, objective, metrics; its data are
+the pre-training records), run by `bert_tf.pretraining_job` rather than `finetuning.run`, so it
+is not in `TASKS` (the fine-tuning tasks).
 """
 
 import importlib

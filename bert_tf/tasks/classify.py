@@ -11,7 +11,7 @@ from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import classification as metrics
 from bert_tf.models import BertClassifier
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
-from bert_tf.training.trainer import Ratio
+from bert_tf.training.objective import Ratio
 
 
 class ClassifyObjective:

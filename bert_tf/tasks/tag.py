@@ -11,7 +11,7 @@ from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import tagging
 from bert_tf.models import BertTagger
 from bert_tf.tasks.base import Task, per_example_ce
-from bert_tf.training.trainer import Ratio
+from bert_tf.training.objective import Ratio
 
 
 class TagObjective:

@@ -1,4 +1,5 @@
-"""Distribution strategies, per-replica batch sizes, mixed precision and chief-only writing.
+"""Distribution strategies, per-replica batch sizes, mixed precision, dataset distribution
+and chief-only writing.
 
     strategy = create_strategy("mirrored")          # before building the model
     set_precision(default_precision())              # before building the model, too
@@ -13,6 +14,7 @@ summaries: the other workers write theirs into a per-worker temp dir that is del
 import os
 import shutil
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -100,7 +102,7 @@ def default_precision():
 
     "mixed_bfloat16" when every visible GPU has compute capability >= 8 (Ampere+), or when
     there is no GPU and the CPU has native bfloat16 (AVX512_BF16 or AMX-BF16 in
-    /proc/cpuinfo flags: ~1.7x faster BERT training than float32 here, see NOTES.md);
+    /proc/cpuinfo flags: measured ~1.7x faster transformer training than float32 there);
     otherwise "float32". bfloat16 keeps float32's range, so it needs no loss scaling.
     """
     gpus = _gpus_support_bf16()
@@ -114,7 +116,6 @@ def set_precision(policy):
 
     "float32", "mixed_bfloat16" or "mixed_float16". With "mixed_float16" the Trainer wraps
     the optimizer in `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling)."""
-    import keras
     if policy not in PRECISIONS:
         raise ValueError(f"unknown precision policy {policy!r}: expected one of "
                          f"{', '.join(PRECISIONS)}")
@@ -123,7 +124,6 @@ def set_precision(policy):
 
 
 def current_precision():
-    import keras
     return keras.mixed_precision.global_policy().name
 
 
@@ -165,3 +165,32 @@ def remove_worker_dir(directory, strategy=None):
     """Deletes what `write_dir` returned on a non-chief worker (no-op on the chief)."""
     if directory is not None and not is_chief(strategy):
         shutil.rmtree(write_dir(directory, strategy), ignore_errors=True)
+
+
+def distribute_dataset(dataset, strategy, skip=0):
+    """`dataset` distributed over `strategy`'s replicas, its first `skip` elements skipped.
+
+    `dataset` is a `tf.data.Dataset` of `(features, labels)` batched to the GLOBAL micro-batch
+    size (optimizer batch / grad_accum_steps), repeated as needed (train must yield at least
+    total_steps * grad_accum_steps elements), or a callable `fn(tf.distribute.InputContext)`
+    returning this input pipeline's dataset batched to the PER-REPLICA size
+    (`strategy.distribute_datasets_from_function`). A static global batch that is not
+    divisible by the number of replicas is a one-line ValueError. On resume from step s the
+    trainer skips the elements the first s steps used (s * grad_accum_steps, times the local
+    replicas per pipeline for a callable), so a deterministic pipeline (fixed seeds) continues
+    exactly where the interrupted run was.
+    """
+    if isinstance(dataset, tf.data.Dataset):
+        first = tf.nest.flatten(dataset.element_spec)[0]
+        if first.shape.rank and first.shape[0] is not None:
+            check_batch_divisible(int(first.shape[0]), strategy)
+        if skip:
+            dataset = dataset.skip(skip)
+        return strategy.experimental_distribute_dataset(dataset)
+    if callable(dataset):
+        # Each pipeline yields per-replica batches: a step takes one per local replica.
+        fn = dataset if not skip else (lambda ctx: dataset(ctx).skip(
+            skip * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)))
+        return strategy.distribute_datasets_from_function(fn)
+    raise TypeError(f"dataset must be a tf.data.Dataset or a function of an InputContext, "
+                    f"got {type(dataset).__name__}")

@@ -1,4 +1,4 @@
-"""Optimizers for BERT-style training: AdamW and LAMB with a warmup + linear-decay schedule.
+"""Optimizers for transformer training: AdamW and LAMB with a warmup + linear-decay schedule.
 
     optimizer = create_optimizer("adamw", learning_rate=1e-4, num_train_steps=10000,
                                  num_warmup_steps=1000)
@@ -7,7 +7,8 @@
   then linear down to `end_learning_rate` at `num_train_steps`, constant after. The step is
   the optimizer's iteration count before the update (the first update uses lr(0)).
 * Weight decay is decoupled (w -= lr * wd * w, as AdamW / BERT's AdamWeightDecay) and skipped
-  for LayerNorm and bias variables, decided by the variable PATH (`exclude_from_decay`):
+  for variables whose PATH matches `exclude_from_decay` (default: Keras' names of
+  LayerNormalization layers, `*layer_norm*` / `layer_normalization`, and `*bias` variables):
   Keras' own `exclude_from_weight_decay(var_names=...)` only sees the last name component.
 * Gradient clipping is by GLOBAL norm and happens after the gradients are summed over the
   replicas, so it does not depend on the number of replicas. (Keras' `global_clipnorm`
@@ -15,11 +16,13 @@
   itself and sets `reduce_gradients = False`; other callers (e.g. `model.fit`) keep the
   default, where `apply()` does the cross-replica sum.
 * Layer-wise learning-rate decay (fine-tuning, `layer_decay=d`): a variable's learning rate
-  is multiplied by d ** (L + 1 - depth), depth 0 for `embeddings/...`, i + 1 for
-  `transformer_i/...`, L + 1 (multiplier 1) for everything else (pooler, heads), where L is
-  the number of `transformer_*` blocks found in the variables. It scales the learning rate
-  (the step size), including the weight-decay term, not the gradients: Adam-type updates are
-  invariant to gradient scale.
+  is multiplied by d ** n, n = how many layers it sits below the top, which the MODEL side
+  tells: `layers_below_top(paths) -> [n per path]`, a registered Keras-serializable function
+  (for BERT models `bert_tf.models.param_groups.layers_below_top`). It scales the learning
+  rate (the step size), including the weight-decay term, not the gradients: Adam-type
+  updates are invariant to gradient scale.
+* What these optimizers need of Keras' private internals is in ONE class,
+  `keras_internals.KerasInternals`, guarded by tests/training/test_keras_internals_guard.py.
 """
 
 import re
@@ -27,12 +30,10 @@ import re
 import keras
 import tensorflow as tf
 
+from bert_tf.training.keras_internals import KerasInternals
+
 OPTIMIZERS = ("adamw", "lamb")
 DEFAULT_EXCLUDE_FROM_DECAY = (r"layer_?norm", r"(^|/|_)bias$")
-
-_TRANSFORMER = re.compile(r"(^|/)transformer_(\d+)/")
-_EMBEDDINGS = re.compile(r"(^|/)embeddings/")
-
 
 @keras.saving.register_keras_serializable(package="bert_tf")
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -70,87 +71,67 @@ def applies_weight_decay(path, exclude_patterns=DEFAULT_EXCLUDE_FROM_DECAY):
     return not any(re.search(p, path, re.IGNORECASE) for p in exclude_patterns)
 
 
-def layer_depth(path, num_layers):
-    """0 for embeddings, i + 1 for transformer_i, num_layers + 1 for the rest."""
-    match = _TRANSFORMER.search(path)
-    if match:
-        return int(match.group(2)) + 1
-    if _EMBEDDINGS.search(path):
-        return 0
-    return num_layers + 1
-
-
-def count_layers(paths):
-    """The number of transformer_i blocks named in `paths` (max i + 1, 0 if none)."""
-    ids = [int(m.group(2)) for m in map(_TRANSFORMER.search, paths) if m]
-    return max(ids) + 1 if ids else 0
-
-
-def layer_lr_multiplier(path, num_layers, layer_decay):
+def lr_multipliers(paths, layer_decay, layers_below_top):
+    """Per variable path: layer_decay ** layers_below_top(paths)[i] (1.0 without decay)."""
     if layer_decay is None:
-        return 1.0
-    return float(layer_decay) ** (num_layers + 1 - layer_depth(path, num_layers))
+        return [1.0] * len(paths)
+    depths = list(layers_below_top(paths))
+    if len(depths) != len(paths) or any(int(n) < 0 for n in depths):
+        raise ValueError(f"layers_below_top must give one int >= 0 per variable, got {depths}")
+    return [float(layer_decay) ** int(n) for n in depths]
 
 
-class _BertOptimizerMixin:
+class _DecoupledDecay(KerasInternals):
     """Per-variable weight decay and learning-rate multipliers (by path), global-norm
-    clipping after the cross-replica gradient sum."""
+    clipping after the cross-replica gradient sum (see KerasInternals.clip_gradients)."""
 
-    def _init_bert(self, exclude_from_decay, layer_decay, num_layers):
+    def _init_groups(self, exclude_from_decay, layer_decay, layers_below_top):
         self.exclude_from_decay = tuple(exclude_from_decay or ())
         self.layer_decay = None if layer_decay is None else float(layer_decay)
-        self.num_layers = num_layers
+        if isinstance(layers_below_top, dict):     # from get_config
+            layers_below_top = keras.saving.deserialize_keras_object(layers_below_top)
+        self.layers_below_top = layers_below_top
         self.reduce_gradients = True
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+        if self.layer_decay is not None and not callable(layers_below_top):
+            raise ValueError("layer_decay needs layers_below_top, a function of the variable "
+                             "paths (e.g. bert_tf.models.param_groups.layers_below_top)")
 
     def build(self, var_list):
         if self.built:
             return
         super().build(var_list)
         paths = [getattr(v, "path", v.name) for v in var_list]
-        layers = self.num_layers if self.num_layers is not None else count_layers(paths)
         self._decay_mask = [applies_weight_decay(p, self.exclude_from_decay) for p in paths]
-        self._lr_multipliers = [layer_lr_multiplier(p, layers, self.layer_decay)
-                                for p in paths]
+        self._lr_multipliers = lr_multipliers(paths, self.layer_decay, self.layers_below_top)
 
     def _variable_settings(self, variable):
-        index = self._get_variable_index(variable)
+        index = self.variable_index(variable)
         return self._decay_mask[index], self._lr_multipliers[index]
 
-    def _clip_gradients(self, grads):
-        ctx = tf.distribute.get_replica_context()
-        if (self.reduce_gradients and ctx is not None and ctx.num_replicas_in_sync > 1):
-            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, list(grads))
-        if self.global_clipnorm:
-            grads, _ = tf.clip_by_global_norm(list(grads), self.global_clipnorm)
-        return grads
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        return grads_and_vars            # summed (if needed) in _clip_gradients, or by Trainer
-
-    def _apply_weight_decay(self, variables):
-        pass                             # applied per variable in update_step
-
-    def _bert_config(self, config):
+    def _groups_config(self, config):
+        fn = self.layers_below_top
         config.update({"exclude_from_decay": list(self.exclude_from_decay),
-                       "layer_decay": self.layer_decay, "num_layers": self.num_layers})
+                       "layer_decay": self.layer_decay,
+                       "layers_below_top": None if fn is None
+                       else keras.saving.serialize_keras_object(fn)})
         return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class AdamW(_BertOptimizerMixin, keras.optimizers.Adam):
+class AdamW(_DecoupledDecay, keras.optimizers.Adam):
     """Adam with decoupled weight decay (skipped for LayerNorm/bias paths), clipping after
     the replica sum and optional layer-wise learning-rate decay (see the module doc)."""
 
     def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-6, global_clipnorm=None,
                  exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
-                 num_layers=None, name="adamw", **kwargs):
+                 layers_below_top=None, name="adamw", **kwargs):
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, weight_decay=weight_decay or None,
                          global_clipnorm=global_clipnorm or None, name=name, **kwargs)
-        self._init_bert(exclude_from_decay, layer_decay, num_layers)
+        self._init_groups(exclude_from_decay, layer_decay, layers_below_top)
 
     def update_step(self, gradient, variable, learning_rate):
         decays, multiplier = self._variable_settings(variable)
@@ -167,8 +148,7 @@ class AdamW(_BertOptimizerMixin, keras.optimizers.Adam):
         maths (bias-corrected step size, epsilon outside the square root). False (caller
         falls back to Keras' ops) where it does not apply: AMSGrad, or a variable or slot
         without a resource handle here."""
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
+        m, v = self.adam_slots(variable)
         handles = [_resource_handle(x) for x in (variable, m, v)]
         if self.amsgrad or any(h is None for h in handles):
             return False
@@ -188,7 +168,7 @@ class AdamW(_BertOptimizerMixin, keras.optimizers.Adam):
     def get_config(self):
         config = super().get_config()
         config.pop("amsgrad", None)
-        return self._bert_config(config)
+        return self._groups_config(config)
 
 
 def _resource_handle(variable):
@@ -205,7 +185,7 @@ def _resource_handle(variable):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class Lamb(_BertOptimizerMixin, keras.optimizers.Optimizer):
+class Lamb(_DecoupledDecay, keras.optimizers.Optimizer):
     """LAMB (You et al. 2019, as used for BERT): Adam direction + weight decay, scaled per
     variable by the trust ratio ||w|| / ||update||. LayerNorm/bias variables get neither the
     weight decay nor the trust ratio (as the BERT LAMB reference)."""
@@ -213,11 +193,11 @@ class Lamb(_BertOptimizerMixin, keras.optimizers.Optimizer):
     def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-6, global_clipnorm=None,
                  exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
-                 num_layers=None, name="lamb", **kwargs):
+                 layers_below_top=None, name="lamb", **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay or None,
                          global_clipnorm=global_clipnorm or None, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self._init_bert(exclude_from_decay, layer_decay, num_layers)
+        self._init_groups(exclude_from_decay, layer_decay, layers_below_top)
 
     def build(self, var_list):
         if self.built:
@@ -232,8 +212,8 @@ class Lamb(_BertOptimizerMixin, keras.optimizers.Optimizer):
         lr = tf.cast(learning_rate, dtype) * multiplier
         gradient = tf.cast(gradient, dtype)
         t = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
+        index = self.variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]      # Lamb's own slots
         self.assign_add(m, (gradient - m) * (1.0 - self.beta_1))
         self.assign_add(v, (tf.square(gradient) - v) * (1.0 - self.beta_2))
         m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), t))
@@ -251,13 +231,13 @@ class Lamb(_BertOptimizerMixin, keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return self._bert_config(config)
+        return self._groups_config(config)
 
 
 def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
                      num_warmup_steps=0, weight_decay=0.01, end_learning_rate=0.0,
                      beta_1=0.9, beta_2=0.999, epsilon=1e-6, clip_norm=1.0, layer_decay=None,
-                     num_layers=None, exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY):
+                     layers_below_top=None, exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY):
     """AdamW or LAMB with `WarmupLinearDecay`, decay-exclusion by path, global-norm clipping
     (`clip_norm` None/0 = off) and optional layer-wise learning-rate decay (see module doc).
     Create it inside `strategy.scope()` (or hand the Trainer a callable that does)."""
@@ -273,4 +253,4 @@ def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
     return cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
                beta_2=beta_2, epsilon=epsilon, global_clipnorm=clip_norm,
                exclude_from_decay=exclude_from_decay, layer_decay=layer_decay,
-               num_layers=num_layers)
+               layers_below_top=layers_below_top)

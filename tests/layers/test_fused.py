@@ -1,13 +1,16 @@
 """bert_tf.layers.fused: the XLA-fused training kernels equal the plain ops (values and
 gradients), dropout masks agree between forward and backward, and the gating rules."""
 
+import dataclasses
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf.layers import fused
+import bert_tf
+from bert_tf.layers import fused, kernels
 
 
 def _grad(fn, *xs):
@@ -71,20 +74,38 @@ def test_softmax_and_dropout_masks_agree_forward_and_backward():
 
 
 def test_gating(monkeypatch):
-    big = tf.zeros((4, 128, 128))
-    assert fused.use_fused(big, True)
-    assert not fused.use_fused(big, False) and not fused.use_fused(big, None)
-    assert not fused.use_fused(tf.zeros((2, 3)), True)            # too small
-    monkeypatch.setenv("BERT_TF_FUSED", "0")
-    assert not fused.use_fused(big, True)
-    monkeypatch.setenv("BERT_TF_FUSED", "1")
-    signature = [tf.TensorSpec([None, None, 512]), tf.TensorSpec([None, None, 64])]
-    graph = tf.function(lambda wide, narrow: tf.constant(0)).get_concrete_function(
-        *signature).graph
-    wide, narrow = graph.inputs[:2]
-    assert fused.use_fused(wide, True)                              # dynamic, hidden 512
-    assert not fused.use_fused(narrow, True)                        # dynamic, tiny width
-    assert fused.use_fused(narrow, True, width=256)                 # the caller's width
+    """The fused kernels run only in training (Python `training=True`), only where the layer
+    was built with them, and an encoder builds them only where it is wide enough; no
+    environment variable is read."""
+    calls = []
+    real = fused.masked_softmax_dropout
+    monkeypatch.setattr(fused, "masked_softmax_dropout",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    scores, bias = tf.zeros((4, 2, 8, 8)), tf.zeros((4, 1, 1, 8))
+    dropout = keras.layers.Dropout(0.0)
+    kernels.FUSED.softmax_dropout(scores, bias, dropout, True)
+    assert len(calls) == 1
+    for training in (False, None):
+        kernels.FUSED.softmax_dropout(scores, bias, dropout, training)
+    kernels.PLAIN.softmax_dropout(scores, bias, dropout, True)
+    assert len(calls) == 1
+    assert kernels.select(True) is kernels.FUSED and kernels.select(False) is kernels.PLAIN
+    assert kernels.wanted(True, 512) and kernels.wanted(True, 256)
+    assert not kernels.wanted(True, 64)                              # too narrow to gain
+    assert not kernels.wanted(False, 1024)                           # switched off
+    monkeypatch.setenv("BERT_TF_FUSED", "0")                         # no longer read
+    assert kernels.wanted(True, 512)
+
+
+def _fused_and_plain_encoders(config, dtype, monkeypatch):
+    """Two encoders with the same weights, built with and without the fused kernels."""
+    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)              # the tiny model too
+    plain = bert_tf.BertEncoder(dataclasses.replace(config, fused_kernels=False), dtype=dtype)
+    fast = bert_tf.BertEncoder(config, dtype=dtype)
+    fast.set_weights(plain.get_weights())
+    assert all(b.fused_kernels and b.attention.fused_kernels for b in fast.blocks)
+    assert not any(b.fused_kernels or b.attention.fused_kernels for b in plain.blocks)
+    return plain, fast
 
 
 @pytest.mark.parametrize("precision,shapes", [("float32", "static"),
@@ -92,12 +113,11 @@ def test_gating(monkeypatch):
                                               ("float32", "dynamic")])
 def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision, shapes):
     """Fused kernels = plain ops, values and gradients, for static shapes and for
-    variable-length batches ([None, None] inputs, as fine-tuning feeds them)."""
-    import dataclasses
-    import bert_tf
+    variable-length batches ([None, None] inputs, as fine-tuning feeds them): an encoder
+    built with fused_kernels=True against the same weights built with False."""
     config = dataclasses.replace(tiny_config, hidden_dropout=0.0, attention_dropout=0.0)
     dtype = None if precision == "float32" else precision
-    encoder = bert_tf.BertEncoder(config, dtype=dtype)
+    plain, fast = _fused_and_plain_encoders(config, dtype, monkeypatch)
     rng = np.random.default_rng(0)
     feed = {"input_word_ids": tf.constant(rng.integers(0, config.vocab_size, (3, 12)), tf.int32),
             "input_mask": tf.constant([[1] * 12, [1] * 12, [1] * 7 + [0] * 5], tf.int32),
@@ -111,11 +131,7 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
     spec = {k: tf.TensorSpec([None, None] if shapes == "dynamic" else v.shape, tf.int32)
             for k, v in feed.items()}
 
-    def run(flag):
-        monkeypatch.setenv("BERT_TF_FUSED", flag)
-        monkeypatch.setenv("BERT_TF_FUSED_MIN_ELEMENTS", "0")
-        monkeypatch.setenv("BERT_TF_FUSED_MIN_WIDTH", "0")
-
+    def run(encoder):
         @tf.function(input_signature=[spec])
         def step(feed):
             with tf.GradientTape() as tape:
@@ -124,14 +140,14 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
             return out["sequence_output"], tape.gradient(loss, encoder.trainable_variables)
         return step(feed)
 
-    (seq_p, grads_p) = run("0")
+    (seq_p, grads_p) = run(plain)
     assert not calls
-    (seq_f, grads_f) = run("1")
+    (seq_f, grads_f) = run(fast)
     assert len(calls) == 2 * config.num_layers          # two add+LayerNorm per block
     tol = 1e-5 if precision == "float32" else 0.05
     np.testing.assert_allclose(tf.cast(seq_f, tf.float32).numpy(),
                                tf.cast(seq_p, tf.float32).numpy(), atol=tol * 10, rtol=tol)
-    for v, gp, gf in zip(encoder.trainable_variables, grads_p, grads_f):
+    for v, gp, gf in zip(plain.trainable_variables, grads_p, grads_f):
         assert (gp is None) == (gf is None), v.path
         if gp is None:  # the pooler: not in the loss
             continue
@@ -162,7 +178,8 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import bert_tf
-from bert_tf.layers import fused
+from bert_tf.layers import fused, kernels
+kernels.MIN_FUSED_WIDTH = 0          # build the tiny model with the fused kernels
 config = bert_tf.BertConfig.preset("tiny", vocab_size=50, num_layers=2, hidden_size=32,
                                    num_heads=2, intermediate_size=64, hidden_dropout=0.0,
                                    attention_dropout=0.0, max_position_embeddings=16)
@@ -216,8 +233,7 @@ def test_fused_kernels_under_mirrored_strategy_match_one_device(tmp_path):
     script = tmp_path / "mirrored_fused.py"
     script.write_text(_MIRRORED_SCRIPT)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, BERT_TF_FUSED="1", BERT_TF_FUSED_MIN_ELEMENTS="0",
-               BERT_TF_FUSED_MIN_WIDTH="0", PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                             timeout=300, env=env, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]

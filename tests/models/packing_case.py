@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import bert_tf
 from bert_tf.data import packed_dataset, packing
-from bert_tf.training import pretraining_objective
+from bert_tf.tasks import pretraining as pretraining_objective
 
 T, P0, S = 16, 4, 3
 LENGTHS = (16, 5, 9, 4, 7, 12, 3, 6)

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import bert_tf
-from bert_tf.layers import fused
+from bert_tf.layers import fused, kernels
 from bert_tf.models.encoder import PackedInputError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -52,14 +52,15 @@ def test_packed_losses_and_gradients_equal_unpacked(model):
     _check_equal(model, training=False)
 
 
-def test_packed_equal_unpacked_on_the_fused_training_path(model, monkeypatch):
+def test_packed_equal_unpacked_on_the_fused_training_path(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)      # build the tiny model fused
+    keras.utils.set_random_seed(1)
+    model = bert_tf.BertPretrainer(bert_tf.BertEncoder(pc.tiny_config()))
+    assert all(block.fused_kernels for block in model.encoder.blocks)
     calls = []
     real = fused.masked_softmax_dropout
     monkeypatch.setattr(fused, "masked_softmax_dropout",
                         lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
-    monkeypatch.setenv("BERT_TF_FUSED", "1")
-    monkeypatch.setenv("BERT_TF_FUSED_MIN_ELEMENTS", "0")
-    monkeypatch.setenv("BERT_TF_FUSED_MIN_WIDTH", "0")
     _check_equal(model, training=True)
     biases = {tuple(s) for s in calls}
     assert (len(pc.LENGTHS), 1, 1, pc.T) in biases                  # unpacked: key mask
@@ -108,8 +109,8 @@ sys.path.insert(0, sys.argv[1])
 import keras
 import bert_tf
 import packing_case as pc
-from bert_tf.training.pretraining_objective import PretrainingObjective
-from bert_tf.training.trainer import _loss_share
+from bert_tf.tasks.pretraining import PretrainingObjective
+from bert_tf.training.objective import loss_share as _loss_share
 
 ex = pc.make_examples()
 objective = PretrainingObjective()

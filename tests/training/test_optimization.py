@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bert_tf.models import param_groups
 from bert_tf.training import optimization as opt_lib
 
 
@@ -31,10 +32,12 @@ def test_decay_exclusion_by_path():
     for path in ("embeddings/layer_norm/gamma", "transformer_1/output_layer_norm/beta",
                  "transformer_0/attention/qkv_bias", "pooler/bias", "mlm/output_bias", "bias"):
         assert not opt_lib.applies_weight_decay(path), path
-    assert opt_lib.layer_depth("embeddings/layer_norm/gamma", 4) == 0
-    assert opt_lib.layer_depth("transformer_3/output/kernel", 4) == 4
-    assert opt_lib.layer_depth("classifier/dense/kernel", 4) == 5
-    assert opt_lib.count_layers(["a/transformer_0/x", "transformer_11/y", "pooler/k"]) == 12
+    assert param_groups.layer_depth("embeddings/layer_norm/gamma", 4) == 0
+    assert param_groups.layer_depth("transformer_3/output/kernel", 4) == 4
+    assert param_groups.layer_depth("classifier/dense/kernel", 4) == 5
+    assert param_groups.count_layers(["a/transformer_0/x", "transformer_11/y", "pooler/k"]) == 12
+    assert param_groups.layers_below_top(["m/embeddings/e", "m/transformer_0/k",
+                                          "m/transformer_1/k", "m/pooler/k"]) == [3, 2, 1, 0]
 
 
 def _tiny_classifier(tiny_config):
@@ -50,7 +53,8 @@ def test_weight_decay_and_layer_decay_with_zero_gradients(tiny_config, name):
     model = _tiny_classifier(tiny_config)
     lr, wd = 0.1, 0.2
     optimizer = opt_lib.create_optimizer(name, lr, num_train_steps=100, num_warmup_steps=0,
-                                         weight_decay=wd, layer_decay=0.5)
+                                         weight_decay=wd, layer_decay=0.5,
+                                         layers_below_top=param_groups.layers_below_top)
     variables = model.trainable_variables
     before = {v.path: v.numpy().copy() for v in variables}
     optimizer.apply([tf.zeros_like(v) for v in variables], variables)
@@ -61,7 +65,7 @@ def test_weight_decay_and_layer_decay_with_zero_gradients(tiny_config, name):
             np.testing.assert_array_equal(new, old, err_msg=v.path)
             checked.add("excluded")
             continue
-        depth = opt_lib.layer_depth(v.path, 2)
+        depth = param_groups.layer_depth(v.path, 2)
         multiplier = 0.5 ** (3 - depth)
         factor = 1 - lr * multiplier * (wd if name == "adamw" else 1.0)
         np.testing.assert_allclose(new, old * factor, rtol=1e-5, atol=1e-7, err_msg=v.path)
@@ -125,14 +129,23 @@ def test_adamw_step_matches_numpy_reference():
 @pytest.mark.parametrize("name", ["adamw", "lamb"])
 def test_optimizer_config_round_trip(name):
     optimizer = opt_lib.create_optimizer(name, 3e-4, 1000, 100, weight_decay=0.05,
-                                         clip_norm=2.0, layer_decay=0.75, epsilon=1e-8)
+                                         clip_norm=2.0, layer_decay=0.75, epsilon=1e-8,
+                                         layers_below_top=param_groups.layers_below_top)
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(clone) is type(optimizer)
     for key in ("weight_decay", "global_clipnorm", "layer_decay", "epsilon",
-                "exclude_from_decay"):
+                "exclude_from_decay", "layers_below_top"):
         assert clone.get_config()[key] == optimizer.get_config()[key], key
     assert float(clone.learning_rate) == pytest.approx(0.0)          # schedule at step 0
     assert float(clone._learning_rate(550)) == pytest.approx(1.5e-4)
+
+
+def test_layer_decay_needs_the_model_side_depths():
+    with pytest.raises(ValueError, match="layer_decay needs layers_below_top"):
+        opt_lib.create_optimizer("adamw", 1e-3, 10, layer_decay=0.9)
+    assert opt_lib.lr_multipliers(["a", "b"], 0.5, lambda paths: [2, 0]) == [0.25, 1.0]
+    with pytest.raises(ValueError, match="one int >= 0 per variable"):
+        opt_lib.lr_multipliers(["a", "b"], 0.5, lambda paths: [1])
 
 
 def test_bad_optimizer_name():

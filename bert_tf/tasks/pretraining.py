@@ -1,4 +1,6 @@
-"""The BERT pre-training objective: masked-LM loss + next-sentence loss, and their metrics.
+"""Pre-training as a task: its model (`BertPretrainer`), its objective (masked-LM loss +
+next-sentence loss) and metrics. The data are the pre-training records of
+bert_tf/data/pretraining_data.py; bert_tf/pretraining_job.py runs it.
 
 Shape legend: B = batch (per replica), P = max predictions per sequence, V = vocab size.
 
@@ -23,12 +25,15 @@ Metrics are returned as (numerator, denominator) sums so that a trainer can accu
 over steps and replicas and divide once: masked_lm_accuracy (weighted by masked_lm_weights),
 next_sentence_accuracy, masked_lm_loss, next_sentence_loss.
 
-`PretrainingObjective` is the Trainer's objective (bert_tf/training/trainer.py: the Trainer
+`PretrainingObjective` is the Trainer's objective (bert_tf/training/objective.py: the Trainer
 does the cross-replica sums); the free functions (`pretraining_loss`, ...) all-reduce
 themselves and are for use outside the Trainer.
 """
 
 import tensorflow as tf
+
+from bert_tf.models.pretrainer import BertPretrainer
+from bert_tf.training.objective import Ratio
 
 METRIC_NAMES = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
                 "next_sentence_loss")
@@ -117,7 +122,8 @@ def metric_sums(labels, outputs):
 
 
 class PretrainingObjective:
-    """The pre-training objective in the form `bert_tf.training.trainer.Trainer` wants.
+    """The pre-training objective in the form `bert_tf.training.trainer.Trainer` wants
+    (see bert_tf/training/objective.py).
 
     `compute_loss(labels, outputs)` returns (loss, metrics) for THIS replica's batch with no
     cross-replica reduction (the Trainer does that): loss = [Ratio(sum(w * CE_mlm), sum(w)),
@@ -130,7 +136,6 @@ class PretrainingObjective:
     metric_names = METRIC_NAMES
 
     def compute_loss(self, labels, outputs):
-        from bert_tf.training.trainer import Ratio
         mlm_ce, mlm_correct, weights = _mlm_terms(labels, outputs)
         weight_sum = tf.reduce_sum(weights)
         nsp_sum, nsp_correct, count = _nsp_sums(labels, outputs)
@@ -149,3 +154,26 @@ class PretrainingObjective:
 
     def __call__(self, labels, outputs):
         return pretraining_loss(labels, outputs)
+
+
+class PretrainingTask:
+    """What pre-training declares as a task, as the fine-tuning tasks do: its name (the
+    config.json "task" type), its model on an encoder, its objective and metrics."""
+
+    name = "pretraining"
+    main_metric = "masked_lm_accuracy"
+    metric_names = METRIC_NAMES
+
+    @staticmethod
+    def build_model(encoder):
+        """The encoder with the masked-LM and next-sentence heads."""
+        return BertPretrainer(encoder)
+
+    @classmethod
+    def model_from_info(cls, encoder, task_info=None):
+        """The model a config.json "task" {"type": "pretraining"} describes."""
+        return cls.build_model(encoder)
+
+    @property
+    def objective(self):
+        return PretrainingObjective()

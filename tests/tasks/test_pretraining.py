@@ -1,4 +1,5 @@
-"""Pre-training objective: MLM + NSP losses and metrics against hand-computed values."""
+"""Pre-training task: MLM + NSP losses and metrics against hand-computed values; the task's
+model and objective."""
 
 import math
 import os
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf.training import pretraining_objective as po
+from bert_tf.tasks import pretraining as po
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,16 +84,16 @@ def test_metric_sums_and_keras_metrics():
 
 
 def test_trainer_contract_gives_the_hand_computed_values():
-    from bert_tf.training import trainer
+    from bert_tf.training import objective as trainer
     labels, outputs = _batch()
     objective = po.PretrainingObjective()
     assert set(objective.metric_names).isdisjoint(trainer.RESERVED_NAMES)
     loss, metrics = objective.compute_loss(labels, outputs)
     # The trainer's share of a one-replica global batch of 2 examples is the full loss.
-    share = trainer._loss_share(loss, tf.constant(2.0), tf.constant(2.0))
+    share = trainer.loss_share(loss, tf.constant(2.0), tf.constant(2.0))
     mlm, nsp = _expected()
     np.testing.assert_allclose(share.numpy(), mlm + nsp, rtol=1e-6)
-    sums = trainer._metric_sums(metrics, objective.metric_names, tf.constant(2.0)).numpy()
+    sums = trainer.metric_sums(metrics, objective.metric_names, tf.constant(2.0)).numpy()
     m = len(objective.metric_names)
     values = dict(zip(objective.metric_names, sums[:m] / sums[m:]))
     assert values["masked_lm_accuracy"] == pytest.approx(2 / 3)
@@ -117,7 +118,7 @@ def test_global_batch_normalisation_across_replicas():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from bert_tf.training import pretraining_objective as po
+        from bert_tf.tasks import pretraining as po
         rng = np.random.default_rng(0)
         logits = rng.normal(size=(4, 3, 5)).astype("float32")
         ids = rng.integers(0, 5, size=(4, 3)).astype("int32")
@@ -146,3 +147,19 @@ def test_global_batch_normalisation_across_replicas():
     single, total, naive = map(float, out.stdout.split()[-3:])
     assert total == pytest.approx(single, rel=1e-5)
     assert abs(naive - single) > 1e-3   # the per-replica mean would be wrong
+
+
+def test_pretraining_task_declares_model_objective_and_metrics(tiny_config):
+    import bert_tf
+    task = po.PretrainingTask()
+    assert task.name == "pretraining" and task.main_metric in task.metric_names
+    model = task.build_model(bert_tf.BertEncoder(tiny_config))
+    assert isinstance(model, bert_tf.BertPretrainer)
+    assert isinstance(po.PretrainingTask.model_from_info(model.encoder, {"type": "pretraining"}),
+                      bert_tf.BertPretrainer)
+    labels, outputs = _batch()
+    loss, _ = task.objective.compute_loss(labels, outputs)
+    mlm, nsp = _expected()
+    from bert_tf.training import objective
+    share = objective.loss_share(loss, tf.constant(2.0), tf.constant(2.0))
+    np.testing.assert_allclose(share.numpy(), mlm + nsp, rtol=1e-6)
