@@ -3,7 +3,8 @@ on the same held-out unpacked records.
 
     python -m benchmarks.packing_quality                          # default job, 400 steps
     python -m benchmarks.packing_quality --num_train_steps=1500   # the whole default job
-    python -m benchmarks.packing_quality --corpus=bbc_news --seq_length=512 --num_train_steps=150
+    python -m benchmarks.packing_quality --corpus=bbc_news --seq_length=512 \
+        --global_batch_size=16 --num_train_steps=300   # slow on 2 busy cores: ~1 h+
 
 Both runs are `python -m apps.pretrain` subprocesses (the real job: tf.data, dynamic masking,
 the trainer, checkpoints) on the same records, vocab, model and schedule:
@@ -32,16 +33,22 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("corpus", "kjv", ["kjv", "bbc_news"], "kjv: the default job; bbc_news: "
-                  "BBC News articles (realistic lengths).")
-flags.DEFINE_string("work_dir", None, "Where the two model dirs go (default: a new temp dir).")
-flags.DEFINE_integer("num_train_steps", 400, "Steps of the unpacked run (the default job "
-                     "trains 1500); the packed run: the same real tokens in fewer steps.")
-flags.DEFINE_integer("seq_length", 512, "Sequence length of --corpus=bbc_news.")
-flags.DEFINE_integer("global_batch_size", 32, "Rows per step (both runs).")
-flags.DEFINE_integer("max_sequences_per_row", 3, "Sequences per packed row at most.")
-flags.DEFINE_integer("pack_buffer_size", 1024, "Sequences packed together in tf.data.")
-flags.DEFINE_string("output_json", None, "Write the results here as JSON.")
+
+
+def _define_flags():
+    """Flags of this script (defined when it runs, so that importing `packing_factor` next to
+    apps.benchmark, which has its own --seq_length, does not clash)."""
+    flags.DEFINE_enum("corpus", "kjv", ["kjv", "bbc_news"], "kjv: the default job; bbc_news: "
+                      "BBC News articles (realistic lengths).")
+    flags.DEFINE_string("work_dir", None, "Where the two model dirs go (default: a new temp dir).")
+    flags.DEFINE_integer("num_train_steps", 400, "Steps of the unpacked run (the default job "
+                         "trains 1500); the packed run: the same real tokens in fewer steps.")
+    flags.DEFINE_integer("seq_length", 512, "Sequence length of --corpus=bbc_news.")
+    flags.DEFINE_integer("global_batch_size", 32, "Rows per step (both runs).")
+    flags.DEFINE_integer("max_sequences_per_row", 3, "Sequences per packed row at most.")
+    flags.DEFINE_integer("pack_buffer_size", 1024, "Sequences packed together in tf.data.")
+    flags.DEFINE_string("output_json", None, "Write the results here as JSON.")
+
 
 # The default job's model and optimizer (demo_data/pretraining_default.py), for bbc_news.
 _TINY = ["--config=tiny", "--num_heads=4", "--hidden_dropout=0", "--attention_dropout=0",
@@ -168,4 +175,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
