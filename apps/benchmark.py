@@ -21,6 +21,7 @@ import sys
 
 from absl import app, flags
 
+PACKED, UNPACKED = "packed", "unpacked"   # the packing case's implementations
 ALL_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
              "pretraining_data", "packing")
 DEFAULT_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
@@ -66,7 +67,8 @@ def _config():
 def _machine(peak_size):
     from benchmarks import system
     info = {"platform": platform.platform(), "python": sys.version.split()[0],
-            "cpu_count": os.cpu_count(), "load_average_start": list(os.getloadavg())}
+            "cpu": system.cpu_info(), "cpu_count": os.cpu_count(),
+            "load_average_start": list(os.getloadavg())}
     try:
         import keras
         import tensorflow as tf
@@ -128,15 +130,21 @@ def _rows(case, precision, results, peak):
             row["fraction_of_peak"] = row["achieved_flops"] / peak
         rows.append(row)
     by_impl = {r["impl"]: r for r in rows}
-    if "packed" in by_impl and "unpacked" in by_impl:
-        packed, unpacked = by_impl["packed"], by_impl["unpacked"]
+    if PACKED in by_impl and UNPACKED in by_impl:
+        packed, unpacked = by_impl[PACKED], by_impl[UNPACKED]
         speedup = packed["tokens_per_sec"] / unpacked["tokens_per_sec"]
         # per CPU-second too: on a loaded shared machine wall time swings, CPU time less
         per_cpu = ((packed["tokens_per_sec"] * packed["seconds_per_step"]
                     / packed["cpu_seconds_per_step"])
                    / (unpacked["tokens_per_sec"] * unpacked["seconds_per_step"]
                       / unpacked["cpu_seconds_per_step"]))
+        # rounds of packed and unpacked are adjacent in time: their ratios share the load
+        per_round = sorted(
+            (case.impls[PACKED].tokens_per_step / p) / (case.impls[UNPACKED].tokens_per_step / u)
+            for p, u in zip(results[PACKED].seconds_per_step,
+                            results[UNPACKED].seconds_per_step))
         for r in rows:
+            r["packed_vs_unpacked_paired_round_median"] = per_round[len(per_round) // 2]
             r["padding"] = case.padding
             r["packed_vs_unpacked_real_tokens_per_sec"] = speedup
             r["packed_vs_unpacked_real_tokens_per_cpu_sec"] = per_cpu
@@ -154,6 +162,10 @@ def _rows(case, precision, results, peak):
             r["paired_round_ratio_median"] = paired[len(paired) // 2]
             r["cpu_time_ratio_vs_keras_hub"] = cpu_ratio
     return rows
+
+
+def _load(values):
+    return " / ".join(f"{v:.1f}" for v in values) + " (1 / 5 / 15 min)"
 
 
 def _fmt(value, scale=1.0, digits=1):
@@ -197,6 +209,9 @@ def main(argv):
     except (ValueError, FileNotFoundError) as e:
         raise app.UsageError(str(e))
     machine = _machine(peak_size)
+    cpu = machine["cpu"]
+    print(f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
+          f"{machine['cpu_count']} cores, load average {_load(machine['load_average_start'])}")
     peaks = machine.get("peak_flops", {})
     if peaks:
         print("matmul peak ({0}^3): ".format(peak_size) + ", ".join(
@@ -241,12 +256,15 @@ def main(argv):
             if "packed_vs_unpacked_real_tokens_per_sec" in rows[0]:
                 print(f"packing: {case.notes}; real tokens/s packed / unpacked = "
                       f"{rows[0]['packed_vs_unpacked_real_tokens_per_sec']:.2f}x (per CPU "
-                      f"second: {rows[0]['packed_vs_unpacked_real_tokens_per_cpu_sec']:.2f}x)")
+                      f"second: {rows[0]['packed_vs_unpacked_real_tokens_per_cpu_sec']:.2f}x; "
+                      "median of adjacent rounds: "
+                      f"{rows[0]['packed_vs_unpacked_paired_round_median']:.2f}x)")
             print()
             all_rows.extend(rows)
             del case, results
 
     machine["load_average_end"] = list(os.getloadavg())
+    print(f"load average at the end: {_load(machine['load_average_end'])}")
     print("summary")
     print_table(all_rows)
     if FLAGS.output_json:

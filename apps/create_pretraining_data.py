@@ -25,6 +25,12 @@ requirements-beam.txt), with the same instances for the same seed:
 
 --pack writes packed rows of up to --max_sequences_per_row sequences each instead (see
 bert_tf/data/packing.py; for dynamic masking, pack at training time: apps.pretrain --pack).
+With any --runner, the instances are first written under '<prefix>.unpacked', then this host
+streams them through the packer into '<prefix>' and removes them; every file goes through
+tf.io.gfile, so a gs:// prefix works with a Beam runner too:
+
+    python -m apps.create_pretraining_data ... --pack --runner=DataflowRunner \
+        --output_prefix=gs://B/records/train512 --beam_pipeline_options='...'
 """
 
 import os
@@ -99,20 +105,21 @@ flags.DEFINE_integer("pack_buffer_size", 4096, "With --pack: consecutive sequenc
 DEFAULT_PREFIX_NAME = "pretraining"
 
 
-def _check_pack_output(pd, prefix):
-    existing = pd.existing_outputs(prefix)
+def _check_pack_output(prefix):
+    """Refuses (or with --overwrite clears) existing packed output; paths or URIs (gfile)."""
+    from bert_tf.data import pack_records
+    existing = pack_records.existing_outputs(prefix)
     if existing and not FLAGS.overwrite:
         raise SystemExit(f"create_pretraining_data: {existing[0]}: output already exists "
                          f"({len(existing)} files under prefix {prefix}); pass --overwrite to "
                          "replace them")
-    for path in existing:
-        os.remove(path)
+    pack_records.remove_outputs(prefix)
 
 
 def _pack(meta, unpacked_prefix, prefix):
     """Packs the records just written under `unpacked_prefix` into `prefix`, then removes
     the unpacked ones."""
-    from bert_tf.data import pack_records, pretraining_data as pd
+    from bert_tf.data import pack_records
     try:
         packed = pack_records.pack_record_files(
             unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
@@ -120,8 +127,7 @@ def _pack(meta, unpacked_prefix, prefix):
             num_shards=FLAGS.num_shards, buffer_size=FLAGS.pack_buffer_size,
             seed=FLAGS.random_seed)
     finally:
-        for path in pd.existing_outputs(unpacked_prefix):
-            os.remove(path)
+        pack_records.remove_outputs(unpacked_prefix)
     info = packed["packing"]
     print(f"packed {info['sequences']} sequences into {info['rows']} rows of up to "
           f"{info['max_sequences_per_row']}: padding {100 * info['padding_share_unpacked']:.1f}% "
@@ -179,7 +185,7 @@ def main(argv):
         factory = pd.PretokenizedFactory(FLAGS.vocab_file, bool(FLAGS.lower_case))
     final_prefix = prefix
     if FLAGS.pack:
-        _check_pack_output(pd, final_prefix)
+        _check_pack_output(final_prefix)
         prefix = final_prefix + ".unpacked"
     try:
         if FLAGS.runner == "local":

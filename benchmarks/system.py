@@ -56,3 +56,26 @@ def matmul_peak(dtype="float32", n=4096, repeats=3):
         step(a, b).numpy()
         best = min(best, time.perf_counter() - start)
     return 2.0 * n ** 3 / best
+
+
+# CPU flags that decide the speed of this stack's kernels (matmul ISA, bf16/fp16 support).
+_SPEED_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16",
+                "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_info():
+    """{"model": CPU model name, "flags": the speed-relevant flags it has} from /proc/cpuinfo
+    (empty values where unavailable)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "flags": [f for f in _SPEED_FLAGS if f in flags]}

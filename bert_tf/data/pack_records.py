@@ -5,12 +5,11 @@ Reads the masked shards under one prefix in order (shard 0 first), packs every
 shuffles the rows of each buffer with a seeded generator, and deals them round-robin over the
 output shards. Same inputs and settings -> byte-identical output. The metadata JSON of the
 output is the input's plus a "packing" section (settings, rows, sequences, padding share
-before and after).
+before and after). Every file goes through tf.io.gfile, so both prefixes may be local paths or
+URIs (gs://, file://, ...), e.g. the output of the Beam pipeline on a cluster.
 """
 
-import glob
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -27,16 +26,32 @@ _FLOAT_NAMES = ("masked_lm_weights", "next_sentence_weights")
 
 def _input_shards(prefix):
     meta_path = pretraining_data.metadata_path(prefix)
-    if not os.path.exists(meta_path):
+    if not tf.io.gfile.exists(meta_path):
         raise PackingError(f"{meta_path}: no metadata next to the records to pack")
-    with open(meta_path) as f:
+    with tf.io.gfile.GFile(meta_path) as f:
         meta = json.load(f)
     if not meta.get("masked"):
         raise PackingError(f"{meta_path}: records are unmasked; packing records needs stored "
                            "masks (for dynamic masking pack at training time: apps.pretrain "
                            "--pack)")
-    shards = sorted(glob.glob(glob.escape(prefix) + "-*-of-*" + pretraining_data.SHARD_SUFFIX))
-    return meta, shards
+    return meta, _shards(prefix)
+
+
+def _shards(prefix):
+    # gfile globs treat [ ] * ? as patterns: escape the prefix's own ones
+    escaped = "".join(f"[{c}]" if c in "[]*?" else c for c in prefix)
+    return sorted(tf.io.gfile.glob(escaped + "-*-of-*" + pretraining_data.SHARD_SUFFIX))
+
+
+def existing_outputs(prefix):
+    """Shards and metadata already under `prefix` (a path or a URI)."""
+    meta_path = pretraining_data.metadata_path(prefix)
+    return _shards(prefix) + ([meta_path] if tf.io.gfile.exists(meta_path) else [])
+
+
+def remove_outputs(prefix):
+    for path in existing_outputs(prefix):
+        tf.io.gfile.remove(path)
 
 
 def _buffers(shards, seq_length, slots, buffer_size):
@@ -91,15 +106,15 @@ def pack_record_files(input_prefix, output_prefix, *, max_sequences_per_row=3,
         for w in writers:
             w.close()
         for path in tmp_paths:
-            if os.path.exists(path):
-                os.remove(path)
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
         raise
     for w in writers:
         w.close()
     for tmp, path in zip(tmp_paths, paths):
-        os.replace(tmp, path)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
     out = dict(meta)
-    out.update(num_shards=num_shards, shards=[os.path.basename(x) for x in paths],
+    out.update(num_shards=num_shards, shards=[x.rsplit("/", 1)[-1] for x in paths],
                shard_instances=counts)
     out["packing"] = {
         "algorithm": packing.ALGORITHM, "max_sequences_per_row": max_sequences_per_row,

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from benchmarks import system
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -65,6 +67,9 @@ def test_quick_run_writes_json(tmp_path):
     assert rows[("encoder_infer", "bert_tf")]["flops_per_step"] == 74752
     assert rows[("encoder_train", "keras_hub")]["flops_per_step"] == 3 * 74752
     assert "encoder_train" in result.stdout and "ours/kh" in result.stdout
+    cpu = data["machine"]["cpu"]   # the CPU model and its speed flags go with the figures
+    assert cpu == system.cpu_info() and f"machine: {cpu['model']}" in result.stdout
+    assert "load average" in result.stdout and len(data["machine"]["load_average_end"]) == 3
 
 
 def test_unknown_case_is_a_usage_error(tmp_path):
@@ -105,3 +110,52 @@ def test_packing_case_on_a_small_corpus(monkeypatch, tiny_vocab_file):
     assert packed.tokens_per_step <= 4 * 64
     for impl in (unpacked, packed):
         assert np.isfinite(float(impl.step()))
+
+
+def test_cpu_info_reads_the_model_and_speed_flags(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx "
+                    "avx2 fma avx512f avx512_bf16 nope\n\nprocessor\t: 1\nmodel name\t: other\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
+        fake if path == "/proc/cpuinfo" else path, *a, **k))
+    assert system.cpu_info() == {"model": "AMD EPYC 7B13",
+                                 "flags": ["avx", "avx2", "fma", "avx512f", "avx512_bf16"]}
+
+
+def test_packing_ratios_pair_adjacent_rounds():
+    """Per-round ratios: a load spike that slows both implementations in one round cancels."""
+    from apps import benchmark
+    from benchmarks import cases, timing
+    impls = {"unpacked": cases.Impl(None, 4, 400), "packed": cases.Impl(None, 4, 600)}
+    case = cases.Case("packing", "rows", impls)
+    case.padding = {"unpacked": 0.4, "packed": 0.1}
+    results = {"unpacked": timing.Measurement("unpacked", [1.0, 3.0, 1.0], [1.0, 1.0, 1.0]),
+               "packed": timing.Measurement("packed", [1.0, 3.0, 1.25], [1.0, 1.0, 1.0])}
+    rows = benchmark._rows(case, "float32", results, None)
+    r = rows[0]
+    # per round: 1.5, 1.5, 1.2 -> median 1.5; medians of rates: (600/1.25) / (400/1) = 1.2
+    assert r["packed_vs_unpacked_paired_round_median"] == pytest.approx(1.5)
+    assert r["packed_vs_unpacked_real_tokens_per_sec"] == pytest.approx(1.2)
+    assert r["padding"] == case.padding
+
+
+def test_packing_quality_factor_of_real_records(tmp_path):
+    """The packed run's step count comes from this factor: real tokens per sequence are the
+    records' mean length; a packed row holds more, never more than a row; a buffer of one
+    sequence cannot pack."""
+    import numpy as np
+    import tensorflow as tf
+    from benchmarks.packing_quality import packing_factor
+    from tests.data.test_packed_records import SEQ, _corpus
+    prefix, _, meta, _ = _corpus(tmp_path, masked=False)
+    spec = {"input_mask": tf.io.FixedLenFeature([SEQ], tf.int64)}
+    lengths = np.concatenate([tf.io.parse_example(r, spec)["input_mask"].numpy().sum(1)
+                              for r in tf.data.TFRecordDataset(
+                                  sorted(tf.io.gfile.glob(prefix + "-*.tfrecord"))).batch(64)])
+    assert lengths.size == meta["counts"]["instances"]
+    per_seq, per_row = packing_factor(prefix + "-*.tfrecord", SEQ, 3, 64)
+    assert per_seq == pytest.approx(lengths.mean())
+    assert 1.5 * per_seq < per_row <= SEQ
+    assert packing_factor(prefix + "-*.tfrecord", SEQ, 3, 1) == pytest.approx((per_seq, per_seq))
+    assert packing_factor(prefix + "-*.tfrecord", SEQ, 1, 64)[1] == pytest.approx(per_seq)

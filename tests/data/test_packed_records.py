@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bert_tf.data import pack_records, packing
 from bert_tf.data import pretraining_data as pd
@@ -146,3 +147,28 @@ def test_create_pretraining_data_pack_flag(tmp_path):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith(
         "create_pretraining_data: --pack needs masked records")
+
+
+def test_packing_reads_and_writes_uris_through_gfile(tmp_path):
+    """file:// in, ram:// out (both tf.io.gfile file systems, as gs:// is): the same bytes as
+    local paths; existing outputs are found and removed through gfile too."""
+    prefix, _, _, _ = _corpus(tmp_path)
+    local = pack_records.pack_record_files(prefix, str(tmp_path / "packed"), num_shards=2,
+                                           buffer_size=64, seed=5)
+    out = "ram://packing_uri_test/dir/packed"
+    uri = pack_records.pack_record_files("file://" + prefix, out, num_shards=2,
+                                         buffer_size=64, seed=5)
+    assert uri["shards"] == local["shards"] == ["packed-00000-of-00002.tfrecord",
+                                                "packed-00001-of-00002.tfrecord"]
+    assert uri["packing"] == local["packing"]
+    for name in local["shards"]:
+        with tf.io.gfile.GFile("ram://packing_uri_test/dir/" + name, "rb") as f:
+            assert f.read() == (tmp_path / name).read_bytes()
+    assert pack_records.existing_outputs(out) == [
+        f"{out}-00000-of-00002.tfrecord", f"{out}-00001-of-00002.tfrecord",
+        f"{out}.metadata.json"]
+    assert not tf.io.gfile.glob("ram://packing_uri_test/dir/*.tmp*")
+    pack_records.remove_outputs(out)
+    assert pack_records.existing_outputs(out) == []
+    with pytest.raises(PackingError, match="ram://nowhere/x.metadata.json: no metadata"):
+        pack_records.pack_record_files("ram://nowhere/x", out)
