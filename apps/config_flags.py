@@ -7,7 +7,7 @@ The flag type follows the field's annotation (Optional unwrapped; for a union su
 `str | list[str] | None` the first type): bool -> DEFINE_bool (--x / --nox), int, float,
 str, list -> DEFINE_list (comma-separated); a field with `choices` is DEFINE_enum. A required
 field (no default) gets a flag with default None. Fields made with `setting(flag=False)` get
-no flag. The help text is the field's (bert_tf/run_config.py)."""
+no flag. The help text is the field's (bert_tf/recipes/run_config.py)."""
 
 import dataclasses
 import types

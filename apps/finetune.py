@@ -41,9 +41,9 @@ import sys
 from absl import app, flags
 
 from apps import config_flags
-from bert_tf import finetuning
+from bert_tf.recipes import finetuning
 from bert_tf.errors import BertTfError
-from bert_tf.finetune_config import FinetuneConfig
+from bert_tf.recipes.finetune_config import FinetuneConfig
 
 FLAGS = flags.FLAGS
 REQUIRED = ("task", "init_checkpoint", "train_file", "model_dir")

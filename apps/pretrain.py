@@ -34,9 +34,9 @@ import sys
 from absl import app, flags
 
 from apps import config_flags
-from bert_tf import pretraining_job
+from bert_tf.recipes import pretraining_job
 from bert_tf.errors import BertTfError
-from bert_tf.pretrain_config import PretrainConfig, PretrainingJobError
+from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from demo_data import pretraining_default
 
 FLAGS = flags.FLAGS

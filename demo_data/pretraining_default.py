@@ -18,7 +18,7 @@ import time
 
 from bert_tf import model_dir as md
 from bert_tf.data import pretraining_data as pd
-from bert_tf.pretrain_config import PretrainConfig, PretrainingJobError
+from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.text import vocab_builder
 from demo_data import assets
 

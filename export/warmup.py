@@ -10,33 +10,19 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from bert_tf.tasks import task_class
+
 WARMUP_FILE = "tf_serving_warmup_requests"
-
-_TEXTS = ["a short sentence.", "A somewhat longer sentence, with punctuation, numbers 123 and "
-          "words that will be split into several word pieces by the tokenizer."]
-
 
 def warmup_inputs(task, max_rows=None):
     """{input name: list of strings (lists of lists for multiple choice's [B, C])} requests
-    for a task (two batches: 1 and 2 rows; only those of at most `max_rows` rows). Texts and
-    SQuAD contexts are short, one window each, so the requests fit an export's
+    for a task: the task module's `warmup_requests` (bert_tf/tasks/), those of at most
+    `max_rows` rows. They are short, one window each, so they fit an export's
     --max_windows_per_request (a refused warm-up record would make TF Serving refuse the
     whole version)."""
-    kind = task["type"]
-    if kind == "multiple_choice":
-        choices = ["it is.", "it is not, because the words are split into word pieces."]
-        requests = [{"context": _TEXTS[:1], "choices": [choices]},
-                    {"context": _TEXTS, "choices": [choices, list(reversed(choices))]}]
-        return [r for r in requests if max_rows is None or len(r["context"]) <= max_rows]
-    if kind == "squad":
-        requests = [{"question": ["what is this?"], "context": _TEXTS[:1]},
-                    {"question": ["what is this?"] * 2, "context": _TEXTS[:1] * 2}]
-        return [r for r in requests if max_rows is None or len(r["question"]) <= max_rows]
-    requests = [{"text": _TEXTS[:1]}, {"text": _TEXTS}]   # one window per text
-    if kind == "classify" and task.get("text_b"):
-        for r in requests:
-            r["text_b"] = list(reversed(r["text"]))
-    return [r for r in requests if max_rows is None or len(r["text"]) <= max_rows]
+    requests = task_class(task["type"]).warmup_requests(task)
+    return [r for r in requests
+            if max_rows is None or len(next(iter(r.values()))) <= max_rows]
 
 
 def write_warmup_requests(saved_model_dir, task, model_name="model",

@@ -9,9 +9,9 @@ import pytest
 from absl import flags
 
 from apps import config_flags
-from bert_tf.finetune_config import FinetuneConfig, FinetuneConfigError
-from bert_tf.pretrain_config import PretrainConfig
-from bert_tf.run_config import PRECISIONS, RunConfig
+from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
+from bert_tf.recipes.pretrain_config import PretrainConfig
+from bert_tf.recipes.run_config import PRECISIONS, RunConfig
 
 REQUIRED_FT = {"task": "classify", "init_checkpoint": "init", "train_file": "t.tsv",
                "model_dir": "out"}

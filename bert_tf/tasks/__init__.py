@@ -11,8 +11,8 @@ loader and `apps.finetune --task` all read this table. Modules load on first use
 this package stays light.
 
 Pre-training is a task too: `bert_tf.tasks.pretraining` (model, objective, metrics; its data are
-the pre-training records), run by `bert_tf.pretraining_job` rather than `finetuning.run`, so it
-is not in `TASKS` (the fine-tuning tasks).
+the pre-training records). The pre-training recipe runs it, not the fine-tuning one, so it is
+not in `TASKS` (the fine-tuning tasks).
 """
 
 import importlib

@@ -21,6 +21,10 @@ class Task:
 
     name = None
     main_metric = None
+    # Short texts for `warmup_requests` (one window each, so they fit any export's window cap).
+    WARMUP_TEXTS = ("a short sentence.", "A somewhat longer sentence, with punctuation, "
+                    "numbers 123 and words that will be split into several word pieces by the "
+                    "tokenizer.")
 
     def __init__(self, config, tokenizer):
         self.config = config
@@ -60,6 +64,12 @@ class Task:
         raise NotImplementedError
 
     # --- shared
+    @classmethod
+    def warmup_requests(cls, task_info):
+        """Two requests to the export's text-in signature (1 and 2 rows), {input name: list}:
+        replayed by TF Serving when it loads the model. Default: the `text` input."""
+        return [{"text": list(cls.WARMUP_TEXTS[:1])}, {"text": list(cls.WARMUP_TEXTS)}]
+
     def predict(self, model, batch_size):
         """Runs the model over the eval features (length-bucketed batches) and returns, per
         eval feature in the original order, {output name: numpy array} (per-token outputs

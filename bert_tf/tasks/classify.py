@@ -123,6 +123,14 @@ class ClassifyTask(Task):
                              f"{num_classes!r}")
         return BertClassifier(encoder, num_classes, dropout=task_info.get("dropout", 0.1))
 
+    @classmethod
+    def warmup_requests(cls, task_info):
+        requests = super().warmup_requests(task_info)
+        if task_info.get("text_b"):
+            for r in requests:
+                r["text_b"] = list(reversed(r["text"]))
+        return requests
+
     @property
     def objective(self):
         return RegressionObjective() if self.config.regression else ClassifyObjective()

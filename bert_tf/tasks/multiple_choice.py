@@ -48,6 +48,12 @@ class MultipleChoiceTask(Task):
     def model_from_info(cls, encoder, task_info):
         return BertMultipleChoice(encoder, dropout=task_info.get("dropout", 0.1))
 
+    @classmethod
+    def warmup_requests(cls, task_info):
+        choices = ["it is.", "it is not, because the words are split into word pieces."]
+        return [{"context": list(cls.WARMUP_TEXTS[:1]), "choices": [choices]},
+                {"context": list(cls.WARMUP_TEXTS), "choices": [choices, choices[::-1]]}]
+
     def make_dataset(self, features, batches, with_labels=True):
         return data.make_dataset(features, batches, with_labels=with_labels)
 

@@ -1,6 +1,6 @@
 """Pre-training as a task: its model (`BertPretrainer`), its objective (masked-LM loss +
 next-sentence loss) and metrics. The data are the pre-training records of
-bert_tf/data/pretraining_data.py; bert_tf/pretraining_job.py runs it.
+bert_tf/data/pretraining_data.py; bert_tf/recipes/pretraining_job.py runs it.
 
 Shape legend: B = batch (per replica), P = max predictions per sequence, V = vocab size.
 

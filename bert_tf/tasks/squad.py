@@ -83,6 +83,12 @@ class SquadTask(Task):
     def model_from_info(cls, encoder, task_info):
         return BertSpanQA(encoder)
 
+    @classmethod
+    def warmup_requests(cls, task_info):
+        context = list(cls.WARMUP_TEXTS[:1])
+        return [{"question": ["what is this?"], "context": context},
+                {"question": ["what is this?"] * 2, "context": context * 2}]
+
     @property
     def objective(self):
         return SpanObjective()

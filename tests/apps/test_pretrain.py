@@ -96,7 +96,7 @@ def run_job(data, model_dir, steps=6, **extra):
 
 def _error(data, model_dir, **extra):
     """A bad input: PretrainingJobError with a one-line message."""
-    from bert_tf.pretrain_config import PretrainingJobError
+    from bert_tf.recipes.pretrain_config import PretrainingJobError
     with pytest.raises(PretrainingJobError) as e:
         run_job(data, model_dir, **extra)
     message = str(e.value)
@@ -254,8 +254,8 @@ def test_pack_trains_and_evaluates_on_packed_rows(data, tmp_path):
 
 
 def test_batch_not_divisible(data, tmp_path):
-    from bert_tf.pretrain_config import PretrainConfig, PretrainingJobError
-    from bert_tf.pretraining_plan import check_batch
+    from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
+    from bert_tf.recipes.pretraining_plan import check_batch
     model_dir = str(tmp_path / "model")
     msg = _error(data, model_dir, global_batch_size=6, grad_accum_steps=4)
     assert "grad_accum_steps" in msg

@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from bert_tf.pretraining_guard import CorruptRecordError
-from bert_tf.run_record import RunMismatchError
+from bert_tf.recipes.pretraining_guard import CorruptRecordError
+from bert_tf.recipes.run_record import RunMismatchError
 from tests.apps.test_pretrain import data, run_job  # noqa: F401
 
 

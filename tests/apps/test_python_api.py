@@ -10,10 +10,10 @@ import keras
 import pytest
 
 import bert_tf
-from bert_tf import finetuning, pretraining_job
+from bert_tf.recipes import finetuning, pretraining_job
 from bert_tf.errors import BertTfError
-from bert_tf.pretrain_config import PretrainingJobError
-from bert_tf.run_record import RunMismatchError
+from bert_tf.recipes.pretrain_config import PretrainingJobError
+from bert_tf.recipes.run_record import RunMismatchError
 from bert_tf.training import distribute
 from tests.apps.test_finetune import FIXTURES, tiny_model_dir  # noqa: F401
 from tests.apps.test_pretrain import _settings, data  # noqa: F401

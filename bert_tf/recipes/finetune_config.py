@@ -12,7 +12,7 @@ from bert_tf.data.conll import TAG_SCHEMES
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file
 from bert_tf.errors import BertTfError
-from bert_tf.run_config import RunConfig, setting
+from bert_tf.recipes.run_config import RunConfig, setting
 from bert_tf.tasks import TASK_NAMES
 
 # Settings that do not change the result of a run (a rerun may change them freely); the file

@@ -9,7 +9,7 @@ fields carry their help text and choices (`setting(...)`). From it:
     fingerprints, and `Config.from_record(values)` reads it back (old model dirs: keys this
     version does not know are ignored with a warning).
 
-bert_tf/precision.py holds the runtime side: precision "auto" resolved and the global Keras
+bert_tf/recipes/precision.py holds the runtime side: precision "auto" resolved and the global Keras
 dtype policy restored after a run.
 """
 

@@ -23,7 +23,7 @@ from bert_tf.config import BertConfig
 from bert_tf.data import packing
 from bert_tf.data.pretraining_data import PretrainingDataError
 from bert_tf.data.pretraining_dataset import pretraining_dataset
-from bert_tf.pretrain_config import MODES, PretrainConfig, PretrainingJobError
+from bert_tf.recipes.pretrain_config import MODES, PretrainConfig, PretrainingJobError
 from bert_tf.text import vocab as vocab_lib
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
-from bert_tf.run_config import RunConfig, setting, with_default
+from bert_tf.recipes.run_config import RunConfig, setting, with_default
 
 MODES = ("train_and_eval", "train", "eval")
 

@@ -1,6 +1,6 @@
 """Pre-training runs that know their inputs and survive a damaged shard.
 
-Reruns (bert_tf/run_record.py): config.json "training" records the settings and the
+Reruns (bert_tf/recipes/run_record.py): config.json "training" records the settings and the
 fingerprints of --input_files and --eval_files. A rerun with the same settings and training
 data resumes (or, when the run finished and the eval files are the same, says it is complete
 and changes nothing); other training data or settings that decide the result are refused in
@@ -23,10 +23,10 @@ import tensorflow as tf
 
 from bert_tf import fingerprint
 from bert_tf import model_dir as md
-from bert_tf import run_record
+from bert_tf.recipes import run_record
 from bert_tf.data.record_scan import find_corrupt_record
 from bert_tf.errors import BertTfError
-from bert_tf.precision import resolved_settings
+from bert_tf.recipes.precision import resolved_settings
 from bert_tf.training import checkpoint_state
 
 SKIPPED_FILE = "skipped_records.json"

@@ -1,7 +1,7 @@
 """The fine-tuning recipe behind `python -m apps.finetune`: data -> model -> train -> keep best.
 
     config = FinetuneConfig(task="classify", init_checkpoint=PATH, train_file=..., eval_file=...,
-                            model_dir=DIR)           # bert_tf/finetune_config.py
+                            model_dir=DIR)           # bert_tf/recipes/finetune_config.py
     results = finetune(config)                       # = bert_tf.finetune(config)
 
 1. The tokenizer comes from `init_checkpoint` (its vocab.txt and casing); the task reads and
@@ -22,12 +22,12 @@
    evaluation history from DIR/finetune_state.json, and ends where an uninterrupted run would
    (the checkpoint holds the dropout RNG; the batch order is a function of seed and epoch).
 5. DIR records the settings (`config.record()`) and fingerprints of train_file, eval_file and
-   init_checkpoint in config.json "training" (bert_tf/run_record.py). A rerun with other
+   init_checkpoint in config.json "training" (bert_tf/recipes/run_record.py). A rerun with other
    inputs or settings is refused in one line (`overwrite_model_dir` starts over); an identical
    rerun of a finished run returns the recorded results and writes nothing. DIR/.lock keeps
    a second run out.
 6. Precision "auto" is resolved here; the global Keras dtype policy is restored when the run
-   ends (bert_tf/precision.py), so it can be called from a notebook.
+   ends (bert_tf/recipes/precision.py), so it can be called from a notebook.
 """
 
 import contextlib
@@ -40,12 +40,12 @@ import keras
 
 from bert_tf import fingerprint
 from bert_tf import model_dir as md
-from bert_tf import run_record
+from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import epochs_order
-from bert_tf.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
+from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
 from bert_tf.models import param_groups
-from bert_tf.precision import keras_runtime, resolved_settings
+from bert_tf.recipes.precision import keras_runtime, resolved_settings
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks import task_class
 from bert_tf.text.preprocessor import find_vocab

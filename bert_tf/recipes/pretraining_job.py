@@ -2,15 +2,15 @@
 
     config = PretrainConfig(model_dir="runs/x", input_files="data/train-*.tfrecord",
                             eval_files="data/eval-*.tfrecord", vocab_file="vocab.txt",
-                            config="tiny", num_train_steps=1000)   # bert_tf/pretrain_config.py
+                            config="tiny", num_train_steps=1000)   # bert_tf/recipes/pretrain_config.py
     results = pretrain(config)        # = bert_tf.pretrain(config): eval results ({} for train)
 
 Steps, in order:
   1. check everything that can be checked cheaply BEFORE anything is written
-     (bert_tf/pretraining_plan.py: vocab, encoder config, record files, batch vs replicas,
+     (bert_tf/recipes/pretraining_plan.py: vocab, encoder config, record files, batch vs replicas,
      an existing model dir's recorded config and vocab, the --init_checkpoint's shapes);
   2. build the model and the Trainer, which restores <model_dir>/checkpoints (a rerun of the
-     same command resumes); a rerun of another run is refused (bert_tf/pretraining_guard.py);
+     same command resumes); a rerun of another run is refused (bert_tf/recipes/pretraining_guard.py);
   3. write config.json (encoder, preprocessing {vocab_file, lower_case, seq_length},
      task {type: pretraining}, training {config.record() + input fingerprints}) and
      vocab.txt, only now: a checkpoint that does not fit or another run's model dir leaves
@@ -22,8 +22,8 @@ Steps, in order:
 
 Every problem with the inputs raises `PretrainingJobError` with a one-line message. The run
 holds <model_dir>/.lock (bert_tf/run_lock.py); damaged record files are handled by
-bert_tf/pretraining_guard.py. Precision "auto" is resolved here, and the global Keras dtype
-policy and XLA switch are restored when the run ends (bert_tf/precision.py).
+bert_tf/recipes/pretraining_guard.py. Precision "auto" is resolved here, and the global Keras dtype
+policy and XLA switch are restored when the run ends (bert_tf/recipes/precision.py).
 """
 
 import contextlib
@@ -36,16 +36,16 @@ import keras
 import tensorflow as tf
 
 from bert_tf import model_dir as md
-from bert_tf import pretraining_guard as guard
+from bert_tf.recipes import pretraining_guard as guard
 from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.checkpoints.sources import CheckpointError as SourceError
 from bert_tf.data.pretraining_dataset import expand_file_patterns
 from bert_tf.models import BertEncoder, BertPretrainer
-from bert_tf.precision import keras_runtime
-from bert_tf.pretrain_config import PretrainConfig, PretrainingJobError
-from bert_tf.pretraining_plan import (check_batch, check_records, dataset_fn, fail, first_line,
+from bert_tf.recipes.precision import keras_runtime
+from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
+from bert_tf.recipes.pretraining_plan import (check_batch, check_records, dataset_fn, fail, first_line,
                                       plan_run, resolve_recorded)
-from bert_tf.run_config import PRECISIONS
+from bert_tf.recipes.run_config import PRECISIONS
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import distribute, optimization

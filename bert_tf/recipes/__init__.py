@@ -1,0 +1,15 @@
+"""The two recipes: pre-training and fine-tuning, as the apps and `bert_tf.pretrain` /
+`bert_tf.finetune` run them.
+
+    run_config.py        RunConfig: the settings both recipes share (each field's help/choices
+                         are where apps/config_flags.py generates the flags from)
+    pretrain_config.py   PretrainConfig        finetune_config.py   FinetuneConfig
+    pretraining_job.py   pretrain(config)      finetuning.py        finetune(config)
+    pretraining_plan.py  what a pre-training run will do, checked before it starts
+    pretraining_guard.py reruns and damaged record files of pre-training
+    run_record.py        config.json "training": the recorded settings + input fingerprints
+    precision.py         precision "auto" resolved; the global Keras policy restored afterwards
+
+A recipe composes the library (models, tasks, data, training.Trainer, model_dir); nothing in
+the library below imports a recipe.
+"""
