@@ -16,14 +16,19 @@ import dataclasses
 import gc
 import json
 import os
-import platform
-import sys
 
+import keras
 from absl import app, flags
 
-PACKED, UNPACKED = "packed", "unpacked"   # the packing case's implementations
+from benchmarks import cases, report, timing
+from benchmarks.packing_case import packing_case
+from bert_tf.config import BertConfig
+from bert_tf.text import vocab as vocab_lib
+from demo_data import assets
+
 ALL_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
              "pretraining_data", "packing")
+TEXT_ONLY_CASES = ("tokenize", "pretraining_data")
 DEFAULT_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
                  "pretraining_data")
 
@@ -58,134 +63,93 @@ flags.DEFINE_bool("quick", False, "Smoke run: 2 rounds of 2 steps, 1 warm-up ste
 
 
 def _config():
-    from bert_tf.config import BertConfig
     if FLAGS.config_json:
         return BertConfig.load(FLAGS.config_json)
     return BertConfig.preset(FLAGS.preset)
 
 
-def _machine(peak_size):
-    from benchmarks import system
-    info = {"platform": platform.platform(), "python": sys.version.split()[0],
-            "cpu": system.cpu_info(), "cpu_count": os.cpu_count(),
-            "load_average_start": list(os.getloadavg())}
-    try:
-        import keras
-        import tensorflow as tf
-        info.update(tensorflow=tf.__version__, keras=keras.__version__)
-        import keras_hub
-        info["keras_hub"] = keras_hub.__version__
-    except ImportError:
-        pass
-    if peak_size:
-        info["peak_matmul_size"] = peak_size
-        info["peak_flops"] = {"float32": system.matmul_peak("float32", peak_size),
-                              "mixed_bfloat16": system.matmul_peak("bfloat16", peak_size)}
-    return info
+def _vocab_file():
+    return FLAGS.vocab_file or os.path.join(assets.minilm_dir(), "vocab.txt")
 
 
-def _build_case(name, setup, vocab_file_fn, text_file_fn):
-    from benchmarks import cases
+def _text_file():
+    return FLAGS.text_file or assets.kjv_text()
+
+
+def _build_case(name, setup):
     if name in ("encoder_train", "encoder_infer"):
         return cases.encoder_case(setup, training=name == "encoder_train")
     if name == "pretrain":
         return cases.pretrain_case(setup)
-    if name in ("finetune", "tokenize", "pretraining_data", "packing"):
-        from bert_tf.text import vocab as vocab_lib
-        vocab_file = vocab_file_fn()
-        size = len(vocab_lib.load_vocab(vocab_file))
-        setup = dataclasses.replace(setup, vocab_file=vocab_file,
-                                    config=dataclasses.replace(setup.config, vocab_size=size))
-        if name == "finetune":
-            return cases.finetune_case(setup)
-        if name == "tokenize":
-            return cases.tokenize_case(setup)
-        if name == "packing":
-            from benchmarks.packing_case import packing_case
-            return packing_case(setup, FLAGS.packing_corpus, FLAGS.packing_documents)
-        return cases.pretraining_data_case(setup, text_file_fn(), FLAGS.pretraining_data_lines)
-    raise ValueError(f"--cases: unknown case {name!r}; expected one of {ALL_CASES}")
+    if name not in ("finetune", "tokenize", "pretraining_data", "packing"):
+        raise ValueError(f"--cases: unknown case {name!r}; expected one of {ALL_CASES}")
+    vocab_file = _vocab_file()
+    size = len(vocab_lib.load_vocab(vocab_file))
+    setup = dataclasses.replace(setup, vocab_file=vocab_file,
+                                config=dataclasses.replace(setup.config, vocab_size=size))
+    if name == "finetune":
+        return cases.finetune_case(setup)
+    if name == "tokenize":
+        return cases.tokenize_case(setup)
+    if name == "packing":
+        return packing_case(setup, FLAGS.packing_corpus, FLAGS.packing_documents)
+    return cases.pretraining_data_case(setup, _text_file(), FLAGS.pretraining_data_lines)
 
 
-def _rows(case, precision, results, peak):
-    from benchmarks import cases as cases_lib
-    rows = []
-    for impl_name, m in results.items():
-        impl = case.impls[impl_name]
-        sec = m.median_seconds
-        row = {"case": case.name, "precision": precision, "impl": impl_name, "unit": case.unit,
-               "examples_per_sec": impl.examples_per_step / sec,
-               "examples_per_sec_rounds": [impl.examples_per_step / s
-                                           for s in m.seconds_per_step],
-               "seconds_per_step": sec,
-               "cpu_seconds_per_step": m.median_cpu_seconds,
-               "tokens_per_sec": (impl.tokens_per_step / sec if impl.tokens_per_step
-                                  else None),
-               "flops_per_step": impl.flops_per_step,
-               "achieved_flops": impl.flops_per_step / sec if impl.flops_per_step else None,
-               "fraction_of_peak": None,
-               "peak_rss_mb": m.peak_rss_mb, "peak_rss_delta_mb": m.peak_rss_delta_mb,
-               "ratio_vs_keras_hub": None, "notes": case.notes}
-        if row["achieved_flops"] and peak:
-            row["fraction_of_peak"] = row["achieved_flops"] / peak
-        rows.append(row)
-    by_impl = {r["impl"]: r for r in rows}
-    if PACKED in by_impl and UNPACKED in by_impl:
-        packed, unpacked = by_impl[PACKED], by_impl[UNPACKED]
-        speedup = packed["tokens_per_sec"] / unpacked["tokens_per_sec"]
-        # per CPU-second too: on a loaded shared machine wall time swings, CPU time less
-        per_cpu = ((packed["tokens_per_sec"] * packed["seconds_per_step"]
-                    / packed["cpu_seconds_per_step"])
-                   / (unpacked["tokens_per_sec"] * unpacked["seconds_per_step"]
-                      / unpacked["cpu_seconds_per_step"]))
-        # rounds of packed and unpacked are adjacent in time: their ratios share the load
-        per_round = sorted(
-            (case.impls[PACKED].tokens_per_step / p) / (case.impls[UNPACKED].tokens_per_step / u)
-            for p, u in zip(results[PACKED].seconds_per_step,
-                            results[UNPACKED].seconds_per_step))
-        for r in rows:
-            r["packed_vs_unpacked_paired_round_median"] = per_round[len(per_round) // 2]
-            r["padding"] = case.padding
-            r["packed_vs_unpacked_real_tokens_per_sec"] = speedup
-            r["packed_vs_unpacked_real_tokens_per_cpu_sec"] = per_cpu
-    if cases_lib.OURS in by_impl and cases_lib.KERAS_HUB in by_impl:
-        ratio = (by_impl[cases_lib.OURS]["examples_per_sec"]
-                 / by_impl[cases_lib.KERAS_HUB]["examples_per_sec"])
-        # Per-round ratios too: rounds are adjacent in time, so their median is robust to load.
-        ours = by_impl[cases_lib.OURS]["examples_per_sec_rounds"]
-        theirs = by_impl[cases_lib.KERAS_HUB]["examples_per_sec_rounds"]
-        paired = sorted(a / b for a, b in zip(ours, theirs))
-        cpu_ratio = (results[cases_lib.KERAS_HUB].median_cpu_seconds
-                     / results[cases_lib.OURS].median_cpu_seconds)
-        for r in rows:
-            r["ratio_vs_keras_hub"] = ratio
-            r["paired_round_ratio_median"] = paired[len(paired) // 2]
-            r["cpu_time_ratio_vs_keras_hub"] = cpu_ratio
+def _schedule():
+    """(rounds, warmup, steps, peak matmul size, precisions) from the flags."""
+    rounds, warmup, steps = FLAGS.rounds, FLAGS.warmup, FLAGS.steps or None
+    peak_size = FLAGS.peak_matmul_size
+    if FLAGS.quick:
+        rounds, warmup, steps, peak_size = 2, 1, 2, min(peak_size, 256) if peak_size else 0
+    precisions = (["float32", "mixed_bfloat16"] if FLAGS.precision == "both"
+                  else [FLAGS.precision])
+    return rounds, warmup, steps, peak_size, precisions
+
+
+def _print_machine(machine, peak_size):
+    cpu = machine["cpu"]
+    print(f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
+          f"{machine['cpu_count']} cores, load average "
+          f"{report.load_text(machine['load_average_start'])}")
+    peaks = machine.get("peak_flops", {})
+    if peaks:
+        print(f"matmul peak ({peak_size}^3): " + ", ".join(
+            f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+
+
+def _run_case(name, setup, rounds, warmup, steps, peak):
+    """Rows of one case at one precision, printed; None if the case cannot be built here."""
+    keras.backend.clear_session()
+    gc.collect()
+    case = _build_case(name, setup)
+    case_warmup = warmup if FLAGS.quick else max(
+        [warmup] + [impl.warmup_steps for impl in case.impls.values()])
+    results = timing.run_interleaved(
+        {k: v.step for k, v in case.impls.items()}, rounds=rounds, warmup=case_warmup,
+        steps=steps, round_seconds=FLAGS.round_seconds)
+    text_only = name in TEXT_ONLY_CASES
+    rows = report.result_rows(case, "n/a" if text_only else setup.precision, results, peak)
+    report.print_table(rows)
+    if "packed_vs_unpacked_real_tokens_per_sec" in rows[0]:
+        report.print_packing_summary(case, rows[0])
+    print()
     return rows
 
 
-def _load(values):
-    return " / ".join(f"{v:.1f}" for v in values) + " (1 / 5 / 15 min)"
-
-
-def _fmt(value, scale=1.0, digits=1):
-    return "-" if value is None else f"{value / scale:.{digits}f}"
-
-
-def print_table(rows):
-    header = (f"{'case':17s} {'precision':15s} {'impl':10s} {'ex/s':>9s} {'tok/s':>9s} "
-              f"{'GFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'ours/kh':>8s} {'cpu o/kh':>8s}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        pct = None if r["fraction_of_peak"] is None else 100 * r["fraction_of_peak"]
-        print(f"{r['case']:17s} {r['precision']:15s} {r['impl']:10s} "
-              f"{_fmt(r['examples_per_sec'], digits=2):>9s} {_fmt(r['tokens_per_sec'], 1, 0):>9s} "
-              f"{_fmt(r['achieved_flops'], 1e9):>8s} {_fmt(pct):>6s} "
-              f"{_fmt(r['peak_rss_mb'], digits=0):>7s} "
-              f"{_fmt(r['ratio_vs_keras_hub'], digits=2):>8s} "
-              f"{_fmt(r.get('cpu_time_ratio_vs_keras_hub'), digits=2):>8s}")
-    sys.stdout.flush()
+def _write_json(machine, config, all_rows, skipped, schedule):
+    rounds, warmup, steps, _, precisions = schedule
+    settings = {"cases": FLAGS.cases, "config": config.to_dict(),
+                "batch_size": FLAGS.batch_size, "seq_length": FLAGS.seq_length,
+                "precisions": precisions, "rounds": rounds, "warmup": warmup,
+                "steps": steps, "round_seconds": FLAGS.round_seconds, "quick": FLAGS.quick}
+    out = {"machine": machine, "settings": settings, "results": all_rows, "skipped": skipped}
+    tmp = FLAGS.output_json + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)), exist_ok=True)
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=2)
+    os.replace(tmp, FLAGS.output_json)
+    print(f"wrote {FLAGS.output_json}")
 
 
 def main(argv):
@@ -194,92 +158,32 @@ def main(argv):
     unknown = [c for c in FLAGS.cases if c not in ALL_CASES]
     if unknown:
         raise app.UsageError(f"--cases: unknown {unknown}; expected a subset of {ALL_CASES}")
-    rounds, warmup, steps, peak_size = FLAGS.rounds, FLAGS.warmup, FLAGS.steps or None, \
-        FLAGS.peak_matmul_size
-    if FLAGS.quick:
-        rounds, warmup, steps, peak_size = 2, 1, 2, min(peak_size, 256) if peak_size else 0
-    precisions = (["float32", "mixed_bfloat16"] if FLAGS.precision == "both"
-                  else [FLAGS.precision])
-
-    import keras
-    from benchmarks import cases, timing
-
+    schedule = rounds, warmup, steps, peak_size, precisions = _schedule()
     try:
         config = _config()
     except (ValueError, FileNotFoundError) as e:
         raise app.UsageError(str(e))
-    machine = _machine(peak_size)
-    cpu = machine["cpu"]
-    print(f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
-          f"{machine['cpu_count']} cores, load average {_load(machine['load_average_start'])}")
-    peaks = machine.get("peak_flops", {})
-    if peaks:
-        print("matmul peak ({0}^3): ".format(peak_size) + ", ".join(
-            f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
-
-    def vocab_file():
-        if FLAGS.vocab_file:
-            return FLAGS.vocab_file
-        from demo_data import assets
-        return os.path.join(assets.minilm_dir(), "vocab.txt")
-
-    def text_file():
-        if FLAGS.text_file:
-            return FLAGS.text_file
-        from demo_data import assets
-        return assets.kjv_text()
-
+    machine = report.machine_info(peak_size)
+    _print_machine(machine, peak_size)
     all_rows, skipped = [], []
     for name in FLAGS.cases:
         # Text-only cases do not depend on precision: run them once.
-        case_precisions = (precisions[:1] if name in ("tokenize", "pretraining_data")
-                           else precisions)
-        for precision in case_precisions:
-            keras.backend.clear_session()
-            gc.collect()
+        for precision in precisions[:1] if name in TEXT_ONLY_CASES else precisions:
             setup = cases.Setup(config=config, batch_size=FLAGS.batch_size,
                                 seq_length=FLAGS.seq_length, precision=precision)
             try:
-                case = _build_case(name, setup, vocab_file, text_file)
+                all_rows.extend(_run_case(name, setup, rounds, warmup, steps,
+                                          machine.get("peak_flops", {}).get(precision)))
             except ImportError as e:  # a part of the project not there yet
                 skipped.append({"case": name, "reason": str(e)})
                 print(f"skipping {name}: {e}")
                 break
-            case_warmup = warmup if FLAGS.quick else max(
-                [warmup] + [impl.warmup_steps for impl in case.impls.values()])
-            results = timing.run_interleaved(
-                {k: v.step for k, v in case.impls.items()}, rounds=rounds, warmup=case_warmup,
-                steps=steps, round_seconds=FLAGS.round_seconds)
-            rows = _rows(case, precision if name not in ("tokenize", "pretraining_data")
-                         else "n/a", results, peaks.get(precision))
-            print_table(rows)
-            if "packed_vs_unpacked_real_tokens_per_sec" in rows[0]:
-                print(f"packing: {case.notes}; real tokens/s packed / unpacked = "
-                      f"{rows[0]['packed_vs_unpacked_real_tokens_per_sec']:.2f}x (per CPU "
-                      f"second: {rows[0]['packed_vs_unpacked_real_tokens_per_cpu_sec']:.2f}x; "
-                      "median of adjacent rounds: "
-                      f"{rows[0]['packed_vs_unpacked_paired_round_median']:.2f}x)")
-            print()
-            all_rows.extend(rows)
-            del case, results
-
     machine["load_average_end"] = list(os.getloadavg())
-    print(f"load average at the end: {_load(machine['load_average_end'])}")
+    print(f"load average at the end: {report.load_text(machine['load_average_end'])}")
     print("summary")
-    print_table(all_rows)
+    report.print_table(all_rows)
     if FLAGS.output_json:
-        settings = {"cases": FLAGS.cases, "config": config.to_dict(),
-                    "batch_size": FLAGS.batch_size, "seq_length": FLAGS.seq_length,
-                    "precisions": precisions, "rounds": rounds, "warmup": warmup,
-                    "steps": steps, "round_seconds": FLAGS.round_seconds, "quick": FLAGS.quick}
-        out = {"machine": machine, "settings": settings, "results": all_rows,
-               "skipped": skipped}
-        tmp = FLAGS.output_json + ".tmp"
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)), exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(out, f, indent=2)
-        os.replace(tmp, FLAGS.output_json)
-        print(f"wrote {FLAGS.output_json}")
+        _write_json(machine, config, all_rows, skipped, schedule)
 
 
 if __name__ == "__main__":

@@ -125,14 +125,13 @@ def test_cpu_info_reads_the_model_and_speed_flags(monkeypatch, tmp_path):
 
 def test_packing_ratios_pair_adjacent_rounds():
     """Per-round ratios: a load spike that slows both implementations in one round cancels."""
-    from apps import benchmark
-    from benchmarks import cases, timing
+    from benchmarks import cases, report, timing
     impls = {"unpacked": cases.Impl(None, 4, 400), "packed": cases.Impl(None, 4, 600)}
     case = cases.Case("packing", "rows", impls)
     case.padding = {"unpacked": 0.4, "packed": 0.1}
     results = {"unpacked": timing.Measurement("unpacked", [1.0, 3.0, 1.0], [1.0, 1.0, 1.0]),
                "packed": timing.Measurement("packed", [1.0, 3.0, 1.25], [1.0, 1.0, 1.0])}
-    rows = benchmark._rows(case, "float32", results, None)
+    rows = report.result_rows(case, "float32", results, None)
     r = rows[0]
     # per round: 1.5, 1.5, 1.2 -> median 1.5; medians of rates: (600/1.25) / (400/1) = 1.2
     assert r["packed_vs_unpacked_paired_round_median"] == pytest.approx(1.5)
