@@ -14,6 +14,9 @@ import sys
 
 from absl import app, flags
 
+from bert_tf.text import vocab as vocab_lib
+from bert_tf.text import vocab_builder
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_files", None, "Comma-separated globs of UTF-8 text files "
                     "(any line layout; empty lines are skipped).")
@@ -39,8 +42,6 @@ def main(argv):
     del argv
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         sys.exit(f"build_vocab: {FLAGS.output} exists (pass --overwrite to replace it)")
-    from bert_tf.text import vocab as vocab_lib
-    from bert_tf.text import vocab_builder
     try:
         stats = vocab_builder.build_vocab_file(
             FLAGS.input_files, FLAGS.output, vocab_size=FLAGS.vocab_size,

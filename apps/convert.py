@@ -13,6 +13,9 @@ import sys
 
 from absl import app, flags, logging
 
+from bert_tf.checkpoints.convert import convert
+from bert_tf.errors import BertTfError
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Checkpoint directory to read: bert-tf model dir, Hugging "
                     "Face BERT dir or Google BERT dir (or a Google checkpoint prefix).")
@@ -30,8 +33,6 @@ flags.mark_flags_as_required(["input", "output"])
 
 def main(argv):
     del argv
-    from bert_tf.checkpoints.convert import convert
-    from bert_tf.errors import BertTfError
     try:
         out = convert(FLAGS.input, FLAGS.output, FLAGS.to, overwrite=FLAGS.overwrite,
                       seq_length=FLAGS.seq_length)

@@ -38,6 +38,10 @@ import sys
 
 from absl import app, flags, logging
 
+from bert_tf.data import pack_records
+from bert_tf.data import pretraining_data as pd
+from bert_tf.errors import BertTfError
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_files", None, "Comma-separated globs of input text files (UTF-8).")
 flags.DEFINE_string("output_dir", None, "Directory for the shards, named "
@@ -107,7 +111,6 @@ DEFAULT_PREFIX_NAME = "pretraining"
 
 def _check_pack_output(prefix):
     """Refuses (or with --overwrite clears) existing packed output; paths or URIs (gfile)."""
-    from bert_tf.data import pack_records
     existing = pack_records.existing_outputs(prefix)
     if existing and not FLAGS.overwrite:
         raise SystemExit(f"create_pretraining_data: {existing[0]}: output already exists "
@@ -119,7 +122,6 @@ def _check_pack_output(prefix):
 def _pack(meta, unpacked_prefix, prefix):
     """Packs the records just written under `unpacked_prefix` into `prefix`, then removes
     the unpacked ones."""
-    from bert_tf.data import pack_records
     try:
         packed = pack_records.pack_record_files(
             unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
@@ -143,7 +145,7 @@ def _log_progress(info):
                  info["instances"], info["elapsed_seconds"])
 
 
-def _run_beam(pd, prefix, config, factory):
+def _run_beam(prefix, config, factory):
     try:
         # apache-beam is optional (requirements-beam.txt): imported only for a Beam --runner.
         from bert_tf.data import beam_pipeline
@@ -160,8 +162,6 @@ def _run_beam(pd, prefix, config, factory):
 
 def main(argv):
     del argv
-    from bert_tf.data import pretraining_data as pd
-    from bert_tf.errors import BertTfError
     if not FLAGS.input_files:
         sys.exit("create_pretraining_data: --input_files is required")
     if not FLAGS.vocab_file:
@@ -200,7 +200,7 @@ def main(argv):
                 overwrite=FLAGS.overwrite, progress=_log_progress,
                 progress_every_seconds=FLAGS.progress_seconds)
         else:
-            meta = _run_beam(pd, prefix, config, factory)
+            meta = _run_beam(prefix, config, factory)
         if FLAGS.pack:
             meta = _pack(meta, prefix, final_prefix)
     except BertTfError as e:

@@ -140,6 +140,7 @@ def collect_inputs(args, opts, stdin=None):
 def predict_grpc(server, model_name, rows, version=None, signature="serving_default",
                  timeout=30.0):
     """rows: list of {name: str} -> {output name: np.ndarray} (batched)."""
+    # gRPC + TensorFlow load only for --server=grpc://: a REST client stays light.
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc

@@ -23,9 +23,9 @@ import tensorflow as tf
 
 import bert_tf
 from bert_tf.model_dir import ModelDir
+from bert_tf.text.vocab import load_vocab
 from demo_data import assets
 from export.saved_model import export_serving
-from export.text_graph import read_vocab
 from export.tflite import TFLiteClassifier, compare_tokenizers, export_tflite
 
 
@@ -127,7 +127,7 @@ def main(argv=None):
     report["savedmodel_vs_keras_max_abs_diff"] = float(np.abs(sm_probs - keras_probs).max())
 
     # TFLite variants (parity also on the texts both tokenizers agree on)
-    vocab = read_vocab(os.path.join(model_dir, "vocab.txt"))
+    vocab = load_vocab(os.path.join(model_dir, "vocab.txt"))
     same_tokens = compare_tokenizers(vocab, True, test_t, "exact")[0]
     report["tflite_test_texts_same_tokens"] = int(same_tokens.sum())
     for q in ("none", "dynamic", "float16"):

@@ -18,10 +18,11 @@ from absl import app, flags
 
 from bert_tf.atomic_io import atomic_write_json
 from bert_tf.checkpoints.loader import load_task_model
+from bert_tf.model_dir import ModelDir
 from export import publish
 # ExportError, hold_keras_layer and tf_variables are re-exported (export.saving holds them)
 from export.saving import ExportError, hold_keras_layer, save_module, tf_variables  # noqa: F401
-from export.serving_graph import DEFAULT_MAX_WINDOWS, ServingModule
+from export.serving_graph import DEFAULT_MAX_WINDOWS, SIGNATURES, ServingModule
 from export.warmup import write_warmup_requests
 
 SETTINGS_FILE = "export_settings.json"
@@ -58,13 +59,11 @@ def next_version(base):
 
 
 def read_model_dir(model_dir):
-    from bert_tf.model_dir import ModelDir
     d = ModelDir(model_dir)
     if not os.path.isdir(model_dir):
         raise ExportError(f"--model_dir={model_dir}: no such directory")
     config = d.read_config()
     task = config["task"]
-    from export.serving_graph import SIGNATURES   # TF: loaded only when exporting
     if task["type"] not in SIGNATURES:
         raise ExportError(f"{d.config_path}: task.type {task['type']!r} has no serving "
                           f"signature (expected {', '.join(SIGNATURES)}; use export.hub "

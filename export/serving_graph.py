@@ -29,6 +29,7 @@ Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E =
 
 import tensorflow as tf
 
+from bert_tf.text.vocab import load_vocab
 from export import serving_choice, serving_squad, serving_tag, serving_windows, text_graph
 from export.saving import hold_keras_layer
 
@@ -84,7 +85,7 @@ class ServingModule(tf.Module):
         self.task = dict(task)
         self.seq_length = int(seq_length)
         self.pad_to_longest = bool(pad_to_longest)
-        vocab = text_graph.read_vocab(vocab_file)
+        vocab = load_vocab(vocab_file)
         self.cls_id = vocab.index(text_graph.CLS)
         self.sep_id = vocab.index(text_graph.SEP)
         self.tokenizer = text_graph.make_tokenizer(vocab_file, lower_case)

@@ -16,23 +16,12 @@ Conventions of the exported signatures:
     than 2 ([CLS] [SEP]); with `pad_to_longest=False` always to seq_length.
 """
 
-import os
-
 import tensorflow as tf
-import tensorflow_text as tf_text  # noqa: F401  (stand-in tokenizer)
+
+from bert_tf.text.packer import pack_inputs, trim_lengths
+from bert_tf.text.tokenizer import BertTokenizer
 
 CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
-
-
-def read_vocab(path):
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n").rstrip("\r") for line in f]
-    while tokens and not tokens[-1]:
-        tokens.pop()
-    for special in (CLS, SEP, UNK):
-        if special not in tokens:
-            raise ValueError(f"{path}: vocab has no {special} token")
-    return tokens
 
 
 def clean_utf8(text):
@@ -41,47 +30,19 @@ def clean_utf8(text):
                                         replacement_char=0xFFFD)
 
 
-class _StandInTokenizer(tf.Module):
-    """tf.text BertTokenizer (NFKC-folding normalizer) used until bert_tf.text lands."""
-
-    def __init__(self, vocab, lower_case):
-        super().__init__()
-        init = tf.lookup.KeyValueTensorInitializer(
-            tf.constant(vocab), tf.range(len(vocab), dtype=tf.int64))
-        self.table = tf.lookup.StaticVocabularyTable(init, num_oov_buckets=1)
-        self.tokenizer = tf_text.BertTokenizer(self.table, lower_case=lower_case,
-                                               token_out_type=tf.int64,
-                                               unknown_token=UNK)
-
-    def tokenize_with_offsets(self, text):
-        ids, starts, ends = self.tokenizer.tokenize_with_offsets(text)  # [B, (W), (P)]
-        return ids.merge_dims(1, 2), starts.merge_dims(1, 2), ends.merge_dims(1, 2)
-
-
-# BERT_TF_EXPORT_TOKENIZER=tf_text forces the stand-in (tf.text BertTokenizer, NFKC folding).
-USE_PROJECT_TOKENIZER = os.environ.get("BERT_TF_EXPORT_TOKENIZER", "project") != "tf_text"
-
-
 def make_tokenizer(vocab_file, lower_case):
-    """The project's in-graph BERT tokenizer if available, else the tf.text stand-in.
-
-    Returns an object with `tokenize_with_offsets(string [B]) -> (ids, starts, ends)`, each a
-    RaggedTensor [B, (P)]: int ids and BYTE offsets into the input strings."""
-    try:
-        if not USE_PROJECT_TOKENIZER:
-            raise ImportError("stand-in requested")
-        from bert_tf.text.tokenizer import BertTokenizer  # noqa: WPS433 (optional dependency)
-    except ImportError:
-        return _StandInTokenizer(read_vocab(vocab_file), lower_case)
-    return _ProjectTokenizer(BertTokenizer, vocab_file, lower_case)
+    """The project's in-graph BERT tokenizer (the original algorithm, bert_tf.text.tokenizer)
+    as an object with `tokenize_with_offsets(string [B]) -> (ids, starts, ends)`, each a
+    RaggedTensor [B, (P)]: int64 ids and BYTE offsets into the input strings."""
+    return _ProjectTokenizer(vocab_file, lower_case)
 
 
 class _ProjectTokenizer(tf.Module):
     """Adapts bert_tf.text.tokenizer.BertTokenizer to (ids, starts, ends) ragged [B, (P)]."""
 
-    def __init__(self, cls, vocab_file, lower_case):
+    def __init__(self, vocab_file, lower_case):
         super().__init__()
-        self.tokenizer = cls(vocab_file=vocab_file, lower_case=lower_case)
+        self.tokenizer = BertTokenizer(vocab_file=vocab_file, lower_case=lower_case)
 
     def tokenize_with_offsets(self, text):
         ids, starts, ends = self.tokenizer.tokenize_with_offsets(text)
@@ -121,7 +82,6 @@ def pack(segments, seq_length, cls_id, sep_id, pad_to_longest=True, trimmer="lon
     keeps the first segment whole and truncates the later one (question answering). Only TF
     core ops (no tf.text trimmer ops, which older TF Serving builds lack). Returns the encoder
     inputs (int32 [B, T]) and the trimmed segments."""
-    from bert_tf.text.packer import pack_inputs, trim_lengths
     segments = [tf.cast(s, tf.int32) for s in segments]
     budget = seq_length - len(segments) - 1
     lengths = tf.stack([s.row_lengths() for s in segments], axis=1)          # [B, S]
@@ -147,7 +107,6 @@ def pack_to_length(segments, seq_length, cls_id, sep_id, pad_id=0):
     padded to `seq_length`, which may be a scalar int32 TENSOR (the Hub preprocessor's
     bert_pack_inputs takes any length). Longest-first truncation, as bert_tf.text.packer.
     Returns dict of int32 [B, seq_length]."""
-    from bert_tf.text.packer import trim_lengths
     segments = [tf.cast(s.merge_dims(1, -1) if s.ragged_rank > 1 else s, tf.int32)
                 for s in segments]
     seq_length = tf.cast(seq_length, tf.int32)

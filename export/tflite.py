@@ -38,9 +38,9 @@ from tensorflow_text.core.pybinds import tflite_registrar
 from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.errors import BertTfError
 from bert_tf.text.tokenizer import BertTokenizer
+from bert_tf.text.vocab import load_vocab
 from export import tflite_tasks
 from export.saved_model import read_model_dir
-from export.text_graph import read_vocab
 from export.tflite_text import tokenizer_tflite
 
 FLAGS = flags.FLAGS
@@ -207,7 +207,7 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
     config, vocab_file = read_model_dir(model_dir)
     task = config["task"]
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
-    vocab = read_vocab(vocab_file)
+    vocab = load_vocab(vocab_file)
     if task["type"] not in tflite_tasks.GRAPHS:
         raise TFLiteExportError(f"{model_dir}: task.type {task['type']!r}: the TFLite export "
                                 f"supports {sorted(tflite_tasks.GRAPHS)} (use "

@@ -11,6 +11,7 @@ Session.run of the signatures' tensors, via tf.compat.v1.saved_model.loader) and
 path's errors and its max |difference| to the Python loader ("session_loader").
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -183,7 +184,6 @@ def run_fresh(saved_model_dir, requests, timeout=600):
 
 
 def main(argv=None):
-    import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saved_model", required=True, help="a version dir BASE/NAME/<N>")
     parser.add_argument("--text", action="append", default=[], help="a text to classify/tag")

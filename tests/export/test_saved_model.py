@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from bert_tf.text.vocab import load_vocab
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import TINY_VOCAB  # noqa: E402
@@ -91,8 +93,7 @@ def warmup_as_requests(path):
 
 def pack_reference(model_dir, segments_list, waterfall=False, max_query=None):
     """Independent numpy packing of tokenized segments -> padded encoder inputs."""
-    from export import text_graph
-    vocab = text_graph.read_vocab(os.path.join(model_dir, "vocab.txt"))
+    vocab = load_vocab(os.path.join(model_dir, "vocab.txt"))
     cls, sep = vocab.index("[CLS]"), vocab.index("[SEP]")
     rows, types = [], []
     for segments in segments_list:
@@ -119,8 +120,7 @@ def pack_reference(model_dir, segments_list, waterfall=False, max_query=None):
 
 
 def special_ids(model_dir):
-    from export import text_graph
-    vocab = text_graph.read_vocab(os.path.join(model_dir, "vocab.txt"))
+    vocab = load_vocab(os.path.join(model_dir, "vocab.txt"))
     return vocab.index("[CLS]"), vocab.index("[SEP]")
 
 
