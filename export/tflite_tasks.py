@@ -130,7 +130,7 @@ def _tag_pieces(model, ids, seq_length, stride, tok):
                                tok.sep_id)
     probs = tf.nn.softmax(model(inputs, training=False)["logits"], axis=-1)   # [R, T, C]
     p = tf.size(ids)
-    _, token, is_max = owned_positions(win, seq_length, p)
+    _, token, is_max = owned_positions(win, tf.shape(inputs["input_word_ids"])[1], p)
     pred = per_piece(tf.argmax(probs, axis=-1, output_type=tf.int32), is_max, token, p, -1)
     return pred, per_piece(tf.reduce_max(probs, axis=-1), is_max, token, p, -1.0)
 

@@ -1,10 +1,10 @@
 """Windows over one long input in a TFLite graph (batch 1): the pieces of a text are read in
 windows `stride` apart, each packed with a fixed prefix ([CLS], or [CLS] question [SEP]) and
-padded to seq_length, all windows as ONE model batch; each piece is owned by the window where
-it has the most context. The same rules as the SavedModel (export/serving_windows.py,
-bert_tf/data/windows.py), in ops LiteRT runs: no ragged tensors, T static.
+padded to the longest window (at most seq_length), all windows as ONE model batch; each piece
+is owned by the window where it has the most context. The same rules as the SavedModel (export/serving_windows.py,
+bert_tf/data/windows.py), in ops LiteRT runs: no ragged tensors.
 
-Shapes: N pieces, Q prefix pieces, R windows, T = seq_length.
+Shapes: N pieces, Q prefix pieces, R windows, T = the longest window (<= seq_length).
 """
 
 import collections
@@ -30,10 +30,10 @@ def pack_windows(prefix, pieces, window, stride, seq_length, sep_id, second_type
     k = tf.range(n_w)                                                  # [R]
     w_start = k * stride
     w_len = tf.maximum(tf.minimum(nc - w_start, window), 0)           # [R]
-    # T = seq_length, static: with two dynamic dims the model's mask[:, None, None, :] stays
-    # a TF StridedSlice (new_axis_mask) that LiteRT cannot run. Padding does not change the
-    # masked model's outputs.
-    pos = tf.range(seq_length)[None, :]                               # [1, T]
+    # T = the longest window's row (prefix + pieces + [SEP]), at most seq_length: a short
+    # text pays only for its own length. Padding does not change the masked model's outputs.
+    width = tf.minimum(nq + tf.reduce_max(w_len) + 1, seq_length)
+    pos = tf.range(width)[None, :]                                    # [1, T]
     # source vector: prefix, pieces, [PAD]; each cell picks an index into it
     src = tf.concat([prefix, pieces, [0]], 0)
     in_window = (pos >= nq) & (pos < nq + w_len[:, None])             # [R, T]
@@ -42,9 +42,8 @@ def pack_windows(prefix, pieces, window, stride, seq_length, sep_id, second_type
     ids = tf.where(tf.equal(pos, nq + w_len[:, None]), sep_id, tf.gather(src, index))
     mask = tf.cast(pos <= nq + w_len[:, None], tf.int32)
     types = tf.cast(pos >= nq, tf.int32) * mask * second_type
-    fix = lambda x: tf.reshape(x, [-1, seq_length])  # noqa: E731  (static T)
-    return ({"input_word_ids": fix(ids), "input_mask": fix(mask),
-             "input_type_ids": fix(types)}, Windows(w_start, w_len, nq, k))
+    return ({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types},
+            Windows(w_start, w_len, nq, k))
 
 
 def owned_positions(win, width, num_pieces):

@@ -16,7 +16,9 @@ MASK_VALUE = -10000.0
 
 def attention_bias(input_mask, dtype):
     """[B, T] 1/0 mask -> additive bias [B, 1, 1, T]: 0 for real tokens, -1e4 for padding."""
-    mask = ops.cast(input_mask, dtype)[:, None, None, :]  # [B, 1, 1, T]
+    # expand_dims, not [:, None, None, :]: a new-axis slice of a [B, T] mask with both dims
+    # dynamic is a StridedSlice LiteRT cannot run (export/tflite_windows.py)
+    mask = ops.expand_dims(ops.expand_dims(ops.cast(input_mask, dtype), 1), 1)  # [B, 1, 1, T]
     return (1.0 - mask) * MASK_VALUE
 
 
