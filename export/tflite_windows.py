@@ -1,8 +1,8 @@
 """Windows over one long input in a TFLite graph (batch 1): the pieces of a text are read in
 windows `stride` apart, each packed with a fixed prefix ([CLS], or [CLS] question [SEP]) and
 padded to the longest window (at most seq_length), all windows as ONE model batch; each piece
-is owned by the window where it has the most context. The same rules as the SavedModel (export/serving_windows.py,
-bert_tf/data/windows.py), in ops LiteRT runs: no ragged tensors.
+is owned by the window where it has the most context. The same rules as the SavedModel
+(export/serving_windows.py, bert_tf/data/windows.py), in ops LiteRT runs: no ragged tensors.
 
 Shapes: N pieces, Q prefix pieces, R windows, T = the longest window (<= seq_length).
 """

@@ -2,8 +2,9 @@
 published checkpoint into a new model directory.
 
 config.json task.type picks the model: pretraining -> BertPretrainer, any fine-tuning task
--> its `Task.model_from_info(encoder, task)` (bert_tf/tasks/). Weights: model.weights.h5, else the latest tf.train checkpoint in
-checkpoints/ (written as tf.train.Checkpoint(model=model, optimizer=..., step=...)).
+-> its `Task.model_from_info(encoder, task)` (bert_tf/tasks/). Weights: model.weights.h5,
+else the latest tf.train checkpoint in checkpoints/ (written as
+tf.train.Checkpoint(model=model, optimizer=..., step=...)).
 """
 
 import logging

@@ -2,7 +2,7 @@
 
     config = PretrainConfig(model_dir="runs/x", input_files="data/train-*.tfrecord",
                             eval_files="data/eval-*.tfrecord", vocab_file="vocab.txt",
-                            config="tiny", num_train_steps=1000)   # bert_tf/recipes/pretrain_config.py
+                            config="tiny", num_train_steps=1000)   # recipes/pretrain_config.py
     results = pretrain(config)        # = bert_tf.pretrain(config): eval results ({} for train)
 
 Steps, in order:
@@ -10,7 +10,7 @@ Steps, in order:
      (bert_tf/recipes/pretraining_plan.py: vocab, encoder config, record files, batch vs replicas,
      an existing model dir's recorded config and vocab, the --init_checkpoint's shapes);
   2. build the model and the Trainer, which restores <model_dir>/checkpoints (a rerun of the
-     same command resumes); a rerun of another run is refused (bert_tf/recipes/pretraining_guard.py);
+     same command resumes); a rerun of another run is refused (recipes/pretraining_guard.py);
   3. write config.json (encoder, preprocessing {vocab_file, lower_case, seq_length},
      task {type: pretraining}, training {config.record() + input fingerprints}) and
      vocab.txt, only now: a checkpoint that does not fit or another run's model dir leaves
@@ -38,18 +38,18 @@ import tensorflow as tf
 from bert_tf import model_dir as md
 from bert_tf.recipes import pretraining_guard as guard
 from bert_tf.checkpoints.loader import load_task_model
-from bert_tf.checkpoints.sources import CheckpointError as SourceError
+from bert_tf.checkpoints.sources import CheckpointError
 from bert_tf.data.pretraining_dataset import expand_file_patterns
 from bert_tf.models import BertEncoder, BertPretrainer
 from bert_tf.recipes.precision import keras_runtime
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
-from bert_tf.recipes.pretraining_plan import (check_batch, check_records, dataset_fn, fail, first_line,
-                                      plan_run, resolve_recorded)
+from bert_tf.recipes.pretraining_plan import (check_batch, check_records, dataset_fn, fail,
+                                              first_line, plan_run, resolve_recorded)
 from bert_tf.recipes.run_config import PRECISIONS
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import distribute, optimization
-from bert_tf.training.trainer import CheckpointError, Trainer
+from bert_tf.training.trainer import CheckpointRestoreError, Trainer
 
 __all__ = ["pretrain", "PretrainConfig", "PretrainingJobError"]
 
@@ -139,8 +139,9 @@ def _run_locked(s, progress, strategy, precision, start):
     if done is not None:
         return done
     chief = distribute.is_chief(strategy)   # multi-worker: only the chief writes the model dir
-    # Written only now: a checkpoint that does not fit (CheckpointError in _build_trainer) or
-    # another run's model dir (RunMismatchError) leaves the directory untouched.
+    # Written only now: a checkpoint that does not fit (CheckpointRestoreError in
+    # _build_trainer) or another run's model dir (RunMismatchError) leaves the directory
+    # untouched.
     if chief:
         write_model_dir(s, p, guard.training_record(s, fingerprints))
     progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
@@ -184,7 +185,7 @@ def _build_trainer(s, p, strategy, progress):
             keep_checkpoints=s.keep_checkpoints, log_every_steps=s.log_every_steps,
             steps_per_loop=s.log_every_steps, grad_accum_steps=s.grad_accum_steps,
             progress_fn=lambda line: progress("[pretrain] " + line), init_fn=init_fn)
-    except CheckpointError as e:
+    except CheckpointRestoreError as e:
         fail(first_line(e))
     p.init_model = None
     return trainer
@@ -253,7 +254,7 @@ def _evaluate_only(s, p, strategy, progress):
     with strategy.scope():
         try:
             model = load_task_model(s.model_dir)
-        except (SourceError, OSError, ValueError) as e:
+        except (CheckpointError, OSError, ValueError) as e:
             fail(first_line(e))
     step = _latest_step(d.checkpoint_dir)
     with tempfile.TemporaryDirectory() as empty:

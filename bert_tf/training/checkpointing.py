@@ -12,8 +12,9 @@ data is complete, so a run killed at any moment (SIGKILL included) and restarted
 same command continues from the last complete checkpoint. If the newest checkpoint does not
 restore (e.g. a damaged data file), the next older one is tried, and so on; the fallback is
 reported in one progress line and nothing is deleted. If none restores (corrupt, or from a
-different model), `CheckpointError` is raised and nothing in the directory is touched. A save
-that fails (e.g. a full disk) raises `CheckpointWriteError` naming the last good checkpoint.
+different model), `CheckpointRestoreError` is raised and nothing in the directory is
+touched. A save that fails (e.g. a full disk) raises `CheckpointWriteError` naming the last
+good checkpoint.
 
 A non-finite loss (or, without loss scaling, gradient norm) stops training with
 `NonFiniteLossError` naming the step and the loss; the bad update is never applied and no
@@ -28,7 +29,7 @@ from bert_tf.errors import BertTfError
 from bert_tf.training import checkpoint_state, distribute
 
 
-class CheckpointError(BertTfError, RuntimeError):
+class CheckpointRestoreError(BertTfError, RuntimeError):
     """A checkpoint in the checkpoint directory cannot be restored into this model."""
 
 
@@ -58,7 +59,7 @@ class RunCheckpoints:
         if not candidates:
             state = os.path.join(self.directory, "checkpoint")
             if os.path.exists(state):
-                raise CheckpointError(
+                raise CheckpointRestoreError(
                     f"{state} exists but names no readable checkpoint and no ckpt-*.index "
                     f"file is there; nothing in {self.directory} was changed: use another "
                     "directory, or move that one aside to start over")
@@ -73,7 +74,7 @@ class RunCheckpoints:
             failures.append((path, reason))
         else:
             path, reason = failures[0]
-            raise CheckpointError(
+            raise CheckpointRestoreError(
                 f"cannot restore any of the {len(failures)} checkpoint(s) in "
                 f"{self.directory} into this model (newest {os.path.basename(path)}: "
                 f"{reason}); they are corrupt or from a different model; nothing was changed: "

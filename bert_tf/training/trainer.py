@@ -29,8 +29,8 @@ import tensorflow as tf
 from bert_tf.errors import BertTfError
 from bert_tf.training import distribute, reporting
 from bert_tf.training import objective as objective_lib
-from bert_tf.training.checkpointing import (CheckpointError, CheckpointWriteError,  # noqa: F401
-                                            RunCheckpoints)
+from bert_tf.training.checkpointing import (  # noqa: F401 (errors re-exported)
+    CheckpointRestoreError, CheckpointWriteError, RunCheckpoints)
 from bert_tf.training.objective import RESERVED_NAMES, Ratio  # noqa: F401 (re-exported)
 
 

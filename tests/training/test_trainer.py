@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bert_tf.training import distribute, optimization
-from bert_tf.training.trainer import (CheckpointError, NonFiniteLossError, Ratio, Trainer)
+from bert_tf.training.trainer import (CheckpointRestoreError, NonFiniteLossError, Ratio, Trainer)
 
 
 class CE:
@@ -172,7 +172,8 @@ def _digest(directory):
 def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
     make_trainer(tmp_path).train(dataset(8), 4)
     before = _digest(str(tmp_path / "ckpt"))
-    with pytest.raises(CheckpointError, match="cannot restore any of the 1 checkpoint.*ckpt-4"):
+    with pytest.raises(CheckpointRestoreError,
+                       match="cannot restore any of the 1 checkpoint.*ckpt-4"):
         make_trainer(tmp_path, hidden=16)
     assert _digest(str(tmp_path / "ckpt")) == before
 
@@ -183,7 +184,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with open(data_file, "r+b") as f:
         f.truncate(os.path.getsize(data_file) // 2)
     before = _digest(str(tmp_path / "ckpt"))
-    with pytest.raises(CheckpointError, match="corrupt or from a different model") as e:
+    with pytest.raises(CheckpointRestoreError, match="corrupt or from a different model") as e:
         make_trainer(tmp_path)
     assert "remove" not in str(e.value) and "delete" not in str(e.value)
     assert _digest(str(tmp_path / "ckpt")) == before
@@ -192,7 +193,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 def test_state_file_naming_missing_checkpoint(tmp_path):
     os.makedirs(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "ckpt-9"\n')
-    with pytest.raises(CheckpointError, match="ckpt-9|names no readable checkpoint"):
+    with pytest.raises(CheckpointRestoreError, match="ckpt-9|names no readable checkpoint"):
         make_trainer(tmp_path)
 
 

@@ -5,7 +5,7 @@
 Modes: "single" (default strategy), "mirrored" (MirroredStrategy on 2 logical CPU devices),
 "multi_worker" (MultiWorkerMirroredStrategy, cluster from TF_CONFIG). Writes the final
 weights (w0, w1, ...), the evaluation results and the progress lines to --out (chief only).
-Exit code 3 = NonFiniteLossError (its message is printed), 4 = CheckpointError.
+Exit code 3 = NonFiniteLossError (its message is printed), 4 = CheckpointRestoreError.
 """
 
 import argparse
@@ -83,7 +83,7 @@ def main():
     import keras
 
     from bert_tf.training import distribute, optimization
-    from bert_tf.training.trainer import CheckpointError, NonFiniteLossError, Trainer
+    from bert_tf.training.trainer import CheckpointRestoreError, NonFiniteLossError, Trainer
 
     if args.mode == "mirrored":
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -134,8 +134,8 @@ def main():
                           checkpoint_every_steps=args.checkpoint_every,
                           log_every_steps=args.log_every, steps_per_loop=args.steps_per_loop,
                           grad_accum_steps=args.accum, progress_fn=progress)
-    except CheckpointError as e:
-        print(f"CheckpointError: {e}", flush=True)
+    except CheckpointRestoreError as e:
+        print(f"CheckpointRestoreError: {e}", flush=True)
         return 4
     objective.step = trainer.step
     if args.odd_batch_check:
