@@ -1,5 +1,5 @@
 """Content fingerprints of input files (bert_tf/fingerprint.py) and model-dir writes on a full
-disk (bert_tf/model_dir.py)."""
+disk (bert_tf/model_dir/)."""
 
 import errno
 import hashlib
