@@ -58,6 +58,7 @@ def glue_reference(model_dir, pairs, seq_length):
                                                  tok.pad_id).items()}
 
 
+@pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
 def test_classify_text_with_bert_tutorial_finetunes_the_encoder(hub_dirs, tmp_path):
     """hub.KerasLayer(encoder, trainable=True) trains the encoder (tiny model): its weights
     move, the loss goes down, no "zero trainable weights" warning; and the GLUE tutorial's

@@ -102,6 +102,7 @@ class _Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+@pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
 def test_squad_request_over_the_window_cap_is_invalid_argument(squad, tmp_path):
     import tensorflow as tf
     from export.saved_model import write_settings

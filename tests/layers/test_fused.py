@@ -223,6 +223,7 @@ print(json.dumps({"fused_calls": len(calls), "worst": worst}))
 """
 
 
+@pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
 def test_fused_kernels_under_mirrored_strategy_match_one_device(tmp_path):
     """Two MirroredStrategy replicas (2 logical CPUs, own process) running the fused kernels
     on variable-length batches sum to the single-device gradients of the global batch."""

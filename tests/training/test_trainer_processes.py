@@ -59,6 +59,7 @@ def reference(tmp_path_factory):
     return load(out)
 
 
+@pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
 def test_resume_after_sigkill(tmp_path, reference):
     ckpt = tmp_path / "ckpt"
     args = [f"--checkpoint_dir={ckpt}", f"--out={tmp_path / 'result.npz'}"]
