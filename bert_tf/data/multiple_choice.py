@@ -30,6 +30,8 @@ from bert_tf.text.packer import pack_inputs
 
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 _ENDING = re.compile(r"ending(\d+)")
+# ASCII digits only: str.isdigit() also accepts "²" or "①", which int() refuses.
+_INDEX = re.compile(r"-?[0-9]+")
 
 
 @dataclasses.dataclass
@@ -43,7 +45,7 @@ class ChoiceExample:
 def _label(path, line, value, num_choices):
     if isinstance(value, bool) or value is None:
         value = None
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _INDEX.fullmatch(value.strip()):
         value = int(value)
     if not isinstance(value, int) or not 0 <= value < num_choices:
         raise DataError(path, f"expected a choice index 0..{num_choices - 1}, got {value!r}",

@@ -77,6 +77,19 @@ def test_swag_csv_errors(tmp_path):
         mc.read_examples(str(tmp_path / "x.txt"))
 
 
+@pytest.mark.parametrize("label", ["\u00b2", "\u2460", "\u0661", "1.0", " "])
+def test_swag_csv_label_that_is_no_ascii_index_names_file_line_and_field(tmp_path, label):
+    """"\u00b2".isdigit() is True but int() refuses it: one DataError line, not a bare
+    `invalid literal for int()`."""
+    path = tmp_path / "s.csv"
+    path.write_text(f"sent1,sent2,ending0,ending1,label\na,b,c,d,0\na,b,c,d,{label}\n",
+                    encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        mc.read_examples(str(path))
+    assert str(info.value) == (f"{path}:3: label: expected a choice index 0..1, got "
+                               f"{label!r}")
+
+
 def test_features_pack_context_and_each_choice(tiny_vocab_file):
     from bert_tf.text.tokenizer import BertTokenizer
     tok = BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
