@@ -15,8 +15,10 @@ inputs, seed and --num_shards give byte-identical files for any --num_workers.
 --max_predictions_per_seq=0 writes unmasked records for dynamic masking at training time.
 
 --runner picks the engine: `local` (default) runs on this host's processes; an Apache Beam
-runner name runs the same data creation as a Beam pipeline (pip install -r
-requirements-beam.txt), with the same instances for the same seed:
+runner name runs the same data creation as a Beam pipeline, with the same instances for the
+same seed. Beam lives in its own environment (apache-beam moves protobuf and pyarrow under the
+pinned stack): `python -m venv --system-site-packages venv-beam && venv-beam/bin/pip install -r
+requirements-beam.txt`, then run this app with venv-beam/bin/python:
 
     python -m apps.create_pretraining_data ... --runner=DirectRunner --num_workers=2
     python -m apps.create_pretraining_data --input_files='gs://B/corpus/*.txt' \
@@ -43,6 +45,10 @@ from bert_tf.data import pretraining_data as pd
 from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS
+# The README's command ("Scaling data creation"): a separate venv, because apache-beam 2.77
+# moves protobuf and pyarrow under the pinned TF stack; it still sees that stack.
+BEAM_INSTALL = ("python -m venv --system-site-packages venv-beam && venv-beam/bin/pip install "
+                "-r requirements-beam.txt")
 flags.DEFINE_string("input_files", None, "Comma-separated globs of input text files (UTF-8).")
 flags.DEFINE_string("output_dir", None, "Directory for the shards, named "
                     "'pretraining-NNNNN-of-MMMMM.tfrecord' (or use --output_prefix).")
@@ -90,8 +96,8 @@ flags.DEFINE_string("runner", "local", "Engine: 'local' = processes on this host
                     "(--num_workers); or an Apache Beam runner that runs the same data creation "
                     "as a pipeline, with the same instances for the same seed: DirectRunner "
                     "(embedded, --num_workers processes), DataflowRunner, FlinkRunner, "
-                    "SparkRunner, PortableRunner, PrismRunner. Beam runners need "
-                    "`pip install -r requirements-beam.txt`.")
+                    "SparkRunner, PortableRunner, PrismRunner. Beam runners need Apache Beam in "
+                    "its own environment: " + BEAM_INSTALL + ".")
 flags.DEFINE_string("beam_pipeline_options", "", "Options passed through to the Beam runner, "
                     "e.g. '--project=P --region=R --temp_location=gs://B/tmp "
                     "--sdk_container_image=IMAGE' for Dataflow or '--flink_master=HOST:8081' "
@@ -151,8 +157,10 @@ def _run_beam(prefix, config, factory):
         from bert_tf.data import beam_pipeline
     except ImportError as e:
         raise pd.PretrainingDataError(
-            f"--runner={FLAGS.runner} needs Apache Beam ({e}); install it with "
-            "pip install -r requirements-beam.txt") from None
+            f"--runner={FLAGS.runner} needs Apache Beam ({e}), which lives in its own "
+            "environment (it moves protobuf and pyarrow under the pinned stack): "
+            f"{BEAM_INSTALL}, then run venv-beam/bin/python -m apps.create_pretraining_data "
+            "with the same flags") from None
     return beam_pipeline.create_pretraining_data_beam(
         FLAGS.input_files, prefix, FLAGS.vocab_file, config=config,
         lower_case=FLAGS.lower_case, num_shards=FLAGS.num_shards,
