@@ -40,7 +40,7 @@ import sys
 
 from absl import app, flags, logging
 
-from bert_tf.data import pack_records
+from bert_tf.data import pack_records, packing
 from bert_tf.data import pretraining_data as pd
 from bert_tf.errors import BertTfError
 
@@ -106,11 +106,13 @@ flags.DEFINE_bool("pack", False, "Write packed rows: several sequences per row (
                   "decreasing over --pack_buffer_size sequences), with per-token sequence ids, "
                   "positions restarting per sequence, and each sequence's [CLS] position and "
                   "NSP label. Needs masked records (--max_predictions_per_seq > 0).")
-flags.DEFINE_integer("max_sequences_per_row", 3, "With --pack: sequences per row at most.")
+flags.DEFINE_integer("max_sequences_per_row", 3, "With --pack: sequences per row at most "
+                     "(1 .. max_seq_length // 5: a sequence has >= 5 tokens).")
 flags.DEFINE_integer("max_predictions_per_row", None, "With --pack: masked-LM slots per row. "
-                     "Default: max(P, min(S * P, ceil(masked_lm_prob * max_seq_length) + S)).")
+                     "Default: max(P, min(S * P, ceil(masked_lm_prob * max_seq_length) + S)); "
+                     "allowed: P .. max(P, min(S * P, max_seq_length)).")
 flags.DEFINE_integer("pack_buffer_size", 4096, "With --pack: consecutive sequences packed "
-                     "together (larger = fuller rows, more memory).")
+                     "together (>= 1; larger = fuller rows, more memory).")
 
 DEFAULT_PREFIX_NAME = "pretraining"
 
@@ -188,6 +190,15 @@ def main(argv):
         sys.exit("create_pretraining_data: --pack needs masked records "
                  "(--max_predictions_per_seq > 0); for dynamic masking pack at training time "
                  "with apps.pretrain --pack")
+    try:   # every setting, before any input is read (packing comes after the whole pass)
+        config.validate()
+        if FLAGS.pack:
+            packing.check_settings(
+                FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+                FLAGS.max_sequences_per_row, FLAGS.max_predictions_per_row,
+                FLAGS.pack_buffer_size, FLAGS.masked_lm_prob)
+    except BertTfError as e:
+        sys.exit(f"create_pretraining_data: {e}")
     factory = None
     if FLAGS.tokenizer == "pretokenized":
         factory = pd.PretokenizedFactory(FLAGS.vocab_file, bool(FLAGS.lower_case))

@@ -79,12 +79,9 @@ def pack_record_files(input_prefix, output_prefix, *, max_sequences_per_row=3,
     and `<output_prefix>.metadata.json`; returns the metadata dict."""
     meta, shards = _input_shards(input_prefix)
     t, p = meta["max_seq_length"], meta["max_predictions_per_seq"]
-    per_row = max_predictions_per_row or packing.default_max_predictions_per_row(
-        t, p, max_sequences_per_row, meta.get("masked_lm_prob", 0.15))
-    config = packing.PackingConfig(t, max_sequences_per_row, per_row)
-    config.validate()
-    if buffer_size < 1:
-        raise PackingError(f"pack buffer_size must be >= 1, got {buffer_size}")
+    config = packing.check_settings(t, p, max_sequences_per_row, max_predictions_per_row,
+                                    buffer_size, meta.get("masked_lm_prob", 0.15))
+    per_row = config.max_predictions_per_row
     paths = pretraining_data.shard_paths(output_prefix, num_shards)
     tmp_paths = [path + ".tmp" for path in paths]
     writers = [tf.io.TFRecordWriter(path) for path in tmp_paths]

@@ -55,6 +55,46 @@ class PackingConfig:
                                f"{self.max_predictions_per_row}")
 
 
+# The shortest sequence a row can hold: [CLS] a [SEP] b [SEP] (both segments non-empty, as
+# create_pretraining_data and google-research/bert write them).
+MIN_SEQUENCE_TOKENS = 5
+
+
+def _expect_int(name, value, low, high, why, hint=""):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PackingError(f"--{name}: expected an integer in [{low}, {high}] ({why}){hint}, "
+                           f"got {value!r}")
+
+
+def check_settings(max_seq_length, max_predictions_per_seq, max_sequences_per_row=3,
+                   max_predictions_per_row=None, buffer_size=1, masked_lm_prob=0.15):
+    """The PackingConfig of these settings, checked before any data is read; raises
+    PackingError naming the setting (as its flag), expected vs got. Bounds, for T tokens per
+    row and P predictions per sequence:
+      max_sequences_per_row S   1 .. T // 5 (a sequence has >= 5 tokens);
+      max_predictions_per_row   P .. max(P, min(S * P, T)) (one sequence may carry P; a row
+                                never holds more than S sequences' or T tokens' worth);
+                                None = default_max_predictions_per_row;
+      buffer_size               >= 1."""
+    t, p = max_seq_length, max_predictions_per_seq
+    _expect_int("max_sequences_per_row", max_sequences_per_row, 1,
+                max(1, t // MIN_SEQUENCE_TOKENS),
+                f"a row of --max_seq_length={t} tokens holds at most that many sequences of "
+                f">= {MIN_SEQUENCE_TOKENS} tokens, [CLS] a [SEP] b [SEP]")
+    s = max_sequences_per_row
+    default = default_max_predictions_per_row(t, p, s, masked_lm_prob)
+    if max_predictions_per_row is not None:
+        _expect_int("max_predictions_per_row", max_predictions_per_row, p, max(p, min(s * p, t)),
+                    f"at least one sequence's --max_predictions_per_seq={p}, at most what "
+                    f"{s} sequences or {t} tokens can carry",
+                    f"; leave it unset for the default {default}")
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+        raise PackingError(f"--pack_buffer_size: expected an integer >= 1 (sequences packed "
+                           f"together), got {buffer_size!r}")
+    return PackingConfig(t, s, default if max_predictions_per_row is None
+                         else max_predictions_per_row)
+
+
 def default_max_predictions_per_row(max_seq_length, max_predictions_per_seq,
                                     max_sequences_per_row, masked_lm_prob=0.15):
     """Room for the predictions of any row: a sequence of n tokens has at most

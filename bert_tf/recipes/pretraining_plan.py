@@ -242,14 +242,11 @@ def _packing_config(s):
     """The PackingConfig of --pack (None without it)."""
     if not s.pack:
         return None
-    per_row = s.max_predictions_per_row or packing.default_max_predictions_per_row(
-        s.max_seq_length, s.max_predictions_per_seq, s.max_sequences_per_row)
-    config = packing.PackingConfig(s.max_seq_length, s.max_sequences_per_row, per_row)
     try:
-        config.validate()
+        return packing.check_settings(s.max_seq_length, s.max_predictions_per_seq,
+                                      s.max_sequences_per_row, s.max_predictions_per_row)
     except packing.PackingError as e:
-        fail(f"--{first_line(e)}")
-    return config
+        fail(first_line(e))
 
 
 def check_records(s, p, files, what):

@@ -73,6 +73,15 @@ def test_bad_flags_are_one_line_errors(tmp_path, tiny_vocab_file):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"create_pretraining_data: {tmp_path}/missing.txt: no such input file")
+    # packing settings are checked before any input is read (the input is missing here):
+    # 0 is refused, not taken as the default
+    result = _run(f"--input_files={tmp_path}/missing.txt", f"--output_dir={tmp_path}/o",
+                  f"--vocab_file={tiny_vocab_file}", "--pack", "--max_predictions_per_row=0")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "create_pretraining_data: --max_predictions_per_row: expected an integer in [20, 60] "
+        "(at least one sequence's --max_predictions_per_seq=20, at most what 3 sequences or "
+        "128 tokens can carry); leave it unset for the default 23, got 0")
 
 
 def test_beam_flags_misused_are_one_line_errors(tmp_path, tiny_vocab_file):
