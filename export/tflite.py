@@ -11,7 +11,8 @@ Tasks (export.tflite_tasks registers one graph per task type; inputs are string 
   squad     question, context -> answer string [1], answer_start / answer_end int32 [1]
             (character offsets into context, -1 for no answer), score float32 [1]
   multiple_choice  context [1], choices [C] (C = the model dir's num_choices) ->
-            probabilities float32 [C], choice int32 [1] (TFLiteMultipleChoice)
+            probabilities float32 [C], choice int32 [1] (TFLiteMultipleChoice refuses
+            another number of choices before invoking, in one line)
 
 The tokenizer is the original BERT algorithm (export.tflite_text, the same ids and offsets as
 the SavedModel); `--tokenizer=fast` uses tf.text's FastBertTokenizer instead (NFKC case
@@ -73,6 +74,10 @@ class TFLiteExportError(BertTfError, ValueError):
 
 class TFLiteBatchError(BertTfError, ValueError):
     """Inputs of one call with different numbers of rows."""
+
+
+class TFLiteInputError(BertTfError, ValueError):
+    """An input the converted graph cannot take (checked before the interpreter runs)."""
 
 
 def build_tflite_module(model, vocab, lower_case, seq_length, task, tokenizer="exact"):
@@ -170,7 +175,24 @@ def _encode_strings(value):
 class TFLiteMultipleChoice(TFLiteModel):
     """A multiple-choice .tflite: `mc(context, choices)` with a string and its C choices ->
     (probabilities [C], choice); with a list of contexts and a list of choice lists -> a list
-    of such pairs (row by row)."""
+    of such pairs (row by row). C is fixed when the model is converted (the model dir's
+    num_choices; the static shape of the `probabilities` output, `num_choices` here): another
+    number of choices is refused before the interpreter runs (TFLiteInputError), every time
+    (a graph run with another count fails in RESHAPE and leaves the interpreter resized)."""
+
+    def __init__(self, path_or_bytes, output_names_=None):
+        super().__init__(path_or_bytes, output_names_)
+        key = f"output_{self.output_names.index('probabilities')}"
+        self.num_choices = int(self.runner.get_output_details()[key]["shape"][-1])
+
+    def row(self, inputs):
+        choices = inputs["choices"]
+        n = 1 if isinstance(choices, (str, bytes)) else len(choices)
+        if n != self.num_choices:
+            raise TFLiteInputError(
+                f"choices: expected {self.num_choices} choices (the number this model was "
+                f"converted with, its model dir's num_choices), got {n}")
+        return super().row(inputs)
 
     def __call__(self, context, choices):  # noqa: D102 (the multiple-choice inputs)
         if isinstance(context, (str, bytes)):
