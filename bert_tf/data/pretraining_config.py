@@ -39,6 +39,12 @@ class CreationConfig:
         if self.max_predictions_per_seq < 0:
             raise PretrainingDataError(
                 f"max_predictions_per_seq must be >= 0, got {self.max_predictions_per_seq}")
+        if self.max_predictions_per_seq > self.max_seq_length:
+            raise PretrainingDataError(
+                f"--max_predictions_per_seq: expected an integer in [0, "
+                f"{self.max_seq_length}] (a sequence of --max_seq_length="
+                f"{self.max_seq_length} tokens has no more to mask), got "
+                f"{self.max_predictions_per_seq}")
         if self.max_predictions_per_seq:
             needed = int(round(self.max_seq_length * self.masked_lm_prob))
             if self.max_predictions_per_seq < needed:

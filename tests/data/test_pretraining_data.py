@@ -277,6 +277,10 @@ def test_bad_inputs_are_one_line_errors(corpus, tmp_path):
         (dict(vocab_file=str(tmp_path / "bad_vocab.txt")), "no [MASK] token"),
         (dict(config=pd.CreationConfig(max_seq_length=128, max_predictions_per_seq=10)),
          "needs at least 19"),
+        # absurd: every record would carry 100000 empty slots
+        (dict(config=pd.CreationConfig(max_seq_length=32, max_predictions_per_seq=100_000)),
+         "--max_predictions_per_seq: expected an integer in [0, 32] (a sequence of "
+         "--max_seq_length=32 tokens has no more to mask), got 100000"),
     ]
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bad_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
