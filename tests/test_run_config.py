@@ -4,13 +4,20 @@ default and help; argv round trips), and the config recorded in config.json read
 import dataclasses
 import json
 import logging
+import math
+import os
+import pathlib
 
+import numpy as np
 import pytest
 from absl import flags
 
 from apps import config_flags
+from bert_tf.errors import BertTfError
+from bert_tf.recipes import finetuning, pretraining_job
 from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
-from bert_tf.recipes.pretrain_config import PretrainConfig
+from bert_tf.recipes.pretrain_config import (PretrainConfig, PretrainConfigError,
+                                             PretrainingJobError)
 from bert_tf.recipes.run_config import PRECISIONS, RunConfig
 
 REQUIRED_FT = {"task": "classify", "init_checkpoint": "init", "train_file": "t.tsv",
@@ -130,3 +137,78 @@ def test_finetune_config_validate_is_one_line(changes, message):
     with pytest.raises(FinetuneConfigError) as e:
         FinetuneConfig(**{**REQUIRED_FT, **changes}).validate()
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": "3"}, "--epochs: expected an integer >= 1, got '3' (str)"),
+    ({"learning_rate": "1e-3"}, "--learning_rate: expected a number > 0, got '1e-3' (str)"),
+    ({"batch_size": 2.5}, "--batch_size: expected an integer >= 1, got 2.5 (float)"),
+    ({"epochs": math.nan}, "--epochs: expected an integer >= 1, got nan (float)"),
+    ({"epochs": True}, "--epochs: expected an integer >= 1, got True (bool)"),
+    ({"epochs": 0}, "--epochs: expected an integer >= 1, got 0"),
+    ({"learning_rate": math.nan}, "--learning_rate: expected a finite number > 0, got nan"),
+    ({"dropout": 1.0}, "--dropout: expected a finite number in [0, 1), got 1.0"),
+    ({"label_names": "neg,pos"}, "--label_names: expected a list of strings or None, got "
+                                 "'neg,pos' (str)"),
+    ({"label_names": ["neg", 1]}, "--label_names: expected a list of strings or None, got "
+                                  "['neg', 1] (list)"),
+    ({"model_dir": b"out"}, "--model_dir: expected a string (or os.PathLike), got b'out' "
+                            "(bytes)"),
+    ({"regression": "yes"}, "--regression: expected a bool, got 'yes' (str)"),
+    ({"task": None}, "--task is required"),
+])
+def test_finetune_config_checks_every_field_when_built(changes, message):
+    """Each field against its declaration (annotation, choices, bounds) in __post_init__:
+    one line naming the field, expected vs got, a BertTfError (and the builtins raised
+    before)."""
+    with pytest.raises(FinetuneConfigError) as e:
+        FinetuneConfig(**{**REQUIRED_FT, **changes})
+    assert str(e.value) == message
+    assert isinstance(e.value, (BertTfError)) and isinstance(e.value, (TypeError, ValueError))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"global_batch_size": 4.0}, "--global_batch_size: expected an integer >= 1, got 4.0 "
+                                 "(float)"),
+    ({"max_sequences_per_row": -1}, "--max_sequences_per_row: expected an integer >= 1, got "
+                                    "-1"),
+    ({"max_predictions_per_row": 0}, "--max_predictions_per_row: expected an integer >= 1 or "
+                                     "None, got 0"),
+    ({"input_files": ["a", 3]}, "--input_files: expected a string (or os.PathLike) or a list "
+                                "of strings or None, got ['a', 3] (list)"),
+    ({"config": 3}, "--config: expected a string (or os.PathLike) or a dict or a BertConfig "
+                    "or None, got 3 (int)"),
+    ({"seed": -1}, "--seed: expected an integer in [0, 4294967295], got -1"),
+])
+def test_pretrain_config_checks_every_field_when_built(changes, message):
+    with pytest.raises(PretrainConfigError) as e:
+        PretrainConfig(model_dir="m", **changes)
+    assert str(e.value) == message
+    assert isinstance(e.value, PretrainingJobError)   # what pretrain's callers catch
+
+
+def test_config_values_are_normalized_path_tuple_numpy():
+    config = FinetuneConfig(**{**REQUIRED_FT, "model_dir": pathlib.Path("runs") / "x",
+                               "train_file": pathlib.PurePosixPath("t.tsv"),
+                               "label_names": ("neg", "pos"), "epochs": np.int64(2),
+                               "learning_rate": 1, "eval_batch_size": None})
+    assert (config.model_dir, config.train_file, config.label_names) == (
+        os.path.join("runs", "x"), "t.tsv", ["neg", "pos"])
+    assert type(config.epochs) is int and type(config.learning_rate) is float
+    json.dumps(config.record())                      # what config.json records
+    pre = PretrainConfig(model_dir=pathlib.Path("m"), input_files=(pathlib.Path("a"), "b"))
+    assert (pre.model_dir, pre.input_files) == ("m", ["a", "b"])
+    # the flags still build the same configs (their values already have the right types)
+    assert _parse(FinetuneConfig, [f"--{k}={v}" for k, v in REQUIRED_FT.items()]
+                  + ["--label_names=neg,pos"]).label_names == ["neg", "pos"]
+
+
+@pytest.mark.parametrize("call, config_class", [
+    (finetuning.finetune, FinetuneConfig), (pretraining_job.pretrain, PretrainConfig)])
+def test_a_dict_instead_of_a_config_is_a_config_error(call, config_class):
+    with pytest.raises(config_class.config_error) as e:
+        call(dict(REQUIRED_FT))
+    assert str(e.value) == (
+        f"bert_tf.{call.__name__}(config): expected a {config_class.__name__}, got "
+        f"{dict(REQUIRED_FT)!r:.80} (dict); build one with bert_tf.{config_class.__name__}"
+        "(**values)")

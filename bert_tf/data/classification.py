@@ -28,6 +28,8 @@ from bert_tf.data.text_files import check_file, iter_json_objects, iter_lines
 from bert_tf.data.windows import default_stride, window_starts
 from bert_tf.text.packer import pack_inputs
 
+log = logging.getLogger(__name__)  # never the root logger: the caller owns it
+
 csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 
 
@@ -205,7 +207,7 @@ def read_examples(source, text_a_column="sentence", text_b_column=None, label_co
         raise DataError(source, "no examples")
     stats.examples = len(examples)
     if stats.blank_lines:
-        logging.warning("%s: skipped %d blank line(s)", source, stats.blank_lines)
+        log.warning("%s: skipped %d blank line(s)", source, stats.blank_lines)
     return examples
 
 

@@ -27,6 +27,8 @@ from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import read_text
 from bert_tf.data.windows import max_context_windows, window_starts  # noqa: F401 (API)
 
+log = logging.getLogger(__name__)  # never the root logger: the caller owns it
+
 
 @dataclasses.dataclass
 class QAExample:
@@ -160,11 +162,11 @@ def read_examples(path, offset_errors="warn", stats=None, allow_impossible=True)
     stats.questions = len(examples)
     stats.version_2 = version_2
     if stats.offsets_fixed or stats.answers_dropped:
-        logging.warning("%s: %d answer offset(s) did not match the context: %d moved to the "
-                        "nearest occurrence of the answer text, %d answers not found in the "
-                        "context (not trained on)", path,
-                        stats.offsets_fixed + stats.answers_dropped, stats.offsets_fixed,
-                        stats.answers_dropped)
+        log.warning("%s: %d answer offset(s) did not match the context: %d moved to the "
+                    "nearest occurrence of the answer text, %d answers not found in the "
+                    "context (not trained on)", path,
+                    stats.offsets_fixed + stats.answers_dropped, stats.offsets_fixed,
+                    stats.answers_dropped)
     return examples
 
 

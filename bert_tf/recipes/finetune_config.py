@@ -3,7 +3,6 @@ per flag, with its help text; `validate` and `check_paths` turn a setting that c
 one line naming the flag, before any data is read or anything is written."""
 
 import dataclasses
-import math
 import os
 
 from bert_tf.checkpoints.sources import CheckpointError, read_encoder_config
@@ -11,8 +10,7 @@ from bert_tf.data.classification import parse_tfds_source
 from bert_tf.data.conll import TAG_SCHEMES
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file
-from bert_tf.errors import BertTfError
-from bert_tf.recipes.run_config import RunConfig, setting
+from bert_tf.recipes.run_config import ConfigError, RunConfig, setting
 from bert_tf.tasks import TASK_NAMES
 
 # Settings that do not change the result of a run (a rerun may change them freely); the file
@@ -22,13 +20,15 @@ NOT_DECIDING = ("model_dir", "strategy", "checkpoint_every_steps", "log_every_st
                 "tfds_data_dir", "overwrite_model_dir", "label_names")
 
 
-class FinetuneConfigError(BertTfError, ValueError):
+class FinetuneConfigError(ConfigError):
     """A fine-tuning setting that cannot work (one line naming the flag)."""
 
 
 @dataclasses.dataclass(kw_only=True)
 class FinetuneConfig(RunConfig):
     """Everything a fine-tuning run needs; `apps.finetune`'s flags are generated from it."""
+
+    config_error = FinetuneConfigError
 
     task: str = setting(
         help="classify: sentence(-pair) classification or regression; tag: CoNLL token "
@@ -47,22 +47,23 @@ class FinetuneConfig(RunConfig):
         None, "Evaluation data in the same format (a TFDS source needs its split, e.g. "
         "tfds:glue/sst2:validation). Evaluated after every epoch; without it the last epoch "
         "is kept.")
-    epochs: int = setting(3, "Training epochs.")
+    epochs: int = setting(3, "Training epochs.", bounds="[1, inf)")
     batch_size: int = setting(32, "Training examples (windows for squad, sentence windows for "
-                                  "tag) per optimizer step.")
+                                  "tag) per optimizer step.", bounds="[1, inf)")
     eval_batch_size: int | None = setting(None, "Evaluation batch size (default: 2 x "
-                                                "--batch_size).")
+                                                "--batch_size).", bounds="[1, inf)")
     max_seq_length: int = setting(128, "Maximum tokens per example incl. [CLS]/[SEP]; batches "
-                                       "are padded only to their own longest example.")
+                                       "are padded only to their own longest example.",
+                                   bounds="[1, inf)")
     warmup_proportion: float = setting(0.1, "Fraction of the training steps with linear "
-                                            "learning-rate warmup.")
+                                            "learning-rate warmup.", bounds="[0, 1)")
     layer_decay: float | None = setting(
         None, "Layer-wise learning-rate decay factor in (0, 1] (e.g. 0.9): layer l of L gets "
-        "lr * decay^(L + 1 - l). Default: off.")
-    dropout: float = setting(0.1, "Dropout rate of the task head.")
+        "lr * decay^(L + 1 - l). Default: off.", bounds="(0, 1]")
+    dropout: float = setting(0.1, "Dropout rate of the task head.", bounds="[0, 1)")
     max_train_examples: int | None = setting(
         None, "Use at most this many training examples (classify: a seeded random subsample; "
-        "tag/squad: the first ones).")
+        "tag/squad: the first ones).", bounds="[1, inf)")
     long_inputs: str = setting(
         "windows", "tag and single-text classify, training on inputs longer than "
         "--max_seq_length: windows (every --doc_stride window is a training example; tag: each "
@@ -99,11 +100,13 @@ class FinetuneConfig(RunConfig):
     doc_stride: int | None = setting(
         None, "Pieces between the starts of consecutive windows of an input longer than "
         "--max_seq_length (squad: the context; tag: a sentence; classify: a single text). "
-        "Default: squad 128, tag and classify half a window.")
-    max_query_length: int = setting(64, "squad: questions are truncated to this many tokens.")
-    max_answer_length: int = setting(30, "squad: longest answer span in tokens.")
+        "Default: squad 128, tag and classify half a window.", bounds="[1, inf)")
+    max_query_length: int = setting(64, "squad: questions are truncated to this many tokens.",
+                                    bounds="[1, inf)")
+    max_answer_length: int = setting(30, "squad: longest answer span in tokens.",
+                                     bounds="[1, inf)")
     n_best_size: int = setting(20, "squad: start/end candidates per window and n-best answers "
-                                   "kept.")
+                                   "kept.", bounds="[1, inf)")
     null_score_diff_threshold: float = setting(
         0.0, "squad v2.0: answer \"\" when null score - best span score > this; "
         "eval_results.json reports the best threshold found on the eval set (best_f1_thresh).")
@@ -116,36 +119,12 @@ class FinetuneConfig(RunConfig):
         choices=("warn", "fail"))
 
     def validate(self):
-        """Raises FinetuneConfigError for a setting that cannot work (no I/O)."""
-        for f in dataclasses.fields(self):
-            choices = f.metadata["choices"]
-            if choices and getattr(self, f.name) not in choices:
-                raise FinetuneConfigError(f"--{f.name}: expected one of {', '.join(choices)}, "
-                                          f"got {getattr(self, f.name)!r}")
+        """Raises FinetuneConfigError for a setting that cannot work (no I/O). Types,
+        choices and bounds were checked when the config was built (RunConfig.__post_init__);
+        this adds what needs more than one field: the required paths are non-empty."""
         for name in ("init_checkpoint", "train_file", "model_dir"):
             if not getattr(self, name):
                 raise FinetuneConfigError(f"--{name} is required")
-        for name in ("epochs", "batch_size", "max_seq_length"):
-            if getattr(self, name) <= 0:
-                raise FinetuneConfigError(f"--{name}: expected a positive number, got "
-                                          f"{getattr(self, name)}")
-        # Written so that NaN fails too (every comparison with NaN is False).
-        if not (0 < self.learning_rate < math.inf):
-            raise FinetuneConfigError(f"--learning_rate: expected a finite number > 0, got "
-                                      f"{self.learning_rate}")
-        for name, low, high in (("weight_decay", 0, math.inf), ("clip_norm", 0, math.inf),
-                                ("dropout", 0, 1)):
-            if not (low <= getattr(self, name) < high):
-                raise FinetuneConfigError(f"--{name}: expected a finite number in [{low}, "
-                                          f"{high}), got {getattr(self, name)}")
-        if not 0 <= self.warmup_proportion < 1:
-            raise FinetuneConfigError(f"--warmup_proportion: expected [0, 1), got "
-                                      f"{self.warmup_proportion}")
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise FinetuneConfigError(f"--layer_decay: expected (0, 1], got "
-                                      f"{self.layer_decay}")
-        if self.doc_stride is not None and self.doc_stride <= 0:
-            raise FinetuneConfigError(f"--doc_stride: expected > 0, got {self.doc_stride}")
 
     def check_paths(self):
         """Up-front checks of the paths and of max_seq_length against the encoder (its config

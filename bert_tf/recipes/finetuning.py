@@ -27,7 +27,8 @@
    rerun of a finished run returns the recorded results and writes nothing. DIR/.lock keeps
    a second run out.
 6. Precision "auto" is resolved here; the global Keras dtype policy is restored when the run
-   ends (bert_tf/recipes/precision.py), so it can be called from a notebook.
+   ends (bert_tf/recipes/precision.py), and so are the caller's logging and random state
+   (bert_tf/recipes/caller_state.py), so it can be called from a notebook.
 """
 
 import contextlib
@@ -43,6 +44,8 @@ from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import epochs_order
+from bert_tf.recipes.caller_state import preserved_caller_state
+from bert_tf.recipes.field_checks import require_instance
 from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
 from bert_tf.models import param_groups
 from bert_tf.recipes.precision import keras_runtime, resolved_settings
@@ -52,6 +55,8 @@ from bert_tf.text.preprocessor import find_vocab
 from bert_tf.text.tokenizer import BertTokenizer
 from bert_tf.training import distribute, optimization
 from bert_tf.training.trainer import Trainer
+
+log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 
 __all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError"]
 
@@ -121,9 +126,11 @@ def _check_rerun(config, record, progress):
 def finetune(config, progress=print):
     """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
     DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
+    require_instance(config, FinetuneConfig, "bert_tf.finetune")
     config.validate()
     config.check_paths()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(preserved_caller_state())   # the caller's logging and RNGs
         run = _FinetuneRun(config, progress)
         done = run.prepare(stack)
         if done is not None:
@@ -270,6 +277,6 @@ class _FinetuneRun:
         })
         results = _finite(results)
         self.dir.write_eval_results(results)
-        logging.info("fine-tuning done: %s", {k: results.get(k) for k in
-                                              (task.main_metric, "best_epoch")})
+        log.info("fine-tuning done: %s", {k: results.get(k) for k in
+                                          (task.main_metric, "best_epoch")})
         return results

@@ -6,7 +6,7 @@ import dataclasses
 
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
-from bert_tf.recipes.run_config import RunConfig, setting, with_default
+from bert_tf.recipes.run_config import ConfigError, RunConfig, setting, with_default
 
 MODES = ("train_and_eval", "train", "eval")
 
@@ -15,9 +15,15 @@ class PretrainingJobError(BertTfError, ValueError):
     """Bad input for a pre-training job; the message is one line."""
 
 
+class PretrainConfigError(PretrainingJobError, ConfigError):
+    """A PretrainConfig field that does not fit its declaration (type, choices, bounds)."""
+
+
 @dataclasses.dataclass(kw_only=True)
 class PretrainConfig(RunConfig):
     """Everything a pre-training run needs; `apps.pretrain`'s flags are generated from it."""
+
+    config_error = PretrainConfigError
 
     config: str | dict | BertConfig | None = setting(
         None, "Encoder config: a preset (tiny, mini, small, medium, base, large; vocab_size "
@@ -46,33 +52,39 @@ class PretrainConfig(RunConfig):
         "evaluate the existing --model_dir on --eval_files only.", choices=MODES)
     tpu: str | None = setting(None, "TPU address or name for --strategy=tpu ('' = local).")
     num_gpus: int | None = setting(None, "GPUs for --strategy=mirrored (default: all visible; "
-                                         "0 = CPU).")
+                                         "0 = CPU).", bounds="[0, inf)")
     global_batch_size: int = setting(32, "Examples per optimizer step over all replicas (and "
-                                         "all --grad_accum_steps micro-batches).")
+                                         "all --grad_accum_steps micro-batches).",
+                                   bounds="[1, inf)")
     max_seq_length: int | None = setting(None, "Sequence length of the records. Default: the "
-                                               "model dir's recorded value, else 128.")
+                                               "model dir's recorded value, else 128.",
+                                       bounds="[1, inf)")
     max_predictions_per_seq: int | None = setting(
         None, "Masked-LM predictions per sequence (as in the records, or drawn with "
-        "--dynamic_masking). Default: the model dir's recorded value, else 20.")
+        "--dynamic_masking). Default: the model dir's recorded value, else 20.",
+        bounds="[0, inf)")
     num_train_steps: int = setting(1000, "Total optimizer steps (a resumed run trains up to "
-                                         "this step).")
-    num_warmup_steps: int = setting(100, "Linear learning-rate warmup steps.")
+                                         "this step).", bounds="[1, inf)")
+    num_warmup_steps: int = setting(100, "Linear learning-rate warmup steps.",
+                                    bounds="[0, inf)")
     learning_rate: float = with_default(RunConfig, "learning_rate", 1e-4)
     optimizer: str = setting("adamw", "Optimizer: adamw (AdamW) or lamb (LAMB, layer-wise "
                                       "adaptive steps for large batches).",
                              choices=("adamw", "lamb"))
-    grad_accum_steps: int = setting(1, "Micro-batches accumulated per optimizer step.")
+    grad_accum_steps: int = setting(1, "Micro-batches accumulated per optimizer step.",
+                                    bounds="[1, inf)")
     xla: bool = setting(False, "XLA auto-clustering (slower on CPU; try it on GPU/TPU).")
     init_checkpoint: str | None = setting(
         None, "Start from these weights (bert-tf model dir, Hugging Face or Google BERT dir): "
         "continued pre-training or a second phase at a longer --max_seq_length. Used only "
         "when --model_dir has no checkpoint yet.")
     checkpoint_every_steps: int = with_default(RunConfig, "checkpoint_every_steps", 1000)
-    keep_checkpoints: int = setting(3, "Newest checkpoints kept.")
+    keep_checkpoints: int = setting(3, "Newest checkpoints kept.", bounds="[1, inf)")
     log_every_steps: int = with_default(RunConfig, "log_every_steps", 100)
     eval_every_steps: int = setting(0, "Steps between evaluations during training (0 = only "
-                                       "at the end).")
-    eval_steps: int | None = setting(None, "Evaluation batches (default: all eval records).")
+                                       "at the end).", bounds="[0, inf)")
+    eval_steps: int | None = setting(None, "Evaluation batches (default: all eval records).",
+                                     bounds="[1, inf)")
     dynamic_masking: bool | None = setting(
         None, "Draw new masks every batch (RoBERTa-style) instead of the records' stored "
         "masks; works on unmasked records. Default: the model dir's recorded value, else "
@@ -88,10 +100,12 @@ class PretrainConfig(RunConfig):
         "to padding. Batches then count rows. Records written with create_pretraining_data "
         "--pack are read packed without this flag.")
     max_sequences_per_row: int = setting(3, "With --pack: at most this many sequences per row "
-                                            "(one NSP prediction each).")
+                                            "(one NSP prediction each; at most "
+                                            "max_seq_length // 5).", bounds="[1, inf)")
     max_predictions_per_row: int | None = setting(
         None, "With --pack: masked-LM slots per row. Default: max(P, min(S * P, ceil(0.15 * "
-        "max_seq_length) + S)) for P = max_predictions_per_seq, S = max_sequences_per_row.")
+        "max_seq_length) + S)) for P = max_predictions_per_seq, S = max_sequences_per_row; "
+        "allowed: P .. max(P, min(S * P, max_seq_length)).", bounds="[1, inf)")
     skip_corrupt_records: bool = setting(
         False, "When a record file holds a corrupt or truncated record, keep its good records "
         "before it, skip the rest of that file (one log line each, listed in "

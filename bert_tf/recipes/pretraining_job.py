@@ -23,7 +23,8 @@ Steps, in order:
 Every problem with the inputs raises `PretrainingJobError` with a one-line message. The run
 holds <model_dir>/.lock (bert_tf/run_lock.py); damaged record files are handled by
 bert_tf/recipes/pretraining_guard.py. Precision "auto" is resolved here, and the global Keras dtype
-policy and XLA switch are restored when the run ends (bert_tf/recipes/precision.py).
+policy and XLA switch are restored when the run ends (bert_tf/recipes/precision.py), as are the
+caller's logging and random state (bert_tf/recipes/caller_state.py).
 """
 
 import contextlib
@@ -41,11 +42,12 @@ from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.checkpoints.sources import CheckpointError
 from bert_tf.data.pretraining_dataset import expand_file_patterns
 from bert_tf.models import BertEncoder, BertPretrainer
+from bert_tf.recipes.caller_state import preserved_caller_state
+from bert_tf.recipes.field_checks import require_instance
 from bert_tf.recipes.precision import keras_runtime
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.recipes.pretraining_plan import (check_batch, check_records, dataset_fn, fail,
                                               first_line, plan_run, resolve_recorded)
-from bert_tf.recipes.run_config import PRECISIONS
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import distribute, optimization
@@ -97,10 +99,9 @@ def _create_strategy(s):
 def pretrain(s, progress=print):
     """Runs one pre-training job (see the module doc). Returns the eval results dict
     ({} for mode=train). Raises PretrainingJobError on bad input, before writing anything."""
-    if s.precision not in PRECISIONS:
-        fail(f"--precision {s.precision!r}: expected one of {', '.join(PRECISIONS)}")
+    require_instance(s, PretrainConfig, "bert_tf.pretrain")   # its fields were checked when built
     start = time.time()
-    with keras_runtime(s.precision, xla=s.xla) as precision:
+    with preserved_caller_state(), keras_runtime(s.precision, xla=s.xla) as precision:
         strategy = _create_strategy(s)
         lock = contextlib.nullcontext()
         if s.model_dir and distribute.is_chief(strategy):

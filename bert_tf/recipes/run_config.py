@@ -14,7 +14,12 @@ dtype policy restored after a run.
 """
 
 import dataclasses
+import functools
 import logging
+import typing
+
+from bert_tf.errors import BertTfError
+from bert_tf.recipes.field_checks import checked_value, parse_bounds
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +29,20 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 RECORD_EXTRAS = ("input_fingerprints",)
 
 
-def setting(default=dataclasses.MISSING, help="", choices=None, flag=True):
+class ConfigError(BertTfError, ValueError, TypeError):
+    """A recipe setting that cannot work, found when the config is built: one line naming the
+    field (as its flag), expected vs got. Also a TypeError and a ValueError, the builtins a
+    bad value raised before."""
+
+
+def setting(default=dataclasses.MISSING, help="", choices=None, flag=True, bounds=None):
     """A config field with its documentation: `help` is the flag's help text, `choices` make
     it an enum flag; `flag=False` keeps it out of the generated flags (a Python-only
-    setting). A list or dict default is copied per instance."""
-    metadata = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag}
+    setting); `bounds` ("[1, inf)", "(0, 1]") is the range a number must lie in. The type is
+    the annotation. All three are checked when the config is built (RunConfig.__post_init__,
+    bert_tf/recipes/field_checks.py). A list or dict default is copied per instance."""
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag,
+                "bounds": parse_bounds(bounds), "bounds_text": bounds}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default),
                                  metadata=metadata)
@@ -40,12 +54,28 @@ def with_default(config_class, name, default, help=None):
     the help text and choices kept in one place)."""
     base = next(f for f in dataclasses.fields(config_class) if f.name == name)
     meta = base.metadata
-    return setting(default, help or meta["help"], meta["choices"], meta["flag"])
+    return setting(default, help or meta["help"], meta["choices"], meta["flag"],
+                   meta["bounds_text"])
+
+
+@functools.cache
+def _declared(config_class):
+    """[(field, its resolved annotation, required)] of a config class."""
+    hints = typing.get_type_hints(config_class)
+    return [(f, hints[f.name], f.default is dataclasses.MISSING
+             and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(config_class)]
 
 
 @dataclasses.dataclass(kw_only=True)
 class RunConfig:
-    """What every training recipe has: where it writes, how it runs and how it optimizes."""
+    """What every training recipe has: where it writes, how it runs and how it optimizes.
+
+    Every field is checked when the config is built (type, choices, bounds; `config_error`
+    is the error class of the recipe), and stored normalized (os.PathLike -> str, numpy
+    integers -> int, a tuple -> list)."""
+
+    config_error: typing.ClassVar[type] = ConfigError
 
     model_dir: str = setting(
         help="Output model directory: config.json, vocab.txt, model.weights.h5, "
@@ -57,21 +87,32 @@ class RunConfig:
     precision: str = setting(
         "auto", "Keras dtype policy; auto = mixed_bfloat16 where the hardware has native "
         "bfloat16 (AVX512_BF16/AMX CPUs, Ampere+ GPUs), else float32.", choices=PRECISIONS)
-    seed: int = setting(42, "Random seed (initialization, dropout, data order, masks).")
+    seed: int = setting(42, "Random seed (initialization, dropout, data order, masks).",
+                        bounds="[0, 4294967295]")
     learning_rate: float = setting(
-        5e-5, "Peak learning rate (linear warmup, then linear decay to 0 at the last step).")
+        5e-5, "Peak learning rate (linear warmup, then linear decay to 0 at the last step).",
+        bounds="(0, inf)")
     weight_decay: float = setting(
-        0.01, "Decoupled weight decay (not applied to LayerNorm and bias variables).")
-    clip_norm: float = setting(1.0, "Global gradient-norm clipping (0 = off).")
+        0.01, "Decoupled weight decay (not applied to LayerNorm and bias variables).",
+        bounds="[0, inf)")
+    clip_norm: float = setting(1.0, "Global gradient-norm clipping (0 = off).",
+                               bounds="[0, inf)")
     checkpoint_every_steps: int | None = setting(
         None, "Steps between checkpoints for resume (also at the end; fine-tuning default: "
-        "every epoch).")
-    log_every_steps: int = setting(50, "Steps between progress lines / TensorBoard points.")
+        "every epoch).", bounds="[1, inf)")
+    log_every_steps: int = setting(50, "Steps between progress lines / TensorBoard points.",
+                                   bounds="[1, inf)")
     overwrite_model_dir: bool = setting(
         False, "Start over in a --model_dir that holds another run (other settings or input "
         "data): removes its config.json, weights, checkpoints, logs, eval results (and "
         "predictions) first. Without it such a rerun is refused; an identical rerun resumes, "
         "or does nothing if the run is complete.")
+
+    def __post_init__(self):
+        for field, annotation, required in _declared(type(self)):
+            setattr(self, field.name, checked_value(
+                field.name, getattr(self, field.name), annotation, field.metadata, required,
+                self.config_error))
 
     def record(self):
         """The settings as config.json "training" records them."""

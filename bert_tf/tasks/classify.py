@@ -13,6 +13,8 @@ from bert_tf.models import BertClassifier
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
 from bert_tf.training.objective import Ratio
 
+log = logging.getLogger(__name__)  # never the root logger: the caller owns it
+
 
 class ClassifyObjective:
     metric_names = ("accuracy",)
@@ -78,8 +80,8 @@ class ClassifyTask(Task):
                 ids, unseen = self.label_map.encode(self.eval_examples,
                                                     allow_unseen=c.allow_unseen_labels)
                 if unseen:
-                    logging.warning("%s: %d example(s) with labels not seen in training "
-                                    "(counted as wrong)", c.eval_file, unseen)
+                    log.warning("%s: %d example(s) with labels not seen in training "
+                                "(counted as wrong)", c.eval_file, unseen)
                 self.data_stats["eval_unseen_labels"] = unseen
                 self.eval_labels = np.asarray(ids)
             self.eval_features, self.eval_example_of = self._features(self.eval_examples)

@@ -17,6 +17,8 @@ from bert_tf.models import BertMultipleChoice
 from bert_tf.tasks.base import Task, softmax, write_jsonl
 from bert_tf.tasks.classify import ClassifyObjective
 
+log = logging.getLogger(__name__)  # never the root logger: the caller owns it
+
 
 class MultipleChoiceTask(Task):
     name = "multiple_choice"
@@ -36,9 +38,9 @@ class MultipleChoiceTask(Task):
                                                      c.max_seq_length)
             self.data_stats["eval_examples"] = len(self.eval_examples)
             if len(self.eval_examples[0].choices) != self.num_choices:
-                logging.warning("%s: %d choices per example, training had %d (the model "
-                                "scores any number)", c.eval_file,
-                                len(self.eval_examples[0].choices), self.num_choices)
+                log.warning("%s: %d choices per example, training had %d (the model "
+                            "scores any number)", c.eval_file,
+                            len(self.eval_examples[0].choices), self.num_choices)
 
     def task_info(self):
         return {"type": "multiple_choice", "num_choices": self.num_choices,

@@ -13,6 +13,8 @@ from bert_tf.models import BertTagger
 from bert_tf.tasks.base import Task, per_example_ce
 from bert_tf.training.objective import Ratio
 
+log = logging.getLogger(__name__)  # never the root logger: the caller owns it
+
 
 class TagObjective:
     """Cross-entropy over the labelled positions (each word's first piece; label -1 = none),
@@ -64,9 +66,9 @@ class TagTask(Task):
         for split in ("train", "eval"):
             n = self.data_stats.get(f"{split}_sentences_split")
             if n:
-                logging.info("%s: %d sentence(s) longer than max_seq_length=%d are read in "
-                             "windows (--long_inputs=%s for training)", split, n,
-                             c.max_seq_length, c.long_inputs)
+                log.info("%s: %d sentence(s) longer than max_seq_length=%d are read in "
+                         "windows (--long_inputs=%s for training)", split, n,
+                         c.max_seq_length, c.long_inputs)
 
     def task_info(self):
         c = self.config

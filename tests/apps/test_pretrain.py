@@ -250,7 +250,7 @@ def test_pack_trains_and_evaluates_on_packed_rows(data, tmp_path):
     training = json.load(open(os.path.join(model_dir, "config.json")))["training"]
     assert training["pack"] is True and training["max_sequences_per_row"] == 3
     msg = _error(data, str(tmp_path / "bad"), pack=True, max_sequences_per_row=0)
-    assert "max_sequences_per_row must be >= 1" in msg
+    assert "--max_sequences_per_row: expected an integer >= 1, got 0" in msg
 
 
 def test_batch_not_divisible(data, tmp_path):

@@ -3,11 +3,16 @@
 precision "auto" themselves, and leave the global Keras dtype policy as they found it, also
 when the run fails. config.json records the config and reads back into an equal one."""
 
+import contextlib
 import json
+import logging
 import os
+import random
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 import bert_tf
 from bert_tf.recipes import finetuning, pretraining_job
@@ -39,6 +44,44 @@ def _policy_seen(seen):
     return progress
 
 
+def _seed_everything(seed=7):
+    keras.utils.set_random_seed(seed)    # random, numpy, tf.random.set_seed, keras' global
+    tf.random.get_global_generator().reset_from_seed(seed)
+
+
+def _draws():
+    """The next values of every global random source a caller may use."""
+    return (random.random(), np.random.rand(2).tolist(), tf.random.uniform([2]).numpy().tolist(),
+            tf.random.get_global_generator().normal([2]).numpy().tolist(),
+            keras.random.uniform([2]).numpy().tolist())
+
+
+@contextlib.contextmanager
+def caller_state_kept():
+    """The run inside must leave the caller's logging (a plain Python process: no root
+    handler; here an unusual root level) and random state as it found them: the draws
+    after the run equal those the caller's seeds give without it."""
+    _seed_everything()
+    expected = _draws()
+    _seed_everything()
+    root = logging.getLogger()
+    pytest_handlers, pytest_level = root.handlers[:], root.level
+    for handler in pytest_handlers:
+        root.removeHandler(handler)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+        added, level = root.handlers[:], root.level
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in pytest_handlers:
+            root.addHandler(handler)
+        root.setLevel(pytest_level)
+    assert (added, logging.getLevelName(level)) == ([], "ERROR")
+    assert _draws() == expected
+
+
 def _finetune_config(init, model_dir, **changes):
     return bert_tf.FinetuneConfig(**{
         "task": "classify", "init_checkpoint": init, "model_dir": model_dir,
@@ -53,7 +96,8 @@ def test_finetune_precision_auto_in_process(tiny_model_dir, tmp_path,  # noqa: F
     config = _finetune_config(tiny_model_dir, out)
     assert config.precision == "auto"
     seen = []
-    results = bert_tf.finetune(config, progress=_policy_seen(seen))
+    with caller_state_kept():
+        results = bert_tf.finetune(config, progress=_policy_seen(seen))
     assert keras.config.dtype_policy().name == OUTSIDE
     assert seen and set(seen) == {distribute.default_precision()}   # "auto", resolved
     assert results["epochs"] == 1 and 0 <= results["accuracy"] <= 1
@@ -113,7 +157,8 @@ def test_pretrain_precision_auto_in_process(data, tmp_path, outside_policy):  # 
     config = bert_tf.PretrainConfig(**values)
     assert config.precision == "auto"
     seen = []
-    results = bert_tf.pretrain(config, progress=_policy_seen(seen))
+    with caller_state_kept():
+        results = bert_tf.pretrain(config, progress=_policy_seen(seen))
     assert keras.config.dtype_policy().name == OUTSIDE
     assert set(seen) == {distribute.default_precision()}
     assert results["step"] == 2 and 0 <= results["masked_lm_accuracy"] <= 1
