@@ -210,5 +210,6 @@ def test_a_dict_instead_of_a_config_is_a_config_error(call, config_class):
         call(dict(REQUIRED_FT))
     assert str(e.value) == (
         f"bert_tf.{call.__name__}(config): expected a {config_class.__name__}, got "
-        f"{dict(REQUIRED_FT)!r:.80} (dict); build one with bert_tf.{config_class.__name__}"
-        "(**values)")
+        "{'task': 'classify', 'init_checkpoint': 'init', 'train_file': 't.tsv', 'model... "
+        f"(dict); build one with bert_tf.{config_class.__name__}(**values)")
+    assert isinstance(e.value, BertTfError)

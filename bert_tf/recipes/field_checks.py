@@ -115,7 +115,8 @@ def _expected(members):
 
 
 def _got(value):
-    return f"{value!r:.80} ({type(value).__name__})"
+    text = repr(value)
+    return f"{text if len(text) <= 80 else text[:77] + '...'} ({type(value).__name__})"
 
 
 def checked_value(name, value, annotation, metadata, required, error):
