@@ -7,10 +7,10 @@ fine-tuning evaluation decodes.
 
 The context is cut into windows `doc_stride` pieces apart (each packed as [CLS] question [SEP]
 window [SEP]), all windows of the request run as ONE model batch (within the module's request
-budget, export/serving_budget.py, else INVALID_ARGUMENT), a span may start only where its token has its maximum
-context, and the best span (start + end logit) over the example's windows wins; the null
-score is the smallest [CLS] score of its windows (version 2: no answer iff null - best >
-null_score_diff_threshold).
+budget, export/serving_budget.py, else INVALID_ARGUMENT), a span may start only where its token
+has its maximum context, and the best span (start + end logit) over the example's windows wins;
+the null score is the smallest [CLS] score of its windows (version 2: no answer iff null - best
+> null_score_diff_threshold).
 
 Shapes: B examples, R windows (all examples), T packed length, L = max window, N = context
 pieces of the batch.

@@ -5,9 +5,9 @@
         entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
 
 Texts longer than seq_length - 2 pieces are read in windows (export/serving_windows.py, within
-the module's request budget, export/serving_budget.py): every piece is labeled from the window where it has
-the most context, a word by its first piece, and entities are decoded over the whole text with
-the IOB2 rules of conlleval (`I-X` after `O` or another type starts X).
+the module's request budget, export/serving_budget.py): every piece is labeled from the window
+where it has the most context, a word by its first piece, and entities are decoded over the
+whole text with the IOB2 rules of conlleval (`I-X` after `O` or another type starts X).
 
 Shapes: B texts, P pieces of a text, N pieces of the batch, W words, E entities, C labels.
 """

@@ -3,10 +3,11 @@ pairs over seq_length (longest-first truncation), serving_encoded id checks,
 file modes of published versions and the clean-up of temp dirs left by killed exports.
 
 The graph checks run on the serving functions of a tiny SQuAD model (seq_length 16, doc_stride
-4, at most 3 windows of seq 16 = 48 tokens per request) without saving it (saving adds minutes of tracing on a busy
-2-core machine and does not change the graph logic; tests/apps/test_predict.py and the
-export tests cover the saved graphs). One tiny classifier is exported for real, under umask
-027, into a model base path that already holds leftovers of killed exports."""
+4, at most 3 windows of seq 16 = 48 tokens per request) without saving it (saving adds minutes
+of tracing on a busy 2-core machine and does not change the graph logic;
+tests/apps/test_predict.py and the export tests cover the saved graphs). One tiny classifier is
+exported for real, under umask 027, into a model base path that already holds leftovers of
+killed exports."""
 
 import json
 import logging
