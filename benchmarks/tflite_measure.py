@@ -74,7 +74,7 @@ def _task_dir(path, task, seed=0, head_scale=30.0):
 def _reference(model_dir, model):
     config, vocab_file = read_model_dir(model_dir)
     module = ServingModule(model, config["task"], vocab_file, True, 128)
-    module.max_windows = 10_000      # long texts: many windows in one request
+    module.max_request_tokens = 10_000 * 128   # long texts: many windows in one request
     return module.signatures()["serving_default"]
 
 

@@ -9,6 +9,7 @@ packing, offset mapping) and postprocessing (labels, entities, answer spans) are
 raw strings in, answers out. See export/README.md for the signatures.
 """
 
+import logging
 import os
 import re
 import shutil
@@ -19,13 +20,16 @@ from absl import app, flags
 from bert_tf.atomic_io import atomic_write_json
 from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.model_dir import ModelDir
-from export import publish
+from export import publish, serving_budget
 # ExportError, hold_keras_layer and tf_variables are re-exported (export.saving holds them)
 from export.saving import ExportError, hold_keras_layer, save_module, tf_variables  # noqa: F401
-from export.serving_graph import DEFAULT_MAX_WINDOWS, SIGNATURES, ServingModule
+from export.serving_budget import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_TOKENS
+from export.serving_graph import SIGNATURES, ServingModule
 from export.warmup import write_warmup_requests
 
 SETTINGS_FILE = "export_settings.json"
+
+log = logging.getLogger(__name__)
 
 FLAGS = flags.FLAGS
 
@@ -44,11 +48,23 @@ def define_flags():
     flags.DEFINE_bool("pad_to_longest", True, "Pad each batch to its own longest sequence "
                       "(capped at seq_length); false pads every request to seq_length.")
     flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
-    flags.DEFINE_integer("max_windows_per_request", DEFAULT_MAX_WINDOWS, "squad, tag and "
-                         "classify models: the most windows (model batch rows) one request may "
-                         "cause (a text longer than seq_length is read in several; a text "
-                         "pair is one); a request needing more is refused with "
-                         "INVALID_ARGUMENT. Recorded in assets.extra/export_settings.json.")
+    flags.DEFINE_integer("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, "Every task: the "
+                         "most UTF-8 bytes of text (all input strings together) one request "
+                         "may hold; checked in the graph before tokenization, a request over "
+                         "it is refused with INVALID_ARGUMENT without reading its text. The "
+                         "default, 256 KiB, holds a 10,000-word text in any language. "
+                         "Recorded in assets.extra/export_settings.json.")
+    flags.DEFINE_integer("max_request_tokens", DEFAULT_MAX_REQUEST_TOKENS, "Every task: the "
+                         "most model batch rows x seq_length one request may cause (a row is "
+                         "a window of a long text, a text pair, or one choice of a multiple-"
+                         "choice example); checked in the graph before the encoder runs, a "
+                         "request over it is refused with INVALID_ARGUMENT. The default "
+                         "answers a 10,000-word English text in one request at any "
+                         "seq_length. Recorded in assets.extra/export_settings.json.")
+    flags.DEFINE_integer("max_windows_per_request", None, "Deprecated: the window cap of "
+                         "earlier versions, which ignored seq_length. Still accepted: N means "
+                         "--max_request_tokens=N x seq_length (a warning says so); not "
+                         "together with --max_request_tokens.")
 
 
 def next_version(base):
@@ -74,9 +90,37 @@ def read_model_dir(model_dir):
         raise ExportError(str(e)) from None
 
 
+def request_budget(seq_length, max_request_bytes=None, max_request_tokens=None,
+                   max_windows_per_request=None):
+    """(max_request_bytes, max_request_tokens), defaults filled in and checked. The deprecated
+    max_windows_per_request=N means N x seq_length tokens."""
+    if max_windows_per_request is not None:
+        if max_request_tokens is not None:
+            raise ExportError("max_windows_per_request (deprecated) and max_request_tokens: "
+                              "give only max_request_tokens (windows x seq_length)")
+        if int(max_windows_per_request) < 1:
+            raise ExportError(f"max_windows_per_request={max_windows_per_request}: "
+                              f"expected >= 1")
+        max_request_tokens = serving_budget.tokens_from_windows(max_windows_per_request,
+                                                                seq_length)
+        log.warning("--max_windows_per_request is deprecated: using --max_request_tokens=%d "
+                    "(%s windows x seq_length %d)", max_request_tokens,
+                    max_windows_per_request, seq_length)
+    budget = (DEFAULT_MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes,
+              DEFAULT_MAX_REQUEST_TOKENS if max_request_tokens is None else max_request_tokens)
+    for name, value, least in (("max_request_bytes", budget[0], 1),
+                               ("max_request_tokens", budget[1], seq_length)):
+        if int(value) < least:
+            raise ExportError(f"{name}={value}: expected >= {least}"
+                              + (" (seq_length: one row)" if least > 1 else ""))
+    return int(budget[0]), int(budget[1])
+
+
 def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None,
-                         max_windows_per_request=None):
-    """(ServingModule, signatures dict) for a task model directory."""
+                         max_windows_per_request=None, max_request_bytes=None,
+                         max_request_tokens=None):
+    """(ServingModule, signatures dict) for a task model directory; the request budget:
+    see request_budget and export/serving_budget.py."""
     config, vocab = read_model_dir(model_dir)
     pre = config["preprocessing"]
     seq_length = int(seq_length or pre.get("seq_length", 128))
@@ -84,31 +128,30 @@ def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=
     if not 2 < seq_length <= max_positions:
         raise ExportError(f"seq_length={seq_length}: expected 3..{max_positions} "
                           f"(encoder.max_position_embeddings)")
-    if max_windows_per_request is None:
-        max_windows_per_request = DEFAULT_MAX_WINDOWS
-    if int(max_windows_per_request) < 1:
-        raise ExportError(f"max_windows_per_request={max_windows_per_request}: expected >= 1")
+    max_bytes, max_tokens = request_budget(seq_length, max_request_bytes, max_request_tokens,
+                                           max_windows_per_request)
     model = model if model is not None else load_task_model(model_dir)
     module = ServingModule(model, config["task"], vocab, pre.get("lower_case", True),
                            seq_length, pad_to_longest)
-    module.max_windows = int(max_windows_per_request)
+    module.max_request_bytes, module.max_request_tokens = max_bytes, max_tokens
     return module, module.signatures()
 
 
-
-
 def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, warmup=True,
-                   model=None, max_windows_per_request=None):
-    """Writes BASE/NAME/<N>/ and returns its path. `max_windows_per_request` (SQuAD): see
-    export.serving_graph.DEFAULT_MAX_WINDOWS."""
+                   model=None, max_windows_per_request=None, max_request_bytes=None,
+                   max_request_tokens=None):
+    """Writes BASE/NAME/<N>/ and returns its path. The request budget: see
+    build_serving_module."""
     module, signatures = build_serving_module(model_dir, seq_length, pad_to_longest, model,
-                                              max_windows_per_request)
+                                              max_windows_per_request, max_request_bytes,
+                                              max_request_tokens)
     publish.clean_stale_temp_dirs(output_dir)
     tmp = publish.temp_dir(output_dir)
     try:
         save_module(module, tmp, signatures)
         if warmup:
-            write_warmup_requests(tmp, module.task, max_rows=module.max_windows)
+            write_warmup_requests(tmp, module.task, max_rows=module.max_request_tokens //
+                                  module.seq_length, max_bytes=module.max_request_bytes)
         write_settings(tmp, module)
         publish.finish(tmp)
         while True:
@@ -135,8 +178,8 @@ def write_settings(saved_model_dir, module):
     os.makedirs(extra, exist_ok=True)
     settings = {"task": module.task["type"], "seq_length": module.seq_length,
                 "pad_to_longest": module.pad_to_longest}
-    if module.task["type"] in ("squad", "tag", "classify"):
-        settings["max_windows_per_request"] = module.max_windows
+    settings.update(max_request_bytes=module.max_request_bytes,
+                    max_request_tokens=module.max_request_tokens)
     atomic_write_json(os.path.join(extra, SETTINGS_FILE), settings)
 
 
@@ -145,10 +188,15 @@ def main(argv):
     for name in ("model_dir", "output_dir"):
         if not getattr(FLAGS, name):
             sys.exit(f"--{name} is required")
+    # the deprecated window flag stands for the token flag unless that one is given too
+    tokens = (None if FLAGS["max_request_tokens"].using_default_value
+              else FLAGS.max_request_tokens)
     try:
         path = export_serving(FLAGS.model_dir, FLAGS.output_dir, FLAGS.seq_length,
                               FLAGS.pad_to_longest, FLAGS.warmup,
-                              max_windows_per_request=FLAGS.max_windows_per_request)
+                              max_windows_per_request=FLAGS.max_windows_per_request,
+                              max_request_bytes=FLAGS.max_request_bytes,
+                              max_request_tokens=tokens)
     except (ExportError, ValueError, OSError) as e:
         sys.exit(f"export.saved_model: {str(e).splitlines()[0]}")
     print(path)

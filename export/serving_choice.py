@@ -7,7 +7,9 @@
 
 Each (context, choice_i) pair is packed as the fine-tuning data is: `[CLS] context [SEP]
 choice_i [SEP]`, longest-first truncation to seq_length, and all B * C sequences run as ONE
-model batch padded to its own longest sequence. Any C >= 1 works (the model scores each
+model batch padded to its own longest sequence, within the request budget
+(export/serving_budget.py: bytes of all strings, B x C x seq_length tokens, both checked
+before tokenization). Any C >= 1 works (the model scores each
 choice on its own); every row of one request has the same C (a [B, C] tensor).
 
 Shape legend: B = examples, C = choices, T = packed length, P = word pieces.
@@ -33,6 +35,9 @@ def multiple_choice_fn(module):
                 "choices: expected at least one choice per example")),
         ]
         with tf.control_dependencies(checks):
+            # the budget: bytes, then B x C rows x seq_length, before any tokenization
+            context, choices = module._checked("multiple_choice", context, choices,
+                                               rows=tf.cast(b, tf.int64) * tf.cast(c, tf.int64))
             context_ids = module._tokenize(context)[1]                       # [B, (P)]
             choice_ids = module._tokenize(tf.reshape(choices, [-1]))[1]      # [B*C, (P)]
         example = tf.repeat(tf.range(b), c)                                  # [B*C]

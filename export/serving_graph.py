@@ -13,8 +13,9 @@ Signatures (see export/README.md for the full tensor layout):
   squad     serving_default(question, context) -> answer string [B], answer_start /
             answer_end int32 [B] (character offsets into context, -1 for no answer),
             score float [B]; long contexts are read in `doc_stride` windows
-  (squad, tag, classify: at most `max_windows` windows, i.e. model batch rows, per request
-  (export.saved_model --max_windows_per_request), else INVALID_ARGUMENT)
+  (every task: at most `max_request_bytes` bytes of text per request, checked before
+  tokenization, and at most `max_request_tokens` model batch rows x seq_length, checked
+  before the encoder (export/serving_budget.py), else INVALID_ARGUMENT)
   multiple_choice
             serving_default(context [B], choices [B, C]) -> probabilities float [B, C],
             choice int32 [B] (export/serving_choice.py)
@@ -30,7 +31,8 @@ Shape legend: B = batch, T = packed length, C = classes / labels, W = words, E =
 import tensorflow as tf
 
 from bert_tf.text.vocab import load_vocab
-from export import serving_choice, serving_squad, serving_tag, serving_windows, text_graph
+from export import (serving_budget, serving_choice, serving_squad, serving_tag,
+                    serving_windows, text_graph)
 from export.saving import hold_keras_layer
 
 ENCODED_SIGNATURE = "serving_encoded"
@@ -45,7 +47,6 @@ def _string_spec(name):
 
 _ENCODED_SPECS = {name: tf.TensorSpec([None, None], tf.int32, name=name)
                   for name in ("input_word_ids", "input_mask", "input_type_ids")}
-DEFAULT_MAX_WINDOWS = 64   # model batch rows (windows) one text-in request may cause
 
 
 def check_encoded_inputs(inputs, config):
@@ -76,7 +77,9 @@ def check_encoded_inputs(inputs, config):
 class ServingModule(tf.Module):
     """Holds the Keras task model, the tokenizer and the label names."""
 
-    max_windows = DEFAULT_MAX_WINDOWS   # windows per request (serving_windows.limit_windows)
+    # the per-request budget (export/serving_budget.py)
+    max_request_bytes = serving_budget.DEFAULT_MAX_REQUEST_BYTES
+    max_request_tokens = serving_budget.DEFAULT_MAX_REQUEST_TOKENS
 
     def __init__(self, model, task, vocab_file, lower_case, seq_length, pad_to_longest=True):
         super().__init__()
@@ -93,6 +96,16 @@ class ServingModule(tf.Module):
         self.label_names = [str(x) for x in task.get("label_names", [])]
 
     # ---- shared pieces --------------------------------------------------------------
+    @property
+    def token_budget(self):
+        """(seq_length, max_request_tokens): serving_windows.split_windows' `budget`."""
+        return self.seq_length, self.max_request_tokens
+
+    def _checked(self, what, *strings, rows=None):
+        """The request's strings, made to depend on the budget checks before tokenization
+        (serving_budget.check_request)."""
+        return serving_budget.check_request(self, what, list(strings), rows)
+
     def _run_model(self, inputs):
         return self.model(inputs, training=False)
 
@@ -148,18 +161,17 @@ class ServingModule(tf.Module):
             @tf.function(input_signature=[_string_spec("text"), _string_spec("text_b")])
             def serving_default(text, text_b):
                 # one row per pair: longest-first truncation, as fine-tuning (no windows)
-                rows = serving_windows.limit_windows(tf.ones(tf.shape(text), tf.int64),
-                                                     self.max_windows, "classify")
-                with tf.control_dependencies([rows]):
-                    return answer([self._tokenize(text)[1], self._tokenize(text_b)[1]])
+                text, text_b = self._checked("classify", text, text_b)
+                return answer([self._tokenize(text)[1], self._tokenize(text_b)[1]])
         else:
             @tf.function(input_signature=[_string_spec("text")])
             def serving_default(text):
                 # long texts: every window of seq_length - 2 pieces, the mean of the
                 # window logits (as the fine-tuning evaluation)
+                checked, = self._checked("classify", text)
                 windows = serving_windows.split_windows(
-                    self._tokenize(text)[1], self.seq_length - 2, self._stride(),
-                    self.max_windows, "classify")
+                    self._tokenize(checked)[1], self.seq_length - 2, self._stride(),
+                    self.token_budget, "classify")
                 inputs, _ = self._pack([windows.ids])
                 logits = self._run_model(inputs)["logits"]                   # [R, C]
                 logits = tf.math.unsorted_segment_mean(

@@ -6,11 +6,11 @@ fine-tuning evaluation decodes.
         answer), score float [B]
 
 The context is cut into windows `doc_stride` pieces apart (each packed as [CLS] question [SEP]
-window [SEP]), all windows of the request run as ONE model batch (at most the module's
-`max_windows`, else INVALID_ARGUMENT), a span may start only where its token has its maximum
-context, and the best span (start + end logit) over the example's windows wins; the null
-score is the smallest [CLS] score of its windows (version 2: no answer iff null - best >
-null_score_diff_threshold).
+window [SEP]), all windows of the request run as ONE model batch (within the module's request
+budget, export/serving_budget.py, else INVALID_ARGUMENT), a span may start only where its token
+has its maximum context, and the best span (start + end logit) over the example's windows wins;
+the null score is the smallest [CLS] score of its windows (version 2: no answer iff null - best
+> null_score_diff_threshold).
 
 Shapes: B examples, R windows (all examples), T packed length, L = max window, N = context
 pieces of the batch.
@@ -39,6 +39,7 @@ def squad_fn(module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),
                                   tf.TensorSpec([None], tf.string, name="context")])
     def serving_default(question, context):
+        question, context = module._checked("SQuAD", question, context)
         q_ids = module._tokenize(question)[1][:, :s["max_query"]]         # [B, (Q)]
         clean, c_ids, c_starts, c_ends = module._tokenize(context)         # [B, (P)]
         windows, first = _windows(module, q_ids, c_ids, s["doc_stride"])
@@ -60,7 +61,7 @@ def _windows(module, q_ids, c_ids, doc_stride):
     stride = tf.minimum(window, doc_stride)
     # windows per example: 1 + ceil((C - window) / stride) (the original rule)
     n_w = 1 + (tf.maximum(n_c - window, 0) + stride - 1) // stride    # [B]
-    n_w = serving_windows.limit_windows(n_w, module.max_windows, "SQuAD")
+    n_w = serving_windows.limit_windows(n_w, module.token_budget, "SQuAD")
     example = tf.repeat(tf.range(tf.size(n_w, out_type=tf.int64)), n_w)  # [R]
     k = tf.ragged.range(n_w).flat_values                               # [R] window index
     start = k * tf.gather(stride, example)                             # [R] first piece

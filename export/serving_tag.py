@@ -4,10 +4,10 @@
         entity_start / entity_end int32 [B, E] (character offsets, end exclusive),
         entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
 
-Texts longer than seq_length - 2 pieces are read in windows (export/serving_windows.py, at most
-the module's `max_windows` per request): every piece is labeled from the window where it has
-the most context, a word by its first piece, and entities are decoded over the whole text with
-the IOB2 rules of conlleval (`I-X` after `O` or another type starts X).
+Texts longer than seq_length - 2 pieces are read in windows (export/serving_windows.py, within
+the module's request budget, export/serving_budget.py): every piece is labeled from the window
+where it has the most context, a word by its first piece, and entities are decoded over the
+whole text with the IOB2 rules of conlleval (`I-X` after `O` or another type starts X).
 
 Shapes: B texts, P pieces of a text, N pieces of the batch, W words, E entities, C labels.
 """
@@ -38,7 +38,7 @@ def tag_pieces(module, pieces):
     """Every piece's predicted label and its probability [B, (P)], from the window (of
     seq_length - 2 pieces, one model batch) where the piece has the most context."""
     windows = serving_windows.split_windows(pieces, module.seq_length - 2, module._stride(),
-                                            module.max_windows, "tag")
+                                            module.token_budget, "tag")
     inputs, _ = module._pack([windows.ids])
     probs = tf.nn.softmax(module._run_model(inputs)["logits"], axis=-1)   # [R, T, C]
     num_pieces = tf.shape(pieces.flat_values, out_type=tf.int64)[0]
@@ -60,7 +60,8 @@ def tag_fn(module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(text):
-        clean, ids, starts, ends = module._tokenize(text)
+        checked, = module._checked("tag", text)
+        clean, ids, starts, ends = module._tokenize(checked)
         pieces = tf.cast(ids, tf.int64)                                # [B, (P)]
         piece_pred, piece_prob = tag_pieces(module, pieces)            # [B, (P)] each
         words = _words(pieces, is_continuation,

@@ -11,6 +11,7 @@ import collections
 import tensorflow as tf
 
 from bert_tf.data.windows import default_stride
+from export import serving_budget
 
 Windows = collections.namedtuple("Windows", "ids example index start length flat_begin")
 
@@ -26,35 +27,30 @@ def single_text_stride(task, seq_length):
     return min(default_stride(window, task.get("doc_stride")), window)
 
 
-def limit_windows(n_w, max_windows, what):
-    """Caps the work of one request: its examples' windows n_w [B] must sum to at most
-    `max_windows` (each window is one row of the model batch), else the request fails with
-    INVALID_ARGUMENT ("<what> request needs N ...") before any model work. Returns n_w, made
-    to depend on the check."""
-    total = tf.reduce_sum(n_w)
-    advice = ("send shorter contexts or fewer questions per request" if what == "SQuAD" else
-              "send shorter texts or fewer texts per request")
-    check = tf.debugging.Assert(total <= max_windows, [
-        tf.strings.format(f"{what} request needs {{}} {'context ' if what == 'SQuAD' else ''}"
-                          f"windows; this export answers at most {max_windows} per request "
-                          f"(export.saved_model --max_windows_per_request): {advice}", total)])
-    with tf.control_dependencies([check]):
-        return tf.identity(n_w)
+def limit_windows(n_w, budget, what):
+    """Caps the work of one request: its examples' windows n_w [B] (each one row of the model
+    batch) x seq_length must be at most the token budget, else the request fails with
+    INVALID_ARGUMENT before any model work (export/serving_budget.py). `budget` =
+    (seq_length, max_tokens). Returns n_w, made to depend on the check."""
+    seq_length, max_tokens = budget
+    return serving_budget.check_tokens(tf.reduce_sum(n_w), seq_length, max_tokens, what,
+                                       [n_w])[0]
 
 
-def split_windows(ids, window, stride, max_windows=None, what="tag"):
+def split_windows(ids, window, stride, budget=None, what="tag"):
     """ids ragged [B, (P)] -> Windows: ids [R, (L)], example [R], index (k-th window of its
     example) [R], start (first piece) [R], length [R], flat_begin (index into ids.flat_values)
     [R]. Starts are `stride` apart (capped at `window`); an empty text has one empty window.
-    With `max_windows`, a request of more windows is INVALID_ARGUMENT (limit_windows)."""
+    With `budget` (seq_length, max_tokens), a request of more windows x seq_length tokens is
+    INVALID_ARGUMENT (limit_windows)."""
     ids = tf.cast(ids, tf.int64)
     window = tf.constant(window, tf.int64)
     stride = tf.minimum(tf.constant(stride, tf.int64), window)
     n = ids.row_lengths()                                                   # [B]
     extra = tf.maximum(n - window, 0)
     n_w = 1 + (extra + stride - 1) // stride                                # [B]
-    if max_windows is not None:
-        n_w = limit_windows(n_w, max_windows, what)
+    if budget is not None:
+        n_w = limit_windows(n_w, budget, what)
     example = tf.repeat(tf.range(tf.size(n, out_type=tf.int64)), n_w)       # [R]
     k = tf.ragged.range(n_w).flat_values                                    # [R]
     start = k * stride                                                      # [R]

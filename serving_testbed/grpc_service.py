@@ -28,12 +28,13 @@ def _version(spec):
 def predict(store, request):
     """PredictRequest -> PredictResponse (raises ServingError)."""
     spec = request.model_spec
-    servable = store.servable(spec.name, _version(spec))
     try:
         inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
     except (TypeError, ValueError) as e:
         raise ServingError("INVALID_ARGUMENT", f"input tensor: {e}") from None
-    name, outputs = servable.run(spec.signature_name, inputs, tuple(request.output_filter))
+    with store.use(spec.name, _version(spec)) as servable:   # open until answered
+        name, outputs = servable.run(spec.signature_name, inputs,
+                                     tuple(request.output_filter))
     response = predict_pb2.PredictResponse()
     response.model_spec.name = spec.name
     response.model_spec.version.value = servable.version

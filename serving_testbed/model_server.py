@@ -2,7 +2,8 @@
 
     python -m serving_testbed.model_server --model_base_path=BASE/NAME --model_name=NAME \
         --port=8500 --rest_api_port=8501 [--file_system_poll_wait_seconds=1] \
-        [--enable_model_warmup=true]
+        [--enable_model_warmup=true] [--max_num_load_retries=5] \
+        [--load_retry_interval_micros=60000000]
 
 Prints one JSON line {"grpc_port": P, "rest_port": Q, "version": N} once the latest version
 is loaded (ports 0 pick free ones), then serves until killed. Flags are named as
@@ -38,6 +39,11 @@ def parse_args(argv=None):
                         help="replay assets.extra/tf_serving_warmup_requests at load")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="poll the base path for new versions this often (0 = never)")
+    parser.add_argument("--max_num_load_retries", type=int, default=5,
+                        help="retry a version that failed to load this many times (on later "
+                             "polls, e.g. once a half-written version is complete)")
+    parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000,
+                        help="wait this long before the first retry (doubled after each)")
     return parser.parse_args(argv)
 
 
@@ -47,7 +53,9 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(message)s")
     if not os.path.isdir(args.model_base_path):
         sys.exit(f"model_server: --model_base_path={args.model_base_path}: no such directory")
-    store = ModelStore(args.model_name, args.model_base_path, warmup=args.enable_model_warmup)
+    store = ModelStore(args.model_name, args.model_base_path, warmup=args.enable_model_warmup,
+                       max_load_retries=args.max_num_load_retries,
+                       retry_interval=args.load_retry_interval_micros / 1e6)
     if args.file_system_poll_wait_seconds > 0:
         store.start_polling(args.file_system_poll_wait_seconds)
     grpc_server, grpc_port = start_grpc_server(store, args.port)

@@ -6,12 +6,20 @@ holds a complete SavedModel (`saved_model.pb` or `.pbtxt`; a half-written versio
 skipped). The highest version is served (TF Serving's default policy, `latest {1}`): it is
 loaded through the session path, its warm-up records are replayed, and only then does it replace
 the previous one, which keeps answering meanwhile and also when the new one fails to load.
+The previous version is closed once the requests using it are answered (`use`).
+
+A version that fails to load (e.g. `saved_model.pb` written before `variables/`) is retried on
+later polls with back-off, as TF Serving retries loads (--max_num_load_retries, default 5;
+--load_retry_interval_micros, default 1 min, doubled after each failure here), so it is served
+once it is complete; after the last retry it stays END with its error.
 """
 
+import contextlib
 import logging
 import os
 import re
 import threading
+import time
 
 from serving_testbed.servable import ServingError, SessionServable
 
@@ -37,46 +45,72 @@ def complete_versions(base_path):
 class ModelStore:
     """Serves the latest complete version of model `name` from `base_path`."""
 
-    def __init__(self, name, base_path, warmup=True):
+    def __init__(self, name, base_path, warmup=True, max_load_retries=5, retry_interval=60.0,
+                 clock=time.monotonic):
         self.name = name
         self.base_path = os.path.abspath(base_path)
         self.warmup = warmup
         self.current = None                 # the AVAILABLE SessionServable
-        self.failed = {}                    # version -> ServingError of its failed load
+        self.failed = {}                    # version -> ServingError of its last failed load
+        self.max_load_retries = int(max_load_retries)
+        self.retry_interval = float(retry_interval)
+        self._retries = {}                  # version -> (failed attempts, next try at)
+        self._clock = clock
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
         self._poller = None
         self.poll()
 
     # ---- loading --------------------------------------------------------------------
     def poll(self):
-        """Loads the highest complete version if it is new; returns the served version."""
-        versions = complete_versions(self.base_path)
-        if not versions:
-            if self.current is None:
-                log.warning("No versions of servable %s found under base path %s",
-                            self.name, self.base_path)
-            return self.current and self.current.version
-        latest = versions[-1]
-        if (self.current and self.current.version == latest) or latest in self.failed:
-            return self.current and self.current.version
+        """Loads the highest complete version if it is new (or a failed one due for a retry);
+        returns the served version."""
+        with self._poll_lock:
+            versions = complete_versions(self.base_path)
+            if not versions:
+                if self.current is None:
+                    log.warning("No versions of servable %s found under base path %s",
+                                self.name, self.base_path)
+                return self.current and self.current.version
+            latest = versions[-1]
+            if (self.current and self.current.version == latest) or not self._due(latest):
+                return self.current and self.current.version
+            return self._load(latest)
+
+    def _due(self, version):
+        """Not failed before, or failed with retries left and its back-off over."""
+        if version not in self.failed:
+            return True
+        attempts, next_try = self._retries[version]
+        return attempts <= self.max_load_retries and self._clock() >= next_try
+
+    def _load(self, version):
         try:
-            servable = SessionServable(os.path.join(self.base_path, str(latest)), latest)
+            servable = SessionServable(os.path.join(self.base_path, str(version)), version)
             try:
                 replayed = servable.replay_warmup() if self.warmup else 0
             except ServingError:
                 servable.close()
                 raise
         except ServingError as e:
-            log.error("Loading servable %s version %d failed: %s", self.name, latest, e)
-            self.failed[latest] = e
+            attempts = self._retries.get(version, (0, 0))[0] + 1
+            delay = self.retry_interval * 2 ** (attempts - 1)
+            self.failed[version] = e
+            self._retries[version] = (attempts, self._clock() + delay)
+            left = self.max_load_retries - attempts + 1
+            log.error("Loading servable %s version %d failed: %s (%s)", self.name, version, e,
+                      f"retrying in {delay:g} s, {left} retries left" if left > 0
+                      else "no retries left")
             return self.current and self.current.version
+        self.failed.pop(version, None)
+        self._retries.pop(version, None)
         with self._lock:
             old, self.current = self.current, servable
         if old is not None:
-            old.close()
+            old.close()                 # waits for the requests that use it
         log.info("Successfully loaded servable version {name: %s version: %d} "
-                 "(%d warm-up records replayed)", self.name, latest, replayed)
-        return latest
+                 "(%d warm-up records replayed)", self.name, version, replayed)
+        return version
 
     def start_polling(self, seconds):
         """Polls the base path every `seconds` in a daemon thread (TF Serving's
@@ -96,10 +130,26 @@ class ModelStore:
             self.current.close()
 
     # ---- lookup ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def use(self, name, version=None):
+        """The servable answering (name, version), held open (not closed by a reload) until
+        the block ends."""
+        with self._lock:
+            servable = self._lookup(name, version, self.current)
+            servable.acquire()
+        try:
+            yield servable
+        finally:
+            servable.release()
+
     def servable(self, name, version=None):
-        """The servable answering (name, version); version None = latest."""
+        """The servable answering (name, version); version None = latest. Its signature_def
+        stays readable after a reload; to run it, use `use`."""
         with self._lock:
             current = self.current
+        return self._lookup(name, version, current)
+
+    def _lookup(self, name, version, current):
         if version is None:
             if name != self.name or current is None:
                 raise ServingError("NOT_FOUND",

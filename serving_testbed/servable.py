@@ -8,9 +8,14 @@ answers every request with `Session::Run` on the tensor names of the requested S
 Python objects and so hides SavedModels whose graph reads variables the restore op never fills.
 
 Errors carry the gRPC status TF Serving would answer with (`ServingError.code`).
+
+Requests hold the version open (`acquire` / `release`, TF Serving's servable handles): `close()`
+first waits until no request uses it, so a reload never closes the session under a running
+request.
 """
 
 import os
+import threading
 
 import grpc
 import numpy as np
@@ -64,8 +69,28 @@ class SessionServable:
             raise ServingError("FAILED_PRECONDITION", f"{path}: cannot load the SavedModel "
                                f"with tags {{{SERVE_TAG}}}: {_first_line(str(e))}") from None
         self.signature_def = dict(meta_graph.signature_def)
+        self._users = 0
+        self._closing = False
+        self._idle = threading.Condition()
+
+    def acquire(self):
+        """One more request uses this version (UNAVAILABLE once it is closing)."""
+        with self._idle:
+            if self._closing:
+                raise ServingError("UNAVAILABLE", f"version {self.version} is being unloaded")
+            self._users += 1
+
+    def release(self):
+        with self._idle:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.notify_all()
 
     def close(self):
+        """Refuses new requests, waits for the running ones, then closes the session."""
+        with self._idle:
+            self._closing = True
+            self._idle.wait_for(lambda: self._users == 0)
         self.session.close()
 
     def signature(self, name):

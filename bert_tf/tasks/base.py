@@ -21,7 +21,7 @@ class Task:
 
     name = None
     main_metric = None
-    # Short texts for `warmup_requests` (one window each, so they fit any export's window cap).
+    # Short texts for `warmup_requests` (one window each, so they fit any export's token budget).
     WARMUP_TEXTS = ("a short sentence.", "A somewhat longer sentence, with punctuation, "
                     "numbers 123 and words that will be split into several word pieces by the "
                     "tokenizer.")

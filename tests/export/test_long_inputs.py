@@ -20,7 +20,7 @@ from window_reference import StubTagger, piece_logits, stub_text, text_logits  #
 
 SEQ = 16                 # windows of 14 pieces, 7 apart (the default: half a window)
 STRIDE = 7
-LOTS = 10_000           # windows per request (the export's default cap is 64)
+LOTS = 10_000 * 16      # tokens per request: 10,000 windows of seq 16
 WORDS = [w for w in TINY_VOCAB[5:] if not w.startswith("##")]   # one piece each
 
 
@@ -36,7 +36,7 @@ def tag_module(tmp_path_factory):
     model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB,
                           {"type": "tag", "label_names": TAG_LABELS}, seq_length=SEQ)
     module, signatures = build_serving_module(model_dir, model=model,
-                                              max_windows_per_request=LOTS)
+                                              max_request_tokens=LOTS)
     return model_dir, model, signatures["serving_default"]
 
 
@@ -96,7 +96,7 @@ def test_entity_at_word_2000_and_the_max_context_rule(tag_module):
     from export.saved_model import build_serving_module
     model_dir = tag_module[0]
     _, signatures = build_serving_module(model_dir, model=StubTagger(TINY_VOCAB),
-                                          max_windows_per_request=LOTS)
+                                          max_request_tokens=LOTS)
     text = stub_text()
     out = {k: v.numpy() for k, v in signatures["serving_default"](
         text=tf.constant([text, "france"])).items()}
@@ -135,7 +135,7 @@ def test_classify_long_texts_mean_of_windows(tmp_path):
     for v in model.weights:
         v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
     _, signatures = build_serving_module(model_dir, model=model,
-                                         max_windows_per_request=LOTS)
+                                         max_request_tokens=LOTS)
     texts = long_texts(1, [3000, 40, 3, 0])
     start = time.time()
     out = signatures["serving_default"](text=tf.constant(texts))

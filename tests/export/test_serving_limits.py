@@ -1,16 +1,18 @@
-"""Reliability of serving exports: the per-request window cap (SQuAD, tag, classify), text
+"""Reliability of serving exports: the per-request token budget (SQuAD, tag, classify), text
 pairs over seq_length (longest-first truncation), serving_encoded id checks,
 file modes of published versions and the clean-up of temp dirs left by killed exports.
 
 The graph checks run on the serving functions of a tiny SQuAD model (seq_length 16, doc_stride
-4, at most 3 windows per request) without saving it (saving adds minutes of tracing on a busy
-2-core machine and does not change the graph logic; tests/apps/test_predict.py and the
-export tests cover the saved graphs). One tiny classifier is exported for real, under umask
-027, into a model base path that already holds leftovers of killed exports."""
+4, at most 3 windows of seq 16 = 48 tokens per request) without saving it (saving adds minutes
+of tracing on a busy 2-core machine and does not change the graph logic;
+tests/apps/test_predict.py and the export tests cover the saved graphs). One tiny classifier is
+exported for real, under umask 027, into a model base path that already holds leftovers of
+killed exports."""
 
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -27,6 +29,7 @@ from tiny_dirs import make_task_dir  # noqa: E402
 
 SEQ = 16
 MAX_WINDOWS = 3
+MAX_TOKENS = MAX_WINDOWS * SEQ          # --max_request_tokens of the capped modules
 
 
 def _dead_pid():
@@ -68,7 +71,7 @@ def squad(tmp_path_factory):
     model = make_task_dir(model_dir, _config(), TINY_VOCAB, {
         "type": "squad", "doc_stride": 4, "max_answer_length": 5}, seq_length=SEQ)
     module, signatures = build_serving_module(model_dir, model=model,
-                                              max_windows_per_request=MAX_WINDOWS)
+                                              max_request_tokens=MAX_TOKENS)
     return {"module": module, "signatures": signatures, "config": _config()}
 
 
@@ -103,7 +106,7 @@ class _Capture(logging.Handler):
 
 
 @pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
-def test_squad_request_over_the_window_cap_is_invalid_argument(squad, tmp_path):
+def test_squad_request_over_the_token_budget_is_invalid_argument(squad, tmp_path):
     import tensorflow as tf
     from export.saved_model import write_settings
     fn = squad["signatures"]["serving_default"]
@@ -111,19 +114,19 @@ def test_squad_request_over_the_window_cap_is_invalid_argument(squad, tmp_path):
     assert ok["answer"].shape == (1,)
     long_context = "the quick brown fox " * 20           # 80 pieces: 1 + ceil(69 / 4) = 19
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"SQuAD request needs 19 context windows; this export answers "
-                             r"at most 3 per request \(export.saved_model "
-                             r"--max_windows_per_request\)"):
+                       match=r"SQuAD request needs 304 tokens \(19 context windows x "
+                             r"seq_length 16\); this export answers at most 48 per request "
+                             r"\(export.saved_model --max_request_tokens\)"):
         fn(question=tf.constant(["who ?"]), context=tf.constant([long_context]))
     # the cap is per request: two contexts of 2 windows each (15 pieces) are 4 > 3
     two = "the quick brown fox jumps over the lazy dog is hello world good bad movie"
-    with pytest.raises(tf.errors.InvalidArgumentError, match="needs 4 context windows"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\(4 context windows x"):
         fn(question=tf.constant(["who ?"] * 2), context=tf.constant([two] * 2))
     assert fn(question=tf.constant(["who ?"]), context=tf.constant([two]))["answer"].shape == (1,)
     write_settings(str(tmp_path), squad["module"])
     with open(os.path.join(tmp_path, "assets.extra", "export_settings.json")) as f:
         settings = json.load(f)
-    assert settings["max_windows_per_request"] == MAX_WINDOWS and settings["seq_length"] == SEQ
+    assert settings["max_request_tokens"] == MAX_TOKENS and settings["seq_length"] == SEQ
 
 
 def _capped(tmp_path_factory, task):
@@ -131,12 +134,12 @@ def _capped(tmp_path_factory, task):
     model_dir = str(tmp_path_factory.mktemp("capped") / task["type"])
     model = make_task_dir(model_dir, _config(), TINY_VOCAB, task, seq_length=SEQ)
     module, signatures = build_serving_module(model_dir, model=model,
-                                              max_windows_per_request=MAX_WINDOWS)
+                                              max_request_tokens=MAX_TOKENS)
     return module, signatures["serving_default"], model
 
 
-def test_tag_and_classify_requests_over_the_window_cap_are_invalid_argument(tmp_path_factory,
-                                                                            tmp_path):
+def test_tag_and_classify_requests_over_the_token_budget_are_invalid_argument(
+        tmp_path_factory, tmp_path):
     """Windows of SEQ - 2 = 14 pieces, 7 apart: 15 pieces are 2 windows, 80 pieces 11."""
     import tensorflow as tf
     from export.saved_model import write_settings
@@ -147,19 +150,20 @@ def test_tag_and_classify_requests_over_the_window_cap_are_invalid_argument(tmp_
                        ({"type": "classify", "label_names": CLASS_LABELS}, "classify")):
         module, fn, _ = _capped(tmp_path_factory, task)
         with pytest.raises(tf.errors.InvalidArgumentError,
-                           match=rf"{what} request needs 11 windows; this export answers at "
-                                 rf"most 3 per request \(export.saved_model "
-                                 rf"--max_windows_per_request\): send shorter texts"):
+                           match=rf"{what} request needs 176 tokens \(11 windows x "
+                                 rf"seq_length 16\); this export answers at most 48 per "
+                                 rf"request \(export.saved_model --max_request_tokens\): "
+                                 rf"send shorter texts"):
             fn(text=tf.constant([long_text]))
-        with pytest.raises(tf.errors.InvalidArgumentError, match="needs 4 windows"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"\(4 windows x"):
             fn(text=tf.constant([two, two]))                      # per request: 2 + 2 > 3
-        with pytest.raises(tf.errors.InvalidArgumentError, match="needs 4 windows"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"needs 64 tokens \(4 w"):
             fn(text=tf.constant(["a", "b", "c", "d"]))            # one window per short text
         out = fn(text=tf.constant([two, "hello world"]))          # 2 + 1 = 3: answered
         assert next(iter(out.values())).shape[0] == 2
         write_settings(str(tmp_path / what), module)
         with open(os.path.join(tmp_path, what, "assets.extra", "export_settings.json")) as f:
-            assert json.load(f)["max_windows_per_request"] == MAX_WINDOWS
+            assert json.load(f)["max_request_tokens"] == MAX_TOKENS
 
 
 def _truncate_pair(a, b, budget):
@@ -201,11 +205,12 @@ def test_text_pairs_longer_than_seq_length_are_truncated_longest_first(tmp_path_
                                    atol=1e-5)
     assert [len(x) for x in _truncate_pair(range(3), range(40), SEQ - 3)] == [3, 10]
     assert [len(x) for x in _truncate_pair(range(30), range(30), SEQ - 3)] == [7, 6]
-    with pytest.raises(tf.errors.InvalidArgumentError, match="classify request needs 4 windows"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"classify request needs 64 tokens \(4 windows x seq_length 16"):
         fn(text=tf.constant(["a"] * 4), text_b=tf.constant(["b"] * 4))
 
 
-@pytest.mark.parametrize("max_rows,rows", [(None, [1, 2]), (3, [1, 2]), (1, [1])])
+@pytest.mark.parametrize("max_rows,rows", [(None, [1, 2]), (MAX_WINDOWS, [1, 2]), (1, [1])])
 def test_warmup_requests_fit_the_window_cap(squad, max_rows, rows):
     """A warm-up record over the cap would make TF Serving refuse the whole version."""
     import tensorflow as tf
@@ -262,7 +267,8 @@ def test_published_version_is_readable_as_the_umask_allows(published):
     assert set(modes.values()) == {0o750, 0o640}, modes
     with open(os.path.join(path, "assets.extra", "export_settings.json")) as f:
         assert json.load(f) == {"task": "classify", "seq_length": SEQ, "pad_to_longest": True,
-                                "max_windows_per_request": 64}   # the default cap
+                                "max_request_bytes": 262_144,    # the default budget
+                                "max_request_tokens": 65_536}
 
 
 def test_apply_default_modes_gives_0755_and_0644_with_umask_022(tmp_path):
@@ -314,13 +320,22 @@ def test_flag_is_documented_and_checked(tmp_path):
     run = [sys.executable, "-m", "export.saved_model"]
     helpfull = subprocess.run(run + ["--helpfull"], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=300)
-    assert "--max_windows_per_request" in helpfull.stdout and "(default: '64')" in \
-        helpfull.stdout
+    for flag, default in (("max_request_bytes", 262144), ("max_request_tokens", 65536)):
+        assert re.search(rf"--{flag}: Every task: .*\n(.*\n)*?\s+\(default: '{default}'\)",
+                         helpfull.stdout), flag
+    assert "--max_windows_per_request: Deprecated" in helpfull.stdout
     model_dir = str(tmp_path / "qa")
     make_task_dir(model_dir, _config(), TINY_VOCAB, {"type": "squad"}, seq_length=SEQ)
-    bad = subprocess.run(run + [f"--model_dir={model_dir}", f"--output_dir={tmp_path / 'out'}",
-                                "--max_windows_per_request=0"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0
-    assert bad.stderr.strip().splitlines()[-1] == (
-        "export.saved_model: max_windows_per_request=0: expected >= 1")
+    for flags, message in (
+            (["--max_windows_per_request=0"], "max_windows_per_request=0: expected >= 1"),
+            (["--max_request_tokens=15"],
+             "max_request_tokens=15: expected >= 16 (seq_length: one row)"),
+            (["--max_windows_per_request=2", "--max_request_tokens=64"],
+             "max_windows_per_request (deprecated) and max_request_tokens: give only "
+             "max_request_tokens (windows x seq_length)")):
+        bad = subprocess.run(run + [f"--model_dir={model_dir}",
+                                    f"--output_dir={tmp_path / 'out'}"] + flags, cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert bad.returncode != 0
+        assert bad.stderr.strip().splitlines()[-1] == f"export.saved_model: {message}"
+    assert not os.path.exists(tmp_path / "out")

@@ -115,7 +115,7 @@ def test_long_texts_are_read_in_windows_as_the_saved_model(classifier):
     texts = [" ".join(rng.choice(words, n)) for n in (3000, 700, 20)]
     config, vocab_file = read_model_dir(model_dir)
     module = ServingModule(model, config["task"], vocab_file, True, SEQ)
-    module.max_windows = 10_000            # 3,000 words: ~430 windows in one request
+    module.max_request_tokens = 10_000 * SEQ   # 3,000 words: ~430 windows in one request
     served = module.signatures()["serving_default"](text=tf.constant(texts))
     ref = keras_reference(model, texts)
     np.testing.assert_allclose(served["probabilities"].numpy(), ref, atol=1e-5)

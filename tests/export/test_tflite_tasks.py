@@ -38,7 +38,7 @@ def serving_module(model_dir, model):
     from export.serving_graph import ServingModule
     config, vocab_file = read_model_dir(model_dir)
     module = ServingModule(model, config["task"], vocab_file, True, SEQ)
-    module.max_windows = 10_000      # long texts: many windows in one request
+    module.max_request_tokens = 10_000 * SEQ   # long texts: many windows in one request
     return module.signatures()["serving_default"]
 
 

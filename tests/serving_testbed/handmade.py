@@ -79,3 +79,26 @@ def write_module_saved_model(path):
                                input_signature=[tf.TensorSpec([None, 4], tf.float32)])
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     return path
+
+
+def write_slow_model(path, scale, steps=60, size=160):
+    """serving_default(text string [B]) -> score float [B] = `scale`, after `steps` matmuls of
+    size x size (tens of ms: a request is in flight long enough for a reload to meet it). The
+    scale is a tf.Variable, so a closed or wrongly restored session shows."""
+    import tensorflow as tf
+
+    class Slow(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = tf.Variable(float(scale))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            m = tf.fill([size, size], 1.0 / size)
+            _, m = tf.while_loop(lambda i, m: i < steps, lambda i, m: (i + 1, m @ m), [0, m])
+            work = tf.reduce_sum(m) * 0.0
+            return {"score": tf.fill(tf.shape(text), self.scale) + work}
+
+    module = Slow()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path

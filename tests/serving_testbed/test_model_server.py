@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 
@@ -293,3 +294,120 @@ def test_cli_serves_until_stopped(model_src, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---- request bodies, reloads under load, retried loads ---------------------------------
+
+def _raw_post(served, length):
+    """A POST with Content-Length `length` and no body -> (status code, JSON body)."""
+    import socket
+    port = int(served["rest"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"POST /v1/models/m:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):         # the server closes after answering
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("length,code,message", [
+    ("abc", 400, "Content-Length 'abc' is not a non-negative integer"),
+    ("-5", 400, "Content-Length '-5' is not a non-negative integer"),
+    ("1e3", 400, "Content-Length '1e3' is not a non-negative integer"),
+    ("999999999999", 413, "Request body of 999999999999 bytes is over the 268435456 bytes"),
+])
+def test_rest_bad_content_length_is_a_client_error(served, length, code, message):
+    got_code, body = _raw_post(served, length)
+    assert got_code == code and message in body["error"], body
+    assert _post(served, "/v1/models/m:predict", {"instances": ["ok"]})[0] == 200
+
+
+def test_a_reload_waits_for_the_requests_using_the_old_version(model_src, tmp_path):
+    import threading
+    base = tmp_path / "m"
+    shutil.copytree(model_src["v1"], base / "1")
+    store = ModelStore("m", str(base), warmup=False)
+    shutil.copytree(model_src["v2"], base / "2")
+    with store.use("m") as old:
+        reload = threading.Thread(target=store.poll)
+        reload.start()
+        for _ in range(600):                           # bounded: v2 loads within 60 s
+            if store.servable("m").version == 2:       # new requests get v2 ...
+                break
+            time.sleep(0.1)
+        reload.join(0.5)
+        assert store.servable("m").version == 2
+        assert reload.is_alive()                       # ... closing v1 waits for this one
+        out = old.run("", {"text": np.array([b"ab"], object)})[1]
+        np.testing.assert_allclose(out["score"], handmade.expected_score(["ab"]), atol=1e-6)
+    reload.join(30)
+    assert not reload.is_alive()
+    with pytest.raises(ServingError, match="version 1 is being unloaded") as e:
+        old.acquire()
+    assert e.value.code == "UNAVAILABLE"
+    store.close()
+
+
+def test_concurrent_clients_see_no_error_during_reloads(tmp_path):
+    """3 REST clients x 12 slow requests each while versions 2..5 are loaded one after the
+    other: every request is answered by one version or another (before: 'Session has been
+    closed' / 'Run call was cancelled' for some)."""
+    import threading
+    base = tmp_path / "m"
+    src = [handmade.write_slow_model(str(tmp_path / f"src{s}"), s) for s in (1.0, 2.0)]
+    shutil.copytree(src[0], base / "1")
+    store = ModelStore("m", str(base), warmup=False)
+    server, port = start_rest_server(store, 0)
+    results, done = [], threading.Event()
+
+    def client():
+        for _ in range(12):
+            results.append(_post({"rest": f"http://127.0.0.1:{port}"},
+                                 "/v1/models/m:predict", {"instances": ["x"]}))
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for c in clients:
+        c.start()
+    for version in range(2, 6):
+        shutil.copytree(src[version % 2], base / str(version))
+        assert store.poll() == version
+    for c in clients:
+        c.join(120)
+    done.set()
+    server.shutdown()
+    store.close()
+    assert len(results) == 36
+    assert all(code == 200 for code, _ in results), [b for c, b in results if c != 200][:3]
+    assert {body["predictions"][0] for _, body in results} <= {1.0, 2.0}
+
+
+def test_a_version_that_failed_half_written_is_retried_with_back_off(model_src, tmp_path):
+    base = tmp_path / "m"
+    shutil.copytree(model_src["v1"], base / "1")
+    now = [0.0]
+    store = ModelStore("m", str(base), warmup=False, max_load_retries=2, retry_interval=10,
+                       clock=lambda: now[0])
+    shutil.copytree(model_src["v2"], base / "2", ignore=shutil.ignore_patterns("variables*"))
+    assert store.poll() == 1                                # half-written: its load fails
+    assert store.status("m", 2)[0]["state"] == "END"
+    shutil.copytree(os.path.join(model_src["v2"], "variables"), base / "2" / "variables")
+    now[0] = 9.9
+    assert store.poll() == 1                                # back-off: not before 10 s
+    now[0] = 10.0
+    assert store.poll() == 2                                # complete now: served
+    assert [s["state"] for s in store.status("m")] == ["AVAILABLE"]
+    out = store.servable("m").run("", {"text": np.array([b"ab"], object)})[1]
+    np.testing.assert_allclose(out["score"], 2 * handmade.expected_score(["ab"]), atol=1e-6)
+    # retries double their wait and stop after max_load_retries
+    (base / "3" / "variables").mkdir(parents=True)
+    (base / "3" / "saved_model.pb").write_bytes(b"half")
+    tries = []
+    for t in (10.0, 19.9, 20.0, 39.9, 40.0, 1000.0):
+        now[0] = t
+        store.poll()
+        tries.append(store._retries[3][0])            # failed attempts so far
+    assert tries == [1, 1, 2, 2, 3, 3]                      # at 10, 20 (+10), 40 (+20), no more
+    assert store.current.version == 2
+    store.close()
