@@ -1,4 +1,4 @@
-"""Create BERT pre-training records (masked LM + next sentence) from text files.
+r"""Create BERT pre-training records (masked LM + next sentence) from text files.
 
     python -m apps.create_pretraining_data --input_files='corpus/*.txt' \
         --output_dir=data/pretrain --vocab_file=vocab.txt \

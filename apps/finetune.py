@@ -1,4 +1,4 @@
-"""Fine-tune a BERT encoder on classification, tagging (NER) or extractive QA (SQuAD).
+r"""Fine-tune a BERT encoder on classification, tagging (NER) or extractive QA (SQuAD).
 
     python -m apps.finetune --task=classify --init_checkpoint=PATH \
         --train_file=train.tsv --eval_file=dev.tsv --model_dir=runs/sst2

@@ -1,4 +1,4 @@
-"""Client for a running TF Serving (gRPC or REST) that serves an export.saved_model export.
+r"""Client for a running TF Serving (gRPC or REST) that serves an export.saved_model export.
 
     python -m apps.predict --server=localhost:8500 --model_name=NAME "a text" "another"
     python -m apps.predict --protocol=rest --server=localhost:8501 --model_name=NAME \

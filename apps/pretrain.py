@@ -1,4 +1,4 @@
-"""BERT pre-training (masked LM + next sentence prediction) into a bert-tf model directory.
+r"""BERT pre-training (masked LM + next sentence prediction) into a bert-tf model directory.
 
 With no flags, runs the embedded default job: the King James Bible (public domain, fetched from
 Debian) -> held-out books for evaluation -> an uncased WordPiece vocab -> pre-training records

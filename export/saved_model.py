@@ -6,7 +6,7 @@ writes the next numeric version BASE/NAME/<N>/ (1 if there is none). The version
 temporary directory next to it and renamed into place, so TF Serving never sees a half-written
 version and an existing version is never overwritten. Preprocessing (tf.text tokenization,
 packing, offset mapping) and postprocessing (labels, entities, answer spans) are in the graph:
-raw strings in, answers out. See export/README.md for the signatures.
+raw strings in, answers out. See docs/serving.md for the signatures.
 """
 
 import logging

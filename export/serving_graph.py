@@ -1,6 +1,6 @@
 """The serving tf.Module of a task model: raw strings in, answers out, all in the graph.
 
-Signatures (see export/README.md for the full tensor layout):
+Signatures (see docs/serving.md for the full tensor layout):
   classify  serving_default(text [, text_b]) -> probabilities float [B, C], label string [B],
             label_id int32 [B]; regression models (task.regression): score float [B];
             single texts longer than seq_length - 2 pieces: the mean of the logits of their

@@ -1,11 +1,13 @@
-"""Exports a task model directory to a self-contained .tflite (tokenizer and decoding in the graph).
+r"""Exports a task model directory to a self-contained .tflite (tokenizer and decoding in
+the graph).
 
-    python -m export.tflite --model_dir=DIR --output=FILE.tflite [--quantize={none,dynamic,float16}]
-        [--tokenizer={exact,fast}]
+    python -m export.tflite --model_dir=DIR --output=FILE.tflite \
+        [--quantize={none,dynamic,float16}] [--tokenizer={exact,fast}]
 
-Tasks (export.tflite_tasks registers one graph per task type; inputs are string [1]):
-  classify  text [, text_b] -> probabilities float32 [1, C], label_id int32 [1]
-            (label names in FILE.labels.txt, one per line)
+Tasks (export.tflite_tasks registers one graph per task type; inputs are string [1]). The
+signature `serving_default` names its outputs as the SavedModel's serving_default does:
+  classify  text [, text_b] -> probabilities float32 [1, C], label string [1], label_id
+            int32 [1] (label names also in FILE.labels.txt); regression: score float32 [1]
   tag       text -> entity_text / entity_type string [E], entity_start / entity_end int32 [E]
             (character offsets, end exclusive), entity_score float32 [E], num_entities [1]
   squad     question, context -> answer string [1], answer_start / answer_end int32 [1]
@@ -20,10 +22,10 @@ folding: other ids on ~0.9% of real SMS; classify only). Run it with
 
     interp = InterpreterWithCustomOps(model_content=open(FILE, "rb").read(),
         custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
+    interp.get_signature_runner()(text=np.array([b"some text"]))   # {"label": ..., ...}
 
 (or TensorFlow's tensorflow.lite.python.interpreter.InterpreterWithCustomOps). The graph
-answers ONE input (a batch of two fails in RESHAPE); `TFLiteModel` answers lists row by row
-and names the outputs.
+answers ONE input (a batch of two fails in RESHAPE); `TFLiteModel` answers lists row by row.
 """
 
 import os
@@ -103,9 +105,19 @@ def build_tflite_module(model, vocab, lower_case, seq_length, task, tokenizer="e
 def convert(module, quantize="none"):
     """Freezes the variables into constants first: converting the function with its Keras 3
     resource variables yields READ_VARIABLE ops on never-initialized variables (NaN outputs,
-    or a file without the weights)."""
-    frozen = convert_variables_to_constants_v2(module.serving_default.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
+    or a file without the weights). The frozen function returns a flat list (the converter
+    would name its outputs output_0, output_1, ...), so it is wrapped in one returning the
+    original dict: the .tflite signature's outputs carry the SavedModel's names."""
+    function = module.serving_default.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(function)
+    names = output_names(module)
+
+    @tf.function(input_signature=function.structured_input_signature[0])
+    def named(*inputs):
+        return dict(zip(names, frozen(*inputs)))
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [named.get_concrete_function()], tf.Module())
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
     if quantize in ("dynamic", "float16"):
@@ -116,8 +128,8 @@ def convert(module, quantize="none"):
 
 
 def output_names(module):
-    """The frozen function's outputs come back as output_0, output_1, ... in the order of the
-    sorted output keys."""
+    """The task graph's output names, sorted: the frozen function returns its outputs in that
+    order (nest.flatten's order of a dict)."""
     return sorted(module.serving_default.get_concrete_function().structured_outputs)
 
 
@@ -133,26 +145,36 @@ def _read_names(path):
 
 class TFLiteModel:
     """Runs an exported .tflite: `model(text=...)` (or question=, context=, text_b=) with a
-    string -> dict of named numpy outputs; with lists of strings -> a list of such dicts,
-    answered row by row (the graph takes one row)."""
+    string -> dict of numpy outputs keyed by the signature's output names (entity_text,
+    probabilities, ...); with lists of strings -> a list of such dicts, answered row by row
+    (the graph takes one row). Files exported before the signatures carried names (outputs
+    output_0, output_1, ...) are mapped by their FILE.outputs.txt."""
 
-    def __init__(self, path_or_bytes, output_names_=None):
+    def __init__(self, path_or_bytes):
         if isinstance(path_or_bytes, bytes):
-            content, names = path_or_bytes, output_names_
+            content, path = path_or_bytes, None
         else:
-            with open(path_or_bytes, "rb") as f:
+            path = path_or_bytes
+            with open(path, "rb") as f:
                 content = f.read()
-            names = output_names_ or _read_names(path_or_bytes + ".outputs.txt")
-        self.output_names = list(names)
         self.interpreter = make_interpreter(content)
         self.runner = self.interpreter.get_signature_runner("serving_default")
+        outputs = sorted(self.runner.get_output_details())
+        self.rename = {}
+        if outputs and all(k.startswith("output_") for k in outputs):
+            names = _read_names(path + ".outputs.txt") if path else []
+            if len(names) != len(outputs):
+                raise TFLiteExportError(f"{path or 'model bytes'}: unnamed outputs {outputs} "
+                                        f"and no FILE.outputs.txt naming them: re-export it "
+                                        f"with python -m export.tflite")
+            self.rename = {f"output_{i}": name for i, name in enumerate(names)}
+        self.output_names = sorted(self.rename.get(k, k) for k in outputs)
 
     def row(self, inputs):
         """One row (a dict of inputs): each input a string, or a list of strings (multiple
         choice's choices) -> dict of named numpy outputs."""
         out = self.runner(**{k: _encode_strings(v) for k, v in inputs.items()})
-        ordered = sorted(out, key=lambda k: int(k.rsplit("_", 1)[1]))
-        return {name: out[key] for name, key in zip(self.output_names, ordered)}
+        return {self.rename.get(k, k): v for k, v in out.items()}
 
     def __call__(self, **inputs):
         lists = {k: v for k, v in inputs.items() if isinstance(v, (list, tuple, np.ndarray))}
@@ -224,8 +246,8 @@ def _write(path, data, mode="wb"):
 
 def export_tflite(model_dir, output, quantize="none", seq_length=None, model=None,
                   tokenizer="exact"):
-    """Writes `output` (+ output.outputs.txt, and output.labels.txt for classifiers);
-    returns the file size in bytes."""
+    """Writes `output` (and output.labels.txt for classifiers: the label names, one per
+    line, in label_id order); returns the file size in bytes."""
     config, vocab_file = read_model_dir(model_dir)
     task = config["task"]
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
@@ -244,7 +266,6 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
                                 f"{params} parameters ({quantize})")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     _write(output, content)
-    _write(output + ".outputs.txt", "\n".join(output_names(module)) + "\n", "w")
     if task["type"] == "classify":
         labels = task.get("label_names") or [str(i) for i in range(model.num_classes)]
         _write(output + ".labels.txt", "\n".join(labels) + "\n", "w")

@@ -85,12 +85,19 @@ def _pack_pair(a, b, budget, tok):
 
 @register("classify")
 def classify_graph(model, vocab, task, seq_length, tok):
+    """The SavedModel's classify outputs: probabilities [1, C], label string [1], label_id
+    int32 [1]; a regression model (task.regression) answers score float32 [1]."""
     pair = bool(task.get("text_b"))
+    names = tf.constant([str(x) for x in task.get("label_names") or []]
+                        or [str(i) for i in range(model.num_classes)])
 
     def answer(logits):                                               # [1, C]
+        if task.get("regression"):
+            return {"score": logits[:, 0]}
         probs = tf.nn.softmax(logits, axis=-1)
-        return {"probabilities": probs,
-                "label_id": tf.argmax(probs, axis=-1, output_type=tf.int32)}
+        label_id = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return {"probabilities": probs, "label": tf.gather(names, label_id),
+                "label_id": label_id}
 
     if pair:   # longest-first truncation, as fine-tuning and the SavedModel (no windows)
         @tf.function(input_signature=[_spec("text"), _spec("text_b")])

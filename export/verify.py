@@ -187,6 +187,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saved_model", required=True, help="a version dir BASE/NAME/<N>")
     parser.add_argument("--text", action="append", default=[], help="a text to classify/tag")
+    # the absl apps' full-help flag, so `--helpfull` works on every command (exit status 0)
+    parser.add_argument("--helpfull", action="help", help="the same as --help")
     args = parser.parse_args(argv)
     requests = [{"inputs": {"text": args.text}}] if args.text else []
     report, outputs = run_fresh(args.saved_model, requests)

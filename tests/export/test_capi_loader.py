@@ -151,8 +151,8 @@ def test_old_save_path_fails_under_the_c_api_loader_and_is_refused(capi_answers,
 
 
 def test_saved_model_cli_run_with_tf_text(exports, tmp_path):
-    """The saved_model_cli one-liner documented in export/README.md runs an export."""
-    readme = open(os.path.join(ROOT, "export", "README.md"), encoding="utf-8").read()
+    """The saved_model_cli one-liner documented in docs/serving.md runs an export."""
+    readme = open(os.path.join(ROOT, "docs", "serving.md"), encoding="utf-8").read()
     smcli = re.search(r"^SMCLI='(.+)'$", readme, re.M).group(1)
     texts = ["a great movie", "awful"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

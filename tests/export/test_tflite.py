@@ -95,6 +95,12 @@ def test_tflite_variants_match_keras(classifier, variants):
     if "none" not in variants:
         return
     assert open(str(root / "m_none.tflite.labels.txt")).read().split() == CLASS_LABELS
+    # the signature's outputs carry the SavedModel's names, the label name included
+    from export.tflite import TFLiteModel
+    named = TFLiteModel(str(root / "m_none.tflite"))
+    assert named.output_names == ["label", "label_id", "probabilities"]
+    out = named(text=TEXTS[0])
+    assert out["label"].tolist() == [CLASS_LABELS[int(ref[0].argmax())].encode()]
     assert sizes["none"] > 3.5 * model.count_params()
     # a list is answered row by row, each row as alone
     run = TFLiteClassifier(str(root / "m_none.tflite"))
@@ -129,6 +135,45 @@ def test_long_texts_are_read_in_windows_as_the_saved_model(classifier):
     # the answer is not the first window's
     first = keras_reference(model, [" ".join(texts[0].split()[:SEQ - 2])])
     assert np.abs(first[0] - ref[0]).max() > 1e-3
+
+
+def _named_outputs_case(tmp_path, name):
+    """(TFLite outputs, SavedModel serving_default outputs) of a tiny EXPORT_TASKS[name]
+    model on the same inputs."""
+    import tensorflow as tf
+    from export.saved_model import read_model_dir
+    from export.serving_graph import ServingModule
+    from export.tflite import TFLiteModel, build_tflite_module, convert
+    from tiny_dirs import EXPORT_TASKS, tiny_config
+    task = EXPORT_TASKS[name]
+    model_dir = str(tmp_path / name)
+    model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, task, seq_length=SEQ)
+    inputs = {"text": "a good movie"} if name != "pair" else {"text": "a good movie",
+                                                              "text_b": "the lazy dog"}
+    config, vocab_file = read_model_dir(model_dir)
+    ref = ServingModule(model, config["task"], vocab_file, True, SEQ).signatures()[
+        "serving_default"](**{k: tf.constant([v]) for k, v in inputs.items()})
+    got = TFLiteModel(convert(build_tflite_module(model, list(TINY_VOCAB), True, SEQ,
+                                                  task)))(**inputs)
+    return got, ref
+
+
+def test_regression_answers_its_score_by_name(tmp_path):
+    """A regression classifier answers `score` float32 [1], the SavedModel's (it used to
+    answer probabilities [1, 1] = 1.0 and label_id 0 for every text)."""
+    got, ref = _named_outputs_case(tmp_path, "regression")
+    assert sorted(got) == sorted(ref) == ["score"]
+    assert got["score"].shape == (1,)
+    np.testing.assert_allclose(got["score"], ref["score"].numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_pair_classifier_outputs_named_as_saved_model(tmp_path):
+    got, ref = _named_outputs_case(tmp_path, "pair")
+    assert sorted(got) == sorted(ref) == ["label", "label_id", "probabilities"]
+    np.testing.assert_allclose(got["probabilities"], ref["probabilities"].numpy(), atol=1e-5)
+    assert got["label"].tolist() == ref["label"].numpy().tolist()
+    assert got["label_id"].tolist() == ref["label_id"].numpy().tolist()
 
 
 def test_tflite_rejects_other_tasks(tmp_path):

@@ -105,16 +105,48 @@ def test_tag_entities_match_saved_model_graph(task_files):
     assert int(ref["entity_start"][long_row, last]) > len(TAG_TEXTS[-2]) * 0.9
 
 
+def litert_interpreter(path):
+    """LiteRT's own interpreter with tf.text's kernels, no project code: what a phone app runs."""
+    from ai_edge_litert.interpreter import InterpreterWithCustomOps
+    from tensorflow_text.core.pybinds import tflite_registrar
+    with open(path, "rb") as f:
+        return InterpreterWithCustomOps(model_content=f.read(),
+                                        custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
+
+
+def litert_signature(path):
+    return litert_interpreter(path).get_signature_list()["serving_default"]
+
+
+def test_litert_signature_runner_answers_by_the_saved_model_names(task_files):
+    """LiteRT's get_signature_runner() returns a dict keyed by the SavedModel's output names
+    (not output_0 ... output_5), each value the SavedModel's for the same text."""
+    import tensorflow as tf
+    model_dir, model, path = task_files["tag"]
+    texts = TAG_TEXTS[:-2]
+    ref = serving_module(model_dir, model)(tf.constant(texts))
+    i = int(np.argmax(ref["num_entities"]))
+    n = int(ref["num_entities"][i])
+    assert n >= 2, "the random tagger should find entities in one of the texts"
+    out = litert_interpreter(path).get_signature_runner()(text=np.array([texts[i].encode()]))
+    assert sorted(out) == sorted(ref) == ["entity_end", "entity_score", "entity_start",
+                                          "entity_text", "entity_type", "num_entities"]
+    for name in ("entity_text", "entity_type", "entity_start", "entity_end"):
+        assert out[name].tolist() == ref[name][i, :n].numpy().tolist(), name
+    np.testing.assert_allclose(out["entity_score"], ref["entity_score"][i, :n], atol=1e-4)
+    assert out["num_entities"].tolist() == [n]
+
+
 def test_entity_at_word_2000_found_by_litert_with_exact_offsets():
     """A stub tagger whose labels depend on the context a word has in its window: under
     LiteRT the TFLite graph finds the entity at word 2,000 that crosses a window border, with
     exact character offsets, and labels each word from its max-context window (as the
     SavedModel, tests/export/test_long_inputs.py)."""
     import tensorflow as tf
-    from export.tflite import TFLiteModel, build_tflite_module, convert, output_names
+    from export.tflite import TFLiteModel, build_tflite_module, convert
     module = build_tflite_module(StubTagger(TINY_VOCAB), list(TINY_VOCAB), True, SEQ,
                                  {"type": "tag", "label_names": TAG_LABELS})
-    run = TFLiteModel(convert(module), output_names(module))
+    run = TFLiteModel(convert(module))
     text = stub_text()
     run(text="john lives in paris")
     start_time = time.perf_counter()
@@ -143,6 +175,7 @@ def test_squad_answers_match_saved_model_graph(task_files):
     qs, cs = [q for q, _ in QA], [c for _, c in QA]
     ref = serving_module(model_dir, model)(tf.constant(qs), tf.constant(cs))
     run = TFLiteModel(path)
+    assert sorted(litert_signature(path)["outputs"]) == sorted(ref)   # named as the SavedModel
     for i, (q, c) in enumerate(QA):
         g = run(question=q, context=c)
         assert g["answer"][0].decode() == ref["answer"][i].numpy().decode(), (q, c)
@@ -174,7 +207,8 @@ def test_multiple_choice_matches_saved_model_graph(task_files):
     ref = serving_module(model_dir, model)(tf.constant([c for c, _ in CHOICES]),
                                            tf.constant([ch for _, ch in CHOICES]))
     got = TFLiteMultipleChoice(path)([c for c, _ in CHOICES], [ch for _, ch in CHOICES])
-    assert open(path + ".outputs.txt").read().split() == ["choice", "probabilities"]
+    assert sorted(ref) == ["choice", "probabilities"]
+    assert sorted(litert_signature(path)["outputs"]) == sorted(ref)   # named as the SavedModel
     for i, (probs, choice) in enumerate(got):
         assert probs.shape == (3,)
         np.testing.assert_allclose(probs, ref["probabilities"][i], atol=1e-4)
@@ -205,8 +239,7 @@ def test_multiple_choice_needs_the_models_number_of_choices(task_files):
     assert abs(float(probs.sum()) - 1.0) < 1e-5
     as_row = run.runner(context=np.array([b"john lives in paris"]),          # choices [1, C]
                         choices=np.array([[c.encode() for c in choices]]))
-    np.testing.assert_allclose(as_row[f"output_{run.output_names.index('probabilities')}"],
-                               probs, atol=1e-6)
+    np.testing.assert_allclose(as_row["probabilities"], probs, atol=1e-6)
 
 
 def test_multiple_choice_graph_needs_num_choices():
