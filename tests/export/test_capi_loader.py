@@ -14,11 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import ROOT, TINY_VOCAB  # noqa: E402
-from serving_testbed.capi_process import run_capi  # noqa: E402
-from tiny_dirs import CLASS_LABELS, EXPORT_TASKS, hub_exports, task_exports, tiny_config  # noqa: E402
+from tests.conftest import ROOT, TINY_VOCAB
+from serving_testbed.capi_process import run_capi
+from tests.export.tiny_dirs import CLASS_LABELS, EXPORT_TASKS, hub_exports, task_exports, tiny_config
 
 TEXTS = np.array([b"the quick brown fox jumps over the lazy dog", b"hello world", b"",
                   "caf\u00e9 r\u00e9sum\u00e9!".encode(), b"\xff\xfe bad \xc3",
