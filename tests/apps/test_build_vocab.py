@@ -77,7 +77,7 @@ def test_errors(tmp_path, corpus_files):
 def test_cli(corpus_files, tmp_path):
     pattern, _ = corpus_files
     out = tmp_path / "vocab.txt"
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, "-m", "apps.build_vocab", f"--input_files={pattern}",
            f"--output={out}", "--vocab_size=70", "--max_lines=60"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

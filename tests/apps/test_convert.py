@@ -31,7 +31,7 @@ def _same(a, b):
 
 
 def _run(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, "-m", "apps.convert", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY_VOCAB
+from tests.conftest import TINY_VOCAB
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 

@@ -20,7 +20,7 @@ import resource
 import numpy as np
 import pytest
 
-from test_finetune import read, run_app as _run_app
+from tests.apps.test_finetune import read, run_app as _run_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_weights]
 

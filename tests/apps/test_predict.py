@@ -12,11 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "export"))
-
-from conftest import ROOT, TINY_VOCAB  # noqa: E402
-from tiny_dirs import CLASS_LABELS, make_task_dir  # noqa: E402
+from tests.conftest import ROOT, TINY_VOCAB
+from tests.export.tiny_dirs import CLASS_LABELS, make_task_dir
 
 TEXTS = ["the quick brown fox", "hello world", "", "a bad movie"]
 
@@ -114,7 +111,7 @@ def test_errors_are_one_line(served):
 
 @pytest.mark.slow   # two fresh python processes importing tensorflow
 def test_cli_reads_stdin(served):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-m", "apps.predict", "--server=" + served["grpc"],
                            "--model_name=sentiment", "--format=json"], input="hello world\n",
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)

@@ -104,7 +104,7 @@ def test_tokenizer_config_fields(tiny_config, tiny_vocab_file, tmp_path, lower_c
 
 
 def _cased_vocab(path):
-    from conftest import TINY_VOCAB
+    from tests.conftest import TINY_VOCAB
     words = ["Hello", "World", "Café", "C", "##af", "##é", "Str", "##aße", "À", "##É", "façade",
              "東", "京", "は", "日", "本", "の", "首", "都", "で", "す", "。", "$", "+", "=",
              "##ï", "na", "##ve", "é", "ß", "x", "y", "tabs", "and", "newlines", "short",

@@ -14,11 +14,14 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_testbed.capi_process import run_capi
+from tests.conftest import ROOT, TINY_VOCAB
+from tests.export.tiny_dirs import (CLASS_LABELS, EXPORT_TASKS, hub_exports, task_exports,
+                                    tiny_config)
 
-from conftest import ROOT, TINY_VOCAB  # noqa: E402
-from serving_testbed.capi_process import run_capi  # noqa: E402
-from tiny_dirs import CLASS_LABELS, EXPORT_TASKS, hub_exports, task_exports, tiny_config  # noqa: E402
+# The C API runs are slow tests: the default suite checks the session path (restore op +
+# Session.run) of every text task's export in test_saved_model's fresh process (export.verify).
+C_API_SLOW = pytest.mark.slow
 
 TEXTS = np.array([b"the quick brown fox jumps over the lazy dog", b"hello world", b"",
                   "caf\u00e9 r\u00e9sum\u00e9!".encode(), b"\xff\xfe bad \xc3",
@@ -110,6 +113,7 @@ def capi_answers(exports):
     return per_export
 
 
+@C_API_SLOW
 def test_every_signature_answers_the_same_under_the_c_api_loader(exports, capi_answers):
     report = {}
     for name in exports:
@@ -134,11 +138,13 @@ def test_every_signature_answers_the_same_under_the_c_api_loader(exports, capi_a
     assert capi_answers["regression"][0]["score"].shape == (len(TEXTS),)
 
 
+@C_API_SLOW
 def test_warmup_records_replay_through_the_c_api_loader(capi_answers):
     for name, answer in capi_answers["warmup"].items():
         assert answer == {"replayed": 2}, (name, answer)
 
 
+@C_API_SLOW
 def test_old_save_path_fails_under_the_c_api_loader_and_is_refused(capi_answers, tmp_path):
     """The defect this suite guards against: loads, then every call fails."""
     from export.saved_model import ExportError, save_module
@@ -150,18 +156,19 @@ def test_old_save_path_fails_under_the_c_api_loader_and_is_refused(capi_answers,
     assert not os.path.exists(tmp_path / "refused")
 
 
-def test_saved_model_cli_run_with_tf_text(exports, tmp_path):
+def test_saved_model_cli_run_with_tf_text(tmp_path_factory, tmp_path):
     """The saved_model_cli one-liner documented in docs/serving.md runs an export."""
+    classify = task_exports(tmp_path_factory)["classify"][2]    # not `exports`: no C API runs
     readme = open(os.path.join(ROOT, "docs", "serving.md"), encoding="utf-8").read()
     smcli = re.search(r"^SMCLI='(.+)'$", readme, re.M).group(1)
     texts = ["a great movie", "awful"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", smcli, "run", "--dir", exports["classify"],
+    proc = subprocess.run([sys.executable, "-c", smcli, "run", "--dir", classify,
                            "--tag_set", "serve", "--signature_def", "serving_default",
                            "--input_exprs", f"text={json.dumps(texts)}"], cwd=str(tmp_path),
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.strip().splitlines()[-2:]
-    ref = python_loader_outputs(exports["classify"], [
+    ref = python_loader_outputs(classify, [
         ("serving_default", {"text": np.array([t.encode() for t in texts], dtype=object)})])[0]
     assert f"Result for output key label:\n{ref['label']}" in proc.stdout, proc.stdout
     assert f"Result for output key label_id:\n{ref['label_id']}" in proc.stdout

@@ -1,14 +1,11 @@
 """TF Hub-style preprocessor + encoder export of a pre-trained model dir."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from tiny_dirs import hub_exports  # noqa: E402
+from tests.export.tiny_dirs import hub_exports
 
 TEXTS = ["hello world", "the quick brown fox jumps over the lazy dog " * 3, "", b"\xffunaffable"]
 

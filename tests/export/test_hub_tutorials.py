@@ -16,10 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import ROOT, TINY_VOCAB  # noqa: E402
-from tiny_dirs import hub_exports  # noqa: E402
+from tests.conftest import ROOT, TINY_VOCAB
+from tests.export.tiny_dirs import hub_exports
 
 TUTORIAL = os.path.join(ROOT, "serving_testbed", "hub_tutorial.py")
 POS = ["good movie", "great movie", "a good dog", "great fox", "the good world", "good"]

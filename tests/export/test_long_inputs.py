@@ -4,19 +4,16 @@ a brute-force window reference give the same answers; an entity at word 2,000 is
 exact character offsets; the max-context rule (not "first window wins") picks the labels."""
 
 import os
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from test_saved_model import iob2_entities, special_ids, tiny_config  # noqa: E402
-from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir  # noqa: E402
-from window_reference import StubTagger, piece_logits, stub_text, text_logits  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.test_saved_model import iob2_entities, special_ids, tiny_config
+from tests.export.tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir
+from tests.export.window_reference import StubTagger, piece_logits, stub_text, text_logits
 
 SEQ = 16                 # windows of 14 pieces, 7 apart (the default: half a window)
 STRIDE = 7

@@ -4,12 +4,10 @@ temp dir; Hub dirs get the same readable modes as serving versions."""
 import errno
 import os
 import stat
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_dirs import hub_exports, task_exports  # noqa: E402
+from tests.export.tiny_dirs import hub_exports, task_exports
 
 
 def _expected_modes():

@@ -5,18 +5,15 @@ All three tasks are exported once per module (tiny models, seq_length 16) and qu
 fresh process per export that imports only tensorflow + tensorflow_text."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 
 from bert_tf.text.vocab import load_vocab
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir, task_exports  # noqa: E402
-from window_reference import piece_logits, text_logits  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.tiny_dirs import CLASS_LABELS, TAG_LABELS, make_task_dir, task_exports
+from tests.export.window_reference import piece_logits, text_logits
 
 SEQ = 16
 TEXTS = ["the quick brown fox jumps over the lazy dog", "hello world", "Café résumé!",

@@ -2,18 +2,14 @@
 choice [B], answered in a fresh tensorflow + tensorflow_text process and compared with the
 Keras model on independently packed inputs."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from test_saved_model import (SEQ, _check_ops, pack_reference, tiny_config,  # noqa: E402
-                              tokenize, warmup_as_requests)
-from tiny_dirs import make_task_dir  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.test_saved_model import (SEQ, _check_ops, pack_reference, tiny_config,
+                                           tokenize, warmup_as_requests)
+from tests.export.tiny_dirs import make_task_dir
 
 CONTEXTS = ["john lives in paris , france", "the quick brown fox " * 6, "", b"\xff\xfe bad"]
 CHOICES = [["he loves the capital of france", "a lazy dog", "hello", ""],

@@ -22,10 +22,8 @@ import time
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import make_task_dir  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.tiny_dirs import make_task_dir
 
 SEQ = 16
 MAX_WINDOWS = 3
@@ -143,7 +141,7 @@ def test_tag_and_classify_requests_over_the_token_budget_are_invalid_argument(
     """Windows of SEQ - 2 = 14 pieces, 7 apart: 15 pieces are 2 windows, 80 pieces 11."""
     import tensorflow as tf
     from export.saved_model import write_settings
-    from tiny_dirs import CLASS_LABELS, TAG_LABELS
+    from tests.export.tiny_dirs import CLASS_LABELS, TAG_LABELS
     two = "the quick brown fox jumps over the lazy dog is hello world good bad movie"
     long_text = "the quick brown fox " * 20
     for task, what in (({"type": "tag", "label_names": TAG_LABELS}, "tag"),
@@ -180,7 +178,7 @@ def test_text_pairs_longer_than_seq_length_are_truncated_longest_first(tmp_path_
     request of 4 pairs is over a cap of 3)."""
     import tensorflow as tf
     import bert_tf
-    from tiny_dirs import CLASS_LABELS
+    from tests.export.tiny_dirs import CLASS_LABELS
     _, fn, model = _capped(tmp_path_factory, {"type": "classify", "label_names": CLASS_LABELS,
                                               "text_b": "text_b"})
     rng = np.random.default_rng(0)
@@ -315,8 +313,8 @@ def test_clean_up_leaves_other_hosts_to_the_age_rule(tmp_path):
 
 @pytest.mark.slow   # a fresh process importing tensorflow
 def test_flag_is_documented_and_checked(tmp_path):
-    from conftest import ROOT
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    from tests.conftest import ROOT
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     run = [sys.executable, "-m", "export.saved_model"]
     helpfull = subprocess.run(run + ["--helpfull"], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=300)

@@ -1,16 +1,13 @@
 """TFLite export: tokenizer in the graph, parity with the Keras model, quantized variants."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import CLASS_LABELS, make_task_dir  # noqa: E402
-from window_reference import text_logits  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.tiny_dirs import CLASS_LABELS, make_task_dir
+from tests.export.window_reference import text_logits
 
 SEQ = 16
 STRIDE = 7               # the default: half a window of SEQ - 2 pieces

@@ -2,17 +2,14 @@
 decoded answers as the SavedModel's serving_default (ServingModule, same model), under LiteRT."""
 
 import os
-import sys
 import time
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import EXPORT_TASKS, TAG_LABELS, make_task_dir  # noqa: E402
-from window_reference import StubTagger, stub_text  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.tiny_dirs import EXPORT_TASKS, TAG_LABELS, make_task_dir
+from tests.export.window_reference import StubTagger, stub_text
 
 SEQ = 16
 TEXTS = ["john lives in paris , france", "the quick brown fox jumps over the lazy dog",

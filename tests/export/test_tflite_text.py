@@ -1,15 +1,11 @@
 """The TFLite-able pieces of the exact tokenizer: UTF-8 decode/encode with integer ops, the
 n-gram string join, and the tokenizer under TensorFlow's own custom-op interpreter."""
 
-import os
 import random
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
+from tests.conftest import TINY_VOCAB
 
 
 def random_bytes(n, seed=0):

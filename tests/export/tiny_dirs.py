@@ -21,7 +21,7 @@ EXPORT_TASKS = {
 def tiny_config():
     """The tiny encoder config of the export tests (vocab: tests/conftest.TINY_VOCAB)."""
     from bert_tf import BertConfig
-    from conftest import TINY_VOCAB
+    from tests.conftest import TINY_VOCAB
     return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
                              num_heads=4, intermediate_size=64, max_position_embeddings=64)
 
@@ -54,7 +54,7 @@ _SHARED = {}   # exports built once per test session (tracing an export costs se
 def task_exports(tmp_path_factory, seq_length=16):
     """{task name: (model_dir, Keras model, version dir)} for EXPORT_TASKS, built once."""
     if "tasks" not in _SHARED:
-        from conftest import TINY_VOCAB
+        from tests.conftest import TINY_VOCAB
         from export.saved_model import export_serving
         root = tmp_path_factory.mktemp("task_exports")
         out = {}
@@ -71,7 +71,7 @@ def task_exports(tmp_path_factory, seq_length=16):
 def hub_exports(tmp_path_factory):
     """(pre-training model dir, BertPretrainer, preprocessor dir, encoder dir), built once."""
     if "hub" not in _SHARED:
-        from conftest import TINY_VOCAB
+        from tests.conftest import TINY_VOCAB
         from export.hub import export_hub
         root = tmp_path_factory.mktemp("hub_exports")
         model = make_task_dir(str(root / "pre_dir"), tiny_config(), TINY_VOCAB,

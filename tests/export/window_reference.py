@@ -5,7 +5,7 @@ stub tagger whose labels depend on the context a word has in its window."""
 import numpy as np
 import tensorflow as tf
 
-from tiny_dirs import TAG_LABELS
+from tests.export.tiny_dirs import TAG_LABELS
 
 
 def window_starts(n, window, stride):

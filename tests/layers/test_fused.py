@@ -224,19 +224,18 @@ print(json.dumps({"fused_calls": len(calls), "worst": worst}))
 
 
 @pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
-def test_fused_kernels_under_mirrored_strategy_match_one_device(tmp_path):
+def test_fused_kernels_under_mirrored_strategy_match_one_device():
     """Two MirroredStrategy replicas (2 logical CPUs, own process) running the fused kernels
     on variable-length batches sum to the single-device gradients of the global batch."""
     import json
     import os
     import subprocess
     import sys
-    script = tmp_path / "mirrored_fused.py"
-    script.write_text(_MIRRORED_SCRIPT)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=300, env=env, cwd=root)
+    from tests.conftest import ROOT
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # `python -c` from the repo root: bert_tf installed or in the checkout
+    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["fused_calls"] >= 2 * 2 * 2          # 2 blocks x 2 per block, single + mirrored

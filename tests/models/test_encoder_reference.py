@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-import numpy_bert
+from tests.models import numpy_bert
 from bert_tf import BertEncoder, BertPretrainer
 
 

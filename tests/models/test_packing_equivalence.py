@@ -16,8 +16,7 @@ import bert_tf
 from bert_tf.layers import fused, kernels
 from bert_tf.models.encoder import PackedInputError
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import packing_case as pc  # noqa: E402  (a test helper next to this file)
+from tests.models import packing_case as pc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -101,14 +100,13 @@ def test_unpacked_call_unchanged_and_bad_packed_inputs(model):
 
 
 _MIRRORED = r"""
-import json, sys
+import json
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
 import keras
 import bert_tf
-import packing_case as pc
+from tests.models import packing_case as pc
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training.objective import loss_share as _loss_share
 
@@ -149,14 +147,13 @@ print(json.dumps({"rows": rows, "loss_unpacked": float(loss_u), "loss_packed": l
 """
 
 
-def test_packed_under_mirrored_strategy_equals_unpacked_single_device(tmp_path):
+def test_packed_under_mirrored_strategy_equals_unpacked_single_device():
     """Packed rows split over 2 MirroredStrategy replicas (Trainer loss contract) give the
     loss and gradients of the unpacked batch on one device."""
-    script = tmp_path / "mirrored_packed.py"
-    script.write_text(_MIRRORED)
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, str(script), os.path.dirname(__file__)],
-                            capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # `python -c` from the repo root: `tests.models.packing_case` imports from the checkout
+    result = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["rows"] == 4, out

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, model_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-import handmade
+from tests.serving_testbed import handmade
 from serving_testbed.grpc_service import start_grpc_server
 from serving_testbed.model_store import ModelStore, complete_versions
 from serving_testbed.rest_service import start_rest_server
@@ -277,9 +277,9 @@ def test_rest_status_and_metadata(served):
 def test_cli_serves_until_stopped(model_src, tmp_path):
     import subprocess
     import sys
-    from conftest import ROOT
+    from tests.conftest import ROOT
     shutil.copytree(model_src["v1"], tmp_path / "m" / "1")
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen([sys.executable, "-m", "serving_testbed.model_server",
                              f"--model_base_path={tmp_path / 'm'}", "--model_name=m",
                              "--port=0", "--rest_api_port=0"], cwd=ROOT, env=env,

@@ -1,6 +1,6 @@
 """A fine-tune or pre-training job in a subprocess, for the kill-and-resume tests.
 
-    python tests/training/resume_worker.py JOB SETTINGS_JSON [--mirrored]
+    python -m tests.training.resume_worker JOB SETTINGS_JSON [--mirrored]
 
 JOB is "finetune" (bert_tf.finetune(FinetuneConfig(**SETTINGS))) or "pretrain"
 (bert_tf.pretrain(PretrainConfig(**SETTINGS))). With
@@ -12,8 +12,6 @@ import json
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

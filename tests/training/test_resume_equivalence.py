@@ -16,8 +16,10 @@ import pytest
 
 from tests.apps.test_finetune import FIXTURES, tiny_model_dir  # noqa: F401
 from tests.apps.test_pretrain import PREDS, SEQ, data  # noqa: F401
+from tests.conftest import ROOT
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resume_worker.py")
+# run from the repo root, where `tests` is importable
+WORKER = [sys.executable, "-m", "tests.training.resume_worker"]
 TIMEOUT = 900
 STEPS = 9
 
@@ -42,13 +44,13 @@ def pretrain_settings(data, model_dir):  # noqa: F811
 
 
 def command(job, settings, mirrored):
-    return [sys.executable, WORKER, job, json.dumps(settings)] + (
+    return [*WORKER, job, json.dumps(settings)] + (
         ["--mirrored"] if mirrored else [])
 
 
 def run(job, settings, mirrored):
     result = subprocess.run(command(job, settings, mirrored), capture_output=True, text=True,
-                            timeout=TIMEOUT)
+                            timeout=TIMEOUT, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -65,7 +67,7 @@ def run_and_kill(job, settings, mirrored, after_step):
     """Starts the job and SIGKILLs it once checkpoint `after_step` is complete."""
     checkpoints = os.path.join(settings["model_dir"], "checkpoints")
     proc = subprocess.Popen(command(job, settings, mirrored), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         deadline = time.time() + TIMEOUT
         while latest_step(checkpoints) < after_step:

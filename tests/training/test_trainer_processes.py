@@ -14,14 +14,17 @@ import time
 import numpy as np
 import pytest
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_worker.py")
+from tests.conftest import ROOT
+
+# run from the repo root, where `tests` is importable
+WORKER = [sys.executable, "-m", "tests.training.train_worker"]
 TIMEOUT = 180
 
 
 def run_worker(*args, env=None):
     full_env = dict(os.environ, **(env or {}))
-    result = subprocess.run([sys.executable, WORKER, *args], capture_output=True, text=True,
-                            timeout=TIMEOUT, env=full_env)
+    result = subprocess.run([*WORKER, *args], capture_output=True, text=True,
+                            timeout=TIMEOUT, env=full_env, cwd=ROOT)
     return result
 
 
@@ -63,7 +66,7 @@ def reference(tmp_path_factory):
 def test_resume_after_sigkill(tmp_path, reference):
     ckpt = tmp_path / "ckpt"
     args = [f"--checkpoint_dir={ckpt}", f"--out={tmp_path / 'result.npz'}"]
-    proc = subprocess.Popen([sys.executable, WORKER, *args, "--sleep=0.3"],
+    proc = subprocess.Popen([*WORKER, *args, "--sleep=0.3"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         deadline = time.time() + TIMEOUT
@@ -125,9 +128,9 @@ def test_multi_worker_two_processes_match_one_device(tmp_path, reference):
         env = dict(os.environ, TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         procs.append(subprocess.Popen(
-            [sys.executable, WORKER, "--mode=multi_worker", f"--checkpoint_dir={tmp_path / 'c'}",
+            [*WORKER, "--mode=multi_worker", f"--checkpoint_dir={tmp_path / 'c'}",
              f"--out={tmp_path / f'r{index}.npz'}"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
     finally:

@@ -1,6 +1,6 @@
 """A tiny deterministic training run, executed in a subprocess by the trainer tests.
 
-    python tests/training/train_worker.py --out=RESULT.npz --checkpoint_dir=DIR [--mode=...]
+    python -m tests.training.train_worker --out=RESULT.npz --checkpoint_dir=DIR [--mode=...]
 
 Modes: "single" (default strategy), "mirrored" (MirroredStrategy on 2 logical CPU devices),
 "multi_worker" (MultiWorkerMirroredStrategy, cluster from TF_CONFIG). Writes the final
@@ -14,8 +14,6 @@ import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
