@@ -11,10 +11,8 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import docs_blocks  # noqa: E402
-from docs_blocks import ROOT  # noqa: E402
+from tests.docs import docs_blocks
+from tests.docs.docs_blocks import ROOT
 
 ALL_BLOCKS = [b for path in docs_blocks.DOC_FILES for b in docs_blocks.blocks(path)]
 PYTHON_BLOCKS = [b for b in ALL_BLOCKS if b.lang == "python" and not b.skipped]
@@ -69,10 +67,10 @@ def test_every_skip_says_why_and_every_fence_has_a_language():
 
 _RUNNER = r'''
 import importlib, json, os, sys, traceback
-root, blocks_file, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-sys.path[:0] = [root, os.path.join(root, "tests"), os.path.join(root, "tests", "export")]
-from conftest import TINY_VOCAB
-from tiny_dirs import make_task_dir
+work, blocks_file, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+from tests.conftest import TINY_VOCAB       # started in the checkout's root, which has tests/
+from tests.export.tiny_dirs import make_task_dir
+os.chdir(work)                              # the blocks' relative paths live in the work dir
 from bert_tf import BertConfig
 config = BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
                            num_heads=4, intermediate_size=64, max_position_embeddings=128)
@@ -111,8 +109,8 @@ def _run_python_blocks(blocks, tmp_path, slow=False):
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, ROOT, str(blocks_file),
-                           "1" if slow else "0"], cwd=work, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(work), str(blocks_file),
+                           "1" if slow else "0"], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -14,15 +14,12 @@ not asserted here."""
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from conftest import TINY_VOCAB  # noqa: E402
-from tiny_dirs import task_exports  # noqa: E402
+from tests.conftest import TINY_VOCAB
+from tests.export.tiny_dirs import task_exports
 
 SEQ = 16
 DEFAULT_BYTES, DEFAULT_TOKENS = 262_144, 65_536
