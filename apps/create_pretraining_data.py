@@ -110,12 +110,19 @@ DEFAULT_PREFIX_NAME = "pretraining"
 
 
 def _check_pack_output(prefix):
-    """Refuses (or with --overwrite clears) existing packed output; paths or URIs (gfile)."""
+    """Refuses (or with --overwrite clears, if bert-tf wrote them) existing packed output;
+    paths or URIs (gfile)."""
     existing = pack_records.existing_outputs(prefix)
     if existing and not FLAGS.overwrite:
         raise SystemExit(f"create_pretraining_data: {existing[0]}: output already exists "
                          f"({len(existing)} files under prefix {prefix}); pass --overwrite to "
                          "replace them")
+    try:
+        inputs = [("--input_files", f) for f in pd.expand_input_files(FLAGS.input_files)]
+        pd.check_outputs(prefix, FLAGS.num_shards, FLAGS.overwrite,
+                         inputs + [("--vocab_file", FLAGS.vocab_file)])()
+    except BertTfError as e:
+        raise SystemExit(f"create_pretraining_data: {e}") from None
     pack_records.remove_outputs(prefix)
 
 

@@ -311,11 +311,15 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
         raise pd.PretrainingDataError(
             f"{existing[0]}: output already exists ({len(existing)} files under prefix "
             f"{output_prefix}); pass overwrite to replace them")
+    record_outputs = pd.check_outputs(output_prefix, num_shards, overwrite,
+                                      [("--input_files", f) for f in files]
+                                      + [("--vocab_file", vocab_file)])
     options, runner_object = make_options(runner, num_workers, pipeline_args)
     factory = _ShippedVocab(tokenizer_factory or pd.BertTokenizerFactory(vocab_file, lower_case),
                             tokens)
     template = pd.build_metadata(config, files, vocab_file, tokens, lower_case, [], None, {},
                                  engine=f"beam:{runner}")
+    record_outputs()
     if existing:
         filesystems.FileSystems.delete(existing)
     start = time.time()

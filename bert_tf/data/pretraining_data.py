@@ -47,7 +47,8 @@ from bert_tf.data.pretraining_instances import (Instance, InstanceVocab,
                                                 create_instances_from_document,
                                                 serialize_instance)
 from bert_tf.data.pretraining_outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
-                                              ShardWriter, build_metadata, existing_outputs,
+                                              ShardWriter, build_metadata, check_outputs,
+                                              existing_outputs,
                                               expand_input_files, metadata_path, shard_paths)
 from bert_tf.data.pretraining_tokenizers import (BertTokenizerFactory, PretokenizedFactory,
                                                  read_vocab)
@@ -256,7 +257,12 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
     tokens = read_vocab(vocab_file)
     vocab = InstanceVocab(tokens)
     _refuse_existing(output_prefix, overwrite)
+    record_outputs = check_outputs(output_prefix, num_shards, overwrite,
+                                   [("--input_files", f) for f in files]
+                                   + [("--vocab_file", vocab_file)])
     factory = tokenizer_factory or BertTokenizerFactory(vocab_file, lower_case)
+    os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
+    record_outputs()
     _clear_outputs(output_prefix)
     paths = shard_paths(output_prefix, num_shards)
     tracker = _Progress(progress, progress_every_seconds)

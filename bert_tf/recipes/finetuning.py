@@ -38,11 +38,12 @@ import time
 
 import keras
 
-from bert_tf import fingerprint
+from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import epochs_order
+from bert_tf.data.classification import parse_tfds_source
 from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
 from bert_tf.models import param_groups
 from bert_tf.recipes.precision import keras_runtime, resolved_settings
@@ -56,6 +57,10 @@ from bert_tf.training.trainer import Trainer
 __all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError"]
 
 STATE_FILE = "finetune_state.json"
+# The prediction files each task writes into DIR (bert_tf/tasks/*.write_predictions).
+PREDICTION_FILES = {"classify": ("predictions.jsonl",), "tag": ("predictions.txt",),
+                    "squad": ("predictions.json", "predictions.jsonl"),
+                    "multiple_choice": ("predictions.jsonl",)}
 
 
 def _finite(values):
@@ -90,15 +95,27 @@ def _training_record(config):
     return record
 
 
+def ownership_plan(config):
+    """The checked RunPlan of DIR (bert_tf/ownership.py): refuses, changing nothing, a DIR
+    that is, contains or lies inside --init_checkpoint, an input file among the paths the
+    run writes or removes, a symlinked logs/ or checkpoints/, a file of DIR bert-tf did not
+    write that the run would replace, and --overwrite_model_dir on a DIR holding anything
+    bert-tf did not write."""
+    inputs = [(f"--{name}", getattr(config, name)) for name in ("train_file", "eval_file")
+              if getattr(config, name) and not (config.task == "classify"
+                                                and parse_tfds_source(getattr(config, name)))]
+    writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
+    return ownership.plan_model_dir(
+        config.model_dir, "finetune", writes, overwrite=config.overwrite_model_dir,
+        inputs=inputs, sources=[("--init_checkpoint", config.init_checkpoint)])
+
+
 def _check_rerun(config, record, progress):
     """None to (re)start training, or the recorded eval results of a finished identical run.
     Raises RunMismatchError when DIR holds another run (unless --overwrite_model_dir)."""
     d = md.ModelDir(config.model_dir)
     if config.overwrite_model_dir:
-        removed = run_record.clear_run(config.model_dir, extra=(STATE_FILE, "predictions."))
-        if removed:
-            progress(f"--overwrite_model_dir: removed the previous run's "
-                     f"{', '.join(removed)} from {config.model_dir}")
+        ownership_plan(config).apply(progress)
         return None
     settings = {k: v for k, v in record.items() if k != run_record.INPUTS_KEY}
     recorded = run_record.check_same_run(config.model_dir, settings,
@@ -115,6 +132,7 @@ def _check_rerun(config, record, progress):
                  f"epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
                  "nothing to do (--overwrite_model_dir to train again)")
         return results
+    ownership_plan(config).apply(progress)
     return None
 
 
@@ -123,6 +141,7 @@ def finetune(config, progress=print):
     DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
     config.validate()
     config.check_paths()
+    ownership_plan(config)      # refuses before anything is read or written
     with contextlib.ExitStack() as stack:
         run = _FinetuneRun(config, progress)
         done = run.prepare(stack)

@@ -21,7 +21,7 @@ import os
 
 import tensorflow as tf
 
-from bert_tf import fingerprint
+from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.data.record_scan import find_corrupt_record
@@ -30,6 +30,7 @@ from bert_tf.recipes.precision import resolved_settings
 from bert_tf.training import checkpoint_state
 
 SKIPPED_FILE = "skipped_records.json"
+WRITES = run_record.RUN_FILES + (SKIPPED_FILE,)    # what a run writes into the model dir
 # Settings a rerun may change: paths (the data is compared by content), intervals, the
 # strategy and hardware, and the length of the run.
 NOT_DECIDING = ("model_dir", "input_files", "eval_files", "vocab_file", "config",
@@ -86,11 +87,30 @@ def check_rerun(s, fingerprints, latest_step, progress):
     return results
 
 
-def overwrite(s, progress):
-    removed = run_record.clear_run(s.model_dir, extra=(SKIPPED_FILE,))
-    if removed:
-        progress(f"[pretrain] --overwrite_model_dir: removed the previous run's "
-                 f"{', '.join(removed)} from {s.model_dir}")
+def _expanded(patterns, expand):
+    try:
+        return expand(patterns) if patterns else []
+    except Exception:     # noqa: BLE001 (check_records names a pattern that matches nothing)
+        return []
+
+
+def ownership_plan(s, expand):
+    """The checked RunPlan of the model dir (bert_tf/ownership.py): refuses, changing
+    nothing, a model dir that is, contains or lies inside --init_checkpoint, an input (records,
+    vocab, a --config file) among the paths the run writes or removes, a symlinked logs/ or
+    checkpoints/, a file bert-tf did not write that the run would replace, and
+    --overwrite_model_dir on a directory holding anything bert-tf did not write."""
+    inputs = [("--input_files", f) for f in _expanded(s.input_files, expand)]
+    inputs += [("--eval_files", f) for f in _expanded(s.eval_files, expand)]
+    inputs += [("--vocab_file", s.vocab_file)]
+    if isinstance(s.config, str) and os.path.isfile(s.config):
+        inputs.append(("--config", s.config))
+    if s.mode == "eval":
+        return ownership.plan_model_dir(s.model_dir, "pretrain",
+                                        (md.EVAL_RESULTS_FILE, md.LOG_DIR), inputs=inputs)
+    return ownership.plan_model_dir(
+        s.model_dir, "pretrain", WRITES, overwrite=s.overwrite_model_dir, inputs=inputs,
+        sources=[("--init_checkpoint", s.init_checkpoint)])
 
 
 def read_skipped(model_dir):

@@ -106,13 +106,14 @@ def pretrain(s, progress=print):
         if s.model_dir and distribute.is_chief(strategy):
             lock = RunLock(s.model_dir, log=lambda line: progress("[pretrain] " + line))
         with lock:
-            if s.overwrite_model_dir and s.mode != "eval":
-                guard.overwrite(s, progress)
             return _run_locked(s, progress, strategy, precision, start)
 
 
 def _run_locked(s, progress, strategy, precision, start):
     """Steps 1-4 of the module doc, holding the model dir's lock."""
+    if not s.model_dir:
+        fail("--model_dir is required")
+    guard.ownership_plan(s, expand_file_patterns)   # refuses before anything is read
     s = resolve_recorded(s)
     p = plan_run(s)
     if s.mode != "eval":
@@ -125,6 +126,7 @@ def _run_locked(s, progress, strategy, precision, start):
         check_records(s, p, s.eval_files, "eval_files")
     keras.utils.set_random_seed(s.seed)
     if s.mode == "eval":
+        guard.ownership_plan(s, expand_file_patterns).apply()
         return _evaluate_only(s, p, strategy, progress)
     try:
         optimization.create_optimizer(   # checks the optimizer settings before writing
@@ -132,6 +134,11 @@ def _run_locked(s, progress, strategy, precision, start):
             num_warmup_steps=s.num_warmup_steps)
     except ValueError as e:
         fail(first_line(e))
+    # Everything is checked: only now --overwrite_model_dir removes the previous run's
+    # files (only those bert-tf wrote) and the run records the names it writes.
+    if distribute.is_chief(strategy):
+        guard.ownership_plan(s, expand_file_patterns).apply(
+            lambda line: progress("[pretrain] " + line))
     trainer = _build_trainer(s, p, strategy, progress)
     start_step = trainer.current_step
     fingerprints = guard.input_fingerprints(s, expand_file_patterns)
