@@ -119,16 +119,17 @@ def _check_pack_output(prefix):
                          "replace them")
     try:
         inputs = [("--input_files", f) for f in pd.expand_input_files(FLAGS.input_files)]
-        pd.check_outputs(prefix, FLAGS.num_shards, FLAGS.overwrite,
-                         inputs + [("--vocab_file", FLAGS.vocab_file)])()
+        record = pd.check_outputs(prefix, FLAGS.num_shards, FLAGS.overwrite,
+                                  inputs + [("--vocab_file", FLAGS.vocab_file)])
     except BertTfError as e:
         raise SystemExit(f"create_pretraining_data: {e}") from None
     pack_records.remove_outputs(prefix)
+    return record
 
 
-def _pack(meta, unpacked_prefix, prefix):
-    """Packs the records just written under `unpacked_prefix` into `prefix`, then removes
-    the unpacked ones."""
+def _pack(meta, unpacked_prefix, prefix, record):
+    """Packs the records just written under `unpacked_prefix` into `prefix`, removes the
+    unpacked ones, then `record()` records the packed ones as bert-tf's."""
     try:
         packed = pack_records.pack_record_files(
             unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
@@ -137,6 +138,7 @@ def _pack(meta, unpacked_prefix, prefix):
             seed=FLAGS.random_seed)
     finally:
         pack_records.remove_outputs(unpacked_prefix)
+    record()
     info = packed["packing"]
     print(f"packed {info['sequences']} sequences into {info['rows']} rows of up to "
           f"{info['max_sequences_per_row']}: padding {100 * info['padding_share_unpacked']:.1f}% "
@@ -190,9 +192,9 @@ def main(argv):
     factory = None
     if FLAGS.tokenizer == "pretokenized":
         factory = pd.PretokenizedFactory(FLAGS.vocab_file, bool(FLAGS.lower_case))
-    final_prefix = prefix
+    final_prefix, record = prefix, None
     if FLAGS.pack:
-        _check_pack_output(final_prefix)
+        record = _check_pack_output(final_prefix)
         prefix = final_prefix + ".unpacked"
     try:
         if FLAGS.runner == "local":
@@ -209,7 +211,7 @@ def main(argv):
         else:
             meta = _run_beam(prefix, config, factory)
         if FLAGS.pack:
-            meta = _pack(meta, prefix, final_prefix)
+            meta = _pack(meta, prefix, final_prefix, record)
     except BertTfError as e:
         sys.exit(f"create_pretraining_data: {e}")
     counts = meta["counts"]

@@ -250,8 +250,9 @@ def check_replace(directory, names, writer, overwrite, flag="--output"):
             continue
         by = None if os.path.islink(path) else owned.get(name)
         if by != writer:
-            whose = "bert-tf did not write it" if by in (None, "internal") else \
-                f"bert-tf's {by} wrote it, not {writer}"
+            whose = ("bert-tf did not write it" if by in (None, "internal")
+                     else "it is a bert-tf model dir's own file" if by == "legacy"
+                     else f"bert-tf's {by} wrote it, not {writer}")
             raise OwnershipError(f"{flag}: {path} exists and {whose}; it is never replaced: "
                                  "choose another path")
         if not overwrite:

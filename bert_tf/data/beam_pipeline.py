@@ -319,7 +319,6 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
                             tokens)
     template = pd.build_metadata(config, files, vocab_file, tokens, lower_case, [], None, {},
                                  engine=f"beam:{runner}")
-    record_outputs()
     if existing:
         filesystems.FileSystems.delete(existing)
     start = time.time()
@@ -327,6 +326,7 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
     build_pipeline(pipeline, files, output_prefix, factory, tokens, config, num_shards,
                    template)
     _run(pipeline, runner)
+    record_outputs()
     metadata = _read_metadata(output_prefix)
     if metadata["counts"]["instances"] == 0:
         filesystems.FileSystems.delete(_existing_outputs(output_prefix))

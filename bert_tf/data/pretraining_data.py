@@ -261,8 +261,6 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
                                    [("--input_files", f) for f in files]
                                    + [("--vocab_file", vocab_file)])
     factory = tokenizer_factory or BertTokenizerFactory(vocab_file, lower_case)
-    os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
-    record_outputs()
     _clear_outputs(output_prefix)
     paths = shard_paths(output_prefix, num_shards)
     tracker = _Progress(progress, progress_every_seconds)
@@ -275,6 +273,7 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
             f"{files[0]}: no training instances could be made from the input "
             f"({tracker.stats.get('lines', 0)} lines, {tracker.totals['documents']} non-empty "
             "documents)") from None
+    record_outputs()      # the shards are in place; the metadata comes next
     final = tracker.report(final=True)
     metadata = build_metadata(config, files, vocab_file, tokens, lower_case,
                               [os.path.basename(p) for p in paths], shard_counts,

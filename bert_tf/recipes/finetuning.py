@@ -132,7 +132,6 @@ def _check_rerun(config, record, progress):
                  f"epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
                  "nothing to do (--overwrite_model_dir to train again)")
         return results
-    ownership_plan(config).apply(progress)
     return None
 
 
@@ -204,7 +203,8 @@ class _FinetuneRun:
             checkpoint_every_steps=config.checkpoint_every_steps or self.steps_per_epoch,
             log_every_steps=min(config.log_every_steps, self.steps_per_epoch),
             progress_fn=self.progress)
-        os.makedirs(config.model_dir, exist_ok=True)
+        if not config.overwrite_model_dir:      # (--overwrite_model_dir recorded them)
+            ownership_plan(config).apply()      # the names this run writes, from now on
         self.dir.copy_vocab(self.vocab_file)
         self.dir.write_config(encoder.config, {"vocab_file": md.VOCAB_FILE,
                                                "lower_case": bool(self.tokenizer.lower_case),

@@ -135,8 +135,8 @@ def _run_locked(s, progress, strategy, precision, start):
     except ValueError as e:
         fail(first_line(e))
     # Everything is checked: only now --overwrite_model_dir removes the previous run's
-    # files (only those bert-tf wrote) and the run records the names it writes.
-    if distribute.is_chief(strategy):
+    # files (only those bert-tf wrote) and records the names the run writes.
+    if s.overwrite_model_dir and distribute.is_chief(strategy):
         guard.ownership_plan(s, expand_file_patterns).apply(
             lambda line: progress("[pretrain] " + line))
     trainer = _build_trainer(s, p, strategy, progress)
@@ -150,6 +150,8 @@ def _run_locked(s, progress, strategy, precision, start):
     # _build_trainer) or another run's model dir (RunMismatchError) leaves the directory
     # untouched.
     if chief:
+        if not s.overwrite_model_dir:
+            guard.ownership_plan(s, expand_file_patterns).apply()
         write_model_dir(s, p, guard.training_record(s, fingerprints))
     progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
              f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "
