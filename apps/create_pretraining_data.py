@@ -84,7 +84,8 @@ flags.DEFINE_integer("chunk_sentences", 10000, "Window size in corpus sentences:
                      "least two documents) are processed together, and random next-segments "
                      "are drawn from that window; bounds memory. Changes the output.")
 flags.DEFINE_bool("overwrite", False, "Replace shards already present under the output "
-                  "prefix.")
+                  "prefix, only those bert-tf wrote (the output directory's "
+                  ".bert_tf_manifest.json, or a bert-tf metadata file listing them).")
 flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress log lines.")
 flags.DEFINE_string("runner", "local", "Engine: 'local' = processes on this host "
                     "(--num_workers); or an Apache Beam runner that runs the same data creation "

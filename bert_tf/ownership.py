@@ -171,9 +171,10 @@ def check_inputs_outside(directory, names, inputs):
         where = _real(path)
         for name, target in targets:
             if _inside(where, target):
+                relation = "is" if where == target else "lies inside"
                 raise OwnershipError(
-                    f"{flag}={path} is {os.path.join(directory, name)}, which this run "
-                    f"writes or removes; move it out of {directory}")
+                    f"{flag}={path} {relation} {os.path.join(directory, name)}, which this "
+                    f"run writes or removes; move it out of {directory}")
 
 
 # ---- a run's plan ------------------------------------------------------------------------

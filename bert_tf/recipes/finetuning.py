@@ -25,7 +25,9 @@
    init_checkpoint in config.json "training" (bert_tf/recipes/run_record.py). A rerun with other
    inputs or settings is refused in one line (`overwrite_model_dir` starts over); an identical
    rerun of a finished run returns the recorded results and writes nothing. DIR/.lock keeps
-   a second run out.
+   a second run out. DIR/.bert_tf_manifest.json records what the run writes
+   (bert_tf/ownership.py): a file of DIR that bert-tf did not write is never replaced or
+   removed, and --overwrite_model_dir removes only what the record lists (`ownership_plan`).
 6. Precision "auto" is resolved here; the global Keras dtype policy is restored when the run
    ends (bert_tf/recipes/precision.py), so it can be called from a notebook.
 """

@@ -94,6 +94,13 @@ def _expanded(patterns, expand):
         return []
 
 
+def _resuming_with(s, path, its_own):
+    """The model dir's own vocab.txt / config.json named to resume: the run keeps it (never
+    with --overwrite_model_dir, which removes it)."""
+    return (not s.overwrite_model_dir and os.path.exists(its_own)
+            and os.path.samefile(path, its_own))
+
+
 def ownership_plan(s, expand):
     """The checked RunPlan of the model dir (bert_tf/ownership.py): refuses, changing
     nothing, a model dir that is, contains or lies inside --init_checkpoint, an input (records,
@@ -102,9 +109,12 @@ def ownership_plan(s, expand):
     --overwrite_model_dir on a directory holding anything bert-tf did not write."""
     inputs = [("--input_files", f) for f in _expanded(s.input_files, expand)]
     inputs += [("--eval_files", f) for f in _expanded(s.eval_files, expand)]
-    inputs += [("--vocab_file", s.vocab_file)]
-    if isinstance(s.config, str) and os.path.isfile(s.config):
-        inputs.append(("--config", s.config))
+    own = md.ModelDir(s.model_dir)
+    for flag, path, its_own in (("--vocab_file", s.vocab_file, own.vocab_path),
+                                ("--config", s.config, own.config_path)):
+        if isinstance(path, str) and os.path.isfile(path) and not _resuming_with(
+                s, path, its_own):
+            inputs.append((flag, path))
     if s.mode == "eval":
         return ownership.plan_model_dir(s.model_dir, "pretrain",
                                         (md.EVAL_RESULTS_FILE, md.LOG_DIR), inputs=inputs)

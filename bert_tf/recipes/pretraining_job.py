@@ -20,7 +20,10 @@ Steps, in order:
      next_sentence_accuracy, losses, step).
 --mode=eval only evaluates the model dir's weights (eval files and lengths as recorded).
 
-Every problem with the inputs raises `PretrainingJobError` with a one-line message. The run
+Every problem with the inputs raises `PretrainingJobError` with a one-line message. What
+the run may replace or remove is checked first (bert_tf/ownership.py, `OwnershipError`):
+--overwrite_model_dir removes the previous run's files only after every check passed, and
+only those <model_dir>/.bert_tf_manifest.json lists. The run
 holds <model_dir>/.lock (bert_tf/run_lock.py); damaged record files are handled by
 bert_tf/recipes/pretraining_guard.py. Precision "auto" is resolved here, and the global Keras dtype
 policy and XLA switch are restored when the run ends (bert_tf/recipes/precision.py).
