@@ -261,7 +261,7 @@ def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
     import dataclasses
     from bert_tf.data.pretraining_dataset import expand_file_patterns
     from bert_tf.recipes import pretraining_guard as guard
-    from bert_tf.recipes.pretrain_config import PretrainConfig
+    from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
     model_dir = legacy_model_dir(tmp_path / "run")
     records = os.path.join(model_dir, "checkpoints", "train-00000-of-00001.tfrecord")
     write(records)
@@ -271,12 +271,12 @@ def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
     write(str(tmp_path / "elsewhere-00000-of-00001.tfrecord"))
     before = tree(tmp_path)
     guard.ownership_plan(s, expand_file_patterns)   # resuming with the dir's own vocab.txt
-    with pytest.raises(OwnershipError) as e:        # ... which --overwrite_model_dir removes
+    with pytest.raises(PretrainingJobError) as e:   # ... which --overwrite_model_dir removes
         guard.ownership_plan(dataclasses.replace(s, overwrite_model_dir=True),
                              expand_file_patterns)
     assert str(e.value) == (f"--vocab_file={vocab} is {vocab}, which this run writes or "
                             f"removes; move it out of {model_dir}")
-    with pytest.raises(OwnershipError, match=r"--input_files=.*/checkpoints/train-00000-of-"
+    with pytest.raises(PretrainingJobError, match=r"--input_files=.*/checkpoints/train-00000-of-"
                                              r"00001.tfrecord lies inside .*/checkpoints, "):
         guard.ownership_plan(dataclasses.replace(s, input_files=records), expand_file_patterns)
     assert tree(tmp_path) == before

@@ -27,6 +27,7 @@ from bert_tf.recipes import run_record
 from bert_tf.data.record_scan import find_corrupt_record
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.precision import resolved_settings
+from bert_tf.recipes.pretrain_config import PretrainingJobError
 from bert_tf.training import checkpoint_state
 
 SKIPPED_FILE = "skipped_records.json"
@@ -115,12 +116,15 @@ def ownership_plan(s, expand):
         if isinstance(path, str) and os.path.isfile(path) and not _resuming_with(
                 s, path, its_own):
             inputs.append((flag, path))
-    if s.mode == "eval":
-        return ownership.plan_model_dir(s.model_dir, "pretrain",
-                                        (md.EVAL_RESULTS_FILE, md.LOG_DIR), inputs=inputs)
-    return ownership.plan_model_dir(
-        s.model_dir, "pretrain", WRITES, overwrite=s.overwrite_model_dir, inputs=inputs,
-        sources=[("--init_checkpoint", s.init_checkpoint)])
+    eval_only = s.mode == "eval"
+    try:
+        return ownership.plan_model_dir(
+            s.model_dir, "pretrain",
+            (md.EVAL_RESULTS_FILE, md.LOG_DIR) if eval_only else WRITES,
+            overwrite=s.overwrite_model_dir and not eval_only, inputs=inputs,
+            sources=[] if eval_only else [("--init_checkpoint", s.init_checkpoint)])
+    except ownership.OwnershipError as e:
+        raise PretrainingJobError(str(e)) from None
 
 
 def read_skipped(model_dir):
