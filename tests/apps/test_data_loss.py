@@ -172,3 +172,21 @@ def test_default_job_never_uses_a_data_folder_it_did_not_write(tmp_path):
     claim_data_dir(fresh)
     assert json.load(open(os.path.join(fresh, ".bert_tf_manifest.json")))["entries"] == \
         {"data": "default_job"}
+
+
+@pytest.mark.slow     # two short pre-training runs (~80 s on a busy 2-core machine)
+def test_pretrain_overwrite_starts_over_keeping_what_is_not_a_runs(data, tmp_path):  # noqa
+    from bert_tf import ownership
+    model_dir = str(tmp_path / "run")
+    run_job(data, model_dir, steps=2, mode="train")
+    ownership.record(model_dir, {"data": "default_job", "m.tflite": "export.tflite"})
+    write(os.path.join(model_dir, "data", "kjv_train.txt"), "the default job's corpus")
+    write(os.path.join(model_dir, "m.tflite"), "an export")
+    kept = {k: v for k, v in tree(model_dir).items() if k.split(os.sep)[0] in ("data",
+                                                                                 "m.tflite")}
+    run_job(data, model_dir, steps=2, mode="train", learning_rate=2e-3,
+            overwrite_model_dir=True)
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    assert config["training"]["learning_rate"] == 2e-3
+    assert kept.items() <= tree(model_dir).items()
+    assert ownership.foreign_entries(model_dir) == []
