@@ -25,7 +25,9 @@ flags.DEFINE_enum("to", "bert_tf", ["bert_tf", "hf", "google"],
                   "Output format: bert_tf (model dir with task 'pretraining'), hf "
                   "(config.json + model.safetensors + vocab.txt) or google (bert_config.json + "
                   "bert_model.ckpt + vocab.txt).")
-flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output directory.")
+flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output directory, only if it "
+                  "holds nothing but what bert-tf's runs and conversions wrote (its "
+                  ".bert_tf_manifest.json); --output must not be, hold or lie inside --input.")
 flags.DEFINE_integer("seq_length", 128, "Preprocessing sequence length recorded in a bert_tf "
                      "model dir's config.json (--to=bert_tf only).")
 flags.mark_flags_as_required(["input", "output"])

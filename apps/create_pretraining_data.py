@@ -90,7 +90,8 @@ flags.DEFINE_integer("chunk_sentences", 10000, "Window size in corpus sentences:
                      "least two documents) are processed together, and random next-segments "
                      "are drawn from that window; bounds memory. Changes the output.")
 flags.DEFINE_bool("overwrite", False, "Replace shards already present under the output "
-                  "prefix.")
+                  "prefix, only those bert-tf wrote (the output directory's "
+                  ".bert_tf_manifest.json, or a bert-tf metadata file listing them).")
 flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress log lines.")
 flags.DEFINE_string("runner", "local", "Engine: 'local' = processes on this host "
                     "(--num_workers); or an Apache Beam runner that runs the same data creation "
@@ -118,18 +119,26 @@ DEFAULT_PREFIX_NAME = "pretraining"
 
 
 def _check_pack_output(prefix):
-    """Refuses (or with --overwrite clears) existing packed output; paths or URIs (gfile)."""
+    """Refuses (or with --overwrite clears, if bert-tf wrote them) existing packed output;
+    paths or URIs (gfile)."""
     existing = pack_records.existing_outputs(prefix)
     if existing and not FLAGS.overwrite:
         raise SystemExit(f"create_pretraining_data: {existing[0]}: output already exists "
                          f"({len(existing)} files under prefix {prefix}); pass --overwrite to "
                          "replace them")
+    try:
+        inputs = [("--input_files", f) for f in pd.expand_input_files(FLAGS.input_files)]
+        record = pd.check_outputs(prefix, FLAGS.num_shards, FLAGS.overwrite,
+                                  inputs + [("--vocab_file", FLAGS.vocab_file)])
+    except BertTfError as e:
+        raise SystemExit(f"create_pretraining_data: {e}") from None
     pack_records.remove_outputs(prefix)
+    return record
 
 
-def _pack(meta, unpacked_prefix, prefix):
-    """Packs the records just written under `unpacked_prefix` into `prefix`, then removes
-    the unpacked ones."""
+def _pack(meta, unpacked_prefix, prefix, record):
+    """Packs the records just written under `unpacked_prefix` into `prefix`, removes the
+    unpacked ones, then `record()` records the packed ones as bert-tf's."""
     try:
         packed = pack_records.pack_record_files(
             unpacked_prefix, prefix, max_sequences_per_row=FLAGS.max_sequences_per_row,
@@ -138,6 +147,7 @@ def _pack(meta, unpacked_prefix, prefix):
             seed=FLAGS.random_seed)
     finally:
         pack_records.remove_outputs(unpacked_prefix)
+    record()
     info = packed["packing"]
     print(f"packed {info['sequences']} sequences into {info['rows']} rows of up to "
           f"{info['max_sequences_per_row']}: padding {100 * info['padding_share_unpacked']:.1f}% "
@@ -202,9 +212,9 @@ def main(argv):
     factory = None
     if FLAGS.tokenizer == "pretokenized":
         factory = pd.PretokenizedFactory(FLAGS.vocab_file, bool(FLAGS.lower_case))
-    final_prefix = prefix
+    final_prefix, record = prefix, None
     if FLAGS.pack:
-        _check_pack_output(final_prefix)
+        record = _check_pack_output(final_prefix)
         prefix = final_prefix + ".unpacked"
     try:
         if FLAGS.runner == "local":
@@ -221,7 +231,7 @@ def main(argv):
         else:
             meta = _run_beam(prefix, config, factory)
         if FLAGS.pack:
-            meta = _pack(meta, prefix, final_prefix)
+            meta = _pack(meta, prefix, final_prefix, record)
     except BertTfError as e:
         sys.exit(f"create_pretraining_data: {e}")
     counts = meta["counts"]

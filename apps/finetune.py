@@ -19,6 +19,9 @@ an interruption resumes from DIR/checkpoints (and ends where an uninterrupted ru
 after it finished, it says DIR is already complete and changes nothing. DIR records its settings
 and a fingerprint of the input files: a run with other settings or data is refused in one line
 (--overwrite_model_dir starts over). DIR/.lock keeps a second run off the same DIR.
+DIR/.bert_tf_manifest.json records what bert-tf wrote there: a file it did not write is never
+replaced or removed (the run is refused in one line naming it), and DIR must not be, hold or
+lie inside --init_checkpoint.
 
 Bad input policy: a label/tag in --eval_file that does not occur in --train_file fails naming
 the file and line (--allow_unseen_labels: warn, count, and score those examples as wrong);

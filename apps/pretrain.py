@@ -25,7 +25,9 @@ uninterrupted run would); rerun after it finished, it says so and changes nothin
 records its settings and a fingerprint of the record files: other training data or settings are
 refused in one line (--overwrite_model_dir starts over). A damaged record file stops the run
 naming the file and offset (--skip_corrupt_records goes on without the rest of that file).
-<model_dir>/.lock keeps a second run off the same directory.
+<model_dir>/.lock keeps a second run off the same directory. <model_dir>/.bert_tf_manifest.json
+records what bert-tf wrote there: a file it did not write is never replaced or removed
+(--overwrite_model_dir included; the run is refused in one line naming it).
 """
 
 import dataclasses

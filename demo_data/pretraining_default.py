@@ -17,7 +17,9 @@ import re
 import time
 
 from bert_tf import model_dir as md
+from bert_tf import ownership
 from bert_tf.data import pretraining_data as pd
+from bert_tf.recipes import pretraining_guard as guard
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.text import vocab_builder
 from demo_data import assets
@@ -158,11 +160,22 @@ def prepare_data(data_dir, progress=print):
             "eval_files": eval_prefix + "-*.tfrecord"}
 
 
+def claim_data_dir(model_dir):
+    """Refuses (one line, nothing written) a model dir whose data/ or run files bert-tf did
+    not write; else records data/ as the default job's (kept by --overwrite_model_dir)."""
+    try:
+        ownership.plan_model_dir(model_dir, "pretrain", guard.WRITES)
+        ownership.plan_model_dir(model_dir, "default_job", (DATA_DIR,)).apply()
+    except ownership.OwnershipError as e:
+        raise PretrainingJobError(f"default job: {e}") from None
+
+
 def default_settings(model_dir=None, progress=print):
     """Prepares (or reuses) the data and returns the default job's PretrainConfig."""
     model_dir = model_dir or DEFAULT_MODEL_DIR
     progress(f"[default job] King James Bible -> tiny BERT in {model_dir} "
              "(pass --input_files to pre-train on your own records)")
+    claim_data_dir(model_dir)
     data = prepare_data(os.path.join(model_dir, DATA_DIR), progress)
     return PretrainConfig(
         model_dir=model_dir, vocab_file=data["vocab_file"], lower_case=True,

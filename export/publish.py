@@ -5,10 +5,12 @@ place when complete (TF Serving ignores names that are not numbers). Two fix-ups
 * modes: the finished tree gets 0755 dirs / 0644 files (umask respected), see
   bert_tf.file_modes, so a server running as another user can read it;
 * stale temp dirs: an export killed mid-way (SIGKILL, power loss) leaves its temp dir behind.
-  The next export into the same directory removes the ones no running export can own: those
-  named after a process of this host that no longer exists, and any older than
-  STALE_AFTER_SECONDS (no export runs that long), with one log line each.
-Temp dirs are named `.export-<host>-<pid>-<random>` so that the owner can be checked.
+  Every temp dir carries bert-tf's owner mark (bert_tf/ownership.py: host, boot, pid,
+  process start time) while it is being written. The next export into the same directory
+  removes only marked dirs whose process is gone on this host, with one log line each; an
+  unmarked `.export-*` (a user's `.export-backup/`, another tool's) or another host's is
+  never touched, however old. The mark is removed just before the rename into place.
+Temp dirs are named `.export-<host>-<pid>-<random>`.
 """
 
 import errno
@@ -18,16 +20,13 @@ import re
 import shutil
 import socket
 import tempfile
-import time
 
+from bert_tf import ownership
 from bert_tf.file_modes import apply_default_modes
-from bert_tf.run_lock import pid_alive
 
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".export-"
-STALE_AFTER_SECONDS = 24 * 3600
-_OWNED = re.compile(r"\.export-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[A-Za-z0-9_]+")
 
 
 def _host():
@@ -35,54 +34,36 @@ def _host():
 
 
 def temp_dir(parent):
-    """A new private temp dir in `parent` named after this host and process."""
+    """A new private temp dir in `parent`, marked as this process's."""
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(dir=parent, prefix=f"{TEMP_PREFIX}{_host()}-{os.getpid()}-")
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f"{TEMP_PREFIX}{_host()}-{os.getpid()}-")
+    ownership.write_owner_mark(tmp)
+    return tmp
 
 
-def _newest_mtime(root):
-    newest = os.lstat(root).st_mtime
-    for parent, dirs, files in os.walk(root):
-        for name in dirs + files:
-            try:
-                newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
-            except OSError:
-                pass
-    return newest
-
-
-def _stale_reason(path, name, max_age, now):
-    """Why the temp dir at `path` is stale, or None while an export may still own it."""
-    owner = _OWNED.fullmatch(name)
-    if owner and owner["host"] == _host() and not pid_alive(int(owner["pid"])):
-        return f"its export process {owner['pid']} is gone"
-    age = now - _newest_mtime(path)
-    if age > max_age:
-        return f"untouched for {age / 3600:.1f} h"
-    return None
-
-
-def clean_stale_temp_dirs(parent, max_age=STALE_AFTER_SECONDS, now=None):
-    """Removes stale `.export-*` dirs in `parent` (logging each); returns their paths."""
+def clean_stale_temp_dirs(parent):
+    """Removes the `.export-*` dirs in `parent` that carry bert-tf's owner mark of a process
+    of this host that has ended (logging each); returns their paths."""
     if not os.path.isdir(parent):
         return []
-    now = time.time() if now is None else now
     removed = []
     for name in sorted(os.listdir(parent)):
         path = os.path.join(parent, name)
         if not name.startswith(TEMP_PREFIX) or os.path.islink(path) or not os.path.isdir(path):
             continue
-        reason = _stale_reason(path, name, max_age, now)
-        if reason:
+        mark = ownership.read_owner_mark(path)
+        if ownership.owner_is_gone(mark):
             shutil.rmtree(path, ignore_errors=True)
-            log.warning("removed stale export temp dir %s (%s; left by a killed export)",
-                        path, reason)
+            log.warning("removed stale export temp dir %s (its export process %s is gone; "
+                        "left by a killed export)", path, mark["pid"])
             removed.append(path)
     return removed
 
 
 def finish(tmp):
-    """Makes a complete temp tree readable (see bert_tf.file_modes) before it is renamed."""
+    """Makes a complete temp tree readable (see bert_tf.file_modes) and removes its owner
+    mark, just before it is renamed into place."""
+    os.remove(os.path.join(tmp, ownership.OWNER_MARK))
     return apply_default_modes(tmp)
 
 

@@ -38,6 +38,8 @@ from ai_edge_litert.interpreter import InterpreterWithCustomOps
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 from tensorflow_text.core.pybinds import tflite_registrar
 
+from bert_tf import ownership
+from bert_tf.atomic_io import atomic_write_bytes, atomic_write_text
 from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.errors import BertTfError
 from bert_tf.text.tokenizer import BertTokenizer
@@ -62,6 +64,9 @@ def define_flags():
                       "quantization: none (float32), dynamic (int8 weights, dynamic-range), "
                       "float16 (float16 weights).")
     flags.DEFINE_integer("seq_length", None, "Maximum packed length (default: the model dir's).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output, only if an earlier "
+                      "export.tflite wrote it (recorded in the output directory's "
+                      ".bert_tf_manifest.json); any other file is never replaced.")
     flags.DEFINE_enum("tokenizer", "exact", list(TOKENIZERS), "In-graph tokenizer: exact "
                       "(the original BERT algorithm, as the SavedModel) or fast (tf.text "
                       "FastBertTokenizer, NFKC case folding; classify only).")
@@ -237,19 +242,37 @@ class TFLiteClassifier(TFLiteModel):
         return out["probabilities"][0], int(out["label_id"][0])
 
 
-def _write(path, data, mode="wb"):
-    tmp = path + ".tmp"
-    with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-        f.write(data)
-    os.replace(tmp, path)
+WRITER = "export.tflite"
+
+
+def output_files(output, task_type):
+    """The files an export to `output` writes: the model and its sidecars."""
+    return [output] + (
+        [output + ".labels.txt"] if task_type == "classify" else [])
+
+
+def check_output(output, task_type, overwrite=False):
+    """Refuses (one line, before any work) an existing `output` or sidecar unless an earlier
+    export.tflite wrote it (the output dir's ownership record, bert_tf/ownership.py) and
+    `overwrite` is set. Returns the names to record."""
+    directory = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output):
+        raise TFLiteExportError(f"--output={output}: is a directory; expected a file path")
+    names = [os.path.basename(p) for p in output_files(output, task_type)]
+    try:
+        return ownership.check_replace(directory, names, WRITER, overwrite)
+    except ownership.OwnershipError as e:
+        raise TFLiteExportError(str(e)) from None
 
 
 def export_tflite(model_dir, output, quantize="none", seq_length=None, model=None,
-                  tokenizer="exact"):
+                  tokenizer="exact", overwrite=False):
     """Writes `output` (and output.labels.txt for classifiers: the label names, one per
-    line, in label_id order); returns the file size in bytes."""
+    line, in label_id order); returns the file size in bytes. An existing output is replaced
+    only when an earlier export.tflite wrote it and `overwrite` is set (see check_output)."""
     config, vocab_file = read_model_dir(model_dir)
     task = config["task"]
+    names = check_output(output, task["type"], overwrite)
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
     vocab = load_vocab(vocab_file)
     if task["type"] not in tflite_tasks.GRAPHS:
@@ -264,11 +287,13 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
     if len(content) < MIN_BYTES_PER_PARAM[quantize] * params:
         raise TFLiteExportError(f"conversion lost the weights: {len(content)} bytes for "
                                 f"{params} parameters ({quantize})")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    _write(output, content)
+    directory = os.path.dirname(os.path.abspath(output))
+    check_output(output, task["type"], overwrite)    # again: the conversion took a while
+    ownership.record(directory, {name: WRITER for name in names})
+    atomic_write_bytes(output, content)
     if task["type"] == "classify":
         labels = task.get("label_names") or [str(i) for i in range(model.num_classes)]
-        _write(output + ".labels.txt", "\n".join(labels) + "\n", "w")
+        atomic_write_text(output + ".labels.txt", "\n".join(labels) + "\n")
     return len(content)
 
 
@@ -279,7 +304,7 @@ def main(argv):
             sys.exit(f"--{name} is required")
     try:
         size = export_tflite(FLAGS.model_dir, FLAGS.output, FLAGS.quantize, FLAGS.seq_length,
-                             tokenizer=FLAGS.tokenizer)
+                             tokenizer=FLAGS.tokenizer, overwrite=FLAGS.overwrite)
     except (BertTfError, ValueError, OSError) as e:
         sys.exit(f"export.tflite: {str(e).splitlines()[0]}")
     print(f"{FLAGS.output}: {size} bytes ({FLAGS.quantize}, {FLAGS.tokenizer} tokenizer)")

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 
 from bert_tf import model_dir as md
+from bert_tf import ownership
 from bert_tf.checkpoints import loader, writers
 from bert_tf.checkpoints import names as tensor_names
 from bert_tf.checkpoints.model_dir_io import write_model_dir
@@ -51,12 +52,12 @@ def convert(input_path, output, to, overwrite=False, seq_length=128):
     if not os.path.exists(input_path) and not os.path.exists(str(input_path) + ".index"):
         raise CheckpointError(f"{input_path}: no such file or directory")
     output = os.path.abspath(output)
-    if os.path.abspath(input_path) == output:
-        raise CheckpointError(f"{output}: output is the input directory")
+    ownership.check_apart(output, input_path, "--output", "--input")
     if os.path.isdir(output) and os.listdir(output) and not overwrite:
         raise CheckpointError(f"{output}: exists and is not empty (pass overwrite to replace it)")
-    if os.path.exists(output) and not os.path.isdir(output):
+    if os.path.lexists(output) and not os.path.isdir(output):
         raise CheckpointError(f"{output}: exists and is not a directory")
+    _check_replaceable(output)
     model, vocab, lower_case = _load(input_path)
     if vocab is None:
         log.warning("%s: no vocab.txt; the output has none either", input_path)
@@ -88,12 +89,29 @@ def convert(input_path, output, to, overwrite=False, seq_length=128):
                 writers.save_hf(model, new, vocab, lower_case)
             else:
                 writers.save_google(model, new, vocab)
+        ownership.record(new, {name: "convert" for name in os.listdir(new)})
         apply_default_modes(new)  # 0755 dirs / 0644 files (umask respected), not 0700
         _swap_in(new, output, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("wrote %s (%s)", output, to)
     return output
+
+
+def _check_replaceable(output):
+    """An existing `output` is replaced only when it holds nothing but what bert-tf's runs
+    or conversions wrote (bert_tf/ownership.py); a symlink is never replaced."""
+    if os.path.islink(output):
+        raise CheckpointError(f"{output}: is a symbolic link; give the real directory")
+    if not os.path.isdir(output) or not os.listdir(output):
+        return
+    owned = ownership.owned_entries(output)
+    other = sorted(n for n in os.listdir(output)
+                   if owned.get(n) not in ownership.RUN_WRITERS + ("internal",))
+    if other:
+        raise CheckpointError(f"{output}: holds files bert-tf's runs and conversions did not "
+                              f"write ({ownership.listing(output, other)}); it is never "
+                              "replaced: choose another output directory")
 
 
 def _swap_in(new, output, staging):

@@ -311,6 +311,9 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
         raise pd.PretrainingDataError(
             f"{existing[0]}: output already exists ({len(existing)} files under prefix "
             f"{output_prefix}); pass overwrite to replace them")
+    record_outputs = pd.check_outputs(output_prefix, num_shards, overwrite,
+                                      [("--input_files", f) for f in files]
+                                      + [("--vocab_file", vocab_file)])
     options, runner_object = make_options(runner, num_workers, pipeline_args)
     factory = _ShippedVocab(tokenizer_factory or pd.BertTokenizerFactory(vocab_file, lower_case),
                             tokens)
@@ -323,6 +326,7 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
     build_pipeline(pipeline, files, output_prefix, factory, tokens, config, num_shards,
                    template)
     _run(pipeline, runner)
+    record_outputs()
     metadata = _read_metadata(output_prefix)
     if metadata["counts"]["instances"] == 0:
         filesystems.FileSystems.delete(_existing_outputs(output_prefix))

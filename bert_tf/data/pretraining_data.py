@@ -47,7 +47,8 @@ from bert_tf.data.pretraining_instances import (Instance, InstanceVocab,
                                                 create_instances_from_document,
                                                 serialize_instance)
 from bert_tf.data.pretraining_outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
-                                              ShardWriter, build_metadata, existing_outputs,
+                                              ShardWriter, build_metadata, check_outputs,
+                                              existing_outputs,
                                               expand_input_files, metadata_path, shard_paths)
 from bert_tf.data.pretraining_tokenizers import (BertTokenizerFactory, PretokenizedFactory,
                                                  read_vocab)
@@ -256,6 +257,9 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
     tokens = read_vocab(vocab_file)
     vocab = InstanceVocab(tokens)
     _refuse_existing(output_prefix, overwrite)
+    record_outputs = check_outputs(output_prefix, num_shards, overwrite,
+                                   [("--input_files", f) for f in files]
+                                   + [("--vocab_file", vocab_file)])
     factory = tokenizer_factory or BertTokenizerFactory(vocab_file, lower_case)
     _clear_outputs(output_prefix)
     paths = shard_paths(output_prefix, num_shards)
@@ -269,6 +273,7 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
             f"{files[0]}: no training instances could be made from the input "
             f"({tracker.stats.get('lines', 0)} lines, {tracker.totals['documents']} non-empty "
             "documents)") from None
+    record_outputs()      # the shards are in place; the metadata comes next
     final = tracker.report(final=True)
     metadata = build_metadata(config, files, vocab_file, tokens, lower_case,
                               [os.path.basename(p) for p in paths], shard_counts,

@@ -3,11 +3,12 @@
 shards, counts)."""
 
 import glob
+import json
 import os
 
 import tensorflow as tf
 
-from bert_tf import input_files
+from bert_tf import input_files, ownership
 from bert_tf.data.pretraining_config import PretrainingDataError
 from bert_tf.data.pretraining_instances import InstanceVocab
 from bert_tf.data.text_files import looks_binary
@@ -122,3 +123,47 @@ def build_metadata(config, files, vocab_file, tokens, lower_case, shard_names, s
         "shard_instances": shard_counts,
         "counts": counts,
     }
+
+
+WRITER = "create_pretraining_data"
+
+
+def _legacy_owned(output_prefix):
+    """Outputs written before the ownership record: a bert-tf metadata file and the shards
+    it lists."""
+    path = metadata_path(output_prefix)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta.get("format") != METADATA_FORMAT:
+            return set()
+        return {os.path.basename(path)} | {os.path.basename(s) for s in meta["shards"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def check_outputs(output_prefix, num_shards, overwrite, inputs):
+    """Refuses (one line, nothing changed) replacing shards or metadata under a local
+    `output_prefix` that bert-tf did not write (bert_tf/ownership.py: the output directory's
+    record, or for older outputs the shards a bert-tf metadata file lists), and an input
+    `(flag, path)` among the files the run writes or removes. Returns a function that records
+    the run's outputs, to call just before anything is written. A URI prefix is not checked."""
+    if "://" in output_prefix:
+        return lambda: None
+    directory = os.path.dirname(os.path.abspath(output_prefix))
+    existing = [os.path.basename(p) for p in existing_outputs(output_prefix)]
+    new = [os.path.basename(p) for p in shard_paths(output_prefix, num_shards)]
+    new.append(os.path.basename(metadata_path(output_prefix)))
+    owned = ownership.owned_entries(directory)
+    legacy = _legacy_owned(output_prefix)
+    foreign = [n for n in existing if owned.get(n) != WRITER and n not in legacy]
+    if overwrite and foreign:
+        raise PretrainingDataError(
+            f"{os.path.join(directory, foreign[0])}: bert-tf did not write it "
+            f"({len(foreign)} such files under prefix {output_prefix}); overwrite replaces "
+            "only outputs bert-tf wrote: choose another output prefix")
+    try:
+        ownership.check_inputs_outside(directory, sorted(set(existing) | set(new)), inputs)
+    except ownership.OwnershipError as e:
+        raise PretrainingDataError(str(e)) from None
+    return lambda: ownership.record(directory, {n: WRITER for n in new})

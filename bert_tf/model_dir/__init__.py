@@ -13,6 +13,8 @@ opens a directory's config files (config.json, bert_config.json, tokenizer_confi
     DIR/checkpoints/         tf.train checkpoints with optimizer state (resume)
     DIR/logs/                TensorBoard event files
     DIR/eval_results.json    the last evaluation
+    DIR/.bert_tf_manifest.json   what bert-tf wrote here, name -> app (bert_tf/ownership.py):
+                             nothing else is ever replaced or removed
 
 `ModelDir(path)` also reads the two foreign kinds, Hugging Face and Google BERT directories
 (`kind`, `encoder_config()`, `preprocessing()`, `lower_case`; their tensors are read by

@@ -25,7 +25,9 @@
    init_checkpoint in config.json "training" (bert_tf/recipes/run_record.py). A rerun with other
    inputs or settings is refused in one line (`overwrite_model_dir` starts over); an identical
    rerun of a finished run returns the recorded results and writes nothing. DIR/.lock keeps
-   a second run out.
+   a second run out. DIR/.bert_tf_manifest.json records what the run writes
+   (bert_tf/ownership.py): a file of DIR that bert-tf did not write is never replaced or
+   removed, and --overwrite_model_dir removes only what the record lists (`ownership_plan`).
 6. Precision "auto" is resolved here; the global Keras dtype policy is restored when the run
    ends (bert_tf/recipes/precision.py), and so are the caller's logging and random state
    (bert_tf/recipes/caller_state.py), so it can be called from a notebook.
@@ -39,11 +41,12 @@ import time
 
 import keras
 
-from bert_tf import fingerprint
+from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import epochs_order
+from bert_tf.data.classification import parse_tfds_source
 from bert_tf.recipes.caller_state import preserved_caller_state
 from bert_tf.recipes.field_checks import require_instance
 from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
@@ -61,6 +64,10 @@ log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 __all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError"]
 
 STATE_FILE = "finetune_state.json"
+# The prediction files each task writes into DIR (bert_tf/tasks/*.write_predictions).
+PREDICTION_FILES = {"classify": ("predictions.jsonl",), "tag": ("predictions.txt",),
+                    "squad": ("predictions.json", "predictions.jsonl"),
+                    "multiple_choice": ("predictions.jsonl",)}
 
 
 def _finite(values):
@@ -95,15 +102,27 @@ def _training_record(config):
     return record
 
 
+def ownership_plan(config):
+    """The checked RunPlan of DIR (bert_tf/ownership.py): refuses, changing nothing, a DIR
+    that is, contains or lies inside --init_checkpoint, an input file among the paths the
+    run writes or removes, a symlinked logs/ or checkpoints/, a file of DIR bert-tf did not
+    write that the run would replace, and --overwrite_model_dir on a DIR holding anything
+    bert-tf did not write."""
+    inputs = [(f"--{name}", getattr(config, name)) for name in ("train_file", "eval_file")
+              if getattr(config, name) and not (config.task == "classify"
+                                                and parse_tfds_source(getattr(config, name)))]
+    writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
+    return ownership.plan_model_dir(
+        config.model_dir, "finetune", writes, overwrite=config.overwrite_model_dir,
+        inputs=inputs, sources=[("--init_checkpoint", config.init_checkpoint)])
+
+
 def _check_rerun(config, record, progress):
     """None to (re)start training, or the recorded eval results of a finished identical run.
     Raises RunMismatchError when DIR holds another run (unless --overwrite_model_dir)."""
     d = md.ModelDir(config.model_dir)
     if config.overwrite_model_dir:
-        removed = run_record.clear_run(config.model_dir, extra=(STATE_FILE, "predictions."))
-        if removed:
-            progress(f"--overwrite_model_dir: removed the previous run's "
-                     f"{', '.join(removed)} from {config.model_dir}")
+        ownership_plan(config).apply(progress)
         return None
     settings = {k: v for k, v in record.items() if k != run_record.INPUTS_KEY}
     recorded = run_record.check_same_run(config.model_dir, settings,
@@ -129,6 +148,7 @@ def finetune(config, progress=print):
     require_instance(config, FinetuneConfig, "bert_tf.finetune")
     config.validate()
     config.check_paths()
+    ownership_plan(config)      # refuses before anything is read or written
     with contextlib.ExitStack() as stack:
         stack.enter_context(preserved_caller_state())   # the caller's logging and RNGs
         run = _FinetuneRun(config, progress)
@@ -192,7 +212,8 @@ class _FinetuneRun:
             checkpoint_every_steps=config.checkpoint_every_steps or self.steps_per_epoch,
             log_every_steps=min(config.log_every_steps, self.steps_per_epoch),
             progress_fn=self.progress)
-        os.makedirs(config.model_dir, exist_ok=True)
+        if not config.overwrite_model_dir:      # (--overwrite_model_dir recorded them)
+            ownership_plan(config).apply()      # the names this run writes, from now on
         self.dir.copy_vocab(self.vocab_file)
         self.dir.write_config(encoder.config, {"vocab_file": md.VOCAB_FILE,
                                                "lower_case": bool(self.tokenizer.lower_case),

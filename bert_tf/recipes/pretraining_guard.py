@@ -21,15 +21,17 @@ import os
 
 import tensorflow as tf
 
-from bert_tf import fingerprint
+from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.data.record_scan import find_corrupt_record
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.precision import resolved_settings
+from bert_tf.recipes.pretrain_config import PretrainingJobError
 from bert_tf.training import checkpoint_state
 
 SKIPPED_FILE = "skipped_records.json"
+WRITES = run_record.RUN_FILES + (SKIPPED_FILE,)    # what a run writes into the model dir
 # Settings a rerun may change: paths (the data is compared by content), intervals, the
 # strategy and hardware, and the length of the run.
 NOT_DECIDING = ("model_dir", "input_files", "eval_files", "vocab_file", "config",
@@ -86,11 +88,43 @@ def check_rerun(s, fingerprints, latest_step, progress):
     return results
 
 
-def overwrite(s, progress):
-    removed = run_record.clear_run(s.model_dir, extra=(SKIPPED_FILE,))
-    if removed:
-        progress(f"[pretrain] --overwrite_model_dir: removed the previous run's "
-                 f"{', '.join(removed)} from {s.model_dir}")
+def _expanded(patterns, expand):
+    try:
+        return expand(patterns) if patterns else []
+    except Exception:     # noqa: BLE001 (check_records names a pattern that matches nothing)
+        return []
+
+
+def _resuming_with(s, path, its_own):
+    """The model dir's own vocab.txt / config.json named to resume: the run keeps it (never
+    with --overwrite_model_dir, which removes it)."""
+    return (not s.overwrite_model_dir and os.path.exists(its_own)
+            and os.path.samefile(path, its_own))
+
+
+def ownership_plan(s, expand):
+    """The checked RunPlan of the model dir (bert_tf/ownership.py): refuses, changing
+    nothing, a model dir that is, contains or lies inside --init_checkpoint, an input (records,
+    vocab, a --config file) among the paths the run writes or removes, a symlinked logs/ or
+    checkpoints/, a file bert-tf did not write that the run would replace, and
+    --overwrite_model_dir on a directory holding anything bert-tf did not write."""
+    inputs = [("--input_files", f) for f in _expanded(s.input_files, expand)]
+    inputs += [("--eval_files", f) for f in _expanded(s.eval_files, expand)]
+    own = md.ModelDir(s.model_dir)
+    for flag, path, its_own in (("--vocab_file", s.vocab_file, own.vocab_path),
+                                ("--config", s.config, own.config_path)):
+        if isinstance(path, str) and os.path.isfile(path) and not _resuming_with(
+                s, path, its_own):
+            inputs.append((flag, path))
+    eval_only = s.mode == "eval"
+    try:
+        return ownership.plan_model_dir(
+            s.model_dir, "pretrain",
+            (md.EVAL_RESULTS_FILE, md.LOG_DIR) if eval_only else WRITES,
+            overwrite=s.overwrite_model_dir and not eval_only, inputs=inputs,
+            sources=[] if eval_only else [("--init_checkpoint", s.init_checkpoint)])
+    except ownership.OwnershipError as e:
+        raise PretrainingJobError(str(e)) from None
 
 
 def read_skipped(model_dir):

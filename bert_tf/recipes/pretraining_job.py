@@ -20,7 +20,10 @@ Steps, in order:
      next_sentence_accuracy, losses, step).
 --mode=eval only evaluates the model dir's weights (eval files and lengths as recorded).
 
-Every problem with the inputs raises `PretrainingJobError` with a one-line message. The run
+Every problem with the inputs raises `PretrainingJobError` with a one-line message. What
+the run may replace or remove is checked first (bert_tf/ownership.py, `OwnershipError`):
+--overwrite_model_dir removes the previous run's files only after every check passed, and
+only those <model_dir>/.bert_tf_manifest.json lists. The run
 holds <model_dir>/.lock (bert_tf/run_lock.py); damaged record files are handled by
 bert_tf/recipes/pretraining_guard.py. Precision "auto" is resolved here, and the global Keras dtype
 policy and XLA switch are restored when the run ends (bert_tf/recipes/precision.py), as are the
@@ -107,13 +110,14 @@ def pretrain(s, progress=print):
         if s.model_dir and distribute.is_chief(strategy):
             lock = RunLock(s.model_dir, log=lambda line: progress("[pretrain] " + line))
         with lock:
-            if s.overwrite_model_dir and s.mode != "eval":
-                guard.overwrite(s, progress)
             return _run_locked(s, progress, strategy, precision, start)
 
 
 def _run_locked(s, progress, strategy, precision, start):
     """Steps 1-4 of the module doc, holding the model dir's lock."""
+    if not s.model_dir:
+        fail("--model_dir is required")
+    guard.ownership_plan(s, expand_file_patterns)   # refuses before anything is read
     s = resolve_recorded(s)
     p = plan_run(s)
     if s.mode != "eval":
@@ -126,6 +130,7 @@ def _run_locked(s, progress, strategy, precision, start):
         check_records(s, p, s.eval_files, "eval_files")
     keras.utils.set_random_seed(s.seed)
     if s.mode == "eval":
+        guard.ownership_plan(s, expand_file_patterns).apply()
         return _evaluate_only(s, p, strategy, progress)
     try:
         optimization.create_optimizer(   # checks the optimizer settings before writing
@@ -133,6 +138,11 @@ def _run_locked(s, progress, strategy, precision, start):
             num_warmup_steps=s.num_warmup_steps)
     except ValueError as e:
         fail(first_line(e))
+    # Everything is checked: only now --overwrite_model_dir removes the previous run's
+    # files (only those bert-tf wrote) and records the names the run writes.
+    if s.overwrite_model_dir and distribute.is_chief(strategy):
+        guard.ownership_plan(s, expand_file_patterns).apply(
+            lambda line: progress("[pretrain] " + line))
     trainer = _build_trainer(s, p, strategy, progress)
     start_step = trainer.current_step
     fingerprints = guard.input_fingerprints(s, expand_file_patterns)
@@ -144,6 +154,8 @@ def _run_locked(s, progress, strategy, precision, start):
     # _build_trainer) or another run's model dir (RunMismatchError) leaves the directory
     # untouched.
     if chief:
+        if not s.overwrite_model_dir:
+            guard.ownership_plan(s, expand_file_patterns).apply()
         write_model_dir(s, p, guard.training_record(s, fingerprints))
     progress(f"[pretrain] model dir {s.model_dir}: encoder L{p.config.num_layers}/"
              f"H{p.config.hidden_size}/A{p.config.num_heads}, vocab {len(p.vocab)}, "

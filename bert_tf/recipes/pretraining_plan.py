@@ -150,8 +150,8 @@ def plan_run(s):
 
 def _read_existing(s, d):
     """The model dir's config.json values (None without one); it must be a pre-training run."""
-    if not os.path.exists(d.config_path):
-        return None
+    if not os.path.exists(d.config_path) or (s.overwrite_model_dir and s.mode != "eval"):
+        return None      # --overwrite_model_dir: the recorded run is about to be removed
     try:
         existing = d.read_config()
     except (OSError, ValueError) as e:
@@ -282,8 +282,10 @@ def resolve_recorded(s):
     max_predictions_per_seq (else 128 / 20), dynamic_masking and whole_word_masking (else
     False), and for --mode=eval the eval_files of the recorded run."""
     recorded = {}
+    starting_over = s.overwrite_model_dir and s.mode != "eval"
     try:
-        values = md.ModelDir(s.model_dir).read_config_if_any() if s.model_dir else None
+        values = md.ModelDir(s.model_dir).read_config_if_any() \
+            if s.model_dir and not starting_over else None
         if values is not None:
             run = PretrainConfig.from_record(values.get("training") or {},
                                              model_dir=s.model_dir)

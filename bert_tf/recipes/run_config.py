@@ -104,9 +104,11 @@ class RunConfig:
                                    bounds="[1, inf)")
     overwrite_model_dir: bool = setting(
         False, "Start over in a --model_dir that holds another run (other settings or input "
-        "data): removes its config.json, weights, checkpoints, logs, eval results (and "
-        "predictions) first. Without it such a rerun is refused; an identical rerun resumes, "
-        "or does nothing if the run is complete.")
+        "data): removes first only what earlier bert-tf runs wrote there (listed in its "
+        ".bert_tf_manifest.json: config.json, weights, checkpoints, logs, eval results, "
+        "predictions), never the default job's data/ or an export; a directory holding "
+        "anything bert-tf did not write is refused, naming a few. Without it such a rerun is "
+        "refused; an identical rerun resumes, or does nothing if the run is complete.")
 
     def __post_init__(self):
         for field, annotation, required in _declared(type(self)):

@@ -14,9 +14,6 @@ paths: a moved file with the same content is the same input) are listed by the c
 `ignore`. A directory written before fingerprints were recorded is checked on its settings only.
 """
 
-import os
-import shutil
-
 from bert_tf import fingerprint as fp
 from bert_tf import model_dir as md
 from bert_tf.errors import BertTfError
@@ -54,22 +51,7 @@ def check_same_run(model_dir, settings, inputs, ignore=(), hint="--overwrite_mod
     return recorded
 
 
-RUN_OUTPUTS = (md.CONFIG_FILE, md.EVAL_RESULTS_FILE, md.WEIGHTS_FILE, md.CHECKPOINT_DIR,
-               md.LOG_DIR)
-
-
-def clear_run(model_dir, extra=()):
-    """--overwrite_model_dir: removes the previous run's outputs (config.json, weights,
-    checkpoints, logs, eval results, and `extra` names or name prefixes) and nothing else."""
-    if not os.path.isdir(model_dir):
-        return []
-    removed = []
-    for name in sorted(os.listdir(model_dir)):
-        if name in RUN_OUTPUTS or any(name.startswith(p) for p in extra):
-            path = os.path.join(model_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-            removed.append(name)
-    return removed
+# The names every training run writes into its model dir (bert_tf/ownership.py records them;
+# the ".tmp" names are the fixed temp names of ModelDir.copy_vocab / save_weights).
+RUN_FILES = (md.CONFIG_FILE, md.VOCAB_FILE, md.VOCAB_FILE + ".tmp", md.WEIGHTS_FILE,
+             ".tmp." + md.WEIGHTS_FILE, md.CHECKPOINT_DIR, md.LOG_DIR, md.EVAL_RESULTS_FILE)

@@ -87,15 +87,21 @@ def test_round_trip_through_every_format(tiny_config, tiny_vocab_file, tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["end", "google", "hf", "start", "vocab.txt"]
 
 
-def test_overwrite_replaces(hf_dir, tiny_config, tmp_path):
+def test_overwrite_replaces_only_an_earlier_conversion(hf_dir, tiny_config, tmp_path):
     src, _ = hf_dir
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("x")
+    convert(src, str(out), "hf")
+    assert json.load(open(out / ".bert_tf_manifest.json"))["entries"]["config.json"] == \
+        "convert"
     with pytest.raises(CheckpointError, match="exists and is not empty"):
         convert(src, str(out), "google")
     convert(src, str(out), "google", overwrite=True)
-    assert "old.txt" not in os.listdir(out) and "bert_model.ckpt.index" in os.listdir(out)
+    assert "config.json" not in os.listdir(out) and "bert_model.ckpt.index" in os.listdir(out)
+    (out / "old.txt").write_text("x")        # a file of the user's: never replaced
+    with pytest.raises(CheckpointError, match=r"holds files bert-tf's runs and conversions "
+                                              r"did not write \(old.txt\)"):
+        convert(src, str(out), "hf", overwrite=True)
+    assert (out / "old.txt").read_text() == "x" and "bert_model.ckpt.index" in os.listdir(out)
 
 
 def test_task_model_exports_its_encoder(tiny_config, tiny_vocab_file, tmp_path, caplog):

@@ -177,10 +177,13 @@ def test_bad_input_is_one_line(tiny_model_dir, tmp_path, extra, files, message):
 
 
 def test_model_dir_of_another_task_is_refused(tiny_model_dir, tmp_path):
+    import shutil
+    other = str(tmp_path / "pretraining_run")          # (--model_dir apart from the init)
+    shutil.copytree(tiny_model_dir, other)
     with pytest.raises(SystemExit, match="holds a different model"):
         run_app(["--task=tag", f"--init_checkpoint={tiny_model_dir}",
                  f"--train_file={os.path.join(FIXTURES, 'conll_iob2.txt')}",
-                 f"--model_dir={tiny_model_dir}", "--max_seq_length=64"])
+                 f"--model_dir={other}", "--max_seq_length=64"])
 
 
 def _bad_files(tmp_path):

@@ -312,8 +312,16 @@ def test_model_dir_with_conflicting_config(data, trained, tmp_path):
 
 
 def test_foreign_checkpoint_without_config_writes_nothing(data, trained, tmp_path):
+    from bert_tf import ownership
     model_dir = tmp_path / "model"
     shutil.copytree(os.path.join(trained, "checkpoints"), model_dir / "checkpoints")
+    before = _snapshot(model_dir)
+    # copied in by hand: not bert-tf's, so never written into (old checkpoints get deleted)
+    msg = _error(data, str(model_dir), steps=30, hidden_size=64, intermediate_size=128)
+    assert msg.endswith("holds checkpoints/, which bert-tf did not write and this run would "
+                        "replace; use an empty or new --model_dir")
+    assert _snapshot(model_dir) == before
+    ownership.record(model_dir, {"checkpoints": "pretrain"})    # as a killed run leaves it
     before = _snapshot(model_dir)
     msg = _error(data, str(model_dir), steps=30, hidden_size=64, intermediate_size=128)
     assert "cannot restore any of the 2 checkpoint(s)" in msg

@@ -143,12 +143,16 @@ def test_finetune_writes_nothing_when_the_checkpoint_cannot_restore(
         tiny_model_dir, tmp_path):  # noqa: F811
     """config.json is written after the trainer restored DIR/checkpoints (as pre-training
     does): a checkpoint dir that cannot be restored leaves DIR without config.json."""
+    from bert_tf import ownership
     out = tmp_path / "ft"
     (out / "checkpoints").mkdir(parents=True)
     (out / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    ownership.record(out, {"checkpoints": "finetune"})     # as an earlier run left it
+    record = (out / ownership.MANIFEST_FILE).read_bytes()
     with pytest.raises(BertTfError, match="names no readable checkpoint"):
         bert_tf.finetune(_finetune_config(tiny_model_dir, str(out), precision="float32"))
-    assert sorted(os.listdir(out)) == ["checkpoints"]
+    assert sorted(os.listdir(out)) == [ownership.MANIFEST_FILE, "checkpoints"]
+    assert (out / ownership.MANIFEST_FILE).read_bytes() == record
 
 
 def test_pretrain_precision_auto_in_process(data, tmp_path, outside_policy):  # noqa: F811

@@ -91,7 +91,7 @@ def test_beam_runner_with_pack_writes_the_single_host_sequences_packed(tmp_path)
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "beam")) == [
-        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
+        ".bert_tf_manifest.json", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
         "train.metadata.json"]   # the intermediate unpacked shards are gone
     packed_meta = json.loads((tmp_path / "beam" / "train.metadata.json").read_text())
     assert packed_meta["engine"] == "beam:DirectRunner"

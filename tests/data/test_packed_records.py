@@ -137,7 +137,7 @@ def test_create_pretraining_data_pack_flag(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "packed" in result.stdout and "rows of up to 2" in result.stdout
     assert sorted(os.listdir(tmp_path / "out")) == [
-        "pretraining-00000-of-00002.tfrecord", "pretraining-00001-of-00002.tfrecord",
+        ".bert_tf_manifest.json", "pretraining-00000-of-00002.tfrecord", "pretraining-00001-of-00002.tfrecord",
         "pretraining.metadata.json"]
     meta = json.loads((tmp_path / "out" / "pretraining.metadata.json").read_text())
     assert meta["packing"]["max_sequences_per_row"] == 2

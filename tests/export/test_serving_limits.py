@@ -37,23 +37,34 @@ def _dead_pid():
 
 
 def _plant_leftovers(base):
-    """Temp dirs as killed / running exports leave them; -> {name: expected to survive}."""
+    """Temp dirs as killed / running exports and users leave them; -> {name: expected to
+    survive}. Only a dir with bert-tf's owner mark of a dead process of this host goes."""
     from export.publish import _host
     host = _host()
-    leftovers = {".export-old1234a": False,                      # old style, 2 days untouched
-                 f".export-{host}-{_dead_pid()}-abcd1234": False,  # its process is gone
-                 f".export-{host}-{os.getpid()}-live5678": True,   # a running export's
-                 ".export-recent9": True}                          # old style but recent
+    dead = _dead_pid()
+    leftovers = {".export-backup": True,                           # a user's, 2 days old
+                 f".export-{host}-{dead}-nomark12": True,          # unmarked: never touched
+                 f".export-{host}-{dead}-abcd1234": False,         # marked, its process gone
+                 f".export-{host}-{os.getpid()}-live5678": True}   # a running export's
     two_days_ago = time.time() - 2 * 24 * 3600
     for name in leftovers:
         os.makedirs(os.path.join(base, name, "variables"))
         with open(os.path.join(base, name, "saved_model.pb"), "wb") as f:
             f.write(b"partial")
-    for root in (os.path.join(base, ".export-old1234a"),):
-        for path in (os.path.join(root, "variables"), os.path.join(root, "saved_model.pb"),
-                     root):
-            os.utime(path, (two_days_ago, two_days_ago))
+        os.utime(os.path.join(base, name), (two_days_ago, two_days_ago))
+    for name, pid in ((f".export-{host}-{dead}-abcd1234", dead),
+                      (f".export-{host}-{os.getpid()}-live5678", os.getpid())):
+        _mark(os.path.join(base, name), pid)
     return leftovers
+
+
+def _mark(path, pid, host=None):
+    from bert_tf import ownership
+    ownership.write_owner_mark(path)
+    mark = ownership.read_owner_mark(path)
+    mark.update(pid=pid, process_start=None, host=host or mark["host"])
+    with open(os.path.join(path, ownership.OWNER_MARK), "w") as f:
+        json.dump(mark, f)
 
 
 def _config():
@@ -291,24 +302,25 @@ def test_stale_temp_dirs_of_killed_exports_are_removed_with_a_log_line(published
     left = sorted(n for n in os.listdir(published["base"]) if n.startswith(".export-"))
     assert left == sorted(n for n, keep in published["leftovers"].items() if keep)
     removed = [n for n, keep in published["leftovers"].items() if not keep]
-    assert len(published["log"]) == 2
-    for name, line in zip(sorted(removed), sorted(published["log"])):
-        assert line.startswith(f"removed stale export temp dir "
-                               f"{os.path.join(published['base'], name)} (")
-    assert any("untouched for 48.0 h" in line for line in published["log"])
-    assert any("its export process" in line and "is gone" in line
-               for line in published["log"])
+    assert len(published["log"]) == 1
+    line, = published["log"]
+    assert line.startswith(f"removed stale export temp dir "
+                           f"{os.path.join(published['base'], removed[0])} (its export process")
     assert sorted(n for n in os.listdir(published["base"])
                   if not n.startswith(".")) == ["1"]
+    from bert_tf.ownership import OWNER_MARK
+    assert not os.path.exists(os.path.join(published["path"], OWNER_MARK))
 
 
-def test_clean_up_leaves_other_hosts_to_the_age_rule(tmp_path):
-    from export.publish import STALE_AFTER_SECONDS, clean_stale_temp_dirs
+def test_clean_up_never_touches_other_hosts_or_unmarked_dirs(tmp_path):
+    from export.publish import clean_stale_temp_dirs
     other = tmp_path / f".export-not-{socket.gethostname()}x-{_dead_pid()}-abcd1234"
     other.mkdir()
-    assert clean_stale_temp_dirs(str(tmp_path)) == []            # could be running elsewhere
-    later = time.time() + STALE_AFTER_SECONDS + 60
-    assert clean_stale_temp_dirs(str(tmp_path), now=later) == [str(other)]
+    _mark(str(other), _dead_pid(), host="not-" + socket.gethostname())
+    (tmp_path / ".export-backup").mkdir()
+    (tmp_path / ".export-backup" / "notes.txt").write_text("mine")
+    assert clean_stale_temp_dirs(str(tmp_path)) == []
+    assert sorted(os.listdir(tmp_path)) == sorted([".export-backup", other.name])
 
 
 @pytest.mark.slow   # a fresh process importing tensorflow
