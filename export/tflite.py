@@ -207,9 +207,9 @@ class TFLiteMultipleChoice(TFLiteModel):
     number of choices is refused before the interpreter runs (TFLiteInputError), every time
     (a graph run with another count fails in RESHAPE and leaves the interpreter resized)."""
 
-    def __init__(self, path_or_bytes, output_names_=None):
-        super().__init__(path_or_bytes, output_names_)
-        key = f"output_{self.output_names.index('probabilities')}"
+    def __init__(self, path_or_bytes):
+        super().__init__(path_or_bytes)
+        key = {v: k for k, v in self.rename.items()}.get("probabilities", "probabilities")
         self.num_choices = int(self.runner.get_output_details()[key]["shape"][-1])
 
     def row(self, inputs):

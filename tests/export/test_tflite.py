@@ -141,7 +141,7 @@ def _named_outputs_case(tmp_path, name):
     from export.saved_model import read_model_dir
     from export.serving_graph import ServingModule
     from export.tflite import TFLiteModel, build_tflite_module, convert
-    from tiny_dirs import EXPORT_TASKS, tiny_config
+    from tests.export.tiny_dirs import EXPORT_TASKS, tiny_config
     task = EXPORT_TASKS[name]
     model_dir = str(tmp_path / name)
     model = make_task_dir(model_dir, tiny_config(), TINY_VOCAB, task, seq_length=SEQ)
