@@ -40,12 +40,12 @@ EVAL_BOOKS = ("Ruth", "Esther", "Jonah", "Mark", "Titus", "Philemon", "Jude")
 VOCAB_SIZE = 8000
 SEQ_LENGTH = 128             # the final phase, the evaluation and the model dir's seq_length
 MAX_PREDICTIONS = 20
-DUPE_FACTOR = 1              # the final phase reads ~6k of the ~10k sequences once
+DUPE_FACTOR = 1              # the final phase reads ~3k of the ~10k sequences once
 PHASE1_SEQ_LENGTH = 64
 PHASE1_MAX_PREDICTIONS = 10
-PHASE1_DUPE_FACTOR = 3       # ~50k sequences, each read about once
+PHASE1_DUPE_FACTOR = 3       # ~50k sequences, ~40k of them read
 PHASE1_DIR = "phase1_seq64"
-PHASE1_STEPS = 1300
+PHASE1_STEPS = 2600
 FINAL_STEPS = 200
 RECORD_WORKERS = 1   # in-process: spawning a worker costs more (importing TF) than it saves
 
@@ -192,13 +192,15 @@ def default_phases(model_dir=None, progress=print):
         config="tiny", config_overrides={"max_position_embeddings": SEQ_LENGTH,
                                          "num_heads": 4, "hidden_dropout": 0.0,
                                          "attention_dropout": 0.0},
-        global_batch_size=32, optimizer="adamw", weight_decay=0.01, dynamic_masking=True,
+        # Batch 16: twice the steps of batch 32 for the same compute learn faster here
+        # (held-out MLM accuracy 0.174 vs 0.160 after 2600 x 16 / 1300 x 32 at seq 64).
+        global_batch_size=16, optimizer="adamw", weight_decay=0.01, dynamic_masking=True,
         log_every_steps=50, seed=12345)
     phase1 = PretrainConfig(
         model_dir=os.path.join(model_dir, PHASE1_DIR), input_files=data["phase1_input_files"],
         mode="train", max_seq_length=PHASE1_SEQ_LENGTH,
         max_predictions_per_seq=PHASE1_MAX_PREDICTIONS, num_train_steps=PHASE1_STEPS,
-        num_warmup_steps=50, learning_rate=2e-3, checkpoint_every_steps=250, **common)
+        num_warmup_steps=100, learning_rate=2e-3, checkpoint_every_steps=500, **common)
     final = PretrainConfig(
         model_dir=model_dir, input_files=data["input_files"], eval_files=data["eval_files"],
         init_checkpoint=phase1.model_dir, max_seq_length=SEQ_LENGTH,
