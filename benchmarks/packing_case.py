@@ -29,8 +29,8 @@ def write_corpus(name, path, max_documents):
     """Writes `max_documents` documents of corpus `name` as prose (one document per block)."""
     from demo_data import assets
     if name == "kjv":
-        from demo_data.pretraining_default import parse_kjv
-        docs = (" ".join(verses) for _, _, verses in parse_kjv(assets.kjv_text()))
+        from demo_data import kjv_corpus
+        docs = (" ".join(verses) for _, _, verses in kjv_corpus.chapters())
     elif name == "bbc_news":
         files = sorted(glob.glob(os.path.join(assets.bbc_news_dir(), "*", "*.txt")))
         # interleave the topics so a prefix of the list covers all five

