@@ -88,6 +88,25 @@ def test_model_dir_apart_from_the_init_checkpoint(tmp_path, kind):
     assert tree(tmp_path) == before
 
 
+def test_a_checkpoint_bert_tf_wrote_and_the_run_keeps_may_lie_inside_the_model_dir(tmp_path):
+    """The default job's final phase reads phase 1 from <model_dir>/phase1_seq64 (recorded as
+    the default job's, never written or removed by a run); a user's checkpoint inside the
+    model dir, or one inside an entry the run writes, is still refused."""
+    model_dir = str(tmp_path / "run")
+    ownership.record(model_dir, {"phase1_seq64": "default_job"})
+    write(os.path.join(model_dir, "phase1_seq64", "config.json"))
+    write(os.path.join(model_dir, "mine", "config.json"))
+    write(os.path.join(model_dir, "checkpoints", "old", "config.json"))
+    ownership.record(model_dir, {"checkpoints": "pretrain"})
+    plan = ownership.plan_model_dir(model_dir, "pretrain", RUN_WRITES, sources=[
+        ("--init_checkpoint", os.path.join(model_dir, "phase1_seq64"))])
+    assert plan.removes == ()
+    for inner in ("mine", os.path.join("checkpoints", "old")):
+        with pytest.raises(OwnershipError, match=" contains --init_checkpoint="):
+            ownership.plan_model_dir(model_dir, "pretrain", RUN_WRITES, sources=[
+                ("--init_checkpoint", os.path.join(model_dir, inner))])
+
+
 def test_symlinked_logs_is_refused_before_anything_is_removed(tmp_path):
     model_dir = legacy_model_dir(tmp_path / "run")
     outside = tmp_path / "elsewhere"
