@@ -42,7 +42,7 @@ from bert_tf import fingerprint
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
-from bert_tf.data.batching import epochs_order
+from bert_tf.data.batching import COMPILE_COST_TOKENS, epochs_order
 from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
 from bert_tf.models import param_groups
 from bert_tf.recipes.precision import keras_runtime, resolved_settings
@@ -197,7 +197,10 @@ class _FinetuneRun:
         config, task = self.config, self.task
         batches = epochs_order(task.train_features.lengths, config.batch_size, config.epochs,
                                config.seed)
-        dataset = task.make_dataset(task.train_features, batches)
+        # Padded lengths used by few batches merge into longer ones where the padding costs
+        # less than a compile of the fused training kernels (bert_tf/data/batching.py).
+        dataset = task.make_dataset(task.train_features, batches,
+                                    compile_cost_tokens=COMPILE_COST_TOKENS)
         state = self.dir.read_json(STATE_FILE) if os.path.isfile(self.state_path) \
             else {"history": []}
         done = {h["epoch"] for h in state["history"]}

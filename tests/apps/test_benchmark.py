@@ -37,7 +37,7 @@ def test_interleaved_timing_alternates_and_counts():
 def _run(args, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "apps.benchmark", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_quick_run_writes_json(tmp_path):
