@@ -1,4 +1,5 @@
-r"""Benchmarks bert-tf against keras-hub in one process, alternating rounds between them.
+r"""Benchmarks bert-tf against keras-hub (and transformers + PyTorch where torch and
+transformers are installed) in one process, alternating rounds between them.
 
     python -m apps.benchmark                        # small preset, batch 16, seq 128, both precisions
     python -m apps.benchmark --cases=encoder_train,encoder_infer --precision=mixed_bfloat16
@@ -9,7 +10,9 @@ tokenize (strings/s), pretraining_data (sentences/s, bert-tf only), packing (ber
 padding share and real tokens/s of a pre-training step on unpacked vs packed rows of real
 data, --packing_corpus). Reports medians over rounds
 of examples/s, tokens/s, achieved matmul FLOP/s and its fraction of this machine's measured
-matmul peak, peak RSS, and the ratio bert-tf / keras-hub. On a shared machine quote ratios.
+matmul peak, peak RSS, and the ratios bert-tf / keras-hub and bert-tf / transformers (the
+encoder_train, encoder_infer and finetune cases; eager PyTorch, dynamic padding in finetune).
+On a shared machine quote ratios.
 """
 
 import dataclasses

@@ -18,11 +18,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from benchmarks import torch_cases
 from benchmarks.flops import encoder_flops, mlm_head_flops
 from bert_tf.data.batching import PAD_TO_MULTIPLE_OF
 
 OURS = "bert_tf"
 KERAS_HUB = "keras_hub"
+TRANSFORMERS = "transformers"     # transformers + PyTorch, where installed (torch_cases.py)
 
 
 @dataclasses.dataclass
@@ -122,14 +124,17 @@ def _encoder_loss(outputs):
     return tf.reduce_mean(tf.square(seq)) + tf.reduce_mean(pooled)
 
 
-def _pair(setup, build):
-    """Builds the keras-hub side only if keras-hub imports."""
+def _pair(setup, build, torch_step=None):
+    """Builds the keras-hub side only if keras-hub imports, and the transformers + PyTorch
+    side (`torch_step()` -> Impl) only if torch and transformers are installed."""
     impls = {OURS: build(OURS)}
     try:
         import keras_hub  # noqa: F401
+        impls[KERAS_HUB] = build(KERAS_HUB)
     except ImportError:
-        return impls
-    impls[KERAS_HUB] = build(KERAS_HUB)
+        pass
+    if torch_step is not None and torch_cases.available():
+        impls[TRANSFORMERS] = torch_step()
     return impls
 
 
@@ -137,9 +142,13 @@ def _pair(setup, build):
 
 def encoder_case(setup, training):
     import tensorflow as tf
-    ids, mask, types = (tf.constant(a) for a in _inputs(setup))
+    arrays = _inputs(setup)
+    ids, mask, types = (tf.constant(a) for a in arrays)
     b, t = setup.batch_size, setup.seq_length
     flops = encoder_flops(setup.config, b, t, training=training)
+
+    def torch_step():
+        return Impl(torch_cases.encoder_step(setup, *arrays, training), b, b * t, flops)
 
     def build(impl):
         if impl == OURS:
@@ -158,7 +167,7 @@ def encoder_case(setup, training):
         return Impl(step, b, b * t, flops)
 
     name = "encoder_train" if training else "encoder_infer"
-    return Case(name, "examples", _pair(setup, build))
+    return Case(name, "examples", _pair(setup, build, torch_step))
 
 
 # ----------------------------------------------------------------------------- pre-training
@@ -315,10 +324,16 @@ def finetune_case(setup):
         # One untimed pass over the batches: each padded length compiles its kernels once.
         return Impl(lambda: train(*next(cycle)), b, warmup_steps=len(batches))
 
-    return Case("finetune", "examples", _pair(setup, build),
+    def torch_step():
+        train = torch_cases.finetune_step(setup, setup.seq_length)
+        cycle = itertools.cycle([(texts[i:i + b], labels[i:i + b]) for i in range(0, n, b)])
+        return Impl(lambda: train(*next(cycle)), b)
+
+    return Case("finetune", "examples", _pair(setup, build, torch_step),
                 notes="SMS spam texts; ours: length-bucketed batches padded to their "
                       f"longest (multiple of {PAD_TO_MULTIPLE_OF}); keras-hub: padded to "
-                      f"{setup.seq_length}")
+                      f"{setup.seq_length}; transformers: file-order batches padded to their "
+                      "longest (dynamic padding)")
 
 
 def tokenize_case(setup, batch_size=256):

@@ -10,7 +10,7 @@ import keras_hub
 import tensorflow as tf
 
 from benchmarks import system
-from benchmarks.cases import KERAS_HUB, OURS
+from benchmarks.cases import KERAS_HUB, OURS, TRANSFORMERS
 from benchmarks.packing_case import PACKED, UNPACKED
 
 
@@ -45,7 +45,7 @@ def _row(case, impl_name, m, precision, peak):
            "achieved_flops": impl.flops_per_step / sec if impl.flops_per_step else None,
            "fraction_of_peak": None,
            "peak_rss_mb": m.peak_rss_mb, "peak_rss_delta_mb": m.peak_rss_delta_mb,
-           "ratio_vs_keras_hub": None, "notes": case.notes}
+           "ratio_vs_keras_hub": None, "ratio_vs_transformers": None, "notes": case.notes}
     if row["achieved_flops"] and peak:
         row["fraction_of_peak"] = row["achieved_flops"] / peak
     return row
@@ -75,27 +75,31 @@ def _packing_ratios(case, results, by_impl):
             "packed_vs_unpacked_real_tokens_per_cpu_sec": per_cpu}
 
 
-def _keras_hub_ratios(results, by_impl):
-    ours, theirs = by_impl[OURS], by_impl[KERAS_HUB]
-    # Per-round ratios too: rounds are adjacent in time, so their median is robust to load.
+def _peer_ratios(results, by_impl, peer, key):
+    """ours / peer: examples/s, the median of adjacent rounds' ratios (rounds are adjacent
+    in time, so it is robust to load) and the CPU-time ratio; keys named after `key`."""
+    ours, theirs = by_impl[OURS], by_impl[peer]
     paired = [a / b for a, b in zip(ours["examples_per_sec_rounds"],
                                     theirs["examples_per_sec_rounds"])]
-    return {"ratio_vs_keras_hub": ours["examples_per_sec"] / theirs["examples_per_sec"],
-            "paired_round_ratio_median": _median(paired),
-            "cpu_time_ratio_vs_keras_hub": (results[KERAS_HUB].median_cpu_seconds
-                                            / results[OURS].median_cpu_seconds)}
+    prefix = "" if peer == KERAS_HUB else f"{key}_"   # keras-hub keeps its original names
+    return {f"ratio_vs_{key}": ours["examples_per_sec"] / theirs["examples_per_sec"],
+            f"{prefix}paired_round_ratio_median": _median(paired),
+            f"cpu_time_ratio_vs_{key}": (results[peer].median_cpu_seconds
+                                         / results[OURS].median_cpu_seconds)}
 
 
 def result_rows(case, precision, results, peak):
     """One row per implementation of `case` ({impl: timing.Measurement}), with the
-    packed/unpacked or ours/keras-hub ratios of the run added to every row."""
+    packed/unpacked, ours/keras-hub and ours/transformers ratios of the run added to every
+    row."""
     rows = [_row(case, name, m, precision, peak) for name, m in results.items()]
     by_impl = {r["impl"]: r for r in rows}
     extra = {}
     if PACKED in by_impl and UNPACKED in by_impl:
         extra.update(_packing_ratios(case, results, by_impl))
-    if OURS in by_impl and KERAS_HUB in by_impl:
-        extra.update(_keras_hub_ratios(results, by_impl))
+    for peer, key in ((KERAS_HUB, "keras_hub"), (TRANSFORMERS, "transformers")):
+        if OURS in by_impl and peer in by_impl:
+            extra.update(_peer_ratios(results, by_impl, peer, key))
     for r in rows:
         r.update(extra)
     return rows
@@ -106,18 +110,20 @@ def _fmt(value, scale=1.0, digits=1):
 
 
 def print_table(rows):
-    header = (f"{'case':17s} {'precision':15s} {'impl':10s} {'ex/s':>9s} {'tok/s':>9s} "
-              f"{'GFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'ours/kh':>8s} {'cpu o/kh':>8s}")
+    header = (f"{'case':17s} {'precision':15s} {'impl':12s} {'ex/s':>9s} {'tok/s':>9s} "
+              f"{'GFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'ours/kh':>8s} {'cpu o/kh':>8s} "
+              f"{'ours/hf':>8s}")
     print(header)
     print("-" * len(header))
     for r in rows:
         pct = None if r["fraction_of_peak"] is None else 100 * r["fraction_of_peak"]
-        print(f"{r['case']:17s} {r['precision']:15s} {r['impl']:10s} "
+        print(f"{r['case']:17s} {r['precision']:15s} {r['impl']:12s} "
               f"{_fmt(r['examples_per_sec'], digits=2):>9s} {_fmt(r['tokens_per_sec'], 1, 0):>9s} "
               f"{_fmt(r['achieved_flops'], 1e9):>8s} {_fmt(pct):>6s} "
               f"{_fmt(r['peak_rss_mb'], digits=0):>7s} "
               f"{_fmt(r['ratio_vs_keras_hub'], digits=2):>8s} "
-              f"{_fmt(r.get('cpu_time_ratio_vs_keras_hub'), digits=2):>8s}")
+              f"{_fmt(r.get('cpu_time_ratio_vs_keras_hub'), digits=2):>8s} "
+              f"{_fmt(r.get('ratio_vs_transformers'), digits=2):>8s}")
     sys.stdout.flush()
 
 

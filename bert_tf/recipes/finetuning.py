@@ -45,7 +45,7 @@ from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
-from bert_tf.data.batching import epochs_order
+from bert_tf.data.batching import COMPILE_COST_TOKENS, epochs_order
 from bert_tf.data.classification import parse_tfds_source
 from bert_tf.recipes.caller_state import preserved_caller_state
 from bert_tf.recipes.field_checks import require_instance
@@ -225,7 +225,10 @@ class _FinetuneRun:
         config, task = self.config, self.task
         batches = epochs_order(task.train_features.lengths, config.batch_size, config.epochs,
                                config.seed)
-        dataset = task.make_dataset(task.train_features, batches)
+        # Padded lengths used by few batches merge into longer ones where the padding costs
+        # less than a compile of the fused training kernels (bert_tf/data/batching.py).
+        dataset = task.make_dataset(task.train_features, batches,
+                                    compile_cost_tokens=COMPILE_COST_TOKENS)
         state = self.dir.read_json(STATE_FILE) if os.path.isfile(self.state_path) \
             else {"history": []}
         done = {h["epoch"] for h in state["history"]}

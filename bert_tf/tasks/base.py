@@ -49,9 +49,10 @@ class Task:
         """The task model described by a config.json "task" dict (ValueError if incomplete)."""
         raise NotImplementedError
 
-    def make_dataset(self, features, batches, with_labels=True):
+    def make_dataset(self, features, batches, with_labels=True, compile_cost_tokens=0):
         """tf.data batches of `features` (see bert_tf.data.batching.make_dataset)."""
-        return make_dataset(features, batches, with_labels=with_labels)
+        return make_dataset(features, batches, with_labels=with_labels,
+                            compile_cost_tokens=compile_cost_tokens)
 
     @property
     def objective(self):

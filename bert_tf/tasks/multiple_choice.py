@@ -56,8 +56,9 @@ class MultipleChoiceTask(Task):
         return [{"context": list(cls.WARMUP_TEXTS[:1]), "choices": [choices]},
                 {"context": list(cls.WARMUP_TEXTS), "choices": [choices, choices[::-1]]}]
 
-    def make_dataset(self, features, batches, with_labels=True):
-        return data.make_dataset(features, batches, with_labels=with_labels)
+    def make_dataset(self, features, batches, with_labels=True, compile_cost_tokens=0):
+        return data.make_dataset(features, batches, with_labels=with_labels,
+                                 compile_cost_tokens=compile_cost_tokens)
 
     @property
     def objective(self):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from benchmarks import system
+from benchmarks import system, torch_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,7 +37,7 @@ def test_interleaved_timing_alternates_and_counts():
 def _run(args, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "apps.benchmark", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_quick_run_writes_json(tmp_path):
@@ -54,8 +54,15 @@ def test_quick_run_writes_json(tmp_path):
     assert data["machine"]["peak_flops"]["float32"] > 0
     assert data["settings"]["config"]["hidden_size"] == 16
     rows = {(r["case"], r["impl"]): r for r in data["results"]}
-    assert set(rows) == {(case, impl) for case in ("encoder_train", "encoder_infer", "pretrain")
-                         for impl in ("bert_tf", "keras_hub")}
+    expected = {(case, impl) for case in ("encoder_train", "encoder_infer", "pretrain")
+                for impl in ("bert_tf", "keras_hub")}
+    if torch_cases.available():   # the transformers + PyTorch peer of the encoder cases
+        expected |= {(case, "transformers") for case in ("encoder_train", "encoder_infer")}
+        for case in ("encoder_train", "encoder_infer"):
+            ours, theirs = rows[(case, "bert_tf")], rows[(case, "transformers")]
+            assert ours["ratio_vs_transformers"] == pytest.approx(
+                ours["examples_per_sec"] / theirs["examples_per_sec"])
+    assert set(rows) == expected
     for r in rows.values():
         assert r["examples_per_sec"] > 0 and len(r["examples_per_sec_rounds"]) == 2
         assert r["tokens_per_sec"] == pytest.approx(8 * r["examples_per_sec"])

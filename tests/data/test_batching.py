@@ -1,6 +1,6 @@
 import numpy as np
 
-from bert_tf.data.batching import RaggedFeatures, make_dataset
+from bert_tf.data.batching import RaggedFeatures, bucket_lengths, make_dataset
 
 
 def _features(lengths):
@@ -36,3 +36,28 @@ def test_ragged_labels_pad_with_minus_one_to_the_same_width():
     (inputs, tags), = make_dataset(features, [np.array([0])]).as_numpy_iterator()
     assert inputs["input_word_ids"].shape == tags.shape == (1, 8)
     assert tags.tolist() == [[1, 2, 3, -1, -1, -1, -1, -1]]
+
+
+def test_bucket_lengths_trades_padding_against_compiles():
+    longest, sizes = [16, 24, 24, 32, 128], [32] * 5
+    assert bucket_lengths(longest, sizes, 0).tolist() == longest          # no compile cost
+    # {32, 128}: padding 16->32 (32 rows x 16) + 24->32 (64 x 8) = 1024 tokens + 2 compiles
+    # beats every other subset ({16, 24, 32, 128}: 4 compiles, no padding = 4096)
+    assert bucket_lengths(longest, sizes, 1024).tolist() == [32, 32, 32, 32, 128]
+    assert bucket_lengths(longest, sizes, 10 ** 9).tolist() == [128] * 5   # one shape
+    # a length many rows use stays its own bucket
+    assert bucket_lengths([16, 24, 128], [3200, 1, 1], 1024).tolist() == [16, 128, 128]
+
+
+def test_training_batches_merge_rare_lengths():
+    features = _features([3, 10, 19, 5, 7, 4])
+    batches = [np.array([0, 3]), np.array([4, 5]), np.array([1]), np.array([2, 0])]
+    plain = [x["input_word_ids"].shape[1]
+             for x, _ in make_dataset(features, batches).as_numpy_iterator()]
+    assert plain == [8, 8, 16, 19]
+    merged = list(make_dataset(features, batches, compile_cost_tokens=1024)
+                  .as_numpy_iterator())
+    assert [x["input_word_ids"].shape[1] for x, _ in merged] == [19, 19, 19, 19]
+    inputs, labels = merged[0]
+    assert inputs["input_mask"].sum(axis=1).tolist() == [3, 5] and labels.tolist() == [0, 3]
+    assert inputs["input_word_ids"][0].tolist() == [1, 2, 3] + [0] * 16
