@@ -14,6 +14,7 @@ from bert_tf.data.text_files import check_file
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.run_config import RunConfig, setting
 from bert_tf.tasks import TASK_NAMES
+from bert_tf.training.optimization import OPTIMIZERS
 
 # Settings that do not change the result of a run (a rerun may change them freely); the file
 # paths are compared by content (fingerprints), not by name.
@@ -56,6 +57,14 @@ class FinetuneConfig(RunConfig):
                                        "are padded only to their own longest example.")
     warmup_proportion: float = setting(0.1, "Fraction of the training steps with linear "
                                             "learning-rate warmup.")
+    optimizer: str = setting(
+        "adamw", "adamw: torch.optim.AdamW's maths, as the Hugging Face recipe (epsilon on the "
+        "bias-corrected second moment); bert_adamw: the original BERT optimizer (no bias "
+        "correction); keras_adamw: Keras' Adam epsilon (on the uncorrected second moment); "
+        "lamb.", choices=OPTIMIZERS)
+    adam_epsilon: float | None = setting(
+        None, "Adam epsilon. Default: 1e-8 for adamw (torch / transformers' default), 1e-6 "
+        "for the others (the original BERT).")
     layer_decay: float | None = setting(
         None, "Layer-wise learning-rate decay factor in (0, 1] (e.g. 0.9): layer l of L gets "
         "lr * decay^(L + 1 - l). Default: off.")
@@ -141,6 +150,9 @@ class FinetuneConfig(RunConfig):
         if not 0 <= self.warmup_proportion < 1:
             raise FinetuneConfigError(f"--warmup_proportion: expected [0, 1), got "
                                       f"{self.warmup_proportion}")
+        if self.adam_epsilon is not None and not 0 < self.adam_epsilon < 1:
+            raise FinetuneConfigError(f"--adam_epsilon: expected (0, 1), got "
+                                      f"{self.adam_epsilon}")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise FinetuneConfigError(f"--layer_decay: expected (0, 1], got "
                                       f"{self.layer_decay}")

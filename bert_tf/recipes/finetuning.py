@@ -176,7 +176,8 @@ class _FinetuneRun:
             encoder = load_encoder(config.init_checkpoint)
             self.model = task.build_model(encoder)
             optimizer = optimization.create_optimizer(
-                "adamw", config.learning_rate, total_steps, warmup, config.weight_decay,
+                config.optimizer, config.learning_rate, total_steps, warmup,
+                config.weight_decay, epsilon=config.adam_epsilon,
                 clip_norm=config.clip_norm, layer_decay=config.layer_decay,
                 layers_below_top=param_groups.layers_below_top)
         self.trainer = Trainer(
