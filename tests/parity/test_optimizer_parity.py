@@ -11,6 +11,7 @@ import tensorflow as tf
 torch = pytest.importorskip("torch", reason="optimizer parity needs torch (CPU wheel)")
 transformers = pytest.importorskip("transformers", reason="needs transformers' schedules")
 
+from bert_tf.recipes.finetuning import warmup_steps  # noqa: E402
 from bert_tf.training import optimization  # noqa: E402
 
 LR, WARMUP, TOTAL, WD = 1e-3, 3, 10, 0.01
@@ -65,3 +66,10 @@ def test_adamw_steps_match_torch():
     moved = np.abs(kernel.numpy() - kernel0)
     # as in torch, weights with 1e-8 gradients move about as far as those with 1e-1 ones
     assert np.median(moved[scales <= 1e-7]) > 0.3 * np.median(moved[scales >= 1e-1])
+
+
+def test_warmup_steps_round_up_as_transformers():
+    """--warmup_proportion=0.1 of 265 steps is 27 warmup steps: transformers'
+    TrainingArguments.get_warmup_steps takes ceil(total * ratio) for a ratio < 1."""
+    expected = {1: 1, 9: 1, 10: 1, 11: 2, 265: 27, 1001: 101}
+    assert {n: warmup_steps(n, 0.1) for n in expected} == expected
