@@ -12,6 +12,7 @@ from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file
 from bert_tf.recipes.run_config import ConfigError, RunConfig, setting
 from bert_tf.tasks import TASK_NAMES
+from bert_tf.training.optimization import OPTIMIZERS
 
 # Settings that do not change the result of a run (a rerun may change them freely); the file
 # paths are compared by content (fingerprints), not by name.
@@ -57,6 +58,14 @@ class FinetuneConfig(RunConfig):
                                    bounds="[1, inf)")
     warmup_proportion: float = setting(0.1, "Fraction of the training steps with linear "
                                             "learning-rate warmup.", bounds="[0, 1)")
+    optimizer: str = setting(
+        "adamw", "adamw: torch.optim.AdamW's maths, as the Hugging Face recipe (epsilon on the "
+        "bias-corrected second moment); bert_adamw: the original BERT optimizer (no bias "
+        "correction); keras_adamw: Keras' Adam epsilon (on the uncorrected second moment); "
+        "lamb.", choices=OPTIMIZERS)
+    adam_epsilon: float | None = setting(
+        None, "Adam epsilon. Default: 1e-8 for adamw (torch / transformers' default), 1e-6 "
+        "for the others (the original BERT).", bounds="(0, 1)")
     layer_decay: float | None = setting(
         None, "Layer-wise learning-rate decay factor in (0, 1] (e.g. 0.9): layer l of L gets "
         "lr * decay^(L + 1 - l). Default: off.", bounds="(0, 1]")

@@ -81,6 +81,12 @@ def _finite(values):
     return values
 
 
+def warmup_steps(total_steps, proportion):
+    """Warmup steps for `proportion` of the run, rounded up, as transformers'
+    `TrainingArguments.get_warmup_steps` (a ratio < 1)."""
+    return math.ceil(total_steps * proportion)
+
+
 def _check_existing(directory, task_info):
     d = md.ModelDir(directory)
     if not os.path.isfile(d.config_path):
@@ -198,12 +204,13 @@ class _FinetuneRun:
         config, task = self.config, self.task
         self.steps_per_epoch = math.ceil(len(task.train_features) / config.batch_size)
         total_steps = self.steps_per_epoch * config.epochs
-        warmup = int(total_steps * config.warmup_proportion)
+        warmup = warmup_steps(total_steps, config.warmup_proportion)
         with self.strategy.scope():
             encoder = load_encoder(config.init_checkpoint)
             self.model = task.build_model(encoder)
             optimizer = optimization.create_optimizer(
-                "adamw", config.learning_rate, total_steps, warmup, config.weight_decay,
+                config.optimizer, config.learning_rate, total_steps, warmup,
+                config.weight_decay, epsilon=config.adam_epsilon,
                 clip_norm=config.clip_norm, layer_decay=config.layer_decay,
                 layers_below_top=param_groups.layers_below_top)
         self.trainer = Trainer(

@@ -7,6 +7,7 @@ import dataclasses
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.run_config import ConfigError, RunConfig, setting, with_default
+from bert_tf.training.optimization import OPTIMIZERS
 
 MODES = ("train_and_eval", "train", "eval")
 
@@ -68,9 +69,11 @@ class PretrainConfig(RunConfig):
     num_warmup_steps: int = setting(100, "Linear learning-rate warmup steps.",
                                     bounds="[0, inf)")
     learning_rate: float = with_default(RunConfig, "learning_rate", 1e-4)
-    optimizer: str = setting("adamw", "Optimizer: adamw (AdamW) or lamb (LAMB, layer-wise "
-                                      "adaptive steps for large batches).",
-                             choices=("adamw", "lamb"))
+    optimizer: str = setting("adamw", "Optimizer: adamw (AdamW, torch's maths), bert_adamw "
+                                      "(the original BERT optimizer: no bias correction, "
+                                      "epsilon 1e-6), keras_adamw (Keras' Adam epsilon) or "
+                                      "lamb (LAMB, layer-wise adaptive steps for large "
+                                      "batches).", choices=OPTIMIZERS)
     grad_accum_steps: int = setting(1, "Micro-batches accumulated per optimizer step.",
                                     bounds="[1, inf)")
     xla: bool = setting(False, "XLA auto-clustering (slower on CPU; try it on GPU/TPU).")

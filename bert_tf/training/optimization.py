@@ -6,6 +6,12 @@
 * Learning rate (`WarmupLinearDecay`): linear from 0 to `learning_rate` over the warmup steps,
   then linear down to `end_learning_rate` at `num_train_steps`, constant after. The step is
   the optimizer's iteration count before the update (the first update uses lr(0)).
+* Adam: `create_optimizer("adamw")` is torch.optim.AdamW's maths (bias-corrected moments,
+  epsilon 1e-8 added to sqrt of the CORRECTED second moment), what users of the Hugging Face
+  recipe expect; "bert_adamw" is google-research/bert's AdamWeightDecayOptimizer (no bias
+  correction, epsilon 1e-6) and "keras_adamw" Keras' Adam (epsilon on the uncorrected
+  second moment: early on, and for small gradients, it moves parameters much less than
+  torch's). See ADAM_VARIANTS; tests/training/test_optimization.py pins which is which.
 * Weight decay is decoupled (w -= lr * wd * w, as AdamW / BERT's AdamWeightDecay) and skipped
   for variables whose PATH matches `exclude_from_decay` (default: Keras' names of
   LayerNormalization layers, `*layer_norm*` / `layer_normalization`, and `*bias` variables):
@@ -32,7 +38,23 @@ import tensorflow as tf
 
 from bert_tf.training.keras_internals import KerasInternals
 
-OPTIMIZERS = ("adamw", "lamb")
+# name -> (class, Adam variant, default epsilon)
+OPTIMIZER_SPECS = {
+    "adamw": ("adamw", "torch", 1e-8),
+    "bert_adamw": ("adamw", "bert", 1e-6),
+    "keras_adamw": ("adamw", "keras", 1e-6),
+    "lamb": ("lamb", None, 1e-6),
+}
+OPTIMIZERS = tuple(OPTIMIZER_SPECS)
+# Where epsilon enters the Adam step, and whether the moments are bias-corrected
+# (m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)):
+ADAM_VARIANTS = {
+    "torch": "lr * m_hat / (sqrt(v_hat) + eps): torch.optim.AdamW, the Hugging Face recipe",
+    "bert": "lr * m / (sqrt(v) + eps), no bias correction: google-research/bert's "
+            "AdamWeightDecayOptimizer",
+    "keras": "lr * m_hat / (sqrt(v) / sqrt(1 - beta2^t) + eps): epsilon on the uncorrected "
+             "second moment, as keras.optimizers.Adam / tf.raw_ops.ApplyAdam",
+}
 DEFAULT_EXCLUDE_FROM_DECAY = (r"layer_?norm", r"(^|/|_)bias$")
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -122,15 +144,24 @@ class _DecoupledDecay(KerasInternals):
 @keras.saving.register_keras_serializable(package="bert_tf")
 class AdamW(_DecoupledDecay, keras.optimizers.Adam):
     """Adam with decoupled weight decay (skipped for LayerNorm/bias paths), clipping after
-    the replica sum and optional layer-wise learning-rate decay (see the module doc)."""
+    the replica sum and optional layer-wise learning-rate decay (see the module doc).
+
+    `variant` (see ADAM_VARIANTS) says where epsilon enters and whether the moments are
+    bias-corrected; the three differ only in that, and all run as one fused TF kernel."""
 
     def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-6, global_clipnorm=None,
+                 epsilon=1e-8, global_clipnorm=None,
                  exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
-                 layers_below_top=None, name="adamw", **kwargs):
+                 layers_below_top=None, variant="torch", name="adamw", **kwargs):
+        if variant not in ADAM_VARIANTS:
+            raise ValueError(f"unknown Adam variant {variant!r}: expected one of "
+                             f"{', '.join(ADAM_VARIANTS)}")
+        if kwargs.get("amsgrad"):
+            raise ValueError("AdamW does not support amsgrad")
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                          epsilon=epsilon, weight_decay=weight_decay or None,
                          global_clipnorm=global_clipnorm or None, name=name, **kwargs)
+        self.variant = variant
         self._init_groups(exclude_from_decay, layer_decay, layers_below_top)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -139,35 +170,61 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
         if decays and self.weight_decay:
             # scalar product first: one pass over the variable, not two
             self.assign_sub(variable, variable * (tf.cast(self.weight_decay, variable.dtype) * lr))
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)         # Keras' update densifies too
         if not self._fused_update(gradient, variable, lr):
-            super().update_step(gradient, variable, lr)
+            self._plain_update(gradient, variable, lr)
+
+    def _adam_scalars(self, dtype):
+        """(beta1^t, beta2^t, epsilon) for the kernel's update, which is
+        var -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon):
+          keras: as is (epsilon on the uncorrected sqrt(v));
+          torch: epsilon * sqrt(1 - beta2^t), which makes it lr * m_hat / (sqrt(v_hat) + eps);
+          bert:  beta powers 0 (no bias correction): lr * m / (sqrt(v) + eps)."""
+        t = tf.cast(self.iterations + 1, dtype)
+        eps = tf.cast(self.epsilon, dtype)
+        if self.variant == "bert":
+            zero = tf.zeros([], dtype)
+            return zero, zero, eps
+        beta1_power = tf.pow(tf.cast(self.beta_1, dtype), t)
+        beta2_power = tf.pow(tf.cast(self.beta_2, dtype), t)
+        if self.variant == "torch":
+            eps = eps * tf.sqrt(1.0 - beta2_power)
+        return beta1_power, beta2_power, eps
 
     def _fused_update(self, gradient, variable, lr):
         """The Adam update as ONE TF kernel (`ResourceApplyAdam`: m, v and the variable in a
-        single pass each) instead of Keras' ~12 element-wise ops per variable; the same
-        maths (bias-corrected step size, epsilon outside the square root). False (caller
-        falls back to Keras' ops) where it does not apply: AMSGrad, or a variable or slot
-        without a resource handle here."""
+        single pass each) instead of ~12 element-wise ops per variable. False (the caller
+        falls back to `_plain_update`, the same maths) for a variable or slot without a
+        resource handle here."""
         m, v = self.adam_slots(variable)
         handles = [_resource_handle(x) for x in (variable, m, v)]
-        if self.amsgrad or any(h is None for h in handles):
+        if any(h is None for h in handles):
             return False
         dtype = variable.dtype
-        if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)         # Keras' update densifies too
-        t = tf.cast(self.iterations + 1, dtype)
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
+        beta1_power, beta2_power, eps = self._adam_scalars(dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=handles[0], m=handles[1], v=handles[2],
-            beta1_power=tf.pow(beta_1, t), beta2_power=tf.pow(beta_2, t), lr=lr,
-            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+            beta1_power=beta1_power, beta2_power=beta2_power, lr=lr,
+            beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype), epsilon=eps,
             grad=tf.cast(gradient, dtype), use_locking=False)
         return True
+
+    def _plain_update(self, gradient, variable, lr):
+        """`_fused_update`'s maths as element-wise ops."""
+        m, v = self.adam_slots(variable)
+        dtype = variable.dtype
+        gradient = tf.cast(gradient, dtype)
+        beta1_power, beta2_power, eps = self._adam_scalars(dtype)
+        self.assign_add(m, (gradient - m) * (1.0 - tf.cast(self.beta_1, dtype)))
+        self.assign_add(v, (tf.square(gradient) - v) * (1.0 - tf.cast(self.beta_2, dtype)))
+        alpha = lr * tf.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
+        self.assign_sub(variable, alpha * m / (tf.sqrt(v) + eps))
 
     def get_config(self):
         config = super().get_config()
         config.pop("amsgrad", None)
+        config["variant"] = self.variant
         return self._groups_config(config)
 
 
@@ -236,11 +293,15 @@ class Lamb(_DecoupledDecay, keras.optimizers.Optimizer):
 
 def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
                      num_warmup_steps=0, weight_decay=0.01, end_learning_rate=0.0,
-                     beta_1=0.9, beta_2=0.999, epsilon=1e-6, clip_norm=1.0, layer_decay=None,
+                     beta_1=0.9, beta_2=0.999, epsilon=None, clip_norm=1.0, layer_decay=None,
                      layers_below_top=None, exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY):
-    """AdamW or LAMB with `WarmupLinearDecay`, decay-exclusion by path, global-norm clipping
-    (`clip_norm` None/0 = off) and optional layer-wise learning-rate decay (see module doc).
-    Create it inside `strategy.scope()` (or hand the Trainer a callable that does)."""
+    """An optimizer of OPTIMIZER_SPECS (adamw = torch.optim.AdamW's maths, bert_adamw = the
+    original BERT optimizer, keras_adamw = Keras' Adam epsilon, lamb) with
+    `WarmupLinearDecay`, decay-exclusion by path, global-norm clipping (`clip_norm` None/0 =
+    off) and optional layer-wise learning-rate decay (see module doc). `epsilon` None = the
+    name's default (adamw 1e-8 as torch and transformers' TrainingArguments; 1e-6 for the
+    others, as google-research/bert). Create it inside `strategy.scope()` (or hand the
+    Trainer a callable that does)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
     if learning_rate <= 0:
@@ -249,8 +310,10 @@ def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
         raise ValueError(f"num_train_steps must be positive, got {num_train_steps}")
     schedule = WarmupLinearDecay(learning_rate, num_warmup_steps, num_train_steps,
                                  end_learning_rate)
-    cls = AdamW if name == "adamw" else Lamb
+    kind, variant, default_epsilon = OPTIMIZER_SPECS[name]
+    extra = {"variant": variant} if kind == "adamw" else {}
+    cls = AdamW if kind == "adamw" else Lamb
     return cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
-               beta_2=beta_2, epsilon=epsilon, global_clipnorm=clip_norm,
-               exclude_from_decay=exclude_from_decay, layer_decay=layer_decay,
-               layers_below_top=layers_below_top)
+               beta_2=beta_2, epsilon=default_epsilon if epsilon is None else epsilon,
+               global_clipnorm=clip_norm, exclude_from_decay=exclude_from_decay,
+               layer_decay=layer_decay, layers_below_top=layers_below_top, **extra)

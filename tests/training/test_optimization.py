@@ -108,25 +108,59 @@ def test_lamb_step_matches_numpy_reference():
     np.testing.assert_allclose(bias.numpy(), lamb(b0, g[0], False), rtol=1e-5)
 
 
-def test_adamw_step_matches_numpy_reference():
-    w0 = np.array([0.5, -1.0, 2.0], np.float32)
-    g = np.array([0.1, -0.3, 0.0], np.float32)
-    kernel = keras.Variable(w0, name="kernel")
-    lr, wd, eps = 0.01, 0.1, 1e-6
-    optimizer = opt_lib.AdamW(learning_rate=lr, weight_decay=wd, epsilon=eps)
-    for _ in range(2):
-        optimizer.apply([tf.constant(g)], [kernel])
+def _adam_reference(variant, w0, g, lr, wd, eps, steps):
+    """NumPy AdamW in float64: decoupled decay, then the variant's Adam step."""
     w, m, v = w0.astype(np.float64), 0.0, 0.0
-    for t in (1, 2):
+    for t in range(1, steps + 1):
         w = w * (1 - lr * wd)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g ** 2
-        alpha = lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)   # Keras Adam's form
-        w = w - alpha * m / (np.sqrt(v) + eps)
-    np.testing.assert_allclose(kernel.numpy(), w, rtol=1e-5)
+        if variant == "torch":         # torch.optim.AdamW: eps on the corrected sqrt(v)
+            w = w - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + eps)
+        elif variant == "keras":       # Keras Adam: eps on the uncorrected sqrt(v)
+            w = w - lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + eps)
+        else:                          # google-research/bert: no bias correction
+            w = w - lr * m / (np.sqrt(v) + eps)
+    return w
 
 
-@pytest.mark.parametrize("name", ["adamw", "lamb"])
+@pytest.mark.parametrize("name,variant,epsilon", [("adamw", "torch", 1e-8),
+                                                  ("bert_adamw", "bert", 1e-6),
+                                                  ("keras_adamw", "keras", 1e-6)])
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_variants_match_numpy_reference(name, variant, epsilon, fused):
+    """Which name is which maths (and epsilon default). Gradients of 1e-7..1e-1: where
+    epsilon enters matters for the small ones, so a variant mix-up fails here."""
+    w0 = np.array([0.5, -1.0, 2.0, 0.3, -0.7], np.float32)
+    g = np.array([0.1, -0.3, 0.0, 1e-7, -2e-6], np.float32)
+    kernel = keras.Variable(w0, name="kernel")
+    lr, wd = 0.01, 0.1
+    optimizer = opt_lib.create_optimizer(name, lr, 100, 0, weight_decay=wd,
+                                         end_learning_rate=lr, clip_norm=None)
+    assert (optimizer.variant, optimizer.epsilon) == (variant, epsilon)
+    if not fused:
+        optimizer._fused_update = lambda *args: False
+    for _ in range(3):
+        optimizer.apply([tf.constant(g)], [kernel])
+    expected = _adam_reference(variant, w0, g, lr, wd, epsilon, 3)
+    np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5, atol=1e-7)   # fp32
+    others = [_adam_reference(o, w0, g, lr, wd, epsilon, 3) for o in ("torch", "keras", "bert")
+              if o != variant]
+    for other in others:                # the references really differ on these gradients
+        assert np.abs(other - expected).max() > 1e-4
+
+
+def test_finetuning_defaults_to_torch_adamw():
+    """What users of the Hugging Face recipe expect: torch AdamW maths, epsilon 1e-8."""
+    from bert_tf.recipes.finetune_config import FinetuneConfig
+    config = FinetuneConfig(task="tag", init_checkpoint="x", train_file="y", model_dir="z")
+    assert (config.optimizer, config.adam_epsilon) == ("adamw", None)
+    optimizer = opt_lib.create_optimizer(config.optimizer, 1e-3, 10,
+                                         epsilon=config.adam_epsilon)
+    assert (optimizer.variant, optimizer.epsilon) == ("torch", 1e-8)
+
+
+@pytest.mark.parametrize("name", ["adamw", "bert_adamw", "lamb"])
 def test_optimizer_config_round_trip(name):
     optimizer = opt_lib.create_optimizer(name, 3e-4, 1000, 100, weight_decay=0.05,
                                          clip_norm=2.0, layer_decay=0.75, epsilon=1e-8,
@@ -134,7 +168,9 @@ def test_optimizer_config_round_trip(name):
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(clone) is type(optimizer)
     for key in ("weight_decay", "global_clipnorm", "layer_decay", "epsilon",
-                "exclude_from_decay", "layers_below_top"):
+                "exclude_from_decay", "layers_below_top", "variant"):
+        if key == "variant" and name == "lamb":
+            continue
         assert clone.get_config()[key] == optimizer.get_config()[key], key
     assert float(clone.learning_rate) == pytest.approx(0.0)          # schedule at step 0
     assert float(clone._learning_rate(550)) == pytest.approx(1.5e-4)
@@ -154,15 +190,26 @@ def test_bad_optimizer_name():
 
 
 def _unfused_adamw(**kwargs):
-    """Our AdamW with the fused kernel switched off: Keras' own Adam ops."""
+    """Our AdamW with the fused kernel switched off: its element-wise ops."""
     optimizer = opt_lib.AdamW(**kwargs)
     optimizer._fused_update = lambda *args: False
     return optimizer
 
 
-def test_fused_adam_kernel_matches_keras_ops_over_steps():
+def _keras_adam(weight_decay, **kwargs):
+    """keras.optimizers.Adam + our decoupled decay: the reference of variant "keras"."""
+    optimizer = opt_lib.AdamW(weight_decay=weight_decay, **kwargs)
+    optimizer._fused_update = lambda *args: False
+    optimizer._plain_update = lambda g, v, lr: keras.optimizers.Adam.update_step(
+        optimizer, g, v, lr)
+    return optimizer
+
+
+@pytest.mark.parametrize("variant", ["torch", "bert", "keras"])
+def test_fused_adam_kernel_matches_plain_ops_over_steps(variant):
     """Dense and IndexedSlices (embedding-style) gradients, decayed and excluded variables,
-    four steps under tf.function: the fused kernel gives Keras' Adam results."""
+    four steps under tf.function: the fused kernel gives the element-wise ops' results,
+    and the "keras" variant gives keras.optimizers.Adam's."""
     rng = np.random.default_rng(0)
     initial = [rng.normal(size=s).astype(np.float32) for s in ((6, 4), (4,), (10, 4))]
     grads = [(rng.normal(size=(6, 4)).astype(np.float32),
@@ -170,10 +217,11 @@ def test_fused_adam_kernel_matches_keras_ops_over_steps():
               rng.normal(size=(2, 4)).astype(np.float32), rng.choice(10, 2, replace=False))
              for _ in range(4)]
     results = []
-    for make in (opt_lib.AdamW, _unfused_adamw):
+    makers = [opt_lib.AdamW, _unfused_adamw] + ([_keras_adam] if variant == "keras" else [])
+    for make in makers:
         variables = [keras.Variable(x, name=n)
                      for x, n in zip(initial, ("kernel", "bias", "table"))]
-        optimizer = make(learning_rate=0.01, weight_decay=0.1, epsilon=1e-6)
+        optimizer = make(learning_rate=0.01, weight_decay=0.1, epsilon=1e-6, variant=variant)
 
         @tf.function
         def step(g_kernel, g_bias, g_rows, rows):
@@ -183,8 +231,9 @@ def test_fused_adam_kernel_matches_keras_ops_over_steps():
         for g_kernel, g_bias, g_rows, rows in grads:
             step(g_kernel, g_bias, g_rows, tf.constant(rows, tf.int32))
         results.append([v.numpy() for v in variables])
-    for fused, reference in zip(*results):
-        np.testing.assert_allclose(fused, reference, rtol=1e-6, atol=1e-6)  # fp32 rounding
+    for reference in results[1:]:
+        for fused, expected in zip(results[0], reference):
+            np.testing.assert_allclose(fused, expected, rtol=1e-6, atol=1e-6)  # fp32 rounding
 
 
 def test_adamw_runs_one_fused_kernel_per_variable():
