@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="loop parity needs torch (CPU wheel)")
 transformers = pytest.importorskip("transformers", reason="loop parity needs transformers")
 
-import parity_harness as harness  # noqa: E402
+from tests.parity import parity_harness as harness  # noqa: E402
 
 from bert_tf.checkpoints.loader import assign_from_source  # noqa: E402
 from bert_tf.checkpoints.sources import read_source  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="step parity needs torch (CPU wheel)")
 transformers = pytest.importorskip("transformers", reason="step parity needs transformers")
 
-import parity_harness as harness  # noqa: E402  (after the skips: it imports torch)
+from tests.parity import parity_harness as harness  # noqa: E402  (after the skips: it imports torch)
 
 
 
