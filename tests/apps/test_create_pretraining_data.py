@@ -100,14 +100,14 @@ def test_beam_flags_misused_are_one_line_errors(tmp_path, tiny_vocab_file):
         result = _run(*common, "--runner=DirectRunner")
         assert result.returncode == 1 and "Traceback" not in result.stderr
         last = result.stderr.strip().splitlines()[-1]
-        # the README's advice, word for word: a separate venv (Beam moves protobuf)
+        # the docs' advice, word for word: a separate venv (Beam moves protobuf)
         assert last.startswith("create_pretraining_data: --runner=DirectRunner needs Apache "
                                "Beam") and last.endswith(
             "which lives in its own environment (it moves protobuf and pyarrow under the "
             "pinned stack): python -m venv --system-site-packages venv-beam && "
             "venv-beam/bin/pip install -r requirements-beam.txt, then run "
             "venv-beam/bin/python -m apps.create_pretraining_data with the same flags")
-        with open(os.path.join(ROOT, "README.md")) as f:
+        with open(os.path.join(ROOT, "docs", "distributed.md")) as f:
             assert ("python -m venv --system-site-packages venv-beam && venv-beam/bin/pip "
                     "install -r requirements-beam.txt") in f.read()
 
