@@ -1,0 +1,43 @@
+"""pyproject.toml ships what the installed package reads at run time: every data file beside the
+installed packages matches a package-data pattern (the embedded default corpus once lived in a
+subfolder the pattern missed, so `pip install .` would have installed a job without its text),
+and every console script names a callable that exists."""
+
+import fnmatch
+import importlib
+import os
+import tomllib
+
+from tests.conftest import ROOT
+
+with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    PYPROJECT = tomllib.load(f)
+
+
+def _installed_packages():
+    patterns = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [p for p in patterns if "*" not in p]
+
+
+def test_every_data_file_of_an_installed_package_is_package_data():
+    package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    missing = []
+    for package in _installed_packages():
+        top = os.path.join(ROOT, *package.split("."))
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                if name.endswith((".py", ".pyc", ".md")):     # code, and docs for the reader
+                    continue
+                rel = os.path.relpath(os.path.join(folder, name), top).replace(os.sep, "/")
+                if not any(fnmatch.fnmatch(rel, p) for p in package_data.get(package, ())):
+                    missing.append(f"{package}: {rel}")
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
+
+
+def test_console_scripts_name_existing_mains():
+    scripts = PYPROJECT["project"]["scripts"]
+    assert "bert-tf-pretrain" in scripts and "bert-tf-finetune" in scripts
+    for name, target in scripts.items():
+        module, attr = target.split(":")
+        assert callable(getattr(importlib.import_module(module), attr)), name
