@@ -19,6 +19,13 @@ def _installed_packages():
     return [p for p in patterns if "*" not in p]
 
 
+def _glob_match(rel, pattern):
+    """setuptools' package-data glob: `*` stays within one folder."""
+    parts, pattern_parts = rel.split("/"), pattern.split("/")
+    return len(parts) == len(pattern_parts) and all(
+        fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pattern_parts))
+
+
 def test_every_data_file_of_an_installed_package_is_package_data():
     package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
     missing = []
@@ -30,7 +37,7 @@ def test_every_data_file_of_an_installed_package_is_package_data():
                 if name.endswith((".py", ".pyc", ".md")):     # code, and docs for the reader
                     continue
                 rel = os.path.relpath(os.path.join(folder, name), top).replace(os.sep, "/")
-                if not any(fnmatch.fnmatch(rel, p) for p in package_data.get(package, ())):
+                if not any(_glob_match(rel, p) for p in package_data.get(package, ())):
                     missing.append(f"{package}: {rel}")
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
 
