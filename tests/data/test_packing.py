@@ -98,8 +98,7 @@ def test_default_max_predictions_per_row():
     assert packing.default_max_predictions_per_row(128, 20, 1) == 20   # >= P
 
 
-def _examples(lengths, t=12, p=3, seed=0):
-    rng = np.random.default_rng(seed)
+def _examples(lengths, t=12, p=3):
     n = len(lengths)
     ex = {k: np.zeros((n, t), np.int32) for k in ("input_ids", "input_mask", "segment_ids")}
     ex["masked_lm_positions"] = np.zeros((n, p), np.int32)
