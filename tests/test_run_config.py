@@ -129,7 +129,7 @@ def test_common_settings_are_one_base():
     ({"precision": "bfloat16"}, "--precision: expected one of auto, float32, mixed_bfloat16, "
                                 "mixed_float16, got 'bfloat16'"),
     ({"long_inputs": "cut"}, "--long_inputs: expected one of windows, truncate, got 'cut'"),
-    ({"task": "nope"}, "--task: expected one of classify, tag, squad, multiple_choice, got "
+    ({"task": "nope"}, "--task: expected one of classify, multiple_choice, squad, tag, got "
                        "'nope'"),
     ({"train_file": None}, "--train_file is required"),
 ])

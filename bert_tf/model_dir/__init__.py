@@ -34,7 +34,7 @@ DIR/checkpoints.
 
 import os
 
-from bert_tf.model_dir.directory import TASK_TYPES, ModelDir, not_a_checkpoint
+from bert_tf.model_dir.directory import ModelDir, not_a_checkpoint
 from bert_tf.model_dir.foreign import encoder_values_from_json
 from bert_tf.model_dir.errors import (CheckpointError, ModelDirError, ModelDirFileNotFoundError,
                                       ModelDirWriteError)
@@ -44,7 +44,7 @@ from bert_tf.model_dir.layout import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_RESULTS_
                                       detect_kind, is_model_dir)
 
 __all__ = ["ModelDir", "ModelDirError", "ModelDirFileNotFoundError", "ModelDirWriteError",
-           "CheckpointError", "TASK_TYPES", "CHECKPOINT_DIR", "CONFIG_FILE",
+           "CheckpointError", "CHECKPOINT_DIR", "CONFIG_FILE",
            "EVAL_RESULTS_FILE", "FORMAT", "FORMAT_VERSION", "LOG_DIR", "VOCAB_FILE",
            "WEIGHTS_FILE", "detect_kind", "is_model_dir", "not_a_checkpoint", "read_json",
            "encoder_values_from_json", "write_json"]

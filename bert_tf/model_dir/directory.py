@@ -9,10 +9,9 @@ from bert_tf.model_dir import foreign, layout
 from bert_tf.model_dir.errors import (CheckpointError, ModelDirError, ModelDirFileNotFoundError,
                                       ModelDirWriteError)
 from bert_tf.model_dir.json_files import read_json
-from bert_tf.tasks import TASK_NAMES
+from bert_tf.tasks import task_names
 from bert_tf.training import checkpoint_state
 
-TASK_TYPES = ("pretraining",) + TASK_NAMES
 
 
 class ModelDir:
@@ -74,9 +73,9 @@ class ModelDir:
             if key not in values:
                 raise ModelDirError(f"{self.config_path}: missing field {key!r}")
         task_type = values["task"].get("type")
-        if task_type not in TASK_TYPES:
+        if task_type not in task_names(include_pretraining=True):
             raise ModelDirError(f"{self.config_path}: task.type: expected one of "
-                                f"{TASK_TYPES}, got {task_type!r}")
+                                f"{task_names(include_pretraining=True)}, got {task_type!r}")
         return values
 
     def read_config_if_any(self):
@@ -115,8 +114,9 @@ class ModelDir:
         """Writes config.json. `preprocessing`: vocab_file, lower_case, seq_length."""
         if isinstance(encoder_config, BertConfig):
             encoder_config = encoder_config.to_dict()
-        if task.get("type") not in TASK_TYPES:
-            raise ModelDirError(f"task.type: expected one of {TASK_TYPES}, got "
+        if task.get("type") not in task_names(include_pretraining=True):
+            known = task_names(include_pretraining=True)
+            raise ModelDirError(f"task.type: expected one of {known}, got "
                                 f"{task.get('type')!r}")
         values = {"format": layout.FORMAT, "format_version": layout.FORMAT_VERSION,
                   "encoder": encoder_config, "preprocessing": dict(preprocessing),

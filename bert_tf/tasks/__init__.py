@@ -1,33 +1,29 @@
-"""Fine-tuning tasks: each knows its data, model head, loss, metrics and prediction files.
+"""Tasks: each knows its data, model head, loss, metrics and prediction files.
 
     classify         sentence(-pair) classification / regression (BertClassifier)
     tag              CoNLL-style token tagging, entity-level F1 (BertTagger)
     squad            extractive QA, SQuAD v1.1 / v2.0 (BertSpanQA)
     multiple_choice  SWAG-style multiple choice (BertMultipleChoice)
+    pretraining      masked LM + next sentence prediction (BertPretrainer)
 
-`bert_tf.finetune` drives any of them. A task is ONE module here with a `Task` subclass;
-registering it is one line in `TASKS` (name -> "module:Class"). The model directory, the model
-loader and `apps.finetune --task` all read this table. Modules load on first use, so importing
-this package stays light.
-
-Pre-training is a task too: `bert_tf.tasks.pretraining` (model, objective, metrics; its data are
-the pre-training records). The pre-training recipe runs it, not the fine-tuning one, so it is
-not in `TASKS` (the fine-tuning tasks).
+A task is ONE package here whose class registers itself with `@register_task(name)`
+(`bert_tf.tasks.registry`); nothing else lists the tasks. `bert_tf.finetune` drives any
+fine-tuning task; the model directory, the model loader and `apps.finetune --task` ask the
+registry. Task packages load on first look-up, so importing this package stays light.
 """
 
-import importlib
-
-TASKS = {
-    "classify": "bert_tf.tasks.classify:ClassifyTask",
-    "tag": "bert_tf.tasks.tag:TagTask",
-    "squad": "bert_tf.tasks.squad:SquadTask",
-    "multiple_choice": "bert_tf.tasks.multiple_choice:MultipleChoiceTask",
-}
-TASK_NAMES = tuple(TASKS)
+from bert_tf.tasks.registry import get_task, register_task, task_names
 
 
 def task_class(name):
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}: expected one of {', '.join(TASK_NAMES)}")
-    module, _, cls = TASKS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    """The registered task class `name` (kept for callers of the old table)."""
+    return get_task(name)
+
+
+def __getattr__(name):
+    if name == "TASK_NAMES":
+        return task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["get_task", "register_task", "task_class", "task_names"]

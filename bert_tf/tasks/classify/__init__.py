@@ -10,6 +10,7 @@ from bert_tf.data import classification as data
 from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import classification as metrics
 from bert_tf.models import BertClassifier
+from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
 from bert_tf.training.objective import Ratio
 
@@ -37,8 +38,8 @@ class RegressionObjective:
         return err, {"mse": err}
 
 
+@register_task("classify")
 class ClassifyTask(Task):
-    name = "classify"
 
     @property
     def main_metric(self):

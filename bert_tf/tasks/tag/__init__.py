@@ -10,6 +10,7 @@ from bert_tf.data import conll
 from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import tagging
 from bert_tf.models import BertTagger
+from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, per_example_ce
 from bert_tf.training.objective import Ratio
 
@@ -32,8 +33,8 @@ class TagObjective:
                 {"accuracy": Ratio(tf.reduce_sum(correct), tf.reduce_sum(weight))})
 
 
+@register_task("tag")
 class TagTask(Task):
-    name = "tag"
     main_metric = "f1"
 
     def per_token(self, output_name):

@@ -13,6 +13,7 @@ from bert_tf.evaluation import squad as squad_eval
 from bert_tf.evaluation.span_decoding import decode_example
 from bert_tf.models import BertSpanQA
 from bert_tf.atomic_io import atomic_write_json as write_json
+from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, per_example_ce, write_jsonl
 
 
@@ -28,8 +29,8 @@ class SpanObjective:
         return (start + end) / 2.0, {"start_accuracy": hit}
 
 
+@register_task("squad")
 class SquadTask(Task):
-    name = "squad"
     main_metric = "f1"
     default_doc_stride = 128      # the original run_squad.py default
 

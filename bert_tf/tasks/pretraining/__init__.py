@@ -33,6 +33,7 @@ themselves and are for use outside the Trainer.
 import tensorflow as tf
 
 from bert_tf.models.pretrainer import BertPretrainer
+from bert_tf.tasks.registry import register_task
 from bert_tf.training.objective import Ratio
 
 METRIC_NAMES = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
@@ -156,11 +157,11 @@ class PretrainingObjective:
         return pretraining_loss(labels, outputs)
 
 
+@register_task("pretraining", finetuning=False)
 class PretrainingTask:
     """What pre-training declares as a task, as the fine-tuning tasks do: its name (the
     config.json "task" type), its model on an encoder, its objective and metrics."""
 
-    name = "pretraining"
     main_metric = "masked_lm_accuracy"
     metric_names = METRIC_NAMES
 

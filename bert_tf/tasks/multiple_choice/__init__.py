@@ -14,14 +14,15 @@ import numpy as np
 
 from bert_tf.data import multiple_choice as data
 from bert_tf.models import BertMultipleChoice
+from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, softmax, write_jsonl
 from bert_tf.tasks.classify import ClassifyObjective
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 
 
+@register_task("multiple_choice")
 class MultipleChoiceTask(Task):
-    name = "multiple_choice"
     main_metric = "accuracy"
 
     def load(self):
