@@ -365,11 +365,11 @@ def tokenize_case(setup, batch_size=256):
 
 
 def pretraining_data_case(setup, text_file, num_lines=2000, workdir=None):
-    """Sentences/s of bert_tf.data.pretraining_data.create_pretraining_data (ours only) on
+    """Sentences/s of bert_tf.data.pretraining.create.create_pretraining_data (ours only) on
     the first `num_lines` lines of `text_file` (dupe_factor 1, one process)."""
     import os
     import tempfile
-    from bert_tf.data import pretraining_data as pd
+    from bert_tf.data.pretraining import create as pd
     workdir = workdir or tempfile.mkdtemp(prefix="bench_ptdata_")
     src = os.path.join(workdir, "input.txt")
     with open(text_file, encoding="utf-8") as f, open(src, "w", encoding="utf-8") as out:

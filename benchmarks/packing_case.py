@@ -1,9 +1,9 @@
 """The `packing` benchmark case: padding share and real (non-padding) tokens/s of a
 pre-training step, unpacked rows vs packed rows of the same real pre-training data.
 
-Data: pre-training records made by bert_tf.data.pretraining_data (the recipe: dupe_factor 1,
+Data: pre-training records made by bert_tf.data.pretraining.create (the recipe: dupe_factor 1,
 short_seq_prob 0.1, 15% masks) from a corpus of documents, then packed with best-fit
-decreasing (bert_tf/data/packing.py, 3 sequences per row). Corpora:
+decreasing (bert_tf/data/pretraining/packing.py, 3 sequences per row). Corpora:
   kjv        the embedded corpus of the default job: King James Bible, document = chapter
   bbc_news   BBC News articles (2,225 real news stories, ~380 words median): documents of
              realistic length, shorter than 512 tokens more often than not
@@ -50,7 +50,7 @@ def write_corpus(name, path, max_documents):
 def corpus_examples(name, vocab_file, seq_length, max_documents=300, workdir=None):
     """Masked pre-training examples (record layout, numpy) of corpus `name`."""
     import tensorflow as tf
-    from bert_tf.data import pretraining_data as pd
+    from bert_tf.data.pretraining import create as pd
     workdir = workdir or tempfile.mkdtemp(prefix="bench_packing_")
     text = os.path.join(workdir, f"{name}.txt")
     write_corpus(name, text, max_documents)
@@ -73,7 +73,7 @@ def corpus_examples(name, vocab_file, seq_length, max_documents=300, workdir=Non
 
 def padding_shares(examples, seq_length, preds, max_sequences_per_row=3):
     """(padding share unpacked, packed, packed rows as dict of arrays)."""
-    from bert_tf.data import packing
+    from bert_tf.data.pretraining import packing
     config = packing.PackingConfig(seq_length, max_sequences_per_row,
                                    packing.default_max_predictions_per_row(
                                        seq_length, preds, max_sequences_per_row))
@@ -85,7 +85,7 @@ def padding_shares(examples, seq_length, preds, max_sequences_per_row=3):
 def _batches(arrays, batch_size, count, packed):
     """`count` consecutive batches of `batch_size` rows as model (features, labels)."""
     import tensorflow as tf
-    from bert_tf.data import packed_dataset
+    from bert_tf.data.pretraining import packed_dataset
     out = []
     n = arrays["input_ids"].shape[0]
     for b in range(count):

@@ -25,7 +25,7 @@ import time
 from bert_tf import model_dir as md
 from bert_tf import ownership
 from bert_tf.atomic_io import atomic_write_json
-from bert_tf.data import pretraining_data as pd
+from bert_tf.data.pretraining import create as pd
 from bert_tf.recipes import pretraining_guard as guard
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.text import vocab_builder

@@ -11,7 +11,7 @@ import pytest
 
 from bert_tf import atomic_io
 from bert_tf.checkpoints import writers
-from bert_tf.checkpoints.model_dir_io import write_model_dir
+from bert_tf.model_dir.task_model import write_model_dir
 from bert_tf.file_modes import current_umask
 from bert_tf.model_dir import (CheckpointError, ModelDir, ModelDirError,
                                ModelDirFileNotFoundError, ModelDirWriteError)

@@ -253,7 +253,7 @@ def test_export_temp_dirs_only_marked_dead_ones_are_cleaned(tmp_path):
 
 
 def test_pretraining_outputs_never_replace_foreign_shards(tmp_path):
-    from bert_tf.data import pretraining_data as pd
+    from bert_tf.data.pretraining import create as pd
     out = tmp_path / "records"
     prefix = str(out / "pretraining")
     shard = str(out / "pretraining-00000-of-00001.tfrecord")
@@ -278,7 +278,7 @@ def test_pretraining_outputs_never_replace_foreign_shards(tmp_path):
 
 def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
     import dataclasses
-    from bert_tf.data.pretraining_dataset import expand_file_patterns
+    from bert_tf.data.pretraining.dataset import expand_file_patterns
     from bert_tf.recipes import pretraining_guard as guard
     from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
     model_dir = legacy_model_dir(tmp_path / "run")

@@ -4,6 +4,7 @@ original Google TF1 checkpoints, and bert-tf model directories.
     load_encoder(path, dtype=None)   BertEncoder from any of the three directory kinds
     load_pretrainer(path)            BertPretrainer (+ MLM/NSP heads where the source has them)
     load_task_model(path)            the task model of a bert-tf model directory
+                                     (bert_tf/model_dir/task_model.py builds and restores it)
     save_hf / save_google            write a Hugging Face / Google directory
     convert(input, output, to)       any kind -> bert_tf / hf / google (apps.convert)
 """

@@ -20,7 +20,7 @@ import keras
 
 from bert_tf.checkpoints import mapping
 from bert_tf.checkpoints import names as tensor_names
-from bert_tf.checkpoints.model_dir_io import build_task_model, restore_weights
+from bert_tf.model_dir.task_model import build_task_model, restore_weights
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
 from bert_tf.models import BertEncoder, BertPretrainer
 

@@ -30,6 +30,9 @@ DIR/checkpoints.
     foreign.py     Hugging Face / Google configs and casing
     json_files.py  read_json with one-line errors
     errors.py      ModelDirError, ModelDirWriteError, CheckpointError
+    task_model.py  the task model of config.json (built via the task registry), its weights
+                   restored; a model written as a new model dir (imported on its own: it
+                   needs the models)
 """
 
 import os

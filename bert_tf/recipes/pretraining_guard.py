@@ -9,7 +9,7 @@ run) and the eval files may change (evaluated anew).
 
 Damaged records: a corrupt or truncated record stops tf.data with a DataLossError that names
 no file. `train_guarding_records` catches it, finds the file and the record
-(bert_tf/data/record_scan.py), saves a checkpoint of the steps done so far, and then
+(bert_tf/data/pretraining/record_scan.py), saves a checkpoint of the steps done so far, and then
   * by default raises `CorruptRecordError`: one line naming the file, the record number and
     the byte offset, and the flag that goes on;
   * with --skip_corrupt_records logs one line (file, records kept, bytes skipped, the count of
@@ -24,7 +24,7 @@ import tensorflow as tf
 from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
-from bert_tf.data.record_scan import find_corrupt_record
+from bert_tf.data.pretraining.record_scan import find_corrupt_record
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.precision import resolved_settings
 from bert_tf.recipes.pretrain_config import PretrainingJobError

@@ -43,7 +43,7 @@ from bert_tf import model_dir as md
 from bert_tf.recipes import pretraining_guard as guard
 from bert_tf.checkpoints.loader import load_task_model
 from bert_tf.checkpoints.sources import CheckpointError
-from bert_tf.data.pretraining_dataset import expand_file_patterns
+from bert_tf.data.pretraining.dataset import expand_file_patterns
 from bert_tf.models import BertEncoder, BertPretrainer
 from bert_tf.recipes.caller_state import preserved_caller_state
 from bert_tf.recipes.field_checks import require_instance

@@ -10,7 +10,7 @@ length), the record files (first record of each file, metadata: seq length, pred
 vocab), the batch vs the number of replicas, an existing model dir's recorded config and vocab
 (a conflict is an error, never an overwrite), and the --init_checkpoint's shapes. Every
 problem raises `PretrainingJobError` with a one-line message. `dataset_fn` builds the run's
-tf.data pipelines (bert_tf/data/pretraining_dataset.py).
+tf.data pipelines (bert_tf/data/pretraining/dataset.py).
 """
 
 import dataclasses
@@ -20,9 +20,9 @@ from bert_tf import model_dir as md
 from bert_tf.checkpoints.loader import load_pretrainer
 from bert_tf.checkpoints.sources import CheckpointError
 from bert_tf.config import BertConfig
-from bert_tf.data import packing
-from bert_tf.data.pretraining_data import PretrainingDataError
-from bert_tf.data.pretraining_dataset import pretraining_dataset
+from bert_tf.data.pretraining import packing
+from bert_tf.data.pretraining.create import PretrainingDataError
+from bert_tf.data.pretraining.dataset import pretraining_dataset
 from bert_tf.recipes.pretrain_config import MODES, PretrainConfig, PretrainingJobError
 from bert_tf.text import vocab as vocab_lib
 

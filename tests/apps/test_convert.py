@@ -11,7 +11,7 @@ import pytest
 from bert_tf import BertClassifier, BertEncoder, BertPretrainer, load_encoder, load_task_model
 from bert_tf.checkpoints import writers
 from bert_tf.checkpoints.convert import convert
-from bert_tf.checkpoints.model_dir_io import write_model_dir
+from bert_tf.model_dir.task_model import write_model_dir
 from bert_tf.checkpoints.sources import CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -16,7 +16,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 def tiny_model_dir(tmp_path_factory):
     import keras
     from bert_tf import BertConfig, BertEncoder, BertPretrainer
-    from bert_tf.checkpoints.model_dir_io import write_model_dir
+    from bert_tf.model_dir.task_model import write_model_dir
     keras.utils.set_random_seed(7)
     root = tmp_path_factory.mktemp("tiny")
     vocab = root / "vocab.txt"

@@ -38,7 +38,7 @@ def _corpus(path, docs, seed):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from bert_tf.data import pretraining_data as pd
+    from bert_tf.data.pretraining import create as pd
     root = tmp_path_factory.mktemp("pretrain_data")
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")

@@ -20,9 +20,9 @@ if os.environ.get("BERT_TF_REQUIRE_BEAM") == "1":
 else:
     pytest.importorskip("apache_beam")
 
-from bert_tf.data import beam_pipeline as bp  # noqa: E402
-from bert_tf.data import pretraining_data as pd  # noqa: E402
-from bert_tf.data import pretraining_dataset  # noqa: E402
+from bert_tf.data.pretraining import beam_pipeline as bp  # noqa: E402
+from bert_tf.data.pretraining import create as pd  # noqa: E402
+from bert_tf.data.pretraining import dataset as pretraining_dataset  # noqa: E402
 from tests.data.test_pretraining_data import _vocab_tokens, _write_corpus  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

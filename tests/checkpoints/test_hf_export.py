@@ -15,7 +15,7 @@ import pytest
 from bert_tf import BertEncoder, BertPretrainer
 from bert_tf.checkpoints import writers
 from bert_tf.checkpoints.convert import convert
-from bert_tf.checkpoints.model_dir_io import write_model_dir
+from bert_tf.model_dir.task_model import write_model_dir
 
 TEXTS = ["Hello, World! Café résumé naïve façade.", "東京は日本の首都です。", "don't stop-believing"
          "... 3.14 $100 (a+b)=c", "ÀÉÎÕÜ Straße \u00e9\u0301 x\u0092y \t tabs\nand newlines",

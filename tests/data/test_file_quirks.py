@@ -9,7 +9,7 @@ import pytest
 
 from bert_tf.data import classification as c
 from bert_tf.data import conll, squad
-from bert_tf.data import pretraining_data as pd
+from bert_tf.data.pretraining import create as pd
 from bert_tf.data.errors import DataError
 from bert_tf.errors import BertTfError
 
@@ -218,7 +218,7 @@ def test_pretraining_refuses_binary_files(tmp_path):
 
 
 def test_pretraining_text_with_bom_and_crlf(tmp_path):
-    from bert_tf.data import sentences
+    from bert_tf.data.pretraining import sentences
     path = write(tmp_path, "c.txt", BOM + b"First one.\r\nSecond one.\r\n\r\nNext doc.\r\n")
     assert list(sentences.iter_documents(path, "sentences")) == [
         ["First one.", "Second one."], ["Next doc."]]

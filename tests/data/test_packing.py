@@ -1,4 +1,4 @@
-"""bert_tf.data.packing: best-fit decreasing places every sequence once within the limits,
+"""bert_tf.data.pretraining.packing: best-fit decreasing places every sequence once within the limits,
 the packed row layout holds the sequences' exact values, and tf.data packing of a
 dynamically masked stream."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf.data import packed_dataset, packing
-from bert_tf.data.packing import PackingConfig, PackingError
+from bert_tf.data.pretraining import packed_dataset, packing
+from bert_tf.data.pretraining.packing import PackingConfig, PackingError
 
 
 def test_best_fit_decreasing_known_answer_and_limits():

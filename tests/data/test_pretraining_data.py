@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf.data import pretraining_data as pd
+from bert_tf.data.pretraining import create as pd
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -311,7 +311,7 @@ def test_memory_stays_flat_on_a_larger_corpus(tmp_path):
     vocab.write_text("\n".join(_vocab_tokens()) + "\n")
     script = (
         "import resource, sys\n"
-        "from bert_tf.data import pretraining_data as pd\n"
+        "from bert_tf.data.pretraining import create as pd\n"
         "pd.create_pretraining_data(sys.argv[1], sys.argv[2], sys.argv[3], "
         "config=pd.CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, input_format='sentences',"
         " chunk_sentences=2000), tokenizer_factory=pd.PretokenizedFactory(sys.argv[3]))\n"
@@ -340,7 +340,7 @@ def test_memory_stays_flat_on_a_larger_corpus(tmp_path):
 
 
 def test_hand_encoded_examples_equal_protobuf_bytes():
-    from bert_tf.data.pretraining_example import encode_example
+    from bert_tf.data.pretraining.example import encode_example
     x = pd.Instance([CLS, 7, MASK, SEP, 300000, SEP], [0, 0, 0, 0, 1, 1], [2], [9], True)
     got = pd.serialize_instance(x, 8, 3)
     features = {

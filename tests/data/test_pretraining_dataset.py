@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf.data import pretraining_data as pd
-from bert_tf.data.pretraining_dataset import pretraining_dataset
+from bert_tf.data.pretraining import create as pd
+from bert_tf.data.pretraining.dataset import pretraining_dataset
 
 PAD, UNK, CLS, SEP, MASK = range(5)
 VOCAB_SIZE = 50

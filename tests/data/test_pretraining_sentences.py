@@ -1,6 +1,6 @@
 """Sentence splitting and document streaming for pre-training input."""
 
-from bert_tf.data import sentences
+from bert_tf.data.pretraining import sentences
 
 
 def test_split_sentences_rules():

@@ -9,8 +9,8 @@ import random
 import pytest
 import tensorflow as tf
 
-from bert_tf.data import pretraining_data as pd
-from bert_tf.data import pretraining_windows as wl
+from bert_tf.data.pretraining import create as pd
+from bert_tf.data.pretraining import windows as wl
 from tests.data.test_pretraining_data import _create, _doc_of, _vocab_tokens, _write_corpus
 
 

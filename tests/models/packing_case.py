@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 import bert_tf
-from bert_tf.data import packed_dataset, packing
+from bert_tf.data.pretraining import packed_dataset, packing
 from bert_tf.tasks import pretraining as pretraining_objective
 
 T, P0, S = 16, 4, 3

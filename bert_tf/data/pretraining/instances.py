@@ -11,7 +11,7 @@ records as before.
 
 import collections
 
-from bert_tf.data import pretraining_example
+from bert_tf.data.pretraining import example as pretraining_example
 from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
 

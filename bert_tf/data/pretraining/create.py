@@ -9,7 +9,7 @@ back), pairs are truncated longest-first from a random end, 15% of the tokens ar
 Unlike the original, nothing is loaded whole. Documents stream from the files into windows
 of about `chunk_sentences` sentences: the documents starting in the same block of
 `chunk_sentences` corpus sentences (blocks joined so a window has at least two documents; see
-`pretraining_windows`). A window is where random next-segments are drawn from. Each window is
+`windows`). A window is where random next-segments are drawn from. Each window is
 processed independently (tokenize, make instances, shuffle, serialize) on as many worker
 processes as asked; every random decision about a document comes from a generator seeded by
 (random_seed, document index in the corpus, duplication pass), the window's shuffle from one
@@ -27,11 +27,11 @@ masking at training time.
 
 Next to the shards, `<prefix>.metadata.json` records the settings and counts.
 
-    pretraining_config.py      CreationConfig, PretrainingDataError
-    pretraining_tokenizers.py  tokenizer factories for the worker processes
-    pretraining_instances.py   instances from documents (the original's recipe), serialization
-    pretraining_outputs.py     input file patterns, shard names, metadata
-    pretraining_data.py        windows -> records on worker processes, written to the shards
+    config.py      CreationConfig, PretrainingDataError
+    tokenizers.py  tokenizer factories for the worker processes
+    instances.py   instances from documents (the original's recipe), serialization
+    outputs.py     input file patterns, shard names, metadata
+    create.py      windows -> records on worker processes, written to the shards
 """
 
 import collections
@@ -41,16 +41,16 @@ import os
 import time
 
 from bert_tf.atomic_io import atomic_write_json
-from bert_tf.data import pretraining_windows as windows_lib
-from bert_tf.data.pretraining_config import CreationConfig, PretrainingDataError
-from bert_tf.data.pretraining_instances import (Instance, InstanceVocab,
+from bert_tf.data.pretraining import windows as windows_lib
+from bert_tf.data.pretraining.config import CreationConfig, PretrainingDataError
+from bert_tf.data.pretraining.instances import (Instance, InstanceVocab,
                                                 create_instances_from_document,
                                                 serialize_instance)
-from bert_tf.data.pretraining_outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
+from bert_tf.data.pretraining.outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
                                               ShardWriter, build_metadata, check_outputs,
                                               existing_outputs,
                                               expand_input_files, metadata_path, shard_paths)
-from bert_tf.data.pretraining_tokenizers import (BertTokenizerFactory, PretokenizedFactory,
+from bert_tf.data.pretraining.tokenizers import (BertTokenizerFactory, PretokenizedFactory,
                                                  read_vocab)
 from bert_tf.input_files import file_sha256
 from bert_tf.text import vocab as vocab_lib
@@ -123,7 +123,7 @@ def _worker_process_chunk(task):
 
 
 def iter_chunks(files, config, stats):
-    """Yields (window id, [(doc_id, sentences)]) in corpus order (see `pretraining_windows`)."""
+    """Yields (window id, [(doc_id, sentences)]) in corpus order (see `windows`)."""
     located = windows_lib.iter_located_documents(files, config, stats)
     yield from windows_lib.iter_windows(located, config.chunk_sentences)
 

@@ -9,8 +9,8 @@ import os
 import tensorflow as tf
 
 from bert_tf import input_files, ownership
-from bert_tf.data.pretraining_config import PretrainingDataError
-from bert_tf.data.pretraining_instances import InstanceVocab
+from bert_tf.data.pretraining.config import PretrainingDataError
+from bert_tf.data.pretraining.instances import InstanceVocab
 from bert_tf.data.text_files import looks_binary
 from bert_tf.input_files import file_sha256
 from bert_tf.text import vocab as vocab_lib

@@ -1,5 +1,5 @@
 """Packed pre-training rows in tf.data: packing a stream of examples, reading packed records,
-and the model's feature/label names for them (see bert_tf/data/packing.py for the layout).
+and the model's feature/label names for them (see packing.py for the layout).
 
 Model inputs of a packed batch (B rows, T tokens, S sequences per row, P predictions per row):
   features: input_word_ids, input_mask, input_type_ids, input_position_ids,
@@ -11,7 +11,7 @@ Model inputs of a packed batch (B rows, T tokens, S sequences per row, P predict
 
 import tensorflow as tf
 
-from bert_tf.data import packing
+from bert_tf.data.pretraining import packing
 
 # The record-layout fields a buffer of unpacked examples must hold, in this order.
 _UNPACKED_KEYS = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",

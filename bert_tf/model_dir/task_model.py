@@ -1,10 +1,15 @@
-"""Building and restoring the task model of a bert-tf model directory, and importing a
-published checkpoint into a new model directory.
+"""The task model of a bert-tf model directory: built from config.json, its weights restored,
+and a model written as a new model directory (apps.convert's bert_tf output).
 
-config.json task.type picks the model: pretraining -> BertPretrainer, any fine-tuning task
--> its `Task.model_from_info(encoder, task)` (bert_tf/tasks/). Weights: model.weights.h5,
-else the latest tf.train checkpoint in checkpoints/ (written as
-tf.train.Checkpoint(model=model, optimizer=..., step=...)).
+    model = build_task_model(path)     # config.json "task" type -> the registered task's
+    restore_weights(model, path)       # model.weights.h5, else the latest checkpoint
+    write_model_dir(output, model, vocab_file, lower_case, task={"type": ...})
+
+The model is the one the registered task (bert_tf/tasks/registry.py) describes:
+`get_task(type).model_from_info(encoder, task)` (pre-training: BertPretrainer). Weights:
+model.weights.h5, else the latest tf.train checkpoint in checkpoints/ (written as
+tf.train.Checkpoint(model=model, optimizer=..., step=...)). Loading any other kind of
+directory (Hugging Face, Google) is bert_tf/checkpoints/'s.
 """
 
 import logging
@@ -16,8 +21,8 @@ import tensorflow as tf
 from bert_tf import model_dir as md
 from bert_tf.config import BertConfig
 from bert_tf.model_dir import CheckpointError
-from bert_tf.models import BertEncoder, BertPretrainer
-from bert_tf.tasks import task_class
+from bert_tf.models import BertEncoder
+from bert_tf.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +43,10 @@ def build_task_model(path, dtype=None):
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{config_path}: encoder: {e}") from None
     task = values["task"]
-    kind = task["type"]
     encoder = BertEncoder(encoder_config, dtype=dtype)
-    if kind == "pretraining":
-        return BertPretrainer(encoder)
     try:
-        return task_class(kind).model_from_info(encoder, task)
-    except ValueError as e:
+        return get_task(task["type"]).model_from_info(encoder, task)
+    except ValueError as e:     # UnknownTaskError included
         raise CheckpointError(f"{config_path}: task: {e}") from None
 
 

@@ -1,7 +1,7 @@
 """Packing pre-training records written by `create_pretraining_data` into packed records.
 
 Reads the masked shards under one prefix in order (shard 0 first), packs every
-`buffer_size` consecutive sequences with best-fit decreasing (bert_tf/data/packing.py),
+`buffer_size` consecutive sequences with best-fit decreasing (bert_tf/data/pretraining/packing.py),
 shuffles the rows of each buffer with a seeded generator, and deals them round-robin over the
 output shards. Same inputs and settings -> byte-identical output. The metadata JSON of the
 output is the input's plus a "packing" section (settings, rows, sequences, padding share
@@ -15,8 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.atomic_io import atomic_write_json
-from bert_tf.data import packing, pretraining_data, pretraining_example
-from bert_tf.data.packing import PackingError
+from bert_tf.data.pretraining import create as pretraining_data
+from bert_tf.data.pretraining import example as pretraining_example
+from bert_tf.data.pretraining import packing
+from bert_tf.data.pretraining.packing import PackingError
 
 _INT_NAMES = ("input_ids", "input_mask", "segment_ids", "sequence_ids", "position_ids",
               "masked_lm_positions", "masked_lm_ids", "next_sentence_positions",

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from bert_tf.data import sentences as sentences_lib
+from bert_tf.data.pretraining import sentences as sentences_lib
 from bert_tf.errors import BertTfError
 
 

@@ -1,6 +1,6 @@
 """Reading pre-training records into a tf.data pipeline for BertPretrainer.
 
-Reads the records written by `bert_tf.data.pretraining_data` and by google-research/bert's
+Reads the records written by `bert_tf.data.pretraining.create` and by google-research/bert's
 create_pretraining_data.py (same feature names): int64 input_ids, input_mask, segment_ids
 [seq_length]; masked_lm_positions, masked_lm_ids [P], float masked_lm_weights [P]; int64
 next_sentence_labels [1].
@@ -17,9 +17,9 @@ import random
 import tensorflow as tf
 
 from bert_tf import input_files
-from bert_tf.data import packed_dataset
-from bert_tf.data import pretraining_record_checks as checks
-from bert_tf.data.pretraining_config import PretrainingDataError
+from bert_tf.data.pretraining import packed_dataset
+from bert_tf.data.pretraining import record_checks as checks
+from bert_tf.data.pretraining.config import PretrainingDataError
 from bert_tf.text import masking
 
 
@@ -73,13 +73,13 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
       vocab_file: if given, checked against the vocab hash in the shards' metadata.
       whole_word_masking: with dynamic_masking, mask whole words (a piece and its "##"
         continuations, read from `vocab_file`, which is then required).
-      packing: a `bert_tf.data.packing.PackingConfig`: pack the (masked) examples into rows
-        of several sequences in the pipeline, `pack_buffer_size` examples at a time; batches
-        are then packed rows (see bert_tf/data/packed_dataset.py for their features).
+      packing: a `bert_tf.data.pretraining.packing.PackingConfig`: pack the (masked)
+        examples into rows of several sequences in the pipeline, `pack_buffer_size` examples
+        at a time; batches are then packed rows (see packed_dataset.py for their features).
         Records written packed (`create_pretraining_data --pack`) are read as packed rows
         without this argument.
       record_limits: {file path: n}: read only the first n records of that file (the good
-        records before a corrupt one, see bert_tf/data/record_scan.py).
+        records before a corrupt one, see bert_tf/data/pretraining/record_scan.py).
     """
     _check_masking_arguments(whole_word_masking, dynamic_masking, vocab_file)
     files = expand_file_patterns(file_patterns)
@@ -130,7 +130,7 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
 
 
 def _pack_rows(ds, packing, is_training, seed, pack_buffer_size, batch_size, parallel):
-    """Buffers of examples -> batches of packed rows (bert_tf/data/packed_dataset.py)."""
+    """Buffers of examples -> batches of packed rows (packed_dataset.py)."""
     ds = ds.map(lambda x: packed_dataset.pack_batch(x, packing), **parallel).unbatch()
     if is_training:   # rows come out longest-first within a buffer: mix them
         ds = ds.shuffle(pack_buffer_size, seed=seed, reshuffle_each_iteration=True)

@@ -1,18 +1,18 @@
 """Pre-training data creation as an Apache Beam pipeline: the single-host recipe on a cluster.
 
-The pipeline makes the same instances as `pretraining_data.create_pretraining_data` for the
+The pipeline makes the same instances as `create.create_pretraining_data` for the
 same inputs and seed (as a multiset: which shard a record lands in, and its place there, are
 up to the runner). It reuses the single-host code for everything but the plumbing:
 
   files --read (one worker per file)--> documents with per-file positions
         --file offsets (side input)---> documents with corpus doc_id and sentence offset
-        --block counts -> windows (side input, `pretraining_windows.window_of_blocks`)
-        --GroupByKey(window)----------> `pretraining_data.process_chunk` (tokenize, instances,
+        --block counts -> windows (side input, `windows.window_of_blocks`)
+        --GroupByKey(window)----------> `create.process_chunk` (tokenize, instances,
                                         masks, shuffle, serialize)
         --WriteToTFRecord-------------> <prefix>-SSSSS-of-NNNNN.tfrecord
   counts --> <prefix>.metadata.json (written by the pipeline once the shards are final)
 
-Windows, doc ids and random generators are defined in `pretraining_windows`; they depend only
+Windows, doc ids and random generators are defined in `windows`; they depend only
 on the corpus and the seed, never on the worker or the processing order.
 
 Runners: "DirectRunner" runs embedded in this process (Beam's FnApiRunner; with num_workers > 1
@@ -42,9 +42,9 @@ from apache_beam.io import filesystems
 from apache_beam.options import pipeline_options
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-from bert_tf.data import pretraining_data as pd
-from bert_tf.data import pretraining_windows as windows_lib
-from bert_tf.data import sentences as sentences_lib
+from bert_tf.data.pretraining import create as pd
+from bert_tf.data.pretraining import windows as windows_lib
+from bert_tf.data.pretraining import sentences as sentences_lib
 
 DIRECT_RUNNER = "DirectRunner"
 _LOG = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
                                  tokenizer_factory=None, overwrite=False,
                                  runner=DIRECT_RUNNER, pipeline_args=None):
     """Runs the pipeline and waits for it. Same arguments and outputs as
-    `pretraining_data.create_pretraining_data` (except progress, which the runner reports:
+    `create.create_pretraining_data` (except progress, which the runner reports:
     counters `bert_tf_pretraining/{instances,windows}`) plus `runner` and `pipeline_args`.
     `num_workers` is the DirectRunner's worker count (other runners scale by their options).
     Returns the metadata dict; `shard_instances` is None (the sink does not report them)."""

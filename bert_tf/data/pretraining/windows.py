@@ -26,7 +26,7 @@ in every process and on every machine (no PYTHONHASHSEED dependence).
 
 import random
 
-from bert_tf.data import sentences as sentences_lib
+from bert_tf.data.pretraining import sentences as sentences_lib
 
 
 def document_rng(seed, doc_id, dupe):

@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-from bert_tf.data.pretraining_config import PretrainingDataError
+from bert_tf.data.pretraining.config import PretrainingDataError
 from bert_tf.input_files import file_sha256
 from bert_tf.text import vocab as vocab_lib
 from bert_tf.text.tokenizer import BertTokenizer
