@@ -15,6 +15,8 @@ import typing
 
 from absl import flags
 
+from bert_tf.recipes.run_config import flag_name
+
 FLAGS = flags.FLAGS
 # The flags belong to the app that calls define_flags (its --help lists them), not to this
 # helper module: absl's own mechanism for modules that wrap DEFINE_*.
@@ -49,26 +51,27 @@ def define_flags(config_class, flag_values=FLAGS):
     hints = typing.get_type_hints(config_class)
     names = []
     for field in flag_fields(config_class):
+        name = flag_name(field)
         help_text = field.metadata.get("help") or field.name
         choices = field.metadata.get("choices")
         if choices:
-            flags.DEFINE_enum(field.name, _default(field), list(choices), help_text,
+            flags.DEFINE_enum(name, _default(field), list(choices), help_text,
                               flag_values=flag_values)
         else:
             kind = _flag_type(hints[field.name])
             if kind not in _DEFINE:
                 raise TypeError(f"{config_class.__name__}.{field.name}: no flag type for "
                                 f"{hints[field.name]}")
-            _DEFINE[kind](field.name, _default(field), help_text, flag_values=flag_values)
-        names.append(field.name)
+            _DEFINE[kind](name, _default(field), help_text, flag_values=flag_values)
+        names.append(name)
     return names
 
 
 def flag_values_of(config_class, flag_values=FLAGS, only_present=False):
     """{field: parsed flag value} (only the flags given on the command line with
     `only_present`)."""
-    return {f.name: flag_values[f.name].value for f in flag_fields(config_class)
-            if not only_present or flag_values[f.name].present}
+    return {f.name: flag_values[flag_name(f)].value for f in flag_fields(config_class)
+            if not only_present or flag_values[flag_name(f)].present}
 
 
 def config_from_flags(config_class, flag_values=FLAGS, **extra):

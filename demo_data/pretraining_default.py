@@ -204,9 +204,9 @@ def default_phases(model_dir=None, progress=print):
     common = dict(
         vocab_file=data["vocab_file"], lower_case=True,
         # A short run underfits: no dropout; 4 heads of 32 learn attention patterns sooner.
-        config="tiny", config_overrides={"max_position_embeddings": SEQ_LENGTH,
-                                         "num_heads": 4, "hidden_dropout": 0.0,
-                                         "attention_dropout": 0.0},
+        encoder_config="tiny", config_overrides={"max_position_embeddings": SEQ_LENGTH,
+                                                 "num_heads": 4, "hidden_dropout": 0.0,
+                                                 "attention_dropout": 0.0},
         # Batch 16: twice the steps of batch 32 for the same compute learn faster here
         # (held-out MLM accuracy 0.174 vs 0.160 after 2600 x 16 / 1300 x 32 at seq 64).
         global_batch_size=16, optimizer="adamw", weight_decay=0.01, dynamic_masking=True,
@@ -226,10 +226,11 @@ def default_phases(model_dir=None, progress=print):
 
 def with_user_settings(phases, settings, config_overrides):
     """The phases with the user's settings ({PretrainConfig field: value}) applied to the
-    final phase; `config` and `config_overrides` (the encoder's shape) to every phase."""
-    shape = {"config": settings["config"]} if "config" in settings else {}
+    final phase; `encoder_config` and `config_overrides` (the encoder's shape) to every phase."""
+    shape = {"encoder_config": settings["encoder_config"]} if "encoder_config" in settings \
+        else {}
     phases = [dataclasses.replace(p, **shape, config_overrides={**p.config_overrides,
                                                                **config_overrides})
               for p in phases]
-    final = {k: v for k, v in settings.items() if k != "config"}
+    final = {k: v for k, v in settings.items() if k != "encoder_config"}
     return phases[:-1] + [dataclasses.replace(phases[-1], **final)]

@@ -285,7 +285,7 @@ def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
     records = os.path.join(model_dir, "checkpoints", "train-00000-of-00001.tfrecord")
     write(records)
     vocab = os.path.join(model_dir, "vocab.txt")
-    s = PretrainConfig(model_dir=model_dir, vocab_file=vocab, config="tiny",
+    s = PretrainConfig(model_dir=model_dir, vocab_file=vocab, encoder_config="tiny",
                        input_files=os.path.join(tmp_path, "elsewhere-*.tfrecord"))
     write(str(tmp_path / "elsewhere-00000-of-00001.tfrecord"))
     before = tree(tmp_path)

@@ -18,7 +18,7 @@ from bert_tf.recipes import finetuning, pretraining_job
 from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
 from bert_tf.recipes.pretrain_config import (PretrainConfig, PretrainConfigError,
                                              PretrainingJobError)
-from bert_tf.recipes.run_config import PRECISIONS, RunConfig
+from bert_tf.recipes.run_config import PRECISIONS, RunConfig, flag_name
 
 REQUIRED_FT = {"task": "classify", "init_checkpoint": "init", "train_file": "t.tsv",
                "model_dir": "out"}
@@ -39,7 +39,7 @@ def _parse(config_class, argv, **extra):
 @pytest.mark.parametrize("config_class", [FinetuneConfig, PretrainConfig])
 def test_every_field_is_a_flag_with_its_default_help_and_choices(config_class):
     fv, names = _defined(config_class)
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    fields = {flag_name(f): f for f in dataclasses.fields(config_class)}
     expected = sorted(n for n, f in fields.items() if f.metadata["flag"])
     assert sorted(names) == expected
     assert [n for n, f in fields.items() if not f.metadata["flag"]] == (
@@ -100,9 +100,15 @@ def test_recorded_config_round_trips(caplog):
                             precision="float32")
     record = json.loads(json.dumps(dict(config.record(), input_fingerprints={"x": 1})))
     assert FinetuneConfig.from_record(record) == config
-    pre = PretrainConfig(model_dir="m", config="tiny", config_overrides={"num_heads": 4},
+    pre = PretrainConfig(model_dir="m", encoder_config="tiny", config_overrides={"num_heads": 4},
                          input_files=["a", "b"], dynamic_masking=True)
     assert PretrainConfig.from_record(json.loads(json.dumps(pre.record()))) == pre
+    # a model dir recorded before `encoder_config` was named so ("config") reads the same,
+    # with no warning about an unknown setting
+    older = {("config" if k == "encoder_config" else k): v for k, v in pre.record().items()}
+    with caplog.at_level(logging.WARNING):
+        assert PretrainConfig.from_record(older) == pre
+    assert "config" not in caplog.text
     # an older / newer model dir: unknown keys are ignored with a warning, missing ones
     # take their defaults; `changes` replace recorded values
     old = {k: v for k, v in record.items() if k != "layer_decay"}
@@ -176,7 +182,7 @@ def test_finetune_config_checks_every_field_when_built(changes, message):
                                      "None, got 0"),
     ({"input_files": ["a", 3]}, "--input_files: expected a string (or os.PathLike) or a list "
                                 "of strings or None, got ['a', 3] (list)"),
-    ({"config": 3}, "--config: expected a string (or os.PathLike) or a dict or a BertConfig "
+    ({"encoder_config": 3}, "--config: expected a string (or os.PathLike) or a dict or a BertConfig "
                     "or None, got 3 (int)"),
     ({"seed": -1}, "--seed: expected an integer in [0, 4294967295], got -1"),
 ])

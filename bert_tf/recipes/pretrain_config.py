@@ -1,6 +1,6 @@
 """The settings of a pre-training run (`bert_tf.pretrain`, `python -m apps.pretrain`): one field
 per flag, with its help text (the encoder-config override flags of the app fill
-`config_overrides`)."""
+`config_overrides`; the field `encoder_config` is the flag --config)."""
 
 import dataclasses
 
@@ -26,12 +26,12 @@ class PretrainConfig(RunConfig):
 
     config_error = PretrainConfigError
 
-    config: str | dict | BertConfig | None = setting(
+    encoder_config: str | dict | BertConfig | None = setting(
         None, "Encoder config: a preset (tiny, mini, small, medium, base, large; vocab_size "
         "then follows the vocab) or a JSON file (BertConfig fields, a Google bert_config.json, "
         "or a bert-tf config.json); from Python also a dict or a BertConfig. Default: the "
         "model dir's, else --init_checkpoint's, else required (the default job uses a tiny "
-        "config).")
+        "config).", flag_name="config")
     config_overrides: dict = setting(
         {}, "BertConfig fields replacing those of --config (the app's --num_layers, "
         "--hidden_size, ... flags).", flag=False)
@@ -114,3 +114,14 @@ class PretrainConfig(RunConfig):
         "before it, skip the rest of that file (one log line each, listed in "
         "<model_dir>/skipped_records.json) and go on. Default: stop with one line naming the "
         "file, record and byte offset (the steps done are checkpointed first).")
+
+    # Settings recorded in config.json "training" under an older name: {old: new}.
+    RENAMED = {"config": "encoder_config"}
+
+    @classmethod
+    def from_record(cls, values, **changes):
+        """As RunConfig.from_record; a record written before a setting was renamed (e.g.
+        "config", now `encoder_config`) reads the same."""
+        values = {cls.RENAMED.get(k, k): v for k, v in values.items()
+                  if not (k in cls.RENAMED and cls.RENAMED[k] in values)}
+        return super().from_record(values, **changes)

@@ -34,7 +34,7 @@ SKIPPED_FILE = "skipped_records.json"
 WRITES = run_record.RUN_FILES + (SKIPPED_FILE,)    # what a run writes into the model dir
 # Settings a rerun may change: paths (the data is compared by content), intervals, the
 # strategy and hardware, and the length of the run.
-NOT_DECIDING = ("model_dir", "input_files", "eval_files", "vocab_file", "config",
+NOT_DECIDING = ("model_dir", "input_files", "eval_files", "vocab_file", "encoder_config",
                 "config_overrides", "mode", "strategy", "tpu", "num_gpus", "xla",
                 "init_checkpoint", "checkpoint_every_steps", "keep_checkpoints",
                 "log_every_steps", "eval_every_steps", "eval_steps", "num_train_steps",
@@ -112,7 +112,7 @@ def ownership_plan(s, expand):
     inputs += [("--eval_files", f) for f in _expanded(s.eval_files, expand)]
     own = md.ModelDir(s.model_dir)
     for flag, path, its_own in (("--vocab_file", s.vocab_file, own.vocab_path),
-                                ("--config", s.config, own.config_path)):
+                                ("--config", s.encoder_config, own.config_path)):
         if isinstance(path, str) and os.path.isfile(path) and not _resuming_with(
                 s, path, its_own):
             inputs.append((flag, path))

@@ -178,11 +178,11 @@ def _resolve_vocab(s, p, d):
 
 def _resolve_encoder_config(s, p):
     """--config, else the model dir's, else the init checkpoint's (with the overrides)."""
-    if s.config is not None:
+    if s.encoder_config is not None:
         overrides = dict(s.config_overrides)
-        if isinstance(s.config, str) and s.config in BertConfig.preset_names():
+        if isinstance(s.encoder_config, str) and s.encoder_config in BertConfig.preset_names():
             overrides.setdefault("vocab_size", len(p.vocab))
-        p.config = _load_config_value(s.config, overrides)
+        p.config = _load_config_value(s.encoder_config, overrides)
     elif p.existing is not None:
         p.config = _load_config_value(p.existing["encoder"], s.config_overrides)
     elif p.init_model is not None:

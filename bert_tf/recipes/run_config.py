@@ -35,18 +35,24 @@ class ConfigError(BertTfError, ValueError, TypeError):
     bad value raised before."""
 
 
-def setting(default=dataclasses.MISSING, help="", choices=None, flag=True, bounds=None):
+def setting(default=dataclasses.MISSING, help="", choices=None, flag=True, bounds=None,
+            flag_name=None):
     """A config field with its documentation: `help` is the flag's help text, `choices` make
     it an enum flag; `flag=False` keeps it out of the generated flags (a Python-only
-    setting); `bounds` ("[1, inf)", "(0, 1]") is the range a number must lie in. The type is
+    setting); `flag_name` names the flag when it is not the field's name; `bounds` ("[1, inf)", "(0, 1]") is the range a number must lie in. The type is
     the annotation. All three are checked when the config is built (RunConfig.__post_init__,
     bert_tf/recipes/field_checks.py). A list or dict default is copied per instance."""
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag,
-                "bounds": parse_bounds(bounds), "bounds_text": bounds}
+                "bounds": parse_bounds(bounds), "bounds_text": bounds, "flag_name": flag_name}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default),
                                  metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(field):
+    """The flag of a config field (its name unless `setting(flag_name=...)` says otherwise)."""
+    return field.metadata.get("flag_name") or field.name
 
 
 def with_default(config_class, name, default, help=None):
@@ -55,7 +61,7 @@ def with_default(config_class, name, default, help=None):
     base = next(f for f in dataclasses.fields(config_class) if f.name == name)
     meta = base.metadata
     return setting(default, help or meta["help"], meta["choices"], meta["flag"],
-                   meta["bounds_text"])
+                   meta["bounds_text"], meta.get("flag_name"))
 
 
 @functools.cache
@@ -113,7 +119,7 @@ class RunConfig:
     def __post_init__(self):
         for field, annotation, required in _declared(type(self)):
             setattr(self, field.name, checked_value(
-                field.name, getattr(self, field.name), annotation, field.metadata, required,
+                flag_name(field), getattr(self, field.name), annotation, field.metadata, required,
                 self.config_error))
 
     def record(self):

@@ -143,11 +143,11 @@ def test_phases_and_user_settings(tmp_path, monkeypatch):
     assert final.eval_files == os.path.join(model_dir, "data", "eval-*.tfrecord")
     assert phase1.config_overrides["max_position_embeddings"] == 128   # phase 2 reuses them
     p1, fin = default.with_user_settings(
-        [phase1, final], {"num_train_steps": 7, "learning_rate": 0.5, "config": "mini"},
+        [phase1, final], {"num_train_steps": 7, "learning_rate": 0.5, "encoder_config": "mini"},
         {"num_layers": 3})
     assert (p1.num_train_steps, p1.learning_rate) == (phase1.num_train_steps, 2e-3)
     assert (fin.num_train_steps, fin.learning_rate) == (7, 0.5)
-    assert p1.config == fin.config == "mini"
+    assert p1.encoder_config == fin.encoder_config == "mini"
     assert p1.config_overrides["num_layers"] == fin.config_overrides["num_layers"] == 3
     assert fin.config_overrides["num_heads"] == 4
 

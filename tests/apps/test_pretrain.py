@@ -90,6 +90,7 @@ def run_job(data, model_dir, steps=6, **extra):
     import bert_tf
     values = _settings(data, model_dir, steps, **extra)
     overrides = {k: values.pop(k) for k in ("hidden_size", "intermediate_size") if k in values}
+    values["encoder_config"] = values.pop("config")     # the field behind --config
     return bert_tf.pretrain(bert_tf.PretrainConfig(config_overrides=overrides, **values),
                             progress=print)
 

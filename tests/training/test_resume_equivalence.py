@@ -35,7 +35,7 @@ def finetune_settings(init, model_dir):
 
 
 def pretrain_settings(data, model_dir):  # noqa: F811
-    return {"config": data["config"], "vocab_file": data["vocab"],
+    return {"encoder_config": data["config"], "vocab_file": data["vocab"],
             "input_files": data["train"], "eval_files": data["eval"], "model_dir": model_dir,
             "global_batch_size": 8, "max_seq_length": SEQ, "max_predictions_per_seq": PREDS,
             "num_train_steps": STEPS, "num_warmup_steps": 2, "learning_rate": 1e-3,
