@@ -40,9 +40,9 @@ import sys
 from absl import app, flags
 
 from apps import config_flags
-from bert_tf.recipes import pretraining_job
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
+from bert_tf.recipes.pretraining import pretrain
 from demo_data import pretraining_default
 
 FLAGS = flags.FLAGS
@@ -86,7 +86,7 @@ def main(argv):
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
     try:
         for settings in settings_from_flags():
-            pretraining_job.pretrain(settings, progress=_progress)
+            pretrain(settings, progress=_progress)
     except BertTfError as e:
         sys.exit(f"pretrain: {e}")
 

@@ -52,7 +52,7 @@ _LAZY = {
     "BertTokenizer": "bert_tf.text.tokenizer",
     "ModelDir": "bert_tf.model_dir",
     # The recipes (= `python -m apps.pretrain` / `apps.finetune`, same settings).
-    "pretrain": "bert_tf.recipes.pretraining_job",
+    "pretrain": "bert_tf.recipes.pretraining",
     "PretrainConfig": "bert_tf.recipes.pretrain_config",
     "finetune": "bert_tf.recipes.finetuning",
     "FinetuneConfig": "bert_tf.recipes.finetune_config",

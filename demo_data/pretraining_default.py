@@ -26,7 +26,7 @@ from bert_tf import model_dir as md
 from bert_tf import ownership
 from bert_tf.atomic_io import atomic_write_json
 from bert_tf.data.pretraining import create as pd
-from bert_tf.recipes import pretraining_guard as guard
+from bert_tf.recipes import pretraining
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.text import vocab_builder
 from demo_data import kjv_corpus
@@ -185,7 +185,7 @@ def claim_job_dirs(model_dir):
     bert-tf did not write; else records data/ and phase1_seq64/ as the default job's (kept by
     --overwrite_model_dir; the final phase may read phase 1 from inside its model dir)."""
     try:
-        ownership.plan_model_dir(model_dir, "pretrain", guard.WRITES)
+        ownership.plan_model_dir(model_dir, "pretrain", pretraining.WRITES)
         ownership.plan_model_dir(model_dir, "default_job", (
             DATA_DIR, DATA_DIR + PARTIAL_SUFFIX, PHASE1_DIR)).apply()
     except ownership.OwnershipError as e:

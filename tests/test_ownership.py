@@ -278,8 +278,7 @@ def test_pretraining_outputs_never_replace_foreign_shards(tmp_path):
 
 def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
     import dataclasses
-    from bert_tf.data.pretraining.dataset import expand_file_patterns
-    from bert_tf.recipes import pretraining_guard as guard
+    from bert_tf.recipes.pretraining import PretrainingRecipe
     from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
     model_dir = legacy_model_dir(tmp_path / "run")
     records = os.path.join(model_dir, "checkpoints", "train-00000-of-00001.tfrecord")
@@ -289,13 +288,12 @@ def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
                        input_files=os.path.join(tmp_path, "elsewhere-*.tfrecord"))
     write(str(tmp_path / "elsewhere-00000-of-00001.tfrecord"))
     before = tree(tmp_path)
-    guard.ownership_plan(s, expand_file_patterns)   # resuming with the dir's own vocab.txt
+    PretrainingRecipe(s).ownership_plan()   # resuming with the dir's own vocab.txt
     with pytest.raises(PretrainingJobError) as e:   # ... which --overwrite_model_dir removes
-        guard.ownership_plan(dataclasses.replace(s, overwrite_model_dir=True),
-                             expand_file_patterns)
+        PretrainingRecipe(dataclasses.replace(s, overwrite_model_dir=True)).ownership_plan()
     assert str(e.value) == (f"--vocab_file={vocab} is {vocab}, which this run writes or "
                             f"removes; move it out of {model_dir}")
     with pytest.raises(PretrainingJobError, match=r"--input_files=.*/checkpoints/train-00000-of-"
                                              r"00001.tfrecord lies inside .*/checkpoints, "):
-        guard.ownership_plan(dataclasses.replace(s, input_files=records), expand_file_patterns)
+        PretrainingRecipe(dataclasses.replace(s, input_files=records)).ownership_plan()
     assert tree(tmp_path) == before

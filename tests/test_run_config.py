@@ -14,7 +14,7 @@ from absl import flags
 
 from apps import config_flags
 from bert_tf.errors import BertTfError
-from bert_tf.recipes import finetuning, pretraining_job
+from bert_tf.recipes import finetuning, pretraining
 from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
 from bert_tf.recipes.pretrain_config import (PretrainConfig, PretrainConfigError,
                                              PretrainingJobError)
@@ -210,7 +210,7 @@ def test_config_values_are_normalized_path_tuple_numpy():
 
 
 @pytest.mark.parametrize("call, config_class", [
-    (finetuning.finetune, FinetuneConfig), (pretraining_job.pretrain, PretrainConfig)])
+    (finetuning.finetune, FinetuneConfig), (pretraining.pretrain, PretrainConfig)])
 def test_a_dict_instead_of_a_config_is_a_config_error(call, config_class):
     with pytest.raises(config_class.config_error) as e:
         call(dict(REQUIRED_FT))

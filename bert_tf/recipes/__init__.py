@@ -4,9 +4,12 @@
     run_config.py        RunConfig: the settings both recipes share (each field's help/choices
                          are where apps/config_flags.py generates the flags from)
     pretrain_config.py   PretrainConfig        finetune_config.py   FinetuneConfig
-    pretraining_job.py   pretrain(config)      finetuning.py        finetune(config)
+    recipe.py            Recipe: the steps of both (plan -> guard the model dir -> build ->
+                         restore -> train -> evaluate -> record) and the rerun check
+    pretraining.py       pretrain(config)      finetuning.py        finetune(config)
+                         PretrainingRecipe                          FinetuningRecipe
     pretraining_plan.py  what a pre-training run will do, checked before it starts
-    pretraining_guard.py reruns and damaged record files of pre-training
+    pretraining_records.py  damaged record files of pre-training
     run_record.py        config.json "training": the recorded settings + input fingerprints
     precision.py         precision "auto" resolved; the global Keras policy restored afterwards
 

@@ -1,4 +1,6 @@
 """The fine-tuning recipe behind `python -m apps.finetune`: data -> model -> train -> keep best.
+`FinetuningRecipe` is one use of the recipe skeleton (bert_tf/recipes/recipe.py: plan -> guard
+-> build -> restore -> train -> evaluate -> record) over a fine-tuning task (bert_tf/tasks/).
 
     config = FinetuneConfig(task="classify", init_checkpoint=PATH, train_file=..., eval_file=...,
                             model_dir=DIR)           # bert_tf/recipes/finetune_config.py
@@ -33,7 +35,6 @@
    (bert_tf/recipes/caller_state.py), so it can be called from a notebook.
 """
 
-import contextlib
 import logging
 import math
 import os
@@ -43,16 +44,14 @@ import keras
 
 from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
-from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import COMPILE_COST_TOKENS, epochs_order
 from bert_tf.data.classification import parse_tfds_source
-from bert_tf.recipes.caller_state import preserved_caller_state
+from bert_tf.models import param_groups
+from bert_tf.recipes import run_record
 from bert_tf.recipes.field_checks import require_instance
 from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
-from bert_tf.models import param_groups
-from bert_tf.recipes.precision import keras_runtime, resolved_settings
-from bert_tf.run_lock import RunLock
+from bert_tf.recipes.recipe import Recipe
 from bert_tf.tasks import task_class
 from bert_tf.text.preprocessor import find_vocab
 from bert_tf.text.tokenizer import BertTokenizer
@@ -61,7 +60,7 @@ from bert_tf.training.trainer import Trainer
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 
-__all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError"]
+__all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError", "FinetuningRecipe"]
 
 STATE_FILE = "finetune_state.json"
 # The prediction files each task writes into DIR (bert_tf/tasks/*.write_predictions).
@@ -87,98 +86,44 @@ def warmup_steps(total_steps, proportion):
     return math.ceil(total_steps * proportion)
 
 
-def _check_existing(directory, task_info):
-    d = md.ModelDir(directory)
-    if not os.path.isfile(d.config_path):
-        return
-    old = d.read_config()["task"]
-    for key in ("type", "label_names"):
-        if old.get(key) != task_info.get(key):
-            raise ValueError(f"{d.config_path}: holds a different model (task.{key} = "
-                             f"{old.get(key)!r}, this run: {task_info.get(key)!r}); use a new "
-                             f"--model_dir")
-
-
-def _training_record(config):
-    """config.json "training": the settings and the fingerprints of the input files."""
-    record = config.record()
-    record[run_record.INPUTS_KEY] = {
-        name: fingerprint.fingerprint(getattr(config, name))
-        for name in ("train_file", "eval_file", "init_checkpoint")}
-    return record
-
-
-def ownership_plan(config):
-    """The checked RunPlan of DIR (bert_tf/ownership.py): refuses, changing nothing, a DIR
-    that is, contains or lies inside --init_checkpoint, an input file among the paths the
-    run writes or removes, a symlinked logs/ or checkpoints/, a file of DIR bert-tf did not
-    write that the run would replace, and --overwrite_model_dir on a DIR holding anything
-    bert-tf did not write."""
-    inputs = [(f"--{name}", getattr(config, name)) for name in ("train_file", "eval_file")
-              if getattr(config, name) and not (config.task == "classify"
-                                                and parse_tfds_source(getattr(config, name)))]
-    writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
-    return ownership.plan_model_dir(
-        config.model_dir, "finetune", writes, overwrite=config.overwrite_model_dir,
-        inputs=inputs, sources=[("--init_checkpoint", config.init_checkpoint)])
-
-
-def _check_rerun(config, record, progress):
-    """None to (re)start training, or the recorded eval results of a finished identical run.
-    Raises RunMismatchError when DIR holds another run (unless --overwrite_model_dir)."""
-    d = md.ModelDir(config.model_dir)
-    if config.overwrite_model_dir:
-        ownership_plan(config).apply(progress)
-        return None
-    settings = {k: v for k, v in record.items() if k != run_record.INPUTS_KEY}
-    recorded = run_record.check_same_run(config.model_dir, settings,
-                                         record[run_record.INPUTS_KEY], ignore=NOT_DECIDING,
-                                         normalize=resolved_settings)
-    if recorded is not None and run_record.INPUTS_KEY not in recorded:
-        progress(f"{d.config_path} records no input fingerprints (an older bert-tf): the "
-                 "settings match; the input files cannot be checked")
-    if recorded is not None and os.path.isfile(d.eval_results_path) \
-            and os.path.isfile(d.weights_path):
-        results = d.read_json(md.EVAL_RESULTS_FILE)
-        metric = results.get("main_metric")
-        progress(f"{config.model_dir} is already complete (same settings and inputs; best "
-                 f"epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
-                 "nothing to do (--overwrite_model_dir to train again)")
-        return results
-    return None
-
-
 def finetune(config, progress=print):
     """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
     DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
     require_instance(config, FinetuneConfig, "bert_tf.finetune")
     config.validate()
     config.check_paths()
-    ownership_plan(config)      # refuses before anything is read or written
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(preserved_caller_state())   # the caller's logging and RNGs
-        run = _FinetuneRun(config, progress)
-        done = run.prepare(stack)
-        if done is not None:
-            return done
-        stack.enter_context(keras_runtime(config.precision))
-        run.build()
-        return run.train_and_evaluate()
+    recipe = FinetuningRecipe(config, progress)
+    recipe.ownership_plan()     # refuses before anything is read or written
+    return recipe.run()
 
 
-class _FinetuneRun:
-    """One fine-tuning run, step by step: prepare (data, lock, rerun check), build (model,
-    optimizer, trainer; then config.json), train_and_evaluate (epochs, best weights)."""
+class FinetuningRecipe(Recipe):
+    """One fine-tuning run (bert_tf/recipes/recipe.py has the steps' order)."""
 
-    def __init__(self, config, progress):
-        self.config = config
-        self.progress = progress
-        self.dir = md.ModelDir(config.model_dir)
+    writer = "finetune"
+    not_deciding = NOT_DECIDING
+
+    def __init__(self, config, progress=print):
+        super().__init__(config, progress)
         self.state_path = self.dir.file(STATE_FILE)
 
-    def prepare(self, stack):
-        """Reads the data, takes the lock and checks a rerun; returns the recorded results
-        of a finished identical run, else None."""
+    def ownership_plan(self):
+        """The checked RunPlan of DIR (bert_tf/ownership.py): refuses, changing nothing, a
+        DIR that is, contains or lies inside --init_checkpoint, an input file among the paths
+        the run writes or removes, a symlinked logs/ or checkpoints/, a file of DIR bert-tf
+        did not write that the run would replace, and --overwrite_model_dir on a DIR holding
+        anything bert-tf did not write."""
+        config = self.config
+        inputs = [(f"--{name}", getattr(config, name)) for name in ("train_file", "eval_file")
+                  if getattr(config, name) and not (config.task == "classify"
+                                                    and parse_tfds_source(getattr(config, name)))]
+        writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
+        return ownership.plan_model_dir(
+            config.model_dir, self.writer, writes, overwrite=config.overwrite_model_dir,
+            inputs=inputs, sources=[("--init_checkpoint", config.init_checkpoint)])
+
+    def plan(self, stack):
+        """Reads and featurizes the data (once), then takes the lock."""
         config = self.config
         keras.utils.set_random_seed(config.seed)
         self.vocab_file, lower_case, _ = find_vocab(config.init_checkpoint)
@@ -186,28 +131,61 @@ class _FinetuneRun:
         self.task = task_class(config.task)(config, self.tokenizer)
         start = time.time()
         self.task.load()
-        prep_seconds = time.time() - start
+        self.prep_seconds = time.time() - start
         self.strategy = distribute.create_strategy(config.strategy)
-        if distribute.is_chief(self.strategy):
-            stack.enter_context(RunLock(config.model_dir, log=self.progress))
-        self.record = _training_record(config)
-        done = _check_rerun(config, self.record, self.progress)
+        self.take_lock(stack)
+        self._record = self._training_record()
+
+    def _training_record(self):
+        """config.json "training": the settings and the fingerprints of the input files."""
+        record = self.config.record()
+        record[run_record.INPUTS_KEY] = {
+            name: fingerprint.fingerprint(getattr(self.config, name))
+            for name in ("train_file", "eval_file", "init_checkpoint")}
+        return record
+
+    def training_record(self):
+        return self._record
+
+    def guard(self):
+        """The skeleton's guard, then: DIR must not hold another task's model."""
+        done = super().guard()
         if done is None:
-            _check_existing(config.model_dir, self.task.task_info())
-            self.progress(f"data: {self.task.data_stats} (tokenized once in "
-                          f"{prep_seconds:.1f} s)")
+            self._check_same_model()
+            self.say(f"data: {self.task.data_stats} (tokenized once in "
+                     f"{self.prep_seconds:.1f} s)")
         return done
 
-    def build(self):
-        """Model, optimizer and trainer (which restores DIR/checkpoints); then config.json
-        and vocab.txt."""
+    def _check_same_model(self):
+        if not os.path.isfile(self.dir.config_path):
+            return
+        old, new = self.dir.read_config()["task"], self.task.task_info()
+        for key in ("type", "label_names"):
+            if old.get(key) != new.get(key):
+                raise ValueError(f"{self.dir.config_path}: holds a different model (task.{key}"
+                                 f" = {old.get(key)!r}, this run: {new.get(key)!r}); use a "
+                                 f"new --model_dir")
+
+    def finished_results(self, recorded):
+        d = self.dir
+        if not (os.path.isfile(d.eval_results_path) and os.path.isfile(d.weights_path)):
+            return None
+        results = d.read_json(md.EVAL_RESULTS_FILE)
+        metric = results.get("main_metric")
+        self.say(f"{self.config.model_dir} is already complete (same settings and inputs; "
+                 f"best epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
+                 "nothing to do (--overwrite_model_dir to train again)")
+        return results
+
+    def build(self, stack):
+        """Model, optimizer and trainer (which restores DIR/checkpoints)."""
         config, task = self.config, self.task
         self.steps_per_epoch = math.ceil(len(task.train_features) / config.batch_size)
         total_steps = self.steps_per_epoch * config.epochs
         warmup = warmup_steps(total_steps, config.warmup_proportion)
         with self.strategy.scope():
-            encoder = load_encoder(config.init_checkpoint)
-            self.model = task.build_model(encoder)
+            self.encoder = load_encoder(config.init_checkpoint)
+            self.model = task.build_model(self.encoder)
             optimizer = optimization.create_optimizer(
                 config.optimizer, config.learning_rate, total_steps, warmup,
                 config.weight_decay, epsilon=config.adam_epsilon,
@@ -218,16 +196,18 @@ class _FinetuneRun:
             checkpoint_dir=self.dir.checkpoint_dir, log_dir=self.dir.log_dir,
             checkpoint_every_steps=config.checkpoint_every_steps or self.steps_per_epoch,
             log_every_steps=min(config.log_every_steps, self.steps_per_epoch),
-            progress_fn=self.progress)
-        if not config.overwrite_model_dir:      # (--overwrite_model_dir recorded them)
-            ownership_plan(config).apply()      # the names this run writes, from now on
-        self.dir.copy_vocab(self.vocab_file)
-        self.dir.write_config(encoder.config, {"vocab_file": md.VOCAB_FILE,
-                                               "lower_case": bool(self.tokenizer.lower_case),
-                                               "seq_length": config.max_seq_length},
-                              task.task_info(), self.record)
+            progress_fn=self.say)
 
-    def train_and_evaluate(self):
+    def write_model_dir(self):
+        self.record_ownership()
+        self.dir.copy_vocab(self.vocab_file)
+        self.dir.write_config(self.encoder.config,
+                              {"vocab_file": md.VOCAB_FILE,
+                               "lower_case": bool(self.tokenizer.lower_case),
+                               "seq_length": self.config.max_seq_length},
+                              self.task.task_info(), self._record)
+
+    def train(self):
         """Every epoch not done yet: train to its last step, evaluate, keep the best."""
         config, task = self.config, self.task
         batches = epochs_order(task.train_features.lengths, config.batch_size, config.epochs,
@@ -247,7 +227,7 @@ class _FinetuneRun:
                 self.dir.write_json(STATE_FILE, _finite(state))
         if not os.path.isfile(self.dir.weights_path):   # all epochs were done before a restart
             self.dir.save_weights(self.model)
-        return self._results(state)
+        self.state = state
 
     def _train_epoch(self, dataset, epoch, state):
         trainer = self.trainer
@@ -275,9 +255,9 @@ class _FinetuneRun:
             entry["eval_seconds"] = time.time() - t0
             entry["results"] = results
             metric = results[task.main_metric]
-            self.progress(f"epoch {epoch}/{config.epochs}: {task.main_metric}={metric:.4f} "
-                          + " ".join(f"{k}={v:.4f}" for k, v in results.items()
-                                     if isinstance(v, float) and k != task.main_metric))
+            self.say(f"epoch {epoch}/{config.epochs}: {task.main_metric}={metric:.4f} "
+                     + " ".join(f"{k}={v:.4f}" for k, v in results.items()
+                                if isinstance(v, float) and k != task.main_metric))
         best = state.get("best")
         if outputs is None or best is None or metric > best["metric"]:
             self.dir.save_weights(self.model)
@@ -286,9 +266,10 @@ class _FinetuneRun:
             state["best"] = {"epoch": epoch, "metric": metric}
         state["history"].append(entry)
 
-    def _results(self, state):
-        """The best epoch's results plus the run's totals -> DIR/eval_results.json."""
-        task = self.task
+    def evaluate(self):
+        """The best epoch's results plus the run's totals (every epoch was evaluated while
+        training, to keep the best weights)."""
+        task, state = self.task, self.state
         best_epoch = state["best"]["epoch"]
         best_entry = next(h for h in state["history"] if h["epoch"] == best_epoch)
         seconds = state.get("train_seconds")
@@ -306,8 +287,10 @@ class _FinetuneRun:
                                                  if isinstance(v, (int, float))}}
                         for h in state["history"]],
         })
-        results = _finite(results)
+        return _finite(results)
+
+    def record(self, results):
         self.dir.write_eval_results(results)
         log.info("fine-tuning done: %s", {k: results.get(k) for k in
-                                          (task.main_metric, "best_epoch")})
+                                          (self.task.main_metric, "best_epoch")})
         return results

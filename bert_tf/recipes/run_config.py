@@ -39,8 +39,9 @@ def setting(default=dataclasses.MISSING, help="", choices=None, flag=True, bound
             flag_name=None):
     """A config field with its documentation: `help` is the flag's help text, `choices` make
     it an enum flag; `flag=False` keeps it out of the generated flags (a Python-only
-    setting); `flag_name` names the flag when it is not the field's name; `bounds` ("[1, inf)", "(0, 1]") is the range a number must lie in. The type is
-    the annotation. All three are checked when the config is built (RunConfig.__post_init__,
+    setting); `flag_name` names the flag when it is not the field's name; `bounds`
+    ("[1, inf)", "(0, 1]") is the range a number must lie in. The type is the annotation.
+    All three are checked when the config is built (RunConfig.__post_init__,
     bert_tf/recipes/field_checks.py). A list or dict default is copied per instance."""
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag,
                 "bounds": parse_bounds(bounds), "bounds_text": bounds, "flag_name": flag_name}

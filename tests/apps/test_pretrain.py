@@ -70,7 +70,7 @@ def run_app(*args, check=True):
 
 
 def _settings(data, model_dir, steps=6, **extra):
-    values = {"config": data["config"], "vocab_file": data["vocab"],
+    values = {"encoder_config": data["config"], "vocab_file": data["vocab"],
               "input_files": data["train"], "eval_files": data["eval"],
               "model_dir": model_dir, "global_batch_size": 8, "max_seq_length": SEQ,
               "max_predictions_per_seq": PREDS, "num_train_steps": steps,
@@ -81,7 +81,9 @@ def _settings(data, model_dir, steps=6, **extra):
 
 
 def _args(data, model_dir, steps=6, **extra):
-    return [f"--{k}={v}" for k, v in _settings(data, model_dir, steps, **extra).items()
+    flag = {"encoder_config": "config"}     # PretrainConfig field -> its flag
+    return [f"--{flag.get(k, k)}={v}" for k, v in _settings(data, model_dir, steps,
+                                                            **extra).items()
             if v is not None]
 
 
@@ -90,7 +92,6 @@ def run_job(data, model_dir, steps=6, **extra):
     import bert_tf
     values = _settings(data, model_dir, steps, **extra)
     overrides = {k: values.pop(k) for k in ("hidden_size", "intermediate_size") if k in values}
-    values["encoder_config"] = values.pop("config")     # the field behind --config
     return bert_tf.pretrain(bert_tf.PretrainConfig(config_overrides=overrides, **values),
                             progress=print)
 
@@ -273,7 +274,7 @@ def test_init_checkpoint_of_another_shape(data, trained, tmp_path):
     bigger = tmp_path / "bigger.json"
     cfg = json.load(open(data["config"]))
     bigger.write_text(json.dumps(dict(cfg, hidden_size=64, intermediate_size=128)))
-    msg = _error(data, model_dir, config=str(bigger), init_checkpoint=trained)
+    msg = _error(data, model_dir, encoder_config=str(bigger), init_checkpoint=trained)
     assert "--init_checkpoint" in msg and "hidden_size=64 vs 32" in msg
     msg = _error(data, model_dir, init_checkpoint=str(tmp_path / "absent"))
     assert "absent" in msg
@@ -284,7 +285,7 @@ def test_init_checkpoint_continues_from_published_weights(data, trained, tmp_pat
     """A second phase: the config and vocab come from the checkpoint; the weights start
     from it (so the first loss is far below a fresh model's)."""
     model_dir = str(tmp_path / "phase2")
-    run_job(data, model_dir, steps=1, config=None, vocab_file=None, init_checkpoint=trained,
+    run_job(data, model_dir, steps=1, encoder_config=None, vocab_file=None, init_checkpoint=trained,
             log_every_steps=1, num_warmup_steps=0, mode="train")
     out = capsys.readouterr().out
     assert f"initialized from {trained}" in out

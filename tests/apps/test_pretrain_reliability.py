@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from bert_tf.recipes.pretraining_guard import CorruptRecordError
+from bert_tf.recipes.pretraining_records import CorruptRecordError
 from bert_tf.recipes.run_record import RunMismatchError
 from tests.apps.test_pretrain import data, run_job  # noqa: F401
 

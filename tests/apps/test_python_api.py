@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 import bert_tf
-from bert_tf.recipes import finetuning, pretraining_job
+from bert_tf.recipes import finetuning
+from bert_tf.recipes.pretraining import PretrainingRecipe
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.pretrain_config import PretrainingJobError
 from bert_tf.recipes.run_record import RunMismatchError
@@ -183,7 +184,7 @@ def test_failing_pretrain_restores_the_policy(data, tmp_path, monkeypatch,  # no
     def broken(*args):
         seen.append(keras.config.dtype_policy().name)
         raise RuntimeError("no trainer today")
-    monkeypatch.setattr(pretraining_job, "_build_trainer", broken)
+    monkeypatch.setattr(PretrainingRecipe, "build", broken)
     with pytest.raises(RuntimeError, match="no trainer today"):
         bert_tf.pretrain(config)
     assert seen == ["float32"]

@@ -1,6 +1,6 @@
 """Pre-training as a task: its model (`BertPretrainer`), its objective (masked-LM loss +
 next-sentence loss) and metrics. The data are the pre-training records of
-bert_tf/data/pretraining/create.py; bert_tf/recipes/pretraining_job.py runs it.
+bert_tf/data/pretraining/create.py; bert_tf/recipes/pretraining.py runs it.
 
 Shape legend: B = batch (per replica), P = max predictions per sequence, V = vocab size.
 
@@ -34,19 +34,10 @@ import tensorflow as tf
 
 from bert_tf.models.pretrainer import BertPretrainer
 from bert_tf.tasks.registry import register_task
-from bert_tf.training.objective import Ratio
+from bert_tf.training.objective import Ratio, replica_sum
 
 METRIC_NAMES = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
                 "next_sentence_loss")
-
-
-def replica_sum(value):
-    """Sum of `value` over the replicas of the current distribution strategy (identity when
-    there is one replica or no replica context)."""
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-        return value
-    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def _nsp_labels(labels):
