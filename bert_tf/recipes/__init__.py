@@ -6,10 +6,10 @@
     pretrain_config.py   PretrainConfig        finetune_config.py   FinetuneConfig
     recipe.py            Recipe: the steps of both (plan -> guard the model dir -> build ->
                          restore -> train -> evaluate -> record) and the rerun check
-    pretraining.py       pretrain(config)      finetuning.py        finetune(config)
+    pretraining/         pretrain(config)      finetuning.py        finetune(config)
                          PretrainingRecipe                          FinetuningRecipe
-    pretraining_plan.py  what a pre-training run will do, checked before it starts
-    pretraining_records.py  damaged record files of pre-training
+                         (+ plan.py: the run's inputs checked before it starts;
+                         records.py: damaged record files; evaluation.py: --mode=eval)
     run_record.py        config.json "training": the recorded settings + input fingerprints
     precision.py         precision "auto" resolved; the global Keras policy restored afterwards
 

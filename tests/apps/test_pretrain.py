@@ -257,7 +257,7 @@ def test_pack_trains_and_evaluates_on_packed_rows(data, tmp_path):
 
 def test_batch_not_divisible(data, tmp_path):
     from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
-    from bert_tf.recipes.pretraining_plan import check_batch
+    from bert_tf.recipes.pretraining.plan import check_batch
     model_dir = str(tmp_path / "model")
     msg = _error(data, model_dir, global_batch_size=6, grad_accum_steps=4)
     assert "grad_accum_steps" in msg

@@ -3,13 +3,14 @@ with --skip_corrupt_records), reruns on a model dir that holds a run (same: resu
 complete; other data: refused), all on the tiny corpus of test_pretrain."""
 
 import json
+import logging
 import os
 import re
 import shutil
 
 import pytest
 
-from bert_tf.recipes.pretraining_records import CorruptRecordError
+from bert_tf.recipes.pretraining.records import CorruptRecordError
 from bert_tf.recipes.run_record import RunMismatchError
 from tests.apps.test_pretrain import data, run_job  # noqa: F401
 
@@ -97,6 +98,28 @@ def test_identical_rerun_of_a_finished_run_changes_nothing(data, finished, tmp_p
     out = capsys.readouterr().out
     assert f"[pretrain] {model_dir} is already complete (step 3, same settings and data; " \
         "masked_lm_accuracy=" in out
+    assert results == json.load(open(os.path.join(finished, "eval_results.json")))
+    assert _digests(model_dir) == before
+
+
+def test_model_dir_recorded_before_encoder_config_was_named_so(data, finished,  # noqa: F811
+                                                               tmp_path, capsys, caplog):
+    """An older bert-tf recorded the encoder config as "training"."config": the identical
+    rerun is still the same run (complete, nothing written), and the record reads with no
+    setting ignored."""
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(finished, model_dir)
+    path = os.path.join(model_dir, "config.json")
+    with open(path) as f:
+        values = json.load(f)
+    values["training"]["config"] = values["training"].pop("encoder_config")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    before = _digests(model_dir)
+    with caplog.at_level(logging.WARNING):
+        results = run_job(data, model_dir, steps=3)
+    assert f"[pretrain] {model_dir} is already complete (step 3, " in capsys.readouterr().out
+    assert "ignoring settings" not in caplog.text
     assert results == json.load(open(os.path.join(finished, "eval_results.json")))
     assert _digests(model_dir) == before
 

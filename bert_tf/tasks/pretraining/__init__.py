@@ -1,6 +1,6 @@
 """Pre-training as a task: its model (`BertPretrainer`), its objective (masked-LM loss +
 next-sentence loss) and metrics. The data are the pre-training records of
-bert_tf/data/pretraining/create.py; bert_tf/recipes/pretraining.py runs it.
+bert_tf/data/pretraining/create.py; bert_tf/recipes/pretraining/ runs it.
 
 Shape legend: B = batch (per replica), P = max predictions per sequence, V = vocab size.
 

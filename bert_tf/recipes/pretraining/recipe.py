@@ -1,58 +1,20 @@
-"""The BERT pre-training recipe: records in, a complete model directory out.
-
-    config = PretrainConfig(model_dir="runs/x", input_files="data/train-*.tfrecord",
-                            eval_files="data/eval-*.tfrecord", vocab_file="vocab.txt",
-                            encoder_config="tiny", num_train_steps=1000)  # pretrain_config.py
-    results = pretrain(config)        # = bert_tf.pretrain(config): eval results ({} for train)
-
-`PretrainingRecipe` is one use of the recipe skeleton (bert_tf/recipes/recipe.py) over the
-pre-training task (bert_tf/tasks/pretraining/: BertPretrainer, masked-LM + next-sentence):
-  plan      check everything that can be checked cheaply BEFORE anything is written
-            (bert_tf/recipes/pretraining_plan.py: vocab, encoder config, record files, batch
-            vs replicas, an existing model dir's recorded config and vocab, the
-            --init_checkpoint's shapes, the optimizer settings);
-  guard     reruns: config.json "training" records the settings and the fingerprints of
-            --input_files and --eval_files. A rerun with the same settings and training data
-            resumes (or, when the run finished and the eval files are the same, says it is
-            complete and changes nothing); other training data or settings that decide the
-            result are refused in one line (--overwrite_model_dir starts over).
-            --num_train_steps may grow (continue a finished run) and the eval files may
-            change (evaluated anew);
-  build     the model and the Trainer, which restores <model_dir>/checkpoints (else starts
-            from --init_checkpoint's weights); then config.json (encoder, preprocessing
-            {vocab_file, lower_case, seq_length}, task {type: pretraining}, training) and
-            vocab.txt: a checkpoint that does not fit leaves the directory untouched;
-  train     TensorBoard in <model_dir>/logs; damaged record files are handled by
-            bert_tf/recipes/pretraining_records.py; the final weights -> model.weights.h5;
-  evaluate  on the held-out records; record: eval_results.json (masked_lm_accuracy,
-            next_sentence_accuracy, losses, step).
---mode=eval (`PretrainingEvaluation`) only evaluates the model dir's weights (eval files and
-lengths as recorded).
-
-Every problem with the inputs raises `PretrainingJobError` with a one-line message. What
-the run may replace or remove is checked first (bert_tf/ownership.py): --overwrite_model_dir
-removes the previous run's files only after every check passed, and only those
-<model_dir>/.bert_tf_manifest.json lists. The run holds <model_dir>/.lock.
-"""
+"""`PretrainingRecipe`: the recipe skeleton (bert_tf/recipes/recipe.py) over the pre-training
+task (bert_tf/tasks/pretraining/: BertPretrainer, masked-LM + next-sentence); the steps are
+described in bert_tf/recipes/pretraining/__init__.py."""
 
 import os
-import tempfile
 import time
 
 import keras
-import tensorflow as tf
 
 from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
-from bert_tf.checkpoints.loader import load_task_model
-from bert_tf.checkpoints.sources import CheckpointError
 from bert_tf.data.pretraining.dataset import expand_file_patterns
 from bert_tf.models import BertEncoder
-from bert_tf.recipes import pretraining_records as records
+from bert_tf.recipes.pretraining import records
 from bert_tf.recipes import run_record
-from bert_tf.recipes.field_checks import require_instance
-from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
-from bert_tf.recipes.pretraining_plan import (check_batch, check_records, dataset_fn, fail,
+from bert_tf.recipes.pretrain_config import PretrainingJobError
+from bert_tf.recipes.pretraining.plan import (check_batch, check_records, dataset_fn, fail,
                                               first_line, plan_run, resolve_recorded)
 from bert_tf.recipes.recipe import Recipe
 from bert_tf.tasks.pretraining import PretrainingTask
@@ -60,7 +22,7 @@ from bert_tf.training import checkpoint_state, distribute, optimization
 from bert_tf.training.checkpointing import CheckpointRestoreError
 from bert_tf.training.trainer import Trainer
 
-__all__ = ["pretrain", "PretrainConfig", "PretrainingJobError", "PretrainingRecipe"]
+__all__ = ["PretrainingRecipe"]
 
 WRITES = run_record.RUN_FILES + (records.SKIPPED_FILE,)   # what a run writes into DIR
 # Settings a rerun may change: paths (the data is compared by content), intervals, the
@@ -73,14 +35,6 @@ NOT_DECIDING = ("model_dir", "input_files", "eval_files", "vocab_file", "encoder
                 "skip_corrupt_records", "overwrite_model_dir")
 RESULT_KEYS = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
                "next_sentence_loss")
-
-
-def pretrain(config, progress=print):
-    """Runs one pre-training job (see the module doc). Returns the eval results dict
-    ({} for mode=train). Raises PretrainingJobError on bad input, before writing anything."""
-    require_instance(config, PretrainConfig, "bert_tf.pretrain")   # its fields were checked
-    recipe = PretrainingEvaluation if config.mode == "eval" else PretrainingRecipe
-    return recipe(config, progress).run()
 
 
 def _expanded(patterns):
@@ -102,14 +56,7 @@ def _copy_weights(source, target, what):
         b.assign(a.value if hasattr(a, "value") else a)
 
 
-def _latest_step(checkpoint_dir):
-    """The step of the checkpoint the state file names as the latest (0 without one)."""
-    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) \
-        else None
-    return max(0, checkpoint_state.step_of(latest)) if latest else 0
-
-
-def _format(results):
+def format_results(results):
     keys = RESULT_KEYS + ("step",)
     return " ".join(f"{k}={results[k]:.4f}" if isinstance(results[k], float)
                     else f"{k}={results[k]}" for k in keys)
@@ -127,7 +74,7 @@ class PretrainingRecipe(Recipe):
         super().__init__(config, progress)
         self.started = time.time()
         self.xla = config.xla
-        self.inputs = None         # the checked inputs (pretraining_plan.PretrainingPlan)
+        self.inputs = None         # the checked inputs (plan.PretrainingPlan)
         self._fingerprints = None
 
     # ---- plan ------------------------------------------------------------------------------
@@ -346,49 +293,5 @@ class PretrainingRecipe(Recipe):
             results["wall_seconds"] = round(time.time() - self.started, 1)
             if self.is_chief:
                 self.dir.write_eval_results(results)
-            self.say("eval: " + _format(results) + " -> " + self.dir.eval_results_path)
-        return results
-
-
-class PretrainingEvaluation(PretrainingRecipe):
-    """--mode=eval: the model dir's final weights (or latest checkpoint) on the eval files.
-    The same plan; nothing to guard but what it writes (eval_results.json, logs/)."""
-
-    def guard(self):
-        self.ownership_plan().apply()
-        return None
-
-    def build(self, stack):
-        config = self.config
-        pre = self.inputs.existing["preprocessing"]
-        if pre.get("seq_length") not in (None, config.max_seq_length):
-            self.say(f"evaluating at --max_seq_length={config.max_seq_length} (trained at "
-                     f"{pre.get('seq_length')})")
-        with self.strategy.scope():
-            try:
-                model = load_task_model(config.model_dir)
-            except (CheckpointError, OSError, ValueError) as e:
-                fail(first_line(e))
-            optimizer = optimization.create_optimizer("adamw", 1e-4, 1)   # (never applied)
-        self.step = _latest_step(self.dir.checkpoint_dir)
-        empty = stack.enter_context(tempfile.TemporaryDirectory())
-        self.trainer = Trainer(model, self.task.objective, optimizer, strategy=self.strategy,
-                               checkpoint_dir=empty, log_dir=self.dir.log_dir,
-                               progress_fn=self.say)
-        self.trainer.step.assign(self.step)
-
-    def write_model_dir(self):
-        pass
-
-    def train(self):
-        pass
-
-    def evaluate(self):
-        self.say(f"evaluating {self.config.model_dir} (step {self.step}) on "
-                 f"{self.config.eval_files}")
-        return self._evaluate_step(self.step)
-
-    def record(self, results):
-        self.dir.write_eval_results(results)
-        self.say("eval: " + _format(results) + f" -> {self.dir.eval_results_path}")
+            self.say("eval: " + format_results(results) + " -> " + self.dir.eval_results_path)
         return results
