@@ -20,7 +20,7 @@ import keras
 
 from bert_tf.checkpoints import mapping
 from bert_tf.checkpoints import names as tensor_names
-from bert_tf.model_dir.task_model import build_task_model, restore_weights
+from bert_tf.model_dir import task_model
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
 from bert_tf.models import BertEncoder, BertPretrainer
 
@@ -134,9 +134,7 @@ def load_task_model(path, dtype=None):
     if kind != "bert_tf":
         raise CheckpointError(f"{path}: load_task_model needs a bert-tf model directory "
                               f"(this is a {kind} checkpoint; use load_encoder/load_pretrainer)")
-    model = build_task_model(path, dtype=dtype)
-    restore_weights(model, path)
-    return model
+    return task_model.load(path, dtype=dtype)
 
 
 def _kind_or_fail(path):

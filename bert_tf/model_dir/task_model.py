@@ -3,6 +3,7 @@ and a model written as a new model directory (apps.convert's bert_tf output).
 
     model = build_task_model(path)     # config.json "task" type -> the registered task's
     restore_weights(model, path)       # model.weights.h5, else the latest checkpoint
+    model = load(path)                 # both
     write_model_dir(output, model, vocab_file, lower_case, task={"type": ...})
 
 The model is the one the registered task (bert_tf/tasks/registry.py) describes:
@@ -48,6 +49,13 @@ def build_task_model(path, dtype=None):
         return get_task(task["type"]).model_from_info(encoder, task)
     except ValueError as e:     # UnknownTaskError included
         raise CheckpointError(f"{config_path}: task: {e}") from None
+
+
+def load(path, dtype=None):
+    """The task model of the bert-tf model directory `path` with its weights."""
+    model = build_task_model(path, dtype=dtype)
+    restore_weights(model, path)
+    return model
 
 
 def restore_weights(model, path):

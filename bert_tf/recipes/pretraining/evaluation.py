@@ -5,8 +5,7 @@ import tempfile
 
 import tensorflow as tf
 
-from bert_tf.checkpoints.loader import load_task_model
-from bert_tf.checkpoints.sources import CheckpointError
+from bert_tf.model_dir import CheckpointError, task_model
 from bert_tf.recipes.pretraining.plan import fail, first_line
 from bert_tf.recipes.pretraining.recipe import PretrainingRecipe, format_results
 from bert_tf.training import checkpoint_state, optimization
@@ -36,7 +35,7 @@ class PretrainingEvaluation(PretrainingRecipe):
                      f"{pre.get('seq_length')})")
         with self.strategy.scope():
             try:
-                model = load_task_model(config.model_dir)
+                model = task_model.load(config.model_dir)
             except (CheckpointError, OSError, ValueError) as e:
                 fail(first_line(e))
             optimizer = optimization.create_optimizer("adamw", 1e-4, 1)   # (never applied)

@@ -11,9 +11,9 @@ from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.data.pretraining.dataset import expand_file_patterns
 from bert_tf.models import BertEncoder
-from bert_tf.recipes.pretraining import records
 from bert_tf.recipes import run_record
 from bert_tf.recipes.pretrain_config import PretrainingJobError
+from bert_tf.recipes.pretraining import records
 from bert_tf.recipes.pretraining.plan import (check_batch, check_records, dataset_fn, fail,
                                               first_line, plan_run, resolve_recorded)
 from bert_tf.recipes.recipe import Recipe
