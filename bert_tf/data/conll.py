@@ -31,6 +31,7 @@ from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import iter_lines
 from bert_tf.data.windows import default_stride, max_context_windows, window_starts
 from bert_tf.evaluation.tagging import convert_scheme
+from bert_tf.settings import ConfigError
 
 DOCSTART = "-DOCSTART-"
 TAG_SCHEMES = ("iob", "bioes")
@@ -198,7 +199,7 @@ def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_uns
     stats = stats if stats is not None else TagFeatureStats()
     budget = max_seq_length - 2
     if budget < 1:
-        raise ValueError(f"max_seq_length {max_seq_length} is too short for tagging")
+        raise ConfigError(f"--max_seq_length={max_seq_length}: too short for tagging")
     stride = default_stride(budget, doc_stride)
     pieces = tokenize_words(tokenizer, [w for s in sentences for w in s.words])
     word_ids, type_ids, labels, windows = [], [], [], []

@@ -46,10 +46,9 @@ from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import COMPILE_COST_TOKENS, epochs_order
-from bert_tf.data.classification import parse_tfds_source
 from bert_tf.recipes.caller_state import preserved_caller_state
 from bert_tf.recipes.field_checks import require_instance
-from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
+from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
 from bert_tf.models import param_groups
 from bert_tf.recipes.precision import keras_runtime, resolved_settings
 from bert_tf.run_lock import RunLock
@@ -94,9 +93,9 @@ def _check_existing(directory, task_info):
     old = d.read_config()["task"]
     for key in ("type", "label_names"):
         if old.get(key) != task_info.get(key):
-            raise ValueError(f"{d.config_path}: holds a different model (task.{key} = "
-                             f"{old.get(key)!r}, this run: {task_info.get(key)!r}); use a new "
-                             f"--model_dir")
+            raise run_record.RunMismatchError(
+                f"{d.config_path}: holds a different model (task.{key} = {old.get(key)!r}, "
+                f"this run: {task_info.get(key)!r}); use a new --model_dir")
 
 
 def _training_record(config):
@@ -114,9 +113,7 @@ def ownership_plan(config):
     run writes or removes, a symlinked logs/ or checkpoints/, a file of DIR bert-tf did not
     write that the run would replace, and --overwrite_model_dir on a DIR holding anything
     bert-tf did not write."""
-    inputs = [(f"--{name}", getattr(config, name)) for name in ("train_file", "eval_file")
-              if getattr(config, name) and not (config.task == "classify"
-                                                and parse_tfds_source(getattr(config, name)))]
+    inputs = config.input_files()
     writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
     return ownership.plan_model_dir(
         config.model_dir, "finetune", writes, overwrite=config.overwrite_model_dir,
@@ -132,7 +129,8 @@ def _check_rerun(config, record, progress):
         return None
     settings = {k: v for k, v in record.items() if k != run_record.INPUTS_KEY}
     recorded = run_record.check_same_run(config.model_dir, settings,
-                                         record[run_record.INPUTS_KEY], ignore=NOT_DECIDING,
+                                         record[run_record.INPUTS_KEY],
+                                         ignore=config.not_deciding(),
                                          normalize=resolved_settings)
     if recorded is not None and run_record.INPUTS_KEY not in recorded:
         progress(f"{d.config_path} records no input fingerprints (an older bert-tf): the "

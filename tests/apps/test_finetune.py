@@ -232,6 +232,14 @@ CLASSIFY_TSV = os.path.join(FIXTURES, "classify_train.tsv")
      f"{os.path.join(FIXTURES, 'squad_v2.json')}: data[0].paragraphs[0].qas[2].is_impossible: "
      "question id 'q4' has is_impossible=true (a SQuAD v2.0 file) but SQuAD v2.0 is off "
      "(--noversion_2_with_negative)"),
+    # a flag of another task than --task; settings that cannot work together
+    (["--n_best_size=3"], "--n_best_size is a squad setting; --task=classify"),
+    (["--task=squad", f"--train_file={os.path.join(FIXTURES, 'squad_v2.json')}",
+      "--tag_scheme=bioes"], "--tag_scheme is a tag setting; --task=squad"),
+    (["--label_names=neg,neg"], "--label_names: duplicate names in ['neg', 'neg']"),
+    (["--label_names=pos"], "--label_names: need at least 2 classes, got ['pos']"),
+    (["--max_seq_length=2"], "--max_seq_length=2: --task=classify needs at least 3 ([CLS], "
+                             "one piece, [SEP])"),
 ])
 def test_up_front_checks_are_one_line(tiny_model_dir, tmp_path, args, message):
     _bad_files(tmp_path)
