@@ -63,10 +63,6 @@ log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 __all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError"]
 
 STATE_FILE = "finetune_state.json"
-# The prediction files each task writes into DIR (bert_tf/tasks/*.write_predictions).
-PREDICTION_FILES = {"classify": ("predictions.jsonl",), "tag": ("predictions.txt",),
-                    "squad": ("predictions.json", "predictions.jsonl"),
-                    "multiple_choice": ("predictions.jsonl",)}
 
 
 def _finite(values):
@@ -114,7 +110,7 @@ def ownership_plan(config):
     write that the run would replace, and --overwrite_model_dir on a DIR holding anything
     bert-tf did not write."""
     inputs = config.input_files()
-    writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
+    writes = run_record.RUN_FILES + (STATE_FILE,) + task_class(config.task).prediction_files
     return ownership.plan_model_dir(
         config.model_dir, "finetune", writes, overwrite=config.overwrite_model_dir,
         inputs=inputs, sources=[("--init_checkpoint", config.init_checkpoint)])

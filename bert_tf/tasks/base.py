@@ -25,6 +25,7 @@ class Task:
     name = None
     main_metric = None
     settings_class = TaskSettings
+    prediction_files = ()       # the files `write_predictions` writes into the model dir
     # Short texts for `warmup_requests` (one window each, so they fit any export's token budget).
     WARMUP_TEXTS = ("a short sentence.", "A somewhat longer sentence, with punctuation, "
                     "numbers 123 and words that will be split into several word pieces by the "

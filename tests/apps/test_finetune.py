@@ -125,6 +125,11 @@ def test_squad_v2_end_to_end_and_threshold(tiny_model_dir, tmp_path):
             if row["id"] in ("q3", "q5"):
                 assert context[span["start_char"]:span["end_char"]] == span["text"]
     assert read(os.path.join(out, "config.json"))["task"]["version_2_with_negative"] is True
+    # every prediction file the task writes is bert-tf's (--overwrite_model_dir may remove it)
+    from bert_tf.ownership import owned_entries
+    assert {n: w for n, w in owned_entries(out).items() if "pred" in n or "null" in n} == {
+        "predictions.json": "finetune", "predictions.jsonl": "finetune",
+        "null_odds.json": "finetune"}
 
 
 @pytest.mark.slow

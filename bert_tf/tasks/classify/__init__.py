@@ -41,6 +41,7 @@ class RegressionObjective:
 @register_task("classify")
 class ClassifyTask(Task):
     settings_class = ClassifySettings
+    prediction_files = ("predictions.jsonl",)
 
     @property
     def main_metric(self):

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 class MultipleChoiceTask(Task):
     main_metric = "accuracy"
     settings_class = MultipleChoiceSettings
+    prediction_files = ("predictions.jsonl",)
 
     def load(self):
         c = self.config

@@ -34,6 +34,7 @@ class SpanObjective:
 class SquadTask(Task):
     main_metric = "f1"
     settings_class = SquadSettings
+    prediction_files = ("predictions.json", "predictions.jsonl", "null_odds.json")
 
     def per_token(self, output_name):
         return True

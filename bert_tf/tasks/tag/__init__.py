@@ -37,6 +37,7 @@ class TagObjective:
 class TagTask(Task):
     main_metric = "f1"
     settings_class = TagSettings
+    prediction_files = ("predictions.txt",)
 
     def per_token(self, output_name):
         return True
