@@ -25,6 +25,7 @@ from bert_tf.layers.transformer import TransformerBlock
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 PACKING_INPUT_NAMES = ("input_position_ids", "input_sequence_ids")
+_PACKED_NAMES = INPUT_NAMES[::2] + PACKING_INPUT_NAMES   # packed rows need no input_mask
 
 
 class PackedInputError(BertTfError, ValueError):
@@ -72,15 +73,7 @@ class BertEncoder(keras.Model):
                                     dtype=dtype, name="pooler")
 
         inputs = encoder_inputs()
-        x = embeddings(inputs["input_word_ids"], inputs["input_type_ids"])   # [B, T, H]
-        bias = attention_bias(inputs["input_mask"], "float32")               # [B, 1, 1, T]
-        layer_outputs = []
-        for block in blocks:
-            x = block(x, bias)                                                # [B, T, H]
-            layer_outputs.append(x)
-        pooled = pooler(x[:, 0, :])                                           # [B, H]
-        outputs = {"sequence_output": x, "pooled_output": pooled,
-                   "encoder_outputs": layer_outputs}
+        outputs = _encode(embeddings, blocks, pooler, _padded_rows(inputs))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         if dtype is not None:
             # keras.Model's functional constructor drops `dtype`; without this, get_config
@@ -93,27 +86,11 @@ class BertEncoder(keras.Model):
         self.pooler = pooler
 
     def call(self, inputs, training=None, mask=None):
-        if is_packed(inputs):
-            return self._packed_call(inputs, training)
-        return super().call(inputs, training=training, mask=mask)
-
-    def _packed_call(self, inputs, training):
-        """The same layers on packed rows; `pooled_output` is the pooler on position 0 (the
-        first sequence's [CLS]); use `pool` for every sequence's."""
-        missing = [k for k in INPUT_NAMES[::2] + PACKING_INPUT_NAMES if k not in inputs]
-        if missing:
-            raise PackedInputError(f"packed encoder inputs lack '{missing[0]}' (packed rows "
-                                   f"need {', '.join(INPUT_NAMES[::2] + PACKING_INPUT_NAMES)})")
-        ids = {k: ops.cast(inputs[k], "int32") for k in INPUT_NAMES[::2] + PACKING_INPUT_NAMES}
-        x = self.embeddings(ids["input_word_ids"], ids["input_type_ids"],
-                            position_ids=ids["input_position_ids"], training=training)
-        bias = packed_attention_bias(ids["input_sequence_ids"], "float32")  # [B, 1, T, T]
-        layer_outputs = []
-        for block in self.blocks:
-            x = block(x, bias, training=training)                             # [B, T, H]
-            layer_outputs.append(x)
-        return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :]),
-                "encoder_outputs": layer_outputs}
+        """The one forward pass (`_encode`) on padded rows or, with the packing inputs,
+        packed rows; `pooled_output` is the pooler on position 0 (the first sequence's [CLS]
+        for packed rows: use `pool` for every sequence's)."""
+        rows = _packed_rows(inputs) if is_packed(inputs) else _padded_rows(inputs)
+        return _encode(self.embeddings, self.blocks, self.pooler, rows, training)
 
     def pool(self, sequence_output, positions):
         """The pooler (tanh dense) on the tokens at `positions` int [B, S] of
@@ -136,3 +113,36 @@ class BertEncoder(keras.Model):
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
+
+
+def _padded_rows(inputs):
+    """One sequence per row: positions 0..T-1, attention to the real tokens of the row."""
+    ids = {k: ops.cast(inputs[k], "int32") for k in INPUT_NAMES}
+    return (ids["input_word_ids"], ids["input_type_ids"], None,
+            attention_bias(ids["input_mask"], "float32"))                 # [B, 1, 1, T]
+
+
+def _packed_rows(inputs):
+    """Several sequences per row: positions from `input_position_ids`, attention
+    block-diagonal over `input_sequence_ids`."""
+    missing = [k for k in _PACKED_NAMES if k not in inputs]
+    if missing:
+        raise PackedInputError(f"packed encoder inputs lack '{missing[0]}' (packed rows "
+                               f"need {', '.join(_PACKED_NAMES)})")
+    ids = {k: ops.cast(inputs[k], "int32") for k in _PACKED_NAMES}
+    return (ids["input_word_ids"], ids["input_type_ids"], ids["input_position_ids"],
+            packed_attention_bias(ids["input_sequence_ids"], "float32"))  # [B, 1, T, T]
+
+
+def _encode(embeddings, blocks, pooler, rows, training=None):
+    """The forward pass: embeddings -> blocks -> pooler on position 0. `rows`: word ids,
+    type ids, position ids (None = 0..T-1) and the additive attention bias."""
+    word_ids, type_ids, position_ids, bias = rows
+    x = embeddings(word_ids, type_ids, position_ids=position_ids,
+                   training=training)                                     # [B, T, H]
+    layer_outputs = []
+    for block in blocks:
+        x = block(x, bias, training=training)                             # [B, T, H]
+        layer_outputs.append(x)
+    return {"sequence_output": x, "pooled_output": pooler(x[:, 0, :]),    # [B, H]
+            "encoder_outputs": layer_outputs}

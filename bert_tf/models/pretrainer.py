@@ -42,14 +42,17 @@ class BertPretrainer(EncoderTask):
         self.nsp_head = nsp_head
 
     def call(self, inputs, training=None, mask=None):
-        if not is_packed(inputs):
-            return super().call(inputs, training=training, mask=mask)
-        if "next_sentence_positions" not in inputs:
-            raise PackedInputError("packed pre-training inputs lack 'next_sentence_positions' "
-                                   "(the [CLS] position of each sequence)")
+        """One path for padded and packed rows: only the pooled vectors differ (position 0,
+        or each sequence's [CLS] at `next_sentence_positions`)."""
         enc = self.encoder({k: inputs[k] for k in INPUT_NAMES + PACKING_INPUT_NAMES
                             if k in inputs}, training=training)
         sequence = enc["sequence_output"]                                  # [B, T, H]
-        pooled = self.encoder.pool(sequence, inputs["next_sentence_positions"])  # [B, S, H]
+        pooled = enc["pooled_output"]                                      # [B, H]
+        if is_packed(inputs):
+            if "next_sentence_positions" not in inputs:
+                raise PackedInputError("packed pre-training inputs lack "
+                                       "'next_sentence_positions' (the [CLS] position of "
+                                       "each sequence)")
+            pooled = self.encoder.pool(sequence, inputs["next_sentence_positions"])  # [B, S, H]
         return {"mlm_logits": self.mlm_head(sequence, inputs["masked_lm_positions"]),
-                "nsp_logits": self.nsp_head(pooled, training=training)}    # [B, S, 2]
+                "nsp_logits": self.nsp_head(pooled, training=training)}    # [B, (S,) 2]
