@@ -54,7 +54,8 @@ from bert_tf.recipes.pretraining_plan import (check_batch, check_records, datase
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import distribute, optimization
-from bert_tf.training.trainer import CheckpointRestoreError, Trainer
+from bert_tf.training.checkpointing import CheckpointRestoreError
+from bert_tf.training.trainer import Trainer
 
 __all__ = ["pretrain", "PretrainConfig", "PretrainingJobError"]
 
@@ -190,9 +191,11 @@ def _build_trainer(s, p, strategy, progress):
             _copy_weights(p.init_model, model, f"--init_checkpoint {s.init_checkpoint}")
             progress(f"[pretrain] initialized from {s.init_checkpoint}")
 
+    with strategy.scope():
+        model, optimizer = build_model(), build_optimizer()
     try:
         trainer = Trainer(
-            build_model, PretrainingObjective(), build_optimizer, strategy=strategy,
+            model, PretrainingObjective(), optimizer, strategy=strategy,
             checkpoint_dir=d.checkpoint_dir, log_dir=d.log_dir,
             checkpoint_every_steps=s.checkpoint_every_steps,
             keep_checkpoints=s.keep_checkpoints, log_every_steps=s.log_every_steps,
@@ -269,11 +272,11 @@ def _evaluate_only(s, p, strategy, progress):
             model = load_task_model(s.model_dir)
         except (CheckpointError, OSError, ValueError) as e:
             fail(first_line(e))
+        optimizer = optimization.create_optimizer("adamw", 1e-4, 1)   # (never applied)
     step = _latest_step(d.checkpoint_dir)
     with tempfile.TemporaryDirectory() as empty:
-        trainer = Trainer(model, PretrainingObjective(),
-                          lambda: optimization.create_optimizer("adamw", 1e-4, 1),
-                          strategy=strategy, checkpoint_dir=empty, log_dir=d.log_dir,
+        trainer = Trainer(model, PretrainingObjective(), optimizer, strategy=strategy,
+                          checkpoint_dir=empty, log_dir=d.log_dir,
                           progress_fn=lambda line: progress("[pretrain] " + line))
         trainer.step.assign(step)
         progress(f"[pretrain] evaluating {s.model_dir} (step {step}) on {s.eval_files}")
