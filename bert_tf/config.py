@@ -122,7 +122,8 @@ class BertConfig:
     def from_hf_dict(cls, values):
         """Maps a Hugging Face `BertConfig` dict (config.json) onto ours."""
         act = values.get("hidden_act", "gelu")
-        act = {"gelu_new": "gelu_approximate", "gelu_pytorch_tanh": "gelu_approximate"}.get(act, act)
+        act = {"gelu_new": "gelu_approximate",
+               "gelu_pytorch_tanh": "gelu_approximate"}.get(act, act)
         return cls(
             vocab_size=values["vocab_size"],
             hidden_size=values["hidden_size"],

@@ -4,11 +4,11 @@ import keras
 
 from bert_tf.layers.dense_head import ClassificationHead
 from bert_tf.models.encoder import encoder_inputs
-from bert_tf.models.task import EncoderTask
+from bert_tf.models.head_model import EncoderHeadModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertClassifier(EncoderTask):
+class BertClassifier(EncoderHeadModel):
     """Output: `logits` [B, C] float32 (C = 1 for regression)."""
 
     config_keys = ("num_classes", "dropout")

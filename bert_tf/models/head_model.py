@@ -1,10 +1,15 @@
-"""Base for models that put a head on a BertEncoder: serializes the encoder with them."""
+"""EncoderHeadModel: the base of the Keras models that put heads on a BertEncoder (the
+pre-trainer and the task models); it serializes the encoder with them.
+
+Not registered with Keras itself: saved files name the registered subclasses
+(`bert_tf>BertClassifier`, ...), so this class's name never appears in them."""
 
 import keras
 
 
-class EncoderTask(keras.Model):
-    """A functional model built around `self.encoder`; subclasses list their own config keys."""
+class EncoderHeadModel(keras.Model):
+    """A functional Keras model: `self.encoder` plus head layers; subclasses list their own
+    config keys."""
 
     config_keys = ()
 

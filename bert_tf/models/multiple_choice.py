@@ -12,7 +12,7 @@ from keras import ops
 
 from bert_tf.layers.initializers import bert_initializer
 from bert_tf.models.encoder import INPUT_NAMES
-from bert_tf.models.task import EncoderTask
+from bert_tf.models.head_model import EncoderHeadModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -58,7 +58,7 @@ class ChoiceHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertMultipleChoice(EncoderTask):
+class BertMultipleChoice(EncoderHeadModel):
     """Inputs: int32 [B, C, T] `input_word_ids`, `input_mask`, `input_type_ids` (any C >= 1).
     Output: `logits` [B, C] float32 (softmax over C = the choice probabilities)."""
 

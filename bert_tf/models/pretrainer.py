@@ -9,11 +9,11 @@ from bert_tf.layers.dense_head import NextSentenceHead
 from bert_tf.layers.masked_lm_head import MaskedLMHead
 from bert_tf.models.encoder import (INPUT_NAMES, PACKING_INPUT_NAMES, PackedInputError,
                                     encoder_inputs, is_packed)
-from bert_tf.models.task import EncoderTask
+from bert_tf.models.head_model import EncoderHeadModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertPretrainer(EncoderTask):
+class BertPretrainer(EncoderHeadModel):
     """Inputs: the encoder inputs plus int32 `masked_lm_positions` [B, P].
     Outputs: `mlm_logits` [B, P, V] (only at the masked positions) and `nsp_logits` [B, 2].
 

@@ -4,11 +4,11 @@ import keras
 
 from bert_tf.layers.dense_head import SpanHead
 from bert_tf.models.encoder import encoder_inputs
-from bert_tf.models.task import EncoderTask
+from bert_tf.models.head_model import EncoderHeadModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertSpanQA(EncoderTask):
+class BertSpanQA(EncoderHeadModel):
     """Outputs: `start_logits`, `end_logits` [B, T] float32; padding positions get -1e4.
     Position 0 ([CLS]) stands for "no answer" (SQuAD v2.0)."""
 

@@ -4,11 +4,11 @@ import keras
 
 from bert_tf.layers.dense_head import TokenClassificationHead
 from bert_tf.models.encoder import encoder_inputs
-from bert_tf.models.task import EncoderTask
+from bert_tf.models.head_model import EncoderHeadModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertTagger(EncoderTask):
+class BertTagger(EncoderHeadModel):
     """Output: `logits` [B, T, C] float32, one distribution per word piece."""
 
     config_keys = ("num_labels", "dropout")
