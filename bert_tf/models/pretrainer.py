@@ -3,13 +3,22 @@
 Shape legend: B = batch, T = sequence length, P = max predictions per sequence, V = vocab.
 """
 
+from typing import Any
+
 import keras
 
 from bert_tf.layers.dense_head import NextSentenceHead
 from bert_tf.layers.masked_lm_head import MaskedLMHead
-from bert_tf.models.encoder import (INPUT_NAMES, PACKING_INPUT_NAMES, PackedInputError,
-                                    encoder_inputs, is_packed)
+from bert_tf.models.encoder import (
+    INPUT_NAMES,
+    PACKING_INPUT_NAMES,
+    BertEncoder,
+    PackedInputError,
+    encoder_inputs,
+    is_packed,
+)
 from bert_tf.models.head_model import EncoderHeadModel
+from bert_tf.tensor_types import Tensor, Tensors
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -23,7 +32,7 @@ class BertPretrainer(EncoderHeadModel):
     and `nsp_logits` is [B, S, 2]: the pooler and NSP head on each sequence's [CLS].
     """
 
-    def __init__(self, encoder, **kwargs):
+    def __init__(self, encoder: BertEncoder, **kwargs: Any) -> None:
         c = encoder.config
         mlm_head = MaskedLMHead(c.vocab_size, c.hidden_size, c.hidden_act, c.layer_norm_eps,
                                 c.initializer_range, embedding_layer=encoder.word_embeddings,
@@ -41,7 +50,8 @@ class BertPretrainer(EncoderHeadModel):
         self.mlm_head = mlm_head
         self.nsp_head = nsp_head
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensors, training: bool | None = None,
+             mask: Any = None) -> dict[str, Tensor]:
         """One path for padded and packed rows: only the pooled vectors differ (position 0,
         or each sequence's [CLS] at `next_sentence_positions`)."""
         enc = self.encoder({k: inputs[k] for k in INPUT_NAMES + PACKING_INPUT_NAMES

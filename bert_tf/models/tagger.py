@@ -1,9 +1,11 @@
 """BertTagger: per-token classification (NER) on the sequence output."""
 
+from typing import Any
+
 import keras
 
 from bert_tf.layers.dense_head import TokenClassificationHead
-from bert_tf.models.encoder import encoder_inputs
+from bert_tf.models.encoder import BertEncoder, encoder_inputs
 from bert_tf.models.head_model import EncoderHeadModel
 
 
@@ -13,7 +15,8 @@ class BertTagger(EncoderHeadModel):
 
     config_keys = ("num_labels", "dropout")
 
-    def __init__(self, encoder, num_labels, dropout=0.1, **kwargs):
+    def __init__(self, encoder: BertEncoder, num_labels: int, dropout: float = 0.1,
+                 **kwargs: Any) -> None:
         head = TokenClassificationHead(num_labels, dropout, encoder.config.initializer_range,
                                        dtype=encoder.dtype_policy, name="tagger")
         inputs = encoder_inputs()

@@ -35,6 +35,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -100,14 +102,14 @@ def _create_strategy(s):
         fail(f"--strategy={s.strategy}: {first_line(e)}")
 
 
-def pretrain(s, progress=print):
+def pretrain(s: PretrainConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs one pre-training job (see the module doc). Returns the eval results dict
     ({} for mode=train). Raises PretrainingJobError on bad input, before writing anything."""
     require_instance(s, PretrainConfig, "bert_tf.pretrain")   # its fields were checked when built
     start = time.time()
     with preserved_caller_state(), keras_runtime(s.precision, xla=s.xla) as precision:
         strategy = _create_strategy(s)
-        lock = contextlib.nullcontext()
+        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         if s.model_dir and distribute.is_chief(strategy):
             lock = RunLock(s.model_dir, log=lambda line: progress("[pretrain] " + line))
         with lock:

@@ -19,8 +19,8 @@ class Task:
     model outputs per eval feature and `write_predictions(model_dir, outputs)` for the best.
     """
 
-    name = None
-    main_metric = None
+    name: str | None = None
+    main_metric: str | None = None
     # Short texts for `warmup_requests` (one window each, so they fit any export's token budget).
     WARMUP_TEXTS = ("a short sentence.", "A somewhat longer sentence, with punctuation, "
                     "numbers 123 and words that will be split into several word pieces by the "

@@ -50,7 +50,8 @@ class Trainer:
     model, optimizer: built (the model has its variables) under `strategy.scope()`; either
       built outside a multi-replica strategy's scope is refused. Optimizers from
       `optimization.create_optimizer` are recommended (global-norm clipping after the
-      cross-replica sum); any Keras optimizer works on one replica. With the "mixed_float16" policy the optimizer is wrapped in a
+      cross-replica sum); any Keras optimizer works on one replica. With the
+      "mixed_float16" policy the optimizer is wrapped in a
       `keras.optimizers.LossScaleOptimizer` unless it already is one.
     checkpoint_dir: where checkpoints live (required; restored from automatically).
     log_dir: TensorBoard root (`train/` and `eval/` inside); None = no summaries.
