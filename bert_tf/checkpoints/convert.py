@@ -21,8 +21,8 @@ from bert_tf.checkpoints import loader, writers
 from bert_tf.checkpoints import names as tensor_names
 from bert_tf.checkpoints.model_dir_io import write_model_dir
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
-from bert_tf.models import BertPretrainer
 from bert_tf.file_modes import apply_default_modes
+from bert_tf.models import BertPretrainer
 
 log = logging.getLogger(__name__)
 

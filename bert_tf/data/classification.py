@@ -37,8 +37,8 @@ csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 @dataclasses.dataclass
 class Example:
     text_a: str
-    text_b: str = None
-    label: str = None      # class name, or the score as a string for regression
+    text_b: str | None = None
+    label: str | None = None   # class name, or the score as a string for regression
     source: str = ""       # "file:line" for error messages and predictions
 
 

@@ -41,9 +41,9 @@ _TAG_PATTERN = {"iob": re.compile(r"O|[BI]-\S+"), "bioes": re.compile(r"O|[BIES]
 @dataclasses.dataclass
 class Sentence:
     words: list
-    tags: list = None        # None when the file has no tag column (prediction input)
-    lines: list = None       # source line number of each word
-    columns: list = None     # the full column list of each line (written back with predictions)
+    tags: list | None = None     # None when the file has no tag column (prediction input)
+    lines: list | None = None    # source line number of each word
+    columns: list | None = None  # the full column list of each line (written back with predictions)
     source: str = ""         # "file:first_line"
 
 

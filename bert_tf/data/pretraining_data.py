@@ -71,7 +71,7 @@ __all__ = ["BertTokenizerFactory", "ChunkResult", "CreationConfig", "Instance",
 ChunkResult = collections.namedtuple(
     "ChunkResult", "index records documents sentences tokens masked random_next")
 
-_WORKER = {}
+_WORKER: dict = {}
 
 
 def _init_worker(tokenizer_factory, vocab, config):

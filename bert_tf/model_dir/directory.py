@@ -18,7 +18,7 @@ class ModelDir:
     """One directory: a bert-tf model directory (read and written), or a Hugging Face or
     Google BERT directory (read: `kind`, `encoder_config()`, `vocab_file()`, `lower_case`)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
 
     def __repr__(self):

@@ -38,6 +38,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
@@ -142,7 +144,8 @@ def _check_rerun(config, record, progress):
     return None
 
 
-def finetune(config, progress=print):
+def finetune(config: FinetuneConfig,
+             progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
     DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
     require_instance(config, FinetuneConfig, "bert_tf.finetune")

@@ -35,6 +35,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -54,7 +56,8 @@ from bert_tf.recipes.pretraining_plan import (check_batch, check_records, datase
 from bert_tf.run_lock import RunLock
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import distribute, optimization
-from bert_tf.training.trainer import CheckpointRestoreError, Trainer
+from bert_tf.training.checkpointing import CheckpointRestoreError
+from bert_tf.training.trainer import Trainer
 
 __all__ = ["pretrain", "PretrainConfig", "PretrainingJobError"]
 
@@ -99,14 +102,14 @@ def _create_strategy(s):
         fail(f"--strategy={s.strategy}: {first_line(e)}")
 
 
-def pretrain(s, progress=print):
+def pretrain(s: PretrainConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs one pre-training job (see the module doc). Returns the eval results dict
     ({} for mode=train). Raises PretrainingJobError on bad input, before writing anything."""
     require_instance(s, PretrainConfig, "bert_tf.pretrain")   # its fields were checked when built
     start = time.time()
     with preserved_caller_state(), keras_runtime(s.precision, xla=s.xla) as precision:
         strategy = _create_strategy(s)
-        lock = contextlib.nullcontext()
+        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         if s.model_dir and distribute.is_chief(strategy):
             lock = RunLock(s.model_dir, log=lambda line: progress("[pretrain] " + line))
         with lock:
@@ -190,9 +193,11 @@ def _build_trainer(s, p, strategy, progress):
             _copy_weights(p.init_model, model, f"--init_checkpoint {s.init_checkpoint}")
             progress(f"[pretrain] initialized from {s.init_checkpoint}")
 
+    with strategy.scope():
+        model, optimizer = build_model(), build_optimizer()
     try:
         trainer = Trainer(
-            build_model, PretrainingObjective(), build_optimizer, strategy=strategy,
+            model, PretrainingObjective(), optimizer, strategy=strategy,
             checkpoint_dir=d.checkpoint_dir, log_dir=d.log_dir,
             checkpoint_every_steps=s.checkpoint_every_steps,
             keep_checkpoints=s.keep_checkpoints, log_every_steps=s.log_every_steps,
@@ -269,11 +274,11 @@ def _evaluate_only(s, p, strategy, progress):
             model = load_task_model(s.model_dir)
         except (CheckpointError, OSError, ValueError) as e:
             fail(first_line(e))
+        optimizer = optimization.create_optimizer("adamw", 1e-4, 1)   # (never applied)
     step = _latest_step(d.checkpoint_dir)
     with tempfile.TemporaryDirectory() as empty:
-        trainer = Trainer(model, PretrainingObjective(),
-                          lambda: optimization.create_optimizer("adamw", 1e-4, 1),
-                          strategy=strategy, checkpoint_dir=empty, log_dir=d.log_dir,
+        trainer = Trainer(model, PretrainingObjective(), optimizer, strategy=strategy,
+                          checkpoint_dir=empty, log_dir=d.log_dir,
                           progress_fn=lambda line: progress("[pretrain] " + line))
         trainer.step.assign(step)
         progress(f"[pretrain] evaluating {s.model_dir} (step {step}) on {s.eval_files}")

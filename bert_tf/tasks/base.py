@@ -22,8 +22,8 @@ class Task:
     model outputs per eval feature and `write_predictions(model_dir, outputs)` for the best.
     """
 
-    name = None
-    main_metric = None
+    name: str | None = None
+    main_metric: str | None = None
     settings_class = TaskSettings
     prediction_files = ()       # the files `write_predictions` writes into the model dir
     # Short texts for `warmup_requests` (one window each, so they fit any export's token budget).
