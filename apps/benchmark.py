@@ -1,7 +1,7 @@
 r"""Benchmarks bert-tf against keras-hub (and transformers + PyTorch where torch and
 transformers are installed) in one process, alternating rounds between them.
 
-    python -m apps.benchmark                        # small preset, batch 16, seq 128, both precisions
+    python -m apps.benchmark             # small preset, batch 16, seq 128, both precisions
     python -m apps.benchmark --cases=encoder_train,encoder_infer --precision=mixed_bfloat16
     python -m apps.benchmark --quick --output_json=/tmp/bench.json
 
@@ -37,7 +37,8 @@ DEFAULT_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "toke
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", list(DEFAULT_CASES), f"Comma list of cases, from {ALL_CASES}.")
-flags.DEFINE_string("preset", "small", "BertConfig preset (tiny, mini, small, medium, base, large).")
+flags.DEFINE_string("preset", "small",
+                    "BertConfig preset (tiny, mini, small, medium, base, large).")
 flags.DEFINE_string("config_json", None, "A BertConfig JSON file; overrides --preset.")
 flags.DEFINE_integer("batch_size", 16, "Examples per step.")
 flags.DEFINE_integer("seq_length", 128, "Sequence length of the fixed-shape cases (and the "

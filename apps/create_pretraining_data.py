@@ -26,7 +26,8 @@ requirements-beam.txt`, then run this app with venv-beam/bin/python:
         --beam_pipeline_options='--project=P --region=R --temp_location=gs://B/tmp'
 
 --pack writes packed rows of up to --max_sequences_per_row sequences each instead (see
-bert_tf/data/pretraining/packing.py; for dynamic masking, pack at training time: apps.pretrain --pack).
+bert_tf/data/pretraining/packing.py; for dynamic masking, pack at training time:
+apps.pretrain --pack).
 With any --runner, the instances are first written under '<prefix>.unpacked', then this host
 streams them through the packer into '<prefix>' and removes them; every file goes through
 tf.io.gfile, so a gs:// prefix works with a Beam runner too:
@@ -40,8 +41,8 @@ import sys
 
 from absl import app, flags, logging
 
-from bert_tf.data.pretraining import pack_records, packing
 from bert_tf.data.pretraining import create as pd
+from bert_tf.data.pretraining import pack_records, packing
 from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS

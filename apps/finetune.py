@@ -9,6 +9,8 @@ r"""Fine-tune a BERT encoder on classification, tagging (NER) or extractive QA (
     python -m apps.finetune --task=squad --train_file=train-v2.0.json \
         --eval_file=dev-v2.0.json --max_seq_length=384 --doc_stride=128 ...
 
+Each task's own settings are the flags whose help starts with its name ("squad: ..."); setting
+one of another task is refused in one line ("--n_best_size is a squad setting; --task=classify").
 PATH is anything `bert_tf.load_encoder` accepts (a bert-tf model dir, a Hugging Face BERT dir,
 a Google BERT dir). Evaluates after every epoch and keeps the best epoch (by accuracy, entity F1
 or SQuAD F1) as DIR/model.weights.h5, with DIR/eval_results.json and DIR/predictions.*
@@ -61,8 +63,6 @@ def main(argv):
         results = finetuning.finetune(config_flags.config_from_flags(FinetuneConfig))
     except BertTfError as e:
         sys.exit(f"finetune: {e}")
-    except (ValueError, FileNotFoundError) as e:   # builtins still raised by a few helpers
-        sys.exit(f"finetune: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     main_metric = results["main_metric"]
     print(f"finetune: best epoch {results['best_epoch']}: {main_metric}="
           f"{results.get(main_metric)} -> {FLAGS.model_dir}/eval_results.json")

@@ -369,6 +369,7 @@ def pretraining_data_case(setup, text_file, num_lines=2000, workdir=None):
     the first `num_lines` lines of `text_file` (dupe_factor 1, one process)."""
     import os
     import tempfile
+
     from bert_tf.data.pretraining import create as pd
     workdir = workdir or tempfile.mkdtemp(prefix="bench_ptdata_")
     src = os.path.join(workdir, "input.txt")

@@ -50,6 +50,7 @@ def write_corpus(name, path, max_documents):
 def corpus_examples(name, vocab_file, seq_length, max_documents=300, workdir=None):
     """Masked pre-training examples (record layout, numpy) of corpus `name`."""
     import tensorflow as tf
+
     from bert_tf.data.pretraining import create as pd
     workdir = workdir or tempfile.mkdtemp(prefix="bench_packing_")
     text = os.path.join(workdir, f"{name}.txt")
@@ -85,6 +86,7 @@ def padding_shares(examples, seq_length, preds, max_sequences_per_row=3):
 def _batches(arrays, batch_size, count, packed):
     """`count` consecutive batches of `batch_size` rows as model (features, labels)."""
     import tensorflow as tf
+
     from bert_tf.data.pretraining import packed_dataset
     out = []
     n = arrays["input_ids"].shape[0]

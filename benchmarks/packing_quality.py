@@ -102,6 +102,7 @@ def packing_factor(pattern, seq_length, max_sequences_per_row, buffer_size):
     prediction slots are the default's, which any row fits)."""
     import numpy as np
     import tensorflow as tf
+
     from bert_tf.data.pretraining import packing
     spec = {"input_mask": tf.io.FixedLenFeature([seq_length], tf.int64)}
     ds = tf.data.TFRecordDataset(sorted(glob.glob(pattern))).batch(buffer_size)

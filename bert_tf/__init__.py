@@ -33,6 +33,7 @@ Shape legend used in comments throughout the package:
 """
 
 import importlib
+from typing import Any
 
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
@@ -59,13 +60,13 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'bert_tf' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     # dir() and help() list the lazily loaded names too (help() then loads them).
     return sorted(set(globals()) | set(_LAZY))
 

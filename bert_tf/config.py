@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+from typing import Any
 
 # name -> (num_layers, hidden_size, num_heads). The "tiny".."medium" sizes are the
 # compact BERTs of Turc et al. (2019); "base" and "large" are the original paper's.
@@ -40,10 +41,10 @@ class BertConfig:
     # Configs written before this field load with the default.
     fused_kernels: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self):
+    def validate(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             value = getattr(self, name)
@@ -65,30 +66,30 @@ class BertConfig:
                 raise ValueError(f"BertConfig.{name}: expected a value in [0, 1), got {value!r}")
 
     @property
-    def head_size(self):
+    def head_size(self) -> int:
         return self.hidden_size // self.num_heads
 
     @classmethod
-    def preset(cls, name, **overrides):
+    def preset(cls, name: str, **overrides: Any) -> "BertConfig":
         """A config for one of the standard sizes: tiny, mini, small, medium, base, large."""
         if name not in _PRESETS:
             raise ValueError(f"Unknown BERT preset {name!r}; expected one of {sorted(_PRESETS)}")
         layers, hidden, heads = _PRESETS[name]
-        values = dict(num_layers=layers, hidden_size=hidden, num_heads=heads,
-                      intermediate_size=4 * hidden)
+        values: dict[str, Any] = dict(num_layers=layers, hidden_size=hidden, num_heads=heads,
+                                      intermediate_size=4 * hidden)
         values.update(overrides)
         return cls(**values)
 
     @staticmethod
-    def preset_names():
+    def preset_names() -> list[str]:
         return list(_PRESETS)
 
     # ---- dict / JSON ----------------------------------------------------------------
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: dict[str, Any]) -> "BertConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -96,19 +97,19 @@ class BertConfig:
                              f"{sorted(known)}")
         return cls(**values)
 
-    def to_json(self):
+    def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str) -> "BertConfig":
         return cls.from_dict(json.loads(text))
 
-    def save(self, path):
+    def save(self, path: str) -> None:
         with open(path, "w") as f:
             f.write(self.to_json() + "\n")
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str) -> "BertConfig":
         if not os.path.exists(path):
             raise FileNotFoundError(f"BertConfig: no such file {path}")
         with open(path) as f:
@@ -119,10 +120,11 @@ class BertConfig:
         return cls.from_dict(values)
 
     @classmethod
-    def from_hf_dict(cls, values):
+    def from_hf_dict(cls, values: dict[str, Any]) -> "BertConfig":
         """Maps a Hugging Face `BertConfig` dict (config.json) onto ours."""
         act = values.get("hidden_act", "gelu")
-        act = {"gelu_new": "gelu_approximate", "gelu_pytorch_tanh": "gelu_approximate"}.get(act, act)
+        act = {"gelu_new": "gelu_approximate",
+               "gelu_pytorch_tanh": "gelu_approximate"}.get(act, act)
         return cls(
             vocab_size=values["vocab_size"],
             hidden_size=values["hidden_size"],

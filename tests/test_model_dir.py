@@ -11,10 +11,15 @@ import pytest
 
 from bert_tf import atomic_io
 from bert_tf.checkpoints import writers
-from bert_tf.model_dir.task_model import write_model_dir
 from bert_tf.file_modes import current_umask
-from bert_tf.model_dir import (CheckpointError, ModelDir, ModelDirError,
-                               ModelDirFileNotFoundError, ModelDirWriteError)
+from bert_tf.model_dir import (
+    CheckpointError,
+    ModelDir,
+    ModelDirError,
+    ModelDirFileNotFoundError,
+    ModelDirWriteError,
+)
+from bert_tf.model_dir.task_model import write_model_dir
 from bert_tf.models import BertEncoder, BertPretrainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

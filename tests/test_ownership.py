@@ -278,8 +278,9 @@ def test_pretraining_outputs_never_replace_foreign_shards(tmp_path):
 
 def test_pretraining_inputs_apart_from_what_the_run_writes(tmp_path):
     import dataclasses
-    from bert_tf.recipes.pretraining import PretrainingRecipe
+
     from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
+    from bert_tf.recipes.pretraining import PretrainingRecipe
     model_dir = legacy_model_dir(tmp_path / "run")
     records = os.path.join(model_dir, "checkpoints", "train-00000-of-00001.tfrecord")
     write(records)

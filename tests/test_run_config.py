@@ -16,9 +16,11 @@ from apps import config_flags
 from bert_tf.errors import BertTfError
 from bert_tf.recipes import finetuning, pretraining
 from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
-from bert_tf.recipes.pretrain_config import (PretrainConfig, PretrainConfigError,
-                                             PretrainingJobError)
-from bert_tf.recipes.run_config import PRECISIONS, RunConfig, flag_name
+from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainConfigError, PretrainingJobError
+from bert_tf.recipes.run_config import PRECISIONS, RunConfig
+from bert_tf.settings import choices_of, flag_name
+from bert_tf.tasks.classify.config import ClassifySettings
+from bert_tf.tasks.squad.config import SquadSettings
 
 REQUIRED_FT = {"task": "classify", "init_checkpoint": "init", "train_file": "t.tsv",
                "model_dir": "out"}
@@ -36,23 +38,39 @@ def _parse(config_class, argv, **extra):
     return config_flags.config_from_flags(config_class, flag_values=fv, **extra)
 
 
+def _flag_fields(config_class):
+    """{flag name: [its fields]}: the config's own, and (FinetuneConfig) every task's."""
+    out = {flag_name(f): [f] for f in dataclasses.fields(config_class)}
+    for name, owners in config_flags.group_flags(config_class).items():
+        out[name] = [field for _, _, field in owners]
+    return out
+
+
 @pytest.mark.parametrize("config_class", [FinetuneConfig, PretrainConfig])
 def test_every_field_is_a_flag_with_its_default_help_and_choices(config_class):
     fv, names = _defined(config_class)
-    fields = {flag_name(f): f for f in dataclasses.fields(config_class)}
-    expected = sorted(n for n, f in fields.items() if f.metadata["flag"])
+    fields = _flag_fields(config_class)
+    expected = sorted(n for n, f in fields.items() if f[0].metadata["flag"])
     assert sorted(names) == expected
-    assert [n for n, f in fields.items() if not f.metadata["flag"]] == (
-        ["config_overrides"] if config_class is PretrainConfig else [])
+    assert [n for n, f in fields.items() if not f[0].metadata["flag"]] == (
+        ["config_overrides"] if config_class is PretrainConfig else ["task_settings"])
     for name in names:
-        field = fields[name]
-        default = None if field.default is dataclasses.MISSING else field.default
-        assert fv[name].default == default, name
-        assert fv[name].help.endswith(field.metadata["help"]), name   # enum: "<a|b>: " first
-        assert len(field.metadata["help"]) > 10, name
-        choices = field.metadata["choices"]
-        assert (getattr(fv[name].parser, "enum_values", None) or None) == (
-            list(choices) if choices else None), name
+        for field in fields[name]:
+            default = None if field.default is dataclasses.MISSING else field.default
+            assert fv[name].default == default, name
+            # enum: "<a|b>: " first; a task's field: "<tasks>: " before its help
+            assert field.metadata["help"] in fv[name].help, name
+            assert len(field.metadata["help"]) > 10, name
+            choices = choices_of(field.metadata)
+            assert (getattr(fv[name].parser, "enum_values", None) or None) == (
+                list(choices) if choices else None), name
+    if config_class is FinetuneConfig:     # the task's fields: help prefixed by their tasks
+        assert fv["n_best_size"].help.startswith("squad: start/end candidates")
+        assert fv["tag_scheme"].help.startswith("<iob|bioes>: tag: the tag scheme")
+        assert fv["doc_stride"].help.startswith("classify, tag: pieces between") and \
+            " squad: pieces between the starts of consecutive windows of a context" in \
+            fv["doc_stride"].help
+        assert fv["task"].parser.enum_values == ["classify", "multiple_choice", "squad", "tag"]
     # the common base, defined once: same help in both recipes; own defaults where they differ
     assert fv["precision"].default == "auto" and set(fv["precision"].parser.enum_values) == \
         set(PRECISIONS)
@@ -75,14 +93,20 @@ def test_flags_without_values_give_the_dataclass_defaults():
 
 def test_bool_enum_list_and_optional_fields_round_trip_from_argv():
     config = _parse(FinetuneConfig, [f"--{k}={v}" for k, v in REQUIRED_FT.items()] + [
-        "--regression", "--tag_scheme=bioes", "--label_names=neg,pos", "--doc_stride=8",
-        "--noversion_2_with_negative", "--layer_decay=0.9", "--precision=float32",
-        "--eval_batch_size=5", "--text_b_column=sentence2"])
+        "--regression", "--label_names=neg,pos", "--doc_stride=8", "--layer_decay=0.9",
+        "--precision=float32", "--eval_batch_size=5", "--text_b_column=sentence2"])
     assert config == FinetuneConfig(
-        **REQUIRED_FT, regression=True, tag_scheme="bioes", label_names=["neg", "pos"],
-        doc_stride=8, version_2_with_negative=False, layer_decay=0.9, precision="float32",
-        eval_batch_size=5, text_b_column="sentence2")
+        **REQUIRED_FT, regression=True, label_names=["neg", "pos"], doc_stride=8,
+        layer_decay=0.9, precision="float32", eval_batch_size=5, text_b_column="sentence2")
     assert isinstance(config.doc_stride, int) and isinstance(config.layer_decay, float)
+    assert config.task_settings == ClassifySettings(
+        regression=True, label_names=["neg", "pos"], doc_stride=8, text_b_column="sentence2")
+    tag = _parse(FinetuneConfig, [f"--{k}={v}" for k, v in REQUIRED_FT.items()] + [
+        "--task=tag", "--tag_scheme=bioes"])
+    assert tag == FinetuneConfig(**{**REQUIRED_FT, "task": "tag"}, tag_scheme="bioes")
+    squad = _parse(FinetuneConfig, [f"--{k}={v}" for k, v in REQUIRED_FT.items()] + [
+        "--task=squad", "--noversion_2_with_negative", "--doc_stride=8"])
+    assert squad.task_settings == SquadSettings(version_2_with_negative=False, doc_stride=8)
     pre = _parse(PretrainConfig, ["--model_dir=m", "--input_files=a-*,b-*", "--mode=eval",
                                   "--dynamic_masking", "--max_predictions_per_row=7",
                                   "--nolower_case", "--xla"])
@@ -182,8 +206,8 @@ def test_finetune_config_checks_every_field_when_built(changes, message):
                                      "None, got 0"),
     ({"input_files": ["a", 3]}, "--input_files: expected a string (or os.PathLike) or a list "
                                 "of strings or None, got ['a', 3] (list)"),
-    ({"encoder_config": 3}, "--config: expected a string (or os.PathLike) or a dict or a BertConfig "
-                    "or None, got 3 (int)"),
+    ({"encoder_config": 3}, "--config: expected a string (or os.PathLike) or a dict or a "
+                            "BertConfig or None, got 3 (int)"),
     ({"seed": -1}, "--seed: expected an integer in [0, 4294967295], got -1"),
 ])
 def test_pretrain_config_checks_every_field_when_built(changes, message):

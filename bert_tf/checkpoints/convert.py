@@ -19,10 +19,10 @@ from bert_tf import model_dir as md
 from bert_tf import ownership
 from bert_tf.checkpoints import loader, writers
 from bert_tf.checkpoints import names as tensor_names
-from bert_tf.model_dir.task_model import write_model_dir
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
-from bert_tf.models import BertPretrainer
 from bert_tf.file_modes import apply_default_modes
+from bert_tf.model_dir.task_model import write_model_dir
+from bert_tf.models import BertPretrainer
 
 log = logging.getLogger(__name__)
 

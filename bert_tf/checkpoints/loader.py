@@ -15,20 +15,23 @@ import logging
 import os
 import re
 import time
+from collections.abc import Collection, Iterable
 
 import keras
 
 from bert_tf.checkpoints import mapping
 from bert_tf.checkpoints import names as tensor_names
+from bert_tf.checkpoints.sources import CheckpointError, TensorSource, detect_kind, read_source
 from bert_tf.model_dir import task_model
-from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
 from bert_tf.models import BertEncoder, BertPretrainer
-
+from bert_tf.models.head_model import EncoderHeadModel
+from bert_tf.tensor_types import DTypePolicy
 
 log = logging.getLogger(__name__)
 
 
-def assign_from_source(model, source, groups=(tensor_names.ENCODER,)):
+def assign_from_source(model: keras.Model, source: TensorSource,
+                       groups: Collection[str] = (tensor_names.ENCODER,)) -> set[str]:
     """Sets the variables of `model` (encoder or pretrainer) that belong to `groups` from
     `source`. All tensors are checked before anything is assigned."""
     specs = [s for s in mapping.model_specs(model) if s.group in groups]
@@ -55,7 +58,7 @@ def assign_from_source(model, source, groups=(tensor_names.ENCODER,)):
     return used
 
 
-def _layers_hint(source, unused):
+def _layers_hint(source: TensorSource, unused: Iterable[str]) -> str:
     """' (the checkpoint has 6 layers, the config num_hidden_layers=1)' when unused tensors
     belong to layers beyond the config's, else ''."""
     layers = [int(m.group(1)) for n in unused
@@ -66,7 +69,8 @@ def _layers_hint(source, unused):
     return ""
 
 
-def check_all_used(source, used, skip=(), heads=True):
+def check_all_used(source: TensorSource, used: Collection[str], skip: Collection[str] = (),
+                   heads: bool = True) -> None:
     """Strict loading: every tensor of `source` is used, except non-weights (position_ids
     buffers, optimizer slots: dropped by the readers) and `skip`. Else one-line error.
     `heads=False`: head tensors that fit nothing (an untied decoder) do not matter."""
@@ -80,11 +84,11 @@ def check_all_used(source, used, skip=(), heads=True):
             f"fit its config exactly)")
 
 
-def _head_names():
+def _head_names() -> set[str]:
     return {n.google for n in tensor_names.mlm_names() + tensor_names.nsp_names()}
 
 
-def load_encoder(path, dtype=None):
+def load_encoder(path: str | os.PathLike[str], dtype: DTypePolicy = None) -> BertEncoder:
     """A `BertEncoder` with the weights of `path` (bert-tf model dir, HF or Google dir).
 
     `dtype`: a Keras dtype policy name for the encoder, e.g. "mixed_bfloat16"."""
@@ -103,7 +107,8 @@ def load_encoder(path, dtype=None):
     return encoder
 
 
-def load_pretrainer(path, dtype=None):
+def load_pretrainer(path: str | os.PathLike[str],
+                    dtype: DTypePolicy = None) -> BertPretrainer:
     """A `BertPretrainer` with encoder weights and, where the source has them, the MLM and NSP
     head weights (heads the source lacks keep their fresh initialization, with a warning)."""
     kind = _kind_or_fail(path)
@@ -127,7 +132,8 @@ def load_pretrainer(path, dtype=None):
     return model
 
 
-def load_task_model(path, dtype=None):
+def load_task_model(path: str | os.PathLike[str],
+                    dtype: DTypePolicy = None) -> EncoderHeadModel:
     """The full task model of a bert-tf model directory, built from its config.json, with
     weights from model.weights.h5 (or else the latest checkpoint in checkpoints/)."""
     kind = _kind_or_fail(path)
@@ -137,7 +143,7 @@ def load_task_model(path, dtype=None):
     return task_model.load(path, dtype=dtype)
 
 
-def _kind_or_fail(path):
+def _kind_or_fail(path: str | os.PathLike[str]) -> str:
     path = os.fspath(path)
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise CheckpointError(f"{path}: no such file or directory")

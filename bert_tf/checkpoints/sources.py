@@ -19,11 +19,19 @@ from bert_tf.checkpoints import names as tensor_names
 from bert_tf.checkpoints.torch_pickle import load_torch_state_dict
 from bert_tf.config import BertConfig
 from bert_tf.model_dir import ModelDir, foreign
-from bert_tf.model_dir.errors import CheckpointError
 from bert_tf.model_dir.directory import not_a_checkpoint
-from bert_tf.model_dir.layout import (EXPECTED, GOOGLE_CKPT, GOOGLE_CONFIG, HF_CONFIG,
-                                      HF_PYTORCH, HF_SAFETENSORS, HF_TOKENIZER_CONFIG,
-                                      detect_kind, google_prefix)
+from bert_tf.model_dir.errors import CheckpointError
+from bert_tf.model_dir.layout import (
+    EXPECTED,
+    GOOGLE_CKPT,
+    GOOGLE_CONFIG,
+    HF_CONFIG,
+    HF_PYTORCH,
+    HF_SAFETENSORS,
+    HF_TOKENIZER_CONFIG,
+    detect_kind,
+    google_prefix,
+)
 from bert_tf.model_dir.layout import VOCAB_FILE as VOCAB
 
 # Re-exported: the names this module has always offered (the code lives in bert_tf/model_dir).

@@ -26,6 +26,7 @@ from bert_tf.data.batching import RaggedFeatures
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import check_file, iter_json_objects, iter_lines
 from bert_tf.data.windows import default_stride, window_starts
+from bert_tf.settings import ConfigError
 from bert_tf.text.packer import pack_inputs
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
@@ -36,8 +37,8 @@ csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 @dataclasses.dataclass
 class Example:
     text_a: str
-    text_b: str = None
-    label: str = None      # class name, or the score as a string for regression
+    text_b: str | None = None
+    label: str | None = None   # class name, or the score as a string for regression
     source: str = ""       # "file:line" for error messages and predictions
 
 
@@ -248,18 +249,23 @@ class LabelMap:
     def __init__(self, names):
         names = [str(n) for n in names]
         if len(set(names)) != len(names):
-            raise ValueError(f"duplicate label names: {names}")
+            raise ConfigError(f"--label_names: duplicate names in {names}")
         if len(names) < 2:
-            raise ValueError(f"need at least 2 classes, got {names}")
+            raise ConfigError(f"--label_names: need at least 2 classes, got {names}")
         self.names = names
         self.ids = {n: i for i, n in enumerate(names)}
 
     @classmethod
-    def from_examples(cls, examples):
-        """The sorted label set of `examples`; labels that mix class ids (numbers) and class
-        names ("1", "neg", "0", "pos") fail naming the first label of the rarer kind."""
+    def from_examples(cls, examples, path="the training data"):
+        """The sorted label set of `examples` (read from `path`); labels that mix class ids
+        (numbers) and class names ("1", "neg", "0", "pos") fail naming the first label of the
+        rarer kind, fewer than 2 classes naming the file."""
         _check_one_kind(examples)
-        return cls(sorted({e.label for e in examples}, key=_sort_key))
+        names = sorted({e.label for e in examples}, key=_sort_key)
+        if len(names) < 2:
+            raise DataError(path, f"need at least 2 classes, got {names} (a classifier needs "
+                            "examples of each class; --regression for numbers)", field="label")
+        return cls(names)
 
     def encode(self, examples, allow_unseen=False):
         """Label ids; unseen labels fail (file:line) or, if allowed, become -1 and are
@@ -323,7 +329,8 @@ def build_window_features(examples, tokenizer, max_seq_length, labels=None, doc_
     Returns (RaggedFeatures [one row per window], example index of each window [R])."""
     budget = max_seq_length - 2
     if budget < 1:
-        raise ValueError(f"max_seq_length {max_seq_length} is too short")
+        raise ConfigError(f"--max_seq_length={max_seq_length}: too short for windows of "
+                          "[CLS] pieces [SEP]")
     stride = default_stride(budget, doc_stride)
     word_ids, window_labels, example_of = [], [], []
     for start in range(0, len(examples), chunk_size):

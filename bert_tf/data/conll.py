@@ -31,6 +31,7 @@ from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import iter_lines
 from bert_tf.data.windows import default_stride, max_context_windows, window_starts
 from bert_tf.evaluation.tagging import convert_scheme
+from bert_tf.settings import ConfigError
 
 DOCSTART = "-DOCSTART-"
 TAG_SCHEMES = ("iob", "bioes")
@@ -40,9 +41,9 @@ _TAG_PATTERN = {"iob": re.compile(r"O|[BI]-\S+"), "bioes": re.compile(r"O|[BIES]
 @dataclasses.dataclass
 class Sentence:
     words: list
-    tags: list = None        # None when the file has no tag column (prediction input)
-    lines: list = None       # source line number of each word
-    columns: list = None     # the full column list of each line (written back with predictions)
+    tags: list | None = None     # None when the file has no tag column (prediction input)
+    lines: list | None = None    # source line number of each word
+    columns: list | None = None  # the full column list of each line (written back with predictions)
     source: str = ""         # "file:first_line"
 
 
@@ -198,7 +199,7 @@ def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_uns
     stats = stats if stats is not None else TagFeatureStats()
     budget = max_seq_length - 2
     if budget < 1:
-        raise ValueError(f"max_seq_length {max_seq_length} is too short for tagging")
+        raise ConfigError(f"--max_seq_length={max_seq_length}: too short for tagging")
     stride = default_stride(budget, doc_stride)
     pieces = tokenize_words(tokenizer, [w for s in sentences for w in s.words])
     word_ids, type_ids, labels, windows = [], [], [], []

@@ -38,7 +38,7 @@ _INDEX = re.compile(r"-?[0-9]+")
 class ChoiceExample:
     context: str
     choices: list
-    label: int = None      # index into choices; None for unlabeled data
+    label: int | None = None   # index into choices; None for unlabeled data
     source: str = ""       # "file:line"
 
 

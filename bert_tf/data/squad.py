@@ -25,6 +25,7 @@ import tensorflow as tf
 from bert_tf.data.batching import RaggedFeatures
 from bert_tf.data.errors import DataError
 from bert_tf.data.text_files import read_text
+from bert_tf.settings import ConfigError
 from bert_tf.data.windows import max_context_windows, window_starts  # noqa: F401 (API)
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
@@ -130,7 +131,8 @@ def read_examples(path, offset_errors="warn", stats=None, allow_impossible=True)
     """Reads a SQuAD JSON file; see the module docstring. Duplicate question ids fail; so
     does an is_impossible question unless `allow_impossible` (SQuAD v2.0 mode)."""
     if offset_errors not in ("warn", "fail"):
-        raise ValueError(f"offset_errors: expected 'warn' or 'fail', got {offset_errors!r}")
+        raise ConfigError(f"--squad_offset_errors: expected warn or fail, got "
+                          f"{offset_errors!r}")
     stats = stats if stats is not None else SquadStats()
     root = _load_json(path)
     version_2 = str(root.get("version", "")).startswith("v2") or '"is_impossible"' in \
@@ -230,8 +232,9 @@ def build_features(examples, tokenizer, max_seq_length=384, doc_stride=128,
         doc_ids, doc_begin, doc_end = context_tokens[example.context]
         window = max_seq_length - len(q_ids) - 3
         if window < 1:
-            raise ValueError(f"max_seq_length {max_seq_length} leaves no room for the context "
-                             f"after a {len(q_ids)}-token question (lower --max_query_length)")
+            raise ConfigError(f"--max_seq_length={max_seq_length} leaves no room for the "
+                              f"context after a {len(q_ids)}-token question (question "
+                              f"{example.qid!r}; lower --max_query_length)")
         answer = _answer_tokens(example, doc_begin, doc_end) if training else None
         offsets = window_starts(len(doc_ids), window, doc_stride)
         stats.multi_window_examples += int(len(offsets) > 1)

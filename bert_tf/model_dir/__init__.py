@@ -38,13 +38,26 @@ DIR/checkpoints.
 import os
 
 from bert_tf.model_dir.directory import ModelDir, not_a_checkpoint
+from bert_tf.model_dir.errors import (
+    CheckpointError,
+    ModelDirError,
+    ModelDirFileNotFoundError,
+    ModelDirWriteError,
+)
 from bert_tf.model_dir.foreign import encoder_values_from_json
-from bert_tf.model_dir.errors import (CheckpointError, ModelDirError, ModelDirFileNotFoundError,
-                                      ModelDirWriteError)
 from bert_tf.model_dir.json_files import read_json
-from bert_tf.model_dir.layout import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_RESULTS_FILE, FORMAT,
-                                      FORMAT_VERSION, LOG_DIR, VOCAB_FILE, WEIGHTS_FILE,
-                                      detect_kind, is_model_dir)
+from bert_tf.model_dir.layout import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EVAL_RESULTS_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    LOG_DIR,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    detect_kind,
+    is_model_dir,
+)
 
 __all__ = ["ModelDir", "ModelDirError", "ModelDirFileNotFoundError", "ModelDirWriteError",
            "CheckpointError", "CHECKPOINT_DIR", "CONFIG_FILE",

@@ -6,19 +6,22 @@ import shutil
 from bert_tf.atomic_io import AtomicWriteError, atomic_write_json, failure_reason
 from bert_tf.config import BertConfig
 from bert_tf.model_dir import foreign, layout
-from bert_tf.model_dir.errors import (CheckpointError, ModelDirError, ModelDirFileNotFoundError,
-                                      ModelDirWriteError)
+from bert_tf.model_dir.errors import (
+    CheckpointError,
+    ModelDirError,
+    ModelDirFileNotFoundError,
+    ModelDirWriteError,
+)
 from bert_tf.model_dir.json_files import read_json
 from bert_tf.tasks import task_names
 from bert_tf.training import checkpoint_state
-
 
 
 class ModelDir:
     """One directory: a bert-tf model directory (read and written), or a Hugging Face or
     Google BERT directory (read: `kind`, `encoder_config()`, `vocab_file()`, `lower_case`)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
 
     def __repr__(self):

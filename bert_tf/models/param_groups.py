@@ -10,6 +10,7 @@ A variable's learning rate is multiplied by layer_decay ** (L + 1 - depth).
 """
 
 import re
+from collections.abc import Iterable, Sequence
 
 import keras
 
@@ -17,7 +18,7 @@ _TRANSFORMER = re.compile(r"(^|/)transformer_(\d+)/")
 _EMBEDDINGS = re.compile(r"(^|/)embeddings/")
 
 
-def layer_depth(path, num_layers):
+def layer_depth(path: str, num_layers: int) -> int:
     """0 for embeddings, i + 1 for transformer_i, num_layers + 1 for the rest."""
     match = _TRANSFORMER.search(path)
     if match:
@@ -27,14 +28,14 @@ def layer_depth(path, num_layers):
     return num_layers + 1
 
 
-def count_layers(paths):
+def count_layers(paths: Iterable[str]) -> int:
     """The number of transformer_i blocks named in `paths` (max i + 1, 0 if none)."""
     ids = [int(m.group(2)) for m in map(_TRANSFORMER.search, paths) if m]
     return max(ids) + 1 if ids else 0
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-def layers_below_top(paths):
+def layers_below_top(paths: Sequence[str]) -> list[int]:
     """[int] for the variable paths of a BERT model (encoder, pre-trainer or task model):
     how many layers each sits below the top, L + 1 - depth (0 for the pooler and heads)."""
     num_layers = count_layers(paths)

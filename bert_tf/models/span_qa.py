@@ -1,18 +1,20 @@
 """BertSpanQA: extractive question answering (SQuAD) as start/end position prediction."""
 
+from typing import Any
+
 import keras
 
 from bert_tf.layers.dense_head import SpanHead
-from bert_tf.models.encoder import encoder_inputs
-from bert_tf.models.task import EncoderTask
+from bert_tf.models.encoder import BertEncoder, encoder_inputs
+from bert_tf.models.head_model import EncoderHeadModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertSpanQA(EncoderTask):
+class BertSpanQA(EncoderHeadModel):
     """Outputs: `start_logits`, `end_logits` [B, T] float32; padding positions get -1e4.
     Position 0 ([CLS]) stands for "no answer" (SQuAD v2.0)."""
 
-    def __init__(self, encoder, **kwargs):
+    def __init__(self, encoder: BertEncoder, **kwargs: Any) -> None:
         head = SpanHead(encoder.config.initializer_range, dtype=encoder.dtype_policy,
                         name="span")
         inputs = encoder_inputs()

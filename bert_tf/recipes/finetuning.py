@@ -39,6 +39,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 
@@ -46,11 +48,10 @@ from bert_tf import fingerprint, ownership
 from bert_tf import model_dir as md
 from bert_tf.checkpoints.loader import load_encoder
 from bert_tf.data.batching import COMPILE_COST_TOKENS, epochs_order
-from bert_tf.data.classification import parse_tfds_source
 from bert_tf.models import param_groups
 from bert_tf.recipes import run_record
 from bert_tf.recipes.field_checks import require_instance
-from bert_tf.recipes.finetune_config import NOT_DECIDING, FinetuneConfig, FinetuneConfigError
+from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
 from bert_tf.recipes.recipe import Recipe
 from bert_tf.tasks import task_class
 from bert_tf.text.preprocessor import find_vocab
@@ -63,10 +64,6 @@ log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 __all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError", "FinetuningRecipe"]
 
 STATE_FILE = "finetune_state.json"
-# The prediction files each task writes into DIR (bert_tf/tasks/*.write_predictions).
-PREDICTION_FILES = {"classify": ("predictions.jsonl",), "tag": ("predictions.txt",),
-                    "squad": ("predictions.json", "predictions.jsonl"),
-                    "multiple_choice": ("predictions.jsonl",)}
 
 
 def _finite(values):
@@ -86,7 +83,8 @@ def warmup_steps(total_steps, proportion):
     return math.ceil(total_steps * proportion)
 
 
-def finetune(config, progress=print):
+def finetune(config: FinetuneConfig,
+             progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
     DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
     require_instance(config, FinetuneConfig, "bert_tf.finetune")
@@ -101,11 +99,15 @@ class FinetuningRecipe(Recipe):
     """One fine-tuning run (bert_tf/recipes/recipe.py has the steps' order)."""
 
     writer = "finetune"
-    not_deciding = NOT_DECIDING
 
     def __init__(self, config, progress=print):
         super().__init__(config, progress)
         self.state_path = self.dir.file(STATE_FILE)
+
+    @property
+    def not_deciding(self):
+        """The common settings and the task's declared `decides=False`."""
+        return self.config.not_deciding()
 
     def ownership_plan(self):
         """The checked RunPlan of DIR (bert_tf/ownership.py): refuses, changing nothing, a
@@ -114,13 +116,11 @@ class FinetuningRecipe(Recipe):
         did not write that the run would replace, and --overwrite_model_dir on a DIR holding
         anything bert-tf did not write."""
         config = self.config
-        inputs = [(f"--{name}", getattr(config, name)) for name in ("train_file", "eval_file")
-                  if getattr(config, name) and not (config.task == "classify"
-                                                    and parse_tfds_source(getattr(config, name)))]
-        writes = run_record.RUN_FILES + (STATE_FILE,) + PREDICTION_FILES[config.task]
+        writes = run_record.RUN_FILES + (STATE_FILE,) + task_class(config.task).prediction_files
         return ownership.plan_model_dir(
             config.model_dir, self.writer, writes, overwrite=config.overwrite_model_dir,
-            inputs=inputs, sources=[("--init_checkpoint", config.init_checkpoint)])
+            inputs=config.input_files(),
+            sources=[("--init_checkpoint", config.init_checkpoint)])
 
     def plan(self, stack):
         """Reads and featurizes the data (once), then takes the lock."""
@@ -162,9 +162,9 @@ class FinetuningRecipe(Recipe):
         old, new = self.dir.read_config()["task"], self.task.task_info()
         for key in ("type", "label_names"):
             if old.get(key) != new.get(key):
-                raise ValueError(f"{self.dir.config_path}: holds a different model (task.{key}"
-                                 f" = {old.get(key)!r}, this run: {new.get(key)!r}); use a "
-                                 f"new --model_dir")
+                raise run_record.RunMismatchError(
+                    f"{self.dir.config_path}: holds a different model (task.{key} = "
+                    f"{old.get(key)!r}, this run: {new.get(key)!r}); use a new --model_dir")
 
     def finished_results(self, recorded):
         d = self.dir

@@ -38,9 +38,10 @@ class Recipe:
     """The steps of one training run (module doc). Subclasses set the class attributes and
     implement the steps; `self.config` is the run's config (a RunConfig)."""
 
-    writer = None            # who wrote DIR's files, as bert_tf/ownership.py records it
+    writer: str = ""         # who wrote DIR's files, as bert_tf/ownership.py records it
     log_prefix = ""          # before every progress line ("[pretrain] ")
-    not_deciding = ()        # settings a rerun may change (paths, intervals, hardware, ...)
+    # settings a rerun may change (paths, intervals, hardware, ...)
+    not_deciding: tuple[str, ...] = ()
 
     def __init__(self, config, progress=print):
         self.config = config
@@ -74,7 +75,7 @@ class Recipe:
             return self.record(self.evaluate())
 
     # ---- the steps a recipe implements ----------------------------------------------------
-    xla = None               # the XLA switch of the run (None: leave it as it is)
+    xla: bool | None = None  # the XLA switch of the run (None: leave it as it is)
 
     def plan(self, stack):
         """Checks and reads everything; takes the lock (`take_lock`); writes nothing."""

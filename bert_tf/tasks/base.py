@@ -7,10 +7,13 @@ import tensorflow as tf
 
 from bert_tf.atomic_io import atomic_write_text
 from bert_tf.data.batching import batch_order, make_dataset
+from bert_tf.tasks.settings import TaskSettings
 
 
 class Task:
-    """Subclasses set `name`, `main_metric` and implement the methods below.
+    """Subclasses set `main_metric` and `settings_class` (the task's own settings dataclass,
+    bert_tf/tasks/<name>/config.py) and implement the methods below; `@register_task` sets
+    `name`.
 
     Life cycle: `load()` reads and featurizes the data once (train_features, eval_features);
     `task_info()` is written to config.json "task"; `build_model(encoder)` (the model a
@@ -19,19 +22,28 @@ class Task:
     model outputs per eval feature and `write_predictions(model_dir, outputs)` for the best.
     """
 
-    name = None
-    main_metric = None
+    name: str | None = None
+    main_metric: str | None = None
+    settings_class = TaskSettings
+    prediction_files = ()       # the files `write_predictions` writes into the model dir
     # Short texts for `warmup_requests` (one window each, so they fit any export's token budget).
     WARMUP_TEXTS = ("a short sentence.", "A somewhat longer sentence, with punctuation, "
                     "numbers 123 and words that will be split into several word pieces by the "
                     "tokenizer.")
 
     def __init__(self, config, tokenizer):
-        self.config = config
+        self.config = config                      # the run's FinetuneConfig
+        self.settings = config.task_settings      # this task's settings_class
         self.tokenizer = tokenizer
         self.train_features = None
         self.eval_features = None
         self.data_stats = {}
+
+    @classmethod
+    def is_file_source(cls, source):
+        """True if the data source `source` (--train_file / --eval_file) names a local file
+        (checked up front and never written); tasks with other sources say no to those."""
+        return True
 
     # --- subclasses
     def load(self):

@@ -13,7 +13,7 @@ task needs no edit outside its own package.
 import importlib
 import pkgutil
 
-_TASKS = {}
+_TASKS: dict[str, type] = {}
 _LOADED = False
 
 

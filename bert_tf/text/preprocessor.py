@@ -7,11 +7,14 @@
 """
 
 import os
+from collections.abc import Sequence
+from typing import Any, cast
 
 import keras
 import tensorflow as tf
 
 from bert_tf.model_dir import ModelDir
+from bert_tf.tensor_types import Tensor
 from bert_tf.text import packer as packer_lib
 from bert_tf.text.tokenizer import BertTokenizer
 
@@ -25,9 +28,11 @@ class BertPreprocessor(keras.layers.Layer):
     input_type_ids, T = seq_length (or, with pad_to_longest=True, the batch longest, rounded
     up to a multiple of `pad_to_multiple_of`)."""
 
-    def __init__(self, tokenizer=None, vocab=None, vocab_file=None, lower_case=None,
-                 seq_length=DEFAULT_SEQ_LENGTH, pad_to_longest=False, pad_to_multiple_of=1,
-                 **kwargs):
+    def __init__(self, tokenizer: BertTokenizer | dict[str, Any] | None = None,
+                 vocab: Sequence[str] | None = None, vocab_file: str | None = None,
+                 lower_case: bool | None = None, seq_length: int = DEFAULT_SEQ_LENGTH,
+                 pad_to_longest: bool = False, pad_to_multiple_of: int = 1,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
@@ -35,21 +40,21 @@ class BertPreprocessor(keras.layers.Layer):
             tokenizer = keras.saving.deserialize_keras_object(tokenizer)
         if tokenizer is None:
             tokenizer = BertTokenizer(vocab=vocab, vocab_file=vocab_file, lower_case=lower_case)
-        self.tokenizer = tokenizer
+        self.tokenizer = cast(BertTokenizer, tokenizer)             # (no dict any more)
         self.seq_length = int(seq_length)
         self.pad_to_longest = bool(pad_to_longest)
         self.pad_to_multiple_of = int(pad_to_multiple_of)
         self.built = True  # no weights
 
     @property
-    def lower_case(self):
+    def lower_case(self) -> bool:
         return self.tokenizer.lower_case
 
     @property
-    def vocab_size(self):
+    def vocab_size(self) -> int:
         return self.tokenizer.vocab_size
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor | Sequence[Tensor]) -> dict[str, Tensor]:
         segments = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if not 1 <= len(segments) <= 8:
             raise ValueError(f"BertPreprocessor: expected 1 or 2 string tensors, got "
@@ -60,11 +65,12 @@ class BertPreprocessor(keras.layers.Layer):
                                       self.pad_to_longest, self.pad_to_multiple_of)
 
     # TF Hub preprocessor style: tokenize each segment, then pack any number of them.
-    def tokenize(self, strings):
+    def tokenize(self, strings: Tensor) -> tf.RaggedTensor:
         """strings [B] -> int32 ragged [B, (words), (pieces)]."""
         return self.tokenizer.tokenize_words(tf.reshape(strings, [-1]))
 
-    def bert_pack_inputs(self, segments, seq_length=None):
+    def bert_pack_inputs(self, segments: Sequence[tf.RaggedTensor],
+                         seq_length: int | None = None) -> dict[str, Tensor]:
         """list of tokenized segments (ragged [B, (words), (pieces)] or [B, (pieces)]) ->
         dict of int32 [B, seq_length] encoder inputs (longest-first truncation)."""
         return packer_lib.pack_inputs(list(segments), seq_length or self.seq_length,
@@ -72,7 +78,7 @@ class BertPreprocessor(keras.layers.Layer):
                                       self.tokenizer.pad_id, self.pad_to_longest,
                                       self.pad_to_multiple_of)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
                        "seq_length": self.seq_length, "pad_to_longest": self.pad_to_longest,
@@ -80,15 +86,16 @@ class BertPreprocessor(keras.layers.Layer):
         return config
 
 
-def find_vocab(path):
+def find_vocab(path: str | os.PathLike[str]) -> tuple[str, bool | None, int | None]:
     """-> (vocab_file, lower_case or None, seq_length or None) for a bert-tf model dir, a
     Hugging Face BERT dir, a Google BERT dir, or a vocab file itself."""
     if os.path.isfile(path):
-        return path, None, None
+        return os.fspath(path), None, None
     return ModelDir(path).preprocessing()
 
 
-def load_preprocessor(path, seq_length=None, pad_to_longest=False):
+def load_preprocessor(path: str | os.PathLike[str], seq_length: int | None = None,
+                      pad_to_longest: bool = False) -> BertPreprocessor:
     """A BertPreprocessor for the vocab and casing of `path` (bert-tf model dir, Hugging Face
     dir, Google dir, or a vocab.txt). seq_length: default the model dir's recorded
     preprocessing.seq_length, else 128. Casing not recorded -> inferred from the vocab."""

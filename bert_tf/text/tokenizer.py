@@ -18,10 +18,14 @@ Unlike tf.text's BertTokenizer / FastBertTokenizer there is no NFKC case folding
 full-width letters and "…" stay as the original BERT keeps them.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from bert_tf.tensor_types import Tensor
 from bert_tf.text import char_table as ct
 from bert_tf.text import ragged_ops
 from bert_tf.text import vocab as vocab_lib
@@ -33,30 +37,30 @@ MAX_CHARS_PER_WORD = 100
 _no_autograph = tf.autograph.experimental.do_not_convert
 
 
-def _exclusive_cumsum(x):
+def _exclusive_cumsum(x: Tensor) -> Tensor:
     return tf.math.cumsum(x, exclusive=True)
 
 
 class _Tables:
     """The char table as graph constants (created once per tokenizer, eagerly)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         t = ct.build()
         self.index = tf.constant(t["index"], tf.int32)
         self.data = tf.constant(t["data"], tf.int32)
         self.multi_splits = tf.constant(t["multi_splits"], tf.int32)
         self.multi_values = tf.constant(t["multi_values"], tf.int32)
 
-    def lookup(self, cps):
+    def lookup(self, cps: Tensor) -> Tensor:
         block = tf.gather(self.index, tf.bitwise.right_shift(cps, ct.BLOCK_BITS))
         return tf.gather(self.data, block * ct.BLOCK + tf.bitwise.bitwise_and(cps, ct.BLOCK - 1))
 
 
-def _has(flags, bit):
+def _has(flags: Tensor, bit: int) -> Tensor:
     return tf.not_equal(tf.bitwise.bitwise_and(flags, bit), 0)
 
 
-def _utf8_length(cps):
+def _utf8_length(cps: Tensor) -> Tensor:
     return (1 + tf.cast(cps >= 0x80, tf.int32) + tf.cast(cps >= 0x800, tf.int32)
             + tf.cast(cps >= 0x10000, tf.int32))
 
@@ -73,8 +77,9 @@ class BertTokenizer(keras.layers.Layer):
       max_chars_per_word: longer words become [UNK] (the original's 100).
     """
 
-    def __init__(self, vocab=None, vocab_file=None, lower_case=None,
-                 max_chars_per_word=MAX_CHARS_PER_WORD, **kwargs):
+    def __init__(self, vocab: Sequence[str] | None = None, vocab_file: str | None = None,
+                 lower_case: bool | None = None,
+                 max_chars_per_word: int = MAX_CHARS_PER_WORD, **kwargs: Any) -> None:
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
@@ -82,7 +87,7 @@ class BertTokenizer(keras.layers.Layer):
             raise ValueError("BertTokenizer: pass exactly one of vocab (a token list) or "
                              "vocab_file")
         self.vocab_file = vocab_file
-        if vocab_file is not None:
+        if vocab is None:
             tokens = vocab_lib.load_vocab(vocab_file)
         else:
             tokens = vocab_lib.check_vocab([str(t) for t in vocab], source="vocab list")
@@ -107,22 +112,22 @@ class BertTokenizer(keras.layers.Layer):
 
     # ---- properties ----------------------------------------------------------------------
     @property
-    def vocab(self):
+    def vocab(self) -> list[str]:
         return list(self._tokens)
 
     @property
-    def vocab_size(self):
+    def vocab_size(self) -> int:
         return len(self._tokens)
 
-    def id_to_token(self, i):
+    def id_to_token(self, i: int) -> str:
         return self._tokens[i]
 
-    def token_to_id(self, token):
+    def token_to_id(self, token: str) -> int:
         return len(self._tokens) - 1 - self._tokens[::-1].index(token)
 
     # ---- pre-tokenization (clean, normalize, split into words) -----------------------------
     @_no_autograph
-    def _pretokenize(self, strings):
+    def _pretokenize(self, strings: Tensor) -> dict[str, Tensor]:
         """strings [B] -> dict of flat tensors describing the words.
 
         Shapes: N input code points (all rows), M normalized code points, W words."""
@@ -153,7 +158,8 @@ class BertTokenizer(keras.layers.Layer):
             "batch_size": tf.shape(strings, out_type=tf.int64)[0],
         }
 
-    def _lower_cased(self, cps, flags, payload, kind, row_start, row_end):
+    def _lower_cased(self, cps: Tensor, flags: Tensor, payload: Tensor, kind: Tensor,
+                     row_start: Tensor, row_end: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Lower-casing + accent stripping: each code point maps to 0, 1 or several (a
         table's multi entry). -> src [M] (source code point of each output), norm [M],
         norm_punct [M] (the output is punctuation)."""
@@ -178,7 +184,8 @@ class BertTokenizer(keras.layers.Layer):
         return src, norm, norm_punct
 
     @_no_autograph
-    def _final_sigma(self, cps, flags, kind, row_start, row_end):
+    def _final_sigma(self, cps: Tensor, flags: Tensor, kind: Tensor, row_start: Tensor,
+                     row_end: Tensor) -> Tensor:
         """[N] bool: capital sigmas that Python's str.lower() maps to final sigma.
 
         Context = the whitespace-delimited token (CJK characters also delimit it); dropped
@@ -204,7 +211,7 @@ class BertTokenizer(keras.layers.Layer):
         return tf.logical_and(is_sigma, tf.logical_and(prev_cased, tf.logical_not(next_cased)))
 
     @_no_autograph
-    def _word_strings(self, pre):
+    def _word_strings(self, pre: dict[str, Tensor]) -> Tensor:
         splits = tf.concat([pre["word_first"], tf.reshape(tf.size(pre["norm"],
                                                                   out_type=tf.int64), [1])], 0)
         words = tf.RaggedTensor.from_row_splits(pre["norm"], splits, validate=False)
@@ -212,7 +219,7 @@ class BertTokenizer(keras.layers.Layer):
 
     # ---- public API ----------------------------------------------------------------------
     @_no_autograph
-    def split_words(self, strings):
+    def split_words(self, strings: Tensor) -> tf.RaggedTensor:
         """strings [B] -> ragged string [B, (words)]: the normalized words (basic tokenizer
         output) that WordPiece sees."""
         pre = self._pretokenize(strings)
@@ -220,7 +227,7 @@ class BertTokenizer(keras.layers.Layer):
                                               pre["batch_size"])
 
     @_no_autograph
-    def _tokenize(self, strings, with_offsets):
+    def _tokenize(self, strings: Tensor, with_offsets: bool) -> tuple[Tensor, Tensor, Tensor]:
         pre = self._pretokenize(strings)
         words = self._word_strings(pre)
         long_word = pre["word_chars"] > self.max_chars_per_word
@@ -247,31 +254,33 @@ class BertTokenizer(keras.layers.Layer):
         piece_begin = tf.where(piece_long, tf.gather(pre["word_begin"], piece_word), piece_begin)
         piece_end = tf.where(piece_long, tf.gather(pre["word_end"], piece_word), piece_end)
 
-        def nest(values):
+        def nest(values: Tensor) -> tf.RaggedTensor:
             pieces = ids.with_values(values)
             return ragged_ops.from_sorted_row_ids(pieces, pre["word_row"],
                                                   pre["batch_size"])
         return nest(ids.values), nest(piece_begin), nest(piece_end)
 
-    def tokenize_words(self, strings):
+    def tokenize_words(self, strings: Tensor) -> tf.RaggedTensor:
         """strings [B] -> int32 ragged [B, (words), (pieces)]."""
         return self._tokenize(strings, with_offsets=False)[0]
 
-    def tokenize(self, strings):
+    def tokenize(self, strings: Tensor) -> tf.RaggedTensor:
         """strings [B] -> int32 ragged [B, (pieces)]."""
         return self.tokenize_words(strings).merge_dims(1, 2)
 
-    def tokenize_words_with_offsets(self, strings):
+    def tokenize_words_with_offsets(
+            self, strings: Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
         """-> (ids, begin, end), each ragged [B, (words), (pieces)]; offsets are int64 byte
         offsets into the original strings: strings[b][begin:end] is the piece's source text."""
         return self._tokenize(strings, with_offsets=True)
 
-    def tokenize_with_offsets(self, strings):
+    def tokenize_with_offsets(
+            self, strings: Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
         """-> (ids int32, begin int64, end int64), each ragged [B, (pieces)]."""
         return tuple(t.merge_dims(1, 2) for t in self._tokenize(strings, with_offsets=True))
 
     @_no_autograph
-    def detokenize(self, ids):
+    def detokenize(self, ids: Tensor) -> Tensor:
         """ids [B, (pieces)] -> strings [B]: pieces joined by spaces, "##" pieces glued to the
         previous one (the normalized text, not the original)."""
         if not isinstance(ids, tf.RaggedTensor):
@@ -282,10 +291,10 @@ class BertTokenizer(keras.layers.Layer):
         text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
         return tf.strings.regex_replace(text, " ##", "")
 
-    def call(self, strings):
+    def call(self, strings: Tensor) -> tf.RaggedTensor:
         return self.tokenize(strings)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"lower_case": self.lower_case,
                        "max_chars_per_word": self.max_chars_per_word,
@@ -294,7 +303,7 @@ class BertTokenizer(keras.layers.Layer):
         return config
 
 
-def _decode(strings):
+def _decode(strings: Tensor) -> tuple[Tensor, ...]:
     """strings [B] -> code points [N] int32, their byte starts and ends [N] int64, their row
     [N], and the first / one-past-last code point index of that row [N]."""
     cps_rt, starts_rt = tf.strings.unicode_decode_with_offsets(
@@ -314,7 +323,8 @@ def _decode(strings):
     return cps, starts, ends, row, row_start, row_end
 
 
-def _words(src, norm_punct, is_cjk, is_space, row_start):
+def _words(src: Tensor, norm_punct: Tensor, is_cjk: Tensor, is_space: Tensor,
+           row_start: Tensor) -> dict[str, Tensor]:
     """Words: a new word starts at a punctuation or CJK character, right after one, after
     whitespace, and at the start of each input string. -> word_id [M], word_first /
     word_last / word_chars [W], num_words W."""

@@ -58,6 +58,8 @@ def _f32(x):
 
 
 def replica_sum(value):
+    """Sum of `value` over the replicas of the current distribution strategy (identity with
+    one replica or outside a replica context): the one replica sum of bert_tf."""
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value

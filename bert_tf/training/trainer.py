@@ -2,8 +2,8 @@
 clipping, loss scaling, checkpoints with automatic resume, NaN stop, progress and TensorBoard.
 
     strategy = distribute.create_strategy("mirrored")
-    with strategy.scope():
-        model = build_model()                       # or pass a zero-argument callable
+    with strategy.scope():                          # the model's and optimizer's variables
+        model = build_model()
         optimizer = optimization.create_optimizer("adamw", 1e-4, total_steps, warmup)
     trainer = Trainer(model, objective, optimizer, strategy=strategy,
                       checkpoint_dir=f"{model_dir}/checkpoints", log_dir=f"{model_dir}/logs")
@@ -29,9 +29,7 @@ import tensorflow as tf
 from bert_tf.errors import BertTfError
 from bert_tf.training import distribute, reporting
 from bert_tf.training import objective as objective_lib
-from bert_tf.training.checkpointing import (  # noqa: F401 (errors re-exported)
-    CheckpointRestoreError, CheckpointWriteError, RunCheckpoints)
-from bert_tf.training.objective import RESERVED_NAMES, Ratio  # noqa: F401 (re-exported)
+from bert_tf.training.checkpointing import RunCheckpoints
 
 
 class NonFiniteLossError(BertTfError, RuntimeError):
@@ -46,18 +44,14 @@ def _check_settings(**settings):
             raise ValueError(f"{name} must be >= 1, got {value}")
 
 
-def _build(obj, cls):
-    """`obj` itself, or the result of calling it if it is a factory (not a `cls`)."""
-    return obj() if callable(obj) and not isinstance(obj, cls) else obj
-
-
 class Trainer:
     """Trains `model` on `objective` with `optimizer` under `strategy` (see the module doc).
 
-    model, optimizer: created under `strategy.scope()`, or zero-argument callables the
-      trainer calls inside the scope. Optimizers from `optimization.create_optimizer` are
-      recommended (global-norm clipping after the cross-replica sum); any Keras optimizer
-      works on one replica. With the "mixed_float16" policy the optimizer is wrapped in a
+    model, optimizer: built (the model has its variables) under `strategy.scope()`; either
+      built outside a multi-replica strategy's scope is refused. Optimizers from
+      `optimization.create_optimizer` are recommended (global-norm clipping after the
+      cross-replica sum); any Keras optimizer works on one replica. With the
+      "mixed_float16" policy the optimizer is wrapped in a
       `keras.optimizers.LossScaleOptimizer` unless it already is one.
     checkpoint_dir: where checkpoints live (required; restored from automatically).
     log_dir: TensorBoard root (`train/` and `eval/` inside); None = no summaries.
@@ -90,11 +84,11 @@ class Trainer:
         self.reporter = reporting.Reporter(progress_fn, log_dir, self.is_chief)
         self._train_fn = self._eval_fn = self._grad_indices = None
         with self.strategy.scope():
-            self.model = _build(model, keras.Model)
+            self.model = model
             if not self.model.built or not self.model.trainable_variables:
                 raise ValueError("the model must be built (have its variables) before training")
-            self._check_in_scope()
-            self._set_optimizer(_build(optimizer, keras.optimizers.Optimizer))
+            self._check_in_scope(optimizer)
+            self._set_optimizer(optimizer)
             self._create_state_variables()
         self._checkpoints = RunCheckpoints(self.model, self.optimizer, self.step,
                                            checkpoint_dir, self.strategy,
@@ -136,16 +130,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _check_in_scope(self):
+    def _check_in_scope(self, optimizer):
         if self.strategy.num_replicas_in_sync == 1 and not isinstance(
                 self.strategy, (tf.distribute.MirroredStrategy,
                                 tf.distribute.MultiWorkerMirroredStrategy)):
             return
-        variable = self.model.trainable_variables[0]
-        variable = getattr(variable, "value", variable)
-        if not self.strategy.extended.variable_created_in_scope(variable):
-            raise ValueError("the model was built outside strategy.scope(); build it (and the "
-                             "optimizer) inside the scope, or pass a callable that builds it")
+        for what, variable in (("model", self.model.trainable_variables[0]),
+                               ("optimizer", optimizer.iterations)):
+            variable = getattr(variable, "value", variable)
+            if not self.strategy.extended.variable_created_in_scope(variable):
+                raise ValueError(f"the {what} was built outside strategy.scope(); build the "
+                                 "model and the optimizer inside the scope")
 
     def save_checkpoint(self):
         """Saves `ckpt-<step>` (see checkpointing.RunCheckpoints.save)."""

@@ -11,8 +11,8 @@ import pytest
 from bert_tf import BertClassifier, BertEncoder, BertPretrainer, load_encoder, load_task_model
 from bert_tf.checkpoints import writers
 from bert_tf.checkpoints.convert import convert
-from bert_tf.model_dir.task_model import write_model_dir
 from bert_tf.checkpoints.sources import CheckpointError
+from bert_tf.model_dir.task_model import write_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -125,6 +125,11 @@ def test_squad_v2_end_to_end_and_threshold(tiny_model_dir, tmp_path):
             if row["id"] in ("q3", "q5"):
                 assert context[span["start_char"]:span["end_char"]] == span["text"]
     assert read(os.path.join(out, "config.json"))["task"]["version_2_with_negative"] is True
+    # every prediction file the task writes is bert-tf's (--overwrite_model_dir may remove it)
+    from bert_tf.ownership import owned_entries
+    assert {n: w for n, w in owned_entries(out).items() if "pred" in n or "null" in n} == {
+        "predictions.json": "finetune", "predictions.jsonl": "finetune",
+        "null_odds.json": "finetune"}
 
 
 @pytest.mark.slow
@@ -232,6 +237,14 @@ CLASSIFY_TSV = os.path.join(FIXTURES, "classify_train.tsv")
      f"{os.path.join(FIXTURES, 'squad_v2.json')}: data[0].paragraphs[0].qas[2].is_impossible: "
      "question id 'q4' has is_impossible=true (a SQuAD v2.0 file) but SQuAD v2.0 is off "
      "(--noversion_2_with_negative)"),
+    # a flag of another task than --task; settings that cannot work together
+    (["--n_best_size=3"], "--n_best_size is a squad setting; --task=classify"),
+    (["--task=squad", f"--train_file={os.path.join(FIXTURES, 'squad_v2.json')}",
+      "--tag_scheme=bioes"], "--tag_scheme is a tag setting; --task=squad"),
+    (["--label_names=neg,neg"], "--label_names: duplicate names in ['neg', 'neg']"),
+    (["--label_names=pos"], "--label_names: need at least 2 classes, got ['pos']"),
+    (["--max_seq_length=2"], "--max_seq_length=2: --task=classify needs at least 3 ([CLS], "
+                             "one piece, [SEP])"),
 ])
 def test_up_front_checks_are_one_line(tiny_model_dir, tmp_path, args, message):
     _bad_files(tmp_path)

@@ -4,6 +4,7 @@ starts over, a full disk names the file and the last good checkpoint, a held loc
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -58,6 +59,41 @@ def test_identical_rerun_is_complete_and_writes_nothing(tiny_model_dir, finished
     printed = capsys.readouterr().out
     assert f"{out} is already complete (same settings and inputs; best epoch 1: accuracy=" \
         in printed
+    assert digests(out) == before
+
+
+# What config.json "training" held before each task owned its settings: every task's
+# settings, flat, beside the common ones (here the defaults of the tasks other than classify).
+OTHER_TASKS_OLD_KEYS = {"tag_scheme": "iob", "max_query_length": 64, "max_answer_length": 30,
+                        "n_best_size": 20, "null_score_diff_threshold": 0.0,
+                        "version_2_with_negative": None, "squad_offset_errors": "warn"}
+
+
+@pytest.mark.parametrize("old_values, refused", [
+    ({}, None),
+    ({"text_a_column": "text"}, "text_a_column='text' recorded, 'sentence' now"),
+    ({"doc_stride": 8}, "doc_stride=8 recorded, None now"),
+])
+def test_a_record_of_the_flat_layout_still_reruns(tiny_model_dir, finished, tmp_path, capsys,
+                                                  old_values, refused):
+    """A model dir written when every task's settings sat flat in FinetuneConfig: the same
+    run is still complete; a task setting that differs is still refused."""
+    out = copy_run(finished, tmp_path)
+    path = os.path.join(out, "config.json")
+    config = read(path)
+    assert set(OTHER_TASKS_OLD_KEYS).isdisjoint(config["training"])   # written flat, own only
+    assert config["training"]["text_a_column"] == "sentence"
+    config["training"].update(OTHER_TASKS_OLD_KEYS, **old_values)
+    with open(path, "w") as f:
+        json.dump(config, f)
+    before = digests(out)
+    if refused is None:
+        run_app(args_for(tiny_model_dir, out))
+        assert f"{out} is already complete" in capsys.readouterr().out
+    else:
+        with pytest.raises(SystemExit) as e:
+            run_app(args_for(tiny_model_dir, out))
+        assert f"was made by a different run ({refused})" in str(e.value), str(e.value)
     assert digests(out) == before
 
 

@@ -15,10 +15,10 @@ import pytest
 import tensorflow as tf
 
 import bert_tf
-from bert_tf.recipes import finetuning
-from bert_tf.recipes.pretraining import PretrainingRecipe
 from bert_tf.errors import BertTfError
+from bert_tf.recipes import finetuning
 from bert_tf.recipes.pretrain_config import PretrainingJobError
+from bert_tf.recipes.pretraining import PretrainingRecipe
 from bert_tf.recipes.run_record import RunMismatchError
 from bert_tf.training import distribute
 from tests.apps.test_finetune import FIXTURES, tiny_model_dir  # noqa: F401

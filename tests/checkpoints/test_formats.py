@@ -8,13 +8,25 @@ import os
 import numpy as np
 import pytest
 
-from bert_tf import (BertClassifier, BertEncoder, BertPretrainer, BertSpanQA, BertTagger,
-                     load_encoder, load_pretrainer, load_task_model)
+from bert_tf import (
+    BertClassifier,
+    BertEncoder,
+    BertPretrainer,
+    BertSpanQA,
+    BertTagger,
+    load_encoder,
+    load_pretrainer,
+    load_task_model,
+)
 from bert_tf.checkpoints import writers
 from bert_tf.checkpoints.loader import assign_from_source
+from bert_tf.checkpoints.sources import (
+    CheckpointError,
+    infer_lower_case,
+    read_encoder_config,
+    read_source,
+)
 from bert_tf.model_dir.task_model import write_model_dir
-from bert_tf.checkpoints.sources import (CheckpointError, infer_lower_case, read_encoder_config,
-                                         read_source)
 
 
 def randomize(model, seed=0):

@@ -119,6 +119,7 @@ def test_auto_tokenizer_tokenizes_like_ours_and_truncates(minilm_dir, tiny_confi
                                                            lower_case):
     transformers = pytest.importorskip("transformers")
     import tensorflow as tf
+
     from bert_tf.text.tokenizer import BertTokenizer
     vocab = (os.path.join(minilm_dir, "vocab.txt") if lower_case      # the real uncased vocab
              else _cased_vocab(tmp_path / "cased_vocab.txt"))

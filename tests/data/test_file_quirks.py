@@ -9,8 +9,8 @@ import pytest
 
 from bert_tf.data import classification as c
 from bert_tf.data import conll, squad
-from bert_tf.data.pretraining import create as pd
 from bert_tf.data.errors import DataError
+from bert_tf.data.pretraining import create as pd
 from bert_tf.errors import BertTfError
 
 BOM = b"\xef\xbb\xbf"

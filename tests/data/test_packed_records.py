@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_tf.data.pretraining import pack_records, packing
 from bert_tf.data.pretraining import create as pd
-from bert_tf.data.pretraining.packing import PackingConfig, PackingError
+from bert_tf.data.pretraining import pack_records, packing
 from bert_tf.data.pretraining.dataset import pretraining_dataset
+from bert_tf.data.pretraining.packing import PackingConfig, PackingError
 from bert_tf.text import masking
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,5 +1,5 @@
-"""bert_tf.data.pretraining.packing: best-fit decreasing places every sequence once within the limits,
-the packed row layout holds the sequences' exact values, and tf.data packing of a
+"""bert_tf.data.pretraining.packing: best-fit decreasing places every sequence once within the
+limits, the packed row layout holds the sequences' exact values, and tf.data packing of a
 dynamically masked stream."""
 
 import collections

@@ -1,5 +1,7 @@
 """`.keras` save/load gives identical outputs for every model (and keeps the MLM tie)."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -37,6 +39,8 @@ MODELS = {
     "span_qa": lambda c: BertSpanQA(BertEncoder(c)),
     "multiple_choice": lambda c: BertMultipleChoice(BertEncoder(c), dropout=0.2),
 }
+MODELS_REGISTERED = (BertEncoder, BertPretrainer, BertClassifier, BertTagger, BertSpanQA,
+                     BertMultipleChoice)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -96,3 +100,22 @@ def test_multiple_choice_config_round_trip_and_maths(tiny_config):
     two = {k: v[:, :2] for k, v in x.items()}
     np.testing.assert_allclose(np.asarray(model(two, training=False)["logits"]),
                                logits[:, :2], atol=1e-5)
+
+
+def test_keras_file_saved_by_version_0_1_still_loads():
+    """A .keras file saved before the models' base class was renamed (EncoderTask ->
+    EncoderHeadModel): saved files name only the registered classes, which keep their names."""
+    from bert_tf.models.head_model import EncoderHeadModel
+    path = os.path.join(os.path.dirname(__file__), "..", "fixtures", "keras_saved",
+                        "classifier_v0.1.keras")
+    for cls in MODELS_REGISTERED:
+        assert keras.saving.get_registered_name(cls) == f"bert_tf>{cls.__name__}"
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is BertClassifier and isinstance(loaded, EncoderHeadModel)
+    assert (loaded.num_classes, loaded.dropout, loaded.encoder.config.hidden_size) == (3, 0.2, 16)
+    x = {"input_word_ids": np.array([[2, 10, 20, 30, 3], [2, 40, 3, 0, 0]], "int32"),
+         "input_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], "int32"),
+         "input_type_ids": np.zeros((2, 5), "int32")}
+    want = [[-0.5726098, -0.12279268, 0.23474485],      # the logits when it was saved
+            [-0.5728714, -0.13458806, 0.23247078]]
+    np.testing.assert_allclose(np.asarray(loaded(x)["logits"]), want, rtol=1e-5, atol=1e-6)

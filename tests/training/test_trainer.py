@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 
 from bert_tf.training import distribute, optimization
-from bert_tf.training.trainer import (CheckpointRestoreError, NonFiniteLossError, Ratio, Trainer)
+from bert_tf.training.checkpointing import CheckpointRestoreError
+from bert_tf.training.objective import Ratio
+from bert_tf.training.trainer import NonFiniteLossError, Trainer
 
 
 class CE:
@@ -58,9 +60,9 @@ def make_trainer(tmp_path, objective=None, optimizer=None, hidden=8, **kwargs):
     kwargs.setdefault("log_every_steps", 2)
     kwargs.setdefault("checkpoint_every_steps", 4)
     kwargs.setdefault("progress_fn", None)
-    return Trainer(model_fn(hidden), objective or CE(),
-                   optimizer or (lambda: optimization.create_optimizer(
-                       "adamw", 0.05, 20, 2, clip_norm=1.0)),
+    return Trainer(model_fn(hidden)(), objective or CE(),
+                   optimizer or optimization.create_optimizer("adamw", 0.05, 20, 2,
+                                                              clip_norm=1.0),
                    checkpoint_dir=str(tmp_path / "ckpt"), **kwargs)
 
 
@@ -250,7 +252,7 @@ def test_variables_without_gradient_are_left_alone(tmp_path):
         return keras.Model(x, {"logits": keras.layers.Dense(2, name="used")(x),
                                "aux": keras.layers.Dense(2, name="unused")(x)})
 
-    trainer = Trainer(build, LogitsOnly(), lambda: optimization.create_optimizer(
+    trainer = Trainer(build(), LogitsOnly(), optimization.create_optimizer(
         "adamw", 0.05, 10, 0, weight_decay=0.5), checkpoint_dir=str(tmp_path / "c"),
         progress_fn=None)
     unused = trainer.model.get_layer("unused").kernel.numpy().copy()
@@ -258,3 +260,19 @@ def test_variables_without_gradient_are_left_alone(tmp_path):
     trainer.train(dataset(8), 3)
     np.testing.assert_array_equal(trainer.model.get_layer("unused").kernel.numpy(), unused)
     assert not np.allclose(trainer.model.get_layer("used").kernel.numpy(), used)
+
+
+def test_model_or_optimizer_built_outside_the_strategy_scope_is_refused(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        inside = model_fn()()
+        optimizer = optimization.create_optimizer("adamw", 0.05, 20, 2)
+    outside = model_fn()()
+    with pytest.raises(ValueError, match="the model was built outside strategy.scope"):
+        Trainer(outside, CE(), optimizer, strategy=strategy, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="the optimizer was built outside strategy.scope"):
+        Trainer(inside, CE(), optimization.create_optimizer("adamw", 0.05, 20, 2),
+                strategy=strategy, checkpoint_dir=str(tmp_path))
+    trainer = Trainer(inside, CE(), optimizer, strategy=strategy, progress_fn=None,
+                      checkpoint_dir=str(tmp_path))
+    assert trainer.model is inside and trainer.optimizer is optimizer

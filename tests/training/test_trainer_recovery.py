@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from bert_tf.training import optimization
-from bert_tf.training.trainer import CheckpointWriteError, Trainer
+from bert_tf.training.checkpointing import CheckpointWriteError
+from bert_tf.training.trainer import Trainer
 
 
 class MSE:
@@ -35,8 +36,7 @@ def dataset():
 
 
 def make(directory, progress=None):
-    return Trainer(build_model, MSE(),
-                   lambda: optimization.create_optimizer("adamw", 1e-2, 10, 1),
+    return Trainer(build_model(), MSE(), optimization.create_optimizer("adamw", 1e-2, 10, 1),
                    checkpoint_dir=str(directory), checkpoint_every_steps=3,
                    log_every_steps=5, progress_fn=progress)
 

@@ -49,7 +49,7 @@ class Objective:
 
     def compute_loss(self, labels, outputs):
         import tensorflow as tf
-        from bert_tf.training.trainer import Ratio
+        from bert_tf.training.objective import Ratio
         y, w = labels["y"], labels["w"]
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=outputs)  # [B]
         if self.nan_at:
@@ -81,7 +81,8 @@ def main():
     import keras
 
     from bert_tf.training import distribute, optimization
-    from bert_tf.training.trainer import CheckpointRestoreError, NonFiniteLossError, Trainer
+    from bert_tf.training.checkpointing import CheckpointRestoreError
+    from bert_tf.training.trainer import NonFiniteLossError, Trainer
 
     if args.mode == "mirrored":
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -127,7 +128,9 @@ def main():
 
     objective = Objective(args.nan_at)
     try:
-        trainer = Trainer(build_model, objective, build_optimizer, strategy=strategy,
+        with strategy.scope():
+            model, optimizer = build_model(), build_optimizer()
+        trainer = Trainer(model, objective, optimizer, strategy=strategy,
                           checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
                           checkpoint_every_steps=args.checkpoint_every,
                           log_every_steps=args.log_every, steps_per_loop=args.steps_per_loop,

@@ -23,8 +23,8 @@ the vocab travels inside the pipeline, so it need not be readable by the workers
 """
 
 import collections
-import copy
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -43,8 +43,8 @@ from apache_beam.options import pipeline_options
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 from bert_tf.data.pretraining import create as pd
-from bert_tf.data.pretraining import windows as windows_lib
 from bert_tf.data.pretraining import sentences as sentences_lib
+from bert_tf.data.pretraining import windows as windows_lib
 
 DIRECT_RUNNER = "DirectRunner"
 _LOG = logging.getLogger(__name__)

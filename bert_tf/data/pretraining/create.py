@@ -43,15 +43,29 @@ import time
 from bert_tf.atomic_io import atomic_write_json
 from bert_tf.data.pretraining import windows as windows_lib
 from bert_tf.data.pretraining.config import CreationConfig, PretrainingDataError
-from bert_tf.data.pretraining.instances import (Instance, InstanceVocab,
-                                                create_instances_from_document,
-                                                serialize_instance)
-from bert_tf.data.pretraining.outputs import (METADATA_FORMAT, METADATA_SUFFIX, SHARD_SUFFIX,
-                                              ShardWriter, build_metadata, check_outputs,
-                                              existing_outputs,
-                                              expand_input_files, metadata_path, shard_paths)
-from bert_tf.data.pretraining.tokenizers import (BertTokenizerFactory, PretokenizedFactory,
-                                                 read_vocab)
+from bert_tf.data.pretraining.instances import (
+    Instance,
+    InstanceVocab,
+    create_instances_from_document,
+    serialize_instance,
+)
+from bert_tf.data.pretraining.outputs import (
+    METADATA_FORMAT,
+    METADATA_SUFFIX,
+    SHARD_SUFFIX,
+    ShardWriter,
+    build_metadata,
+    check_outputs,
+    existing_outputs,
+    expand_input_files,
+    metadata_path,
+    shard_paths,
+)
+from bert_tf.data.pretraining.tokenizers import (
+    BertTokenizerFactory,
+    PretokenizedFactory,
+    read_vocab,
+)
 from bert_tf.input_files import file_sha256
 from bert_tf.text import vocab as vocab_lib
 
@@ -71,7 +85,7 @@ __all__ = ["BertTokenizerFactory", "ChunkResult", "CreationConfig", "Instance",
 ChunkResult = collections.namedtuple(
     "ChunkResult", "index records documents sentences tokens masked random_next")
 
-_WORKER = {}
+_WORKER: dict = {}
 
 
 def _init_worker(tokenizer_factory, vocab, config):

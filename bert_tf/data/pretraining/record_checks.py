@@ -8,9 +8,9 @@ import re
 import tensorflow as tf
 
 from bert_tf.data.pretraining import packed_dataset
-from bert_tf.data.pretraining.packing import PackingError
 from bert_tf.data.pretraining.config import PretrainingDataError
 from bert_tf.data.pretraining.outputs import METADATA_SUFFIX, SHARD_SUFFIX
+from bert_tf.data.pretraining.packing import PackingError
 from bert_tf.input_files import file_sha256
 from bert_tf.text.vocab import load_vocab
 

@@ -20,7 +20,7 @@ def read_vocab(vocab_file):
         raise PretrainingDataError(str(e)) from None
 
 
-_TOKENIZER_CACHE = {}
+_TOKENIZER_CACHE: dict = {}
 
 
 class BertTokenizerFactory:

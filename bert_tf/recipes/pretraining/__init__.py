@@ -40,6 +40,9 @@ removes the previous run's files only after every check passed, and only those
 <model_dir>/.bert_tf_manifest.json lists. The run holds <model_dir>/.lock.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from bert_tf.recipes.field_checks import require_instance
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.recipes.pretraining.evaluation import PretrainingEvaluation
@@ -49,7 +52,8 @@ __all__ = ["pretrain", "PretrainConfig", "PretrainingJobError", "PretrainingReci
            "PretrainingEvaluation", "WRITES"]
 
 
-def pretrain(config, progress=print):
+def pretrain(config: PretrainConfig,
+             progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs one pre-training job (see the module doc). Returns the eval results dict
     ({} for mode=train). Raises PretrainingJobError on bad input, before writing anything."""
     require_instance(config, PretrainConfig, "bert_tf.pretrain")   # its fields were checked

@@ -14,8 +14,15 @@ from bert_tf.models import BertEncoder
 from bert_tf.recipes import run_record
 from bert_tf.recipes.pretrain_config import PretrainingJobError
 from bert_tf.recipes.pretraining import records
-from bert_tf.recipes.pretraining.plan import (check_batch, check_records, dataset_fn, fail,
-                                              first_line, plan_run, resolve_recorded)
+from bert_tf.recipes.pretraining.plan import (
+    check_batch,
+    check_records,
+    dataset_fn,
+    fail,
+    first_line,
+    plan_run,
+    resolve_recorded,
+)
 from bert_tf.recipes.recipe import Recipe
 from bert_tf.tasks.pretraining import PretrainingTask
 from bert_tf.training import checkpoint_state, distribute, optimization

@@ -7,11 +7,11 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.data import classification as data
-from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import classification as metrics
 from bert_tf.models import BertClassifier
 from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
+from bert_tf.tasks.classify.config import ClassifySettings
 from bert_tf.training.objective import Ratio
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
@@ -40,13 +40,19 @@ class RegressionObjective:
 
 @register_task("classify")
 class ClassifyTask(Task):
+    settings_class = ClassifySettings
+    prediction_files = ("predictions.jsonl",)
 
     @property
     def main_metric(self):
-        return "corr" if self.config.regression else "accuracy"
+        return "corr" if self.settings.regression else "accuracy"
+
+    @classmethod
+    def is_file_source(cls, source):
+        return not data.parse_tfds_source(source)       # tfds:NAME[:SPLIT]
 
     def _read(self, source, need_label=True):
-        c = self.config
+        c = self.settings
         stats = data.ReadStats()
         examples = data.read_examples(source, c.text_a_column, c.text_b_column, c.label_column,
                                       need_label=need_label, tfds_data_dir=c.tfds_data_dir,
@@ -54,7 +60,7 @@ class ClassifyTask(Task):
         return examples, stats
 
     def load(self):
-        c = self.config
+        c, s = self.config, self.settings
         train, train_stats = self._read(c.train_file)
         if c.max_train_examples and len(train) > c.max_train_examples:
             rng = np.random.default_rng(c.seed)
@@ -62,24 +68,24 @@ class ClassifyTask(Task):
             train = [train[i] for i in keep]
         self.data_stats["train_examples"] = len(train)
         self.data_stats["train_blank_lines"] = train_stats.blank_lines
-        if c.regression:
+        if s.regression:
             self.label_map = None
             train_labels = data.encode_regression(train)
         else:
-            self.label_map = (data.LabelMap(c.label_names) if c.label_names
-                              else data.LabelMap.from_examples(train))
+            self.label_map = (data.LabelMap(s.label_names) if s.label_names
+                              else data.LabelMap.from_examples(train, c.train_file))
             train_labels, _ = self.label_map.encode(train)
         self.train_features, _ = self._features(train, np.asarray(train_labels),
-                                                c.long_inputs == "windows")
+                                                s.long_inputs == "windows")
         self.data_stats["train_windows"] = len(self.train_features)
         if c.eval_file:
             self.eval_examples, stats = self._read(c.eval_file)
             self.data_stats["eval_examples"] = len(self.eval_examples)
-            if c.regression:
+            if s.regression:
                 self.eval_labels = np.asarray(data.encode_regression(self.eval_examples))
             else:
                 ids, unseen = self.label_map.encode(self.eval_examples,
-                                                    allow_unseen=c.allow_unseen_labels)
+                                                    allow_unseen=s.allow_unseen_labels)
                 if unseen:
                     log.warning("%s: %d example(s) with labels not seen in training "
                                 "(counted as wrong)", c.eval_file, unseen)
@@ -92,11 +98,11 @@ class ClassifyTask(Task):
         """(features, example index per feature row). Single texts longer than
         max_seq_length are read in windows (unless `windows` is false: truncated, as the
         original); text pairs are truncated longest-first."""
-        c = self.config
-        if windows and not c.text_b_column:
-            return data.build_window_features(examples, self.tokenizer, c.max_seq_length,
-                                              labels, c.doc_stride)
-        features = data.build_features(examples, self.tokenizer, c.max_seq_length, labels)
+        seq_length, s = self.config.max_seq_length, self.settings
+        if windows and not s.text_b_column:
+            return data.build_window_features(examples, self.tokenizer, seq_length, labels,
+                                              s.doc_stride)
+        features = data.build_features(examples, self.tokenizer, seq_length, labels)
         return features, np.arange(len(examples))
 
     def example_logits(self, outputs):
@@ -108,14 +114,14 @@ class ClassifyTask(Task):
         return sums / np.bincount(self.eval_example_of, minlength=n)[:, None]
 
     def task_info(self):
+        s = self.settings
         return {"type": "classify",
-                "label_names": [] if self.config.regression else self.label_map.names,
-                "num_classes": 1 if self.config.regression else len(self.label_map.names),
-                "text_b": self.config.text_b_column is not None,
-                "regression": bool(self.config.regression),
-                "dropout": self.config.dropout, "long_inputs": self.config.long_inputs,
-                "doc_stride": default_stride(self.config.max_seq_length - 2,
-                                             self.config.doc_stride)}
+                "label_names": [] if s.regression else self.label_map.names,
+                "num_classes": 1 if s.regression else len(self.label_map.names),
+                "text_b": s.text_b_column is not None,
+                "regression": bool(s.regression),
+                "dropout": self.config.dropout, "long_inputs": s.long_inputs,
+                "doc_stride": s.stride(self.config.max_seq_length)}
 
     @classmethod
     def model_from_info(cls, encoder, task_info):
@@ -136,11 +142,11 @@ class ClassifyTask(Task):
 
     @property
     def objective(self):
-        return RegressionObjective() if self.config.regression else ClassifyObjective()
+        return RegressionObjective() if self.settings.regression else ClassifyObjective()
 
     def evaluate(self, outputs):
         logits = self.example_logits(outputs)                        # [N, C]
-        if self.config.regression:
+        if self.settings.regression:
             return metrics.regression_metrics(self.eval_labels, logits[:, 0])
         n = len(self.label_map.names)
         predicted = logits.argmax(-1)
@@ -160,7 +166,7 @@ class ClassifyTask(Task):
             if example.text_b is not None:
                 row["text_b"] = example.text_b
             row["label"] = example.label
-            if self.config.regression:
+            if self.settings.regression:
                 row["prediction"] = float(logits[0])
             else:
                 p = softmax(logits)

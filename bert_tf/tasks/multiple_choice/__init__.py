@@ -17,6 +17,7 @@ from bert_tf.models import BertMultipleChoice
 from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, softmax, write_jsonl
 from bert_tf.tasks.classify import ClassifyObjective
+from bert_tf.tasks.multiple_choice.config import MultipleChoiceSettings
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 @register_task("multiple_choice")
 class MultipleChoiceTask(Task):
     main_metric = "accuracy"
+    settings_class = MultipleChoiceSettings
+    prediction_files = ("predictions.jsonl",)
 
     def load(self):
         c = self.config

@@ -15,9 +15,9 @@ per-replica losses (what a distribution strategy does with gradients) gives exac
 single-device loss of the global batch, however the masked predictions are spread across
 replicas. The total loss is mlm_loss + nsp_loss (as google-research/bert).
 
-Packed rows (bert_tf/data/pretraining/packing.py): `nsp_logits` [B, S, 2], `next_sentence_labels` [B, S]
-and `next_sentence_weights` [B, S] (1 = a real sequence, 0 = an unused slot). The NSP loss is
-then sum(w * CE) / global sum(w): the mean over the global batch's sequences, exactly as
+Packed rows (bert_tf/data/pretraining/packing.py): `nsp_logits` [B, S, 2],
+`next_sentence_labels` [B, S] and `next_sentence_weights` [B, S] (1 = a real sequence, 0 = an
+unused slot). The NSP loss is then sum(w * CE) / global sum(w): the mean over the global batch's sequences, exactly as
 unpacked; the MLM terms are per masked token either way. So a packed batch and the unpacked
 batch of the same sequences have the same losses, metrics and gradients.
 

@@ -15,6 +15,7 @@ from bert_tf.models import BertSpanQA
 from bert_tf.atomic_io import atomic_write_json as write_json
 from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, per_example_ce, write_jsonl
+from bert_tf.tasks.squad.config import SquadSettings
 
 
 class SpanObjective:
@@ -32,11 +33,8 @@ class SpanObjective:
 @register_task("squad")
 class SquadTask(Task):
     main_metric = "f1"
-    default_doc_stride = 128      # the original run_squad.py default
-
-    @property
-    def doc_stride(self):
-        return self.config.doc_stride or self.default_doc_stride
+    settings_class = SquadSettings
+    prediction_files = ("predictions.json", "predictions.jsonl", "null_odds.json")
 
     def per_token(self, output_name):
         return True
@@ -44,20 +42,20 @@ class SquadTask(Task):
     def _read(self, path):
         stats = data.SquadStats()
         examples = data.read_examples(
-            path, self.config.squad_offset_errors, stats=stats,
-            allow_impossible=self.config.version_2_with_negative is not False)
+            path, self.settings.squad_offset_errors, stats=stats,
+            allow_impossible=self.settings.version_2_with_negative is not False)
         return examples, stats
 
     def load(self):
-        c = self.config
+        c, s = self.config, self.settings
         train, stats = self._read(c.train_file)
         if c.max_train_examples and len(train) > c.max_train_examples:
             train = train[:c.max_train_examples]
-        self.version_2 = (stats.version_2 if c.version_2_with_negative is None
-                          else bool(c.version_2_with_negative))
+        self.version_2 = (stats.version_2 if s.version_2_with_negative is None
+                          else bool(s.version_2_with_negative))
         fstats = data.SquadFeatureStats()
         self.train_features, _ = data.build_features(
-            train, self.tokenizer, c.max_seq_length, self.doc_stride, c.max_query_length,
+            train, self.tokenizer, c.max_seq_length, s.context_stride, s.max_query_length,
             training=True, stats=fstats)
         self.data_stats.update(train_questions=len(train), train_windows=fstats.windows,
                                train_offsets_fixed=stats.offsets_fixed,
@@ -66,19 +64,19 @@ class SquadTask(Task):
             self.eval_examples, estats = self._read(c.eval_file)
             fstats = data.SquadFeatureStats()
             self.eval_features, self.eval_spans = data.build_features(
-                self.eval_examples, self.tokenizer, c.max_seq_length, self.doc_stride,
-                c.max_query_length, training=False, stats=fstats)
+                self.eval_examples, self.tokenizer, c.max_seq_length, s.context_stride,
+                s.max_query_length, training=False, stats=fstats)
             self.data_stats.update(eval_questions=len(self.eval_examples),
                                    eval_windows=fstats.windows,
                                    eval_offsets_fixed=estats.offsets_fixed)
 
     def task_info(self):
-        c = self.config
+        s = self.settings
         return {"type": "squad", "version_2_with_negative": self.version_2,
-                "max_answer_length": c.max_answer_length, "doc_stride": self.doc_stride,
-                "max_query_length": c.max_query_length,
-                "null_score_diff_threshold": c.null_score_diff_threshold,
-                "n_best_size": c.n_best_size}
+                "max_answer_length": s.max_answer_length, "doc_stride": s.context_stride,
+                "max_query_length": s.max_query_length,
+                "null_score_diff_threshold": s.null_score_diff_threshold,
+                "n_best_size": s.n_best_size}
 
     @classmethod
     def model_from_info(cls, encoder, task_info):
@@ -101,8 +99,8 @@ class SquadTask(Task):
                 "start_logits": out["start_logits"], "end_logits": out["end_logits"],
                 "char_start": span.char_start, "char_end": span.char_end,
                 "is_max_context": span.is_max_context})
-        return [decode_example(e.context, f, self.config.n_best_size,
-                               self.config.max_answer_length)
+        return [decode_example(e.context, f, self.settings.n_best_size,
+                               self.settings.max_answer_length)
                 for e, f in zip(self.eval_examples, by_example)]
 
     def evaluate(self, outputs):
@@ -114,13 +112,13 @@ class SquadTask(Task):
         predictions = {e.qid: d.best_text for e, d in zip(self.eval_examples, decoded)}
         na = {e.qid: d.score_diff for e, d in zip(self.eval_examples, decoded)}
         results = squad_eval.evaluate(gold, predictions, na_probs=na,
-                                      na_prob_threshold=self.config.null_score_diff_threshold)
-        results["null_score_diff_threshold"] = self.config.null_score_diff_threshold
+                                      na_prob_threshold=self.settings.null_score_diff_threshold)
+        results["null_score_diff_threshold"] = self.settings.null_score_diff_threshold
         return results
 
     def write_predictions(self, model_dir, outputs):
         decoded = self.decode(outputs)
-        threshold = self.config.null_score_diff_threshold if self.version_2 else None
+        threshold = self.settings.null_score_diff_threshold if self.version_2 else None
         answers = {e.qid: d.prediction(threshold) for e, d in zip(self.eval_examples, decoded)}
         write_json(os.path.join(model_dir, "predictions.json"), answers)
         rows = []

@@ -7,11 +7,11 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.data import conll
-from bert_tf.data.windows import default_stride
 from bert_tf.evaluation import tagging
 from bert_tf.models import BertTagger
 from bert_tf.tasks.registry import register_task
 from bert_tf.tasks.base import Task, per_example_ce
+from bert_tf.tasks.tag.config import TagSettings
 from bert_tf.training.objective import Ratio
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
@@ -36,30 +36,32 @@ class TagObjective:
 @register_task("tag")
 class TagTask(Task):
     main_metric = "f1"
+    settings_class = TagSettings
+    prediction_files = ("predictions.txt",)
 
     def per_token(self, output_name):
         return True
 
     def load(self):
-        c = self.config
-        train = conll.read_sentences(c.train_file, tag_scheme=c.tag_scheme)
+        c, s = self.config, self.settings
+        train = conll.read_sentences(c.train_file, tag_scheme=s.tag_scheme)
         if c.max_train_examples and len(train) > c.max_train_examples:
             train = train[:c.max_train_examples]
-        self.label_names = list(c.label_names) if c.label_names else conll.tag_names(train)
+        self.label_names = list(s.label_names) if s.label_names else conll.tag_names(train)
         self.tag_ids = {t: i for i, t in enumerate(self.label_names)}
         self.scheme = tagging.detect_scheme([s.tags for s in train])
         stats = conll.TagFeatureStats()
         self.train_features, _ = conll.build_features(
             train, self.tokenizer, c.max_seq_length, self.tag_ids, stats=stats,
-            doc_stride=c.doc_stride, first_window_only=c.long_inputs == "truncate")
+            doc_stride=s.doc_stride, first_window_only=s.long_inputs == "truncate")
         self.data_stats.update(train_sentences=len(train), train_windows=stats.windows,
                                train_sentences_split=stats.sentences_split)
         if c.eval_file:
-            self.eval_sentences = conll.read_sentences(c.eval_file, tag_scheme=c.tag_scheme)
+            self.eval_sentences = conll.read_sentences(c.eval_file, tag_scheme=s.tag_scheme)
             stats = conll.TagFeatureStats()
             self.eval_features, self.eval_windows = conll.build_features(
                 self.eval_sentences, self.tokenizer, c.max_seq_length, self.tag_ids,
-                allow_unseen=c.allow_unseen_labels, stats=stats, doc_stride=c.doc_stride)
+                allow_unseen=s.allow_unseen_labels, stats=stats, doc_stride=s.doc_stride)
             self.data_stats.update(eval_sentences=len(self.eval_sentences),
                                    eval_windows=stats.windows,
                                    eval_sentences_split=stats.sentences_split,
@@ -69,13 +71,13 @@ class TagTask(Task):
             if n:
                 log.info("%s: %d sentence(s) longer than max_seq_length=%d are read in "
                          "windows (--long_inputs=%s for training)", split, n,
-                         c.max_seq_length, c.long_inputs)
+                         c.max_seq_length, s.long_inputs)
 
     def task_info(self):
-        c = self.config
+        c, s = self.config, self.settings
         return {"type": "tag", "label_names": self.label_names, "scheme": self.scheme,
-                "dropout": c.dropout, "long_inputs": c.long_inputs,
-                "doc_stride": default_stride(c.max_seq_length - 2, c.doc_stride)}
+                "dropout": c.dropout, "long_inputs": s.long_inputs,
+                "doc_stride": s.stride(c.max_seq_length)}
 
     @classmethod
     def model_from_info(cls, encoder, task_info):
