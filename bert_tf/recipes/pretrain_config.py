@@ -1,6 +1,8 @@
 """The settings of a pre-training run (`bert_tf.pretrain`, `python -m apps.pretrain`): one field
 per flag, with its help text (the encoder-config override flags of the app fill
-`config_overrides`; the field `encoder_config` is the flag --config)."""
+`config_overrides`; the field `encoder_config` is the flag --config). Settings a rerun may
+change are declared `decides=False`: paths (the data is compared by content), intervals, the
+strategy and hardware, and the length of the run."""
 
 import dataclasses
 
@@ -31,29 +33,31 @@ class PretrainConfig(RunConfig):
         "then follows the vocab) or a JSON file (BertConfig fields, a Google bert_config.json, "
         "or a bert-tf config.json); from Python also a dict or a BertConfig. Default: the "
         "model dir's, else --init_checkpoint's, else required (the default job uses a tiny "
-        "config).", flag_name="config")
+        "config).", flag_name="config", decides=False)
     config_overrides: dict = setting(
         {}, "BertConfig fields replacing those of --config (the app's --num_layers, "
-        "--hidden_size, ... flags).", flag=False)
+        "--hidden_size, ... flags).", flag=False, decides=False)
     vocab_file: str | None = setting(
         None, "WordPiece vocab (one token per line, with [PAD] [UNK] [CLS] [SEP] [MASK]). "
-        "Default: the model dir's or --init_checkpoint's vocab.txt.")
+        "Default: the model dir's or --init_checkpoint's vocab.txt.", decides=False)
     lower_case: bool | None = setting(
         None, "Whether the text was lower-cased (uncased vocab); recorded in config.json for "
         "fine-tuning and export. Default: inferred from the vocab.")
     input_files: str | list[str] | None = setting(
         None, "Comma-separated globs of pre-training TFRecords (from "
         "apps.create_pretraining_data or google-research/bert); from Python also a list of "
-        "globs. Without it (and not --mode=eval) the app runs the embedded default job.")
+        "globs. Without it (and not --mode=eval) the app runs the embedded default job.",
+        decides=False)
     eval_files: str | list[str] | None = setting(
         None, "Comma-separated globs of held-out pre-training TFRecords for evaluation "
-        "(--mode=eval default: those the model dir's run recorded).")
+        "(--mode=eval default: those the model dir's run recorded).", decides=False)
     mode: str = setting(
         "train_and_eval", "train_and_eval: train then evaluate; train: no evaluation; eval: "
-        "evaluate the existing --model_dir on --eval_files only.", choices=MODES)
-    tpu: str | None = setting(None, "TPU address or name for --strategy=tpu ('' = local).")
+        "evaluate the existing --model_dir on --eval_files only.", choices=MODES, decides=False)
+    tpu: str | None = setting(None, "TPU address or name for --strategy=tpu ('' = local).",
+                              decides=False)
     num_gpus: int | None = setting(None, "GPUs for --strategy=mirrored (default: all visible; "
-                                         "0 = CPU).", bounds="[0, inf)")
+                                         "0 = CPU).", bounds="[0, inf)", decides=False)
     global_batch_size: int = setting(32, "Examples per optimizer step over all replicas (and "
                                          "all --grad_accum_steps micro-batches).",
                                    bounds="[1, inf)")
@@ -65,7 +69,7 @@ class PretrainConfig(RunConfig):
         "--dynamic_masking). Default: the model dir's recorded value, else 20.",
         bounds="[0, inf)")
     num_train_steps: int = setting(1000, "Total optimizer steps (a resumed run trains up to "
-                                         "this step).", bounds="[1, inf)")
+                                         "this step).", bounds="[1, inf)", decides=False)
     num_warmup_steps: int = setting(100, "Linear learning-rate warmup steps.",
                                     bounds="[0, inf)")
     learning_rate: float = with_default(RunConfig, "learning_rate", 1e-4)
@@ -76,18 +80,19 @@ class PretrainConfig(RunConfig):
                                       "batches).", choices=OPTIMIZERS)
     grad_accum_steps: int = setting(1, "Micro-batches accumulated per optimizer step.",
                                     bounds="[1, inf)")
-    xla: bool = setting(False, "XLA auto-clustering (slower on CPU; try it on GPU/TPU).")
+    xla: bool = setting(False, "XLA auto-clustering (slower on CPU; try it on GPU/TPU).",
+                        decides=False)
     init_checkpoint: str | None = setting(
         None, "Start from these weights (bert-tf model dir, Hugging Face or Google BERT dir): "
         "continued pre-training or a second phase at a longer --max_seq_length. Used only "
-        "when --model_dir has no checkpoint yet.")
+        "when --model_dir has no checkpoint yet.", decides=False)
     checkpoint_every_steps: int = with_default(RunConfig, "checkpoint_every_steps", 1000)
-    keep_checkpoints: int = setting(3, "Newest checkpoints kept.", bounds="[1, inf)")
+    keep_checkpoints: int = setting(3, "Newest checkpoints kept.", bounds="[1, inf)", decides=False)
     log_every_steps: int = with_default(RunConfig, "log_every_steps", 100)
     eval_every_steps: int = setting(0, "Steps between evaluations during training (0 = only "
-                                       "at the end).", bounds="[0, inf)")
+                                       "at the end).", bounds="[0, inf)", decides=False)
     eval_steps: int | None = setting(None, "Evaluation batches (default: all eval records).",
-                                     bounds="[1, inf)")
+                                     bounds="[1, inf)", decides=False)
     dynamic_masking: bool | None = setting(
         None, "Draw new masks every batch (RoBERTa-style) instead of the records' stored "
         "masks; works on unmasked records. Default: the model dir's recorded value, else "
@@ -113,7 +118,7 @@ class PretrainConfig(RunConfig):
         False, "When a record file holds a corrupt or truncated record, keep its good records "
         "before it, skip the rest of that file (one log line each, listed in "
         "<model_dir>/skipped_records.json) and go on. Default: stop with one line naming the "
-        "file, record and byte offset (the steps done are checkpointed first).")
+        "file, record and byte offset (the steps done are checkpointed first).", decides=False)
 
     # Settings recorded in config.json "training" under an older name: {old: new}.
     RENAMED = {"config": "encoder_config"}

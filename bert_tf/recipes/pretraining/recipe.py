@@ -12,7 +12,7 @@ from bert_tf import model_dir as md
 from bert_tf.data.pretraining.dataset import expand_file_patterns
 from bert_tf.models import BertEncoder
 from bert_tf.recipes import run_record
-from bert_tf.recipes.pretrain_config import PretrainingJobError
+from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.recipes.pretraining import records
 from bert_tf.recipes.pretraining.plan import (
     check_batch,
@@ -24,6 +24,7 @@ from bert_tf.recipes.pretraining.plan import (
     resolve_recorded,
 )
 from bert_tf.recipes.recipe import Recipe
+from bert_tf.settings import not_deciding
 from bert_tf.tasks.pretraining import PretrainingTask
 from bert_tf.training import checkpoint_state, distribute, optimization
 from bert_tf.training.checkpointing import CheckpointRestoreError
@@ -32,14 +33,9 @@ from bert_tf.training.trainer import Trainer
 __all__ = ["PretrainingRecipe"]
 
 WRITES = run_record.RUN_FILES + (records.SKIPPED_FILE,)   # what a run writes into DIR
-# Settings a rerun may change: paths (the data is compared by content), intervals, the
-# strategy and hardware, and the length of the run ("config": the name of encoder_config in
-# model dirs of an older bert-tf).
-NOT_DECIDING = ("model_dir", "input_files", "eval_files", "vocab_file", "encoder_config",
-                "config", "config_overrides", "mode", "strategy", "tpu", "num_gpus", "xla",
-                "init_checkpoint", "checkpoint_every_steps", "keep_checkpoints",
-                "log_every_steps", "eval_every_steps", "eval_steps", "num_train_steps",
-                "skip_corrupt_records", "overwrite_model_dir")
+# Settings a rerun may change: those PretrainConfig declares `decides=False`, and "config",
+# the name of encoder_config in model dirs of an older bert-tf.
+NOT_DECIDING = not_deciding(PretrainConfig) + tuple(PretrainConfig.RENAMED)
 RESULT_KEYS = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
                "next_sentence_loss")
 
