@@ -16,8 +16,9 @@ import json
 import sys
 
 # the library names callers import from here (export/serving/verify.py holds them)
-from export.serving.verify import (PY_FUNC_OPS, encode_strings, run_fresh,  # noqa: F401
-                                   run_fresh_many)
+from export.serving.verify import PY_FUNC_OPS, encode_strings, run_fresh, run_fresh_many
+
+__all__ = ["PY_FUNC_OPS", "encode_strings", "main", "run_fresh", "run_fresh_many"]
 
 
 def main(argv=None):

@@ -33,15 +33,15 @@ class ServingContext:
     tensor [vocab]: the "##" pieces). The implementation defines `check_request` and
     `limit_windows` (the request budget); the rest is here."""
 
-    def check_request(self, what, *strings, rows=None):
+    def check_request(self, what, *strings, rows=None, unit="windows"):
         """The request's string tensors, made to depend on its budget checks (bytes, then at
         least `rows` model rows, default one per example of strings[0]) before tokenization:
-        INVALID_ARGUMENT naming `what` when over."""
+        INVALID_ARGUMENT naming `what` and the rows' `unit` ("windows", "choices") when over."""
         raise NotImplementedError
 
-    def limit_windows(self, n_w, what):
+    def limit_windows(self, n_w, what, unit="windows"):
         """n_w int64 [B] (model rows per example) -> n_w, made to depend on: all rows x
-        seq_length fit the request's token budget (INVALID_ARGUMENT naming `what`)."""
+        seq_length fit the request's token budget (INVALID_ARGUMENT naming `what`, `unit`)."""
         raise NotImplementedError
 
     def run_model(self, inputs):

@@ -114,6 +114,12 @@ class Task:
         return ("exact",)
 
     @classmethod
+    def tflite_label_file(cls):
+        """Whether export.tflite writes FILE.labels.txt beside the model: the label names in
+        label_id order, for apps that read the label_id output."""
+        return False
+
+    @classmethod
     def encoded_input_specs(cls):
         """The inputs of the SavedModel's `serving_encoded`: {name: int32 TensorSpec},
         [B, T] by default."""

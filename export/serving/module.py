@@ -80,12 +80,12 @@ class ServingModule(ServingContext, tf.Module):
         self.label_names = [str(x) for x in task.get("label_names", [])]
 
     # ---- the budget (ServingContext's abstract part) -----------------------------------
-    def check_request(self, what, *strings, rows=None):
-        return budget_lib.check_request(self, what, list(strings), rows)
+    def check_request(self, what, *strings, rows=None, unit="windows"):
+        return budget_lib.check_request(self, what, list(strings), rows, unit)
 
-    def limit_windows(self, n_w, what):
+    def limit_windows(self, n_w, what, unit="windows"):
         return budget_lib.check_tokens(tf.reduce_sum(n_w), self.seq_length,
-                                       self.max_request_tokens, what, [n_w])[0]
+                                       self.max_request_tokens, what, [n_w], unit)[0]
 
     # ---- the signatures ----------------------------------------------------------------
     def encoded_fn(self, specs=None):

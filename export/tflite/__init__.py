@@ -5,8 +5,8 @@ the graph).
         [--quantize={none,dynamic,float16}] [--tokenizer={exact,fast}]
 
 Tasks (each declares its graph: Task.tflite_graph, bert_tf/tasks/<task>/tflite.py; inputs
-are string [1]). The
-signature `serving_default` names its outputs as the SavedModel's serving_default does:
+are string [1]). The signature `serving_default` names its outputs as the SavedModel's
+serving_default does:
   classify  text [, text_b] -> probabilities float32 [1, C], label string [1], label_id
             int32 [1] (label names also in FILE.labels.txt); regression: score float32 [1]
   tag       text -> entity_text / entity_type string [E], entity_start / entity_end int32 [E]
@@ -17,9 +17,9 @@ signature `serving_default` names its outputs as the SavedModel's serving_defaul
             probabilities float32 [C], choice int32 [1] (TFLiteMultipleChoice refuses
             another number of choices before invoking, in one line)
 
-The tokenizer is the original BERT algorithm (bert_tf/serving_graph/tflite_text.py, the same ids
-and offsets as the SavedModel); `--tokenizer=fast` uses tf.text's FastBertTokenizer instead (NFKC case
-folding: other ids on ~0.9% of real SMS; classify only). Run it with
+The tokenizer is the original BERT algorithm (bert_tf/serving_graph/tflite_text.py, the same
+ids and offsets as the SavedModel); `--tokenizer=fast` uses tf.text's FastBertTokenizer instead
+(NFKC case folding: other ids on ~0.9% of real SMS; classify only). Run it with
 
     interp = InterpreterWithCustomOps(model_content=open(FILE, "rb").read(),
         custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)

@@ -2,7 +2,7 @@
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from bert_tf.errors import BertTfError
 from export.tflite.converter import TOKENIZERS, export_tflite

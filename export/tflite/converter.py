@@ -93,7 +93,7 @@ WRITER = "export.tflite"
 def output_files(output, task_type):
     """The files an export to `output` writes: the model and its sidecars."""
     return [output] + (
-        [output + ".labels.txt"] if task_type == "classify" else [])
+        [output + ".labels.txt"] if get_task(task_type).tflite_label_file() else [])
 
 
 def check_output(output, task_type, overwrite=False):
@@ -115,12 +115,12 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
     """Writes `output` (and output.labels.txt for classifiers: the label names, one per
     line, in label_id order); returns the file size in bytes. An existing output is replaced
     only when an earlier export.tflite wrote it and `overwrite` is set (see check_output)."""
-    config, vocab_file = read_model_dir(model_dir, "tflite_graph")
+    config, vocab_file = read_model_dir(model_dir)
     task = config["task"]
+    task_cls = tflite_task(task["type"])
     names = check_output(output, task["type"], overwrite)
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
     vocab = load_vocab(vocab_file)
-    tflite_task(task["type"])
     model = model if model is not None else load_task_model(model_dir)
     module = build_tflite_module(model, vocab, config["preprocessing"].get("lower_case", True),
                                  seq_length, task, tokenizer)
@@ -133,7 +133,7 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
     check_output(output, task["type"], overwrite)    # again: the conversion took a while
     ownership.record(directory, {name: WRITER for name in names})
     atomic_write_bytes(output, content)
-    if task["type"] == "classify":
+    if task_cls.tflite_label_file():
         labels = task.get("label_names") or [str(i) for i in range(model.num_classes)]
         atomic_write_text(output + ".labels.txt", "\n".join(labels) + "\n")
     return len(content)

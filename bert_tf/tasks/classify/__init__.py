@@ -187,3 +187,7 @@ class ClassifyTask(Task):
     @classmethod
     def tflite_tokenizers(cls):
         return ("exact", "fast")     # its graph needs no character offsets
+
+    @classmethod
+    def tflite_label_file(cls):
+        return True

@@ -39,8 +39,9 @@ def build(ctx):
         ]
         with tf.control_dependencies(checks):
             # the budget: bytes, then B x C rows x seq_length, before any tokenization
+            rows = tf.cast(b, tf.int64) * tf.cast(c, tf.int64)
             context, choices = ctx.check_request("multiple_choice", context, choices,
-                                                 rows=tf.cast(b, tf.int64) * tf.cast(c, tf.int64))
+                                                 rows=rows, unit="choices")
             context_ids = ctx.tokenize(context)[1]                           # [B, (P)]
             choice_ids = ctx.tokenize(tf.reshape(choices, [-1]))[1]          # [B*C, (P)]
         example = tf.repeat(tf.range(b), c)                                  # [B*C]

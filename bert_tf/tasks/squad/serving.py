@@ -1,5 +1,5 @@
-"""The squad SavedModel signature (Task.serving_signature): question answering over contexts of any length, decoded as the
-fine-tuning evaluation decodes.
+"""The squad SavedModel signature (Task.serving_signature): question answering over contexts
+of any length, decoded as the fine-tuning evaluation decodes.
 
     serving_default(question string [B], context string [B]) -> answer string [B],
         answer_start / answer_end int32 [B] (character offsets into context, -1 for no
@@ -40,7 +40,8 @@ def build(ctx):
 
     @tf.function(input_signature=[string_spec("question"), string_spec("context")])
     def serving_default(question, context):
-        question, context = ctx.check_request("SQuAD", question, context)
+        question, context = ctx.check_request("SQuAD", question, context,
+                                              unit="context windows")
         q_ids = ctx.tokenize(question)[1][:, :s["max_query"]]             # [B, (Q)]
         clean, c_ids, c_starts, c_ends = ctx.tokenize(context)             # [B, (P)]
         windows, first = _windows(ctx, q_ids, c_ids, s["doc_stride"])
@@ -62,7 +63,7 @@ def _windows(ctx, q_ids, c_ids, doc_stride):
     stride = tf.minimum(window, doc_stride)
     # windows per example: 1 + ceil((C - window) / stride) (the original rule)
     n_w = 1 + (tf.maximum(n_c - window, 0) + stride - 1) // stride    # [B]
-    n_w = ctx.limit_windows(n_w, "SQuAD")
+    n_w = ctx.limit_windows(n_w, "SQuAD", unit="context windows")
     example = tf.repeat(tf.range(tf.size(n_w, out_type=tf.int64)), n_w)  # [R]
     k = tf.ragged.range(n_w).flat_values                               # [R] window index
     start = k * tf.gather(stride, example)                             # [R] first piece

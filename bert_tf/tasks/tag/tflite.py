@@ -92,8 +92,9 @@ def _entities(text, words, w_pred, w_prob, tables):
 
 def build(ctx):
     """-> (input names, tf.function) for a TFLiteContext. Long texts in windows
-    (seq_length - 2 pieces, task.doc_stride apart, default half a window): every piece labeled from its max-context window, words by their first piece,
-    entities over the whole text (never cut at a window border), offsets into the text."""
+    (seq_length - 2 pieces, task.doc_stride apart, default half a window): every piece
+    labeled from its max-context window, words by their first piece, entities over the whole
+    text (never cut at a window border), offsets into the text."""
     tok = ctx.tokenizer
     tables = _label_tables(ctx.label_names)
     stride = ctx.window_stride
