@@ -111,7 +111,7 @@ def _windows(text, seq_length):
     request holding it."""
     import tensorflow as tf
     import bert_tf
-    from export.serving_windows import single_text_stride
+    from bert_tf.serving_graph.windows import single_text_stride
     tok = bert_tf.BertTokenizer(vocab_file=os.path.join(assets.minilm_dir(), "vocab.txt"),
                                 lower_case=True)
     pieces = len(tok.tokenize(tf.constant([text])).to_list()[0])

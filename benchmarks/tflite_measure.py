@@ -6,7 +6,7 @@ For classify (the benchmarks.export_measure spam classifier), tag, squad and mul
 (MiniLM encoder + seeded random heads with a large scale, so the decoded entities / answers /
 choices vary with the text): converts each
 to float32, dynamic-range int8 and float16 .tflite and compares with the SavedModel's
-serving_default graph (export.serving_graph, same weights) on real SMS: same labels /
+serving_default graph (export.serving.module, same weights) on real SMS: same labels /
 entities / answers / choices, max |probability/score difference|, file size, batch-1 latency
 (median), with the CPU model, its SIMD flags and the load average. Prints JSON.
 """
@@ -26,7 +26,7 @@ from benchmarks.export_measure import build_classifier, load_sms
 from bert_tf.model_dir import ModelDir
 from demo_data import assets
 from export.saved_model import read_model_dir
-from export.serving_graph import ServingModule
+from export.serving.module import ServingModule
 from export.tflite import TFLiteModel, export_tflite
 
 TAG_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]

@@ -41,8 +41,7 @@ from bert_tf.text.packer import pack_inputs
 from bert_tf.text.preprocessor import DEFAULT_SEQ_LENGTH, find_vocab
 from bert_tf.text.tokenizer import BertTokenizer
 from export import publish
-from export.saving import ExportError, hold_keras_layer, save_module, tf_variables
-from export.text_graph import pack_to_length
+from export.serving.saving import ExportError, hold_keras_layer, save_module, tf_variables
 
 FLAGS = flags.FLAGS
 
@@ -89,7 +88,7 @@ def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=()):
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=seq_length):
-        return pack_to_length(list(segments), seq_length, ids["cls"], ids["sep"], ids["pad"])
+        return pack_inputs(list(segments), seq_length, ids["cls"], ids["sep"], ids["pad"])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(text):

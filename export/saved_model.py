@@ -2,34 +2,26 @@
 
     python -m export.saved_model --model_dir=DIR --output_dir=BASE/NAME
 
-writes the next numeric version BASE/NAME/<N>/ (1 if there is none). The version is built in a
-temporary directory next to it and renamed into place, so TF Serving never sees a half-written
-version and an existing version is never overwritten. Preprocessing (tf.text tokenization,
-packing, offset mapping) and postprocessing (labels, entities, answer spans) are in the graph:
-raw strings in, answers out. See docs/serving.md for the signatures.
+writes the next numeric version BASE/NAME/<N>/ (1 if there is none), built from the task's
+declaration (bert_tf/tasks/<task>/serving.py) by export/serving/ (writer.py: versions and
+publishing; module.py: the signatures; budget.py, warmup.py, saving.py). See docs/serving.md.
 """
 
-import logging
-import os
-import re
-import shutil
 import sys
 
 from absl import app, flags
 
-from bert_tf.atomic_io import atomic_write_json
-from bert_tf.checkpoints.loader import load_task_model
-from bert_tf.model_dir import ModelDir
-from export import publish, serving_budget
-# ExportError, hold_keras_layer and tf_variables are re-exported (export.saving holds them)
-from export.saving import ExportError, hold_keras_layer, save_module, tf_variables  # noqa: F401
-from export.serving_budget import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_TOKENS
-from export.serving_graph import SIGNATURES, ServingModule
-from export.warmup import write_warmup_requests
+# the library names callers import from here (export/serving/ holds them)
+from export.serving.budget import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_TOKENS
+from export.serving.saving import ExportError, hold_keras_layer, save_module, tf_variables
+from export.serving.writer import (SETTINGS_FILE, build_serving_module, export_serving,
+                                   next_version, read_model_dir, request_budget,
+                                   write_settings)
 
-SETTINGS_FILE = "export_settings.json"
-
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_REQUEST_TOKENS", "ExportError",
+           "SETTINGS_FILE", "build_serving_module", "define_flags", "export_serving",
+           "hold_keras_layer", "main", "next_version", "read_model_dir", "request_budget",
+           "save_module", "tf_variables", "write_settings"]
 
 FLAGS = flags.FLAGS
 
@@ -65,122 +57,6 @@ def define_flags():
                          "earlier versions, which ignored seq_length. Still accepted: N means "
                          "--max_request_tokens=N x seq_length (a warning says so); not "
                          "together with --max_request_tokens.")
-
-
-def next_version(base):
-    """1 + the largest numeric subdirectory of `base` (1 if none)."""
-    versions = [int(n) for n in os.listdir(base) if re.fullmatch(r"\d+", n)] \
-        if os.path.isdir(base) else []
-    return max(versions, default=0) + 1
-
-
-def read_model_dir(model_dir):
-    d = ModelDir(model_dir)
-    if not os.path.isdir(model_dir):
-        raise ExportError(f"--model_dir={model_dir}: no such directory")
-    config = d.read_config()
-    task = config["task"]
-    if task["type"] not in SIGNATURES:
-        raise ExportError(f"{d.config_path}: task.type {task['type']!r} has no serving "
-                          f"signature (expected {', '.join(SIGNATURES)}; use export.hub "
-                          f"for a pre-trained encoder)")
-    try:
-        return config, d.vocab_file()
-    except FileNotFoundError as e:
-        raise ExportError(str(e)) from None
-
-
-def request_budget(seq_length, max_request_bytes=None, max_request_tokens=None,
-                   max_windows_per_request=None):
-    """(max_request_bytes, max_request_tokens), defaults filled in and checked. The deprecated
-    max_windows_per_request=N means N x seq_length tokens."""
-    if max_windows_per_request is not None:
-        if max_request_tokens is not None:
-            raise ExportError("max_windows_per_request (deprecated) and max_request_tokens: "
-                              "give only max_request_tokens (windows x seq_length)")
-        if int(max_windows_per_request) < 1:
-            raise ExportError(f"max_windows_per_request={max_windows_per_request}: "
-                              f"expected >= 1")
-        max_request_tokens = serving_budget.tokens_from_windows(max_windows_per_request,
-                                                                seq_length)
-        log.warning("--max_windows_per_request is deprecated: using --max_request_tokens=%d "
-                    "(%s windows x seq_length %d)", max_request_tokens,
-                    max_windows_per_request, seq_length)
-    budget = (DEFAULT_MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes,
-              DEFAULT_MAX_REQUEST_TOKENS if max_request_tokens is None else max_request_tokens)
-    for name, value, least in (("max_request_bytes", budget[0], 1),
-                               ("max_request_tokens", budget[1], seq_length)):
-        if int(value) < least:
-            raise ExportError(f"{name}={value}: expected >= {least}"
-                              + (" (seq_length: one row)" if least > 1 else ""))
-    return int(budget[0]), int(budget[1])
-
-
-def build_serving_module(model_dir, seq_length=None, pad_to_longest=True, model=None,
-                         max_windows_per_request=None, max_request_bytes=None,
-                         max_request_tokens=None):
-    """(ServingModule, signatures dict) for a task model directory; the request budget:
-    see request_budget and export/serving_budget.py."""
-    config, vocab = read_model_dir(model_dir)
-    pre = config["preprocessing"]
-    seq_length = int(seq_length or pre.get("seq_length", 128))
-    max_positions = config["encoder"].get("max_position_embeddings", 512)
-    if not 2 < seq_length <= max_positions:
-        raise ExportError(f"seq_length={seq_length}: expected 3..{max_positions} "
-                          f"(encoder.max_position_embeddings)")
-    max_bytes, max_tokens = request_budget(seq_length, max_request_bytes, max_request_tokens,
-                                           max_windows_per_request)
-    model = model if model is not None else load_task_model(model_dir)
-    module = ServingModule(model, config["task"], vocab, pre.get("lower_case", True),
-                           seq_length, pad_to_longest)
-    module.max_request_bytes, module.max_request_tokens = max_bytes, max_tokens
-    return module, module.signatures()
-
-
-def export_serving(model_dir, output_dir, seq_length=None, pad_to_longest=True, warmup=True,
-                   model=None, max_windows_per_request=None, max_request_bytes=None,
-                   max_request_tokens=None):
-    """Writes BASE/NAME/<N>/ and returns its path. The request budget: see
-    build_serving_module."""
-    module, signatures = build_serving_module(model_dir, seq_length, pad_to_longest, model,
-                                              max_windows_per_request, max_request_bytes,
-                                              max_request_tokens)
-    publish.clean_stale_temp_dirs(output_dir)
-    tmp = publish.temp_dir(output_dir)
-    try:
-        save_module(module, tmp, signatures)
-        if warmup:
-            write_warmup_requests(tmp, module.task, max_rows=module.max_request_tokens //
-                                  module.seq_length, max_bytes=module.max_request_bytes)
-        write_settings(tmp, module)
-        publish.finish(tmp)
-        while True:
-            final = os.path.join(output_dir, str(next_version(output_dir)))
-            try:
-                os.rename(tmp, final)  # fails if `final` appeared meanwhile: never clobbers
-                return final
-            except OSError:
-                if not os.path.exists(final):
-                    raise
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if publish.is_disk_full(e):
-            last = next_version(output_dir) - 1
-            raise ExportError(publish.disk_full_message(
-                os.path.join(output_dir, str(last + 1)),
-                os.path.join(output_dir, str(last)) if last else None)) from e
-        raise
-
-
-def write_settings(saved_model_dir, module):
-    """assets.extra/export_settings.json: the serving limits this version was built with."""
-    extra = os.path.join(saved_model_dir, "assets.extra")
-    os.makedirs(extra, exist_ok=True)
-    settings = {"task": module.task["type"], "seq_length": module.seq_length,
-                "pad_to_longest": module.pad_to_longest}
-    settings.update(max_request_bytes=module.max_request_bytes,
-                    max_request_tokens=module.max_request_tokens)
-    atomic_write_json(os.path.join(extra, SETTINGS_FILE), settings)
 
 
 def main(argv):

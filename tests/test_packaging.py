@@ -42,6 +42,24 @@ def test_every_data_file_of_an_installed_package_is_package_data():
     assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
 
 
+def test_every_subpackage_of_a_shipped_package_is_shipped():
+    """setuptools' find includes a subpackage only when a pattern names it (`export` does not
+    bring `export.serving`): a folder moved into a subpackage must not drop out of the wheel."""
+    patterns = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    missing = []
+    for package in _installed_packages():
+        top = os.path.join(ROOT, *package.split("."))
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            if "__init__.py" not in files:
+                continue
+            rel = os.path.relpath(folder, top)
+            name = package if rel == "." else f"{package}.{rel.replace(os.sep, '.')}"
+            if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                missing.append(name)
+    assert not missing, f"not matched by [tool.setuptools.packages.find] include: {missing}"
+
+
 def test_console_scripts_name_existing_mains():
     scripts = PYPROJECT["project"]["scripts"]
     assert "bert-tf-pretrain" in scripts and "bert-tf-finetune" in scripts

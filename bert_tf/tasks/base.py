@@ -105,6 +105,49 @@ class Task:
         """True for outputs with a time axis ([B, T, ...]) to trim per feature."""
         return False
 
+    # --- exports: export/ builds every format from these (bert_tf/serving_graph/context.py)
+    @classmethod
+    def serving_signature(cls, ctx):
+        """The SavedModel's text-in `serving_default`: a tf.function over string inputs, built
+        from a ServingContext `ctx` (tokenize, pack, run_model, split_windows, check_request,
+        seq_length, label_names, task). A task without one cannot be exported."""
+        raise NotImplementedError(f"task {cls.name!r} declares no serving signature")
+
+    @classmethod
+    def tflite_graph(cls, ctx):
+        """The batch-1 TFLite graph: (input names, tf.function over string [1] inputs), built
+        from a TFLiteContext `ctx` (tokenizer, pack_row, pack_windows, run_model, ...)."""
+        raise NotImplementedError(f"task {cls.name!r} declares no TFLite graph")
+
+    @classmethod
+    def tflite_tokenizers(cls):
+        """The in-graph tokenizers its TFLite graph works with: "exact" (ids and offsets);
+        "fast" too where the graph needs no character offsets."""
+        return ("exact",)
+
+    @classmethod
+    def tflite_label_file(cls):
+        """Whether export.tflite writes FILE.labels.txt beside the model: the label names in
+        label_id order, for apps that read the label_id output."""
+        return False
+
+    @classmethod
+    def encoded_input_specs(cls):
+        """The inputs of the SavedModel's `serving_encoded`: {name: int32 TensorSpec},
+        [B, T] by default."""
+        return {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in ENCODER_INPUTS}
+
+
+ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def declares(task_cls, export):
+    """Whether `task_cls` declares `export` ("serving_signature" or "tflite_graph") instead
+    of inheriting Task's refusal (tasks that are not a Task, like pre-training, declare none)."""
+    if not (isinstance(task_cls, type) and issubclass(task_cls, Task)):
+        return False
+    return getattr(task_cls, export).__func__ is not getattr(Task, export).__func__
+
 
 def _predict_fn(model):
     cached = getattr(model, "_bert_tf_predict_fn", None)

@@ -32,6 +32,7 @@ def test_hub_dirs_are_readable_by_a_server_of_another_user(tmp_path_factory):
 
 def test_disk_full_during_export_names_the_last_good_version(tmp_path_factory, monkeypatch):
     import export.saved_model as sm
+    import export.serving.writer as writer
     model_dir, _, version_dir = task_exports(tmp_path_factory)["classify"]
     base = os.path.dirname(version_dir)
     before = sorted(os.listdir(base))
@@ -41,7 +42,7 @@ def test_disk_full_during_export_names_the_last_good_version(tmp_path_factory, m
             f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sm, "save_module", full_disk)
+    monkeypatch.setattr(writer, "save_module", full_disk)
     with pytest.raises(sm.ExportError) as info:
         sm.export_serving(model_dir, base, warmup=False)
     last = os.path.join(base, str(max(int(n) for n in before if n.isdigit())))

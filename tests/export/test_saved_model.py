@@ -82,7 +82,7 @@ def fresh(exported):
 def warmup_as_requests(path):
     """The version's warm-up PredictionLogs as run_fresh requests (TF Serving replays them)."""
     import tensorflow as tf
-    from export.warmup import read_warmup_requests
+    from export.serving.warmup import read_warmup_requests
     return [{"signature": r.model_spec.signature_name,
              "inputs": {k: list(tf.make_ndarray(v)) for k, v in r.inputs.items()}}
             for r in read_warmup_requests(path)]
@@ -124,7 +124,7 @@ def special_ids(model_dir):
 def tokenize(model_dir, texts):
     """In-process tokenization with the same tokenizer the export uses (eager)."""
     import tensorflow as tf
-    from export import text_graph
+    from bert_tf.serving_graph import text as text_graph
     tok = text_graph.make_tokenizer(os.path.join(model_dir, "vocab.txt"), True)
     ids, starts, ends = tok.tokenize_with_offsets(
         text_graph.clean_utf8(tf.constant([as_bytes(t) for t in texts])))
@@ -148,7 +148,7 @@ def test_versions_are_numbered_and_never_clobbered(exported, tmp_path):
 
 
 def test_warmup_file_holds_prediction_logs(exported):
-    from export.warmup import read_warmup_requests
+    from export.serving.warmup import read_warmup_requests
     requests = read_warmup_requests(exported["pair"][2])
     assert len(requests) == 2
     assert set(requests[1].inputs) == {"text", "text_b"}

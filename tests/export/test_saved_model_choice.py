@@ -80,7 +80,7 @@ def test_encoded_signature_takes_b_c_t(exported):
 
 
 def test_warmup_requests_have_b_c_choices(exported):
-    from export.warmup import read_warmup_requests
+    from export.serving.warmup import read_warmup_requests
     requests = read_warmup_requests(exported[2])
     dims = [[d.size for d in r.inputs["choices"].tensor_shape.dim] for r in requests]
     assert dims == [[1, 2], [2, 2]]

@@ -223,7 +223,7 @@ def test_text_pairs_longer_than_seq_length_are_truncated_longest_first(tmp_path_
 def test_warmup_requests_fit_the_window_cap(squad, max_rows, rows):
     """A warm-up record over the cap would make TF Serving refuse the whole version."""
     import tensorflow as tf
-    from export.warmup import warmup_inputs
+    from export.serving.warmup import warmup_inputs
     requests = warmup_inputs(squad["module"].task, max_rows)
     assert [len(r["question"]) for r in requests] == rows
     for request in requests:

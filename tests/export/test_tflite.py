@@ -110,7 +110,7 @@ def test_long_texts_are_read_in_windows_as_the_saved_model(classifier):
     windows, as the SavedModel's serving_default and the brute-force reference."""
     import tensorflow as tf
     from export.saved_model import read_model_dir
-    from export.serving_graph import ServingModule
+    from export.serving.module import ServingModule
     from export.tflite import TFLiteClassifier, export_tflite
     root, model_dir, model = classifier
     rng = np.random.default_rng(5)
@@ -139,7 +139,7 @@ def _named_outputs_case(tmp_path, name):
     model on the same inputs."""
     import tensorflow as tf
     from export.saved_model import read_model_dir
-    from export.serving_graph import ServingModule
+    from export.serving.module import ServingModule
     from export.tflite import TFLiteModel, build_tflite_module, convert
     from tests.export.tiny_dirs import EXPORT_TASKS, tiny_config
     task = EXPORT_TASKS[name]

@@ -32,7 +32,7 @@ def tiny_config():
 
 def serving_module(model_dir, model):
     from export.saved_model import read_model_dir
-    from export.serving_graph import ServingModule
+    from export.serving.module import ServingModule
     config, vocab_file = read_model_dir(model_dir)
     module = ServingModule(model, config["task"], vocab_file, True, SEQ)
     module.max_request_tokens = 10_000 * SEQ   # long texts: many windows in one request
@@ -240,9 +240,11 @@ def test_multiple_choice_needs_the_models_number_of_choices(task_files):
 
 
 def test_multiple_choice_graph_needs_num_choices():
-    from export.tflite_tasks import GRAPHS
+    from bert_tf.serving_graph.context import TFLiteContext
+    from bert_tf.tasks import get_task
+    ctx = TFLiteContext(None, {"type": "multiple_choice"}, SEQ, None)
     with pytest.raises(ValueError, match="num_choices None: expected an integer >= 1"):
-        GRAPHS["multiple_choice"](None, None, {"type": "multiple_choice"}, SEQ, None)
+        get_task("multiple_choice").tflite_graph(ctx)
 
 
 def test_batch_of_two_is_refused_by_the_graph_and_answered_by_the_runner(task_files):

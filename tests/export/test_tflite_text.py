@@ -20,7 +20,7 @@ def random_bytes(n, seed=0):
 
 def test_decode_matches_python_replace_and_encode_round_trips():
     import tensorflow as tf
-    from export.tflite_text import decode_utf8, encode_utf8
+    from bert_tf.serving_graph.tflite_text import decode_utf8, encode_utf8
     spec = [tf.TensorSpec([None], tf.int32)]
     decode_utf8 = tf.function(decode_utf8, input_signature=spec)
     encode_utf8 = tf.function(encode_utf8, input_signature=spec)
@@ -38,7 +38,7 @@ def test_decode_matches_python_replace_and_encode_round_trips():
 
 def test_join_groups_concatenates_any_group_length_up_to_512():
     import tensorflow as tf
-    from export.tflite_text import join_groups
+    from bert_tf.serving_graph.tflite_text import join_groups
     rng = np.random.RandomState(0)
     letters = [chr(ord("a") + i % 26) for i in range(2000)]
     lengths = [0, 1, 7, 8, 9, 63, 64, 65, 100, 400, 511, 512]
@@ -56,7 +56,7 @@ def test_tokenizer_runs_under_tensorflows_interpreter_and_refuses_batches():
     from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
     from tensorflow_text.core.pybinds import tflite_registrar
     from bert_tf.text.tokenizer import BertTokenizer
-    from export.tflite_text import tokenizer_tflite
+    from export.tflite import tokenizer_tflite
     vocab = list(TINY_VOCAB)
     interp = InterpreterWithCustomOps(model_content=tokenizer_tflite(vocab, True),
                                       custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)

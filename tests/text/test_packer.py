@@ -94,3 +94,44 @@ def test_packer_layer_in_tf_function_and_config():
     np.testing.assert_array_equal(out["input_word_ids"], [[2, 9, 9, 3, 8, 8, 3]])
     static = run.get_concrete_function().structured_outputs["input_word_ids"].shape
     assert static.as_list() == [None, 7]                  # seq_length is static in the graph
+
+
+def test_waterfall_keeps_the_first_segment_whole():
+    cases = list(itertools.product(range(0, 9), range(0, 9)))
+    got = packer.waterfall_lengths(tf.constant(cases), 6).numpy().tolist()
+    assert got == [[min(a, 6), min(b, max(6 - a, 0))] for a, b in cases]
+    out = packer.pack_inputs([tf.ragged.constant([[5, 6, 7]]), tf.ragged.constant([[8, 9]])],
+                             seq_length=6, cls_id=2, sep_id=3, trimmer="waterfall")
+    assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 7, 3, 3]]   # b: no room
+
+
+def test_pack_row_is_pack_inputs_for_one_example():
+    """The dense batch-1 form (TFLite) packs exactly as the ragged batch form, both trimmers,
+    one and two segments, inside a tf.function with the length as a tensor too."""
+    rng = np.random.default_rng(0)
+    row = tf.function(lambda a, b, n, trimmer: packer.pack_row([a, b], n, 2, 3, trimmer))
+    for trimmer in ("longest_first", "waterfall"):
+        for la, lb in itertools.product((0, 3, 9), repeat=2):
+            a, b = (rng.integers(5, 50, n).astype(np.int32) for n in (la, lb))
+            want = packer.pack_inputs([tf.ragged.constant([a], tf.int32),
+                                       tf.ragged.constant([b], tf.int32)], 9, 2, 3,
+                                      pad_to_longest=True, trimmer=trimmer)
+            ids, types = row(tf.constant(a), tf.constant(b), tf.constant(9), trimmer)
+            np.testing.assert_array_equal(ids, want["input_word_ids"][0])
+            np.testing.assert_array_equal(types, want["input_type_ids"][0])
+        ids, types = packer.pack_row([tf.constant([7, 8, 9])], 4, 2, 3, trimmer)
+        assert ids.numpy().tolist() == [2, 7, 8, 3] and types.numpy().tolist() == [0] * 4
+
+
+def test_seq_length_tensor_and_empty_batch():
+    """A tensor seq_length (TF Hub's bert_pack_inputs) pads to it and is checked in the
+    graph; pad_to_longest never packs narrower than [CLS] + the [SEP]s, even for no rows."""
+    a = tf.ragged.constant([[5, 6, 7]], tf.int32)
+    out = packer.pack_inputs([a, a], tf.constant(6), 2, 3)
+    assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 3, 5, 3]]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="seq_length too short"):
+        packer.pack_inputs([a, a], tf.constant(2), 2, 3)
+    empty = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
+    for n in (1, 2):
+        out = packer.pack_inputs([empty] * n, 8, 2, 3, pad_to_longest=True)
+        assert out["input_word_ids"].shape == (0, n + 1)

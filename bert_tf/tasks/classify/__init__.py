@@ -10,6 +10,7 @@ from bert_tf.data import classification as data
 from bert_tf.evaluation import classification as metrics
 from bert_tf.models import BertClassifier
 from bert_tf.tasks.registry import register_task
+from bert_tf.tasks.classify import serving, tflite
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
 from bert_tf.tasks.classify.config import ClassifySettings
 from bert_tf.training.objective import Ratio
@@ -179,3 +180,20 @@ class ClassifyTask(Task):
         path = os.path.join(model_dir, "predictions.jsonl")
         write_jsonl(path, rows)
         return path
+
+    # --- exports (export/ builds every format from these; bert_tf/tasks/base.py)
+    @classmethod
+    def serving_signature(cls, ctx):
+        return serving.build(ctx)
+
+    @classmethod
+    def tflite_graph(cls, ctx):
+        return tflite.build(ctx)
+
+    @classmethod
+    def tflite_tokenizers(cls):
+        return ("exact", "fast")     # its graph needs no character offsets
+
+    @classmethod
+    def tflite_label_file(cls):
+        return True

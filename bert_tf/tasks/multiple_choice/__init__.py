@@ -15,6 +15,7 @@ import numpy as np
 from bert_tf.data import multiple_choice as data
 from bert_tf.models import BertMultipleChoice
 from bert_tf.tasks.registry import register_task
+from bert_tf.tasks.multiple_choice import serving, tflite
 from bert_tf.tasks.base import Task, softmax, write_jsonl
 from bert_tf.tasks.classify import ClassifyObjective
 from bert_tf.tasks.multiple_choice.config import MultipleChoiceSettings
@@ -84,3 +85,16 @@ class MultipleChoiceTask(Task):
         path = os.path.join(model_dir, "predictions.jsonl")
         write_jsonl(path, rows)
         return path
+
+    # --- exports (export/ builds every format from these; bert_tf/tasks/base.py)
+    @classmethod
+    def serving_signature(cls, ctx):
+        return serving.build(ctx)
+
+    @classmethod
+    def tflite_graph(cls, ctx):
+        return tflite.build(ctx)
+
+    @classmethod
+    def encoded_input_specs(cls):
+        return serving.ENCODED_SPECS        # [B, C, T]

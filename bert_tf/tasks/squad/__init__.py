@@ -14,6 +14,7 @@ from bert_tf.evaluation.span_decoding import decode_example
 from bert_tf.models import BertSpanQA
 from bert_tf.atomic_io import atomic_write_json as write_json
 from bert_tf.tasks.registry import register_task
+from bert_tf.tasks.squad import serving, tflite
 from bert_tf.tasks.base import Task, per_example_ce, write_jsonl
 from bert_tf.tasks.squad.config import SquadSettings
 
@@ -134,3 +135,12 @@ class SquadTask(Task):
             write_json(os.path.join(model_dir, "null_odds.json"),
                        {r["id"]: r["score_diff"] for r in rows})
         return path
+
+    # --- exports (export/ builds every format from these; bert_tf/tasks/base.py)
+    @classmethod
+    def serving_signature(cls, ctx):
+        return serving.build(ctx)
+
+    @classmethod
+    def tflite_graph(cls, ctx):
+        return tflite.build(ctx)

@@ -10,6 +10,7 @@ from bert_tf.data import conll
 from bert_tf.evaluation import tagging
 from bert_tf.models import BertTagger
 from bert_tf.tasks.registry import register_task
+from bert_tf.tasks.tag import serving, tflite
 from bert_tf.tasks.base import Task, per_example_ce
 from bert_tf.tasks.tag.config import TagSettings
 from bert_tf.training.objective import Ratio
@@ -106,3 +107,12 @@ class TagTask(Task):
         path = os.path.join(model_dir, "predictions.txt")
         conll.write_predictions(path, self.eval_sentences, self.predicted_tags(outputs))
         return path
+
+    # --- exports (export/ builds every format from these; bert_tf/tasks/base.py)
+    @classmethod
+    def serving_signature(cls, ctx):
+        return serving.build(ctx)
+
+    @classmethod
+    def tflite_graph(cls, ctx):
+        return tflite.build(ctx)

@@ -39,30 +39,27 @@ def check_bytes(strings, max_bytes, what):
     return _depending_on(check, strings)
 
 
-def check_tokens(rows, seq_length, max_tokens, what, tensors):
+def check_tokens(rows, seq_length, max_tokens, what, tensors, unit="windows"):
     """rows: int scalar, the model batch rows of the request (or a lower bound of them) ->
     `tensors`, made to depend on: rows x seq_length <= max_tokens ("<what> request needs N
-    tokens (R rows x seq_length S); ...")."""
+    tokens (R <unit> x seq_length S); ...": the task names its rows, e.g. "choices")."""
     rows = tf.cast(rows, tf.int64)
     tokens = rows * seq_length
     check = tf.debugging.Assert(tokens <= max_tokens, [tf.strings.format(
-        f"{what} request needs {{}} tokens ({{}} {_rows_name(what)} x seq_length "
+        f"{what} request needs {{}} tokens ({{}} {unit} x seq_length "
         f"{seq_length}); this export answers at most {max_tokens} per request "
         f"(export.saved_model --max_request_tokens): {_ADVICE}", [tokens, rows])])
     return _depending_on(check, tensors)
 
 
-def _rows_name(what):
-    return {"multiple_choice": "choices", "SQuAD": "context windows"}.get(what, "windows")
-
-
-def check_request(module, what, strings, rows=None):
+def check_request(module, what, strings, rows=None, unit="windows"):
     """The checks before tokenization: bytes, then the token lower bound (`rows`, default one
     row per example of strings[0]). Returns the strings, made to depend on both."""
     strings = check_bytes(strings, module.max_request_bytes, what)
     if rows is None:
         rows = tf.shape(strings[0], out_type=tf.int64)[0]
-    return check_tokens(rows, module.seq_length, module.max_request_tokens, what, strings)
+    return check_tokens(rows, module.seq_length, module.max_request_tokens, what, strings,
+                        unit)
 
 
 def tokens_from_windows(max_windows, seq_length):

@@ -1,4 +1,5 @@
-"""The original BERT tokenizer for ONE string, built only from ops a TFLite interpreter runs.
+"""The original BERT tokenizer for ONE string, built only from ops a TFLite interpreter runs
+(and `TFLiteTokenizer`, what a task's TFLite graph tokenizes with).
 
 LiteRT's builtins plus tf.text's TFLite kernels (`SELECT_TFTEXT_OPS`) have no Unicode decoder or
 encoder and no string concatenation. This graph works around that (same algorithm and char
@@ -270,9 +271,6 @@ class TFLiteBertTokenizer(tf.Module):
                 "char_end": last_src + 1, "num_chars": num_chars, "num_bytes": num_bytes}
 
 
-__all__ = ["TFLiteBertTokenizer", "decode_utf8", "encode_utf8", "join_groups"]
-
-
 def fast_bert_tokenize(vocab, lower_case):
     """The former TFLite tokenizer (tf.text FastBertTokenizer, NFKC case folding for uncased
     vocabs), kept as an option: text string [1] -> ids int32 [P]. It has no character
@@ -286,26 +284,6 @@ def fast_bert_tokenize(vocab, lower_case):
     return tokenize
 
 
-def tokenizer_tflite(vocab, lower_case, exact=True):
-    """A .tflite (bytes) of the tokenizer alone: serving_default(text [1]) -> `ids` [P] (and
-    offsets for the exact tokenizer). For parity checks and latency measurements."""
-    if exact:
-        tok = TFLiteBertTokenizer(vocab, lower_case)
-        fn = tok.tokenize_with_offsets
-    else:
-        fast = fast_bert_tokenize(vocab, lower_case)
-        fn = lambda text: {"ids": fast(text)}  # noqa: E731
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serving_default(text):
-        return fn(text)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serving_default.get_concrete_function()], tf.Module())
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.allow_custom_ops = True
-    return converter.convert()
-
-
 def substrings(text, starts, ends):
     """text string [1], byte offsets int32 [E] -> string [E] (tf.text's TFLite
     ByteSplitByOffsets kernel; the raw op traces much faster than ByteSplitter's wrapper)."""
@@ -313,3 +291,37 @@ def substrings(text, starts, ends):
         input_values=text, input_start_offsets=starts, input_end_offsets=ends,
         input_row_splits=tf.stack([tf.constant(0, tf.int64), tf.size(starts, out_type=tf.int64)]))
     return values
+
+
+class TFLiteTokenizer:
+    """The tokenizer a TFLite task graph gets (TFLiteContext.tokenizer): `exact` (the original
+    BERT algorithm, TFLiteBertTokenizer: ids and offsets) or `fast` (tf.text's
+    FastBertTokenizer: ids only)."""
+
+    KINDS = ("exact", "fast")
+
+    def __init__(self, vocab, lower_case, kind="exact"):
+        self.kind = kind
+        self.cls_id, self.sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
+        self.is_continuation = tf.constant([t.startswith("##") for t in vocab])
+        if kind == "exact":
+            self.exact = TFLiteBertTokenizer(vocab, lower_case)
+        else:
+            self.fast = fast_bert_tokenize(vocab, lower_case)
+
+    def ids(self, text):
+        """text string [1] -> ids int32 [P]."""
+        if self.kind == "exact":
+            return self.exact.tokenize_with_offsets(text)["ids"]
+        return self.fast(text)
+
+    def with_offsets(self, text, task_type):
+        """text string [1] -> TFLiteBertTokenizer.tokenize_with_offsets (ids and offsets)."""
+        if self.kind != "exact":
+            raise ValueError(f"{task_type}: the TFLite graph needs character offsets, which "
+                             f"only the exact tokenizer gives (use --tokenizer=exact)")
+        return self.exact.tokenize_with_offsets(text)
+
+
+__all__ = ["TFLiteBertTokenizer", "TFLiteTokenizer", "decode_utf8", "encode_utf8",
+           "fast_bert_tokenize", "join_groups", "substrings"]

@@ -1,11 +1,12 @@
-"""The tagging serving signature: texts in, entities with character offsets out.
+"""The tag SavedModel signature (Task.serving_signature): texts in, entities with character
+offsets out.
 
     serving_default(text string [B]) -> entity_text, entity_type string [B, E],
         entity_start / entity_end int32 [B, E] (character offsets, end exclusive),
         entity_score float [B, E], num_entities int32 [B]; padding "" / -1 / 0.0
 
-Texts longer than seq_length - 2 pieces are read in windows (export/serving_windows.py, within
-the module's request budget, export/serving_budget.py): every piece is labeled from the window
+Texts longer than seq_length - 2 pieces are read in windows (bert_tf/serving_graph/windows.py,
+within the export's request budget): every piece is labeled from the window
 where it has the most context, a word by its first piece, and entities are decoded over the
 whole text with the IOB2 rules of conlleval (`I-X` after `O` or another type starts X).
 
@@ -14,7 +15,9 @@ Shapes: B texts, P pieces of a text, N pieces of the batch, W words, E entities,
 
 import tensorflow as tf
 
-from export import serving_windows, text_graph
+from bert_tf.serving_graph import text as text_lib
+from bert_tf.serving_graph import windows as windows_lib
+from bert_tf.serving_graph.context import string_spec
 
 
 def iob_tables(label_names):
@@ -34,39 +37,37 @@ def iob_tables(label_names):
     return prefix, type_ids, types
 
 
-def tag_pieces(module, pieces):
+def tag_pieces(ctx, pieces):
     """Every piece's predicted label and its probability [B, (P)], from the window (of
     seq_length - 2 pieces, one model batch) where the piece has the most context."""
-    windows = serving_windows.split_windows(pieces, module.seq_length - 2, module._stride(),
-                                            module.token_budget, "tag")
-    inputs, _ = module._pack([windows.ids])
-    probs = tf.nn.softmax(module._run_model(inputs)["logits"], axis=-1)   # [R, T, C]
+    windows = ctx.split_windows(pieces, ctx.seq_length - 2, ctx.window_stride, "tag")
+    probs = tf.nn.softmax(ctx.run_model(ctx.pack([windows.ids]))["logits"], axis=-1)  # [R, T, C]
     num_pieces = tf.shape(pieces.flat_values, out_type=tf.int64)[0]
-    owned, token = serving_windows.owned_positions(
+    owned, token = windows_lib.owned_positions(
         windows, tf.ones_like(windows.example), tf.shape(probs)[1], num_pieces)
-    pred = serving_windows.per_piece(tf.argmax(probs, -1, output_type=tf.int32), owned,
+    pred = windows_lib.per_piece(tf.argmax(probs, -1, output_type=tf.int32), owned,
                                      token, num_pieces, -1)               # [N]
-    prob = serving_windows.per_piece(tf.reduce_max(probs, -1), owned, token, num_pieces, -1.0)
+    prob = windows_lib.per_piece(tf.reduce_max(probs, -1), owned, token, num_pieces, -1.0)
     return (tf.RaggedTensor.from_row_splits(pred, pieces.row_splits),
             tf.RaggedTensor.from_row_splits(prob, pieces.row_splits))
 
 
-def tag_fn(module):
-    """The text-in signature of a ServingModule holding a BertTagger."""
-    prefix, type_ids, types = iob_tables(module.label_names)
+def build(ctx):
+    """The text-in signature of a ServingContext holding a BertTagger."""
+    prefix, type_ids, types = iob_tables(ctx.label_names)
     tables = (tf.constant(prefix, tf.int32), tf.constant(type_ids, tf.int32),
               tf.constant(types or [""]))
-    is_continuation = module._vocab_is_continuation                  # [vocab] bool
+    is_continuation = ctx.is_continuation                           # [vocab] bool
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[string_spec("text")])
     def serving_default(text):
-        checked, = module._checked("tag", text)
-        clean, ids, starts, ends = module._tokenize(checked)
+        checked, = ctx.check_request("tag", text)
+        clean, ids, starts, ends = ctx.tokenize(checked)
         pieces = tf.cast(ids, tf.int64)                                # [B, (P)]
-        piece_pred, piece_prob = tag_pieces(module, pieces)            # [B, (P)] each
+        piece_pred, piece_prob = tag_pieces(ctx, pieces)            # [B, (P)] each
         words = _words(pieces, is_continuation,
-                       text_graph.byte_to_char_offsets(clean, starts).flat_values,
-                       text_graph.byte_to_char_offsets(clean, ends).flat_values)
+                       text_lib.byte_to_char_offsets(clean, starts).flat_values,
+                       text_lib.byte_to_char_offsets(clean, ends).flat_values)
         keep = words["first_piece"]
         entities = _entities(tf.boolean_mask(piece_pred.flat_values, keep),
                              tf.boolean_mask(piece_prob.flat_values, keep), words, tables)

@@ -11,7 +11,6 @@ import collections
 import tensorflow as tf
 
 from bert_tf.data.windows import default_stride
-from export import serving_budget
 
 Windows = collections.namedtuple("Windows", "ids example index start length flat_begin")
 
@@ -27,30 +26,20 @@ def single_text_stride(task, seq_length):
     return min(default_stride(window, task.get("doc_stride")), window)
 
 
-def limit_windows(n_w, budget, what):
-    """Caps the work of one request: its examples' windows n_w [B] (each one row of the model
-    batch) x seq_length must be at most the token budget, else the request fails with
-    INVALID_ARGUMENT before any model work (export/serving_budget.py). `budget` =
-    (seq_length, max_tokens). Returns n_w, made to depend on the check."""
-    seq_length, max_tokens = budget
-    return serving_budget.check_tokens(tf.reduce_sum(n_w), seq_length, max_tokens, what,
-                                       [n_w])[0]
-
-
-def split_windows(ids, window, stride, budget=None, what="tag"):
+def split_windows(ids, window, stride, limit=None):
     """ids ragged [B, (P)] -> Windows: ids [R, (L)], example [R], index (k-th window of its
     example) [R], start (first piece) [R], length [R], flat_begin (index into ids.flat_values)
     [R]. Starts are `stride` apart (capped at `window`); an empty text has one empty window.
-    With `budget` (seq_length, max_tokens), a request of more windows x seq_length tokens is
-    INVALID_ARGUMENT (limit_windows)."""
+    `limit`: a function of the windows per example n_w [B] returning them, made to depend on
+    a check (the export's request budget: ServingContext.limit_windows)."""
     ids = tf.cast(ids, tf.int64)
     window = tf.constant(window, tf.int64)
     stride = tf.minimum(tf.constant(stride, tf.int64), window)
     n = ids.row_lengths()                                                   # [B]
     extra = tf.maximum(n - window, 0)
     n_w = 1 + (extra + stride - 1) // stride                                # [B]
-    if budget is not None:
-        n_w = limit_windows(n_w, budget, what)
+    if limit is not None:
+        n_w = limit(n_w)
     example = tf.repeat(tf.range(tf.size(n, out_type=tf.int64)), n_w)       # [R]
     k = tf.ragged.range(n_w).flat_values                                    # [R]
     start = k * stride                                                      # [R]

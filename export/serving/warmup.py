@@ -10,7 +10,7 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from bert_tf.tasks import task_class
+from bert_tf.tasks import get_task
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -21,7 +21,7 @@ def warmup_inputs(task, max_rows=None, max_bytes=None):
     one window each, so they fit an export's --max_request_tokens when `max_rows` is
     max_request_tokens // seq_length (a refused warm-up record would make TF Serving refuse
     the whole version); with `max_bytes`, those of at most that many bytes of text."""
-    requests = task_class(task["type"]).warmup_requests(task)
+    requests = get_task(task["type"]).warmup_requests(task)
     return [r for r in requests if (max_rows is None or _rows(r) <= max_rows)
             and (max_bytes is None or _bytes(r) <= max_bytes)]
 

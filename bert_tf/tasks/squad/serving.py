@@ -1,13 +1,13 @@
-"""The SQuAD serving signature: question answering over contexts of any length, decoded as the
-fine-tuning evaluation decodes.
+"""The squad SavedModel signature (Task.serving_signature): question answering over contexts
+of any length, decoded as the fine-tuning evaluation decodes.
 
     serving_default(question string [B], context string [B]) -> answer string [B],
         answer_start / answer_end int32 [B] (character offsets into context, -1 for no
         answer), score float [B]
 
 The context is cut into windows `doc_stride` pieces apart (each packed as [CLS] question [SEP]
-window [SEP]), all windows of the request run as ONE model batch (within the module's request
-budget, export/serving_budget.py, else INVALID_ARGUMENT), a span may start only where its token
+window [SEP]), all windows of the request run as ONE model batch (within the export's request
+budget, else INVALID_ARGUMENT), a span may start only where its token
 has its maximum context, and the best span (start + end logit) over the example's windows wins;
 the null score is the smallest [CLS] score of its windows (version 2: no answer iff null - best
 > null_score_diff_threshold).
@@ -18,7 +18,9 @@ pieces of the batch.
 
 import tensorflow as tf
 
-from export import serving_windows, text_graph
+from bert_tf.serving_graph import text as text_lib
+from bert_tf.serving_graph import windows as windows_lib
+from bert_tf.serving_graph.context import string_spec
 
 _NEG = -1e9
 
@@ -32,20 +34,20 @@ def squad_settings(task, seq_length):
             "threshold": float(task.get("null_score_diff_threshold") or 0.0)}
 
 
-def squad_fn(module):
-    """The text-in signature of a ServingModule holding a BertSpanQA."""
-    s = squad_settings(module.task, module.seq_length)
+def build(ctx):
+    """The text-in signature of a ServingContext holding a BertSpanQA."""
+    s = squad_settings(ctx.task, ctx.seq_length)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),
-                                  tf.TensorSpec([None], tf.string, name="context")])
+    @tf.function(input_signature=[string_spec("question"), string_spec("context")])
     def serving_default(question, context):
-        question, context = module._checked("SQuAD", question, context)
-        q_ids = module._tokenize(question)[1][:, :s["max_query"]]         # [B, (Q)]
-        clean, c_ids, c_starts, c_ends = module._tokenize(context)         # [B, (P)]
-        windows, first = _windows(module, q_ids, c_ids, s["doc_stride"])
-        inputs, _ = module._pack([tf.gather(q_ids, windows.example), windows.ids],
-                                 trimmer="waterfall")
-        spans = _best_spans(module._run_model(inputs), windows, first,
+        question, context = ctx.check_request("SQuAD", question, context,
+                                              unit="context windows")
+        q_ids = ctx.tokenize(question)[1][:, :s["max_query"]]             # [B, (Q)]
+        clean, c_ids, c_starts, c_ends = ctx.tokenize(context)             # [B, (P)]
+        windows, first = _windows(ctx, q_ids, c_ids, s["doc_stride"])
+        inputs = ctx.pack([tf.gather(q_ids, windows.example), windows.ids],
+                          trimmer="waterfall")
+        spans = _best_spans(ctx.run_model(inputs), windows, first,
                             tf.shape(c_ids.flat_values, out_type=tf.int64)[0], s)
         chosen, answered = _choose(spans, windows.example, tf.shape(context)[0], s)
         return _answers(spans, windows, first, chosen, answered,
@@ -53,22 +55,22 @@ def squad_fn(module):
     return serving_default
 
 
-def _windows(module, q_ids, c_ids, doc_stride):
-    """-> (serving_windows.Windows of the contexts [R], first context position [R]): windows
+def _windows(ctx, q_ids, c_ids, doc_stride):
+    """-> (windows.Windows of the contexts [R], first context position [R]): windows
     of seq_length - question - 3 pieces, min(window, doc_stride) apart (the original rule)."""
     n_q, n_c = q_ids.row_lengths(), c_ids.row_lengths()                # [B]
-    window = module.seq_length - n_q - 3                               # [B] >= 1
+    window = ctx.seq_length - n_q - 3                               # [B] >= 1
     stride = tf.minimum(window, doc_stride)
     # windows per example: 1 + ceil((C - window) / stride) (the original rule)
     n_w = 1 + (tf.maximum(n_c - window, 0) + stride - 1) // stride    # [B]
-    n_w = serving_windows.limit_windows(n_w, module.token_budget, "SQuAD")
+    n_w = ctx.limit_windows(n_w, "SQuAD", unit="context windows")
     example = tf.repeat(tf.range(tf.size(n_w, out_type=tf.int64)), n_w)  # [R]
     k = tf.ragged.range(n_w).flat_values                               # [R] window index
     start = k * tf.gather(stride, example)                             # [R] first piece
     length = tf.minimum(tf.gather(n_c, example) - start, tf.gather(window, example))
     flat_begin = tf.gather(c_ids.row_starts(), example) + start        # [R]
     ids = tf.gather(c_ids.flat_values, tf.ragged.range(flat_begin, flat_begin + length))
-    return (serving_windows.Windows(ids, example, k, start, length, flat_begin),
+    return (windows_lib.Windows(ids, example, k, start, length, flat_begin),
             tf.gather(n_q, example) + 2)
 
 
@@ -78,7 +80,7 @@ def _best_spans(out, windows, first, num_pieces, s):
     positions (+ [CLS] for version 2)."""
     start_logits, end_logits = out["start_logits"], out["end_logits"]  # [R, T]
     width = tf.shape(start_logits)[1]
-    is_max, token = serving_windows.owned_positions(windows, first, width, num_pieces)
+    is_max, token = windows_lib.owned_positions(windows, first, width, num_pieces)
     is_ctx = token < num_pieces                                        # [R, T]
     pos = tf.range(width, dtype=tf.int64)[None, :]                     # [1, T]
     valid = is_ctx | ((pos == 0) & s["allow_null"])
@@ -124,7 +126,7 @@ def _answers(spans, windows, first, chosen, answered, context, allow_null):
 
     def char_offset(byte_offsets, piece):
         b = _gather_rows(byte_offsets.to_tensor(default_value=0), piece)
-        ch = text_graph.byte_to_char_offsets(clean, tf.RaggedTensor.from_tensor(b[:, None]))
+        ch = text_lib.byte_to_char_offsets(clean, tf.RaggedTensor.from_tensor(b[:, None]))
         return tf.where(answered, ch.flat_values, -1)
     ch_start, ch_end = char_offset(c_starts, piece_i), char_offset(c_ends, piece_j)
     p_start, p_end = pick(spans["p_start"]), pick(spans["p_end"])     # [B, T]
