@@ -57,16 +57,12 @@ def define_flags():
                         "OUTPUT_DIR/encoder (both must not exist yet).")
     flags.DEFINE_integer("seq_length", None, "Packed length of the preprocessor's default "
                          "signature (default: the model dir's, else 128).")
-    flags.DEFINE_list("pack_seq_lengths", ["128"], "Ignored (kept so older commands run): "
-                      ".bert_pack_inputs now takes any seq_length.")
 
 _INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
-def build_preprocessor_module(model_dir, seq_length=None, pack_seq_lengths=()):
-    """`pack_seq_lengths` is accepted for compatibility: bert_pack_inputs takes any length."""
-
-    del pack_seq_lengths
+def build_preprocessor_module(model_dir, seq_length=None):
+    """The preprocessor module (its `bert_pack_inputs` packs to any seq_length)."""
     vocab_file, lower_case, dir_seq = find_vocab(model_dir)
     seq_length = int(seq_length or dir_seq or DEFAULT_SEQ_LENGTH)
     tokenizer = BertTokenizer(vocab_file=vocab_file, lower_case=lower_case)
@@ -206,15 +202,14 @@ def _save_new(module, signatures, final):
     return final
 
 
-def export_hub(model_dir, output_dir, seq_length=None, pack_seq_lengths=(128,), encoder=None,
-               pretrainer=None):
+def export_hub(model_dir, output_dir, seq_length=None, encoder=None, pretrainer=None):
     """Writes output_dir/preprocessor and output_dir/encoder; returns their paths."""
     pre_dir = os.path.join(output_dir, "preprocessor")
     enc_dir = os.path.join(output_dir, "encoder")
     for path in (pre_dir, enc_dir):
         if os.path.exists(path):
             raise FileExistsError(f"{path}: already exists (never overwritten)")
-    _save_new(*build_preprocessor_module(model_dir, seq_length, pack_seq_lengths), pre_dir)
+    _save_new(*build_preprocessor_module(model_dir, seq_length), pre_dir)
     _save_new(*build_encoder_module(model_dir, encoder, pretrainer), enc_dir)
     return pre_dir, enc_dir
 
@@ -225,8 +220,7 @@ def main(argv):
         if not getattr(FLAGS, name):
             sys.exit(f"--{name} is required")
     try:
-        lengths = [int(n) for n in FLAGS.pack_seq_lengths]
-        paths = export_hub(FLAGS.model_dir, FLAGS.output_dir, FLAGS.seq_length, lengths)
+        paths = export_hub(FLAGS.model_dir, FLAGS.output_dir, FLAGS.seq_length)
     except (ValueError, OSError) as e:
         sys.exit(f"export.hub: {str(e).splitlines()[0]}")
     print("\n".join(paths))
