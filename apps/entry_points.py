@@ -10,6 +10,7 @@ import runpy
 def _main_of(module):
     def run():
         runpy.run_module(module, run_name="__main__", alter_sys=False)
+
     run.__doc__ = f"Runs `python -m {module}`."
     return run
 

@@ -46,8 +46,8 @@ import sys
 from absl import app, flags
 
 from apps import config_flags
-from bert_tf.recipes import finetuning
 from bert_tf.errors import BertTfError
+from bert_tf.recipes import finetuning
 from bert_tf.recipes.finetune_config import FinetuneConfig
 
 FLAGS = flags.FLAGS
@@ -64,8 +64,10 @@ def main(argv):
     except BertTfError as e:
         sys.exit(f"finetune: {e}")
     main_metric = results["main_metric"]
-    print(f"finetune: best epoch {results['best_epoch']}: {main_metric}="
-          f"{results.get(main_metric)} -> {FLAGS.model_dir}/eval_results.json")
+    print(
+        f"finetune: best epoch {results['best_epoch']}: {main_metric}="
+        f"{results.get(main_metric)} -> {FLAGS.model_dir}/eval_results.json"
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 
 from absl import app, flags
+
 from bert_tf.errors import BertTfError
 
 FLAGS = flags.FLAGS
@@ -30,10 +31,14 @@ def define_flags():
     library functions here can be imported next to other apps."""
     if "server" in FLAGS:
         return
-    flags.DEFINE_string("server", None, "host:port of TF Serving (default localhost:8500 for "
-                        "gRPC, localhost:8501 for REST).")
-    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "Transport: gRPC PredictionService "
-                      "or the REST API.")
+    flags.DEFINE_string(
+        "server",
+        None,
+        "host:port of TF Serving (default localhost:8500 for gRPC, localhost:8501 for REST).",
+    )
+    flags.DEFINE_enum(
+        "protocol", "grpc", ["grpc", "rest"], "Transport: gRPC PredictionService or the REST API."
+    )
     flags.DEFINE_string("model_name", None, "Model name as served (MODEL_NAME / --model_name).")
     flags.DEFINE_integer("model_version", None, "Specific version (default: the latest).")
     flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
@@ -41,11 +46,19 @@ def define_flags():
     flags.DEFINE_multi_string("text_b", [], "Second segments for pair tasks, one per --text.")
     flags.DEFINE_multi_string("question", [], "SQuAD: questions (one per --context).")
     flags.DEFINE_multi_string("context", [], "SQuAD: contexts (one per --question).")
-    flags.DEFINE_string("input_file", None, "File with one text per line, or .jsonl with one "
-                        "JSON object of inputs per line; '-' reads stdin.")
+    flags.DEFINE_string(
+        "input_file",
+        None,
+        "File with one text per line, or .jsonl with one "
+        "JSON object of inputs per line; '-' reads stdin.",
+    )
     flags.DEFINE_enum("format", "text", ["text", "json"], "Output format.")
-    flags.DEFINE_enum("rest_format", "instances", ["instances", "inputs"], "REST request body: "
-                      "row format (\"instances\") or columnar format (\"inputs\").")
+    flags.DEFINE_enum(
+        "rest_format",
+        "instances",
+        ["instances", "inputs"],
+        'REST request body: row format ("instances") or columnar format ("inputs").',
+    )
     flags.DEFINE_integer("batch_size", 32, "Inputs per request.")
     flags.DEFINE_float("timeout", 30.0, "Seconds per request.")
 
@@ -55,6 +68,7 @@ class PredictError(BertTfError, RuntimeError):
 
 
 # ---- inputs ----------------------------------------------------------------------------
+
 
 def parse_lines(lines, source):
     """Lines -> list of {input name: str}. JSON objects pass through; other lines are texts."""
@@ -69,11 +83,14 @@ def parse_lines(lines, source):
             except json.JSONDecodeError as e:
                 raise PredictError(f"{source}: line {n}: invalid JSON ({e.msg})") from None
             if not isinstance(row, dict) or not all(
-                    isinstance(v, str) or (isinstance(v, list) and v and
-                                           all(isinstance(x, str) for x in v))
-                    for v in row.values()):
-                raise PredictError(f"{source}: line {n}: expected an object of strings (or "
-                                   f"lists of strings, e.g. multiple-choice \"choices\")")
+                isinstance(v, str)
+                or (isinstance(v, list) and v and all(isinstance(x, str) for x in v))
+                for v in row.values()
+            ):
+                raise PredictError(
+                    f"{source}: line {n}: expected an object of strings (or "
+                    f'lists of strings, e.g. multiple-choice "choices")'
+                )
             rows.append(row)
         else:
             rows.append({"text": line})
@@ -83,10 +100,23 @@ def parse_lines(lines, source):
 class Options:
     """The settings of one run (main builds it from the flags; tests build it directly)."""
 
-    def __init__(self, model_name, server=None, protocol="grpc", model_version=None,
-                 signature_name="serving_default", format="text", rest_format="instances",
-                 batch_size=32, timeout=30.0, text=(), text_b=(), question=(), context=(),
-                 input_file=None):
+    def __init__(
+        self,
+        model_name,
+        server=None,
+        protocol="grpc",
+        model_version=None,
+        signature_name="serving_default",
+        format="text",
+        rest_format="instances",
+        batch_size=32,
+        timeout=30.0,
+        text=(),
+        text_b=(),
+        question=(),
+        context=(),
+        input_file=None,
+    ):
         self.__dict__.update(locals())
         del self.__dict__["self"]
         if not self.server:
@@ -94,9 +124,22 @@ class Options:
 
     @classmethod
     def from_flags(cls):
-        names = ("model_name", "server", "protocol", "model_version", "signature_name",
-                 "format", "rest_format", "batch_size", "timeout", "text", "text_b",
-                 "question", "context", "input_file")
+        names = (
+            "model_name",
+            "server",
+            "protocol",
+            "model_version",
+            "signature_name",
+            "format",
+            "rest_format",
+            "batch_size",
+            "timeout",
+            "text",
+            "text_b",
+            "question",
+            "context",
+            "input_file",
+        )
         return cls(**{n: getattr(FLAGS, n) for n in names})
 
 
@@ -105,14 +148,17 @@ def collect_inputs(args, opts, stdin=None):
     rows = [{"text": t} for t in texts]
     if opts.text_b:
         if len(opts.text_b) != len(rows):
-            raise PredictError(f"--text_b: expected one per text ({len(rows)}), got "
-                               f"{len(opts.text_b)}")
+            raise PredictError(
+                f"--text_b: expected one per text ({len(rows)}), got {len(opts.text_b)}"
+            )
         for row, b in zip(rows, opts.text_b):
             row["text_b"] = b
     if opts.question or opts.context:
         if len(opts.question) != len(opts.context):
-            raise PredictError(f"--question/--context: expected the same count, got "
-                               f"{len(opts.question)} and {len(opts.context)}")
+            raise PredictError(
+                f"--question/--context: expected the same count, got "
+                f"{len(opts.question)} and {len(opts.context)}"
+            )
         rows += [{"question": q, "context": c} for q, c in zip(opts.question, opts.context)]
     if opts.input_file:
         if opts.input_file == "-":
@@ -130,28 +176,34 @@ def collect_inputs(args, opts, stdin=None):
     keys = set(rows[0])
     for i, row in enumerate(rows):
         if set(row) != keys:
-            raise PredictError(f"input {i + 1}: fields {sorted(row)} differ from the first "
-                               f"input's {sorted(keys)}")
+            raise PredictError(
+                f"input {i + 1}: fields {sorted(row)} differ from the first input's {sorted(keys)}"
+            )
     return rows
 
 
 # ---- transports --------------------------------------------------------------------------
 
-def predict_grpc(server, model_name, rows, version=None, signature="serving_default",
-                 timeout=30.0):
+
+def predict_grpc(server, model_name, rows, version=None, signature="serving_default", timeout=30.0):
     """rows: list of {name: str} -> {output name: np.ndarray} (batched)."""
     # gRPC + TensorFlow load only for --server=grpc://: a REST client stays light.
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
     if version is not None:
         request.model_spec.version.value = version
     for key in rows[0]:
-        values = [[x.encode("utf-8") for x in r[key]] if isinstance(r[key], list)
-                  else r[key].encode("utf-8") for r in rows]        # [B] or [B, C]
+        values = [
+            [x.encode("utf-8") for x in r[key]]
+            if isinstance(r[key], list)
+            else r[key].encode("utf-8")
+            for r in rows
+        ]  # [B] or [B, C]
         request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
     with grpc.insecure_channel(server) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -168,8 +220,15 @@ def rest_url(server, model_name, version=None):
     return f"{host}{path}:predict"
 
 
-def predict_rest(server, model_name, rows, version=None, signature="serving_default",
-                 timeout=30.0, body_format="instances"):
+def predict_rest(
+    server,
+    model_name,
+    rows,
+    version=None,
+    signature="serving_default",
+    timeout=30.0,
+    body_format="instances",
+):
     """Same as predict_grpc over the REST API; returns {output name: list per row}."""
     if body_format == "instances":
         body = {"instances": rows}
@@ -177,9 +236,11 @@ def predict_rest(server, model_name, rows, version=None, signature="serving_defa
         body = {"inputs": {k: [r[k] for r in rows] for k in rows[0]}}
     if signature != "serving_default":
         body["signature_name"] = signature
-    req = urllib.request.Request(rest_url(server, model_name, version),
-                                 data=json.dumps(body).encode("utf-8"),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        rest_url(server, model_name, version),
+        data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             answer = json.loads(resp.read())
@@ -202,6 +263,7 @@ def predict_rest(server, model_name, rows, version=None, signature="serving_defa
 
 
 # ---- output ------------------------------------------------------------------------------
+
 
 def _plain(v):
     if isinstance(v, bytes):
@@ -228,30 +290,50 @@ def format_row(row, result):
         return f"{result['label']}\t{max(probs):.4f}\t{row.get('text', '')}"
     if "entity_text" in result:
         n = int(result.get("num_entities", len(result["entity_text"])))
-        ents = [f"{result['entity_type'][e]}:{result['entity_text'][e]!r}"
-                f"[{result['entity_start'][e]}:{result['entity_end'][e]}]"
-                f"({result['entity_score'][e]:.2f})" for e in range(n)]
+        ents = [
+            f"{result['entity_type'][e]}:{result['entity_text'][e]!r}"
+            f"[{result['entity_start'][e]}:{result['entity_end'][e]}]"
+            f"({result['entity_score'][e]:.2f})"
+            for e in range(n)
+        ]
         return f"{row.get('text', '')}\t{' '.join(ents) or '-'}"
     if "choice" in result:
         k = int(result["choice"])
         choices = row.get("choices") or []
-        return (f"{k}\t{result['probabilities'][k]:.4f}\t"
-                f"{choices[k] if k < len(choices) else ''}\t{row.get('context', '')}")
+        return (
+            f"{k}\t{result['probabilities'][k]:.4f}\t"
+            f"{choices[k] if k < len(choices) else ''}\t{row.get('context', '')}"
+        )
     if "answer" in result:
-        return (f"{result['answer']!r}\t{result['score']:.4f}\t"
-                f"[{result['answer_start']}:{result['answer_end']}]\t{row.get('question', '')}")
+        return (
+            f"{result['answer']!r}\t{result['score']:.4f}\t"
+            f"[{result['answer_start']}:{result['answer_end']}]\t{row.get('question', '')}"
+        )
     return json.dumps(result)
 
 
 def run(rows, opts, out=sys.stdout):
     for start in range(0, len(rows), opts.batch_size):
-        batch = rows[start:start + opts.batch_size]
+        batch = rows[start : start + opts.batch_size]
         if opts.protocol == "grpc":
-            outputs = predict_grpc(opts.server, opts.model_name, batch, opts.model_version,
-                                   opts.signature_name, opts.timeout)
+            outputs = predict_grpc(
+                opts.server,
+                opts.model_name,
+                batch,
+                opts.model_version,
+                opts.signature_name,
+                opts.timeout,
+            )
         else:
-            outputs = predict_rest(opts.server, opts.model_name, batch, opts.model_version,
-                                   opts.signature_name, opts.timeout, opts.rest_format)
+            outputs = predict_rest(
+                opts.server,
+                opts.model_name,
+                batch,
+                opts.model_version,
+                opts.signature_name,
+                opts.timeout,
+                opts.rest_format,
+            )
         for row, result in zip(batch, split_rows(outputs, len(batch))):
             if opts.format == "json":
                 out.write(json.dumps({"input": row, "output": result}) + "\n")

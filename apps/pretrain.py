@@ -55,10 +55,18 @@ flags.DEFINE_integer("num_heads", None, "Override the config's num_heads.")
 flags.DEFINE_integer("intermediate_size", None, "Override the config's intermediate_size.")
 flags.DEFINE_float("hidden_dropout", None, "Override the config's hidden_dropout.")
 flags.DEFINE_float("attention_dropout", None, "Override the config's attention_dropout.")
-flags.DEFINE_integer("max_position_embeddings", None, "Override the config's "
-                     "max_position_embeddings.")
-_CONFIG_OVERRIDES = ("num_layers", "hidden_size", "num_heads", "intermediate_size",
-                     "hidden_dropout", "attention_dropout", "max_position_embeddings")
+flags.DEFINE_integer(
+    "max_position_embeddings", None, "Override the config's max_position_embeddings."
+)
+_CONFIG_OVERRIDES = (
+    "num_layers",
+    "hidden_size",
+    "num_heads",
+    "intermediate_size",
+    "hidden_dropout",
+    "attention_dropout",
+    "max_position_embeddings",
+)
 
 
 def _progress(line):
@@ -69,12 +77,14 @@ def settings_from_flags():
     """[PretrainConfig] to run in order, from the flags: with no --input_files, the default
     job's phases, the flags the user set applying to the final phase (the encoder's --config
     and override flags to every phase); else one run."""
-    overrides = {name: FLAGS[name].value for name in _CONFIG_OVERRIDES
-                 if FLAGS[name].value is not None}
+    overrides = {
+        name: FLAGS[name].value for name in _CONFIG_OVERRIDES if FLAGS[name].value is not None
+    }
     if FLAGS.input_files is None and FLAGS.mode != "eval":
         explicit = config_flags.flag_values_of(PretrainConfig, only_present=True)
-        phases = pretraining_default.default_phases(explicit.pop("model_dir", None),
-                                                    progress=_progress)
+        phases = pretraining_default.default_phases(
+            explicit.pop("model_dir", None), progress=_progress
+        )
         return pretraining_default.with_user_settings(phases, explicit, overrides)
     if not FLAGS.model_dir:
         raise PretrainingJobError("--model_dir is required")

@@ -49,14 +49,17 @@ def build_classifier(model_dir, texts, labels, seq_length=128):
     encoder = bert_tf.load_encoder(src)
     model = bert_tf.BertClassifier(encoder, 2)
     pre = bert_tf.load_preprocessor(src, seq_length=seq_length)
-    pooled = np.concatenate([
-        encoder(pre(tf.constant(texts[i:i + 32])), training=False)["pooled_output"].numpy()
-        for i in range(0, len(texts), 32)])
+    pooled = np.concatenate(
+        [
+            encoder(pre(tf.constant(texts[i : i + 32])), training=False)["pooled_output"].numpy()
+            for i in range(0, len(texts), 32)
+        ]
+    )
     x = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-6)
     w = np.zeros((x.shape[1], 2), np.float32)
     b = np.zeros(2, np.float32)
     y = np.eye(2)[labels]
-    for _ in range(300):   # softmax regression, full-batch gradient descent
+    for _ in range(300):  # softmax regression, full-batch gradient descent
         z = x @ w + b
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
@@ -69,10 +72,12 @@ def build_classifier(model_dir, texts, labels, seq_length=128):
     os.makedirs(model_dir, exist_ok=True)
     d.copy_vocab(os.path.join(src, "vocab.txt"))
     d.save_weights(model)
-    d.write_config(encoder.config, {"vocab_file": "vocab.txt", "lower_case": True,
-                                    "seq_length": seq_length},
-                   {"type": "classify", "label_names": ["ham", "spam"]},
-                   {"head": "logistic regression on pooled outputs (benchmarks.export_measure)"})
+    d.write_config(
+        encoder.config,
+        {"vocab_file": "vocab.txt", "lower_case": True, "seq_length": seq_length},
+        {"type": "classify", "label_names": ["ham", "spam"]},
+        {"head": "logistic regression on pooled outputs (benchmarks.export_measure)"},
+    )
     return model, pre
 
 
@@ -94,36 +99,48 @@ def main(argv=None):
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
     texts, labels = load_sms()
-    train_t, train_y = texts[:args.train], labels[:args.train]
-    test_t, test_y = texts[args.train:args.train + args.test], \
-        labels[args.train:args.train + args.test]
+    train_t, train_y = texts[: args.train], labels[: args.train]
+    test_t, test_y = (
+        texts[args.train : args.train + args.test],
+        labels[args.train : args.train + args.test],
+    )
     model_dir = os.path.join(args.work_dir, "spam_dir")
     model, pre = build_classifier(model_dir, train_t, train_y)
     report = {"machine": "2 shared vCPUs (Zen 4), no GPU", "test_examples": len(test_t)}
 
-    keras_probs = np.concatenate([
-        tf.nn.softmax(model(pre(tf.constant(test_t[i:i + 32])), training=False)["logits"]
-                      ).numpy() for i in range(0, len(test_t), 32)])
+    keras_probs = np.concatenate(
+        [
+            tf.nn.softmax(
+                model(pre(tf.constant(test_t[i : i + 32])), training=False)["logits"]
+            ).numpy()
+            for i in range(0, len(test_t), 32)
+        ]
+    )
     report["keras_accuracy"] = float((keras_probs.argmax(1) == test_y).mean())
 
     # SavedModel: dynamic padding vs padded to 128
     sm = {}
     for name, dynamic in (("dynamic", True), ("padded128", False)):
-        path = export_serving(model_dir, os.path.join(args.work_dir, "serving", name),
-                              pad_to_longest=dynamic)
+        path = export_serving(
+            model_dir, os.path.join(args.work_dir, "serving", name), pad_to_longest=dynamic
+        )
         sm[name] = tf.saved_model.load(path).signatures["serving_default"]
         report[f"savedmodel_{name}_bytes"] = _dir_size(path)
     short = tf.constant(["Free entry to win a prize, text now!"])
     for fn in sm.values():
         fn(text=short)
     lat = {k: [] for k in sm}
-    for _ in range(5):   # interleaved rounds
+    for _ in range(5):  # interleaved rounds
         for k, fn in sm.items():
             lat[k].append(_median_ms(lambda: fn(text=short)["probabilities"].numpy(), 10))
     for k in sm:
         report[f"savedmodel_{k}_batch1_ms"] = float(np.median(lat[k]))
-    sm_probs = np.concatenate([sm["dynamic"](text=tf.constant(test_t[i:i + 32]))[
-        "probabilities"].numpy() for i in range(0, len(test_t), 32)])
+    sm_probs = np.concatenate(
+        [
+            sm["dynamic"](text=tf.constant(test_t[i : i + 32]))["probabilities"].numpy()
+            for i in range(0, len(test_t), 32)
+        ]
+    )
     report["savedmodel_vs_keras_max_abs_diff"] = float(np.abs(sm_probs - keras_probs).max())
 
     # TFLite variants (parity also on the texts both tokenizers agree on)
@@ -137,17 +154,22 @@ def main(argv=None):
         probs = np.array([run(t)[0] for t in test_t])
         report[f"tflite_{q}_vs_keras_max_abs_diff"] = float(np.abs(probs - keras_probs).max())
         report[f"tflite_{q}_vs_keras_max_abs_diff_same_tokens"] = float(
-            np.abs(probs - keras_probs)[same_tokens].max())
+            np.abs(probs - keras_probs)[same_tokens].max()
+        )
         report[f"tflite_{q}_label_agreement"] = float(
-            (probs.argmax(1) == keras_probs.argmax(1)).mean())
+            (probs.argmax(1) == keras_probs.argmax(1)).mean()
+        )
         report[f"tflite_{q}_accuracy"] = float((probs.argmax(1) == test_y).mean())
         run("warm up")
         report[f"tflite_{q}_batch1_ms"] = _median_ms(
-            lambda: run("Free entry to win a prize, text now!"), 50)
-    same, diffs = compare_tokenizers(vocab, True, texts, "fast")   # the --tokenizer=fast option
+            lambda: run("Free entry to win a prize, text now!"), 50
+        )
+    same, diffs = compare_tokenizers(vocab, True, texts, "fast")  # the --tokenizer=fast option
     report["tokenizer_agreement_sms"] = {
-        "fraction_identical": float(same.mean()), "texts": len(texts),
-        "examples": [(d[0][:60], " ".join(d[1][:12]), " ".join(d[2][:12])) for d in diffs[:4]]}
+        "fraction_identical": float(same.mean()),
+        "texts": len(texts),
+        "examples": [(d[0][:60], " ".join(d[1][:12]), " ".join(d[2][:12])) for d in diffs[:4]],
+    }
     print(json.dumps(report, indent=1))
     return report
 

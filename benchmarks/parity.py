@@ -49,17 +49,27 @@ flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per sequence.")
 flags.DEFINE_float("warmup_ratio", 0.1, "Fraction of the steps with linear warmup.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not biases/LayerNorm).")
 flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0 = off).")
-flags.DEFINE_string("precision", "float32", "bert-tf precision (the transformers side runs "
-                    "float32).")
-flags.DEFINE_enum("long_inputs", "truncate", ["truncate", "windows"], "bert-tf, tag and "
-                  "single-text classify: train on the first window of a long input, as the "
-                  "reference truncates (truncate), or on all its windows.")
+flags.DEFINE_string(
+    "precision", "float32", "bert-tf precision (the transformers side runs float32)."
+)
+flags.DEFINE_enum(
+    "long_inputs",
+    "truncate",
+    ["truncate", "windows"],
+    "bert-tf, tag and "
+    "single-text classify: train on the first window of a long input, as the "
+    "reference truncates (truncate), or on all its windows.",
+)
 flags.DEFINE_string("text_a_column", "sentence", "classify: first text column.")
 flags.DEFINE_string("text_b_column", None, "classify: second text column.")
 flags.DEFINE_string("label_column", "label", "classify: label column.")
 flags.DEFINE_string("tag_scheme", "iob", "tag: iob or bioes.")
-flags.DEFINE_integer("doc_stride", 128, "squad: window stride (bert-tf) / overlap "
-                     "(transformers), as each library's example defines it.")
+flags.DEFINE_integer(
+    "doc_stride",
+    128,
+    "squad: window stride (bert-tf) / overlap "
+    "(transformers), as each library's example defines it.",
+)
 flags.DEFINE_integer("max_answer_length", 30, "squad: longest answer in tokens.")
 flags.DEFINE_integer("n_best_size", 20, "squad: start/end candidates per window.")
 flags.DEFINE_string("work_dir", None, "Where the runs go (default: a temporary directory).")
@@ -67,40 +77,70 @@ flags.DEFINE_string("output_json", None, "Write the table's data here as JSON.")
 
 
 def recipe():
-    return {"epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size,
-            "learning_rate": FLAGS.learning_rate, "max_seq_length": FLAGS.max_seq_length,
-            "warmup_ratio": FLAGS.warmup_ratio, "weight_decay": FLAGS.weight_decay,
-            "clip_norm": FLAGS.clip_norm}
+    return {
+        "epochs": FLAGS.epochs,
+        "batch_size": FLAGS.batch_size,
+        "learning_rate": FLAGS.learning_rate,
+        "max_seq_length": FLAGS.max_seq_length,
+        "warmup_ratio": FLAGS.warmup_ratio,
+        "weight_decay": FLAGS.weight_decay,
+        "clip_norm": FLAGS.clip_norm,
+    }
 
 
 def _bert_tf_spec(seed, model_dir):
     r = recipe()
-    finetune = {"task": FLAGS.task, "init_checkpoint": FLAGS.init_checkpoint,
-                "train_file": FLAGS.train_file, "eval_file": FLAGS.eval_file,
-                "model_dir": model_dir, "seed": seed, "epochs": r["epochs"],
-                "batch_size": r["batch_size"], "eval_batch_size": FLAGS.eval_batch_size,
-                "learning_rate": r["learning_rate"], "max_seq_length": r["max_seq_length"],
-                "warmup_proportion": r["warmup_ratio"], "weight_decay": r["weight_decay"],
-                "clip_norm": r["clip_norm"], "precision": FLAGS.precision,
-                "overwrite_model_dir": True}
+    finetune = {
+        "task": FLAGS.task,
+        "init_checkpoint": FLAGS.init_checkpoint,
+        "train_file": FLAGS.train_file,
+        "eval_file": FLAGS.eval_file,
+        "model_dir": model_dir,
+        "seed": seed,
+        "epochs": r["epochs"],
+        "batch_size": r["batch_size"],
+        "eval_batch_size": FLAGS.eval_batch_size,
+        "learning_rate": r["learning_rate"],
+        "max_seq_length": r["max_seq_length"],
+        "warmup_proportion": r["warmup_ratio"],
+        "weight_decay": r["weight_decay"],
+        "clip_norm": r["clip_norm"],
+        "precision": FLAGS.precision,
+        "overwrite_model_dir": True,
+    }
     if FLAGS.task in ("classify", "tag"):
         finetune["long_inputs"] = FLAGS.long_inputs
     if FLAGS.task == "classify":
-        finetune.update(text_a_column=FLAGS.text_a_column, text_b_column=FLAGS.text_b_column,
-                        label_column=FLAGS.label_column)
+        finetune.update(
+            text_a_column=FLAGS.text_a_column,
+            text_b_column=FLAGS.text_b_column,
+            label_column=FLAGS.label_column,
+        )
     elif FLAGS.task == "tag":
         finetune["tag_scheme"] = FLAGS.tag_scheme
     elif FLAGS.task == "squad":
-        finetune.update(doc_stride=FLAGS.doc_stride, max_answer_length=FLAGS.max_answer_length,
-                        n_best_size=FLAGS.n_best_size)
+        finetune.update(
+            doc_stride=FLAGS.doc_stride,
+            max_answer_length=FLAGS.max_answer_length,
+            n_best_size=FLAGS.n_best_size,
+        )
     return {"finetune": finetune}
 
 
 def _transformers_spec(seed, data):
-    return dict(recipe(), task=FLAGS.task, model_dir=FLAGS.init_checkpoint, seed=seed,
-                eval_batch_size=FLAGS.eval_batch_size, doc_stride=FLAGS.doc_stride,
-                max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size,
-                label_names=data.label_names, train=data.train, eval=data.eval)
+    return dict(
+        recipe(),
+        task=FLAGS.task,
+        model_dir=FLAGS.init_checkpoint,
+        seed=seed,
+        eval_batch_size=FLAGS.eval_batch_size,
+        doc_stride=FLAGS.doc_stride,
+        max_answer_length=FLAGS.max_answer_length,
+        n_best_size=FLAGS.n_best_size,
+        label_names=data.label_names,
+        train=data.train,
+        eval=data.eval,
+    )
 
 
 def run_side(side, spec, work_dir, name):
@@ -112,8 +152,12 @@ def run_side(side, spec, work_dir, name):
         json.dump(spec, f)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     start, cpu_start = time.perf_counter(), _children_cpu()
-    result = subprocess.run([sys.executable, "-m", "benchmarks.parity_side", side, spec_path,
-                             out_path], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.parity_side", side, spec_path, out_path],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
     with open(os.path.join(work_dir, f"{name}.log"), "w", encoding="utf-8") as f:
         f.write(result.stderr)
@@ -140,8 +184,13 @@ def _epoch_metrics(side, out, data):
     rows = []
     for e in out["epochs"]:
         results = parity_data.score(data, e["predictions"])
-        rows.append((e["epoch"], results[data.main_metric],
-                     {k: v for k, v in results.items() if isinstance(v, (int, float))}))
+        rows.append(
+            (
+                e["epoch"],
+                results[data.main_metric],
+                {k: v for k, v in results.items() if isinstance(v, (int, float))},
+            )
+        )
     return rows
 
 
@@ -153,8 +202,12 @@ def _times(out):
         evaluation = sum(e["eval_seconds"] for e in out["epochs"])
     else:
         train, evaluation = out.get("train_seconds") or 0.0, out.get("eval_seconds") or 0.0
-    return {"wall": out["wall_seconds"], "train": train, "eval": evaluation,
-            "cpu": out["cpu_seconds"]}
+    return {
+        "wall": out["wall_seconds"],
+        "train": train,
+        "eval": evaluation,
+        "cpu": out["cpu_seconds"],
+    }
 
 
 def _spread(values):
@@ -168,70 +221,100 @@ def summarize(runs, data, sides, seeds):
     """The JSON the table prints: per side and seed the epochs' metric, final mean/spread,
     and speed (examples = training examples x epochs over the whole job's wall time)."""
     n_examples = len(data.train) * FLAGS.epochs
-    out = {"task": FLAGS.task, "main_metric": data.main_metric, "recipe": recipe(),
-           "train_examples": len(data.train), "eval_examples": len(data.eval),
-           "seeds": seeds, "sides": {}}
+    out = {
+        "task": FLAGS.task,
+        "main_metric": data.main_metric,
+        "recipe": recipe(),
+        "train_examples": len(data.train),
+        "eval_examples": len(data.eval),
+        "seeds": seeds,
+        "sides": {},
+    }
     for side in sides:
         per_seed, times = {}, []
         for seed in seeds:
             o = runs[(side, seed)]
-            per_seed[str(seed)] = [{"epoch": e, "metric": m, "results": r}
-                                   for e, m, r in _epoch_metrics(side, o, data)]
+            per_seed[str(seed)] = [
+                {"epoch": e, "metric": m, "results": r} for e, m, r in _epoch_metrics(side, o, data)
+            ]
             times.append(_times(o))
         finals = [rows[-1]["metric"] for rows in per_seed.values() if rows]
         mean, std = _spread(finals)
-        wall, train, evaluation, cpu = (statistics.mean(t[k] for t in times)
-                                        for k in ("wall", "train", "eval", "cpu"))
+        wall, train, evaluation, cpu = (
+            statistics.mean(t[k] for t in times) for k in ("wall", "train", "eval", "cpu")
+        )
         out["sides"][side] = {
-            "per_seed": per_seed, "final_mean": mean, "final_std": std,
+            "per_seed": per_seed,
+            "final_mean": mean,
+            "final_std": std,
             "final_min": min(finals) if finals else None,
             "final_max": max(finals) if finals else None,
-            "wall_seconds": wall, "train_seconds": train, "eval_seconds": evaluation,
+            "wall_seconds": wall,
+            "train_seconds": train,
+            "eval_seconds": evaluation,
             "other_seconds": wall - train - evaluation,
-            "examples_per_second": n_examples / wall, "cpu_seconds": cpu,
+            "examples_per_second": n_examples / wall,
+            "cpu_seconds": cpu,
             "examples_per_cpu_second": n_examples / cpu,
-            "train_loop_examples_per_second": n_examples / train if train else None}
+            "train_loop_examples_per_second": n_examples / train if train else None,
+        }
     if len(out["sides"]) == 2:
         a, b = out["sides"]["bert_tf"], out["sides"]["transformers"]
-        out["speed_ratio_bert_tf_vs_transformers"] = (a["examples_per_second"]
-                                                      / b["examples_per_second"])
-        out["cpu_speed_ratio_bert_tf_vs_transformers"] = (a["examples_per_cpu_second"]
-                                                          / b["examples_per_cpu_second"])
+        out["speed_ratio_bert_tf_vs_transformers"] = (
+            a["examples_per_second"] / b["examples_per_second"]
+        )
+        out["cpu_speed_ratio_bert_tf_vs_transformers"] = (
+            a["examples_per_cpu_second"] / b["examples_per_cpu_second"]
+        )
     return out
 
 
 def print_table(summary, machine):
     metric = summary["main_metric"]
-    print(f"task {summary['task']}: {summary['train_examples']} training / "
-          f"{summary['eval_examples']} eval examples; recipe {summary['recipe']}")
+    print(
+        f"task {summary['task']}: {summary['train_examples']} training / "
+        f"{summary['eval_examples']} eval examples; recipe {summary['recipe']}"
+    )
     sides = list(summary["sides"])
     print(f"{'seed':>4s} {'epoch':>5s} " + " ".join(f"{s + ' ' + metric:>22s}" for s in sides))
     seeds = summary["seeds"]
     for seed in seeds:
         rows = {s: summary["sides"][s]["per_seed"][str(seed)] for s in sides}
         for i in range(max(len(r) for r in rows.values())):
-            cells = [f"{rows[s][i]['metric']:22.4f}" if i < len(rows[s]) and
-                     rows[s][i]["metric"] is not None else f"{'-':>22s}" for s in sides]
+            cells = [
+                f"{rows[s][i]['metric']:22.4f}"
+                if i < len(rows[s]) and rows[s][i]["metric"] is not None
+                else f"{'-':>22s}"
+                for s in sides
+            ]
             print(f"{seed:>4} {i + 1:>5d} " + " ".join(cells))
-    print(f"{'side':13s} {'final mean':>10s} {'std':>7s} {'min':>7s} {'max':>7s} "
-          f"{'job s':>7s} {'train s':>7s} {'eval s':>6s} {'other s':>7s} {'ex/s job':>8s} "
-          f"{'ex/s train':>10s} {'ex/CPU s':>8s}")
+    print(
+        f"{'side':13s} {'final mean':>10s} {'std':>7s} {'min':>7s} {'max':>7s} "
+        f"{'job s':>7s} {'train s':>7s} {'eval s':>6s} {'other s':>7s} {'ex/s job':>8s} "
+        f"{'ex/s train':>10s} {'ex/CPU s':>8s}"
+    )
     for s in sides:
         r = summary["sides"][s]
         loop = r["train_loop_examples_per_second"]
-        print(f"{s:13s} {r['final_mean']:10.4f} {r['final_std']:7.4f} {r['final_min']:7.4f} "
-              f"{r['final_max']:7.4f} {r['wall_seconds']:7.1f} {r['train_seconds']:7.1f} "
-              f"{r['eval_seconds']:6.1f} {r['other_seconds']:7.1f} "
-              f"{r['examples_per_second']:8.2f} {'-' if loop is None else f'{loop:.2f}':>10s} "
-              f"{r['examples_per_cpu_second']:8.2f}")
+        print(
+            f"{s:13s} {r['final_mean']:10.4f} {r['final_std']:7.4f} {r['final_min']:7.4f} "
+            f"{r['final_max']:7.4f} {r['wall_seconds']:7.1f} {r['train_seconds']:7.1f} "
+            f"{r['eval_seconds']:6.1f} {r['other_seconds']:7.1f} "
+            f"{r['examples_per_second']:8.2f} {'-' if loop is None else f'{loop:.2f}':>10s} "
+            f"{r['examples_per_cpu_second']:8.2f}"
+        )
     if "speed_ratio_bert_tf_vs_transformers" in summary:
-        print(f"bert-tf / transformers examples/s over the whole job: "
-              f"{summary['speed_ratio_bert_tf_vs_transformers']:.2f}x (per CPU second: "
-              f"{summary['cpu_speed_ratio_bert_tf_vs_transformers']:.2f}x)")
+        print(
+            f"bert-tf / transformers examples/s over the whole job: "
+            f"{summary['speed_ratio_bert_tf_vs_transformers']:.2f}x (per CPU second: "
+            f"{summary['cpu_speed_ratio_bert_tf_vs_transformers']:.2f}x)"
+        )
     cpu = machine["cpu"]
-    print(f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
-          f"{machine['cpu_count']} cores, load average {machine['load_average_start']} -> "
-          f"{machine['load_average_end']}")
+    print(
+        f"machine: {cpu['model'] or 'unknown CPU'} ({', '.join(cpu['flags']) or 'no AVX'}), "
+        f"{machine['cpu_count']} cores, load average {machine['load_average_start']} -> "
+        f"{machine['load_average_end']}"
+    )
     sys.stdout.flush()
 
 
@@ -245,8 +328,10 @@ def _check_flags():
     if "transformers" in FLAGS.sides:
         missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
         if missing:
-            raise app.UsageError(f"the transformers side needs {' and '.join(missing)} "
-                                 "(pip install torch transformers), or run --sides=bert_tf")
+            raise app.UsageError(
+                f"the transformers side needs {' and '.join(missing)} "
+                "(pip install torch transformers), or run --sides=bert_tf"
+            )
     try:
         return [int(s) for s in FLAGS.seeds]
     except ValueError:
@@ -257,22 +342,32 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     seeds = _check_flags()
-    machine = {"cpu": system.cpu_info(), "cpu_count": os.cpu_count(),
-               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
-    data = parity_data.examples(FLAGS.task, FLAGS.train_file, FLAGS.eval_file,
-                                text_a_column=FLAGS.text_a_column,
-                                text_b_column=FLAGS.text_b_column,
-                                label_column=FLAGS.label_column, tag_scheme=FLAGS.tag_scheme)
+    machine = {
+        "cpu": system.cpu_info(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    data = parity_data.examples(
+        FLAGS.task,
+        FLAGS.train_file,
+        FLAGS.eval_file,
+        text_a_column=FLAGS.text_a_column,
+        text_b_column=FLAGS.text_b_column,
+        label_column=FLAGS.label_column,
+        tag_scheme=FLAGS.tag_scheme,
+    )
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="parity_")
     os.makedirs(work_dir, exist_ok=True)
     runs = {}
     for i, seed in enumerate(seeds):
-        for side in (FLAGS.sides if i % 2 == 0 else list(reversed(FLAGS.sides))):
-            spec = (_bert_tf_spec(seed, os.path.join(work_dir, f"bert_tf_seed{seed}"))
-                    if side == "bert_tf" else _transformers_spec(seed, data))
+        for side in FLAGS.sides if i % 2 == 0 else list(reversed(FLAGS.sides)):
+            spec = (
+                _bert_tf_spec(seed, os.path.join(work_dir, f"bert_tf_seed{seed}"))
+                if side == "bert_tf"
+                else _transformers_spec(seed, data)
+            )
             runs[(side, seed)] = run_side(side, spec, work_dir, f"{side}_seed{seed}")
-            print(f"{side} seed {seed}: {runs[(side, seed)]['wall_seconds']:.1f} s",
-                  flush=True)
+            print(f"{side} seed {seed}: {runs[(side, seed)]['wall_seconds']:.1f} s", flush=True)
     machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     summary = summarize(runs, data, FLAGS.sides, seeds)
     summary["machine"] = machine

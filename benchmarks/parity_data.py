@@ -14,16 +14,15 @@ from bert_tf.evaluation import squad as squad_eval
 from bert_tf.evaluation import tagging
 
 # The main metric of each task, as bert_tf.finetune reports it.
-MAIN_METRIC = {"classify": "accuracy", "tag": "f1", "squad": "f1",
-               "multiple_choice": "accuracy"}
+MAIN_METRIC = {"classify": "accuracy", "tag": "f1", "squad": "f1", "multiple_choice": "accuracy"}
 
 
 @dataclasses.dataclass
 class TaskData:
     task: str
-    train: list           # plain-JSON training rows for the transformers side
-    eval: list            # plain-JSON eval rows (no gold)
-    gold: object          # what `score` compares predictions with
+    train: list  # plain-JSON training rows for the transformers side
+    eval: list  # plain-JSON eval rows (no gold)
+    gold: object  # what `score` compares predictions with
     label_names: list = None
     version_2: bool = False
 
@@ -33,16 +32,24 @@ class TaskData:
 
 
 def _classify(train_file, eval_file, options):
-    cols = (options.get("text_a_column", "sentence"), options.get("text_b_column"),
-            options.get("label_column", "label"))
+    cols = (
+        options.get("text_a_column", "sentence"),
+        options.get("text_b_column"),
+        options.get("label_column", "label"),
+    )
     train = classification.read_examples(train_file, *cols)
     held = classification.read_examples(eval_file, *cols)
     labels = classification.LabelMap.from_examples(train)
     train_ids, _ = labels.encode(train)
     gold, _ = labels.encode(held, allow_unseen=True)
     rows = [{"a": e.text_a, "b": e.text_b, "label": int(i)} for e, i in zip(train, train_ids)]
-    return TaskData("classify", rows, [{"a": e.text_a, "b": e.text_b} for e in held],
-                    [int(i) for i in gold], labels.names)
+    return TaskData(
+        "classify",
+        rows,
+        [{"a": e.text_a, "b": e.text_b} for e in held],
+        [int(i) for i in gold],
+        labels.names,
+    )
 
 
 def _tag(train_file, eval_file, options):
@@ -52,33 +59,43 @@ def _tag(train_file, eval_file, options):
     names = conll.tag_names(train)
     ids = {t: i for i, t in enumerate(names)}
     rows = [{"words": s.words, "tags": [ids[t] for t in s.tags]} for s in train]
-    return TaskData("tag", rows, [{"words": s.words} for s in held],
-                    [s.tags for s in held], names)
+    return TaskData("tag", rows, [{"words": s.words} for s in held], [s.tags for s in held], names)
 
 
 def _squad(train_file, eval_file, options):
     train = squad.read_examples(train_file)
     held = squad.read_examples(eval_file)
-    rows = [{"question": e.question, "context": e.context,
-             "answer_start": -1 if e.is_impossible else e.answer_start,
-             "answer_text": e.answer_text} for e in train]
-    return TaskData("squad", rows, [{"qid": e.qid, "question": e.question,
-                                     "context": e.context} for e in held],
-                    {e.qid: e.answers for e in held},
-                    version_2=any(e.is_impossible or not e.answers for e in train + held))
+    rows = [
+        {
+            "question": e.question,
+            "context": e.context,
+            "answer_start": -1 if e.is_impossible else e.answer_start,
+            "answer_text": e.answer_text,
+        }
+        for e in train
+    ]
+    return TaskData(
+        "squad",
+        rows,
+        [{"qid": e.qid, "question": e.question, "context": e.context} for e in held],
+        {e.qid: e.answers for e in held},
+        version_2=any(e.is_impossible or not e.answers for e in train + held),
+    )
 
 
 def _choice(train_file, eval_file, options):
     train = multiple_choice.read_examples(train_file)
     held = multiple_choice.read_examples(eval_file)
     rows = [{"context": e.context, "choices": e.choices, "label": e.label} for e in train]
-    return TaskData("multiple_choice", rows,
-                    [{"context": e.context, "choices": e.choices} for e in held],
-                    [e.label for e in held])
+    return TaskData(
+        "multiple_choice",
+        rows,
+        [{"context": e.context, "choices": e.choices} for e in held],
+        [e.label for e in held],
+    )
 
 
-_READERS = {"classify": _classify, "tag": _tag, "squad": _squad,
-            "multiple_choice": _choice}
+_READERS = {"classify": _classify, "tag": _tag, "squad": _squad, "multiple_choice": _choice}
 
 
 def examples(task, train_file, eval_file, **options):
@@ -101,6 +118,7 @@ def score(data, predictions):
     texts = dict(zip(qids, predictions["text"]))
     if not data.version_2:
         return squad_eval.evaluate(data.gold, texts)
-    na = {q: (d if d is not None else float("inf"))
-          for q, d in zip(qids, predictions["score_diff"])}
+    na = {
+        q: (d if d is not None else float("inf")) for q, d in zip(qids, predictions["score_diff"])
+    }
     return squad_eval.evaluate(data.gold, texts, na_probs=na, na_prob_threshold=0.0)

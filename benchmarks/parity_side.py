@@ -13,30 +13,37 @@ import os
 import sys
 import time
 
-STARTED = time.perf_counter()   # before the heavy imports, which are part of the job
+STARTED = time.perf_counter()  # before the heavy imports, which are part of the job
 
 
 def run_bert_tf(spec):
     import bert_tf
     from bert_tf.recipes.finetuning import STATE_FILE
+
     config = bert_tf.FinetuneConfig(**spec["finetune"])
     results = bert_tf.finetune(config, progress=lambda m: print(m, file=sys.stderr))
     with open(os.path.join(config.model_dir, STATE_FILE), encoding="utf-8") as f:
         state = json.load(f)
-    return {"history": results["history"], "train_seconds": state.get("train_seconds"),
-            "eval_seconds": sum(h.get("eval_seconds", 0.0) for h in state["history"]),
-            "train_features": results["train_examples"]}
+    return {
+        "history": results["history"],
+        "train_seconds": state.get("train_seconds"),
+        "eval_seconds": sum(h.get("eval_seconds", 0.0) for h in state["history"]),
+        "train_features": results["train_examples"],
+    }
 
 
 def run_transformers(spec):
     from benchmarks import parity_torch
+
     return parity_torch.run(spec, progress=lambda m: print(m, file=sys.stderr))
 
 
 def main(argv):
     if len(argv) != 4 or argv[1] not in ("bert_tf", "transformers"):
-        print("usage: python -m benchmarks.parity_side {bert_tf,transformers} SPEC OUT",
-              file=sys.stderr)
+        print(
+            "usage: python -m benchmarks.parity_side {bert_tf,transformers} SPEC OUT",
+            file=sys.stderr,
+        )
         return 2
     with open(argv[2], encoding="utf-8") as f:
         spec = json.load(f)

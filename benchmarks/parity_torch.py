@@ -31,8 +31,9 @@ class _Classify:
         return {"num_labels": len(self.spec["label_names"])}
 
     def _encode(self, row):
-        return self.tok(row["a"], row.get("b"), truncation=True,
-                        max_length=self.spec["max_seq_length"])
+        return self.tok(
+            row["a"], row.get("b"), truncation=True, max_length=self.spec["max_seq_length"]
+        )
 
     def train_features(self):
         return [dict(self._encode(r), labels=r["label"]) for r in self.spec["train"]]
@@ -42,6 +43,7 @@ class _Classify:
 
     def collator(self):
         from transformers import DataCollatorWithPadding
+
         return DataCollatorWithPadding(self.tok)
 
     def decode(self, logits_per_batch):
@@ -50,11 +52,13 @@ class _Classify:
 
 class _Tag(_Classify):
     """run_ner: each word's first piece is labelled, the other pieces get -100."""
+
     auto_class = "AutoModelForTokenClassification"
 
     def _encode(self, words):
-        return self.tok(words, is_split_into_words=True, truncation=True,
-                        max_length=self.spec["max_seq_length"])
+        return self.tok(
+            words, is_split_into_words=True, truncation=True, max_length=self.spec["max_seq_length"]
+        )
 
     def train_features(self):
         out = []
@@ -78,6 +82,7 @@ class _Tag(_Classify):
 
     def collator(self):
         from transformers import DataCollatorForTokenClassification
+
         return DataCollatorForTokenClassification(self.tok)
 
     def decode(self, logits_per_batch):
@@ -97,6 +102,7 @@ class _Tag(_Classify):
 
 class _Choice(_Classify):
     """run_swag: C (context, choice) pairs per example, padded together."""
+
     auto_class = "AutoModelForMultipleChoice"
 
     def model_kwargs(self):
@@ -104,29 +110,37 @@ class _Choice(_Classify):
 
     def _encode(self, row):
         c = len(row["choices"])
-        return self.tok([row["context"]] * c, row["choices"], truncation=True,
-                        max_length=self.spec["max_seq_length"])
+        return self.tok(
+            [row["context"]] * c,
+            row["choices"],
+            truncation=True,
+            max_length=self.spec["max_seq_length"],
+        )
 
     def collator(self):
         import torch
+
         tok = self.tok
 
         def collate(features):
             labels = [f["labels"] for f in features] if "labels" in features[0] else None
             c = len(features[0]["input_ids"])
-            flat = [{k: v[i] for k, v in f.items() if k != "labels"}
-                    for f in features for i in range(c)]
+            flat = [
+                {k: v[i] for k, v in f.items() if k != "labels"} for f in features for i in range(c)
+            ]
             batch = tok.pad(flat, return_tensors="pt")
             batch = {k: v.view(len(features), c, -1) for k, v in batch.items()}
             if labels is not None:
                 batch["labels"] = torch.tensor(labels, dtype=torch.int64)
             return batch
+
         return collate
 
 
 class _Squad(_Classify):
     """run_qa: windows of the context (`stride` tokens of overlap), the answer's token span
     or [CLS] when the window does not hold it; n-best decoding with the null score."""
+
     auto_class = "AutoModelForQuestionAnswering"
 
     def model_kwargs(self):
@@ -134,17 +148,22 @@ class _Squad(_Classify):
 
     def _windows(self, row):
         s = self.spec
-        return self.tok(row["question"], row["context"], truncation="only_second",
-                        max_length=s["max_seq_length"], stride=s["doc_stride"],
-                        return_overflowing_tokens=True, return_offsets_mapping=True)
+        return self.tok(
+            row["question"],
+            row["context"],
+            truncation="only_second",
+            max_length=s["max_seq_length"],
+            stride=s["doc_stride"],
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
 
     def train_features(self):
         out = []
         for r in self.spec["train"]:
             enc = self._windows(r)
             for i in range(len(enc["input_ids"])):
-                feature = {k: enc[k][i] for k in ("input_ids", "token_type_ids",
-                                                  "attention_mask")}
+                feature = {k: enc[k][i] for k in ("input_ids", "token_type_ids", "attention_mask")}
                 start, end = self._positions(r, enc.sequence_ids(i), enc["offset_mapping"][i])
                 out.append(dict(feature, start_positions=start, end_positions=end))
         return out
@@ -162,17 +181,19 @@ class _Squad(_Classify):
         return start, end
 
     def eval_features(self):
-        self.windows = []          # (example index, offsets with None outside the context)
+        self.windows = []  # (example index, offsets with None outside the context)
         out = []
         for e, r in enumerate(self.spec["eval"]):
             enc = self._windows(r)
             for i in range(len(enc["input_ids"])):
                 seq = enc.sequence_ids(i)
-                offsets = [o if seq[t] == 1 else None
-                           for t, o in enumerate(enc["offset_mapping"][i])]
+                offsets = [
+                    o if seq[t] == 1 else None for t, o in enumerate(enc["offset_mapping"][i])
+                ]
                 self.windows.append((e, offsets))
-                out.append({k: enc[k][i] for k in ("input_ids", "token_type_ids",
-                                                   "attention_mask")})
+                out.append(
+                    {k: enc[k][i] for k in ("input_ids", "token_type_ids", "attention_mask")}
+                )
         return out
 
     def decode(self, logits_per_batch):
@@ -184,17 +205,17 @@ class _Squad(_Classify):
         for (e, offsets), s, t in zip(self.windows, starts, ends):
             null[e] = min(null[e], float(s[0] + t[0]))
             context = self.spec["eval"][e]["context"]
-            for i in np.argsort(s[:len(offsets)])[::-1][:n]:
-                for j in np.argsort(t[:len(offsets)])[::-1][:n]:
-                    if offsets[i] is None or offsets[j] is None or j < i \
-                            or j - i + 1 > longest:
+            for i in np.argsort(s[: len(offsets)])[::-1][:n]:
+                for j in np.argsort(t[: len(offsets)])[::-1][:n]:
+                    if offsets[i] is None or offsets[j] is None or j < i or j - i + 1 > longest:
                         continue
                     score = float(s[i] + t[j])
                     if score > best[e][0]:
-                        best[e] = (score, context[offsets[i][0]:offsets[j][1]])
-        return {"text": [b[1] for b in best],
-                "score_diff": [nl - b[0] if math.isfinite(b[0]) else None
-                               for nl, b in zip(null, best)]}
+                        best[e] = (score, context[offsets[i][0] : offsets[j][1]])
+        return {
+            "text": [b[1] for b in best],
+            "score_diff": [nl - b[0] if math.isfinite(b[0]) else None for nl, b in zip(null, best)],
+        }
 
 
 TASKS = {"classify": _Classify, "tag": _Tag, "squad": _Squad, "multiple_choice": _Choice}
@@ -202,22 +223,29 @@ TASKS = {"classify": _Classify, "tag": _Tag, "squad": _Squad, "multiple_choice":
 
 def _optimizer(model, spec):
     import torch
+
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": spec["weight_decay"]},
-                              {"params": no_decay, "weight_decay": 0.0}],
-                             lr=spec["learning_rate"], eps=1e-8)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": spec["weight_decay"]},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=spec["learning_rate"],
+        eps=1e-8,
+    )
 
 
 def _predict(model, task, features, batch_size):
     import torch
+
     collate = task.collator()
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(features), batch_size):
-            result = model(**collate([dict(f) for f in features[i:i + batch_size]]))
+            result = model(**collate([dict(f) for f in features[i : i + batch_size]]))
             if hasattr(result, "start_logits"):
                 out.append((result.start_logits.numpy(), result.end_logits.numpy()))
             else:
@@ -231,23 +259,34 @@ def run(spec, progress=print):
     started = time.perf_counter()
     import torch
     import transformers
+
     transformers.logging.set_verbosity_error()
     transformers.set_seed(spec["seed"])
     tok = transformers.AutoTokenizer.from_pretrained(spec["model_dir"])
     task = TASKS[spec["task"]](spec, tok)
-    model = getattr(transformers, task.auto_class).from_pretrained(spec["model_dir"],
-                                                                   **task.model_kwargs())
+    model = getattr(transformers, task.auto_class).from_pretrained(
+        spec["model_dir"], **task.model_kwargs()
+    )
     train, evaluation = task.train_features(), task.eval_features()
     generator = torch.Generator()
     generator.manual_seed(spec["seed"])
-    loader = torch.utils.data.DataLoader(train, batch_size=spec["batch_size"], shuffle=True,
-                                         generator=generator, collate_fn=task.collator())
+    loader = torch.utils.data.DataLoader(
+        train,
+        batch_size=spec["batch_size"],
+        shuffle=True,
+        generator=generator,
+        collate_fn=task.collator(),
+    )
     total = len(loader) * spec["epochs"]
     optimizer = _optimizer(model, spec)
     schedule = transformers.get_linear_schedule_with_warmup(
-        optimizer, math.ceil(total * spec["warmup_ratio"]), total)
-    result = {"startup_seconds": time.perf_counter() - started, "epochs": [],
-              "train_features": len(train)}
+        optimizer, math.ceil(total * spec["warmup_ratio"]), total
+    )
+    result = {
+        "startup_seconds": time.perf_counter() - started,
+        "epochs": [],
+        "train_features": len(train),
+    }
     for epoch in range(1, spec["epochs"] + 1):
         t0, losses = time.perf_counter(), []
         model.train()
@@ -262,10 +301,16 @@ def run(spec, progress=print):
             losses.append(loss.item())
         t1 = time.perf_counter()
         predictions = _predict(model, task, evaluation, spec["eval_batch_size"])
-        entry = {"epoch": epoch, "predictions": predictions, "train_seconds": t1 - t0,
-                 "eval_seconds": time.perf_counter() - t1,
-                 "train_loss": float(np.mean(losses)) if losses else None}
+        entry = {
+            "epoch": epoch,
+            "predictions": predictions,
+            "train_seconds": t1 - t0,
+            "eval_seconds": time.perf_counter() - t1,
+            "train_loss": float(np.mean(losses)) if losses else None,
+        }
         result["epochs"].append(entry)
-        progress(f"transformers epoch {epoch}: loss {entry['train_loss']:.4f}, "
-                 f"train {entry['train_seconds']:.1f} s, eval {entry['eval_seconds']:.1f} s")
+        progress(
+            f"transformers epoch {epoch}: loss {entry['train_loss']:.4f}, "
+            f"train {entry['train_seconds']:.1f} s, eval {entry['eval_seconds']:.1f} s"
+        )
     return result

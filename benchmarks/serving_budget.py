@@ -44,27 +44,38 @@ def english_text(words=WORDS):
 
 def make_model_dir(path, task, seq_length):
     import keras
+
     from bert_tf import BertConfig, BertEncoder
     from bert_tf.model_dir import ModelDir
     from bert_tf.tasks import task_class
+
     vocab = os.path.join(assets.minilm_dir(), "vocab.txt")
     with open(vocab, encoding="utf-8") as f:
         size = sum(1 for _ in f)
-    config = BertConfig.preset("tiny", vocab_size=size, num_layers=2, hidden_size=32,
-                               num_heads=4, intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig.preset(
+        "tiny",
+        vocab_size=size,
+        num_layers=2,
+        hidden_size=32,
+        num_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     keras.utils.set_random_seed(0)
     model = task_class(task["type"]).model_from_info(BertEncoder(config), task)
     d = ModelDir(path)
     os.makedirs(path, exist_ok=True)
     shutil.copy(vocab, d.vocab_path)
     d.save_weights(model)
-    d.write_config(config, {"vocab_file": "vocab.txt", "lower_case": True,
-                            "seq_length": seq_length}, task)
+    d.write_config(
+        config, {"vocab_file": "vocab.txt", "lower_case": True, "seq_length": seq_length}, task
+    )
     return model
 
 
 def export(work_dir, name, task, seq_length):
     from export.saved_model import export_serving
+
     model_dir = os.path.join(work_dir, f"{name}_dir")
     make_model_dir(model_dir, task, seq_length)
     version = export_serving(model_dir, os.path.join(work_dir, "serving", name), seq_length)
@@ -75,6 +86,7 @@ def export(work_dir, name, task, seq_length):
 def timed(servable, inputs):
     """(seconds, peak extra RSS MB, outcome) of one request."""
     from serving_testbed.servable import ServingError
+
     before = current_rss_mb()
     reset_peak_rss()
     start = time.perf_counter()
@@ -88,32 +100,47 @@ def timed(servable, inputs):
 
 def measure_tag(work_dir, seq_length, text, big):
     from serving_testbed.servable import SessionServable
-    version, settings = export(work_dir, f"tag{seq_length}",
-                               {"type": "tag", "label_names": ["O", "B-PER", "I-PER"]},
-                               seq_length)
+
+    version, settings = export(
+        work_dir,
+        f"tag{seq_length}",
+        {"type": "tag", "label_names": ["O", "B-PER", "I-PER"]},
+        seq_length,
+    )
     servable = SessionServable(version, 1)
     request = {"text": np.array([text.encode()], object)}
-    timed(servable, request)                                  # first call: graph set-up
+    timed(servable, request)  # first call: graph set-up
     runs = [timed(servable, request) for _ in range(3)]
     big_request = {"text": np.array([big], object)}
     refusal = timed(servable, big_request)
     servable.close()
-    return {"seq_length": seq_length, "settings": settings,
-            "words_10000": {"seconds_median": round(float(np.median([r[0] for r in runs])), 3),
-                            "outcome": runs[0][2], **_windows(text, seq_length)},
-            f"{len(big) / 1e6:g}_MB": {"seconds": round(refusal[0], 3),
-                                       "peak_extra_mb": round(refusal[1], 1),
-                                       "outcome": refusal[2]}}
+    return {
+        "seq_length": seq_length,
+        "settings": settings,
+        "words_10000": {
+            "seconds_median": round(float(np.median([r[0] for r in runs])), 3),
+            "outcome": runs[0][2],
+            **_windows(text, seq_length),
+        },
+        f"{len(big) / 1e6:g}_MB": {
+            "seconds": round(refusal[0], 3),
+            "peak_extra_mb": round(refusal[1], 1),
+            "outcome": refusal[2],
+        },
+    }
 
 
 def _windows(text, seq_length):
     """Pieces of `text` (the project's tokenizer, the graph's) and the windows / tokens of a
     request holding it."""
     import tensorflow as tf
+
     import bert_tf
     from bert_tf.serving_graph.windows import single_text_stride
-    tok = bert_tf.BertTokenizer(vocab_file=os.path.join(assets.minilm_dir(), "vocab.txt"),
-                                lower_case=True)
+
+    tok = bert_tf.BertTokenizer(
+        vocab_file=os.path.join(assets.minilm_dir(), "vocab.txt"), lower_case=True
+    )
     pieces = len(tok.tokenize(tf.constant([text])).to_list()[0])
     window, stride = seq_length - 2, single_text_stride({}, seq_length)
     windows = 1 + -(-max(pieces - window, 0) // stride)
@@ -122,18 +149,32 @@ def _windows(text, seq_length):
 
 def measure_choice(work_dir, choices):
     from serving_testbed.servable import SessionServable
-    version, settings = export(work_dir, "choice", {"type": "multiple_choice",
-                                                    "num_choices": 4}, 128)
+
+    version, settings = export(
+        work_dir, "choice", {"type": "multiple_choice", "num_choices": 4}, 128
+    )
     servable = SessionServable(version, 1)
-    small = {"context": np.array([b"the cat sat"], object),
-             "choices": np.array([[b"on the mat", b"in the hat"]], object)}
+    small = {
+        "context": np.array([b"the cat sat"], object),
+        "choices": np.array([[b"on the mat", b"in the hat"]], object),
+    }
     timed(servable, small)
-    refusal = timed(servable, {"context": np.array([b"the cat sat"], object),
-                               "choices": np.array([[b"mat"] * choices], object)})
+    refusal = timed(
+        servable,
+        {
+            "context": np.array([b"the cat sat"], object),
+            "choices": np.array([[b"mat"] * choices], object),
+        },
+    )
     servable.close()
-    return {"settings": settings, f"{choices}_choices": {
-        "seconds": round(refusal[0], 3), "peak_extra_mb": round(refusal[1], 1),
-        "outcome": refusal[2]}}
+    return {
+        "settings": settings,
+        f"{choices}_choices": {
+            "seconds": round(refusal[0], 3),
+            "peak_extra_mb": round(refusal[1], 1),
+            "outcome": refusal[2],
+        },
+    }
 
 
 def main(argv=None):
@@ -147,9 +188,12 @@ def main(argv=None):
     os.makedirs(args.work_dir)
     text = english_text()
     big = (text.encode() + b" ") * int(args.big_mb * 1e6 // (len(text) + 1) + 1)
-    big = big[:int(args.big_mb * 1e6)]
-    report = {"cpu": cpu_info(), "load_average": os.getloadavg(), "tag": [
-        measure_tag(args.work_dir, int(s), text, big) for s in args.seq_lengths.split(",")]}
+    big = big[: int(args.big_mb * 1e6)]
+    report = {
+        "cpu": cpu_info(),
+        "load_average": os.getloadavg(),
+        "tag": [measure_tag(args.work_dir, int(s), text, big) for s in args.seq_lengths.split(",")],
+    }
     if args.choices:
         report["multiple_choice"] = measure_choice(args.work_dir, args.choices)
     print(json.dumps(report, indent=1))

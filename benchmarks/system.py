@@ -55,12 +55,23 @@ def matmul_peak(dtype="float32", n=4096, repeats=3):
         start = time.perf_counter()
         step(a, b).numpy()
         best = min(best, time.perf_counter() - start)
-    return 2.0 * n ** 3 / best
+    return 2.0 * n**3 / best
 
 
 # CPU flags that decide the speed of this stack's kernels (matmul ISA, bf16/fp16 support).
-_SPEED_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16",
-                "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile")
+_SPEED_FLAGS = (
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_tile",
+)
 
 
 def cpu_info():

@@ -32,9 +32,11 @@ from export.tflite import TFLiteModel, export_tflite
 TAG_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 QUESTIONS = ["what should i do ?", "when is it ?", "who is calling ?", "where are you ?"]
 NUM_CHOICES = 4
-HEADS = {"tag": lambda encoder, task: bert_tf.BertTagger(encoder, len(task["label_names"])),
-         "squad": lambda encoder, task: bert_tf.BertSpanQA(encoder),
-         "multiple_choice": lambda encoder, task: bert_tf.BertMultipleChoice(encoder)}
+HEADS = {
+    "tag": lambda encoder, task: bert_tf.BertTagger(encoder, len(task["label_names"])),
+    "squad": lambda encoder, task: bert_tf.BertSpanQA(encoder),
+    "multiple_choice": lambda encoder, task: bert_tf.BertMultipleChoice(encoder),
+}
 
 
 def machine():
@@ -48,10 +50,18 @@ def machine():
             elif key in ("cpu family", "model") and key not in ids:
                 ids[key] = line.split(":", 1)[1].strip()
             elif line.startswith("flags"):
-                flags |= {x for x in line.split(":", 1)[1].split()
-                          if re.match(r"(avx|fma|amx|f16c|sse4)", x)}
-    return {"cpu": model, **ids, "cores": os.cpu_count(), "flags": sorted(flags),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+                flags |= {
+                    x
+                    for x in line.split(":", 1)[1].split()
+                    if re.match(r"(avx|fma|amx|f16c|sse4)", x)
+                }
+    return {
+        "cpu": model,
+        **ids,
+        "cores": os.cpu_count(),
+        "flags": sorted(flags),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def _task_dir(path, task, seed=0, head_scale=30.0):
@@ -59,59 +69,73 @@ def _task_dir(path, task, seed=0, head_scale=30.0):
     src = assets.minilm_dir()
     encoder = bert_tf.load_encoder(src)
     model = HEADS[task["type"]](encoder, task)
-    for w in model.trainable_weights:      # decisive heads: scale the random head weights
+    for w in model.trainable_weights:  # decisive heads: scale the random head weights
         if "encoder" not in w.path and len(w.shape) == 2:
             w.assign(w * head_scale)
     d = ModelDir(path)
     os.makedirs(path, exist_ok=True)
     d.copy_vocab(os.path.join(src, "vocab.txt"))
     d.save_weights(model)
-    d.write_config(encoder.config, {"vocab_file": "vocab.txt", "lower_case": True,
-                                    "seq_length": 128}, task, {"head": "random (measure)"})
+    d.write_config(
+        encoder.config,
+        {"vocab_file": "vocab.txt", "lower_case": True, "seq_length": 128},
+        task,
+        {"head": "random (measure)"},
+    )
     return model
 
 
 def _reference(model_dir, model):
     config, vocab_file = read_model_dir(model_dir)
     module = ServingModule(model, config["task"], vocab_file, True, 128)
-    module.max_request_tokens = 10_000 * 128   # long texts: many windows in one request
+    module.max_request_tokens = 10_000 * 128  # long texts: many windows in one request
     return module.signatures()["serving_default"]
 
 
 def _compare(kind, ref, got):
     """-> (same decoded answer?, max abs diff of probabilities/scores)."""
     if kind == "classify":
-        return (int(np.argmax(ref["probabilities"])) == int(got["label_id"][0]),
-                float(np.abs(ref["probabilities"] - got["probabilities"][0]).max()))
+        return (
+            int(np.argmax(ref["probabilities"])) == int(got["label_id"][0]),
+            float(np.abs(ref["probabilities"] - got["probabilities"][0]).max()),
+        )
     if kind == "multiple_choice":
-        return (int(ref["choice"]) == int(got["choice"][0]),
-                float(np.abs(ref["probabilities"] - got["probabilities"]).max()))
+        return (
+            int(ref["choice"]) == int(got["choice"][0]),
+            float(np.abs(ref["probabilities"] - got["probabilities"]).max()),
+        )
     if kind == "tag":
         n = int(ref["num_entities"])
-        same = (int(got["num_entities"][0]) == n and
-                got["entity_start"][:n].tolist() == ref["entity_start"][:n].tolist() and
-                got["entity_end"][:n].tolist() == ref["entity_end"][:n].tolist() and
-                got["entity_type"][:n].tolist() == ref["entity_type"][:n].tolist() and
-                got["entity_text"][:n].tolist() == ref["entity_text"][:n].tolist())
-        diff = float(np.abs(got["entity_score"][:n] - ref["entity_score"][:n]).max()) \
-            if same and n else 0.0
+        same = (
+            int(got["num_entities"][0]) == n
+            and got["entity_start"][:n].tolist() == ref["entity_start"][:n].tolist()
+            and got["entity_end"][:n].tolist() == ref["entity_end"][:n].tolist()
+            and got["entity_type"][:n].tolist() == ref["entity_type"][:n].tolist()
+            and got["entity_text"][:n].tolist() == ref["entity_text"][:n].tolist()
+        )
+        diff = (
+            float(np.abs(got["entity_score"][:n] - ref["entity_score"][:n]).max())
+            if same and n
+            else 0.0
+        )
         return same, diff
-    same = (int(got["answer_start"][0]) == int(ref["answer_start"]) and
-            int(got["answer_end"][0]) == int(ref["answer_end"]) and
-            got["answer"][0] == ref["answer"])
+    same = (
+        int(got["answer_start"][0]) == int(ref["answer_start"])
+        and int(got["answer_end"][0]) == int(ref["answer_end"])
+        and got["answer"][0] == ref["answer"]
+    )
     return same, float(abs(got["score"][0] - ref["score"])) if same else 0.0
 
 
-def measure_task(name, model_dir, model, inputs, work_dir, variants=("none", "dynamic",
-                                                                      "float16")):
+def measure_task(name, model_dir, model, inputs, work_dir, variants=("none", "dynamic", "float16")):
     """inputs: dict of equal-length lists (of strings, or of choice lists)."""
     kind = name
     ref_fn = _reference(model_dir, model)
     refs = []
     keys = list(inputs)
     n = len(inputs[keys[0]])
-    for i in range(n):   # batch 1, as the TFLite graph (no padding in either)
-        out = ref_fn(**{k: tf.constant(v[i:i + 1]) for k, v in inputs.items()})
+    for i in range(n):  # batch 1, as the TFLite graph (no padding in either)
+        out = ref_fn(**{k: tf.constant(v[i : i + 1]) for k, v in inputs.items()})
         out = {k: v.numpy() for k, v in out.items()}
         for j in range(len(next(iter(out.values())))):
             refs.append({k: v[j] for k, v in out.items()})
@@ -132,9 +156,12 @@ def measure_task(name, model_dir, model, inputs, work_dir, variants=("none", "dy
             t = time.perf_counter()
             run.row(one)
             times.append(time.perf_counter() - t)
-        report[q] = {"bytes": size, "same_answers": f"{sum(same)}/{n}",
-                     "max_abs_diff_same": float(max(diffs)),
-                     "batch1_ms": 1000 * float(np.median(times))}
+        report[q] = {
+            "bytes": size,
+            "same_answers": f"{sum(same)}/{n}",
+            "max_abs_diff_same": float(max(diffs)),
+            "batch1_ms": 1000 * float(np.median(times)),
+        }
         print(name, q, report[q], flush=True)
     return report
 
@@ -145,16 +172,21 @@ def main(argv=None):
     parser.add_argument("--texts", type=int, default=200)
     parser.add_argument("--tasks", default="classify,tag,squad,multiple_choice")
     parser.add_argument("--variants", default="none,dynamic,float16")
-    parser.add_argument("--join", type=int, default=1,
-                        help="classify/tag: join this many consecutive SMS into one text "
-                             "(long inputs, read in windows; --texts SMS give texts / join)")
-    parser.add_argument("--head_scale", type=float, default=30.0,
-                        help="factor on the random tag/squad head weights")
+    parser.add_argument(
+        "--join",
+        type=int,
+        default=1,
+        help="classify/tag: join this many consecutive SMS into one text "
+        "(long inputs, read in windows; --texts SMS give texts / join)",
+    )
+    parser.add_argument(
+        "--head_scale", type=float, default=30.0, help="factor on the random tag/squad head weights"
+    )
     args = parser.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     texts, labels = load_sms()
-    test = texts[1000:1000 + args.texts]
-    long_test = [" ".join(test[i:i + args.join]) for i in range(0, len(test), args.join)]
+    test = texts[1000 : 1000 + args.texts]
+    long_test = [" ".join(test[i : i + args.join]) for i in range(0, len(test), args.join)]
     report = {"machine_before": machine()}
     print(report, flush=True)
     for name in args.tasks.split(","):
@@ -163,24 +195,32 @@ def main(argv=None):
             model = build_classifier(model_dir, texts[:600], labels[:600])[0]
             inputs = {"text": long_test}
         elif name == "tag":
-            model = _task_dir(model_dir, {"type": "tag", "label_names": TAG_LABELS},
-                              head_scale=args.head_scale)
+            model = _task_dir(
+                model_dir, {"type": "tag", "label_names": TAG_LABELS}, head_scale=args.head_scale
+            )
             inputs = {"text": long_test}
         elif name == "multiple_choice":
             # context: an SMS; choices: the next NUM_CHOICES held-out SMS after it
-            model = _task_dir(model_dir, {"type": "multiple_choice",
-                                          "num_choices": NUM_CHOICES},
-                              head_scale=args.head_scale)
-            pool = texts[1000:1000 + args.texts + NUM_CHOICES]
-            inputs = {"context": test, "choices": [pool[i + 1:i + 1 + NUM_CHOICES]
-                                                   for i in range(len(test))]}
+            model = _task_dir(
+                model_dir,
+                {"type": "multiple_choice", "num_choices": NUM_CHOICES},
+                head_scale=args.head_scale,
+            )
+            pool = texts[1000 : 1000 + args.texts + NUM_CHOICES]
+            inputs = {
+                "context": test,
+                "choices": [pool[i + 1 : i + 1 + NUM_CHOICES] for i in range(len(test))],
+            }
         else:
-            model = _task_dir(model_dir, {"type": "squad", "max_answer_length": 30,
-                                          "doc_stride": 64}, head_scale=args.head_scale)
-            inputs = {"question": [QUESTIONS[i % 4] for i in range(len(test))],
-                      "context": test}
-        report[name] = measure_task(name, model_dir, model, inputs, args.work_dir,
-                                    args.variants.split(","))
+            model = _task_dir(
+                model_dir,
+                {"type": "squad", "max_answer_length": 30, "doc_stride": 64},
+                head_scale=args.head_scale,
+            )
+            inputs = {"question": [QUESTIONS[i % 4] for i in range(len(test))], "context": test}
+        report[name] = measure_task(
+            name, model_dir, model, inputs, args.work_dir, args.variants.split(",")
+        )
     report["machine_after"] = machine()
     print(json.dumps(report, indent=1))
     return report

@@ -15,19 +15,26 @@ def available():
 
 def _hf_config(config, num_labels=2):
     import transformers
+
     return transformers.BertConfig(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-        intermediate_size=config.intermediate_size, hidden_act="gelu",
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        intermediate_size=config.intermediate_size,
+        hidden_act="gelu",
         hidden_dropout_prob=config.hidden_dropout,
         attention_probs_dropout_prob=config.attention_dropout,
         max_position_embeddings=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, layer_norm_eps=config.layer_norm_eps,
-        num_labels=num_labels)
+        type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=config.layer_norm_eps,
+        num_labels=num_labels,
+    )
 
 
 def _autocast(precision):
     import torch
+
     if precision == "float32":
         return contextlib.nullcontext()
     return torch.autocast("cpu", dtype=torch.bfloat16)
@@ -35,15 +42,19 @@ def _autocast(precision):
 
 def _optimizer(model):
     import torch
-    decay = [p for n, p in model.named_parameters()
-             if not (n.endswith("bias") or "LayerNorm" in n)]
+
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     rest = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                              {"params": rest, "weight_decay": 0.0}], lr=1e-5, eps=1e-6)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+        lr=1e-5,
+        eps=1e-6,
+    )
 
 
 def _train_step(model, loss_fn, precision):
     import torch
+
     optimizer = _optimizer(model)
     model.train()
 
@@ -55,6 +66,7 @@ def _train_step(model, loss_fn, precision):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
+
     return step
 
 
@@ -63,16 +75,19 @@ def encoder_step(setup, ids, mask, types, training):
     as the other implementations (mean square of the sequence output + mean pooled)."""
     import torch
     import transformers
+
     torch.manual_seed(setup.seed)
     model = transformers.BertModel(_hf_config(setup.config))
-    feed = {"input_ids": torch.from_numpy(ids).long(),
-            "attention_mask": torch.from_numpy(mask).long(),
-            "token_type_ids": torch.from_numpy(types).long()}
+    feed = {
+        "input_ids": torch.from_numpy(ids).long(),
+        "attention_mask": torch.from_numpy(mask).long(),
+        "token_type_ids": torch.from_numpy(types).long(),
+    }
 
     def loss_fn():
         out = model(**feed)
-        return (out.last_hidden_state.float().square().mean()
-                + out.pooler_output.float().mean())
+        return out.last_hidden_state.float().square().mean() + out.pooler_output.float().mean()
+
     if training:
         return _train_step(model, loss_fn, setup.precision)
     model.eval()
@@ -80,6 +95,7 @@ def encoder_step(setup, ids, mask, types, training):
     def infer():
         with torch.inference_mode(), _autocast(setup.precision):
             return model(**feed).pooler_output.float().sum()
+
     return infer
 
 
@@ -88,12 +104,15 @@ def finetune_step(setup, max_length):
     padded to its longest), BertForSequenceClassification training step."""
     import torch
     import transformers
+
     torch.manual_seed(setup.seed)
     tokenizer = transformers.BertTokenizerFast(vocab_file=setup.vocab_file, do_lower_case=True)
     model = transformers.BertForSequenceClassification(_hf_config(setup.config))
 
     def loss_fn(strings, labels):
-        batch = tokenizer(strings, truncation=True, max_length=max_length, padding=True,
-                          return_tensors="pt")
+        batch = tokenizer(
+            strings, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        )
         return model(**batch, labels=torch.tensor(labels, dtype=torch.int64)).loss.float()
+
     return _train_step(model, loss_fn, setup.precision)

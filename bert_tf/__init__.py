@@ -37,8 +37,14 @@ from typing import Any
 
 from bert_tf.config import BertConfig
 from bert_tf.errors import BertTfError
-from bert_tf.models import (BertClassifier, BertEncoder, BertMultipleChoice, BertPretrainer,
-                            BertSpanQA, BertTagger)
+from bert_tf.models import (
+    BertClassifier,
+    BertEncoder,
+    BertMultipleChoice,
+    BertPretrainer,
+    BertSpanQA,
+    BertTagger,
+)
 
 __version__ = "0.1.0"
 
@@ -71,5 +77,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["BertConfig", "BertEncoder", "BertPretrainer", "BertClassifier", "BertTagger",
-           "BertSpanQA", "BertMultipleChoice", *_LAZY, "BertTfError"]
+__all__ = [
+    "BertConfig",
+    "BertEncoder",
+    "BertPretrainer",
+    "BertClassifier",
+    "BertTagger",
+    "BertSpanQA",
+    "BertMultipleChoice",
+    *_LAZY,
+    "BertTfError",
+]

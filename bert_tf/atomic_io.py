@@ -27,8 +27,9 @@ class AtomicWriteError(BertTfError, OSError):
     `path` and `reason` say which file and why."""
 
     def __init__(self, path, reason):
-        super().__init__(f"cannot write {path}: {reason}; its previous version, if any, is "
-                         "unchanged")
+        super().__init__(
+            f"cannot write {path}: {reason}; its previous version, if any, is unchanged"
+        )
         self.path, self.reason = path, reason
 
 
@@ -88,6 +89,7 @@ def atomic_write_json(path, values):
 
 def _gfile_write(path, data):
     import tensorflow as tf  # heavy: only remote (URI) outputs need TF's file systems
+
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with tf.io.gfile.GFile(tmp, "wb") as f:

@@ -6,7 +6,8 @@ import os
 
 def cache_dir():
     """The cache directory, created if missing."""
-    path = os.environ.get("BERT_TF_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                           "bert_tf")
+    path = os.environ.get("BERT_TF_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "bert_tf"
+    )
     os.makedirs(path, exist_ok=True)
     return path

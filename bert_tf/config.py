@@ -45,21 +45,31 @@ class BertConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"BertConfig.{name}: expected a positive int, got {value!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"BertConfig.hidden_size={self.hidden_size} is not divisible by "
-                f"num_heads={self.num_heads}")
+                f"num_heads={self.num_heads}"
+            )
         if self.hidden_act not in _ACTIVATIONS:
             raise ValueError(
-                f"BertConfig.hidden_act: expected one of {_ACTIVATIONS}, got {self.hidden_act!r}")
+                f"BertConfig.hidden_act: expected one of {_ACTIVATIONS}, got {self.hidden_act!r}"
+            )
         if not isinstance(self.fused_kernels, bool):
-            raise ValueError(f"BertConfig.fused_kernels: expected true or false, got "
-                             f"{self.fused_kernels!r}")
+            raise ValueError(
+                f"BertConfig.fused_kernels: expected true or false, got {self.fused_kernels!r}"
+            )
         for name in ("hidden_dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -75,8 +85,9 @@ class BertConfig:
         if name not in _PRESETS:
             raise ValueError(f"Unknown BERT preset {name!r}; expected one of {sorted(_PRESETS)}")
         layers, hidden, heads = _PRESETS[name]
-        values: dict[str, Any] = dict(num_layers=layers, hidden_size=hidden, num_heads=heads,
-                                      intermediate_size=4 * hidden)
+        values: dict[str, Any] = dict(
+            num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden
+        )
         values.update(overrides)
         return cls(**values)
 
@@ -93,8 +104,9 @@ class BertConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"BertConfig: unknown field(s) {unknown}; expected a subset of "
-                             f"{sorted(known)}")
+            raise ValueError(
+                f"BertConfig: unknown field(s) {unknown}; expected a subset of {sorted(known)}"
+            )
         return cls(**values)
 
     def to_json(self) -> str:
@@ -123,8 +135,9 @@ class BertConfig:
     def from_hf_dict(cls, values: dict[str, Any]) -> "BertConfig":
         """Maps a Hugging Face `BertConfig` dict (config.json) onto ours."""
         act = values.get("hidden_act", "gelu")
-        act = {"gelu_new": "gelu_approximate",
-               "gelu_pytorch_tanh": "gelu_approximate"}.get(act, act)
+        act = {"gelu_new": "gelu_approximate", "gelu_pytorch_tanh": "gelu_approximate"}.get(
+            act, act
+        )
         return cls(
             vocab_size=values["vocab_size"],
             hidden_size=values["hidden_size"],

@@ -60,8 +60,11 @@ def fingerprint(source):
     if source is None:
         return None
     if isinstance(source, str) and source.startswith("tfds:"):
-        return {"tfds": source, "sha256": hashlib.sha256(source.encode()).hexdigest(),
-                "method": "name"}
+        return {
+            "tfds": source,
+            "sha256": hashlib.sha256(source.encode()).hexdigest(),
+            "method": "name",
+        }
     if os.path.isdir(source):
         return _dir_fingerprint(source)
     return file_fingerprint(source)
@@ -73,8 +76,11 @@ def files_fingerprint(paths, list_limit=1000):
     there are at most `list_limit` files (to name the file that differs)."""
     per_file = {path: file_fingerprint(path)["sha256"] for path in sorted(set(paths))}
     digest = hashlib.sha256("\n".join(sorted(per_file.values())).encode())
-    out = {"files": len(per_file), "sha256": digest.hexdigest(),
-           "bytes": sum(os.path.getsize(p) for p in per_file)}
+    out = {
+        "files": len(per_file),
+        "sha256": digest.hexdigest(),
+        "bytes": sum(os.path.getsize(p) for p in per_file),
+    }
     if len(per_file) <= list_limit:
         out["per_file"] = {os.path.basename(p): d for p, d in per_file.items()}
     return out
@@ -108,8 +114,9 @@ def describe_differences(recorded, current):
         if old is not None and new is not None and "per_file" in old:
             out.append(f"{name} content differs ({_files_detail(old, new)})")
         else:
-            out.append(f"{name} content differs (sha256 {_short(old)}... recorded, "
-                       f"{_short(new)}... now)")
+            out.append(
+                f"{name} content differs (sha256 {_short(old)}... recorded, {_short(new)}... now)"
+            )
     return out
 
 

@@ -17,6 +17,7 @@ def is_remote(path):
 def gfile():
     # TF is imported only for remote paths: it is heavy, and local reads need plain open().
     import tensorflow as tf
+
     return tf.io.gfile
 
 

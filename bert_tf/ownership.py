@@ -47,13 +47,23 @@ INTERNAL = (MANIFEST_FILE, LOCK_FILE)
 # into a model dir). Other writers' entries (the default job's data/, exports) are kept.
 RUN_WRITERS = ("pretrain", "finetune", "convert", "legacy")
 # The names model dirs held before the record existed ("data": the default job's inputs).
-LEGACY_NAMES = (layout.CONFIG_FILE, layout.VOCAB_FILE, layout.VOCAB_FILE + ".tmp",
-                layout.WEIGHTS_FILE, ".tmp." + layout.WEIGHTS_FILE, layout.CHECKPOINT_DIR,
-                layout.LOG_DIR, layout.EVAL_RESULTS_FILE, "finetune_state.json",
-                "skipped_records.json", "predictions.json", "predictions.jsonl",
-                "predictions.txt")
+LEGACY_NAMES = (
+    layout.CONFIG_FILE,
+    layout.VOCAB_FILE,
+    layout.VOCAB_FILE + ".tmp",
+    layout.WEIGHTS_FILE,
+    ".tmp." + layout.WEIGHTS_FILE,
+    layout.CHECKPOINT_DIR,
+    layout.LOG_DIR,
+    layout.EVAL_RESULTS_FILE,
+    "finetune_state.json",
+    "skipped_records.json",
+    "predictions.json",
+    "predictions.jsonl",
+    "predictions.txt",
+)
 LEGACY_KEPT = {"data": "default_job"}
-_TEMP_LEFTOVER = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}")   # tempfile.mkstemp's
+_TEMP_LEFTOVER = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}")  # tempfile.mkstemp's
 OWNER_MARK = ".bert_tf_owner.json"
 
 
@@ -74,11 +84,14 @@ def read_record(directory):
             values = json.load(f)
         entries = values["entries"]
         if values.get("format") != FORMAT or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in entries.items()):
-            raise ValueError(f"expected \"format\": \"{FORMAT}\" and name: writer entries")
+            isinstance(k, str) and isinstance(v, str) for k, v in entries.items()
+        ):
+            raise ValueError(f'expected "format": "{FORMAT}" and name: writer entries')
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise OwnershipError(f"{path}: unreadable ownership record ({e}); bert-tf cannot "
-                             "tell its files from yours here: use another directory") from None
+        raise OwnershipError(
+            f"{path}: unreadable ownership record ({e}); bert-tf cannot "
+            "tell its files from yours here: use another directory"
+        ) from None
     return dict(entries)
 
 
@@ -124,12 +137,14 @@ def record(directory, entries, drop=()):
     old = _legacy_entries(directory) if old is None else old
     names = set(os.listdir(directory))
     kept = {n: w for n, w in old.items() if n in names and n not in drop}
-    atomic_write_json(os.path.join(directory, MANIFEST_FILE),
-                      {"format": FORMAT, "version": 1, "entries": {**kept, **entries}})
+    atomic_write_json(
+        os.path.join(directory, MANIFEST_FILE),
+        {"format": FORMAT, "version": 1, "entries": {**kept, **entries}},
+    )
 
 
 def listing(directory, names, limit=4):
-    """"a, b/, c and 2 more" (folders end in /)."""
+    """ "a, b/, c and 2 more" (folders end in /)."""
     shown = [n + ("/" if os.path.isdir(os.path.join(directory, n)) else "") for n in names]
     more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
     return ", ".join(shown[:limit]) + more
@@ -147,23 +162,36 @@ def _inside(path, parent):
 def checkpoint_dir_of(path):
     """The directory a checkpoint path reads from (a Google checkpoint prefix's folder)."""
     path = os.fspath(path)
-    return path if os.path.isdir(path) or not os.path.exists(path + ".index") \
+    return (
+        path
+        if os.path.isdir(path) or not os.path.exists(path + ".index")
         else (os.path.dirname(path) or ".")
+    )
 
 
-def check_apart(target, source, target_flag="--model_dir", source_flag="--init_checkpoint",
-                kept=()):
+def check_apart(
+    target, source, target_flag="--model_dir", source_flag="--init_checkpoint", kept=()
+):
     """Refuses a `target` directory that is, contains or lies inside `source` (realpaths).
     `kept`: entries of `target` that bert-tf wrote and this run neither writes nor removes
     (e.g. the default job's phase-1 dir); a source inside one of them is allowed."""
     t, s = _real(target), _real(checkpoint_dir_of(source))
-    relation = ("is" if t == s else "lies inside" if _inside(t, s)
-                else "contains" if _inside(s, t) else None)
+    relation = (
+        "is"
+        if t == s
+        else "lies inside"
+        if _inside(t, s)
+        else "contains"
+        if _inside(s, t)
+        else None
+    )
     if relation == "contains" and os.path.relpath(s, t).split(os.sep)[0] in kept:
         return
     if relation:
-        raise OwnershipError(f"{target_flag}={target} {relation} {source_flag}={source}; "
-                             f"write to a directory apart from what the run reads")
+        raise OwnershipError(
+            f"{target_flag}={target} {relation} {source_flag}={source}; "
+            f"write to a directory apart from what the run reads"
+        )
 
 
 def check_inputs_outside(directory, names, inputs):
@@ -179,7 +207,8 @@ def check_inputs_outside(directory, names, inputs):
                 relation = "is" if where == target else "lies inside"
                 raise OwnershipError(
                     f"{flag}={path} {relation} {os.path.join(directory, name)}, which this "
-                    f"run writes or removes; move it out of {directory}")
+                    f"run writes or removes; move it out of {directory}"
+                )
 
 
 # ---- a run's plan ------------------------------------------------------------------------
@@ -187,6 +216,7 @@ def check_inputs_outside(directory, names, inputs):
 class RunPlan:
     """What a checked run will do to its directory: remove `removes`, then record `writes`
     as written by `writer` (`apply`, after every check passed)."""
+
     directory: str
     writer: str
     writes: tuple
@@ -202,10 +232,11 @@ class RunPlan:
             elif os.path.lexists(path):
                 os.remove(path)
         if self.removes and log:
-            log(f"--overwrite_model_dir: removed the previous run's "
-                f"{', '.join(self.removes)} from {self.directory} (only files bert-tf wrote)")
-        record(self.directory, {name: self.writer for name in self.writes},
-               drop=self.removes)
+            log(
+                f"--overwrite_model_dir: removed the previous run's "
+                f"{', '.join(self.removes)} from {self.directory} (only files bert-tf wrote)"
+            )
+        record(self.directory, {name: self.writer for name in self.writes}, drop=self.removes)
         return list(self.removes)
 
 
@@ -228,20 +259,23 @@ def plan_model_dir(model_dir, writer, writes, *, overwrite=False, inputs=(), sou
             f"--model_dir={model_dir} holds files bert-tf did not write ("
             f"{listing(model_dir, foreign)}); --overwrite_model_dir removes only what "
             "bert-tf wrote and refuses a directory holding anything else: move them or use "
-            "a new --model_dir")
+            "a new --model_dir"
+        )
     in_the_way = sorted(n for n in writes if n in names and n not in owned)
     if in_the_way:
         raise OwnershipError(
             f"--model_dir={model_dir} holds {listing(model_dir, in_the_way)}, which bert-tf "
-            "did not write and this run would replace; use an empty or new --model_dir")
-    removes = tuple(sorted(n for n, w in owned.items() if w in RUN_WRITERS)) if overwrite \
-        else ()
+            "did not write and this run would replace; use an empty or new --model_dir"
+        )
+    removes = tuple(sorted(n for n, w in owned.items() if w in RUN_WRITERS)) if overwrite else ()
     touched = sorted(set(writes) | set(removes))
     links = [n for n in touched if os.path.islink(os.path.join(model_dir, n))]
     if links:
-        raise OwnershipError(f"--model_dir={model_dir}: {listing(model_dir, links)} is a "
-                             "symbolic link; bert-tf writes and removes only real files and "
-                             "folders it made (point --model_dir at the real directory)")
+        raise OwnershipError(
+            f"--model_dir={model_dir}: {listing(model_dir, links)} is a "
+            "symbolic link; bert-tf writes and removes only real files and "
+            "folders it made (point --model_dir at the real directory)"
+        )
     check_inputs_outside(model_dir, touched, inputs)
     return RunPlan(model_dir, writer, tuple(writes), removes)
 
@@ -257,14 +291,21 @@ def check_replace(directory, names, writer, overwrite, flag="--output"):
             continue
         by = None if os.path.islink(path) else owned.get(name)
         if by != writer:
-            whose = ("bert-tf did not write it" if by in (None, "internal")
-                     else "it is a bert-tf model dir's own file" if by == "legacy"
-                     else f"bert-tf's {by} wrote it, not {writer}")
-            raise OwnershipError(f"{flag}: {path} exists and {whose}; it is never replaced: "
-                                 "choose another path")
+            whose = (
+                "bert-tf did not write it"
+                if by in (None, "internal")
+                else "it is a bert-tf model dir's own file"
+                if by == "legacy"
+                else f"bert-tf's {by} wrote it, not {writer}"
+            )
+            raise OwnershipError(
+                f"{flag}: {path} exists and {whose}; it is never replaced: choose another path"
+            )
         if not overwrite:
-            raise OwnershipError(f"{flag}: {path} exists (an earlier {writer} wrote it); "
-                                 "pass --overwrite to replace it")
+            raise OwnershipError(
+                f"{flag}: {path} exists (an earlier {writer} wrote it); "
+                "pass --overwrite to replace it"
+            )
     return list(names)
 
 
@@ -288,10 +329,16 @@ def _process_start(pid):
 
 def write_owner_mark(directory):
     """Marks a temp dir as this process's: host, boot, pid, process start time."""
-    atomic_write_json(os.path.join(directory, OWNER_MARK), {
-        "host": socket.gethostname(), "boot_id": _boot_id(), "pid": os.getpid(),
-        "process_start": _process_start(os.getpid()),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    atomic_write_json(
+        os.path.join(directory, OWNER_MARK),
+        {
+            "host": socket.gethostname(),
+            "boot_id": _boot_id(),
+            "pid": os.getpid(),
+            "process_start": _process_start(os.getpid()),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def read_owner_mark(directory):

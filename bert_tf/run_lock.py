@@ -46,14 +46,16 @@ def pid_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:      # exists, owned by another user
+    except PermissionError:  # exists, owned by another user
         return True
     return True
 
 
 def _describe(holder):
-    return (f"PID {holder.get('pid')} on host {holder.get('host')} since "
-            f"{holder.get('started')} ({holder.get('command', '?')})")
+    return (
+        f"PID {holder.get('pid')} on host {holder.get('host')} since "
+        f"{holder.get('started')} ({holder.get('command', '?')})"
+    )
 
 
 class RunLock:
@@ -69,16 +71,18 @@ class RunLock:
 
     def acquire(self):
         if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
-            raise NotAModelDirError(f"model directory {self.model_dir} is an existing file, "
-                                      "not a directory")
+            raise NotAModelDirError(
+                f"model directory {self.model_dir} is an existing file, not a directory"
+            )
         try:
             self._created_dir = not os.path.isdir(self.model_dir)
             os.makedirs(self.model_dir, exist_ok=True)
             self._created_file = not os.path.exists(self.path)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise ModelDirLockedError(f"cannot create the lock file {self.path}: "
-                                      f"{e.strerror or e}") from None
+            raise ModelDirLockedError(
+                f"cannot create the lock file {self.path}: {e.strerror or e}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -88,7 +92,8 @@ class RunLock:
                 raise ModelDirLockedError(f"cannot lock {self.path}: {e.strerror}") from None
             raise ModelDirLockedError(
                 f"{self.model_dir} is in use by another run: {_describe(holder)}; wait for it "
-                f"to finish or use another --model_dir") from None
+                f"to finish or use another --model_dir"
+            ) from None
         previous = self._read(fd)
         if previous:
             host = socket.gethostname()
@@ -97,12 +102,15 @@ class RunLock:
                 os.close(fd)
                 raise ModelDirLockedError(
                     f"{self.path} names a run on another host: {_describe(previous)}; if that "
-                    f"run is no longer running, remove {self.path}")
+                    f"run is no longer running, remove {self.path}"
+                )
             if previous.get("pid") != os.getpid():
                 alive = isinstance(previous.get("pid"), int) and pid_alive(previous["pid"])
-                self.log(f"taking over the stale lock {self.path} of a run that ended without "
-                         f"releasing it: {_describe(previous)}"
-                         + (" (that PID now belongs to another process)" if alive else ""))
+                self.log(
+                    f"taking over the stale lock {self.path} of a run that ended without "
+                    f"releasing it: {_describe(previous)}"
+                    + (" (that PID now belongs to another process)" if alive else "")
+                )
         self._write(fd)
         self._fd = fd
         return self
@@ -117,10 +125,12 @@ class RunLock:
             return {"pid": "?", "host": "?", "started": "?", "command": "unreadable lock file"}
 
     def _write(self, fd):
-        holder = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                      timespec="seconds"),
-                  "command": " ".join(sys.argv)[:300]}
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)[:300],
+        }
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, (json.dumps(holder) + "\n").encode())
@@ -135,7 +145,7 @@ class RunLock:
                 if self._created_dir and not os.listdir(self.model_dir):
                     os.rmdir(self.model_dir)
         except OSError:
-            pass   # nothing here can stop the release; the flock goes with the fd
+            pass  # nothing here can stop the release; the flock goes with the fd
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None

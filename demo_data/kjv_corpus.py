@@ -36,23 +36,28 @@ def read_verses(path=None):
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise KjvCorpusError(f"{path}: cannot read the embedded corpus ({e.strerror}); "
-                             "reinstall bert-tf or restore the file from the repository") \
-            from None
+        raise KjvCorpusError(
+            f"{path}: cannot read the embedded corpus ({e.strerror}); "
+            "reinstall bert-tf or restore the file from the repository"
+        ) from None
     got = hashlib.sha256(data).hexdigest()
     if got != KJV_SHA256:
-        raise KjvCorpusError(f"{path}: sha256 {got}, expected {KJV_SHA256} (damaged or "
-                             "changed file; restore it from the repository)")
+        raise KjvCorpusError(
+            f"{path}: sha256 {got}, expected {KJV_SHA256} (damaged or "
+            "changed file; restore it from the repository)"
+        )
     try:
         lines = lzma.decompress(data).decode("utf-8").splitlines()
-    except (lzma.LZMAError, UnicodeDecodeError) as e:   # only if KJV_SHA256 itself is wrong
+    except (lzma.LZMAError, UnicodeDecodeError) as e:  # only if KJV_SHA256 itself is wrong
         raise KjvCorpusError(f"{path}: not a UTF-8 xz file ({e})") from None
     verses = []
     for number, line in enumerate(lines, 1):
         fields = line.split("\t")
         if len(fields) != 4 or not fields[1].isdigit() or not fields[2].isdigit():
-            raise KjvCorpusError(f"{path}: line {number}: expected book, chapter, verse, "
-                                 f"text separated by tabs, got {line[:60]!r}")
+            raise KjvCorpusError(
+                f"{path}: line {number}: expected book, chapter, verse, "
+                f"text separated by tabs, got {line[:60]!r}"
+            )
         verses.append((fields[0], int(fields[1]), int(fields[2]), fields[3]))
     return verses
 
@@ -79,5 +84,6 @@ def write_lines(path, lines):
 def write_text(path, chapter_list=None):
     """The corpus as the original BERT input format: a verse per line, a blank line after
     each chapter (a chapter is a document)."""
-    write_lines(path, (line for _, _, verses in (chapter_list or chapters())
-                       for line in verses + [""]))
+    write_lines(
+        path, (line for _, _, verses in (chapter_list or chapters()) for line in verses + [""])
+    )

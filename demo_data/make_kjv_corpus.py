@@ -67,6 +67,7 @@ def parse_reader_output(path):
 
 def fetch_reader_output(workdir):
     """The three Debian steps of the module doc, in `workdir`; returns the text's path."""
+
     def run(cmd, **kwargs):
         subprocess.run(cmd, check=True, cwd=workdir, **kwargs)
 
@@ -78,8 +79,15 @@ def fetch_reader_output(workdir):
         run(["dpkg-deb", "-x", deb, "x"])
     out = os.path.join(workdir, "kjv.txt")
     with open(out, "w", encoding="utf-8") as f:
-        run([os.path.join(workdir, "x", "usr", "bin", "bible"), "-p",
-             os.path.join(workdir, "x", "usr", "lib"), "gen1:1-rev22:21"], stdout=f)
+        run(
+            [
+                os.path.join(workdir, "x", "usr", "bin", "bible"),
+                "-p",
+                os.path.join(workdir, "x", "usr", "lib"),
+                "gen1:1-rev22:21",
+            ],
+            stdout=f,
+        )
     return out
 
 
@@ -101,8 +109,11 @@ def to_tsv(verses):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reader_output", nargs="?", help="kjv.txt printed by the `bible` "
-                        "reader (see the module doc)")
+    parser.add_argument(
+        "reader_output",
+        nargs="?",
+        help="kjv.txt printed by the `bible` reader (see the module doc)",
+    )
     parser.add_argument("--fetch", action="store_true", help="run the Debian steps first")
     parser.add_argument("--output", default=OUTPUT)
     args = parser.parse_args(argv)
@@ -111,14 +122,17 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         source = fetch_reader_output(tmp) if args.fetch else args.reader_output
         tsv = to_tsv(parse_reader_output(source)).encode("utf-8")
-    data = lzma.compress(tsv, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64,
-                         preset=9 | lzma.PRESET_EXTREME)
+    data = lzma.compress(
+        tsv, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=9 | lzma.PRESET_EXTREME
+    )
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output + ".tmp", "wb") as f:
         f.write(data)
     os.replace(args.output + ".tmp", args.output)
-    print(f"{args.output}: {len(data)} bytes ({len(tsv)} uncompressed), "
-          f"sha256 {hashlib.sha256(data).hexdigest()}")
+    print(
+        f"{args.output}: {len(data)} bytes ({len(tsv)} uncompressed), "
+        f"sha256 {hashlib.sha256(data).hexdigest()}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ def sms_spam_tsv(out_dir, train=1000, held_out=500, seed=0):
     random.Random(seed).shuffle(rows)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    for name, part in (("train", rows[:train]), ("eval", rows[train:train + held_out])):
-        lines = "".join(f"{' '.join(r['text'].split())}\t{'spam' if r['spam'] == '1' else 'ham'}\n"
-                        for r in part)
+    for name, part in (("train", rows[:train]), ("eval", rows[train : train + held_out])):
+        lines = "".join(
+            f"{' '.join(r['text'].split())}\t{'spam' if r['spam'] == '1' else 'ham'}\n"
+            for r in part
+        )
         paths.append(_write(os.path.join(out_dir, f"{name}.tsv"), "sentence\tlabel\n" + lines))
     return tuple(paths)
 

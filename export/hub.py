@@ -51,12 +51,23 @@ def define_flags():
     library functions here can be imported next to other apps."""
     if "model_dir" in FLAGS:
         return
-    flags.DEFINE_string("model_dir", None, "Pre-trained model: a bert-tf model dir, a Hugging Face "
-                        "BERT dir or a Google BERT dir.")
-    flags.DEFINE_string("output_dir", None, "Writes OUTPUT_DIR/preprocessor and "
-                        "OUTPUT_DIR/encoder (both must not exist yet).")
-    flags.DEFINE_integer("seq_length", None, "Packed length of the preprocessor's default "
-                         "signature (default: the model dir's, else 128).")
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "Pre-trained model: a bert-tf model dir, a Hugging Face BERT dir or a Google BERT dir.",
+    )
+    flags.DEFINE_string(
+        "output_dir",
+        None,
+        "Writes OUTPUT_DIR/preprocessor and OUTPUT_DIR/encoder (both must not exist yet).",
+    )
+    flags.DEFINE_integer(
+        "seq_length",
+        None,
+        "Packed length of the preprocessor's default "
+        "signature (default: the model dir's, else 128).",
+    )
+
 
 _INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
@@ -73,14 +84,13 @@ def build_preprocessor_module(model_dir, seq_length=None):
     module = Preprocessor()
     module.tokenizer = tokenizer
     module.vocab_file = tf.saved_model.Asset(vocab_file)
-    module.do_lower_case = tf.Variable(tokenizer.lower_case, trainable=False,
-                                       name="do_lower_case")
+    module.do_lower_case = tf.Variable(tokenizer.lower_case, trainable=False, name="do_lower_case")
     module.seq_length = tf.Variable(seq_length, trainable=False, name="seq_length")
     ids = {"cls": tokenizer.cls_id, "sep": tokenizer.sep_id, "pad": tokenizer.pad_id}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(text):
-        return tokenizer.tokenize_words(text)                       # [B, (words), (pieces)]
+        return tokenizer.tokenize_words(text)  # [B, (words), (pieces)]
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=seq_length):
@@ -88,16 +98,18 @@ def build_preprocessor_module(model_dir, seq_length=None):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(text):
-        return pack_inputs([tokenizer.tokenize(text)], seq_length, ids["cls"], ids["sep"],
-                           ids["pad"])
+        return pack_inputs(
+            [tokenizer.tokenize(text)], seq_length, ids["cls"], ids["sep"], ids["pad"]
+        )
 
     # As TF's own BERT preprocessors: bert_pack_inputs traced with a scalar int32
     # seq_length, so any length works, for 1 and 2 segments of either ragged form.
     length = tf.TensorSpec([], tf.int32, name="seq_length")
     for n_segments in (1, 2):
         for ragged_rank in (1, 2):
-            spec = tf.RaggedTensorSpec([None] + [None] * ragged_rank, tf.int32,
-                                       ragged_rank=ragged_rank)
+            spec = tf.RaggedTensorSpec(
+                [None] + [None] * ragged_rank, tf.int32, ragged_rank=ragged_rank
+            )
             bert_pack_inputs.get_concrete_function([spec] * n_segments, length)
     module.tokenize = tokenize
     module.bert_pack_inputs = bert_pack_inputs
@@ -127,7 +139,7 @@ def _hub_object(layer, call_outputs, specs):
     obj = tf.__internal__.tracking.AutoTrackable()
     obj.variables = hold_keras_layer(obj, "_layer", layer)
     obj.trainable_variables = tf_variables(layer.trainable_variables)
-    obj.regularization_losses = []      # BERT has no weight regularizers (decay is in AdamW)
+    obj.regularization_losses = []  # BERT has no weight regularizers (decay is in AdamW)
 
     @tf.function
     def call(inputs, training=None):
@@ -136,16 +148,19 @@ def _hub_object(layer, call_outputs, specs):
     for training in (None, False, True):
         call.get_concrete_function(specs, training)
     obj.__call__ = call
-    obj.serve = tf.function(lambda inputs: call(inputs, training=False),
-                            input_signature=[specs])
-    obj.serve_training = tf.function(lambda inputs: call(inputs, training=True),
-                                     input_signature=[specs])
+    obj.serve = tf.function(lambda inputs: call(inputs, training=False), input_signature=[specs])
+    obj.serve_training = tf.function(
+        lambda inputs: call(inputs, training=True), input_signature=[specs]
+    )
     return obj
 
 
 def _encoder_outputs(out):
-    return {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"],
-            "encoder_outputs": list(out["encoder_outputs"])}
+    return {
+        "pooled_output": out["pooled_output"],
+        "sequence_output": out["sequence_output"],
+        "encoder_outputs": list(out["encoder_outputs"]),
+    }
 
 
 def build_encoder_module(model_dir, encoder=None, pretrainer=None):
@@ -157,17 +172,21 @@ def build_encoder_module(model_dir, encoder=None, pretrainer=None):
     specs = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in _INPUTS}
     module = _hub_object(encoder, _encoder_outputs, specs)
     if pretrainer is not None:
-        mlm_specs = dict(specs, masked_lm_positions=tf.TensorSpec(
-            [None, None], tf.int32, name="masked_lm_positions"))
+        mlm_specs = dict(
+            specs,
+            masked_lm_positions=tf.TensorSpec([None, None], tf.int32, name="masked_lm_positions"),
+        )
         mlm_model = _mlm_model(pretrainer)
         module.mlm = _hub_object(mlm_model, dict, mlm_specs)
 
     @tf.function(input_signature=[specs])
     def serving_default(inputs):
         out = module.__call__(inputs, training=False)
-        return {"pooled_output": out["pooled_output"],
-                "sequence_output": out["sequence_output"],
-                "encoder_outputs": tf.stack(out["encoder_outputs"], 0)}   # [L, B, T, H]
+        return {
+            "pooled_output": out["pooled_output"],
+            "sequence_output": out["sequence_output"],
+            "encoder_outputs": tf.stack(out["encoder_outputs"], 0),
+        }  # [L, B, T, H]
 
     return module, {"serving_default": serving_default}
 
@@ -177,9 +196,10 @@ def _mlm_model(pretrainer):
     mlm_logits [B, P, V] (TF's BERT encoder export's `mlm` inputs and outputs)."""
     inputs = encoder_inputs(_INPUTS + ("masked_lm_positions",))
     enc = pretrainer.encoder({name: inputs[name] for name in _INPUTS})
-    outputs = dict(_encoder_outputs(enc),
-                   mlm_logits=pretrainer.mlm_head(enc["sequence_output"],
-                                                  inputs["masked_lm_positions"]))
+    outputs = dict(
+        _encoder_outputs(enc),
+        mlm_logits=pretrainer.mlm_head(enc["sequence_output"], inputs["masked_lm_positions"]),
+    )
     return keras.Model(inputs, outputs, name="mlm")
 
 

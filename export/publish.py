@@ -54,8 +54,12 @@ def clean_stale_temp_dirs(parent):
         mark = ownership.read_owner_mark(path)
         if ownership.owner_is_gone(mark):
             shutil.rmtree(path, ignore_errors=True)
-            log.warning("removed stale export temp dir %s (its export process %s is gone; "
-                        "left by a killed export)", path, mark["pid"])
+            log.warning(
+                "removed stale export temp dir %s (its export process %s is gone; "
+                "left by a killed export)",
+                path,
+                mark["pid"],
+            )
             removed.append(path)
     return removed
 
@@ -78,5 +82,7 @@ def is_disk_full(exc):
 def disk_full_message(target, last_good):
     """One line for a full disk during an export: what was not written, what is still good."""
     good = f"the last good export is {last_good}" if last_good else "no earlier export exists"
-    return (f"cannot write {target}: no space left on device; nothing was published (its temp "
-            f"dir was removed) and {good}, unchanged")
+    return (
+        f"cannot write {target}: no space left on device; nothing was published (its temp "
+        f"dir was removed) and {good}, unchanged"
+    )

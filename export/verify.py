@@ -31,8 +31,12 @@ def main(argv=None):
     requests = [{"inputs": {"text": args.text}}] if args.text else []
     report, outputs = run_fresh(args.saved_model, requests)
     report["outputs"] = [{k: v.tolist() for k, v in o.items()} for o in outputs]
-    ok = not report["unknown_ops"] and not report["project_modules"] and not (
-        set(PY_FUNC_OPS) & set(report["core_ops"])) and not report["session_loader"]["errors"]
+    ok = (
+        not report["unknown_ops"]
+        and not report["project_modules"]
+        and not (set(PY_FUNC_OPS) & set(report["core_ops"]))
+        and not report["session_loader"]["errors"]
+    )
     print(json.dumps(report, indent=1, default=lambda b: b.decode("utf-8", "replace")))
     return 0 if ok else 1
 

@@ -28,10 +28,21 @@ import tensorflow_text  # noqa: F401  registers the tf.text ops, as TF Serving b
 from tensorflow.core.protobuf import meta_graph_pb2
 
 _TF_STRING = 7
-_TSTRING_SIZE = 24                       # sizeof(TF_TString)
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8,
-           9: np.int64, 10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32,
-           23: np.uint64}
+_TSTRING_SIZE = 24  # sizeof(TF_TString)
+_DTYPES = {
+    1: np.float32,
+    2: np.float64,
+    3: np.int32,
+    4: np.uint8,
+    5: np.int16,
+    6: np.int8,
+    9: np.int64,
+    10: np.bool_,
+    17: np.uint16,
+    19: np.float16,
+    22: np.uint32,
+    23: np.uint64,
+}
 _TF_OF_NP = {np.dtype(v): k for k, v in _DTYPES.items()}
 
 
@@ -44,8 +55,11 @@ class _Output(ctypes.Structure):
 
 
 class _Buffer(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("length", ctypes.c_size_t),
-                ("data_deallocator", ctypes.c_void_p)]
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("length", ctypes.c_size_t),
+        ("data_deallocator", ctypes.c_void_p),
+    ]
 
 
 def _load_libraries():
@@ -55,27 +69,60 @@ def _load_libraries():
     cc = ctypes.CDLL(os.path.join(here, "libtensorflow_cc.so.2"), mode=mode)
     p, i, i64, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_size_t
     sigs = {
-        (cc, "TF_NewStatus"): ([], p), (cc, "TF_DeleteStatus"): ([p], None),
-        (cc, "TF_GetCode"): ([p], i), (cc, "TF_Message"): ([p], ctypes.c_char_p),
-        (cc, "TF_NewGraph"): ([], p), (cc, "TF_DeleteGraph"): ([p], None),
-        (cc, "TF_NewSessionOptions"): ([], p), (cc, "TF_DeleteSessionOptions"): ([p], None),
+        (cc, "TF_NewStatus"): ([], p),
+        (cc, "TF_DeleteStatus"): ([p], None),
+        (cc, "TF_GetCode"): ([p], i),
+        (cc, "TF_Message"): ([p], ctypes.c_char_p),
+        (cc, "TF_NewGraph"): ([], p),
+        (cc, "TF_DeleteGraph"): ([p], None),
+        (cc, "TF_NewSessionOptions"): ([], p),
+        (cc, "TF_DeleteSessionOptions"): ([p], None),
         (cc, "TF_NewBuffer"): ([], ctypes.POINTER(_Buffer)),
         (cc, "TF_DeleteBuffer"): ([ctypes.POINTER(_Buffer)], None),
         (cc, "TF_LoadSessionFromSavedModel"): (
-            [p, p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), i, p,
-             ctypes.POINTER(_Buffer), p], p),
+            [
+                p,
+                p,
+                ctypes.c_char_p,
+                ctypes.POINTER(ctypes.c_char_p),
+                i,
+                p,
+                ctypes.POINTER(_Buffer),
+                p,
+            ],
+            p,
+        ),
         (cc, "TF_GraphOperationByName"): ([p, ctypes.c_char_p], p),
-        (cc, "TF_SessionRun"): ([p, p, ctypes.POINTER(_Output), ctypes.POINTER(p), i,
-                                 ctypes.POINTER(_Output), ctypes.POINTER(p), i, p, i, p, p],
-                                None),
-        (cc, "TF_CloseSession"): ([p, p], None), (cc, "TF_DeleteSession"): ([p, p], None),
-        (cc, "TF_StringInit"): ([p], None), (cc, "TF_StringCopy"): ([p, ctypes.c_char_p, sz],
-                                                                    None),
-        (cc, "TF_StringGetDataPointer"): ([p], p), (cc, "TF_StringGetSize"): ([p], sz),
+        (cc, "TF_SessionRun"): (
+            [
+                p,
+                p,
+                ctypes.POINTER(_Output),
+                ctypes.POINTER(p),
+                i,
+                ctypes.POINTER(_Output),
+                ctypes.POINTER(p),
+                i,
+                p,
+                i,
+                p,
+                p,
+            ],
+            None,
+        ),
+        (cc, "TF_CloseSession"): ([p, p], None),
+        (cc, "TF_DeleteSession"): ([p, p], None),
+        (cc, "TF_StringInit"): ([p], None),
+        (cc, "TF_StringCopy"): ([p, ctypes.c_char_p, sz], None),
+        (cc, "TF_StringGetDataPointer"): ([p], p),
+        (cc, "TF_StringGetSize"): ([p], sz),
         (fw, "TF_AllocateTensor"): ([i, ctypes.POINTER(i64), i, sz], p),
-        (fw, "TF_DeleteTensor"): ([p], None), (fw, "TF_TensorData"): ([p], p),
-        (fw, "TF_TensorByteSize"): ([p], sz), (fw, "TF_TensorType"): ([p], i),
-        (fw, "TF_NumDims"): ([p], i), (fw, "TF_Dim"): ([p, i], i64),
+        (fw, "TF_DeleteTensor"): ([p], None),
+        (fw, "TF_TensorData"): ([p], p),
+        (fw, "TF_TensorByteSize"): ([p], sz),
+        (fw, "TF_TensorType"): ([p], i),
+        (fw, "TF_NumDims"): ([p], i),
+        (fw, "TF_Dim"): ([p, i], i64),
         (fw, "TF_TensorElementCount"): ([p], i64),
     }
     for (lib, name), (argtypes, restype) in sigs.items():
@@ -102,7 +149,7 @@ def _tensor_from_numpy(array):
         flat = [x if isinstance(x, bytes) else str(x).encode("utf-8") for x in array.ravel()]
         t = _FW.TF_AllocateTensor(_TF_STRING, dims, array.ndim, _TSTRING_SIZE * len(flat))
         base = _FW.TF_TensorData(t)
-        for n, value in enumerate(flat):                     # N TF_TStrings, in place
+        for n, value in enumerate(flat):  # N TF_TStrings, in place
             slot = base + n * _TSTRING_SIZE
             _CC.TF_StringInit(slot)
             _CC.TF_StringCopy(slot, value, len(value))
@@ -124,8 +171,7 @@ def _tensor_to_numpy(t):
         out = np.empty(n, dtype=object)
         for k in range(n):
             slot = base + k * _TSTRING_SIZE
-            out[k] = ctypes.string_at(_CC.TF_StringGetDataPointer(slot),
-                                      _CC.TF_StringGetSize(slot))
+            out[k] = ctypes.string_at(_CC.TF_StringGetDataPointer(slot), _CC.TF_StringGetSize(slot))
         return out.reshape(shape)
     if dtype not in _DTYPES:
         raise CApiError(f"unsupported output dtype enum {dtype}")
@@ -145,11 +191,12 @@ class CApiSavedModel:
         try:
             tag_array = (ctypes.c_char_p * len(tags))(*[t.encode() for t in tags])
             self._session = _CC.TF_LoadSessionFromSavedModel(
-                opts, None, export_dir.encode(), tag_array, len(tags), self._graph, meta,
-                status)
+                opts, None, export_dir.encode(), tag_array, len(tags), self._graph, meta, status
+            )
             _check(status, f"{export_dir}: TF_LoadSessionFromSavedModel")
             self.meta_graph = meta_graph_pb2.MetaGraphDef.FromString(
-                ctypes.string_at(meta.contents.data, meta.contents.length))
+                ctypes.string_at(meta.contents.data, meta.contents.length)
+            )
         finally:
             _CC.TF_DeleteBuffer(meta)
             _CC.TF_DeleteSessionOptions(opts)
@@ -157,13 +204,21 @@ class CApiSavedModel:
 
     def signatures(self):
         """{signature: {"inputs": {name: [dtype, shape]}, "outputs": {...}}}."""
+
         def describe(infos):
-            return {k: [tf.dtypes.as_dtype(v.dtype).name if v.dtype else None,
-                        None if v.tensor_shape.unknown_rank else
-                        [d.size for d in v.tensor_shape.dim]] for k, v in infos.items()}
-        return {name: {"inputs": describe(s.inputs), "outputs": describe(s.outputs)}
-                for name, s in self.meta_graph.signature_def.items()
-                if not name.startswith("__")}       # __saved_model_init_op: not callable
+            return {
+                k: [
+                    tf.dtypes.as_dtype(v.dtype).name if v.dtype else None,
+                    None if v.tensor_shape.unknown_rank else [d.size for d in v.tensor_shape.dim],
+                ]
+                for k, v in infos.items()
+            }
+
+        return {
+            name: {"inputs": describe(s.inputs), "outputs": describe(s.outputs)}
+            for name, s in self.meta_graph.signature_def.items()
+            if not name.startswith("__")
+        }  # __saved_model_init_op: not callable
 
     def _output(self, tensor_name):
         op_name, _, index = tensor_name.partition(":")
@@ -175,23 +230,38 @@ class CApiSavedModel:
     def run(self, signature_name, inputs):
         """{input name: numpy array} -> {output name: numpy array} via TF_SessionRun."""
         if signature_name not in self.meta_graph.signature_def:
-            raise CApiError(f"no signature {signature_name!r} (have "
-                            f"{sorted(self.meta_graph.signature_def)})")
+            raise CApiError(
+                f"no signature {signature_name!r} (have {sorted(self.meta_graph.signature_def)})"
+            )
         sig = self.meta_graph.signature_def[signature_name]
         if set(inputs) != set(sig.inputs):
-            raise CApiError(f"{signature_name}: inputs {sorted(inputs)}, expected "
-                            f"{sorted(sig.inputs)}")
+            raise CApiError(
+                f"{signature_name}: inputs {sorted(inputs)}, expected {sorted(sig.inputs)}"
+            )
         in_names, out_names = sorted(inputs), sorted(sig.outputs)
         feeds = (_Output * len(in_names))(*[self._output(sig.inputs[k].name) for k in in_names])
-        fetches = (_Output * len(out_names))(*[self._output(sig.outputs[k].name)
-                                               for k in out_names])
+        fetches = (_Output * len(out_names))(
+            *[self._output(sig.outputs[k].name) for k in out_names]
+        )
         values = [_tensor_from_numpy(inputs[k]) for k in in_names]
         in_values = (ctypes.c_void_p * len(values))(*values)
         out_values = (ctypes.c_void_p * len(out_names))()
         status = _CC.TF_NewStatus()
         try:
-            _CC.TF_SessionRun(self._session, None, feeds, in_values, len(values), fetches,
-                              out_values, len(out_names), None, 0, None, status)
+            _CC.TF_SessionRun(
+                self._session,
+                None,
+                feeds,
+                in_values,
+                len(values),
+                fetches,
+                out_values,
+                len(out_names),
+                None,
+                0,
+                None,
+                status,
+            )
             _check(status, f"{signature_name}: TF_SessionRun")
             return {k: _tensor_to_numpy(out_values[n]) for n, k in enumerate(out_names)}
         finally:
@@ -211,6 +281,7 @@ def warmup_requests(export_dir):
     """[(signature name, {input: numpy})] of assets.extra/tf_serving_warmup_requests
     (PredictLog records, as TF Serving replays them at load)."""
     from tensorflow_serving.apis import prediction_log_pb2  # optional: only for warm-up
+
     path = os.path.join(export_dir, "assets.extra", "tf_serving_warmup_requests")
     out = []
     for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
@@ -218,8 +289,12 @@ def warmup_requests(export_dir):
         if log.WhichOneof("log_type") != "predict_log":
             raise CApiError(f"{path}: unsupported warm-up record {log.WhichOneof('log_type')}")
         req = log.predict_log.request
-        out.append((req.model_spec.signature_name or "serving_default",
-                    {k: tf.make_ndarray(v) for k, v in req.inputs.items()}))
+        out.append(
+            (
+                req.model_spec.signature_name or "serving_default",
+                {k: tf.make_ndarray(v) for k, v in req.inputs.items()},
+            )
+        )
     return out
 
 
@@ -251,8 +326,7 @@ def main(argv):
         with open(argv[1], "rb") as f:
             jobs = pickle.load(f)
         results = run_jobs(jobs)
-        project = sorted(m for m in sys.modules if m.split(".")[0] in ("bert_tf", "export",
-                                                                      "apps"))
+        project = sorted(m for m in sys.modules if m.split(".")[0] in ("bert_tf", "export", "apps"))
         with open(argv[2], "wb") as f:
             pickle.dump({"results": results, "project_modules": project}, f)
     elif len(argv) == 2 and argv[0] == "warmup":

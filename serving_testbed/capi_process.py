@@ -29,14 +29,21 @@ def run_capi(jobs, timeout=600):
             pickle.dump(jobs, f)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        proc = subprocess.run([sys.executable, CAPI, "run", jobs_file, out_file], cwd=tmp,
-                              env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, CAPI, "run", jobs_file, out_file],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode:
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
             raise CApiProcessError(f"capi.py failed ({proc.returncode}): {tail}")
         with open(out_file, "rb") as f:
             out = pickle.load(f)
     if out["project_modules"]:
-        raise CApiProcessError(f"the C API process imported project code: "
-                               f"{out['project_modules'][:3]}")
+        raise CApiProcessError(
+            f"the C API process imported project code: {out['project_modules'][:3]}"
+        )
     return out["results"]

@@ -11,8 +11,7 @@ from concurrent import futures
 
 import grpc
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from serving_testbed.servable import ServingError
 
@@ -32,9 +31,8 @@ def predict(store, request):
         inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
     except (TypeError, ValueError) as e:
         raise ServingError("INVALID_ARGUMENT", f"input tensor: {e}") from None
-    with store.use(spec.name, _version(spec)) as servable:   # open until answered
-        name, outputs = servable.run(spec.signature_name, inputs,
-                                     tuple(request.output_filter))
+    with store.use(spec.name, _version(spec)) as servable:  # open until answered
+        name, outputs = servable.run(spec.signature_name, inputs, tuple(request.output_filter))
     response = predict_pb2.PredictResponse()
     response.model_spec.name = spec.name
     response.model_spec.version.value = servable.version
@@ -48,8 +46,9 @@ def model_metadata(store, request):
     """GetModelMetadataRequest -> GetModelMetadataResponse (raises ServingError)."""
     fields = list(request.metadata_field)
     if fields != ["signature_def"]:
-        raise ServingError("INVALID_ARGUMENT", "Metadata field(s) not supported: "
-                           f"{fields} (only \"signature_def\")")
+        raise ServingError(
+            "INVALID_ARGUMENT", f'Metadata field(s) not supported: {fields} (only "signature_def")'
+        )
     servable = store.servable(request.model_spec.name, _version(request.model_spec))
     signatures = get_model_metadata_pb2.SignatureDefMap()
     for key, value in servable.signature_def.items():
@@ -82,7 +81,8 @@ def start_grpc_server(store, port, host="127.0.0.1", workers=4):
     """Starts the service; returns (grpc.Server, bound port)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(store), server)
+        PredictionServicer(store), server
+    )
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     return server, bound

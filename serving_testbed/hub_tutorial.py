@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_hub as hub  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  registers the tf.text ops
 
-keras = tf.keras   # tf-keras 2.x under TF_USE_LEGACY_KERAS=1
+keras = tf.keras  # tf-keras 2.x under TF_USE_LEGACY_KERAS=1
 
 
 def build_classifier_model(pre_dir, enc_dir, trainable):
@@ -45,39 +45,58 @@ def build_classifier_model(pre_dir, enc_dir, trainable):
 
 def make_bert_preprocess_model(pre_dir, sentence_features, seq_length):
     """The GLUE tutorial's preprocessing model."""
-    input_segments = [keras.layers.Input(shape=(), dtype=tf.string, name=ft)
-                      for ft in sentence_features]
+    input_segments = [
+        keras.layers.Input(shape=(), dtype=tf.string, name=ft) for ft in sentence_features
+    ]
     bert_preprocess = hub.load(pre_dir)
     tokenizer = hub.KerasLayer(bert_preprocess.tokenize, name="tokenizer")
     segments = [tokenizer(s) for s in input_segments]
-    packer = hub.KerasLayer(bert_preprocess.bert_pack_inputs,
-                            arguments=dict(seq_length=seq_length), name="packer")
+    packer = hub.KerasLayer(
+        bert_preprocess.bert_pack_inputs, arguments=dict(seq_length=seq_length), name="packer"
+    )
     return keras.Model(input_segments, packer(segments))
 
 
 def classify(job):
     tf.random.set_seed(job.get("seed", 0))
     model, encoder = build_classifier_model(job["pre_dir"], job["enc_dir"], job["trainable"])
-    model.compile(optimizer=keras.optimizers.Adam(job["learning_rate"]),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.BinaryAccuracy()])
+    model.compile(
+        optimizer=keras.optimizers.Adam(job["learning_rate"]),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy()],
+    )
     before = [w.numpy() for w in encoder.weights]
     train, test = job["train"], job["test"]
-    history = model.fit(tf.constant(train["text"]), np.array(train["label"], np.float32),
-                        epochs=job["epochs"], batch_size=job["batch_size"], verbose=0,
-                        shuffle=True)
+    history = model.fit(
+        tf.constant(train["text"]),
+        np.array(train["label"], np.float32),
+        epochs=job["epochs"],
+        batch_size=job["batch_size"],
+        verbose=0,
+        shuffle=True,
+    )
     logits = model.predict(tf.constant(test["text"]), batch_size=64, verbose=0)[:, 0]
     accuracy = float(np.mean((logits > 0).astype(int) == np.array(test["label"])))
-    change = max((float(np.max(np.abs(w.numpy() - b))) for w, b in
-                  zip(encoder.weights, before) if w.dtype.is_floating), default=0.0)
-    return {"loss": [float(x) for x in history.history["loss"]], "accuracy": accuracy,
-            "encoder_trainable_weights": len(encoder.trainable_weights),
-            "encoder_weight_change": change}
+    change = max(
+        (
+            float(np.max(np.abs(w.numpy() - b)))
+            for w, b in zip(encoder.weights, before)
+            if w.dtype.is_floating
+        ),
+        default=0.0,
+    )
+    return {
+        "loss": [float(x) for x in history.history["loss"]],
+        "accuracy": accuracy,
+        "encoder_trainable_weights": len(encoder.trainable_weights),
+        "encoder_weight_change": change,
+    }
 
 
 def glue_pack(job):
-    model = make_bert_preprocess_model(job["pre_dir"], ["sentence1", "sentence2"],
-                                       job["glue_seq_length"])
+    model = make_bert_preprocess_model(
+        job["pre_dir"], ["sentence1", "sentence2"], job["glue_seq_length"]
+    )
     a, b = zip(*job["glue_pairs"])
     out = model([tf.constant(list(a)), tf.constant(list(b))])
     return {k: v.numpy().tolist() for k, v in out.items()}

@@ -45,16 +45,23 @@ def complete_versions(base_path):
 class ModelStore:
     """Serves the latest complete version of model `name` from `base_path`."""
 
-    def __init__(self, name, base_path, warmup=True, max_load_retries=5, retry_interval=60.0,
-                 clock=time.monotonic):
+    def __init__(
+        self,
+        name,
+        base_path,
+        warmup=True,
+        max_load_retries=5,
+        retry_interval=60.0,
+        clock=time.monotonic,
+    ):
         self.name = name
         self.base_path = os.path.abspath(base_path)
         self.warmup = warmup
-        self.current = None                 # the AVAILABLE SessionServable
-        self.failed = {}                    # version -> ServingError of its last failed load
+        self.current = None  # the AVAILABLE SessionServable
+        self.failed = {}  # version -> ServingError of its last failed load
         self.max_load_retries = int(max_load_retries)
         self.retry_interval = float(retry_interval)
-        self._retries = {}                  # version -> (failed attempts, next try at)
+        self._retries = {}  # version -> (failed attempts, next try at)
         self._clock = clock
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
@@ -69,8 +76,11 @@ class ModelStore:
             versions = complete_versions(self.base_path)
             if not versions:
                 if self.current is None:
-                    log.warning("No versions of servable %s found under base path %s",
-                                self.name, self.base_path)
+                    log.warning(
+                        "No versions of servable %s found under base path %s",
+                        self.name,
+                        self.base_path,
+                    )
                 return self.current and self.current.version
             latest = versions[-1]
             if (self.current and self.current.version == latest) or not self._due(latest):
@@ -98,18 +108,27 @@ class ModelStore:
             self.failed[version] = e
             self._retries[version] = (attempts, self._clock() + delay)
             left = self.max_load_retries - attempts + 1
-            log.error("Loading servable %s version %d failed: %s (%s)", self.name, version, e,
-                      f"retrying in {delay:g} s, {left} retries left" if left > 0
-                      else "no retries left")
+            log.error(
+                "Loading servable %s version %d failed: %s (%s)",
+                self.name,
+                version,
+                e,
+                f"retrying in {delay:g} s, {left} retries left" if left > 0 else "no retries left",
+            )
             return self.current and self.current.version
         self.failed.pop(version, None)
         self._retries.pop(version, None)
         with self._lock:
             old, self.current = self.current, servable
         if old is not None:
-            old.close()                 # waits for the requests that use it
-        log.info("Successfully loaded servable version {name: %s version: %d} "
-                 "(%d warm-up records replayed)", self.name, version, replayed)
+            old.close()  # waits for the requests that use it
+        log.info(
+            "Successfully loaded servable version {name: %s version: %d} "
+            "(%d warm-up records replayed)",
+            self.name,
+            version,
+            replayed,
+        )
         return version
 
     def start_polling(self, seconds):
@@ -120,6 +139,7 @@ class ModelStore:
         def loop():
             while not stop.wait(seconds):
                 self.poll()
+
         self._poller = stop
         threading.Thread(target=loop, daemon=True).start()
 
@@ -152,12 +172,12 @@ class ModelStore:
     def _lookup(self, name, version, current):
         if version is None:
             if name != self.name or current is None:
-                raise ServingError("NOT_FOUND",
-                                   f"Servable not found for request: Latest({name})")
+                raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
             return current
         if name != self.name or current is None or current.version != int(version):
-            raise ServingError("NOT_FOUND", f"Servable not found for request: "
-                               f"Specific({name}, {version})")
+            raise ServingError(
+                "NOT_FOUND", f"Servable not found for request: Specific({name}, {version})"
+            )
         return current
 
     def status(self, name, version=None):
@@ -172,8 +192,12 @@ class ModelStore:
         if version is not None:
             rows = [r for r in rows if r[0] == int(version)]
             if not rows:
-                raise ServingError("NOT_FOUND", f"Could not find version {version} of "
-                                   f"model {name}")
-        return [{"version": str(v), "state": state,
-                 "status": {"error_code": code, "error_message": message}}
-                for v, state, code, message in sorted(rows, reverse=True)]
+                raise ServingError("NOT_FOUND", f"Could not find version {version} of model {name}")
+        return [
+            {
+                "version": str(v),
+                "state": state,
+                "status": {"error_code": code, "error_message": message},
+            }
+            for v, state, code, message in sorted(rows, reverse=True)
+        ]

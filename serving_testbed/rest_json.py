@@ -60,8 +60,10 @@ def _shape(value):
         return [0]
     inner = [_shape(v) for v in value]
     if any(s != inner[0] for s in inner):
-        raise _bad(f"Expecting a dense list: rows have shapes {inner[0]} and "
-                   f"{next(s for s in inner if s != inner[0])}")
+        raise _bad(
+            f"Expecting a dense list: rows have shapes {inner[0]} and "
+            f"{next(s for s in inner if s != inner[0])}"
+        )
     return [len(value)] + inner[0]
 
 
@@ -76,8 +78,7 @@ def _scalar(value, dtype):
                 raise _bad("Unable to base64 decode") from None
         raise _bad(f"JSON Value: {json.dumps(value)} not formatted correctly for base64 data")
     if isinstance(value, (dict, str)) or value is None:
-        raise _bad(f"JSON Value: {json.dumps(value)} Is not of expected type: "
-                   f"{dtype.name}")
+        raise _bad(f"JSON Value: {json.dumps(value)} Is not of expected type: {dtype.name}")
     if dtype == tf.bool:
         if not isinstance(value, bool):
             raise _bad(f"JSON Value: {json.dumps(value)} Is not of expected type: bool")
@@ -111,8 +112,9 @@ def request_inputs(doc, input_infos):
     """(request object, {alias: TensorInfo}) -> ({alias: np.ndarray}, ROW or COLUMNAR)."""
     has_rows, has_cols = "instances" in doc, "inputs" in doc
     if has_rows and has_cols:
-        raise _bad("Not formatted correctly expecting only one of 'inputs' or 'instances' "
-                   "keys to exist")
+        raise _bad(
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"
+        )
     if not (has_rows or has_cols):
         raise _bad("Missing 'inputs' or 'instances' key")
     names = sorted(input_infos)
@@ -121,8 +123,10 @@ def request_inputs(doc, input_infos):
     value = doc["inputs"]
     if not isinstance(value, dict) or _is_b64(value):
         if len(names) > 1:
-            raise _bad("inputs is a plain value/list, but expecting an object as multiple "
-                       "input tensors required as per tensorinfo_map")
+            raise _bad(
+                "inputs is a plain value/list, but expecting an object as multiple "
+                "input tensors required as per tensorinfo_map"
+            )
         return {names[0]: to_array(value, input_infos[names[0]].dtype)}, COLUMNAR
     out = {}
     for name in names:
@@ -139,19 +143,25 @@ def _rows(rows, input_infos, names):
         raise _bad("No values in 'instances' array")
     objects = isinstance(rows[0], dict) and not _is_b64(rows[0])
     if not objects and len(names) > 1:
-        raise _bad("instances is a plain list, but expecting list of objects as multiple "
-                   "input tensors required as per tensorinfo_map")
+        raise _bad(
+            "instances is a plain list, but expecting list of objects as multiple "
+            "input tensors required as per tensorinfo_map"
+        )
     columns = {name: [] for name in names}
     for i, row in enumerate(rows):
         is_object = isinstance(row, dict) and not _is_b64(row)
         if is_object != objects:
-            raise _bad(f"Expecting {'object' if objects else 'value/list'} but got "
-                       f"{'object' if is_object else 'list'} at item {i} of input list")
+            raise _bad(
+                f"Expecting {'object' if objects else 'value/list'} but got "
+                f"{'object' if is_object else 'list'} at item {i} of input list"
+            )
         if not objects:
             columns[names[0]].append(row)
         elif sorted(row) != names:
-            raise _bad(f"Failed to process element: {i} of 'instances' list. JSON object: "
-                       f"{json.dumps(row)} keys must be equal to: {','.join(names)}")
+            raise _bad(
+                f"Failed to process element: {i} of 'instances' list. JSON object: "
+                f"{json.dumps(row)} keys must be equal to: {','.join(names)}"
+            )
         else:
             for name in names:
                 columns[name].append(row[name])
@@ -177,6 +187,7 @@ def _json_value(array, as_bytes):
 
     def walk(v):
         return [walk(x) for x in v] if isinstance(v, list) else text(v)
+
     return walk(array.tolist())
 
 
@@ -190,8 +201,9 @@ def response_body(outputs, fmt):
         raise _bad("Cannot convert empty tensor map to JSON")
     names = sorted(outputs)
     if fmt == COLUMNAR:
-        values = {n: _json_value(np.asarray(outputs[n]), _is_bytes_output(n, outputs[n]))
-                  for n in names}
+        values = {
+            n: _json_value(np.asarray(outputs[n]), _is_bytes_output(n, outputs[n])) for n in names
+        }
         return {"outputs": values if len(names) > 1 else values[names[0]]}
     batch = None
     for name in names:
@@ -199,17 +211,20 @@ def response_body(outputs, fmt):
         if array.ndim == 0:
             raise _bad(f"Tensor name: {name} has no shape information ")
         if batch is not None and array.shape[0] != batch:
-            raise _bad(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
-                       f"expecting: {batch}")
+            raise _bad(
+                f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+                f"expecting: {batch}"
+            )
         batch = array.shape[0]
     rows = []
     for i in range(batch):
-        row = {n: _json_value(np.asarray(outputs[n])[i], _is_bytes_output(n, outputs[n]))
-               for n in names}
+        row = {
+            n: _json_value(np.asarray(outputs[n])[i], _is_bytes_output(n, outputs[n]))
+            for n in names
+        }
         rows.append(row if len(names) > 1 else row[names[0]])
     return {"predictions": rows}
 
 
 def error_body(message):
     return {"error": message}
-

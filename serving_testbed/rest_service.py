@@ -23,15 +23,28 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from serving_testbed import rest_json
 from serving_testbed.servable import ServingError
 
-MAX_BODY_BYTES = 256 << 20      # the largest POST body read (413 above)
+MAX_BODY_BYTES = 256 << 20  # the largest POST body read (413 above)
 
 # TF Serving's ToHTTPStatusCode (model_servers/http_server.cc)
-HTTP_CODES = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400,
-              "DEADLINE_EXCEEDED": 504, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
-              "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429,
-              "FAILED_PRECONDITION": 400, "ABORTED": 409, "OUT_OF_RANGE": 400,
-              "UNIMPLEMENTED": 501, "INTERNAL": 500, "UNAVAILABLE": 503, "DATA_LOSS": 500,
-              "UNAUTHENTICATED": 401}
+HTTP_CODES = {
+    "OK": 200,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
+}
 
 _PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+))?(?:(/metadata)|:(\w+))?")
 
@@ -51,12 +64,15 @@ def content_length(header, max_body_bytes):
         return 0
     text = header.strip()
     if not text.isdigit() or not text.isascii():
-        raise BodyError(400, f"Malformed request: Content-Length {header!r} is not a "
-                             f"non-negative integer")
+        raise BodyError(
+            400, f"Malformed request: Content-Length {header!r} is not a non-negative integer"
+        )
     length = int(text)
     if length > max_body_bytes:
-        raise BodyError(413, f"Request body of {length} bytes is over the {max_body_bytes} "
-                             f"bytes this server reads")
+        raise BodyError(
+            413,
+            f"Request body of {length} bytes is over the {max_body_bytes} bytes this server reads",
+        )
     return length
 
 
@@ -66,22 +82,26 @@ def _route(path):
     if not m:
         raise ServingError("NOT_FOUND", f"Malformed request: {path}")
     name, version, metadata, verb = m.groups()
-    return name, (int(version) if version else None), (
-        "metadata" if metadata else verb or "status")
+    return name, (int(version) if version else None), ("metadata" if metadata else verb or "status")
 
 
 def predict(store, name, version, body):
     """REST predict: body bytes -> response object (raises ServingError)."""
     doc = rest_json.parse_body(body)
-    with store.use(name, version) as servable:     # the version stays open until answered
+    with store.use(name, version) as servable:  # the version stays open until answered
         signature = doc.get("signature_name") or ""
         if (signature or "serving_default") not in servable.signature_def:
-            raise ServingError("INVALID_ARGUMENT", f"Serving signature name: \""
-                               f"{signature or 'serving_default'}\" not found in signature def")
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f'Serving signature name: "'
+                f'{signature or "serving_default"}" not found in signature def',
+            )
         infos = servable.signature_def[signature or "serving_default"].inputs
         if not infos:
-            raise ServingError("INVALID_ARGUMENT", f"Failed to get input map for signature: "
-                               f"{signature or 'DEFAULT'}")
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f"Failed to get input map for signature: {signature or 'DEFAULT'}",
+            )
         inputs, fmt = rest_json.request_inputs(doc, dict(infos))
         _, outputs = servable.run(signature, inputs)
     return rest_json.response_body(outputs, fmt)
@@ -92,10 +112,12 @@ def metadata(store, name, version):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     for key, value in servable.signature_def.items():
         signatures.signature_def[key].CopyFrom(value)
-    return {"model_spec": {"name": name, "signature_name": "",
-                           "version": str(servable.version)},
-            "metadata": {"signature_def": json_format.MessageToDict(
-                signatures, preserving_proto_field_name=True)}}
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+        "metadata": {
+            "signature_def": json_format.MessageToDict(signatures, preserving_proto_field_name=True)
+        },
+    }
 
 
 def make_handler(store, max_body_bytes=MAX_BODY_BYTES):
@@ -115,7 +137,7 @@ def make_handler(store, max_body_bytes=MAX_BODY_BYTES):
             try:
                 return self._send(200, work())
             except BodyError as e:
-                self.close_connection = True        # its body was not read
+                self.close_connection = True  # its body was not read
                 return self._send(e.http_status, rest_json.error_body(str(e)))
             except ServingError as e:
                 return self._send(HTTP_CODES.get(e.code, 500), rest_json.error_body(str(e)))
@@ -129,24 +151,27 @@ def make_handler(store, max_body_bytes=MAX_BODY_BYTES):
                 if what == "metadata":
                     return metadata(store, name, version)
                 if what != "status":
-                    raise ServingError("INVALID_ARGUMENT",
-                                       f"Malformed request: GET {self.path}")
+                    raise ServingError("INVALID_ARGUMENT", f"Malformed request: GET {self.path}")
                 return {"model_version_status": store.status(name, version)}
+
             self._answer(work)
 
         def do_POST(self):  # noqa: N802
             def work():
                 name, version, what = _route(self.path)
-                body = self.rfile.read(content_length(self.headers.get("Content-Length"),
-                                                      max_body_bytes))
+                body = self.rfile.read(
+                    content_length(self.headers.get("Content-Length"), max_body_bytes)
+                )
                 if what in ("classify", "regress"):
-                    raise ServingError("UNIMPLEMENTED", f"the testbed serves :predict only, "
-                                       f"not :{what}")
+                    raise ServingError(
+                        "UNIMPLEMENTED", f"the testbed serves :predict only, not :{what}"
+                    )
                 if what != "predict":
-                    raise ServingError("INVALID_ARGUMENT",
-                                       f"Malformed request: POST {self.path}")
+                    raise ServingError("INVALID_ARGUMENT", f"Malformed request: POST {self.path}")
                 return predict(store, name, version, body)
+
             self._answer(work)
+
     return Handler
 
 

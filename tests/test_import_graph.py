@@ -25,8 +25,12 @@ def imported_modules(path):
 def test_bert_tf_never_imports_export_apps_or_absl():
     files = sorted((ROOT / "bert_tf").rglob("*.py"))
     assert len(files) > 50
-    bad = [f"{f.relative_to(ROOT)}: {name}" for f in files for name in imported_modules(f)
-           if name.split(".")[0] in FORBIDDEN]
+    bad = [
+        f"{f.relative_to(ROOT)}: {name}"
+        for f in files
+        for name in imported_modules(f)
+        if name.split(".")[0] in FORBIDDEN
+    ]
     assert not bad, bad
 
 
@@ -41,6 +45,7 @@ def test_every_task_declares_its_exports_in_its_own_package():
     table): bert_tf/tasks/<task>/serving.py and tflite.py."""
     from bert_tf.tasks import get_task, task_names
     from bert_tf.tasks.base import declares
+
     for name in task_names():
         cls = get_task(name)
         assert declares(cls, "serving_signature") and declares(cls, "tflite_graph"), name

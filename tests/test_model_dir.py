@@ -29,8 +29,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def three_kinds(tmp_path, tiny_config, tiny_vocab_file):
     """{kind: path} for a bert-tf, a Hugging Face and a Google directory of one model."""
     model = BertPretrainer(BertEncoder(tiny_config))
-    paths = {"bert_tf": str(tmp_path / "model"), "hf": str(tmp_path / "hf"),
-             "google": str(tmp_path / "cased_L-2_H-128_A-2")}
+    paths = {
+        "bert_tf": str(tmp_path / "model"),
+        "hf": str(tmp_path / "hf"),
+        "google": str(tmp_path / "cased_L-2_H-128_A-2"),
+    }
     write_model_dir(paths["bert_tf"], model, tiny_vocab_file, lower_case=False, seq_length=24)
     writers.save_hf(model.encoder, paths["hf"], tiny_vocab_file, lower_case=True)
     writers.save_google(model.encoder, paths["google"], tiny_vocab_file)
@@ -47,7 +50,10 @@ def test_recognises_the_three_kinds(three_kinds, tiny_config, tmp_path):
         assert d.exists() is (kind == "bert_tf")
     # casing: recorded (bert-tf), tokenizer_config.json (HF), the directory name (Google)
     assert [ModelDir(three_kinds[k]).lower_case for k in ("bert_tf", "hf", "google")] == [
-        False, True, False]
+        False,
+        True,
+        False,
+    ]
     assert ModelDir(three_kinds["bert_tf"]).preprocessing()[1:] == (False, 24)
     assert ModelDir(three_kinds["hf"]).preprocessing()[1:] == (True, None)
     # a Google checkpoint prefix is a Google source too, its vocab next to it
@@ -80,8 +86,9 @@ def test_one_line_errors_name_the_file_and_field(three_kinds, tmp_path):
         hf.encoder_config()
     d = ModelDir(three_kinds["bert_tf"])
     text = pathlib.Path(d.config_path).read_text()
-    pathlib.Path(d.config_path).write_text(text.replace('"type": "pretraining"',
-                                                        '"type": "poetry"'))
+    pathlib.Path(d.config_path).write_text(
+        text.replace('"type": "pretraining"', '"type": "poetry"')
+    )
     with pytest.raises(ModelDirError) as e:
         d.read_config()
     assert str(e.value).startswith(f"{d.config_path}: task.type: expected one of (")
@@ -92,8 +99,10 @@ def test_one_line_errors_name_the_file_and_field(three_kinds, tmp_path):
     assert "\n" not in str(e.value)
     os.remove(d.file("vocab.txt"))
     pathlib.Path(d.config_path).write_text(text)
-    with pytest.raises(ModelDirFileNotFoundError,
-                       match="config.json: preprocessing.vocab_file .*vocab.txt does not exist"):
+    with pytest.raises(
+        ModelDirFileNotFoundError,
+        match="config.json: preprocessing.vocab_file .*vocab.txt does not exist",
+    ):
         d.preprocessing()
 
 
@@ -106,13 +115,15 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(atomic_io.AtomicWriteError) as e:
         atomic_io.atomic_write_json(str(path), {"new": True})
-    assert str(e.value) == (f"cannot write {path}: no space left on device; its previous "
-                            "version, if any, is unchanged")
-    assert path.read_text().startswith('{\n  "a"')               # the old file, whole
-    assert os.listdir(tmp_path) == ["results.json"]               # no temp file left
+    assert str(e.value) == (
+        f"cannot write {path}: no space left on device; its previous version, if any, is unchanged"
+    )
+    assert path.read_text().startswith('{\n  "a"')  # the old file, whole
+    assert os.listdir(tmp_path) == ["results.json"]  # no temp file left
     monkeypatch.setattr(os, "fsync", real_fsync)
     atomic_io.atomic_write_text(str(path), "new\n")
     assert path.read_text() == "new\n"
@@ -124,15 +135,20 @@ def test_model_dir_write_failure_names_the_last_good_checkpoint(tmp_path, monkey
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ckpt-7.index").write_bytes(b"")
     (tmp_path / "checkpoints" / "checkpoint").write_text(
-        'model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n')
-    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(
-        OSError(errno.EDQUOT, "Disk quota exceeded")))
+        'model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n'
+    )
+    monkeypatch.setattr(
+        os,
+        "replace",
+        lambda *a: (_ for _ in ()).throw(OSError(errno.EDQUOT, "Disk quota exceeded")),
+    )
     with pytest.raises(ModelDirWriteError) as e:
         d.write_eval_results({"accuracy": 0.9})
     assert str(e.value) == (
         f"cannot write {d.eval_results_path}: no space left on device; its previous version, "
         f"if any, is unchanged; the last good checkpoint is {tmp_path}/checkpoints/ckpt-7 "
-        "(step 7)")
+        "(step 7)"
+    )
     assert d.read_eval_results() == {"accuracy": 0.5}
 
 
@@ -151,8 +167,11 @@ def _docstrings(tree):
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(
-                    getattr(body[0], "value", None), ast.Constant):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+            ):
                 out.add(id(body[0].value))
     return out
 
@@ -162,23 +181,36 @@ def config_file_readers(path):
     `.config_path` (or a name set from one) with open/read_json/json.load."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     docs, found = _docstrings(tree), []
-    in_messages = {id(c) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
-                   for c in ast.walk(node)}
-    config_names = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                    and any(isinstance(n, ast.Attribute) and n.attr == "config_path"
-                            for n in ast.walk(node.value))
-                    for t in node.targets if isinstance(t, ast.Name)}
+    in_messages = {
+        id(c) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for c in ast.walk(node)
+    }
+    config_names = {
+        t.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(
+            isinstance(n, ast.Attribute) and n.attr == "config_path" for n in ast.walk(node.value)
+        )
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Constant) and node.value in CONFIG_FILES
-                and id(node) not in docs and id(node) not in in_messages):
+        if (
+            isinstance(node, ast.Constant)
+            and node.value in CONFIG_FILES
+            and id(node) not in docs
+            and id(node) not in in_messages
+        ):
             found.append(node.lineno)
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if name in READERS and any(
-                    (isinstance(n, ast.Attribute) and n.attr == "config_path")
-                    or (isinstance(n, ast.Name) and n.id in config_names)
-                    for a in node.args for n in ast.walk(a)):
+                (isinstance(n, ast.Attribute) and n.attr == "config_path")
+                or (isinstance(n, ast.Name) and n.id in config_names)
+                for a in node.args
+                for n in ast.walk(a)
+            ):
                 found.append(node.lineno)
     return found
 
@@ -192,29 +224,35 @@ def test_only_model_dir_code_opens_config_files(tmp_path):
             lines = config_file_readers(path)
             rel = str(path.relative_to(ROOT))
             if bool(lines) != (rel in PENDING):
-                offenders[rel] = lines   # a new reader, or a PENDING file that is done
+                offenders[rel] = lines  # a new reader, or a PENDING file that is done
     assert offenders == {}
     # the check does see a reader when there is one
     probe = tmp_path / "probe.py"
-    probe.write_text("import json, os\n"
-                     "def f(d):\n"
-                     "    p = d.config_path\n"
-                     "    return json.load(open(p))\n"
-                     "def g(root):\n"
-                     "    return open(os.path.join(root, 'bert_config.json')).read()\n")
+    probe.write_text(
+        "import json, os\n"
+        "def f(d):\n"
+        "    p = d.config_path\n"
+        "    return json.load(open(p))\n"
+        "def g(root):\n"
+        "    return open(os.path.join(root, 'bert_config.json')).read()\n"
+    )
     assert sorted(set(config_file_readers(probe))) == [4, 6]
 
 
 def test_what_other_modules_read_through_model_dir(three_kinds, tiny_config, tmp_path):
     from bert_tf.model_dir import encoder_values_from_json
+
     d = ModelDir(three_kinds["bert_tf"])
     assert d.training_record() == {}
     assert d.read_config_if_any()["preprocessing"]["seq_length"] == 24
     assert ModelDir(str(tmp_path / "nothing")).training_record() is None
     assert d.task() == {"type": "pretraining"}
     # an encoder config from any of the JSON files: bert-tf, Hugging Face, Google
-    for path in (d.config_path, os.path.join(three_kinds["hf"], "config.json"),
-                 os.path.join(three_kinds["google"], "bert_config.json")):
+    for path in (
+        d.config_path,
+        os.path.join(three_kinds["hf"], "config.json"),
+        os.path.join(three_kinds["google"], "bert_config.json"),
+    ):
         assert encoder_values_from_json(path) == tiny_config.to_dict(), path
     d.write_json("state.json", {"history": [1]})
     assert d.read_json("state.json") == {"history": [1]}
@@ -222,12 +260,15 @@ def test_what_other_modules_read_through_model_dir(three_kinds, tiny_config, tmp
 
 def test_one_glob_expander(tmp_path):
     from bert_tf import input_files
+
     for name in ("b.txt", "a.txt", "c.log"):
         (tmp_path / name).write_text(name)
     pattern = f" {tmp_path}/*.txt , {tmp_path}/a.txt,,{tmp_path}/*.log"
     assert input_files.expand_patterns(pattern, ValueError) == [
-        str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), str(tmp_path / "c.log")]
+        str(tmp_path / "a.txt"),
+        str(tmp_path / "b.txt"),
+        str(tmp_path / "c.log"),
+    ]
     with pytest.raises(KeyError, match="nope"):
         input_files.expand_patterns([f"{tmp_path}/nope*"], KeyError)
-    assert input_files.file_sha256(str(tmp_path / "a.txt")) == hashlib.sha256(
-        b"a.txt").hexdigest()
+    assert input_files.file_sha256(str(tmp_path / "a.txt")) == hashlib.sha256(b"a.txt").hexdigest()

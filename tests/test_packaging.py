@@ -6,6 +6,7 @@ and every console script names a callable that exists."""
 import fnmatch
 import importlib
 import os
+
 import tomllib
 
 from tests.conftest import ROOT
@@ -23,7 +24,8 @@ def _glob_match(rel, pattern):
     """setuptools' package-data glob: `*` stays within one folder."""
     parts, pattern_parts = rel.split("/"), pattern.split("/")
     return len(parts) == len(pattern_parts) and all(
-        fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pattern_parts))
+        fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pattern_parts)
+    )
 
 
 def test_every_data_file_of_an_installed_package_is_package_data():
@@ -34,7 +36,7 @@ def test_every_data_file_of_an_installed_package_is_package_data():
         for folder, dirs, files in os.walk(top):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
             for name in files:
-                if name.endswith((".py", ".pyc", ".md")):     # code, and docs for the reader
+                if name.endswith((".py", ".pyc", ".md")):  # code, and docs for the reader
                     continue
                 rel = os.path.relpath(os.path.join(folder, name), top).replace(os.sep, "/")
                 if not any(_glob_match(rel, p) for p in package_data.get(package, ())):

@@ -9,8 +9,16 @@ import bert_tf
 
 
 def test_dir_and_all_list_the_lazily_loaded_api():
-    lazy = {"load_encoder", "load_preprocessor", "pretrain", "finetune", "PretrainConfig",
-            "FinetuneConfig", "ModelDir", "BertTokenizer"}
+    lazy = {
+        "load_encoder",
+        "load_preprocessor",
+        "pretrain",
+        "finetune",
+        "PretrainConfig",
+        "FinetuneConfig",
+        "ModelDir",
+        "BertTokenizer",
+    }
     assert lazy <= set(bert_tf.__all__) <= set(dir(bert_tf))
     for name in bert_tf.__all__:
         assert getattr(bert_tf, name).__name__ == name
@@ -36,8 +44,11 @@ def test_help_lists_functions_and_the_table():
 def _unannotated(function):
     """The parameters (and 'return') of `function` that have no type hint."""
     signature = inspect.signature(function)
-    missing = [name for name, p in signature.parameters.items()
-               if name not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+    missing = [
+        name
+        for name, p in signature.parameters.items()
+        if name not in ("self", "cls") and p.annotation is inspect.Parameter.empty
+    ]
     if signature.return_annotation is inspect.Signature.empty:
         missing.append("return")
     return missing
@@ -51,9 +62,9 @@ def test_every_exported_signature_has_type_hints():
         obj = getattr(bert_tf, name)
         if inspect.isclass(obj):
             if "__init__" not in vars(obj) and not dataclasses.is_dataclass(obj):
-                continue                    # (the inherited constructor, e.g. BertTfError)
+                continue  # (the inherited constructor, e.g. BertTfError)
             obj = obj.__init__
         if _unannotated(obj):
             missing[name] = _unannotated(obj)
     assert not missing
-    assert _unannotated(lambda x: x) == ["x", "return"]   # the check itself sees a bare one
+    assert _unannotated(lambda x: x) == ["x", "return"]  # the check itself sees a bare one

@@ -30,8 +30,12 @@ class StepsRecipe(Recipe):
         self.take_lock(stack)
 
     def ownership_plan(self):
-        return ownership.plan_model_dir(self.config.model_dir, self.writer, ("config.json",),
-                                        overwrite=self.config.overwrite_model_dir)
+        return ownership.plan_model_dir(
+            self.config.model_dir,
+            self.writer,
+            ("config.json",),
+            overwrite=self.config.overwrite_model_dir,
+        )
 
     def training_record(self):
         return {"learning_rate": self.config.learning_rate, run_record.INPUTS_KEY: {}}
@@ -62,21 +66,37 @@ class StepsRecipe(Recipe):
 
 
 def _config(model_dir, **changes):
-    return types.SimpleNamespace(**{"model_dir": str(model_dir), "precision": "mixed_bfloat16",
-                                    "overwrite_model_dir": False, "learning_rate": 0.1,
-                                    **changes})
+    return types.SimpleNamespace(
+        **{
+            "model_dir": str(model_dir),
+            "precision": "mixed_bfloat16",
+            "overwrite_model_dir": False,
+            "learning_rate": 0.1,
+            **changes,
+        }
+    )
 
 
 def test_steps_run_in_order_and_a_finished_run_stops_after_the_guard(tmp_path, monkeypatch):
     # config.json here holds only "training" (the record check_same_run compares)
-    monkeypatch.setattr(run_record, "recorded_training",
-                        lambda model_dir: _recorded(os.path.join(model_dir, "config.json")))
+    monkeypatch.setattr(
+        run_record,
+        "recorded_training",
+        lambda model_dir: _recorded(os.path.join(model_dir, "config.json")),
+    )
     policy = keras.config.dtype_policy().name
     first = StepsRecipe(_config(tmp_path / "run"))
     assert first.run() == {"accuracy": 1.0}
-    assert first.steps == ["plan", "policy mixed_bfloat16", "build", "write_model_dir", "train",
-                           "evaluate", "record"]
-    assert keras.config.dtype_policy().name == policy     # the caller's, put back
+    assert first.steps == [
+        "plan",
+        "policy mixed_bfloat16",
+        "build",
+        "write_model_dir",
+        "train",
+        "evaluate",
+        "record",
+    ]
+    assert keras.config.dtype_policy().name == policy  # the caller's, put back
     again = StepsRecipe(_config(tmp_path / "run"), finished={"accuracy": 0.5})
     assert again.run() == {"accuracy": 0.5}
     assert again.steps == ["plan", "policy mixed_bfloat16", "finished_results"]
@@ -89,8 +109,10 @@ def test_steps_run_in_order_and_a_finished_run_stops_after_the_guard(tmp_path, m
     over = StepsRecipe(_config(tmp_path / "run", learning_rate=0.2, overwrite_model_dir=True))
     over.run()
     assert "finished_results" not in over.steps
-    assert any(s.startswith("say: --overwrite_model_dir: removed the previous run's "
-                            "config.json") for s in over.steps)
+    assert any(
+        s.startswith("say: --overwrite_model_dir: removed the previous run's config.json")
+        for s in over.steps
+    )
 
 
 def _recorded(config_path):
@@ -104,5 +126,5 @@ def test_both_trainings_are_uses_of_the_one_skeleton():
     for cls in (FinetuningRecipe, PretrainingRecipe, PretrainingEvaluation):
         assert issubclass(cls, Recipe)
         assert cls.run is Recipe.run and cls.check_rerun is Recipe.check_rerun
-    for cls in (FinetuningRecipe, PretrainingRecipe):   # evaluation writes no training run
+    for cls in (FinetuningRecipe, PretrainingRecipe):  # evaluation writes no training run
         assert cls.record_ownership is Recipe.record_ownership

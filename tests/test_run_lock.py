@@ -28,8 +28,11 @@ time.sleep(60)
 
 
 def start_holder(path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=ROOT, path=str(path))],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(root=ROOT, path=str(path))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "LOCKED"
     return proc
 
@@ -40,8 +43,10 @@ def test_second_run_is_refused_naming_the_holder(tmp_path):
         with pytest.raises(ModelDirLockedError) as e:
             RunLock(str(tmp_path)).acquire()
         message = str(e.value)
-        assert message.startswith(f"{tmp_path} is in use by another run: PID {proc.pid} on "
-                                  f"host {socket.gethostname()} since ")
+        assert message.startswith(
+            f"{tmp_path} is in use by another run: PID {proc.pid} on "
+            f"host {socket.gethostname()} since "
+        )
         assert message.endswith("wait for it to finish or use another --model_dir")
         assert "\n" not in message
     finally:
@@ -61,15 +66,18 @@ def test_stale_lock_of_a_killed_run_is_taken_over_with_a_note(tmp_path):
         assert mine["pid"] == os.getpid() and mine["host"] == socket.gethostname()
     assert len(notes) == 1 and notes[0].startswith(
         f"taking over the stale lock {tmp_path}/.lock of a run that ended without releasing "
-        f"it: PID {proc.pid} on host {socket.gethostname()}")
-    assert (tmp_path / ".lock").read_text() == ""       # released, file kept (not ours)
+        f"it: PID {proc.pid} on host {socket.gethostname()}"
+    )
+    assert (tmp_path / ".lock").read_text() == ""  # released, file kept (not ours)
 
 
 def test_lock_of_another_host_is_not_guessed_dead(tmp_path):
-    (tmp_path / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere",
-                                                "started": "2026-01-01T00:00:00+00:00"}))
-    with pytest.raises(ModelDirLockedError, match="names a run on another host: PID 1 on "
-                       "host elsewhere"):
+    (tmp_path / ".lock").write_text(
+        json.dumps({"pid": 1, "host": "elsewhere", "started": "2026-01-01T00:00:00+00:00"})
+    )
+    with pytest.raises(
+        ModelDirLockedError, match="names a run on another host: PID 1 on host elsewhere"
+    ):
         RunLock(str(tmp_path)).acquire()
 
 

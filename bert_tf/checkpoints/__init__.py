@@ -14,5 +14,14 @@ from bert_tf.checkpoints.loader import load_encoder, load_pretrainer, load_task_
 from bert_tf.checkpoints.sources import CheckpointError, detect_kind, read_source
 from bert_tf.checkpoints.writers import save_google, save_hf
 
-__all__ = ["CheckpointError", "convert", "detect_kind", "load_encoder", "load_pretrainer",
-           "load_task_model", "read_source", "save_google", "save_hf"]
+__all__ = [
+    "CheckpointError",
+    "convert",
+    "detect_kind",
+    "load_encoder",
+    "load_pretrainer",
+    "load_task_model",
+    "read_source",
+    "save_google",
+    "save_hf",
+]

@@ -37,8 +37,11 @@ def _load(path):
         d = md.ModelDir(path)
         pre = d.read_config()["preprocessing"]
         vocab = d.file(pre.get("vocab_file", md.VOCAB_FILE))
-        return (loader.load_task_model(path), vocab if os.path.isfile(vocab) else None,
-                pre.get("lower_case"))
+        return (
+            loader.load_task_model(path),
+            vocab if os.path.isfile(vocab) else None,
+            pre.get("lower_case"),
+        )
     source = read_source(path)
     heads = source.has_group(tensor_names.MLM) or source.has_group(tensor_names.NSP)
     model = loader.load_pretrainer(path) if heads else loader.load_encoder(path)
@@ -72,18 +75,32 @@ def convert(input_path, output, to, overwrite=False, seq_length=128):
         new = os.path.join(staging, "out")
         if to == "bert_tf":
             if hasattr(model, "blocks"):  # a bare encoder: give it (fresh) pre-training heads
-                log.warning("%s: no pre-training head weights; the model dir gets freshly "
-                            "initialized MLM/NSP heads", input_path)
+                log.warning(
+                    "%s: no pre-training head weights; the model dir gets freshly "
+                    "initialized MLM/NSP heads",
+                    input_path,
+                )
                 model = BertPretrainer(model)
             task = {"type": "pretraining"}
             if detect_kind(input_path) == "bert_tf":
                 task = md.ModelDir(input_path).task()
-            write_model_dir(new, model, vocab, lower_case, task=task, seq_length=seq_length,
-                            training={"converted_from": os.path.abspath(input_path)})
+            write_model_dir(
+                new,
+                model,
+                vocab,
+                lower_case,
+                task=task,
+                seq_length=seq_length,
+                training={"converted_from": os.path.abspath(input_path)},
+            )
         else:
             if not (hasattr(model, "mlm_head") or hasattr(model, "blocks")):
-                log.warning("%s: a %s's task head has no %s equivalent; writing its encoder only",
-                            input_path, type(model).__name__, to)
+                log.warning(
+                    "%s: a %s's task head has no %s equivalent; writing its encoder only",
+                    input_path,
+                    type(model).__name__,
+                    to,
+                )
                 model = model.encoder
             if to == "hf":
                 writers.save_hf(model, new, vocab, lower_case)
@@ -106,12 +123,15 @@ def _check_replaceable(output):
     if not os.path.isdir(output) or not os.listdir(output):
         return
     owned = ownership.owned_entries(output)
-    other = sorted(n for n in os.listdir(output)
-                   if owned.get(n) not in ownership.RUN_WRITERS + ("internal",))
+    other = sorted(
+        n for n in os.listdir(output) if owned.get(n) not in ownership.RUN_WRITERS + ("internal",)
+    )
     if other:
-        raise CheckpointError(f"{output}: holds files bert-tf's runs and conversions did not "
-                              f"write ({ownership.listing(output, other)}); it is never "
-                              "replaced: choose another output directory")
+        raise CheckpointError(
+            f"{output}: holds files bert-tf's runs and conversions did not "
+            f"write ({ownership.listing(output, other)}); it is never "
+            "replaced: choose another output directory"
+        )
 
 
 def _swap_in(new, output, staging):

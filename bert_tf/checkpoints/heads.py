@@ -15,16 +15,17 @@ MLM, NSP = tensor_names.MLM, tensor_names.NSP
 
 # tensor -> its value right after initialization (the kernels are random, so not listed)
 _FRESH = {
-    MLM: {"cls/predictions/transform/dense/bias": 0.0,
-          "cls/predictions/transform/LayerNorm/gamma": 1.0,
-          "cls/predictions/transform/LayerNorm/beta": 0.0,
-          "cls/predictions/output_bias": 0.0},
+    MLM: {
+        "cls/predictions/transform/dense/bias": 0.0,
+        "cls/predictions/transform/LayerNorm/gamma": 1.0,
+        "cls/predictions/transform/LayerNorm/beta": 0.0,
+        "cls/predictions/output_bias": 0.0,
+    },
     NSP: {"cls/seq_relationship/output_bias": 0.0},
 }
 
 # architectures entry of a Hugging Face config.json for the heads present
-HF_ARCHITECTURES = {(): "BertModel", (MLM,): "BertForMaskedLM",
-                    (MLM, NSP): "BertForPreTraining"}
+HF_ARCHITECTURES = {(): "BertModel", (MLM,): "BertForMaskedLM", (MLM, NSP): "BertForPreTraining"}
 
 
 def trained_heads(tensors):

@@ -30,8 +30,9 @@ from bert_tf.tensor_types import DTypePolicy
 log = logging.getLogger(__name__)
 
 
-def assign_from_source(model: keras.Model, source: TensorSource,
-                       groups: Collection[str] = (tensor_names.ENCODER,)) -> set[str]:
+def assign_from_source(
+    model: keras.Model, source: TensorSource, groups: Collection[str] = (tensor_names.ENCODER,)
+) -> set[str]:
     """Sets the variables of `model` (encoder or pretrainer) that belong to `groups` from
     `source`. All tensors are checked before anything is assigned."""
     specs = [s for s in mapping.model_specs(model) if s.group in groups]
@@ -42,14 +43,16 @@ def assign_from_source(model: keras.Model, source: TensorSource,
             if name not in source.tensors:
                 raise CheckpointError(
                     f"{source.path}: no tensor '{source._expected_source_name(name)}' for "
-                    f"variable '{spec.variable.path}'")
+                    f"variable '{spec.variable.path}'"
+                )
             got = tuple(source.tensors[name].shape)
             if got != tuple(shape):
                 raise CheckpointError(
                     f"{source.path}: tensor '{source.source_name(name)}' for variable "
                     f"'{spec.variable.path}': expected shape "
                     f"{list(source.source_shape(name, shape))}, got "
-                    f"{list(source.source_shape(name, got))}")
+                    f"{list(source.source_shape(name, got))}"
+                )
             arrays.append(source.tensors[name])
         values.append(spec.join(arrays))
     for spec, value in zip(specs, values):
@@ -61,16 +64,18 @@ def assign_from_source(model: keras.Model, source: TensorSource,
 def _layers_hint(source: TensorSource, unused: Iterable[str]) -> str:
     """' (the checkpoint has 6 layers, the config num_hidden_layers=1)' when unused tensors
     belong to layers beyond the config's, else ''."""
-    layers = [int(m.group(1)) for n in unused
-              for m in [re.search(r"layer[._](\d+)[./]", n)] if m]
+    layers = [int(m.group(1)) for n in unused for m in [re.search(r"layer[._](\d+)[./]", n)] if m]
     if layers and max(layers) >= source.config.num_layers:
-        return (f" (the checkpoint has {max(layers) + 1} layers, its config "
-                f"num_hidden_layers={source.config.num_layers})")
+        return (
+            f" (the checkpoint has {max(layers) + 1} layers, its config "
+            f"num_hidden_layers={source.config.num_layers})"
+        )
     return ""
 
 
-def check_all_used(source: TensorSource, used: Collection[str], skip: Collection[str] = (),
-                   heads: bool = True) -> None:
+def check_all_used(
+    source: TensorSource, used: Collection[str], skip: Collection[str] = (), heads: bool = True
+) -> None:
     """Strict loading: every tensor of `source` is used, except non-weights (position_ids
     buffers, optimizer slots: dropped by the readers) and `skip`. Else one-line error.
     `heads=False`: head tensors that fit nothing (an untied decoder) do not matter."""
@@ -81,7 +86,8 @@ def check_all_used(source: TensorSource, used: Collection[str], skip: Collection
         raise CheckpointError(
             f"{source.path}: {len(unused)} tensor(s) not used by the model"
             f"{_layers_hint(source, unused)}: {listed} (loading is strict: a checkpoint must "
-            f"fit its config exactly)")
+            f"fit its config exactly)"
+        )
 
 
 def _head_names() -> set[str]:
@@ -107,8 +113,7 @@ def load_encoder(path: str | os.PathLike[str], dtype: DTypePolicy = None) -> Ber
     return encoder
 
 
-def load_pretrainer(path: str | os.PathLike[str],
-                    dtype: DTypePolicy = None) -> BertPretrainer:
+def load_pretrainer(path: str | os.PathLike[str], dtype: DTypePolicy = None) -> BertPretrainer:
     """A `BertPretrainer` with encoder weights and, where the source has them, the MLM and NSP
     head weights (heads the source lacks keep their fresh initialization, with a warning)."""
     kind = _kind_or_fail(path)
@@ -116,8 +121,9 @@ def load_pretrainer(path: str | os.PathLike[str],
         model = load_task_model(path, dtype=dtype)
         if isinstance(model, BertPretrainer):
             return model
-        log.warning("%s: task model is %s; its encoder gets fresh MLM/NSP heads", path,
-                    type(model).__name__)
+        log.warning(
+            "%s: task model is %s; its encoder gets fresh MLM/NSP heads", path, type(model).__name__
+        )
         return BertPretrainer(model.encoder)
     source = read_source(path)
     model = BertPretrainer(BertEncoder(source.config, dtype=dtype))
@@ -132,14 +138,15 @@ def load_pretrainer(path: str | os.PathLike[str],
     return model
 
 
-def load_task_model(path: str | os.PathLike[str],
-                    dtype: DTypePolicy = None) -> EncoderHeadModel:
+def load_task_model(path: str | os.PathLike[str], dtype: DTypePolicy = None) -> EncoderHeadModel:
     """The full task model of a bert-tf model directory, built from its config.json, with
     weights from model.weights.h5 (or else the latest checkpoint in checkpoints/)."""
     kind = _kind_or_fail(path)
     if kind != "bert_tf":
-        raise CheckpointError(f"{path}: load_task_model needs a bert-tf model directory "
-                              f"(this is a {kind} checkpoint; use load_encoder/load_pretrainer)")
+        raise CheckpointError(
+            f"{path}: load_task_model needs a bert-tf model directory "
+            f"(this is a {kind} checkpoint; use load_encoder/load_pretrainer)"
+        )
     return task_model.load(path, dtype=dtype)
 
 

@@ -19,12 +19,13 @@ from bert_tf.checkpoints import names as tensor_names
 @dataclasses.dataclass
 class VariableSpec:
     """One model variable and the canonical tensors it is made of."""
-    variable: object                 # a keras.Variable
-    sources: List[str]               # canonical (Google TF1) names
+
+    variable: object  # a keras.Variable
+    sources: List[str]  # canonical (Google TF1) names
     source_shapes: List[Tuple[int, ...]]
-    join: Callable                   # list of canonical arrays -> variable value
-    split: Callable                  # variable value -> list of canonical arrays
-    group: str                       # names.ENCODER / MLM / NSP
+    join: Callable  # list of canonical arrays -> variable value
+    split: Callable  # variable value -> list of canonical arrays
+    group: str  # names.ENCODER / MLM / NSP
 
 
 def _one(variable, name, group):
@@ -33,13 +34,14 @@ def _one(variable, name, group):
 
 
 def _dense(layer, prefix, group):
-    return [_one(layer.kernel, prefix + "/kernel", group),
-            _one(layer.bias, prefix + "/bias", group)]
+    return [
+        _one(layer.kernel, prefix + "/kernel", group),
+        _one(layer.bias, prefix + "/bias", group),
+    ]
 
 
 def _layer_norm(layer, prefix, group):
-    return [_one(layer.gamma, prefix + "/gamma", group),
-            _one(layer.beta, prefix + "/beta", group)]
+    return [_one(layer.gamma, prefix + "/gamma", group), _one(layer.beta, prefix + "/beta", group)]
 
 
 def _attention(attention, prefix, group):
@@ -47,19 +49,31 @@ def _attention(attention, prefix, group):
     parts = [f"{prefix}/attention/self/{p}" for p in ("query", "key", "value")]
     return [
         VariableSpec(
-            attention.qkv_kernel, [p + "/kernel" for p in parts], [(h, n * d)] * 3,
+            attention.qkv_kernel,
+            [p + "/kernel" for p in parts],
+            [(h, n * d)] * 3,
             # 3 x [H, H] -> [H, 3, N, D]
             lambda a: np.stack([x.reshape(h, n, d) for x in a], axis=1),
-            lambda v: [v[:, i].reshape(h, n * d) for i in range(3)], group),
+            lambda v: [v[:, i].reshape(h, n * d) for i in range(3)],
+            group,
+        ),
         VariableSpec(
-            attention.qkv_bias, [p + "/bias" for p in parts], [(n * d,)] * 3,
+            attention.qkv_bias,
+            [p + "/bias" for p in parts],
+            [(n * d,)] * 3,
             # 3 x [H] -> [3, N, D]
             lambda a: np.stack([x.reshape(n, d) for x in a], axis=0),
-            lambda v: [v[i].reshape(n * d) for i in range(3)], group),
+            lambda v: [v[i].reshape(n * d) for i in range(3)],
+            group,
+        ),
         VariableSpec(
-            attention.output_kernel, [f"{prefix}/attention/output/dense/kernel"], [(n * d, h)],
-            lambda a: a[0].reshape(n, d, h),                          # [H, H] -> [N, D, H]
-            lambda v: [v.reshape(n * d, h)], group),
+            attention.output_kernel,
+            [f"{prefix}/attention/output/dense/kernel"],
+            [(n * d, h)],
+            lambda a: a[0].reshape(n, d, h),  # [H, H] -> [N, D, H]
+            lambda v: [v.reshape(n * d, h)],
+            group,
+        ),
         _one(attention.output_bias, f"{prefix}/attention/output/dense/bias", group),
     ]
 
@@ -87,20 +101,32 @@ def encoder_specs(encoder):
 def mlm_specs(mlm_head):
     g = tensor_names.MLM
     if getattr(mlm_head, "embedding_layer", None) is None:
-        raise ValueError("the MLM head has an untied decoder; only the tied BERT layout maps "
-                         "onto published checkpoints")
-    return [*_dense(mlm_head.transform, "cls/predictions/transform/dense", g),
-            *_layer_norm(mlm_head.layer_norm, "cls/predictions/transform/LayerNorm", g),
-            _one(mlm_head.output_bias, "cls/predictions/output_bias", g)]
+        raise ValueError(
+            "the MLM head has an untied decoder; only the tied BERT layout maps "
+            "onto published checkpoints"
+        )
+    return [
+        *_dense(mlm_head.transform, "cls/predictions/transform/dense", g),
+        *_layer_norm(mlm_head.layer_norm, "cls/predictions/transform/LayerNorm", g),
+        _one(mlm_head.output_bias, "cls/predictions/output_bias", g),
+    ]
 
 
 def nsp_specs(nsp_head):
     g = tensor_names.NSP
-    kernel = nsp_head.dense.kernel                                    # [H, 2]
+    kernel = nsp_head.dense.kernel  # [H, 2]
     h, k = kernel.shape
-    return [VariableSpec(kernel, ["cls/seq_relationship/output_weights"], [(k, h)],
-                         lambda a: a[0].T, lambda v: [v.T], g),      # [2, H] <-> [H, 2]
-            _one(nsp_head.dense.bias, "cls/seq_relationship/output_bias", g)]
+    return [
+        VariableSpec(
+            kernel,
+            ["cls/seq_relationship/output_weights"],
+            [(k, h)],
+            lambda a: a[0].T,
+            lambda v: [v.T],
+            g,
+        ),  # [2, H] <-> [H, 2]
+        _one(nsp_head.dense.bias, "cls/seq_relationship/output_bias", g),
+    ]
 
 
 def model_specs(model):
@@ -109,8 +135,10 @@ def model_specs(model):
         return encoder_specs(model.encoder) + mlm_specs(model.mlm_head) + nsp_specs(model.nsp_head)
     if hasattr(model, "blocks"):
         return encoder_specs(model)
-    raise TypeError(f"no checkpoint mapping for {type(model).__name__}; expected a BertEncoder "
-                    "or a BertPretrainer")
+    raise TypeError(
+        f"no checkpoint mapping for {type(model).__name__}; expected a BertEncoder "
+        "or a BertPretrainer"
+    )
 
 
 def check_complete(model, specs):

@@ -22,23 +22,31 @@ NSP = "nsp"
 
 
 def _dense(google, hf):
-    return [TensorName(google + "/kernel", hf + ".weight", True),
-            TensorName(google + "/bias", hf + ".bias", False)]
+    return [
+        TensorName(google + "/kernel", hf + ".weight", True),
+        TensorName(google + "/bias", hf + ".bias", False),
+    ]
 
 
 def _layer_norm(google, hf):
-    return [TensorName(google + "/gamma", hf + ".weight", False),
-            TensorName(google + "/beta", hf + ".bias", False)]
+    return [
+        TensorName(google + "/gamma", hf + ".weight", False),
+        TensorName(google + "/beta", hf + ".bias", False),
+    ]
 
 
 def encoder_names(num_layers):
     """The encoder's tensors, in a fixed order (HF names without the "bert." prefix)."""
     names = [
         TensorName("bert/embeddings/word_embeddings", "embeddings.word_embeddings.weight", False),
-        TensorName("bert/embeddings/token_type_embeddings",
-                   "embeddings.token_type_embeddings.weight", False),
-        TensorName("bert/embeddings/position_embeddings",
-                   "embeddings.position_embeddings.weight", False),
+        TensorName(
+            "bert/embeddings/token_type_embeddings",
+            "embeddings.token_type_embeddings.weight",
+            False,
+        ),
+        TensorName(
+            "bert/embeddings/position_embeddings", "embeddings.position_embeddings.weight", False
+        ),
         *_layer_norm("bert/embeddings/LayerNorm", "embeddings.LayerNorm"),
     ]
     for i in range(num_layers):
@@ -84,9 +92,14 @@ HF_ALIASES = {
     "cls.predictions.decoder.bias": "cls.predictions.bias",
 }
 
+
 # Source tensors that carry no weights of a BERT model (buffers, optimizer state, counters).
 def is_ignorable(name):
     last = name.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
-    return (name.endswith("position_ids") or name.endswith("/adam_m") or name.endswith("/adam_v")
-            or last in ("global_step", "_CHECKPOINTABLE_OBJECT_GRAPH")
-            or name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return (
+        name.endswith("position_ids")
+        or name.endswith("/adam_m")
+        or name.endswith("/adam_v")
+        or last in ("global_step", "_CHECKPOINTABLE_OBJECT_GRAPH")
+        or name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")
+    )

@@ -36,20 +36,34 @@ from bert_tf.model_dir.layout import VOCAB_FILE as VOCAB
 
 # Re-exported: the names this module has always offered (the code lives in bert_tf/model_dir).
 infer_lower_case = foreign.infer_lower_case
-__all__ = ["CheckpointError", "TensorSource", "detect_kind", "infer_lower_case",
-           "not_a_checkpoint", "read_encoder_config", "read_google", "read_hf", "read_source",
-           "EXPECTED", "GOOGLE_CKPT", "GOOGLE_CONFIG", "HF_CONFIG", "HF_PYTORCH",
-           "HF_SAFETENSORS", "VOCAB"]
+__all__ = [
+    "CheckpointError",
+    "TensorSource",
+    "detect_kind",
+    "infer_lower_case",
+    "not_a_checkpoint",
+    "read_encoder_config",
+    "read_google",
+    "read_hf",
+    "read_source",
+    "EXPECTED",
+    "GOOGLE_CKPT",
+    "GOOGLE_CONFIG",
+    "HF_CONFIG",
+    "HF_PYTORCH",
+    "HF_SAFETENSORS",
+    "VOCAB",
+]
 
 
 @dataclasses.dataclass
 class TensorSource:
-    path: str                                   # the directory (or checkpoint prefix)
-    kind: str                                   # "hf" or "google"
+    path: str  # the directory (or checkpoint prefix)
+    kind: str  # "hf" or "google"
     config: BertConfig
-    tensors: Dict[str, np.ndarray]              # canonical name -> array (canonical layout)
-    origin: Dict[str, Tuple[str, bool]]         # canonical name -> (source name, transposed)
-    extras: List[str]                           # source names that map to nothing we know
+    tensors: Dict[str, np.ndarray]  # canonical name -> array (canonical layout)
+    origin: Dict[str, Tuple[str, bool]]  # canonical name -> (source name, transposed)
+    extras: List[str]  # source names that map to nothing we know
     vocab_file: Optional[str] = None
     lower_case: Optional[bool] = None
     # head tensors that fit no variable (an untied MLM decoder): unused when heads are loaded
@@ -70,7 +84,8 @@ class TensorSource:
             missing = next(n for n in wanted if n not in self.tensors)
             raise CheckpointError(
                 f"{self.path}: has part of the {group} head but no tensor "
-                f"'{self._expected_source_name(missing)}'")
+                f"'{self._expected_source_name(missing)}'"
+            )
         return bool(present)
 
     def _expected_source_name(self, canonical):
@@ -103,7 +118,7 @@ def _hf_normalize(name):
     """Strips a model prefix ("bert.") and maps old LayerNorm.gamma/beta spellings."""
     for prefix in _HF_PREFIXES:
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     name = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", name)
     return re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name)
@@ -138,15 +153,26 @@ def read_hf(directory):
     head_extras = []
     if decoder_weight is not None:
         words = tensors.get("bert/embeddings/word_embeddings")
-        if words is None or words.shape != decoder_weight[1].shape or not np.array_equal(
-                words, decoder_weight[1]):
+        if (
+            words is None
+            or words.shape != decoder_weight[1].shape
+            or not np.array_equal(words, decoder_weight[1])
+        ):
             # bert-tf ties the MLM decoder to the word embeddings: an untied one has no place
             head_extras.append(f"{decoder_weight[0]} (not tied to the word embeddings)")
     vocab = os.path.join(directory, VOCAB)
     vocab = vocab if os.path.isfile(vocab) else None
-    return TensorSource(file, "hf", config, tensors, origin, extras, vocab,
-                        infer_lower_case(vocab, os.path.join(directory, HF_TOKENIZER_CONFIG)),
-                        head_extras)
+    return TensorSource(
+        file,
+        "hf",
+        config,
+        tensors,
+        origin,
+        extras,
+        vocab,
+        infer_lower_case(vocab, os.path.join(directory, HF_TOKENIZER_CONFIG)),
+        head_extras,
+    )
 
 
 # ---- Google TF1 -------------------------------------------------------------------------
@@ -163,8 +189,9 @@ def read_google(path):
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as e:
-        raise CheckpointError(f"{prefix}: cannot read TF checkpoint "
-                              f"({str(e).strip().splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{prefix}: cannot read TF checkpoint ({str(e).strip().splitlines()[0]})"
+        ) from None
     known = {n.google for n in tensor_names.all_names(config.num_layers)}
     tensors, origin, extras = {}, {}, []
     for name in sorted(reader.get_variable_to_shape_map()):
@@ -175,8 +202,9 @@ def read_google(path):
             extras.append(name)
     vocab = os.path.join(directory, VOCAB)
     vocab = vocab if os.path.isfile(vocab) else None
-    return TensorSource(prefix, "google", config, tensors, origin, extras, vocab,
-                        infer_lower_case(vocab))
+    return TensorSource(
+        prefix, "google", config, tensors, origin, extras, vocab, infer_lower_case(vocab)
+    )
 
 
 def read_source(path):

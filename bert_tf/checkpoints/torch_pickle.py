@@ -19,9 +19,15 @@ import numpy as np
 from bert_tf.model_dir.errors import CheckpointError
 
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
 
@@ -39,7 +45,8 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
     if not size:
         return storage[offset].copy()
     view = np.lib.stride_tricks.as_strided(
-        storage[offset:], shape=size, strides=[s * storage.itemsize for s in stride])
+        storage[offset:], shape=size, strides=[s * storage.itemsize for s in stride]
+    )
     return np.array(view)
 
 
@@ -62,8 +69,10 @@ class _Unpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
-        raise CheckpointError(f"{self.path}: unsupported object {module}.{name} in the pickle "
-                              "(only plain tensor state dicts are read without torch)")
+        raise CheckpointError(
+            f"{self.path}: unsupported object {module}.{name} in the pickle "
+            "(only plain tensor state dicts are read without torch)"
+        )
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
@@ -78,14 +87,17 @@ class _Unpickler(pickle.Unpickler):
 def load_torch_state_dict(path):
     """{name: float32 numpy array} from a torch.save zip file (floats cast to float32)."""
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path}: not a zip-format PyTorch file (legacy torch.save "
-                              "formats need torch; re-save it or convert it to safetensors)")
+        raise CheckpointError(
+            f"{path}: not a zip-format PyTorch file (legacy torch.save "
+            "formats need torch; re-save it or convert it to safetensors)"
+        )
     with zipfile.ZipFile(path) as archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pickles) != 1:
-            raise CheckpointError(f"{path}: expected one */data.pkl in the archive, "
-                                  f"found {len(pickles)}")
-        prefix = pickles[0][:-len("/data.pkl")]
+            raise CheckpointError(
+                f"{path}: expected one */data.pkl in the archive, found {len(pickles)}"
+            )
+        prefix = pickles[0][: -len("/data.pkl")]
         with archive.open(pickles[0]) as f:
             try:
                 state = _Unpickler(f, archive, prefix, path).load()
@@ -96,7 +108,9 @@ def load_torch_state_dict(path):
     out = {}
     for name, value in state.items():
         if isinstance(value, np.ndarray):
-            out[name] = value.astype(np.float32) if value.dtype.kind == "f" or str(
-                value.dtype) == "bfloat16" else value
+            out[name] = (
+                value.astype(np.float32)
+                if value.dtype.kind == "f" or str(value.dtype) == "bfloat16"
+                else value
+            )
     return out
-

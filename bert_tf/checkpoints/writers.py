@@ -54,10 +54,17 @@ def written_tensors(model, target="hf"):
     keep, dropped = pretraining_heads.heads_to_write(tensors)
     if dropped:
         names = " and ".join(g.upper() for g in dropped)
-        what = (f"architectures: {pretraining_heads.HF_ARCHITECTURES[keep]}" if target == "hf"
-                else "no cls/ variables for them")
-        log.warning("%s head%s never trained (freshly initialised weights): not written (%s)",
-                    names, "s were" if len(dropped) > 1 else " was", what)
+        what = (
+            f"architectures: {pretraining_heads.HF_ARCHITECTURES[keep]}"
+            if target == "hf"
+            else "no cls/ variables for them"
+        )
+        log.warning(
+            "%s head%s never trained (freshly initialised weights): not written (%s)",
+            names,
+            "s were" if len(dropped) > 1 else " was",
+            what,
+        )
     return pretraining_heads.drop_heads(tensors, dropped), keep, dropped
 
 
@@ -67,14 +74,20 @@ def hf_config_dict(config, heads=()):
     act = {"gelu_approximate": "gelu_new"}.get(c.hidden_act, c.hidden_act)
     return {
         "architectures": [pretraining_heads.HF_ARCHITECTURES[tuple(heads)]],
-        "model_type": "bert", "vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
-        "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
-        "intermediate_size": c.intermediate_size, "hidden_act": act,
+        "model_type": "bert",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "intermediate_size": c.intermediate_size,
+        "hidden_act": act,
         "hidden_dropout_prob": c.hidden_dropout,
         "attention_probs_dropout_prob": c.attention_dropout,
         "max_position_embeddings": c.max_position_embeddings,
-        "type_vocab_size": c.type_vocab_size, "layer_norm_eps": c.layer_norm_eps,
-        "initializer_range": c.initializer_range, "pad_token_id": 0,
+        "type_vocab_size": c.type_vocab_size,
+        "layer_norm_eps": c.layer_norm_eps,
+        "initializer_range": c.initializer_range,
+        "pad_token_id": 0,
         "position_embedding_type": "absolute",
     }
 
@@ -84,12 +97,17 @@ def google_config_dict(config):
     for readers (ours, HF) that honour it."""
     c = config
     return {
-        "attention_probs_dropout_prob": c.attention_dropout, "hidden_act": c.hidden_act,
-        "hidden_dropout_prob": c.hidden_dropout, "hidden_size": c.hidden_size,
-        "initializer_range": c.initializer_range, "intermediate_size": c.intermediate_size,
+        "attention_probs_dropout_prob": c.attention_dropout,
+        "hidden_act": c.hidden_act,
+        "hidden_dropout_prob": c.hidden_dropout,
+        "hidden_size": c.hidden_size,
+        "initializer_range": c.initializer_range,
+        "intermediate_size": c.intermediate_size,
         "max_position_embeddings": c.max_position_embeddings,
-        "num_attention_heads": c.num_heads, "num_hidden_layers": c.num_layers,
-        "type_vocab_size": c.type_vocab_size, "vocab_size": c.vocab_size,
+        "num_attention_heads": c.num_heads,
+        "num_hidden_layers": c.num_layers,
+        "type_vocab_size": c.type_vocab_size,
+        "vocab_size": c.vocab_size,
         "layer_norm_eps": c.layer_norm_eps,
     }
 
@@ -143,8 +161,9 @@ def save_hf(model, directory, vocab_file=None, lower_case=None):
         if vocab_file:
             shutil.copyfile(vocab_file, os.path.join(tmp, layout.VOCAB_FILE))
             if lower_case is not None:
-                foreign.write_hf_tokenizer_files(tmp, vocab_file, lower_case,
-                                                 encoder.config.max_position_embeddings)
+                foreign.write_hf_tokenizer_files(
+                    tmp, vocab_file, lower_case, encoder.config.max_position_embeddings
+                )
     return directory
 
 

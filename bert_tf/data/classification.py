@@ -31,15 +31,15 @@ from bert_tf.text.packer import pack_inputs
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 
-csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclasses.dataclass
 class Example:
     text_a: str
     text_b: str | None = None
-    label: str | None = None   # class name, or the score as a string for regression
-    source: str = ""       # "file:line" for error messages and predictions
+    label: str | None = None  # class name, or the score as a string for regression
+    source: str = ""  # "file:line" for error messages and predictions
 
 
 @dataclasses.dataclass
@@ -52,8 +52,9 @@ def _check_columns(path, header, wanted):
     for kind, name in wanted:
         if name is not None and name not in header:
             found = ", ".join(repr(h) for h in header)
-            raise DataError(path, f"no column {name!r} ({kind}) in the header; found: {found}",
-                            line=1)
+            raise DataError(
+                path, f"no column {name!r} ({kind}) in the header; found: {found}", line=1
+            )
 
 
 def _make_example(path, line, row, text_a_column, text_b_column, label_column, need_label):
@@ -64,14 +65,20 @@ def _make_example(path, line, row, text_a_column, text_b_column, label_column, n
                 raise DataError(path, "empty or missing value", line=line, field=name)
             return None
         if not isinstance(value, (str, int, float, bool)):
-            raise DataError(path, f"expected a string or number, got {type(value).__name__}",
-                            line=line, field=name)
+            raise DataError(
+                path,
+                f"expected a string or number, got {type(value).__name__}",
+                line=line,
+                field=name,
+            )
         return str(value) if not isinstance(value, bool) else str(int(value))
 
-    return Example(text_a=field(text_a_column),
-                   text_b=field(text_b_column) if text_b_column else None,
-                   label=field(label_column, need_label) if label_column else None,
-                   source=f"{path}:{line}")
+    return Example(
+        text_a=field(text_a_column),
+        text_b=field(text_b_column) if text_b_column else None,
+        label=field(label_column, need_label) if label_column else None,
+        source=f"{path}:{line}",
+    )
 
 
 def _read_delimited(path, delimiter, columns, need_label, stats):
@@ -85,18 +92,34 @@ def _read_delimited(path, delimiter, columns, need_label, stats):
     except StopIteration:
         raise DataError(path, "empty file (expected a header line)") from None
     header = [h.strip() for h in header]
-    _check_columns(path, header, [("--text_a_column", text_a_column),
-                                  ("--text_b_column", text_b_column),
-                                  ("--label_column", label_column if need_label else None)])
+    _check_columns(
+        path,
+        header,
+        [
+            ("--text_a_column", text_a_column),
+            ("--text_b_column", text_b_column),
+            ("--label_column", label_column if need_label else None),
+        ],
+    )
     for fields, line in rows:
         if not fields or all(not x.strip() for x in fields):
             stats.blank_lines += 1
             continue
         if len(fields) != len(header):
-            raise DataError(path, f"expected {len(header)} fields (as the header), got "
-                            f"{len(fields)}", line=line)
-        examples.append(_make_example(path, line, dict(zip(header, fields)), text_a_column,
-                                      text_b_column, label_column, need_label))
+            raise DataError(
+                path, f"expected {len(header)} fields (as the header), got {len(fields)}", line=line
+            )
+        examples.append(
+            _make_example(
+                path,
+                line,
+                dict(zip(header, fields)),
+                text_a_column,
+                text_b_column,
+                label_column,
+                need_label,
+            )
+        )
     return examples
 
 
@@ -117,17 +140,27 @@ def _csv_rows(path, reader):
 def _read_jsonl(path, columns, need_label, stats):
     text_a_column, text_b_column, label_column = columns
     examples = []
+
     def blank():
         stats.blank_lines += 1
+
     for line_number, row in iter_json_objects(path, on_blank=blank):
-        for kind, name in (("--text_a_column", text_a_column),
-                           ("--text_b_column", text_b_column),
-                           ("--label_column", label_column if need_label else None)):
+        for kind, name in (
+            ("--text_a_column", text_a_column),
+            ("--text_b_column", text_b_column),
+            ("--label_column", label_column if need_label else None),
+        ):
             if name is not None and name not in row:
-                raise DataError(path, f"no key {name!r} ({kind}); found: "
-                                f"{', '.join(map(repr, row))}", line=line_number)
-        examples.append(_make_example(path, line_number, row, text_a_column, text_b_column,
-                                      label_column, need_label))
+                raise DataError(
+                    path,
+                    f"no key {name!r} ({kind}); found: {', '.join(map(repr, row))}",
+                    line=line_number,
+                )
+        examples.append(
+            _make_example(
+                path, line_number, row, text_a_column, text_b_column, label_column, need_label
+            )
+        )
     return examples
 
 
@@ -135,32 +168,44 @@ def parse_tfds_source(source):
     """'tfds:glue/sst2:validation' -> ('glue/sst2', 'validation'); None if not a TFDS source."""
     if not source.startswith("tfds:"):
         return None
-    rest = source[len("tfds:"):]
+    rest = source[len("tfds:") :]
     name, _, split = rest.partition(":")
     return name, split or "train"
 
 
 def _read_tfds(source, columns, need_label, data_dir, stats):
-    import tensorflow_datasets as tfds   # heavy: only when asked for
+    import tensorflow_datasets as tfds  # heavy: only when asked for
+
     name, split = parse_tfds_source(source)
     text_a_column, text_b_column, label_column = columns
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         if not builder.is_prepared():
-            raise DataError(source, f"not prepared under {builder.data_dir!r} (no download is "
-                            "attempted: pass --tfds_data_dir with the prepared dataset)")
+            raise DataError(
+                source,
+                f"not prepared under {builder.data_dir!r} (no download is "
+                "attempted: pass --tfds_data_dir with the prepared dataset)",
+            )
         dataset = builder.as_dataset(split=split)
     except DataError:
         raise
-    except Exception as e:   # tfds raises many types; keep one line
-        raise DataError(source, f"cannot load from TFDS (data_dir={data_dir!r}): "
-                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
-            from None
+    except Exception as e:  # tfds raises many types; keep one line
+        raise DataError(
+            source,
+            f"cannot load from TFDS (data_dir={data_dir!r}): "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+        ) from None
     features = builder.info.features
     keys = list(features.keys())
-    _check_columns(source, keys, [("--text_a_column", text_a_column),
-                                  ("--text_b_column", text_b_column),
-                                  ("--label_column", label_column if need_label else None)])
+    _check_columns(
+        source,
+        keys,
+        [
+            ("--text_a_column", text_a_column),
+            ("--text_b_column", text_b_column),
+            ("--label_column", label_column if need_label else None),
+        ],
+    )
     label_feature = features[label_column] if label_column in keys else None
     names = getattr(label_feature, "names", None)
     examples = []
@@ -175,18 +220,28 @@ def _read_tfds(source, columns, need_label, data_dir, stats):
             elif hasattr(value, "item"):
                 value = value.item()
             if key == label_column and names is not None:
-                if value < 0:          # GLUE test splits have label -1: no label
+                if value < 0:  # GLUE test splits have label -1: no label
                     value = None
                 else:
                     value = names[value]
             values[key] = value
-        examples.append(_make_example(source, i + 1, values, text_a_column, text_b_column,
-                                      label_column, need_label))
+        examples.append(
+            _make_example(
+                source, i + 1, values, text_a_column, text_b_column, label_column, need_label
+            )
+        )
     return examples
 
 
-def read_examples(source, text_a_column="sentence", text_b_column=None, label_column="label",
-                  need_label=True, tfds_data_dir=None, stats=None):
+def read_examples(
+    source,
+    text_a_column="sentence",
+    text_b_column=None,
+    label_column="label",
+    need_label=True,
+    tfds_data_dir=None,
+    stats=None,
+):
     """Reads classification examples; see the module docstring for formats and rules."""
     stats = stats if stats is not None else ReadStats()
     columns = (text_a_column, text_b_column, label_column)
@@ -202,8 +257,9 @@ def read_examples(source, text_a_column="sentence", text_b_column=None, label_co
         elif lower.endswith((".tsv", ".txt")):
             examples = _read_delimited(source, "\t", columns, need_label, stats)
         else:
-            raise DataError(source, "unknown format: expected .tsv, .csv, .jsonl or "
-                            "tfds:NAME[:SPLIT]")
+            raise DataError(
+                source, "unknown format: expected .tsv, .csv, .jsonl or tfds:NAME[:SPLIT]"
+            )
     if not examples:
         raise DataError(source, "no examples")
     stats.examples = len(examples)
@@ -233,12 +289,19 @@ def _check_one_kind(examples):
         return
     names = [e for e in examples if not _is_number(e.label)]
     odd, other = (numbers, names) if len(numbers) <= len(names) else (names, numbers)
-    kinds = ("a class id (number)", "class names") if odd is numbers else \
-        ("a class name", "class ids (numbers)")
+    kinds = (
+        ("a class id (number)", "class names")
+        if odd is numbers
+        else ("a class name", "class ids (numbers)")
+    )
     seen = sorted({e.label for e in other}, key=_sort_key)[:4]
-    raise DataError(odd[0].source, f"{odd[0].label!r} is {kinds[0]} but the other labels are "
-                    f"{kinds[1]} ({', '.join(map(repr, seen))}); use one kind in the whole "
-                    f"file", field="label")
+    raise DataError(
+        odd[0].source,
+        f"{odd[0].label!r} is {kinds[0]} but the other labels are "
+        f"{kinds[1]} ({', '.join(map(repr, seen))}); use one kind in the whole "
+        f"file",
+        field="label",
+    )
 
 
 class LabelMap:
@@ -263,8 +326,12 @@ class LabelMap:
         _check_one_kind(examples)
         names = sorted({e.label for e in examples}, key=_sort_key)
         if len(names) < 2:
-            raise DataError(path, f"need at least 2 classes, got {names} (a classifier needs "
-                            "examples of each class; --regression for numbers)", field="label")
+            raise DataError(
+                path,
+                f"need at least 2 classes, got {names} (a classifier needs "
+                "examples of each class; --regression for numbers)",
+                field="label",
+            )
         return cls(names)
 
     def encode(self, examples, allow_unseen=False):
@@ -278,8 +345,12 @@ class LabelMap:
                 ids.append(-1)
                 unseen += 1
             else:
-                raise DataError(e.source, f"label {e.label!r} does not occur in the training "
-                                f"data (known: {', '.join(self.names)})", field="label")
+                raise DataError(
+                    e.source,
+                    f"label {e.label!r} does not occur in the training "
+                    f"data (known: {', '.join(self.names)})",
+                    field="label",
+                )
         return ids, unseen
 
 
@@ -289,11 +360,13 @@ def encode_regression(examples):
         try:
             value = float(e.label)
         except (TypeError, ValueError):
-            raise DataError(e.source, f"expected a number for regression, got {e.label!r}",
-                            field="label") from None
+            raise DataError(
+                e.source, f"expected a number for regression, got {e.label!r}", field="label"
+            ) from None
         if not math.isfinite(value):
-            raise DataError(e.source, f"expected a finite number for regression, got "
-                            f"{e.label!r}", field="label")
+            raise DataError(
+                e.source, f"expected a finite number for regression, got {e.label!r}", field="label"
+            )
         values.append(value)
     return values
 
@@ -305,12 +378,18 @@ def build_features(examples, tokenizer, max_seq_length, labels=None, chunk_size=
     pair = any(e.text_b is not None for e in examples)
     word_ids, type_ids = [], []
     for start in range(0, len(examples), chunk_size):
-        part = examples[start:start + chunk_size]
+        part = examples[start : start + chunk_size]
         segments = [tokenizer.tokenize(tf.constant([e.text_a for e in part]))]
         if pair:
             segments.append(tokenizer.tokenize(tf.constant([e.text_b or "" for e in part])))
-        packed = pack_inputs(segments, max_seq_length, tokenizer.cls_id, tokenizer.sep_id,
-                             tokenizer.pad_id, pad_to_longest=True)
+        packed = pack_inputs(
+            segments,
+            max_seq_length,
+            tokenizer.cls_id,
+            tokenizer.sep_id,
+            tokenizer.pad_id,
+            pad_to_longest=True,
+        )
         lengths = tf.reduce_sum(packed["input_mask"], axis=1).numpy()
         ids = packed["input_word_ids"].numpy()
         types = packed["input_type_ids"].numpy()
@@ -321,28 +400,32 @@ def build_features(examples, tokenizer, max_seq_length, labels=None, chunk_size=
     return RaggedFeatures.from_lists(word_ids, type_ids, label_dict)
 
 
-def build_window_features(examples, tokenizer, max_seq_length, labels=None, doc_stride=None,
-                          chunk_size=512):
+def build_window_features(
+    examples, tokenizer, max_seq_length, labels=None, doc_stride=None, chunk_size=512
+):
     """Single-text examples longer than max_seq_length - 2 pieces, read in windows
     `[CLS] pieces [SEP]` of that many pieces, `doc_stride` apart (default half a window;
     bert_tf/data/windows.py). Every window carries its example's label.
     Returns (RaggedFeatures [one row per window], example index of each window [R])."""
     budget = max_seq_length - 2
     if budget < 1:
-        raise ConfigError(f"--max_seq_length={max_seq_length}: too short for windows of "
-                          "[CLS] pieces [SEP]")
+        raise ConfigError(
+            f"--max_seq_length={max_seq_length}: too short for windows of [CLS] pieces [SEP]"
+        )
     stride = default_stride(budget, doc_stride)
     word_ids, window_labels, example_of = [], [], []
     for start in range(0, len(examples), chunk_size):
-        part = examples[start:start + chunk_size]
+        part = examples[start : start + chunk_size]
         pieces = tokenizer.tokenize(tf.constant([e.text_a for e in part])).to_list()
         for i, ids in enumerate(pieces, start):
             for w in window_starts(len(ids), budget, stride):
-                word_ids.append([tokenizer.cls_id] + ids[w:w + budget] + [tokenizer.sep_id])
+                word_ids.append([tokenizer.cls_id] + ids[w : w + budget] + [tokenizer.sep_id])
                 example_of.append(i)
                 if labels is not None:
                     window_labels.append(labels[i])
     type_ids = [[0] * len(x) for x in word_ids]
     label_dict = {"label": np.asarray(window_labels)} if labels is not None else {}
-    return (RaggedFeatures.from_lists(word_ids, type_ids, label_dict),
-            np.asarray(example_of, np.int64))
+    return (
+        RaggedFeatures.from_lists(word_ids, type_ids, label_dict),
+        np.asarray(example_of, np.int64),
+    )

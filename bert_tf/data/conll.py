@@ -41,10 +41,10 @@ _TAG_PATTERN = {"iob": re.compile(r"O|[BI]-\S+"), "bioes": re.compile(r"O|[BIES]
 @dataclasses.dataclass
 class Sentence:
     words: list
-    tags: list | None = None     # None when the file has no tag column (prediction input)
-    lines: list | None = None    # source line number of each word
+    tags: list | None = None  # None when the file has no tag column (prediction input)
+    lines: list | None = None  # source line number of each word
     columns: list | None = None  # the full column list of each line (written back with predictions)
-    source: str = ""         # "file:first_line"
+    source: str = ""  # "file:first_line"
 
 
 def _tag_problem(tag, scheme):
@@ -63,10 +63,15 @@ def _tag_problem(tag, scheme):
 def check_tag(path, line, tag, scheme):
     problem = _tag_problem(tag, scheme)
     if problem:
-        expected = "O, B-TYPE or I-TYPE" if scheme == "iob" else \
-            "O, B-TYPE, I-TYPE, E-TYPE or S-TYPE"
-        raise DataError(path, f"tag {tag!r}: {problem} (--tag_scheme={scheme}: expected "
-                        f"{expected})", line=line, field="tag")
+        expected = (
+            "O, B-TYPE or I-TYPE" if scheme == "iob" else "O, B-TYPE, I-TYPE, E-TYPE or S-TYPE"
+        )
+        raise DataError(
+            path,
+            f"tag {tag!r}: {problem} (--tag_scheme={scheme}: expected {expected})",
+            line=line,
+            field="tag",
+        )
 
 
 def _to_iob2(sentence):
@@ -77,8 +82,11 @@ def read_sentences(path, need_tags=True, tag_scheme="iob"):
     """Returns the file's sentences. With need_tags, every token line needs >= 2 columns and
     its last column must be a tag of `tag_scheme` (bioes tags are returned as IOB2)."""
     if tag_scheme not in TAG_SCHEMES:
-        raise DataError(path, f"expected one of {', '.join(TAG_SCHEMES)}, got {tag_scheme!r}",
-                        field="tag_scheme")
+        raise DataError(
+            path,
+            f"expected one of {', '.join(TAG_SCHEMES)}, got {tag_scheme!r}",
+            field="tag_scheme",
+        )
     sentences = []
     words, tags, lines, columns = [], [], [], []
     width = None
@@ -86,8 +94,9 @@ def read_sentences(path, need_tags=True, tag_scheme="iob"):
     def flush():
         nonlocal words, tags, lines, columns, width
         if words:
-            sentences.append(Sentence(words, tags if need_tags else None, lines, columns,
-                                      f"{path}:{lines[0]}"))
+            sentences.append(
+                Sentence(words, tags if need_tags else None, lines, columns, f"{path}:{lines[0]}")
+            )
         words, tags, lines, columns, width = [], [], [], [], None
 
     for line_number, line in enumerate(iter_lines(path), 1):
@@ -99,12 +108,18 @@ def read_sentences(path, need_tags=True, tag_scheme="iob"):
             flush()
             continue
         if need_tags and len(fields) < 2:
-            raise DataError(path, f"expected at least 2 columns (word ... tag), got "
-                            f"{len(fields)}: {line.strip()!r}", line=line_number,
-                            field="tag")
+            raise DataError(
+                path,
+                f"expected at least 2 columns (word ... tag), got {len(fields)}: {line.strip()!r}",
+                line=line_number,
+                field="tag",
+            )
         if width is not None and len(fields) != width:
-            raise DataError(path, f"expected {width} columns (as the sentence's first "
-                            f"line), got {len(fields)}", line=line_number)
+            raise DataError(
+                path,
+                f"expected {width} columns (as the sentence's first line), got {len(fields)}",
+                line=line_number,
+            )
         if need_tags:
             check_tag(path, line_number, fields[-1], tag_scheme)
         width = len(fields)
@@ -146,6 +161,7 @@ class Window:
     positions[i] = token position of that first piece (its label / prediction),
     owns[i] = this is the window where that first piece has its maximum context (the one
     whose prediction the word gets)."""
+
     sentence: int
     piece_start: int
     words: list
@@ -155,9 +171,9 @@ class Window:
 
 @dataclasses.dataclass
 class TagFeatureStats:
-    sentences_split: int = 0     # sentences longer than max_seq_length, read in windows
-    windows: int = 0             # features (windows) built
-    unseen_tags: int = 0         # eval tags not in the training tag set (allowed mode)
+    sentences_split: int = 0  # sentences longer than max_seq_length, read in windows
+    windows: int = 0  # features (windows) built
+    unseen_tags: int = 0  # eval tags not in the training tag set (allowed mode)
 
 
 def tokenize_words(tokenizer, words, chunk_size=4096):
@@ -166,7 +182,7 @@ def tokenize_words(tokenizer, words, chunk_size=4096):
     distinct = sorted(set(words))
     pieces = {}
     for start in range(0, len(distinct), chunk_size):
-        part = distinct[start:start + chunk_size]
+        part = distinct[start : start + chunk_size]
         for word, ids in zip(part, tokenizer.tokenize(tf.constant(part)).to_list()):
             pieces[word] = ids or [tokenizer.unk_id]
     return pieces
@@ -180,12 +196,24 @@ def _tag_id(sentence, wi, tag_ids, allow_unseen, stats):
         stats.unseen_tags += 1
         return -1
     path, _, _ = sentence.source.rpartition(":")
-    raise DataError(path, f"tag {gold!r} does not occur in the training data "
-                    f"(known: {', '.join(tag_ids)})", line=sentence.lines[wi], field="tag")
+    raise DataError(
+        path,
+        f"tag {gold!r} does not occur in the training data (known: {', '.join(tag_ids)})",
+        line=sentence.lines[wi],
+        field="tag",
+    )
 
 
-def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_unseen=False,
-                   stats=None, doc_stride=None, first_window_only=False):
+def build_features(
+    sentences,
+    tokenizer,
+    max_seq_length,
+    tag_ids=None,
+    allow_unseen=False,
+    stats=None,
+    doc_stride=None,
+    first_window_only=False,
+):
     """Word-piece features `[CLS] pieces [SEP]`, the label on each word's first piece and -1
     (ignored in the loss) elsewhere.
 
@@ -206,8 +234,7 @@ def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_uns
     for si, sentence in enumerate(sentences):
         ids, first, piece_tags = [], [], []
         for wi, word in enumerate(sentence.words):
-            tag = (_tag_id(sentence, wi, tag_ids, allow_unseen, stats)
-                   if tag_ids is not None else -1)
+            tag = _tag_id(sentence, wi, tag_ids, allow_unseen, stats) if tag_ids is not None else -1
             first.append(len(ids))
             piece_tags += [tag] + [-1] * (len(pieces[word]) - 1)
             ids += pieces[word]
@@ -221,13 +248,20 @@ def build_features(sentences, tokenizer, max_seq_length, tag_ids=None, allow_uns
             word_ids.append([tokenizer.cls_id] + ids[start:end] + [tokenizer.sep_id])
             type_ids.append([0] * (end - start + 2))
             labels.append([-1] + piece_tags[start:end] + [-1])
-            windows.append(Window(si, start, inside.tolist(),
-                                  (first[inside] - start + 1).tolist(),
-                                  (best[first[inside]] == w).tolist()))
+            windows.append(
+                Window(
+                    si,
+                    start,
+                    inside.tolist(),
+                    (first[inside] - start + 1).tolist(),
+                    (best[first[inside]] == w).tolist(),
+                )
+            )
     stats.windows += len(windows)
     label_dict = {"tags": labels} if tag_ids is not None else {}
-    features = RaggedFeatures.from_lists(word_ids, type_ids, label_dict,
-                                         ragged_labels=("tags",) if tag_ids is not None else ())
+    features = RaggedFeatures.from_lists(
+        word_ids, type_ids, label_dict, ragged_labels=("tags",) if tag_ids is not None else ()
+    )
     return features, windows
 
 

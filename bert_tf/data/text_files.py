@@ -35,9 +35,13 @@ def _decode_error(path, data, error, line):
     """DataError for a UnicodeDecodeError in `data` (one line of bytes, or the whole file)."""
     line_start = data.rfind(b"\n", 0, error.start) + 1
     line += data.count(b"\n", 0, error.start)
-    return DataError(path, f"not UTF-8: byte 0x{data[error.start]:02x} at column "
-                     f"{error.start - line_start + 1} (expected UTF-8 text; re-encode the file, "
-                     f"e.g. `iconv -f latin1 -t utf-8`)", line=line)
+    return DataError(
+        path,
+        f"not UTF-8: byte 0x{data[error.start]:02x} at column "
+        f"{error.start - line_start + 1} (expected UTF-8 text; re-encode the file, "
+        f"e.g. `iconv -f latin1 -t utf-8`)",
+        line=line,
+    )
 
 
 def _decode(path, data, line):
@@ -53,7 +57,7 @@ def iter_lines(path):
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             yield _decode(path, raw, number)
 
 
@@ -70,8 +74,7 @@ def iter_json_objects(path, on_blank=None):
         except json.JSONDecodeError as e:
             raise DataError(path, f"invalid JSON ({e.msg})", line=number) from None
         if not isinstance(row, dict):
-            raise DataError(path, f"expected a JSON object, got {type(row).__name__}",
-                            line=number)
+            raise DataError(path, f"expected a JSON object, got {type(row).__name__}", line=number)
         yield number, row
 
 
@@ -81,7 +84,7 @@ def read_text(path):
     with open(path, "rb") as f:
         data = f.read()
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     return _decode(path, data, 1)
 
 
@@ -99,7 +102,7 @@ def looks_binary(path, size=BINARY_SNIFF_BYTES):
     if offset >= 0:
         return f"NUL byte at offset {offset}"
     if len(head) == size:
-        head = head[:-3]          # a character cut at the end of the sample is not an error
+        head = head[:-3]  # a character cut at the end of the sample is not an error
     bad = head.decode("utf-8", errors="replace").count("\ufffd")
     if head and bad > 0.1 * len(head):
         return f"{100 * bad // len(head)}% of the first {len(head)} bytes are not UTF-8"

@@ -29,9 +29,9 @@ def max_context_windows(num_tokens, starts, window):
         length = min(num_tokens - start, window)
         j = np.arange(length)
         score = np.minimum(j, length - 1 - j) + 0.01 * length
-        better = score > best_score[start:start + length]
-        best[start:start + length][better] = w
-        best_score[start:start + length][better] = score[better]
+        better = score > best_score[start : start + length]
+        best[start : start + length][better] = w
+        best_score[start : start + length][better] = score[better]
     return best
 
 

@@ -1,10 +1,10 @@
 """Classification and regression metrics (numpy only), as scikit-learn / scipy define them.
 
-    accuracy           fraction of exact matches
-    f1                 binary F1 of class 1 for 2 classes, macro F1 (unweighted mean) otherwise
-    matthews_corrcoef  multi-class MCC (Gorodkin's R_K, = the binary phi coefficient for 2 classes)
-    pearson, spearman  correlation of predictions with gold scores (STS-B style regression);
-                       Spearman uses average ranks for ties
+accuracy           fraction of exact matches
+f1                 binary F1 of class 1 for 2 classes, macro F1 (unweighted mean) otherwise
+matthews_corrcoef  multi-class MCC (Gorodkin's R_K, = the binary phi coefficient for 2 classes)
+pearson, spearman  correlation of predictions with gold scores (STS-B style regression);
+                   Spearman uses average ranks for ties
 """
 
 import numpy as np
@@ -56,8 +56,8 @@ def macro_f1(labels, predictions, num_classes):
 def matthews_corrcoef(labels, predictions, num_classes):
     """Multi-class Matthews correlation coefficient; 0 when undefined (a constant column)."""
     m = confusion_matrix(labels, predictions, num_classes).astype(np.float64)
-    t = m.sum(axis=1)          # gold counts per class
-    p = m.sum(axis=0)          # predicted counts per class
+    t = m.sum(axis=1)  # gold counts per class
+    p = m.sum(axis=0)  # predicted counts per class
     c = np.trace(m)
     s = m.sum()
     numerator = c * s - np.dot(t, p)
@@ -85,7 +85,7 @@ def rank_average(values):
         j = i
         while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return ranks
 
@@ -109,6 +109,10 @@ def regression_metrics(gold, predicted):
     """The regression task's eval_results: pearson, spearman (their mean is the main metric)."""
     p, s = pearson(gold, predicted), spearman(gold, predicted)
     err = np.asarray(predicted, np.float64).reshape(-1) - np.asarray(gold, np.float64).reshape(-1)
-    return {"pearson": p, "spearman": s, "corr": (p + s) / 2.0,
-            "mse": float(np.mean(err ** 2)) if err.size else 0.0,
-            "num_examples": int(err.size)}
+    return {
+        "pearson": p,
+        "spearman": s,
+        "corr": (p + s) / 2.0,
+        "mse": float(np.mean(err**2)) if err.size else 0.0,
+        "num_examples": int(err.size),
+    }

@@ -35,6 +35,7 @@ class Span:
 @dataclasses.dataclass
 class Decoded:
     """n_best: best-first non-null spans; null_score: [CLS] score; score_diff = null - best."""
+
     n_best: list
     null_score: float
     score_diff: float
@@ -90,13 +91,19 @@ def decode_example(context, features, n_best_size=20, max_answer_length=30):
             for e in _top_indices(end_logits, n_best_size):
                 if char_start[e] < 0 or e < s or e - s + 1 > max_answer_length:
                     continue
-                candidates.append((start_logits[s] + end_logits[e], int(char_start[s]),
-                                   int(char_end[e]), float(start_logits[s]),
-                                   float(end_logits[e])))
+                candidates.append(
+                    (
+                        start_logits[s] + end_logits[e],
+                        int(char_start[s]),
+                        int(char_end[e]),
+                        float(start_logits[s]),
+                        float(end_logits[e]),
+                    )
+                )
     candidates.sort(key=lambda c: -c[0])
     n_best, seen = [], set()
     for _, start, end, start_logit, end_logit in candidates:
-        if context[start:end] in seen:   # the same text (e.g. found in two windows): keep best
+        if context[start:end] in seen:  # the same text (e.g. found in two windows): keep best
             continue
         seen.add(context[start:end])
         n_best.append(Span(context[start:end], start, end, start_logit, end_logit))

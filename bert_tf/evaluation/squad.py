@@ -68,15 +68,20 @@ def raw_scores(gold, predictions):
 
 
 def _apply_threshold(scores, na_probs, has_answer, threshold):
-    return {qid: (float(not has_answer[qid]) if na_probs[qid] > threshold else s)
-            for qid, s in scores.items()}
+    return {
+        qid: (float(not has_answer[qid]) if na_probs[qid] > threshold else s)
+        for qid, s in scores.items()
+    }
 
 
 def _summary(exact, f1, qids=None):
     qids = list(exact) if qids is None else qids
     n = len(qids)
-    return {"exact_match": 100.0 * sum(exact[q] for q in qids) / n if n else 0.0,
-            "f1": 100.0 * sum(f1[q] for q in qids) / n if n else 0.0, "total": n}
+    return {
+        "exact_match": 100.0 * sum(exact[q] for q in qids) / n if n else 0.0,
+        "f1": 100.0 * sum(f1[q] for q in qids) / n if n else 0.0,
+        "total": n,
+    }
 
 
 def best_threshold(predictions, scores, na_probs, has_answer):
@@ -106,8 +111,9 @@ def evaluate(gold, predictions, na_probs=None, na_prob_threshold=1.0):
     predictions' non-null texts.
     Returns {"exact_match", "f1", "total", and for v2 data "HasAns_*"/"NoAns_*"}.
     """
-    has_answer = {qid: bool([a for a in answers if normalize_answer(a)])
-                  for qid, answers in gold.items()}
+    has_answer = {
+        qid: bool([a for a in answers if normalize_answer(a)]) for qid, answers in gold.items()
+    }
     exact, f1 = raw_scores(gold, predictions)
     if na_probs is not None:
         na = {qid: na_probs.get(qid, 0.0) for qid in gold}
@@ -127,7 +133,9 @@ def evaluate(gold, predictions, na_probs=None, na_prob_threshold=1.0):
             results[f"{prefix}_total"] = part["total"]
         if na is not None:
             results["best_exact"], results["best_exact_thresh"] = best_threshold(
-                predictions, exact, na, has_answer)
+                predictions, exact, na, has_answer
+            )
             results["best_f1"], results["best_f1_thresh"] = best_threshold(
-                predictions, f1, na, has_answer)
+                predictions, f1, na, has_answer
+            )
     return results

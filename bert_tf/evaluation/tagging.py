@@ -70,9 +70,10 @@ def entity_scores(gold_sequences, predicted_sequences):
     """
     gold_sequences, predicted_sequences = list(gold_sequences), list(predicted_sequences)
     if len(gold_sequences) != len(predicted_sequences):
-        raise ValueError(f"{len(gold_sequences)} gold sentences but "
-                         f"{len(predicted_sequences)} predicted")
-    counts = collections.defaultdict(lambda: [0, 0, 0])   # type -> [correct, predicted, gold]
+        raise ValueError(
+            f"{len(gold_sequences)} gold sentences but {len(predicted_sequences)} predicted"
+        )
+    counts = collections.defaultdict(lambda: [0, 0, 0])  # type -> [correct, predicted, gold]
     tokens = correct_tokens = 0
     for n, (gold, pred) in enumerate(zip(gold_sequences, predicted_sequences)):
         if len(gold) != len(pred):
@@ -92,10 +93,16 @@ def entity_scores(gold_sequences, predicted_sequences):
     for type_ in sorted(counts):
         p, r, f = _prf(*counts[type_])
         per_type[type_] = {"precision": p, "recall": r, "f1": f, "support": counts[type_][2]}
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "accuracy": correct_tokens / tokens if tokens else 0.0,
-            "num_correct": total[0], "num_predicted": total[1], "num_gold": total[2],
-            "per_type": per_type}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "accuracy": correct_tokens / tokens if tokens else 0.0,
+        "num_correct": total[0],
+        "num_predicted": total[1],
+        "num_gold": total[2],
+        "per_type": per_type,
+    }
 
 
 def detect_scheme(sequences):
@@ -119,7 +126,7 @@ def convert_scheme(tags, scheme):
     for type_, first, last in get_chunks(tags):
         if scheme == "iob2":
             head = "B"
-        else:   # IOB1: B- only where a chunk directly follows one of the same type
+        else:  # IOB1: B- only where a chunk directly follows one of the same type
             head = "B" if prev_end == first - 1 and prev_type == type_ else "I"
         out[first] = f"{head}-{type_}"
         for i in range(first + 1, last + 1):

@@ -19,9 +19,12 @@ class _DenseHead(keras.layers.Layer):
         self.dropout_rate = dropout
         self.initializer_range = initializer_range
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
-        self.dense = keras.layers.Dense(num_outputs,
-                                        kernel_initializer=bert_initializer(initializer_range),
-                                        dtype=self.dtype_policy, name="dense")
+        self.dense = keras.layers.Dense(
+            num_outputs,
+            kernel_initializer=bert_initializer(initializer_range),
+            dtype=self.dtype_policy,
+            name="dense",
+        )
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -35,8 +38,11 @@ class _DenseHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_outputs=self.num_outputs, dropout=self.dropout_rate,
-                      initializer_range=self.initializer_range)
+        config.update(
+            num_outputs=self.num_outputs,
+            dropout=self.dropout_rate,
+            initializer_range=self.initializer_range,
+        )
         return config
 
 
@@ -65,17 +71,21 @@ class SpanHead(keras.layers.Layer):
     def __init__(self, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         self.initializer_range = initializer_range
-        self.dense = keras.layers.Dense(2, kernel_initializer=bert_initializer(initializer_range),
-                                        dtype=self.dtype_policy, name="dense")
+        self.dense = keras.layers.Dense(
+            2,
+            kernel_initializer=bert_initializer(initializer_range),
+            dtype=self.dtype_policy,
+            name="dense",
+        )
 
     def build(self, sequence_output_shape, input_mask_shape=None):
         self.dense.build(sequence_output_shape)
         self.built = True
 
     def call(self, sequence_output, input_mask):
-        logits = ops.cast(self.dense(sequence_output), "float32")      # [B, T, 2]
-        penalty = (1.0 - ops.cast(input_mask, "float32")) * -10000.0    # [B, T]
-        return logits[..., 0] + penalty, logits[..., 1] + penalty       # [B, T] each
+        logits = ops.cast(self.dense(sequence_output), "float32")  # [B, T, 2]
+        penalty = (1.0 - ops.cast(input_mask, "float32")) * -10000.0  # [B, T]
+        return logits[..., 0] + penalty, logits[..., 1] + penalty  # [B, T] each
 
     def compute_output_shape(self, sequence_output_shape, input_mask_shape=None):
         return tuple(sequence_output_shape[:-1]), tuple(sequence_output_shape[:-1])

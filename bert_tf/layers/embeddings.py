@@ -13,8 +13,17 @@ from bert_tf.layers.initializers import bert_initializer
 class BertEmbeddings(keras.layers.Layer):
     """Sums the three BERT embeddings. Exposes `word_embeddings` for tying to the MLM decoder."""
 
-    def __init__(self, vocab_size, hidden_size, max_position_embeddings=512, type_vocab_size=2,
-                 dropout=0.1, layer_norm_eps=1e-12, initializer_range=0.02, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        dropout=0.1,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -25,16 +34,29 @@ class BertEmbeddings(keras.layers.Layer):
         self.initializer_range = initializer_range
         init = bert_initializer(initializer_range)
         self.word_embeddings = keras.layers.Embedding(
-            vocab_size, hidden_size, embeddings_initializer=init, dtype=self.dtype_policy,
-            name="word_embeddings")
+            vocab_size,
+            hidden_size,
+            embeddings_initializer=init,
+            dtype=self.dtype_policy,
+            name="word_embeddings",
+        )
         self.position_embeddings = keras.layers.Embedding(
-            max_position_embeddings, hidden_size, embeddings_initializer=init,
-            dtype=self.dtype_policy, name="position_embeddings")
+            max_position_embeddings,
+            hidden_size,
+            embeddings_initializer=init,
+            dtype=self.dtype_policy,
+            name="position_embeddings",
+        )
         self.type_embeddings = keras.layers.Embedding(
-            type_vocab_size, hidden_size, embeddings_initializer=init, dtype=self.dtype_policy,
-            name="type_embeddings")
+            type_vocab_size,
+            hidden_size,
+            embeddings_initializer=init,
+            dtype=self.dtype_policy,
+            name="type_embeddings",
+        )
         self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm")
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
+        )
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
@@ -47,15 +69,15 @@ class BertEmbeddings(keras.layers.Layer):
     def call(self, input_word_ids, input_type_ids, position_ids=None, training=None):
         """position_ids: optional int [B, T] (packed rows: restarting at 0 for each
         sequence); None = 0..T-1 for every row."""
-        words = self.word_embeddings(input_word_ids)                  # [B, T, H]
+        words = self.word_embeddings(input_word_ids)  # [B, T, H]
         if position_ids is None:
             seq_length = ops.shape(input_word_ids)[1]
             positions = self.position_embeddings(ops.arange(seq_length))  # [T, H]
-            positions = ops.expand_dims(positions, 0)                 # [1, T, H]
+            positions = ops.expand_dims(positions, 0)  # [1, T, H]
         else:
-            positions = self.position_embeddings(position_ids)        # [B, T, H]
-        types = self.type_embeddings(input_type_ids)                  # [B, T, H]
-        x = words + positions + types                                 # [B, T, H]
+            positions = self.position_embeddings(position_ids)  # [B, T, H]
+        types = self.type_embeddings(input_type_ids)  # [B, T, H]
+        x = words + positions + types  # [B, T, H]
         x = self.layer_norm(x)
         return self.dropout(x, training=training)
 
@@ -64,9 +86,13 @@ class BertEmbeddings(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
-                      max_position_embeddings=self.max_position_embeddings,
-                      type_vocab_size=self.type_vocab_size, dropout=self.dropout_rate,
-                      layer_norm_eps=self.layer_norm_eps,
-                      initializer_range=self.initializer_range)
+        config.update(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            max_position_embeddings=self.max_position_embeddings,
+            type_vocab_size=self.type_vocab_size,
+            dropout=self.dropout_rate,
+            layer_norm_eps=self.layer_norm_eps,
+            initializer_range=self.initializer_range,
+        )
         return config

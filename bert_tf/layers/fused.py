@@ -35,9 +35,10 @@ def _noise(seed, like, rate):
     of float noise)."""
     if rate <= 0.0:
         return None
-    words = tf.reshape((tf.size(like) + 1) // 2, [1])                     # [1]: ceil(n / 2)
-    return tf.random.stateless_uniform(words, seed=tf.cast(seed, tf.int64),
-                                       dtype=tf.int32, minval=None, maxval=None)
+    words = tf.reshape((tf.size(like) + 1) // 2, [1])  # [1]: ceil(n / 2)
+    return tf.random.stateless_uniform(
+        words, seed=tf.cast(seed, tf.int64), dtype=tf.int32, minval=None, maxval=None
+    )
 
 
 def _drop_threshold(rate):
@@ -51,12 +52,13 @@ def _keep_mask(noise, rate, like):
     threshold = _drop_threshold(rate)
     lo = tf.bitwise.bitwise_and(noise, 0xFFFF)
     hi = tf.bitwise.bitwise_and(tf.bitwise.right_shift(noise, 16), 0xFFFF)
-    bits = tf.reshape(tf.stack([lo, hi], axis=-1), [-1])[:tf.size(like)]      # [n]
+    bits = tf.reshape(tf.stack([lo, hi], axis=-1), [-1])[: tf.size(like)]  # [n]
     keep = tf.cast(bits >= threshold, tf.float32) * (65536.0 / (65536.0 - threshold))
-    return tf.reshape(keep, tf.shape(like))                                  # like's shape
+    return tf.reshape(keep, tf.shape(like))  # like's shape
 
 
 # ----------------------------------------------------------------------------- GELU (+ bias)
+
 
 @tf.function(jit_compile=True, autograph=False)
 def _bias_gelu_fwd(h, bias):
@@ -70,7 +72,7 @@ def _bias_gelu_bwd(h, bias, dy):
     cdf = 0.5 * tf.math.erfc(x * -_SQRT_HALF)
     pdf = tf.exp(-0.5 * x * x) * _INV_SQRT_2PI
     dx = tf.cast(dy, tf.float32) * (cdf + x * pdf)
-    dbias = tf.reduce_sum(tf.reshape(dx, (-1, dx.shape[-1])), axis=0)   # [B*T, I] -> [I]
+    dbias = tf.reduce_sum(tf.reshape(dx, (-1, dx.shape[-1])), axis=0)  # [B*T, I] -> [I]
     return tf.cast(dx, h.dtype), tf.cast(dbias, bias.dtype)
 
 
@@ -78,6 +80,7 @@ def _bias_gelu_bwd(h, bias, dy):
 def _bias_gelu(h, bias):
     def grad(dy):
         return _bias_gelu_bwd(h, bias, dy)
+
     return _bias_gelu_fwd(h, bias), grad
 
 
@@ -87,6 +90,7 @@ def bias_gelu(h, bias):
 
 
 # ----------------------------------------------------------------------------- dropout
+
 
 @tf.function(jit_compile=True, autograph=False)
 def _dropout_apply(x, noise, rate):
@@ -104,11 +108,14 @@ def dropout(x, rate, seed):
     def _dropout(x):
         def grad(dy):
             return _dropout_apply(dy, noise, rate)
+
         return _dropout_apply(x, noise, rate), grad
+
     return _dropout(x)
 
 
 # ----------------------------------------------------------------------------- residual + LN
+
 
 def _ln_stats(s, eps):
     mean = tf.reduce_mean(s, axis=-1, keepdims=True)
@@ -122,7 +129,7 @@ def _add_ln_fwd(x, a, gamma, beta, noise, rate, eps):
     a32 = tf.cast(a, tf.float32)
     if rate > 0.0:
         a32 = a32 * _keep_mask(noise, rate, a32)
-    s = tf.cast(x, tf.float32) + a32                                   # [B, T, H]
+    s = tf.cast(x, tf.float32) + a32  # [B, T, H]
     xhat, _ = _ln_stats(s, eps)
     y = xhat * tf.cast(gamma, tf.float32) + tf.cast(beta, tf.float32)
     return tf.cast(y, x.dtype), s
@@ -133,11 +140,14 @@ def _add_ln_bwd(s, gamma, dy, noise, rate, eps, out_dtype):
     xhat, rstd = _ln_stats(s, eps)
     dy = tf.cast(dy, tf.float32)
     h = s.shape[-1]
-    dgamma = tf.reduce_sum(tf.reshape(dy * xhat, (-1, h)), axis=0)    # [B*T, H] -> [H]
-    dbeta = tf.reduce_sum(tf.reshape(dy, (-1, h)), axis=0)            # [B*T, H] -> [H]
+    dgamma = tf.reduce_sum(tf.reshape(dy * xhat, (-1, h)), axis=0)  # [B*T, H] -> [H]
+    dbeta = tf.reduce_sum(tf.reshape(dy, (-1, h)), axis=0)  # [B*T, H] -> [H]
     g = dy * tf.cast(gamma, tf.float32)
-    ds = rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
-                 - xhat * tf.reduce_mean(g * xhat, axis=-1, keepdims=True))
+    ds = rstd * (
+        g
+        - tf.reduce_mean(g, axis=-1, keepdims=True)
+        - xhat * tf.reduce_mean(g * xhat, axis=-1, keepdims=True)
+    )
     da = ds
     if rate > 0.0:
         da = ds * _keep_mask(noise, rate, ds)
@@ -158,15 +168,18 @@ def dropout_add_layer_norm(x, a, gamma, beta, seed, rate, eps):
         def grad(dy):
             dx, da, dgamma, dbeta = _add_ln_bwd(s, gamma, dy, noise, rate, eps, out_dtype)
             return dx, da, tf.cast(dgamma, gamma.dtype), tf.cast(dbeta, beta.dtype)
+
         return y, grad
+
     return _fused(x, a, tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))
 
 
 # ----------------------------------------------------------------------------- softmax
 
+
 @tf.function(jit_compile=True, autograph=False)
 def _softmax_fwd(scores, bias, noise, rate):
-    z = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)       # [B, N, T, T]
+    z = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)  # [B, N, T, T]
     p = tf.nn.softmax(z, axis=-1)
     out = p * _keep_mask(noise, rate, p) if rate > 0.0 else p
     return tf.cast(out, scores.dtype), p
@@ -194,5 +207,7 @@ def masked_softmax_dropout(scores, bias, seed, rate):
 
         def grad(dout):
             return _softmax_bwd(p, dout, noise, rate, out_dtype)
+
         return out, grad
+
     return _fused(scores)

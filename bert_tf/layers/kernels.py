@@ -44,12 +44,12 @@ class PlainKernels:
     fused = False
 
     def softmax_dropout(self, scores, bias, dropout, training):
-        z = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)     # [B, N, T, T]
-        probs = tf.cast(tf.nn.softmax(z, axis=-1), scores.dtype)        # [B, N, T, T]
+        z = tf.cast(scores, tf.float32) + tf.cast(bias, tf.float32)  # [B, N, T, T]
+        probs = tf.cast(tf.nn.softmax(z, axis=-1), scores.dtype)  # [B, N, T, T]
         return dropout(probs, training=training)
 
     def add_norm(self, x, a, dropout, norm, training):
-        return norm(x + dropout(a, training=training))                  # [B, T, H]
+        return norm(x + dropout(a, training=training))  # [B, T, H]
 
     def bias_act(self, h, dense, act, training):
         return dense.activation(tf.nn.bias_add(h, tf.cast(dense.bias, h.dtype)))
@@ -68,13 +68,14 @@ class FusedKernels(PlainKernels):
     def add_norm(self, x, a, dropout, norm, training):
         if training is not True:
             return super().add_norm(x, a, dropout, norm, training)
-        return fused.dropout_add_layer_norm(x, a, norm.gamma, norm.beta, _seed(dropout),
-                                            dropout.rate, norm.epsilon)
+        return fused.dropout_add_layer_norm(
+            x, a, norm.gamma, norm.beta, _seed(dropout), dropout.rate, norm.epsilon
+        )
 
     def bias_act(self, h, dense, act, training):
-        if training is not True or act != "gelu":    # the fused kernel is the exact GELU
+        if training is not True or act != "gelu":  # the fused kernel is the exact GELU
             return super().bias_act(h, dense, act, training)
-        return fused.bias_gelu(h, dense.bias)                           # [B*T, I]
+        return fused.bias_gelu(h, dense.bias)  # [B*T, I]
 
 
 PLAIN = PlainKernels()

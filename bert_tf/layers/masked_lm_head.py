@@ -27,8 +27,16 @@ class MaskedLMHead(keras.layers.Layer):
     The tie is not part of the config: the model that owns both layers re-creates it.
     """
 
-    def __init__(self, vocab_size, hidden_size, hidden_act="gelu", layer_norm_eps=1e-12,
-                 initializer_range=0.02, embedding_layer=None, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        hidden_act="gelu",
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        embedding_layer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -37,29 +45,36 @@ class MaskedLMHead(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.embedding_layer = embedding_layer
         self.transform = keras.layers.Dense(
-            hidden_size, activation=get_activation(hidden_act),
-            kernel_initializer=bert_initializer(initializer_range), dtype=self.dtype_policy,
-            name="transform")
+            hidden_size,
+            activation=get_activation(hidden_act),
+            kernel_initializer=bert_initializer(initializer_range),
+            dtype=self.dtype_policy,
+            name="transform",
+        )
         self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm")
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
+        )
 
     def build(self, input_shape=None):
         self.transform.build((None, None, self.hidden_size))
         self.layer_norm.build((None, None, self.hidden_size))
         if self.embedding_layer is None:
             self.decoder_kernel = self.add_weight(
-                name="decoder_kernel", shape=(self.hidden_size, self.vocab_size),
-                initializer=bert_initializer(self.initializer_range))
-        self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,),
-                                           initializer="zeros")
+                name="decoder_kernel",
+                shape=(self.hidden_size, self.vocab_size),
+                initializer=bert_initializer(self.initializer_range),
+            )
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(self.vocab_size,), initializer="zeros"
+        )
         self.built = True
 
     def call(self, sequence_output, masked_positions):
-        x = gather_positions(sequence_output, masked_positions)        # [B, P, H]
-        x = self.layer_norm(self.transform(x))                         # [B, P, H]
+        x = gather_positions(sequence_output, masked_positions)  # [B, P, H]
+        x = self.layer_norm(self.transform(x))  # [B, P, H]
         if self.embedding_layer is not None:
             table = ops.cast(self.embedding_layer.embeddings, x.dtype)  # [V, H]
-            logits = ops.matmul(x, ops.transpose(table))                # [B, P, V]
+            logits = ops.matmul(x, ops.transpose(table))  # [B, P, V]
         else:
             logits = ops.matmul(x, ops.cast(self.decoder_kernel, x.dtype))
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
@@ -69,7 +84,11 @@ class MaskedLMHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
-                      hidden_act=self.hidden_act, layer_norm_eps=self.layer_norm_eps,
-                      initializer_range=self.initializer_range)
+        config.update(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            hidden_act=self.hidden_act,
+            layer_norm_eps=self.layer_norm_eps,
+            initializer_range=self.initializer_range,
+        )
         return config

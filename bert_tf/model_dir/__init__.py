@@ -59,11 +59,27 @@ from bert_tf.model_dir.layout import (
     is_model_dir,
 )
 
-__all__ = ["ModelDir", "ModelDirError", "ModelDirFileNotFoundError", "ModelDirWriteError",
-           "CheckpointError", "CHECKPOINT_DIR", "CONFIG_FILE",
-           "EVAL_RESULTS_FILE", "FORMAT", "FORMAT_VERSION", "LOG_DIR", "VOCAB_FILE",
-           "WEIGHTS_FILE", "detect_kind", "is_model_dir", "not_a_checkpoint", "read_json",
-           "encoder_values_from_json", "write_json"]
+__all__ = [
+    "ModelDir",
+    "ModelDirError",
+    "ModelDirFileNotFoundError",
+    "ModelDirWriteError",
+    "CheckpointError",
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "EVAL_RESULTS_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LOG_DIR",
+    "VOCAB_FILE",
+    "WEIGHTS_FILE",
+    "detect_kind",
+    "is_model_dir",
+    "not_a_checkpoint",
+    "read_json",
+    "encoder_values_from_json",
+    "write_json",
+]
 
 
 def write_json(path, values):

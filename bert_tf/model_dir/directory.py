@@ -33,7 +33,7 @@ class ModelDir:
 
     @property
     def kind(self):
-        """"bert_tf", "hf", "google", or None (see layout.py)."""
+        """ "bert_tf", "hf", "google", or None (see layout.py)."""
         return layout.detect_kind(self.path)
 
     @property
@@ -70,15 +70,19 @@ class ModelDir:
         """The bert-tf config.json, checked: format, encoder/preprocessing/task, task.type."""
         values = read_json(self.config_path)
         if not isinstance(values, dict) or values.get("format") != layout.FORMAT:
-            raise ModelDirError(f"{self.config_path}: not a bert-tf model directory config "
-                                f"(expected \"format\": \"{layout.FORMAT}\")")
+            raise ModelDirError(
+                f"{self.config_path}: not a bert-tf model directory config "
+                f'(expected "format": "{layout.FORMAT}")'
+            )
         for key in ("encoder", "preprocessing", "task"):
             if key not in values:
                 raise ModelDirError(f"{self.config_path}: missing field {key!r}")
         task_type = values["task"].get("type")
         if task_type not in task_names(include_pretraining=True):
-            raise ModelDirError(f"{self.config_path}: task.type: expected one of "
-                                f"{task_names(include_pretraining=True)}, got {task_type!r}")
+            raise ModelDirError(
+                f"{self.config_path}: task.type: expected one of "
+                f"{task_names(include_pretraining=True)}, got {task_type!r}"
+            )
         return values
 
     def read_config_if_any(self):
@@ -119,11 +123,15 @@ class ModelDir:
             encoder_config = encoder_config.to_dict()
         if task.get("type") not in task_names(include_pretraining=True):
             known = task_names(include_pretraining=True)
-            raise ModelDirError(f"task.type: expected one of {known}, got "
-                                f"{task.get('type')!r}")
-        values = {"format": layout.FORMAT, "format_version": layout.FORMAT_VERSION,
-                  "encoder": encoder_config, "preprocessing": dict(preprocessing),
-                  "task": dict(task), "training": dict(training or {})}
+            raise ModelDirError(f"task.type: expected one of {known}, got {task.get('type')!r}")
+        values = {
+            "format": layout.FORMAT,
+            "format_version": layout.FORMAT_VERSION,
+            "encoder": encoder_config,
+            "preprocessing": dict(preprocessing),
+            "task": dict(task),
+            "training": dict(training or {}),
+        }
         self.write_json(layout.CONFIG_FILE, values)
         return values
 
@@ -136,15 +144,17 @@ class ModelDir:
             pre = self.read_config().get("preprocessing", {})
             vocab_file = self.file(pre.get("vocab_file") or layout.VOCAB_FILE)
             if not os.path.isfile(vocab_file):
-                raise ModelDirFileNotFoundError(f"{self.config_path}: preprocessing.vocab_file "
-                                                f"{vocab_file} does not exist")
+                raise ModelDirFileNotFoundError(
+                    f"{self.config_path}: preprocessing.vocab_file {vocab_file} does not exist"
+                )
             return vocab_file, pre.get("lower_case"), pre.get("seq_length")
         if not os.path.isdir(self.path):
             raise ModelDirFileNotFoundError(f"{self.path}: no such directory")
         if not os.path.isfile(self.vocab_path):
             raise ModelDirFileNotFoundError(
                 f"{self.path}: no vocab.txt (expected a bert-tf model dir, a Hugging Face BERT "
-                "dir or a Google BERT dir)")
+                "dir or a Google BERT dir)"
+            )
         return self.vocab_path, foreign.declared_lower_case(self.path), None
 
     def vocab_file(self):
@@ -159,8 +169,7 @@ class ModelDir:
             return self.read_config().get("preprocessing", {}).get("lower_case")
         directory = layout.directory_of(self.path)
         declared = foreign.declared_lower_case(directory) if os.path.isdir(directory) else None
-        return declared if declared is not None else foreign.vocab_looks_uncased(
-            self.vocab_path)
+        return declared if declared is not None else foreign.vocab_looks_uncased(self.vocab_path)
 
     def copy_vocab(self, vocab_file):
         """Copies a vocab file into the directory as vocab.txt (no-op if it is already there)."""
@@ -186,7 +195,7 @@ class ModelDir:
         try:
             model.save_weights(tmp)
             os.replace(tmp, self.weights_path)
-        except (OSError, RuntimeError) as e:   # h5py reports a failed write as either
+        except (OSError, RuntimeError) as e:  # h5py reports a failed write as either
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise self._write_failed(self.weights_path, e) from None
@@ -226,10 +235,9 @@ class ModelDir:
 def not_a_checkpoint(path):
     """The one-line error for a path that is no checkpoint of any kind."""
     if not os.path.exists(path):
-        return CheckpointError(f"{path}: no such file or directory (expected "
-                               f"{layout.EXPECTED})")
+        return CheckpointError(f"{path}: no such file or directory (expected {layout.EXPECTED})")
     if not os.path.isdir(path):
-        return CheckpointError(f"{path}: is a file, not a checkpoint directory (expected "
-                               f"{layout.EXPECTED})")
-    return CheckpointError(f"{path}: not a BERT checkpoint directory (expected "
-                           f"{layout.EXPECTED})")
+        return CheckpointError(
+            f"{path}: is a file, not a checkpoint directory (expected {layout.EXPECTED})"
+        )
+    return CheckpointError(f"{path}: not a BERT checkpoint directory (expected {layout.EXPECTED})")

@@ -29,16 +29,19 @@ def hf_encoder_config(directory):
     if model_type != "bert":
         raise CheckpointError(f"{config_path}: model_type {model_type!r}, expected 'bert'")
     if values.get("position_embedding_type", "absolute") != "absolute":
-        raise CheckpointError(f"{config_path}: position_embedding_type "
-                              f"{values['position_embedding_type']!r}, expected 'absolute'")
+        raise CheckpointError(
+            f"{config_path}: position_embedding_type "
+            f"{values['position_embedding_type']!r}, expected 'absolute'"
+        )
     return encoder_config_from(values, config_path)
 
 
 def google_encoder_config(path):
     """The encoder config of a Google BERT directory or checkpoint prefix."""
     config_path = os.path.join(layout.directory_of(path), layout.GOOGLE_CONFIG)
-    return encoder_config_from(read_json(config_path, CheckpointError, "Google BERT config"),
-                               config_path)
+    return encoder_config_from(
+        read_json(config_path, CheckpointError, "Google BERT config"), config_path
+    )
 
 
 def tokenizer_config_lower_case(tokenizer_config):
@@ -66,8 +69,7 @@ def casing_from_name(path):
 def declared_lower_case(directory):
     """The casing a Hugging Face or Google directory declares (tokenizer_config.json's
     do_lower_case; a Google directory's name), or None."""
-    lower_case = tokenizer_config_lower_case(
-        os.path.join(directory, layout.HF_TOKENIZER_CONFIG))
+    lower_case = tokenizer_config_lower_case(os.path.join(directory, layout.HF_TOKENIZER_CONFIG))
     if lower_case is None and os.path.isfile(os.path.join(directory, layout.GOOGLE_CONFIG)):
         lower_case = casing_from_name(directory)
     return lower_case
@@ -80,8 +82,11 @@ def vocab_looks_uncased(vocab_file):
         return None
     with open(vocab_file, encoding="utf-8") as f:
         tokens = [line.rstrip("\n") for line in f]
-    upper = sum(1 for t in tokens
-                if not (t.startswith("[") and t.endswith("]")) and any(c.isupper() for c in t))
+    upper = sum(
+        1
+        for t in tokens
+        if not (t.startswith("[") and t.endswith("]")) and any(c.isupper() for c in t)
+    )
     return upper <= max(10, len(tokens) // 1000)
 
 
@@ -103,8 +108,8 @@ def encoder_values_from_json(path):
     config.json, a Google bert_config.json, or a plain `BertConfig` JSON."""
     values = read_json(path)
     if "encoder" in values and values.get("format") == layout.FORMAT:
-        return values["encoder"]                              # a bert-tf model dir's config
-    if "num_hidden_layers" in values:                         # Google / Hugging Face
+        return values["encoder"]  # a bert-tf model dir's config
+    if "num_hidden_layers" in values:  # Google / Hugging Face
         return BertConfig.from_hf_dict(values).to_dict()
     return values
 
@@ -118,8 +123,13 @@ def write_google_config(directory, values):
     atomic_write_json(os.path.join(directory, layout.GOOGLE_CONFIG), values)
 
 
-_SPECIAL_TOKENS = (("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"),
-                   ("cls_token", "[CLS]"), ("mask_token", "[MASK]"))
+_SPECIAL_TOKENS = (
+    ("unk_token", "[UNK]"),
+    ("sep_token", "[SEP]"),
+    ("pad_token", "[PAD]"),
+    ("cls_token", "[CLS]"),
+    ("mask_token", "[MASK]"),
+)
 
 
 def write_hf_tokenizer_files(directory, vocab_file, lower_case, max_length):
@@ -129,12 +139,20 @@ def write_hf_tokenizer_files(directory, vocab_file, lower_case, max_length):
     with open(vocab_file, encoding="utf-8") as f:
         vocab = {line.rstrip("\n") for line in f}
     special = {key: token for key, token in _SPECIAL_TOKENS if token in vocab}
-    atomic_write_json(os.path.join(directory, layout.HF_TOKENIZER_CONFIG), {
-        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lower_case),
-        "strip_accents": bool(lower_case), "tokenize_chinese_chars": True,
-        "do_basic_tokenize": True, "model_max_length": int(max_length),
-        "padding_side": "right", "truncation_side": "right",
-        "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
-        "clean_up_tokenization_spaces": True, **special})
+    atomic_write_json(
+        os.path.join(directory, layout.HF_TOKENIZER_CONFIG),
+        {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": bool(lower_case),
+            "strip_accents": bool(lower_case),
+            "tokenize_chinese_chars": True,
+            "do_basic_tokenize": True,
+            "model_max_length": int(max_length),
+            "padding_side": "right",
+            "truncation_side": "right",
+            "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
+            "clean_up_tokenization_spaces": True,
+            **special,
+        },
+    )
     atomic_write_json(os.path.join(directory, layout.HF_SPECIAL_TOKENS_MAP), special)
-

@@ -1,11 +1,11 @@
 """File names of the three directory kinds bert-tf reads, and telling them apart.
 
-    "bert_tf"  config.json with "format": "bert_tf" (+ vocab.txt, model.weights.h5,
-               checkpoints/, logs/, eval_results.json)
-    "hf"       Hugging Face: config.json + model.safetensors and/or pytorch_model.bin
-               + vocab.txt (+ tokenizer_config.json)
-    "google"   google-research/bert: bert_config.json + bert_model.ckpt.{index,data-*}
-               + vocab.txt (or a checkpoint prefix whose directory holds bert_config.json)
+"bert_tf"  config.json with "format": "bert_tf" (+ vocab.txt, model.weights.h5,
+           checkpoints/, logs/, eval_results.json)
+"hf"       Hugging Face: config.json + model.safetensors and/or pytorch_model.bin
+           + vocab.txt (+ tokenizer_config.json)
+"google"   google-research/bert: bert_config.json + bert_model.ckpt.{index,data-*}
+           + vocab.txt (or a checkpoint prefix whose directory holds bert_config.json)
 """
 
 import os
@@ -30,8 +30,10 @@ GOOGLE_CONFIG = "bert_config.json"
 GOOGLE_CKPT = "bert_model.ckpt"
 
 KINDS = ("bert_tf", "hf", "google")
-EXPECTED = (f"a bert-tf model dir with config.json, a Hugging Face dir with {HF_CONFIG} + "
-            f"{HF_SAFETENSORS}, or a Google dir with {GOOGLE_CONFIG} + {GOOGLE_CKPT}.index")
+EXPECTED = (
+    f"a bert-tf model dir with config.json, a Hugging Face dir with {HF_CONFIG} + "
+    f"{HF_SAFETENSORS}, or a Google dir with {GOOGLE_CONFIG} + {GOOGLE_CKPT}.index"
+)
 
 
 def is_model_dir(path):
@@ -46,7 +48,7 @@ def is_model_dir(path):
 
 
 def detect_kind(path):
-    """"bert_tf", "hf" or "google" for a directory (or Google checkpoint prefix); else None."""
+    """ "bert_tf", "hf" or "google" for a directory (or Google checkpoint prefix); else None."""
     path = os.fspath(path)
     if os.path.isdir(path):
         if is_model_dir(path):
@@ -54,8 +56,9 @@ def detect_kind(path):
         if os.path.isfile(os.path.join(path, GOOGLE_CONFIG)) or google_prefix(path):
             return "google"
         if os.path.isfile(os.path.join(path, HF_CONFIG)) and (
-                os.path.isfile(os.path.join(path, HF_SAFETENSORS))
-                or os.path.isfile(os.path.join(path, HF_PYTORCH))):
+            os.path.isfile(os.path.join(path, HF_SAFETENSORS))
+            or os.path.isfile(os.path.join(path, HF_PYTORCH))
+        ):
             return "hf"
         return None
     if os.path.isfile(path + ".index"):
@@ -70,7 +73,7 @@ def google_prefix(directory):
         return preferred
     indexes = sorted(f for f in os.listdir(directory) if f.endswith(".index"))
     if len(indexes) == 1:
-        return os.path.join(directory, indexes[0][:-len(".index")])
+        return os.path.join(directory, indexes[0][: -len(".index")])
     return None
 
 

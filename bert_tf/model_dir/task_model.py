@@ -47,7 +47,7 @@ def build_task_model(path, dtype=None):
     encoder = BertEncoder(encoder_config, dtype=dtype)
     try:
         return get_task(task["type"]).model_from_info(encoder, task)
-    except ValueError as e:     # UnknownTaskError included
+    except ValueError as e:  # UnknownTaskError included
         raise CheckpointError(f"{config_path}: task: {e}") from None
 
 
@@ -67,22 +67,26 @@ def restore_weights(model, path):
             model.load_weights(d.weights_path)
         except Exception as e:  # Keras raises ValueError/KeyError/h5py errors with long texts
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise CheckpointError(f"{d.weights_path}: does not fit the model in "
-                                  f"{d.config_path}: {first}") from None
+            raise CheckpointError(
+                f"{d.weights_path}: does not fit the model in {d.config_path}: {first}"
+            ) from None
         _check_all_used(model, d)
         return d.weights_path
-    latest = tf.train.latest_checkpoint(d.checkpoint_dir) if os.path.isdir(
-        d.checkpoint_dir) else None
+    latest = (
+        tf.train.latest_checkpoint(d.checkpoint_dir) if os.path.isdir(d.checkpoint_dir) else None
+    )
     if latest is None:
-        raise CheckpointError(f"{path}: no {md.WEIGHTS_FILE} and no checkpoint in "
-                              f"{md.CHECKPOINT_DIR}/")
+        raise CheckpointError(
+            f"{path}: no {md.WEIGHTS_FILE} and no checkpoint in {md.CHECKPOINT_DIR}/"
+        )
     try:
         status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{latest}: does not fit the model in {d.config_path}: "
-                              f"{first}") from None
+        raise CheckpointError(
+            f"{latest}: does not fit the model in {d.config_path}: {first}"
+        ) from None
     return latest
 
 
@@ -91,18 +95,21 @@ def _check_all_used(model, d):
     tensors left over (e.g. a config.json with fewer layers than the weights): refuse that."""
     with h5py.File(d.weights_path, "r") as f:
         stored = []
-        f.visititems(lambda name, obj: stored.append(name)
-                     if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: stored.append(name) if isinstance(obj, h5py.Dataset) else None
+        )
     expected = len({id(v) for v in model.weights})
     if len(stored) != expected:
         raise CheckpointError(
             f"{d.weights_path}: holds {len(stored)} weight tensors but the model of "
             f"{d.config_path} has {expected} (e.g. a config with fewer layers than the "
-            f"weights); loading is strict")
+            f"weights); loading is strict"
+        )
 
 
-def write_model_dir(output, model, vocab_file, lower_case, task=None, seq_length=128,
-                    training=None):
+def write_model_dir(
+    output, model, vocab_file, lower_case, task=None, seq_length=128, training=None
+):
     """Writes a bert-tf model directory holding `model` (a task model, usually a pretrainer)."""
     d = md.ModelDir(output)
     os.makedirs(output, exist_ok=True)
@@ -110,8 +117,14 @@ def write_model_dir(output, model, vocab_file, lower_case, task=None, seq_length
         d.copy_vocab(vocab_file)
     d.save_weights(model)
     encoder = model.encoder if hasattr(model, "encoder") else model
-    d.write_config(encoder.config,
-                   {"vocab_file": md.VOCAB_FILE, "lower_case": bool(lower_case),
-                    "seq_length": int(seq_length)},
-                   task or {"type": "pretraining"}, training)
+    d.write_config(
+        encoder.config,
+        {
+            "vocab_file": md.VOCAB_FILE,
+            "lower_case": bool(lower_case),
+            "seq_length": int(seq_length),
+        },
+        task or {"type": "pretraining"},
+        training,
+    )
     return output

@@ -7,5 +7,13 @@ from bert_tf.models.pretrainer import BertPretrainer
 from bert_tf.models.span_qa import BertSpanQA
 from bert_tf.models.tagger import BertTagger
 
-__all__ = ["BertClassifier", "BertEncoder", "BertMultipleChoice", "BertPretrainer", "BertSpanQA",
-           "BertTagger", "INPUT_NAMES", "encoder_inputs"]
+__all__ = [
+    "BertClassifier",
+    "BertEncoder",
+    "BertMultipleChoice",
+    "BertPretrainer",
+    "BertSpanQA",
+    "BertTagger",
+    "INPUT_NAMES",
+    "encoder_inputs",
+]

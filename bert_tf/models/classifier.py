@@ -15,10 +15,16 @@ class BertClassifier(EncoderHeadModel):
 
     config_keys = ("num_classes", "dropout")
 
-    def __init__(self, encoder: BertEncoder, num_classes: int, dropout: float = 0.1,
-                 **kwargs: Any) -> None:
-        head = ClassificationHead(num_classes, dropout, encoder.config.initializer_range,
-                                  dtype=encoder.dtype_policy, name="classifier")
+    def __init__(
+        self, encoder: BertEncoder, num_classes: int, dropout: float = 0.1, **kwargs: Any
+    ) -> None:
+        head = ClassificationHead(
+            num_classes,
+            dropout,
+            encoder.config.initializer_range,
+            dtype=encoder.dtype_policy,
+            name="classifier",
+        )
         inputs = encoder_inputs()
         outputs = {"logits": head(encoder(inputs)["pooled_output"])}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)

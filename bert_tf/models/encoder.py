@@ -29,7 +29,7 @@ from bert_tf.tensor_types import DTypePolicy, Tensor, Tensors
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 PACKING_INPUT_NAMES = ("input_position_ids", "input_sequence_ids")
-_PACKED_NAMES = INPUT_NAMES[::2] + PACKING_INPUT_NAMES   # packed rows need no input_mask
+_PACKED_NAMES = INPUT_NAMES[::2] + PACKING_INPUT_NAMES  # packed rows need no input_mask
 
 
 class PackedInputError(BertTfError, ValueError):
@@ -56,26 +56,47 @@ class BertEncoder(keras.Model):
     layers' compute dtype (bfloat16/float16 under mixed precision).
     """
 
-    def __init__(self, config: BertConfig | dict[str, Any], dtype: DTypePolicy = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, config: BertConfig | dict[str, Any], dtype: DTypePolicy = None, **kwargs: Any
+    ) -> None:
         if isinstance(config, dict):
             config = BertConfig.from_dict(config)
         c = config
         embeddings = BertEmbeddings(
-            c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size,
-            c.hidden_dropout, c.layer_norm_eps, c.initializer_range, dtype=dtype,
-            name="embeddings")
-        fused = kernels.wanted(c.fused_kernels, c.hidden_size)   # chosen once, here
+            c.vocab_size,
+            c.hidden_size,
+            c.max_position_embeddings,
+            c.type_vocab_size,
+            c.hidden_dropout,
+            c.layer_norm_eps,
+            c.initializer_range,
+            dtype=dtype,
+            name="embeddings",
+        )
+        fused = kernels.wanted(c.fused_kernels, c.hidden_size)  # chosen once, here
         blocks = [
-            TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, c.hidden_act,
-                             c.hidden_dropout, c.attention_dropout, c.layer_norm_eps,
-                             c.initializer_range, fused_kernels=fused, dtype=dtype,
-                             name=f"transformer_{i}")
+            TransformerBlock(
+                c.hidden_size,
+                c.num_heads,
+                c.intermediate_size,
+                c.hidden_act,
+                c.hidden_dropout,
+                c.attention_dropout,
+                c.layer_norm_eps,
+                c.initializer_range,
+                fused_kernels=fused,
+                dtype=dtype,
+                name=f"transformer_{i}",
+            )
             for i in range(c.num_layers)
         ]
-        pooler = keras.layers.Dense(c.hidden_size, activation="tanh",
-                                    kernel_initializer=bert_initializer(c.initializer_range),
-                                    dtype=dtype, name="pooler")
+        pooler = keras.layers.Dense(
+            c.hidden_size,
+            activation="tanh",
+            kernel_initializer=bert_initializer(c.initializer_range),
+            dtype=dtype,
+            name="pooler",
+        )
 
         inputs = encoder_inputs()
         outputs = _encode(embeddings, blocks, pooler, _padded_rows(inputs))
@@ -90,8 +111,9 @@ class BertEncoder(keras.Model):
         self.blocks = blocks
         self.pooler = pooler
 
-    def call(self, inputs: Tensors, training: bool | None = None,
-             mask: Any = None) -> dict[str, Any]:
+    def call(
+        self, inputs: Tensors, training: bool | None = None, mask: Any = None
+    ) -> dict[str, Any]:
         """The one forward pass (`_encode`) on padded rows or, with the packing inputs,
         packed rows; `pooled_output` is the pooler on position 0 (the first sequence's [CLS]
         for packed rows: use `pool` for every sequence's)."""
@@ -101,7 +123,7 @@ class BertEncoder(keras.Model):
     def pool(self, sequence_output: Tensor, positions: Tensor) -> Tensor:
         """The pooler (tanh dense) on the tokens at `positions` int [B, S] of
         `sequence_output` [B, T, H] -> [B, S, H]: one pooled vector per packed sequence."""
-        return self.pooler(gather_positions(sequence_output, positions))   # [B, S, H]
+        return self.pooler(gather_positions(sequence_output, positions))  # [B, S, H]
 
     @property
     def word_embeddings(self) -> keras.layers.Embedding:
@@ -109,9 +131,12 @@ class BertEncoder(keras.Model):
         return self.embeddings.word_embeddings
 
     def get_config(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "name": self.name,
-                "trainable": self.trainable, "dtype": keras.saving.serialize_keras_object(
-                    self.dtype_policy)}
+        return {
+            "config": self.config.to_dict(),
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "BertEncoder":
@@ -121,14 +146,18 @@ class BertEncoder(keras.Model):
         return cls(**config)
 
 
-_Rows = tuple[Tensor, Tensor, Tensor | None, Tensor]   # word, type, position ids; bias
+_Rows = tuple[Tensor, Tensor, Tensor | None, Tensor]  # word, type, position ids; bias
 
 
 def _padded_rows(inputs: Tensors) -> _Rows:
     """One sequence per row: positions 0..T-1, attention to the real tokens of the row."""
     ids = {k: ops.cast(inputs[k], "int32") for k in INPUT_NAMES}
-    return (ids["input_word_ids"], ids["input_type_ids"], None,
-            attention_bias(ids["input_mask"], "float32"))                 # [B, 1, 1, T]
+    return (
+        ids["input_word_ids"],
+        ids["input_type_ids"],
+        None,
+        attention_bias(ids["input_mask"], "float32"),
+    )  # [B, 1, 1, T]
 
 
 def _packed_rows(inputs: Tensors) -> _Rows:
@@ -136,24 +165,36 @@ def _packed_rows(inputs: Tensors) -> _Rows:
     block-diagonal over `input_sequence_ids`."""
     missing = [k for k in _PACKED_NAMES if k not in inputs]
     if missing:
-        raise PackedInputError(f"packed encoder inputs lack '{missing[0]}' (packed rows "
-                               f"need {', '.join(_PACKED_NAMES)})")
+        raise PackedInputError(
+            f"packed encoder inputs lack '{missing[0]}' (packed rows "
+            f"need {', '.join(_PACKED_NAMES)})"
+        )
     ids = {k: ops.cast(inputs[k], "int32") for k in _PACKED_NAMES}
-    return (ids["input_word_ids"], ids["input_type_ids"], ids["input_position_ids"],
-            packed_attention_bias(ids["input_sequence_ids"], "float32"))  # [B, 1, T, T]
+    return (
+        ids["input_word_ids"],
+        ids["input_type_ids"],
+        ids["input_position_ids"],
+        packed_attention_bias(ids["input_sequence_ids"], "float32"),
+    )  # [B, 1, T, T]
 
 
-def _encode(embeddings: BertEmbeddings, blocks: Sequence[TransformerBlock],
-            pooler: keras.layers.Dense, rows: _Rows,
-            training: bool | None = None) -> dict[str, Any]:
+def _encode(
+    embeddings: BertEmbeddings,
+    blocks: Sequence[TransformerBlock],
+    pooler: keras.layers.Dense,
+    rows: _Rows,
+    training: bool | None = None,
+) -> dict[str, Any]:
     """The forward pass: embeddings -> blocks -> pooler on position 0. `rows`: word ids,
     type ids, position ids (None = 0..T-1) and the additive attention bias."""
     word_ids, type_ids, position_ids, bias = rows
-    x = embeddings(word_ids, type_ids, position_ids=position_ids,
-                   training=training)                                     # [B, T, H]
+    x = embeddings(word_ids, type_ids, position_ids=position_ids, training=training)  # [B, T, H]
     layer_outputs = []
     for block in blocks:
-        x = block(x, bias, training=training)                             # [B, T, H]
+        x = block(x, bias, training=training)  # [B, T, H]
         layer_outputs.append(x)
-    return {"sequence_output": x, "pooled_output": pooler(x[:, 0, :]),    # [B, H]
-            "encoder_outputs": layer_outputs}
+    return {
+        "sequence_output": x,
+        "pooled_output": pooler(x[:, 0, :]),  # [B, H]
+        "encoder_outputs": layer_outputs,
+    }

@@ -13,11 +13,14 @@ class EncoderHeadModel(keras.Model):
     """A functional Keras model: `self.encoder` plus head layers; subclasses list their own
     config keys."""
 
-    config_keys: tuple[str, ...] = ()   # the constructor arguments get_config records
+    config_keys: tuple[str, ...] = ()  # the constructor arguments get_config records
 
     def get_config(self) -> dict[str, Any]:
-        config = {"encoder": keras.saving.serialize_keras_object(self.encoder),
-                  "name": self.name, "trainable": self.trainable}
+        config = {
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
         config.update({key: getattr(self, key) for key in self.config_keys})
         return config
 
@@ -26,5 +29,3 @@ class EncoderHeadModel(keras.Model):
         config = dict(config)
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
-
-

@@ -34,11 +34,19 @@ class BertPretrainer(EncoderHeadModel):
 
     def __init__(self, encoder: BertEncoder, **kwargs: Any) -> None:
         c = encoder.config
-        mlm_head = MaskedLMHead(c.vocab_size, c.hidden_size, c.hidden_act, c.layer_norm_eps,
-                                c.initializer_range, embedding_layer=encoder.word_embeddings,
-                                dtype=encoder.dtype_policy, name="mlm")
-        nsp_head = NextSentenceHead(initializer_range=c.initializer_range,
-                                    dtype=encoder.dtype_policy, name="nsp")
+        mlm_head = MaskedLMHead(
+            c.vocab_size,
+            c.hidden_size,
+            c.hidden_act,
+            c.layer_norm_eps,
+            c.initializer_range,
+            embedding_layer=encoder.word_embeddings,
+            dtype=encoder.dtype_policy,
+            name="mlm",
+        )
+        nsp_head = NextSentenceHead(
+            initializer_range=c.initializer_range, dtype=encoder.dtype_policy, name="nsp"
+        )
         inputs = encoder_inputs(INPUT_NAMES + ("masked_lm_positions",))
         enc = encoder({name: inputs[name] for name in INPUT_NAMES})
         outputs = {
@@ -50,19 +58,26 @@ class BertPretrainer(EncoderHeadModel):
         self.mlm_head = mlm_head
         self.nsp_head = nsp_head
 
-    def call(self, inputs: Tensors, training: bool | None = None,
-             mask: Any = None) -> dict[str, Tensor]:
+    def call(
+        self, inputs: Tensors, training: bool | None = None, mask: Any = None
+    ) -> dict[str, Tensor]:
         """One path for padded and packed rows: only the pooled vectors differ (position 0,
         or each sequence's [CLS] at `next_sentence_positions`)."""
-        enc = self.encoder({k: inputs[k] for k in INPUT_NAMES + PACKING_INPUT_NAMES
-                            if k in inputs}, training=training)
-        sequence = enc["sequence_output"]                                  # [B, T, H]
-        pooled = enc["pooled_output"]                                      # [B, H]
+        enc = self.encoder(
+            {k: inputs[k] for k in INPUT_NAMES + PACKING_INPUT_NAMES if k in inputs},
+            training=training,
+        )
+        sequence = enc["sequence_output"]  # [B, T, H]
+        pooled = enc["pooled_output"]  # [B, H]
         if is_packed(inputs):
             if "next_sentence_positions" not in inputs:
-                raise PackedInputError("packed pre-training inputs lack "
-                                       "'next_sentence_positions' (the [CLS] position of "
-                                       "each sequence)")
+                raise PackedInputError(
+                    "packed pre-training inputs lack "
+                    "'next_sentence_positions' (the [CLS] position of "
+                    "each sequence)"
+                )
             pooled = self.encoder.pool(sequence, inputs["next_sentence_positions"])  # [B, S, H]
-        return {"mlm_logits": self.mlm_head(sequence, inputs["masked_lm_positions"]),
-                "nsp_logits": self.nsp_head(pooled, training=training)}    # [B, (S,) 2]
+        return {
+            "mlm_logits": self.mlm_head(sequence, inputs["masked_lm_positions"]),
+            "nsp_logits": self.nsp_head(pooled, training=training),
+        }  # [B, (S,) 2]

@@ -15,11 +15,11 @@ class BertSpanQA(EncoderHeadModel):
     Position 0 ([CLS]) stands for "no answer" (SQuAD v2.0)."""
 
     def __init__(self, encoder: BertEncoder, **kwargs: Any) -> None:
-        head = SpanHead(encoder.config.initializer_range, dtype=encoder.dtype_policy,
-                        name="span")
+        head = SpanHead(encoder.config.initializer_range, dtype=encoder.dtype_policy, name="span")
         inputs = encoder_inputs()
         start, end = head(encoder(inputs)["sequence_output"], inputs["input_mask"])
-        super().__init__(inputs=inputs, outputs={"start_logits": start, "end_logits": end},
-                         **kwargs)
+        super().__init__(
+            inputs=inputs, outputs={"start_logits": start, "end_logits": end}, **kwargs
+        )
         self.encoder = encoder
         self.head = head

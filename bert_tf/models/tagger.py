@@ -15,10 +15,16 @@ class BertTagger(EncoderHeadModel):
 
     config_keys = ("num_labels", "dropout")
 
-    def __init__(self, encoder: BertEncoder, num_labels: int, dropout: float = 0.1,
-                 **kwargs: Any) -> None:
-        head = TokenClassificationHead(num_labels, dropout, encoder.config.initializer_range,
-                                       dtype=encoder.dtype_policy, name="tagger")
+    def __init__(
+        self, encoder: BertEncoder, num_labels: int, dropout: float = 0.1, **kwargs: Any
+    ) -> None:
+        head = TokenClassificationHead(
+            num_labels,
+            dropout,
+            encoder.config.initializer_range,
+            dtype=encoder.dtype_policy,
+            name="tagger",
+        )
         inputs = encoder_inputs()
         outputs = {"logits": head(encoder(inputs)["sequence_output"])}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)

@@ -39,8 +39,10 @@ def _save():
     ctx = context.context()
     generator = stateful_random_ops.global_generator
     return {
-        "handlers": list(root.handlers), "level": root.level,
-        "random": random.getstate(), "numpy": np.random.get_state(),
+        "handlers": list(root.handlers),
+        "level": root.level,
+        "random": random.getstate(),
+        "numpy": np.random.get_state(),
         "tf_seed": (ctx._seed, ctx._rng.getstate() if ctx._seed is not None else None),
         "tf_generator": (generator, None if generator is None else generator.state.numpy()),
         "keras": {k: global_state.get_global_attribute(k) for k in _KERAS_KEYS},
@@ -65,7 +67,7 @@ def _restore(saved):
     np.random.set_state(saved["numpy"])
     ctx = context.context()
     seed, rng_state = saved["tf_seed"]
-    if seed is None:   # as TF starts: no seed, and no op-seed generator (`_rng` unset)
+    if seed is None:  # as TF starts: no seed, and no op-seed generator (`_rng` unset)
         ctx._seed = None
         if hasattr(ctx, "_rng"):
             del ctx._rng

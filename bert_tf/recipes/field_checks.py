@@ -8,5 +8,6 @@ def require_instance(value, config_class, call):
     """`call(config)` needs a `config_class`: else its config error, one line."""
     if not isinstance(value, config_class):
         raise config_class.config_error(
-            f"{call}(config): expected a {config_class.__name__}, got {describe_value(value)}; build "
-            f"one with bert_tf.{config_class.__name__}(**values)")
+            f"{call}(config): expected a {config_class.__name__}, got "
+            f"{describe_value(value)}; build one with bert_tf.{config_class.__name__}(**values)"
+        )

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import sys
+from typing import Any
 
 from bert_tf.checkpoints.sources import CheckpointError, read_encoder_config
 from bert_tf.data.errors import DataError
@@ -33,10 +34,14 @@ __all__ = ["FinetuneConfig", "FinetuneConfigError"]
 
 def _task_help():
     """--task's help: each registered fine-tuning task with its package's summary line."""
-    lines = [f"{name}: {sys.modules[get_task(name).__module__].__doc__.splitlines()[0]}"
-             for name in task_names()]
-    return ("The fine-tuning task (the flags whose help starts with \"<task>:\" are its own "
-            "settings). " + " ".join(lines))
+    lines = [
+        f"{name}: {sys.modules[get_task(name).__module__].__doc__.splitlines()[0]}"
+        for name in task_names()
+    ]
+    return (
+        'The fine-tuning task (the flags whose help starts with "<task>:" are its own '
+        "settings). " + " ".join(lines)
+    )
 
 
 @dataclasses.dataclass(kw_only=True, init=False)
@@ -49,49 +54,77 @@ class FinetuneConfig(RunConfig):
     task: str = setting(help=_task_help(), choices=task_names)
     init_checkpoint: str = setting(
         help="Pre-trained encoder: a bert-tf model dir, a Hugging Face BERT dir (config.json + "
-             "model.safetensors + vocab.txt) or a Google BERT dir (bert_config.json + "
-             "bert_model.ckpt.* + vocab.txt). Its vocab.txt and casing define the tokenization.",
-        decides=False)
+        "model.safetensors + vocab.txt) or a Google BERT dir (bert_config.json + "
+        "bert_model.ckpt.* + vocab.txt). Its vocab.txt and casing define the tokenization.",
+        decides=False,
+    )
     train_file: str = setting(
         help="Training data. classify: .tsv (GLUE style, header) / .csv (header) / .jsonl, or "
-             "tfds:NAME[:SPLIT] (split default train); tag: CoNLL column file (word first, tag "
-             "last); squad: SQuAD JSON; multiple_choice: SWAG CSV or JSONL.", decides=False)
+        "tfds:NAME[:SPLIT] (split default train); tag: CoNLL column file (word first, tag "
+        "last); squad: SQuAD JSON; multiple_choice: SWAG CSV or JSONL.",
+        decides=False,
+    )
     eval_file: str | None = setting(
-        None, "Evaluation data in the same format (a TFDS source needs its split, e.g. "
+        None,
+        "Evaluation data in the same format (a TFDS source needs its split, e.g. "
         "tfds:glue/sst2:validation). Evaluated after every epoch; without it the last epoch "
-        "is kept.", decides=False)
+        "is kept.",
+        decides=False,
+    )
     epochs: int = setting(3, "Training epochs.", bounds="[1, inf)")
-    batch_size: int = setting(32, "Training examples (windows for squad, sentence windows for "
-                                  "tag) per optimizer step.", bounds="[1, inf)")
-    eval_batch_size: int | None = setting(None, "Evaluation batch size (default: 2 x "
-                                                "--batch_size).", bounds="[1, inf)",
-                                          decides=False)
-    max_seq_length: int = setting(128, "Maximum tokens per example incl. [CLS]/[SEP]; batches "
-                                       "are padded only to their own longest example.",
-                                   bounds="[1, inf)")
-    warmup_proportion: float = setting(0.1, "Fraction of the training steps with linear "
-                                            "learning-rate warmup.", bounds="[0, 1)")
+    batch_size: int = setting(
+        32,
+        "Training examples (windows for squad, sentence windows for tag) per optimizer step.",
+        bounds="[1, inf)",
+    )
+    eval_batch_size: int | None = setting(
+        None, "Evaluation batch size (default: 2 x --batch_size).", bounds="[1, inf)", decides=False
+    )
+    max_seq_length: int = setting(
+        128,
+        "Maximum tokens per example incl. [CLS]/[SEP]; batches "
+        "are padded only to their own longest example.",
+        bounds="[1, inf)",
+    )
+    warmup_proportion: float = setting(
+        0.1, "Fraction of the training steps with linear learning-rate warmup.", bounds="[0, 1)"
+    )
     optimizer: str = setting(
-        "adamw", "adamw: torch.optim.AdamW's maths, as the Hugging Face recipe (epsilon on the "
+        "adamw",
+        "adamw: torch.optim.AdamW's maths, as the Hugging Face recipe (epsilon on the "
         "bias-corrected second moment); bert_adamw: the original BERT optimizer (no bias "
         "correction); keras_adamw: Keras' Adam epsilon (on the uncorrected second moment); "
-        "lamb.", choices=OPTIMIZERS)
+        "lamb.",
+        choices=OPTIMIZERS,
+    )
     adam_epsilon: float | None = setting(
-        None, "Adam epsilon. Default: 1e-8 for adamw (torch / transformers' default), 1e-6 "
-        "for the others (the original BERT).", bounds="(0, 1)")
+        None,
+        "Adam epsilon. Default: 1e-8 for adamw (torch / transformers' default), 1e-6 "
+        "for the others (the original BERT).",
+        bounds="(0, 1)",
+    )
     layer_decay: float | None = setting(
-        None, "Layer-wise learning-rate decay factor in (0, 1] (e.g. 0.9): layer l of L gets "
-        "lr * decay^(L + 1 - l). Default: off.", bounds="(0, 1]")
+        None,
+        "Layer-wise learning-rate decay factor in (0, 1] (e.g. 0.9): layer l of L gets "
+        "lr * decay^(L + 1 - l). Default: off.",
+        bounds="(0, 1]",
+    )
     dropout: float = setting(0.1, "Dropout rate of the task head.", bounds="[0, 1)")
     max_train_examples: int | None = setting(
-        None, "Use at most this many training examples (classify: a seeded random subsample; "
-        "tag/squad: the first ones).", bounds="[1, inf)")
+        None,
+        "Use at most this many training examples (classify: a seeded random subsample; "
+        "tag/squad: the first ones).",
+        bounds="[1, inf)",
+    )
     task_settings: TaskSettings | None = setting(
-        None, "The chosen task's own settings (an instance of get_task(task).settings_class); "
-        "default: the task's defaults. Also given flat: FinetuneConfig(task=\"squad\", "
-        "n_best_size=10) sets task_settings.n_best_size.", flag=False)
+        None,
+        "The chosen task's own settings (an instance of get_task(task).settings_class); "
+        'default: the task\'s defaults. Also given flat: FinetuneConfig(task="squad", '
+        "n_best_size=10) sets task_settings.n_best_size.",
+        flag=False,
+    )
 
-    def __init__(self, **values):
+    def __init__(self, **values: Any) -> None:
         """FinetuneConfig(task=..., <common settings>, task_settings=None, <task settings>):
         keywords that are not common settings are the task's (they replace the fields of
         `task_settings`, or of the task's defaults); a keyword of another task or of none
@@ -101,15 +134,18 @@ class FinetuneConfig(RunConfig):
             if field.name != "task_settings":
                 setattr(self, field.name, values.pop(field.name, field_default(field)))
         self.task_settings = settings
-        self.__post_init__()           # every common field checked (RunConfig)
+        self.__post_init__()  # every common field checked (RunConfig)
         self.task_settings = self._task_settings(settings, values)
 
     def __getattr__(self, name):
         """The flat spelling for reads too: config.n_best_size is
         config.task_settings.n_best_size (read-only; only the task's own fields)."""
         settings = self.__dict__.get("task_settings")
-        if name.startswith("__") or settings is None or \
-                name not in {f.name for f in dataclasses.fields(settings)}:
+        if (
+            name.startswith("__")
+            or settings is None
+            or name not in {f.name for f in dataclasses.fields(settings)}
+        ):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return getattr(settings, name)
 
@@ -126,7 +162,8 @@ class FinetuneConfig(RunConfig):
         if settings is not None and type(settings) is not settings_class:
             raise FinetuneConfigError(
                 f"task_settings: expected a {settings_class.__name__} for --task={self.task}, "
-                f"got {describe_value(settings)}")
+                f"got {describe_value(settings)}"
+            )
         own = {f.name for f in dataclasses.fields(settings_class)}
         for name in flat:
             if name not in own:
@@ -137,18 +174,26 @@ class FinetuneConfig(RunConfig):
 
     def _foreign(self, name):
         """The line for a keyword that is not a setting of this run's task."""
-        owners = [task for task, settings_class in self.task_settings_classes().items()
-                  if name in {f.name for f in dataclasses.fields(settings_class)}]
+        owners = [
+            task
+            for task, settings_class in self.task_settings_classes().items()
+            if name in {f.name for f in dataclasses.fields(settings_class)}
+        ]
         if owners:
             return f"--{name} is a {', '.join(owners)} setting; --task={self.task}"
-        return (f"--{name}: not a fine-tuning setting (neither FinetuneConfig's nor a task's; "
-                f"--task={self.task})")
+        return (
+            f"--{name}: not a fine-tuning setting (neither FinetuneConfig's nor a task's; "
+            f"--task={self.task})"
+        )
 
     def record(self):
         """config.json "training": the common settings and the task's, in one flat dict (as
         every bert-tf version wrote it)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name != "task_settings"}
+        values = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "task_settings"
+        }
         return copy.deepcopy({**values, **dataclasses.asdict(self.task_settings)})
 
     @classmethod
@@ -160,12 +205,15 @@ class FinetuneConfig(RunConfig):
         own = {f.name for f in dataclasses.fields(cls)} - {"task_settings"}
         if task in task_names():
             own |= {f.name for f in dataclasses.fields(get_task(task).settings_class)}
-        others = {f.name for c in cls.task_settings_classes().values()
-                  for f in dataclasses.fields(c)}
+        others = {
+            f.name for c in cls.task_settings_classes().values() for f in dataclasses.fields(c)
+        }
         unknown = sorted(set(values) - own - others - set(RECORD_EXTRAS))
         if unknown:
-            log.warning("config.json \"training\": ignoring settings this bert-tf does not "
-                        "know: %s", ", ".join(unknown))
+            log.warning(
+                'config.json "training": ignoring settings this bert-tf does not know: %s',
+                ", ".join(unknown),
+            )
         return cls(**{**{k: v for k, v in values.items() if k in own}, **changes})
 
     def not_deciding(self):
@@ -175,8 +223,11 @@ class FinetuneConfig(RunConfig):
     def input_files(self):
         """[(flag, path)] of the data inputs that are local files (not e.g. tfds:NAME)."""
         task = get_task(self.task)
-        return [(f"--{name}", getattr(self, name)) for name in ("train_file", "eval_file")
-                if getattr(self, name) and task.is_file_source(getattr(self, name))]
+        return [
+            (f"--{name}", getattr(self, name))
+            for name in ("train_file", "eval_file")
+            if getattr(self, name) and task.is_file_source(getattr(self, name))
+        ]
 
     def validate(self):
         """Raises FinetuneConfigError for a setting that cannot work (no I/O). Types,
@@ -191,8 +242,9 @@ class FinetuneConfig(RunConfig):
         """Up-front checks of the paths and of max_seq_length against the encoder (its config
         only; no weights are read): one line each, before any data is read."""
         if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
-            raise FinetuneConfigError(f"--model_dir={self.model_dir}: exists and is not a "
-                                      f"directory")
+            raise FinetuneConfigError(
+                f"--model_dir={self.model_dir}: exists and is not a directory"
+            )
         for flag, path in self.input_files():
             try:
                 check_file(path)
@@ -206,4 +258,5 @@ class FinetuneConfig(RunConfig):
             raise FinetuneConfigError(
                 f"--max_seq_length={self.max_seq_length} exceeds the encoder's "
                 f"max_position_embeddings={encoder.max_position_embeddings} "
-                f"({self.init_checkpoint})")
+                f"({self.init_checkpoint})"
+            )

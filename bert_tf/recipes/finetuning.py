@@ -83,15 +83,14 @@ def warmup_steps(total_steps, proportion):
     return math.ceil(total_steps * proportion)
 
 
-def finetune(config: FinetuneConfig,
-             progress: Callable[[str], None] = print) -> dict[str, Any]:
+def finetune(config: FinetuneConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tunes; returns the best epoch's eval results (see the module doc). Holds
     DIR/.lock while it runs (one run per model dir; in a multi-worker job, the chief)."""
     require_instance(config, FinetuneConfig, "bert_tf.finetune")
     config.validate()
     config.check_paths()
     recipe = FinetuningRecipe(config, progress)
-    recipe.ownership_plan()     # refuses before anything is read or written
+    recipe.ownership_plan()  # refuses before anything is read or written
     return recipe.run()
 
 
@@ -118,9 +117,13 @@ class FinetuningRecipe(Recipe):
         config = self.config
         writes = run_record.RUN_FILES + (STATE_FILE,) + task_class(config.task).prediction_files
         return ownership.plan_model_dir(
-            config.model_dir, self.writer, writes, overwrite=config.overwrite_model_dir,
+            config.model_dir,
+            self.writer,
+            writes,
+            overwrite=config.overwrite_model_dir,
             inputs=config.input_files(),
-            sources=[("--init_checkpoint", config.init_checkpoint)])
+            sources=[("--init_checkpoint", config.init_checkpoint)],
+        )
 
     def plan(self, stack):
         """Reads and featurizes the data (once), then takes the lock."""
@@ -141,7 +144,8 @@ class FinetuningRecipe(Recipe):
         record = self.config.record()
         record[run_record.INPUTS_KEY] = {
             name: fingerprint.fingerprint(getattr(self.config, name))
-            for name in ("train_file", "eval_file", "init_checkpoint")}
+            for name in ("train_file", "eval_file", "init_checkpoint")
+        }
         return record
 
     def training_record(self):
@@ -152,8 +156,7 @@ class FinetuningRecipe(Recipe):
         done = super().guard()
         if done is None:
             self._check_same_model()
-            self.say(f"data: {self.task.data_stats} (tokenized once in "
-                     f"{self.prep_seconds:.1f} s)")
+            self.say(f"data: {self.task.data_stats} (tokenized once in {self.prep_seconds:.1f} s)")
         return done
 
     def _check_same_model(self):
@@ -164,7 +167,8 @@ class FinetuningRecipe(Recipe):
             if old.get(key) != new.get(key):
                 raise run_record.RunMismatchError(
                     f"{self.dir.config_path}: holds a different model (task.{key} = "
-                    f"{old.get(key)!r}, this run: {new.get(key)!r}); use a new --model_dir")
+                    f"{old.get(key)!r}, this run: {new.get(key)!r}); use a new --model_dir"
+                )
 
     def finished_results(self, recorded):
         d = self.dir
@@ -172,9 +176,11 @@ class FinetuningRecipe(Recipe):
             return None
         results = d.read_json(md.EVAL_RESULTS_FILE)
         metric = results.get("main_metric")
-        self.say(f"{self.config.model_dir} is already complete (same settings and inputs; "
-                 f"best epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
-                 "nothing to do (--overwrite_model_dir to train again)")
+        self.say(
+            f"{self.config.model_dir} is already complete (same settings and inputs; "
+            f"best epoch {results.get('best_epoch')}: {metric}={results.get(metric)}); "
+            "nothing to do (--overwrite_model_dir to train again)"
+        )
         return results
 
     def build(self, stack):
@@ -187,37 +193,56 @@ class FinetuningRecipe(Recipe):
             self.encoder = load_encoder(config.init_checkpoint)
             self.model = task.build_model(self.encoder)
             optimizer = optimization.create_optimizer(
-                config.optimizer, config.learning_rate, total_steps, warmup,
-                config.weight_decay, epsilon=config.adam_epsilon,
-                clip_norm=config.clip_norm, layer_decay=config.layer_decay,
-                layers_below_top=param_groups.layers_below_top)
+                config.optimizer,
+                config.learning_rate,
+                total_steps,
+                warmup,
+                config.weight_decay,
+                epsilon=config.adam_epsilon,
+                clip_norm=config.clip_norm,
+                layer_decay=config.layer_decay,
+                layers_below_top=param_groups.layers_below_top,
+            )
         self.trainer = Trainer(
-            self.model, task.objective, optimizer, strategy=self.strategy,
-            checkpoint_dir=self.dir.checkpoint_dir, log_dir=self.dir.log_dir,
+            self.model,
+            task.objective,
+            optimizer,
+            strategy=self.strategy,
+            checkpoint_dir=self.dir.checkpoint_dir,
+            log_dir=self.dir.log_dir,
             checkpoint_every_steps=config.checkpoint_every_steps or self.steps_per_epoch,
             log_every_steps=min(config.log_every_steps, self.steps_per_epoch),
-            progress_fn=self.say)
+            progress_fn=self.say,
+        )
 
     def write_model_dir(self):
         self.record_ownership()
         self.dir.copy_vocab(self.vocab_file)
-        self.dir.write_config(self.encoder.config,
-                              {"vocab_file": md.VOCAB_FILE,
-                               "lower_case": bool(self.tokenizer.lower_case),
-                               "seq_length": self.config.max_seq_length},
-                              self.task.task_info(), self._record)
+        self.dir.write_config(
+            self.encoder.config,
+            {
+                "vocab_file": md.VOCAB_FILE,
+                "lower_case": bool(self.tokenizer.lower_case),
+                "seq_length": self.config.max_seq_length,
+            },
+            self.task.task_info(),
+            self._record,
+        )
 
     def train(self):
         """Every epoch not done yet: train to its last step, evaluate, keep the best."""
         config, task = self.config, self.task
-        batches = epochs_order(task.train_features.lengths, config.batch_size, config.epochs,
-                               config.seed)
+        batches = epochs_order(
+            task.train_features.lengths, config.batch_size, config.epochs, config.seed
+        )
         # Padded lengths used by few batches merge into longer ones where the padding costs
         # less than a compile of the fused training kernels (bert_tf/data/batching.py).
-        dataset = task.make_dataset(task.train_features, batches,
-                                    compile_cost_tokens=COMPILE_COST_TOKENS)
-        state = self.dir.read_json(STATE_FILE) if os.path.isfile(self.state_path) \
-            else {"history": []}
+        dataset = task.make_dataset(
+            task.train_features, batches, compile_cost_tokens=COMPILE_COST_TOKENS
+        )
+        state = (
+            self.dir.read_json(STATE_FILE) if os.path.isfile(self.state_path) else {"history": []}
+        )
         done = {h["epoch"] for h in state["history"]}
         for epoch in range(1, config.epochs + 1):
             self._train_epoch(dataset, epoch, state)
@@ -225,7 +250,7 @@ class FinetuningRecipe(Recipe):
                 self._evaluate_epoch(epoch, state)
                 done.add(epoch)
                 self.dir.write_json(STATE_FILE, _finite(state))
-        if not os.path.isfile(self.dir.weights_path):   # all epochs were done before a restart
+        if not os.path.isfile(self.dir.weights_path):  # all epochs were done before a restart
             self.dir.save_weights(self.model)
         self.state = state
 
@@ -236,8 +261,9 @@ class FinetuningRecipe(Recipe):
             return
         t0, step0 = time.time(), trainer.current_step
         last = trainer.train(dataset, target)
-        examples = (trainer.current_step - step0) * len(self.task.train_features) \
-            / self.steps_per_epoch
+        examples = (
+            (trainer.current_step - step0) * len(self.task.train_features) / self.steps_per_epoch
+        )
         state["train_seconds"] = state.get("train_seconds", 0.0) + time.time() - t0
         state["train_examples"] = state.get("train_examples", 0) + int(examples)
         state["last_train_loss"] = last.get("loss")
@@ -255,9 +281,14 @@ class FinetuningRecipe(Recipe):
             entry["eval_seconds"] = time.time() - t0
             entry["results"] = results
             metric = results[task.main_metric]
-            self.say(f"epoch {epoch}/{config.epochs}: {task.main_metric}={metric:.4f} "
-                     + " ".join(f"{k}={v:.4f}" for k, v in results.items()
-                                if isinstance(v, float) and k != task.main_metric))
+            self.say(
+                f"epoch {epoch}/{config.epochs}: {task.main_metric}={metric:.4f} "
+                + " ".join(
+                    f"{k}={v:.4f}"
+                    for k, v in results.items()
+                    if isinstance(v, float) and k != task.main_metric
+                )
+            )
         best = state.get("best")
         if outputs is None or best is None or metric > best["metric"]:
             self.dir.save_weights(self.model)
@@ -274,23 +305,39 @@ class FinetuningRecipe(Recipe):
         best_entry = next(h for h in state["history"] if h["epoch"] == best_epoch)
         seconds = state.get("train_seconds")
         results = dict(best_entry.get("results", {}))
-        results.update({
-            "main_metric": task.main_metric, "best_epoch": best_epoch,
-            "epochs": self.config.epochs, "global_step": self.trainer.current_step,
-            "train_examples": len(task.train_features),
-            "train_loss": state.get("last_train_loss"),
-            "train_examples_per_second": (state.get("train_examples", 0) / seconds
-                                          if seconds else None),
-            "train_examples_per_second_last_window":
-                state.get("last_window_examples_per_second"),
-            "history": [{"epoch": h["epoch"], **{k: v for k, v in h.get("results", {}).items()
-                                                 if isinstance(v, (int, float))}}
-                        for h in state["history"]],
-        })
+        results.update(
+            {
+                "main_metric": task.main_metric,
+                "best_epoch": best_epoch,
+                "epochs": self.config.epochs,
+                "global_step": self.trainer.current_step,
+                "train_examples": len(task.train_features),
+                "train_loss": state.get("last_train_loss"),
+                "train_examples_per_second": (
+                    state.get("train_examples", 0) / seconds if seconds else None
+                ),
+                "train_examples_per_second_last_window": state.get(
+                    "last_window_examples_per_second"
+                ),
+                "history": [
+                    {
+                        "epoch": h["epoch"],
+                        **{
+                            k: v
+                            for k, v in h.get("results", {}).items()
+                            if isinstance(v, (int, float))
+                        },
+                    }
+                    for h in state["history"]
+                ],
+            }
+        )
         return _finite(results)
 
     def record(self, results):
         self.dir.write_eval_results(results)
-        log.info("fine-tuning done: %s", {k: results.get(k) for k in
-                                          (self.task.main_metric, "best_epoch")})
+        log.info(
+            "fine-tuning done: %s",
+            {k: results.get(k) for k in (self.task.main_metric, "best_epoch")},
+        )
         return results

@@ -12,7 +12,7 @@ from bert_tf.training import distribute
 
 
 def resolve_precision(precision):
-    """"auto" -> the policy that is fast and safe on this machine; others unchanged."""
+    """ "auto" -> the policy that is fast and safe on this machine; others unchanged."""
     return distribute.default_precision() if precision == "auto" else precision
 
 

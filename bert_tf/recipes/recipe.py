@@ -38,8 +38,8 @@ class Recipe:
     """The steps of one training run (module doc). Subclasses set the class attributes and
     implement the steps; `self.config` is the run's config (a RunConfig)."""
 
-    writer: str = ""         # who wrote DIR's files, as bert_tf/ownership.py records it
-    log_prefix = ""          # before every progress line ("[pretrain] ")
+    writer: str = ""  # who wrote DIR's files, as bert_tf/ownership.py records it
+    log_prefix = ""  # before every progress line ("[pretrain] ")
     # settings a rerun may change (paths, intervals, hardware, ...)
     not_deciding: tuple[str, ...] = ()
 
@@ -47,9 +47,9 @@ class Recipe:
         self.config = config
         self._progress = progress
         self.dir = md.ModelDir(config.model_dir or ".")
-        self.strategy = None     # set by plan
-        self.precision = None    # the resolved dtype policy
-        self.trainer = None      # set by build
+        self.strategy = None  # set by plan
+        self.precision = None  # the resolved dtype policy
+        self.trainer = None  # set by build
 
     def say(self, line):
         self._progress(self.log_prefix + line)
@@ -62,9 +62,8 @@ class Recipe:
     def run(self):
         """Runs the steps (module doc); returns the evaluation results."""
         with contextlib.ExitStack() as stack:
-            stack.enter_context(preserved_caller_state())   # the caller's logging and RNGs
-            self.precision = stack.enter_context(keras_runtime(self.config.precision,
-                                                               xla=self.xla))
+            stack.enter_context(preserved_caller_state())  # the caller's logging and RNGs
+            self.precision = stack.enter_context(keras_runtime(self.config.precision, xla=self.xla))
             self.plan(stack)
             done = self.guard()
             if done is not None:
@@ -136,14 +135,20 @@ class Recipe:
         of the same run, None for a new or unfinished one."""
         record = self.training_record()
         settings = {k: v for k, v in record.items() if k != run_record.INPUTS_KEY}
-        recorded = run_record.check_same_run(self.config.model_dir, settings,
-                                             self.compared_inputs(), ignore=self.not_deciding,
-                                             normalize=resolved_settings)
+        recorded = run_record.check_same_run(
+            self.config.model_dir,
+            settings,
+            self.compared_inputs(),
+            ignore=self.not_deciding,
+            normalize=resolved_settings,
+        )
         if recorded is None:
             return None
         if run_record.INPUTS_KEY not in recorded:
-            self.say(f"{self.dir.config_path} records no input fingerprints (an older "
-                     "bert-tf): the settings match; the input files cannot be checked")
+            self.say(
+                f"{self.dir.config_path} records no input fingerprints (an older "
+                "bert-tf): the settings match; the input files cannot be checked"
+            )
         return self.finished_results(recorded)
 
     def record_ownership(self):

@@ -26,8 +26,15 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 # Keys of config.json "training" that are not settings (written beside them).
 RECORD_EXTRAS = ("input_fingerprints",)
 # The recipes' configs declare their fields with these (one import for a recipe's config).
-__all__ = ["ConfigError", "PRECISIONS", "RECORD_EXTRAS", "RunConfig", "STRATEGIES", "setting",
-           "with_default"]
+__all__ = [
+    "ConfigError",
+    "PRECISIONS",
+    "RECORD_EXTRAS",
+    "RunConfig",
+    "STRATEGIES",
+    "setting",
+    "with_default",
+]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -39,39 +46,56 @@ class RunConfig(Settings):
 
     model_dir: str = setting(
         help="Output model directory: config.json, vocab.txt, model.weights.h5, "
-             "checkpoints/ (resume), logs/ (TensorBoard), eval_results.json (fine-tuning: "
-             "also predictions.*). Pre-training default job: runs/pretrain_default.",
-        decides=False)
+        "checkpoints/ (resume), logs/ (TensorBoard), eval_results.json (fine-tuning: "
+        "also predictions.*). Pre-training default job: runs/pretrain_default.",
+        decides=False,
+    )
     strategy: str = setting(
-        "default", "Distribution strategy: default (one device), mirrored (local GPUs), "
-        "multi_worker (cluster from TF_CONFIG), tpu.", choices=STRATEGIES,
-        decides=False)
+        "default",
+        "Distribution strategy: default (one device), mirrored (local GPUs), "
+        "multi_worker (cluster from TF_CONFIG), tpu.",
+        choices=STRATEGIES,
+        decides=False,
+    )
     precision: str = setting(
-        "auto", "Keras dtype policy; auto = mixed_bfloat16 where the hardware has native "
-        "bfloat16 (AVX512_BF16/AMX CPUs, Ampere+ GPUs), else float32.", choices=PRECISIONS)
-    seed: int = setting(42, "Random seed (initialization, dropout, data order, masks).",
-                        bounds="[0, 4294967295]")
+        "auto",
+        "Keras dtype policy; auto = mixed_bfloat16 where the hardware has native "
+        "bfloat16 (AVX512_BF16/AMX CPUs, Ampere+ GPUs), else float32.",
+        choices=PRECISIONS,
+    )
+    seed: int = setting(
+        42, "Random seed (initialization, dropout, data order, masks).", bounds="[0, 4294967295]"
+    )
     learning_rate: float = setting(
-        5e-5, "Peak learning rate (linear warmup, then linear decay to 0 at the last step).",
-        bounds="(0, inf)")
+        5e-5,
+        "Peak learning rate (linear warmup, then linear decay to 0 at the last step).",
+        bounds="(0, inf)",
+    )
     weight_decay: float = setting(
-        0.01, "Decoupled weight decay (not applied to LayerNorm and bias variables).",
-        bounds="[0, inf)")
-    clip_norm: float = setting(1.0, "Global gradient-norm clipping (0 = off).",
-                               bounds="[0, inf)")
+        0.01,
+        "Decoupled weight decay (not applied to LayerNorm and bias variables).",
+        bounds="[0, inf)",
+    )
+    clip_norm: float = setting(1.0, "Global gradient-norm clipping (0 = off).", bounds="[0, inf)")
     checkpoint_every_steps: int | None = setting(
-        None, "Steps between checkpoints for resume (also at the end; fine-tuning default: "
-        "every epoch).", bounds="[1, inf)", decides=False)
-    log_every_steps: int = setting(50, "Steps between progress lines / TensorBoard points.",
-                                   bounds="[1, inf)", decides=False)
+        None,
+        "Steps between checkpoints for resume (also at the end; fine-tuning default: every epoch).",
+        bounds="[1, inf)",
+        decides=False,
+    )
+    log_every_steps: int = setting(
+        50, "Steps between progress lines / TensorBoard points.", bounds="[1, inf)", decides=False
+    )
     overwrite_model_dir: bool = setting(
-        False, "Start over in a --model_dir that holds another run (other settings or input "
+        False,
+        "Start over in a --model_dir that holds another run (other settings or input "
         "data): removes first only what earlier bert-tf runs wrote there (listed in its "
         ".bert_tf_manifest.json: config.json, weights, checkpoints, logs, eval results, "
         "predictions), never the default job's data/ or an export; a directory holding "
         "anything bert-tf did not write is refused, naming a few. Without it such a rerun is "
         "refused; an identical rerun resumes, or does nothing if the run is complete.",
-        decides=False)
+        decides=False,
+    )
 
     def record(self):
         """The settings as config.json "training" records them."""
@@ -85,7 +109,9 @@ class RunConfig(Settings):
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known - set(RECORD_EXTRAS))
         if unknown:
-            log.warning("config.json \"training\": ignoring settings this bert-tf does not "
-                        "know: %s", ", ".join(unknown))
+            log.warning(
+                'config.json "training": ignoring settings this bert-tf does not know: %s',
+                ", ".join(unknown),
+            )
         kept = {k: v for k, v in values.items() if k in known}
         return cls(**{**kept, **changes})

@@ -30,8 +30,9 @@ def recorded_training(model_dir):
     return md.ModelDir(model_dir).training_record()
 
 
-def check_same_run(model_dir, settings, inputs, ignore=(), hint="--overwrite_model_dir",
-                   normalize=None):
+def check_same_run(
+    model_dir, settings, inputs, ignore=(), hint="--overwrite_model_dir", normalize=None
+):
     """Raises RunMismatchError if `model_dir` records a different run (see the module doc).
     `normalize(settings dict)` is applied to both sides before they are compared. Returns the
     recorded "training" dict (None for a new directory)."""
@@ -40,18 +41,30 @@ def check_same_run(model_dir, settings, inputs, ignore=(), hint="--overwrite_mod
         return None
     normalize = normalize or (lambda values: values)
     diffs = fp.describe_differences(recorded.get(INPUTS_KEY) or {}, inputs)
-    diffs += fp.describe_setting_differences(normalize(recorded), normalize(settings),
-                                             ignore=tuple(ignore) + (INPUTS_KEY,))
+    diffs += fp.describe_setting_differences(
+        normalize(recorded), normalize(settings), ignore=tuple(ignore) + (INPUTS_KEY,)
+    )
     if diffs:
         more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""
         fix = f", or {hint} to start over" if hint else ""
-        raise RunMismatchError(f"{model_dir} was made by a different run ("
-                               + "; ".join(diffs[:3]) + more
-                               + f"); use a new --model_dir{fix}")
+        raise RunMismatchError(
+            f"{model_dir} was made by a different run ("
+            + "; ".join(diffs[:3])
+            + more
+            + f"); use a new --model_dir{fix}"
+        )
     return recorded
 
 
 # The names every training run writes into its model dir (bert_tf/ownership.py records them;
 # the ".tmp" names are the fixed temp names of ModelDir.copy_vocab / save_weights).
-RUN_FILES = (md.CONFIG_FILE, md.VOCAB_FILE, md.VOCAB_FILE + ".tmp", md.WEIGHTS_FILE,
-             ".tmp." + md.WEIGHTS_FILE, md.CHECKPOINT_DIR, md.LOG_DIR, md.EVAL_RESULTS_FILE)
+RUN_FILES = (
+    md.CONFIG_FILE,
+    md.VOCAB_FILE,
+    md.VOCAB_FILE + ".tmp",
+    md.WEIGHTS_FILE,
+    ".tmp." + md.WEIGHTS_FILE,
+    md.CHECKPOINT_DIR,
+    md.LOG_DIR,
+    md.EVAL_RESULTS_FILE,
+)

@@ -59,8 +59,15 @@ class ServingContext:
         """1 or 2 ragged id segments [B, (P)] -> the encoder inputs int32 [B, T] (the one
         packer, bert_tf.text.packer.pack_inputs; T = the batch's longest with
         pad_to_longest, else seq_length)."""
-        return pack_inputs(segments, self.seq_length, self.cls_id, self.sep_id, 0,
-                           self.pad_to_longest, trimmer=trimmer)
+        return pack_inputs(
+            segments,
+            self.seq_length,
+            self.cls_id,
+            self.sep_id,
+            0,
+            self.pad_to_longest,
+            trimmer=trimmer,
+        )
 
     @property
     def window_stride(self):
@@ -69,8 +76,9 @@ class ServingContext:
 
     def split_windows(self, ids, window, stride, what):
         """ragged [B, (P)] -> windows.Windows within the request budget (limit_windows)."""
-        return windows_lib.split_windows(ids, window, stride,
-                                         lambda n_w: self.limit_windows(n_w, what))
+        return windows_lib.split_windows(
+            ids, window, stride, lambda n_w: self.limit_windows(n_w, what)
+        )
 
 
 class TFLiteContext:
@@ -93,21 +101,28 @@ class TFLiteContext:
 
     def run_row(self, ids, types):
         """ids, types int32 [T] (one unpadded row) -> the model's outputs for a batch of one."""
-        ids = ids[None, :]                                                  # [1, T]
-        return self.run_model({"input_word_ids": ids, "input_mask": tf.ones_like(ids),
-                               "input_type_ids": types[None, :]})
+        ids = ids[None, :]  # [1, T]
+        return self.run_model(
+            {
+                "input_word_ids": ids,
+                "input_mask": tf.ones_like(ids),
+                "input_type_ids": types[None, :],
+            }
+        )
 
     def pack_row(self, segments, trimmer="longest_first"):
         """ids int32 [P_i] of 1 or 2 segments -> (ids, types) int32 [T]: the one packer's
         dense form (bert_tf.text.packer.pack_row), the same truncation as pack_inputs."""
-        return pack_row(segments, self.seq_length, self.tokenizer.cls_id,
-                        self.tokenizer.sep_id, trimmer)
+        return pack_row(
+            segments, self.seq_length, self.tokenizer.cls_id, self.tokenizer.sep_id, trimmer
+        )
 
     def pack_windows(self, prefix, pieces, window, stride, second_type=0):
         """prefix int32 [Q] + windows over pieces int32 [N] -> (inputs int32 [R, T],
         tflite_windows.Windows) (tflite_windows.pack_windows)."""
-        return tflite_windows.pack_windows(prefix, pieces, window, stride, self.seq_length,
-                                           self.tokenizer.sep_id, second_type)
+        return tflite_windows.pack_windows(
+            prefix, pieces, window, stride, self.seq_length, self.tokenizer.sep_id, second_type
+        )
 
     @property
     def window_stride(self):

@@ -26,8 +26,9 @@ CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
 
 def clean_utf8(text):
     """string [B] -> string [B] with every invalid UTF-8 sequence replaced by U+FFFD."""
-    return tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
-                                        replacement_char=0xFFFD)
+    return tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
 
 
 def make_tokenizer(vocab_file, lower_case):
@@ -61,9 +62,9 @@ def byte_to_char_offsets(text, byte_offsets):
 
     Works for start offsets and for exclusive end offsets: the character index is the number of
     characters that start before the byte offset."""
-    _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8")   # [B, (C)]
-    big = tf.constant(2 ** 62, tf.int64)
-    sorted_starts = char_starts.to_tensor(default_value=big)                  # [B, C]
-    values = byte_offsets.to_tensor(default_value=0)                          # [B, P]
+    _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8")  # [B, (C)]
+    big = tf.constant(2**62, tf.int64)
+    sorted_starts = char_starts.to_tensor(default_value=big)  # [B, C]
+    values = byte_offsets.to_tensor(default_value=0)  # [B, P]
     chars = tf.searchsorted(sorted_starts, values, side="left", out_type=tf.int64)
     return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths())

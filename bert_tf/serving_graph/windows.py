@@ -35,16 +35,16 @@ def split_windows(ids, window, stride, limit=None):
     ids = tf.cast(ids, tf.int64)
     window = tf.constant(window, tf.int64)
     stride = tf.minimum(tf.constant(stride, tf.int64), window)
-    n = ids.row_lengths()                                                   # [B]
+    n = ids.row_lengths()  # [B]
     extra = tf.maximum(n - window, 0)
-    n_w = 1 + (extra + stride - 1) // stride                                # [B]
+    n_w = 1 + (extra + stride - 1) // stride  # [B]
     if limit is not None:
         n_w = limit(n_w)
-    example = tf.repeat(tf.range(tf.size(n, out_type=tf.int64)), n_w)       # [R]
-    k = tf.ragged.range(n_w).flat_values                                    # [R]
-    start = k * stride                                                      # [R]
-    length = tf.minimum(tf.gather(n, example) - start, window)              # [R]
-    flat_begin = tf.gather(ids.row_starts(), example) + start               # [R]
+    example = tf.repeat(tf.range(tf.size(n, out_type=tf.int64)), n_w)  # [R]
+    k = tf.ragged.range(n_w).flat_values  # [R]
+    start = k * stride  # [R]
+    length = tf.minimum(tf.gather(n, example) - start, window)  # [R]
+    flat_begin = tf.gather(ids.row_starts(), example) + start  # [R]
     w_ids = tf.gather(ids.flat_values, tf.ragged.range(flat_begin, flat_begin + length))
     return Windows(w_ids, example, k, start, length, flat_begin)
 
@@ -53,15 +53,17 @@ def owned_positions(windows, first_position, width, num_pieces):
     """bool [R, T]: packed position p of window r holds piece j = p - first_position[r] of
     that window, and r is the piece's max-context window. Also returns the flat piece index
     [R, T] of each position (num_pieces where the position holds no piece)."""
-    pos = tf.range(width, dtype=tf.int64)[None, :]                          # [1, T]
-    j = pos - first_position[:, None]                                       # [R, T]
+    pos = tf.range(width, dtype=tf.int64)[None, :]  # [1, T]
+    j = pos - first_position[:, None]  # [R, T]
     length = windows.length[:, None]
     is_piece = (j >= 0) & (j < length)
-    score = ((100 * tf.minimum(j, length - 1 - j) + length) * (1 << _TIE_BITS)
-             - windows.index[:, None])                                      # [R, T] int64
+    score = (100 * tf.minimum(j, length - 1 - j) + length) * (1 << _TIE_BITS) - windows.index[
+        :, None
+    ]  # [R, T] int64
     token = tf.where(is_piece, windows.flat_begin[:, None] + j, num_pieces)  # [R, T]
-    best = tf.math.unsorted_segment_max(tf.reshape(score, [-1]), tf.reshape(token, [-1]),
-                                        num_pieces + 1)                     # [N + 1]
+    best = tf.math.unsorted_segment_max(
+        tf.reshape(score, [-1]), tf.reshape(token, [-1]), num_pieces + 1
+    )  # [N + 1]
     return is_piece & (score >= tf.gather(best, token)), token
 
 
@@ -69,5 +71,6 @@ def per_piece(values, owned, token, num_pieces, default):
     """values [R, T] -> [N]: each piece's value from its max-context window."""
     masked = tf.where(owned, values, tf.cast(default, values.dtype))
     sink = tf.where(owned, token, num_pieces)
-    return tf.math.unsorted_segment_max(tf.reshape(masked, [-1]), tf.reshape(sink, [-1]),
-                                        num_pieces + 1)[:num_pieces]
+    return tf.math.unsorted_segment_max(
+        tf.reshape(masked, [-1]), tf.reshape(sink, [-1]), num_pieces + 1
+    )[:num_pieces]

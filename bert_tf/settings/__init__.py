@@ -26,8 +26,15 @@ class ConfigError(BertTfError, ValueError, TypeError):
     bad value raised before."""
 
 
-def setting(default=dataclasses.MISSING, help="", choices=None, flag=True, bounds=None,
-            decides=True, flag_name=None):
+def setting(
+    default=dataclasses.MISSING,
+    help="",
+    choices=None,
+    flag=True,
+    bounds=None,
+    decides=True,
+    flag_name=None,
+):
     """A settings field with its documentation: `help` is the flag's help text, `choices` make
     it an enum flag (a function returning them: resolved when checked / when the flag is
     defined); `flag=False` keeps it out of the generated flags (a Python-only
@@ -38,12 +45,17 @@ def setting(default=dataclasses.MISSING, help="", choices=None, flag=True, bound
     built (Settings.__post_init__). A list or dict default is copied per instance."""
     if choices and not callable(choices):
         choices = tuple(choices)
-    metadata = {"help": help, "choices": choices or None, "flag": flag,
-                "bounds": parse_bounds(bounds), "bounds_text": bounds, "decides": decides,
-                "flag_name": flag_name}
+    metadata = {
+        "help": help,
+        "choices": choices or None,
+        "flag": flag,
+        "bounds": parse_bounds(bounds),
+        "bounds_text": bounds,
+        "decides": decides,
+        "flag_name": flag_name,
+    }
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default),
-                                 metadata=metadata)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -52,8 +64,15 @@ def with_default(settings_class, name, default, help=None):
     own default, the choices and bounds kept in one place."""
     base = next(f for f in dataclasses.fields(settings_class) if f.name == name)
     meta = base.metadata
-    return setting(default, help or meta["help"], meta["choices"], meta["flag"],
-                   meta["bounds_text"], meta["decides"], meta.get("flag_name"))
+    return setting(
+        default,
+        help or meta["help"],
+        meta["choices"],
+        meta["flag"],
+        meta["bounds_text"],
+        meta["decides"],
+        meta.get("flag_name"),
+    )
 
 
 def flag_name(field):
@@ -74,15 +93,21 @@ def field_default(field):
 def declared(settings_class):
     """[(field, its resolved annotation, required)] of a settings class."""
     hints = typing.get_type_hints(settings_class)
-    return [(f, hints[f.name], f.default is dataclasses.MISSING
-             and f.default_factory is dataclasses.MISSING)
-            for f in dataclasses.fields(settings_class)]
+    return [
+        (
+            f,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(settings_class)
+    ]
 
 
 def not_deciding(settings_class):
     """The fields of `settings_class` declared with `decides=False`."""
-    return tuple(f.name for f in dataclasses.fields(settings_class)
-                 if not f.metadata.get("decides", True))
+    return tuple(
+        f.name for f in dataclasses.fields(settings_class) if not f.metadata.get("decides", True)
+    )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -95,10 +120,28 @@ class Settings:
 
     def __post_init__(self):
         for field, annotation, required in declared(type(self)):
-            setattr(self, field.name, checked_value(
-                flag_name(field), getattr(self, field.name), annotation, field.metadata, required,
-                self.config_error))
+            setattr(
+                self,
+                field.name,
+                checked_value(
+                    flag_name(field),
+                    getattr(self, field.name),
+                    annotation,
+                    field.metadata,
+                    required,
+                    self.config_error,
+                ),
+            )
 
 
-__all__ = ["ConfigError", "Settings", "declared", "choices_of", "field_default", "flag_name",
-           "not_deciding", "setting", "with_default"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "declared",
+    "choices_of",
+    "field_default",
+    "flag_name",
+    "not_deciding",
+    "setting",
+    "with_default",
+]

@@ -25,7 +25,7 @@ _NONE = type(None)
 
 
 def parse_bounds(text):
-    """"[1, inf)" -> (1, True, inf, False): low, low included, high, high included."""
+    """ "[1, inf)" -> (1, True, inf, False): low, low included, high, high included."""
     if text is None:
         return None
     left, right = text[0], text[-1]
@@ -49,8 +49,9 @@ def describe_bounds(bounds):
 
 def _within(value, bounds):
     low, low_in, high, high_in = bounds
-    return (low <= value if low_in else low < value) and \
-        (value <= high if high_in else value < high)
+    return (low <= value if low_in else low < value) and (
+        value <= high if high_in else value < high
+    )
 
 
 # kind -> (description, converter returning the stored value or None when it does not fit)
@@ -103,14 +104,13 @@ def _convert(value, members):
             out = _KINDS[kind][1](value)
             if out is not None:
                 return True, out
-        elif isinstance(value, kind):   # a class such as BertConfig
+        elif isinstance(value, kind):  # a class such as BertConfig
             return True, value
     return False, None
 
 
 def _expected(members):
-    names = [_KINDS[k][0] if k in _KINDS else f"a {k.__name__}" for k in members
-             if k is not _NONE]
+    names = [_KINDS[k][0] if k in _KINDS else f"a {k.__name__}" for k in members if k is not _NONE]
     return " or ".join(names) + (" or None" if _NONE in members else "")
 
 
@@ -136,8 +136,7 @@ def checked_value(name, value, annotation, metadata, required, error):
     ok, stored = _convert(value, members)
     if not ok:
         within = f" {describe_bounds(bounds)}" if bounds else ""
-        raise error(f"--{name}: expected {_expected(members)}{within}, got "
-                    f"{describe_value(value)}")
+        raise error(f"--{name}: expected {_expected(members)}{within}, got {describe_value(value)}")
     value = stored
     choices = choices_of(metadata)
     if choices and value not in choices:
@@ -145,10 +144,13 @@ def checked_value(name, value, annotation, metadata, required, error):
     if isinstance(value, float) and not math.isfinite(value):
         what = "a finite number" + (f" {describe_bounds(bounds)}" if bounds else "")
         raise error(f"--{name}: expected {what}, got {value!r}")
-    if bounds and isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and not _within(value, bounds):
+    if (
+        bounds
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not _within(value, bounds)
+    ):
         what = "an integer" if isinstance(value, int) else "a finite number"
         unset = " or None" if _NONE in members else ""
-        raise error(f"--{name}: expected {what} {describe_bounds(bounds)}{unset}, got "
-                    f"{value!r}")
+        raise error(f"--{name}: expected {what} {describe_bounds(bounds)}{unset}, got {value!r}")
     return value

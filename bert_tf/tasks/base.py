@@ -25,15 +25,20 @@ class Task:
     name: str | None = None
     main_metric: str | None = None
     settings_class = TaskSettings
-    prediction_files = ()       # the files `write_predictions` writes into the model dir
+    prediction_files: tuple[
+        str, ...
+    ] = ()  # the files `write_predictions` writes into the model dir
     # Short texts for `warmup_requests` (one window each, so they fit any export's token budget).
-    WARMUP_TEXTS = ("a short sentence.", "A somewhat longer sentence, with punctuation, "
-                    "numbers 123 and words that will be split into several word pieces by the "
-                    "tokenizer.")
+    WARMUP_TEXTS = (
+        "a short sentence.",
+        "A somewhat longer sentence, with punctuation, "
+        "numbers 123 and words that will be split into several word pieces by the "
+        "tokenizer.",
+    )
 
     def __init__(self, config, tokenizer):
-        self.config = config                      # the run's FinetuneConfig
-        self.settings = config.task_settings      # this task's settings_class
+        self.config = config  # the run's FinetuneConfig
+        self.settings = config.task_settings  # this task's settings_class
         self.tokenizer = tokenizer
         self.train_features = None
         self.eval_features = None
@@ -63,8 +68,9 @@ class Task:
 
     def make_dataset(self, features, batches, with_labels=True, compile_cost_tokens=0):
         """tf.data batches of `features` (see bert_tf.data.batching.make_dataset)."""
-        return make_dataset(features, batches, with_labels=with_labels,
-                            compile_cost_tokens=compile_cost_tokens)
+        return make_dataset(
+            features, batches, with_labels=with_labels, compile_cost_tokens=compile_cost_tokens
+        )
 
     @property
     def objective(self):
@@ -97,8 +103,10 @@ class Task:
             out = fn(inputs)
             out = {k: v.numpy() for k, v in out.items()}
             for row, i in enumerate(idx):
-                results[i] = {k: (v[row, :lengths[i]] if self.per_token(k) else v[row])
-                              for k, v in out.items()}
+                results[i] = {
+                    k: (v[row, : lengths[i]] if self.per_token(k) else v[row])
+                    for k, v in out.items()
+                }
         return results
 
     def per_token(self, output_name):
@@ -152,8 +160,7 @@ def declares(task_cls, export):
 def _predict_fn(model):
     cached = getattr(model, "_bert_tf_predict_fn", None)
     if cached is None:
-        cached = tf.function(lambda inputs: model(inputs, training=False),
-                             reduce_retracing=True)
+        cached = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
         model._bert_tf_predict_fn = cached
     return cached
 
@@ -171,4 +178,5 @@ def write_jsonl(path, rows):
 def per_example_ce(labels, logits):
     """Sparse softmax cross-entropy in float32; labels int [..], logits [.., C]."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
+    )

@@ -24,14 +24,17 @@ class UnknownTaskError(ValueError):
 def register_task(name, *, finetuning=True):
     """Class decorator: registers `cls` under `name` (sets `cls.name`). `finetuning=False` for
     tasks `apps.finetune` does not offer (pre-training)."""
+
     def wrap(cls):
         if name in _TASKS and _TASKS[name] is not cls:
-            raise ValueError(f"task {name!r} registered twice ({_TASKS[name].__module__}, "
-                             f"{cls.__module__})")
+            raise ValueError(
+                f"task {name!r} registered twice ({_TASKS[name].__module__}, {cls.__module__})"
+            )
         cls.name = name
         cls.is_finetuning = bool(finetuning)
         _TASKS[name] = cls
         return cls
+
     return wrap
 
 
@@ -40,6 +43,7 @@ def _load_all():
     if _LOADED:
         return
     import bert_tf.tasks as package
+
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.ispkg:
             importlib.import_module(f"{package.__name__}.{info.name}")
@@ -51,13 +55,14 @@ def get_task(name):
     if name not in _TASKS:
         _load_all()
     if name not in _TASKS:
-        raise UnknownTaskError(f"unknown task {name!r}: expected one of "
-                               f"{', '.join(task_names(include_pretraining=True))}")
+        raise UnknownTaskError(
+            f"unknown task {name!r}: expected one of "
+            f"{', '.join(task_names(include_pretraining=True))}"
+        )
     return _TASKS[name]
 
 
 def task_names(include_pretraining=False):
     """Registered task names, fine-tuning ones in registration-independent (sorted) order."""
     _load_all()
-    return tuple(sorted(n for n, cls in _TASKS.items()
-                        if include_pretraining or cls.is_finetuning))
+    return tuple(sorted(n for n, cls in _TASKS.items() if include_pretraining or cls.is_finetuning))

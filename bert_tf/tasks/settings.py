@@ -43,15 +43,20 @@ class WindowSettings(TaskSettings):
     a sentence; classify: a single text)."""
 
     long_inputs: str = setting(
-        "windows", "training on inputs longer than --max_seq_length: windows (every "
+        "windows",
+        "training on inputs longer than --max_seq_length: windows (every "
         "--doc_stride window is a training example; tag: each window labels the words it "
         "holds) or truncate (only the first window, the original BERT). Evaluation and the "
         "exported model always read every window (tag: each word from its max-context window; "
-        "classify: mean of the window logits).", choices=("windows", "truncate"))
+        "classify: mean of the window logits).",
+        choices=("windows", "truncate"),
+    )
     doc_stride: int | None = setting(
-        None, "pieces between the starts of consecutive windows of an input longer than "
+        None,
+        "pieces between the starts of consecutive windows of an input longer than "
         "--max_seq_length (tag: a sentence; classify: a single text). Default: half a window.",
-        bounds="[1, inf)")
+        bounds="[1, inf)",
+    )
 
     def stride(self, max_seq_length):
         """The stride between window starts for windows of `max_seq_length` tokens."""
@@ -62,7 +67,8 @@ class WindowSettings(TaskSettings):
         if config.max_seq_length < 3:
             raise FinetuneConfigError(
                 f"--max_seq_length={config.max_seq_length}: --task={config.task} needs at "
-                "least 3 ([CLS], one piece, [SEP])")
+                "least 3 ([CLS], one piece, [SEP])"
+            )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -70,11 +76,13 @@ class LabelSettings(TaskSettings):
     """Tasks that predict one of a set of named labels (classes, tags)."""
 
     allow_unseen_labels: bool = setting(
-        False, "allow eval labels absent from the training data (warn, count, score as "
-        "wrong) instead of failing.")
+        False,
+        "allow eval labels absent from the training data (warn, count, score as "
+        "wrong) instead of failing.",
+    )
     label_names: list[str] | None = setting(
-        None, "explicit label names and their order; default: those of --train_file.",
-        decides=False)
+        None, "explicit label names and their order; default: those of --train_file.", decides=False
+    )
 
     def validate(self, config):
         super().validate(config)

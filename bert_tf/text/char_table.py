@@ -45,8 +45,16 @@ PAYLOAD_SHIFT = 7
 CAPITAL_SIGMA, SMALL_SIGMA, FINAL_SIGMA = 0x03A3, 0x03C3, 0x03C2
 
 # The original's _is_chinese_char ranges (CJK Unified Ideographs and extensions, compatibility).
-CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-              (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
 
 
 def _is_punctuation(cp, category):
@@ -69,8 +77,9 @@ def _kind(cp, ch, category):
 
 def _uncased(ch):
     """strip_Mn(NFD(lower(ch))) for one character, as the original does per token."""
-    return "".join(c for c in unicodedata.normalize("NFD", ch.lower())
-                   if unicodedata.category(c) != "Mn")
+    return "".join(
+        c for c in unicodedata.normalize("NFD", ch.lower()) if unicodedata.category(c) != "Mn"
+    )
 
 
 TABLE_VERSION = 1
@@ -82,8 +91,9 @@ def _cache_path():
     never reads a stale table)."""
     with open(__file__, "rb") as f:
         source = hashlib.sha256(f.read()).hexdigest()[:16]
-    return os.path.join(cache_dir(), f"char_table-v{TABLE_VERSION}-ucd"
-                        f"{unicodedata.unidata_version}-{source}.npz")
+    return os.path.join(
+        cache_dir(), f"char_table-v{TABLE_VERSION}-ucd{unicodedata.unidata_version}-{source}.npz"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,16 +158,19 @@ def _compute():
         else:
             flags |= MAP_EMPTY
         entries[cp] = (payload << PAYLOAD_SHIFT) | flags
-    assert np.abs(entries).max() < 2 ** 31
+    assert np.abs(entries).max() < 2**31
     blocks = entries.reshape(-1, BLOCK).astype(np.int32)
     unique, index = np.unique(blocks, axis=0, return_inverse=True)
     splits = np.zeros(len(multi) + 1, dtype=np.int32)
     splits[1:] = np.cumsum([len(m) for m in multi])
     values = np.array([c for m in multi for c in m], dtype=np.int32)
-    return {"index": index.reshape(-1).astype(np.int32),
-            "data": unique.reshape(-1).astype(np.int32),
-            "multi_splits": splits, "multi_values": values,
-            "unidata_version": unicodedata.unidata_version}
+    return {
+        "index": index.reshape(-1).astype(np.int32),
+        "data": unique.reshape(-1).astype(np.int32),
+        "multi_splits": splits,
+        "multi_values": values,
+        "unidata_version": unicodedata.unidata_version,
+    }
 
 
 def lookup(cp):

@@ -27,9 +27,18 @@ def random_token_id(rng, vocab_size, special_ids):
             return token
 
 
-def create_masked_lm_predictions(token_ids, rng, *, masked_lm_prob, max_predictions_per_seq,
-                                 vocab_size, mask_id, special_ids, is_continuation=None,
-                                 whole_word_masking=False):
+def create_masked_lm_predictions(
+    token_ids,
+    rng,
+    *,
+    masked_lm_prob,
+    max_predictions_per_seq,
+    vocab_size,
+    mask_id,
+    special_ids,
+    is_continuation=None,
+    whole_word_masking=False,
+):
     """Static masking of one sequence (list of ints, including [CLS]/[SEP]).
 
     Args:
@@ -53,14 +62,17 @@ def create_masked_lm_predictions(token_ids, rng, *, masked_lm_prob, max_predicti
         for i, token in enumerate(token_ids):
             if token in special_ids:
                 continue
-            if (candidates and is_continuation is not None and is_continuation(token)
-                    and candidates[-1][-1] == i - 1):
+            if (
+                candidates
+                and is_continuation is not None
+                and is_continuation(token)
+                and candidates[-1][-1] == i - 1
+            ):
                 candidates[-1].append(i)
             else:
                 candidates.append([i])
         keys = [rng.random() for _ in candidates]  # a shuffle, cheaper than rng.shuffle
-        candidates = [candidates[i] for i in sorted(range(len(candidates)),
-                                                    key=keys.__getitem__)]
+        candidates = [candidates[i] for i in sorted(range(len(candidates)), key=keys.__getitem__)]
     output = list(token_ids)
     masked = []  # (position, original id)
     for group in candidates:
@@ -87,15 +99,19 @@ def greedy_take(lengths, valid, target):
 
     lengths int32 [B, K] (word lengths in the random order), valid bool [B, K], target int32
     [B] -> bool [B, K] taken."""
+
     def step(count, column):
-        length, ok = column                                            # [B], [B]
+        length, ok = column  # [B], [B]
         take = ok & (count < target) & (count + length <= target)
         return count + tf.where(take, length, 0), take
 
-    columns = (tf.transpose(lengths), tf.transpose(valid))             # [K, B] each
-    _, taken = tf.scan(lambda acc, col: step(acc[0], col), columns,
-                       initializer=(tf.zeros_like(target), tf.zeros_like(target, tf.bool)))
-    return tf.transpose(taken)                                         # [B, K]
+    columns = (tf.transpose(lengths), tf.transpose(valid))  # [K, B] each
+    _, taken = tf.scan(
+        lambda acc, col: step(acc[0], col),
+        columns,
+        initializer=(tf.zeros_like(target), tf.zeros_like(target, tf.bool)),
+    )
+    return tf.transpose(taken)  # [B, K]
 
 
 def _whole_word_selection(input_ids, candidate, scores, target, continuation):
@@ -104,29 +120,43 @@ def _whole_word_selection(input_ids, candidate, scores, target, continuation):
     shape = tf.shape(input_ids)
     b, t = shape[0], shape[1]
     is_cont = tf.gather(tf.constant(continuation, tf.bool), input_ids) & candidate
-    starts = candidate & ~is_cont                                       # [B, T]
-    word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1             # [B, T] word index
+    starts = candidate & ~is_cont  # [B, T]
+    word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1  # [B, T] word index
     in_word = candidate & (word >= 0)
-    rows = tf.range(b)[:, None] * t                                    # [B, 1]
-    segment = tf.where(in_word, rows + word, b * t)                    # sink for the rest
-    lengths = tf.math.unsorted_segment_sum(tf.ones([b * t], tf.int32),
-                                           tf.reshape(segment, [-1]), b * t + 1)[:-1]
-    lengths = tf.reshape(lengths, [b, t])                              # [B, T] by word index
+    rows = tf.range(b)[:, None] * t  # [B, 1]
+    segment = tf.where(in_word, rows + word, b * t)  # sink for the rest
+    lengths = tf.math.unsorted_segment_sum(
+        tf.ones([b * t], tf.int32), tf.reshape(segment, [-1]), b * t + 1
+    )[:-1]
+    lengths = tf.reshape(lengths, [b, t])  # [B, T] by word index
     order = tf.argsort(tf.where(starts, scores, 2.0), axis=1, stable=True)  # starts first
-    valid = tf.gather(starts, order, batch_dims=1)                     # [B, T]
+    valid = tf.gather(starts, order, batch_dims=1)  # [B, T]
     word_in_order = tf.gather(word, order, batch_dims=1)
-    length_in_order = tf.where(valid, tf.gather(lengths, tf.maximum(word_in_order, 0),
-                                                batch_dims=1), 0)
-    taken = greedy_take(length_in_order, valid, target)                # [B, T] in order
+    length_in_order = tf.where(
+        valid, tf.gather(lengths, tf.maximum(word_in_order, 0), batch_dims=1), 0
+    )
+    taken = greedy_take(length_in_order, valid, target)  # [B, T] in order
     taken_word = tf.math.unsorted_segment_max(
         tf.reshape(tf.cast(taken & valid, tf.int32), [-1]),
-        tf.reshape(tf.where(valid, rows + word_in_order, b * t), [-1]), b * t + 1)[:-1]
-    taken_word = tf.reshape(taken_word, [b, t]) > 0                    # [B, T] by word index
+        tf.reshape(tf.where(valid, rows + word_in_order, b * t), [-1]),
+        b * t + 1,
+    )[:-1]
+    taken_word = tf.reshape(taken_word, [b, t]) > 0  # [B, T] by word index
     return in_word & tf.gather(taken_word, tf.maximum(word, 0), batch_dims=1)
 
 
-def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_ids=(),
-                 masked_lm_prob=0.15, max_predictions_per_seq=20, continuation=None):
+def dynamic_mask(
+    input_ids,
+    input_mask,
+    seed,
+    *,
+    vocab_size,
+    mask_id,
+    special_ids=(),
+    masked_lm_prob=0.15,
+    max_predictions_per_seq=20,
+    continuation=None,
+):
     """Masks a batch in TF with stateless random ops (deterministic for `seed`).
 
     Args:
@@ -147,8 +177,9 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     shape = tf.shape(input_ids)
     seeds = tf.random.experimental.stateless_split(seed, num=4)
-    candidate, target = _candidates_and_targets(input_ids, input_mask, special_ids,
-                                                masked_lm_prob, max_predictions_per_seq)
+    candidate, target = _candidates_and_targets(
+        input_ids, input_mask, special_ids, masked_lm_prob, max_predictions_per_seq
+    )
 
     # A random rank for every candidate; the `target` lowest-scoring candidates get masked.
     scores = tf.random.stateless_uniform(shape, seeds[0])  # [B, T]
@@ -160,8 +191,9 @@ def dynamic_mask(input_ids, input_mask, seed, *, vocab_size, mask_id, special_id
         ranks = tf.argsort(order, axis=1, stable=True)  # [B, T] rank of each position
         selected = ranks < target[:, None]  # [B, T]
 
-    masked_positions, masked_ids, weights = _selected_positions(input_ids, selected,
-                                                                max_predictions_per_seq)
+    masked_positions, masked_ids, weights = _selected_positions(
+        input_ids, selected, max_predictions_per_seq
+    )
     replacement = _replacements(input_ids, seeds, vocab_size, mask_id, special_ids)
     masked_input = tf.where(selected, replacement, input_ids)
     return {
@@ -207,14 +239,16 @@ def _replacements(input_ids, seeds, vocab_size, mask_id, special_ids):
     (a random draw of a special id keeps the token)."""
     shape = tf.shape(input_ids)
     choice = tf.random.stateless_uniform(shape, seeds[1])  # [B, T]
-    random_ids = tf.random.stateless_uniform(shape, seeds[2], minval=0, maxval=vocab_size,
-                                             dtype=tf.int32)  # [B, T]
+    random_ids = tf.random.stateless_uniform(
+        shape, seeds[2], minval=0, maxval=vocab_size, dtype=tf.int32
+    )  # [B, T]
     random_ok = tf.ones_like(input_ids, tf.bool)
     for special in special_ids:
         random_ok &= tf.not_equal(random_ids, special)
     random_ids = tf.where(random_ok, random_ids, input_ids)  # a special draw keeps the token
-    return tf.where(choice < 0.8, tf.fill(shape, mask_id),
-                    tf.where(choice < 0.9, random_ids, input_ids))
+    return tf.where(
+        choice < 0.8, tf.fill(shape, mask_id), tf.where(choice < 0.9, random_ids, input_ids)
+    )
 
 
 def unmask(input_ids, masked_lm_positions, masked_lm_ids, masked_lm_weights):

@@ -24,7 +24,7 @@ def waterfall_lengths(lengths, max_total):
     """lengths int [B, S] -> the kept lengths [B, S]: the first segments stay whole, the later
     ones get what is left (question answering keeps the question, cuts the context)."""
     lengths = tf.cast(lengths, tf.int64)
-    before = tf.math.cumsum(lengths, axis=-1, exclusive=True)                # [B, S]
+    before = tf.math.cumsum(lengths, axis=-1, exclusive=True)  # [B, S]
     return tf.minimum(lengths, tf.maximum(tf.cast(max_total, tf.int64) - before, 0))
 
 
@@ -33,11 +33,11 @@ def trim_lengths(lengths, max_total):
     """lengths int [B, S] -> the kept lengths [B, S] (longest-first truncation to max_total)."""
     lengths = tf.cast(lengths, tf.int64)
     max_total = tf.cast(max_total, tf.int64)
-    caps = tf.range(max_total + 1)                                          # [C]
+    caps = tf.range(max_total + 1)  # [C]
     totals = tf.reduce_sum(tf.minimum(lengths[:, None, :], caps[None, :, None]), -1)  # [B, C]
-    cap = tf.reduce_sum(tf.cast(totals <= max_total, tf.int64), -1) - 1     # [B]
-    kept = tf.minimum(lengths, cap[:, None])                                # [B, S]
-    spare = max_total - tf.reduce_sum(kept, -1)                             # [B]
+    cap = tf.reduce_sum(tf.cast(totals <= max_total, tf.int64), -1) - 1  # [B]
+    kept = tf.minimum(lengths, cap[:, None])  # [B, S]
+    spare = max_total - tf.reduce_sum(kept, -1)  # [B]
     cut = lengths > cap[:, None]
     rank = tf.math.cumsum(tf.cast(cut, tf.int64), axis=-1, exclusive=True)
     return kept + tf.cast(tf.logical_and(cut, rank < spare[:, None]), tf.int64)
@@ -57,12 +57,14 @@ def _keep_first(segment, keep):
     """ragged [B, (L)] -> its first keep[b] items of each row."""
     rows = ragged_ops.row_ids(segment.row_splits)
     pos = tf.range(tf.shape(segment.values, out_type=tf.int64)[0]) - tf.gather(
-        segment.row_splits, rows)
+        segment.row_splits, rows
+    )
     mask = pos < tf.gather(keep, rows)
     kept = tf.minimum(segment.row_lengths(), keep)
     splits = tf.concat([tf.zeros([1], tf.int64), tf.math.cumsum(kept)], 0)
-    return tf.RaggedTensor.from_row_splits(tf.boolean_mask(segment.values, mask), splits,
-                                           validate=False)
+    return tf.RaggedTensor.from_row_splits(
+        tf.boolean_mask(segment.values, mask), splits, validate=False
+    )
 
 
 TRIMMERS = {"longest_first": trim_lengths, "waterfall": waterfall_lengths}
@@ -73,20 +75,33 @@ def _check_length(seq_length, num):
     graph: the TF Hub preprocessor's bert_pack_inputs takes any length) -> int32 value."""
     if not isinstance(seq_length, (tf.Tensor, tf.Variable)):
         if seq_length < num + 1:
-            raise ValueError(f"pack_inputs: seq_length {seq_length} is too short for {num} "
-                             f"segment(s) (needs at least {num + 1} for [CLS] and the [SEP]s)")
+            raise ValueError(
+                f"pack_inputs: seq_length {seq_length} is too short for {num} "
+                f"segment(s) (needs at least {num + 1} for [CLS] and the [SEP]s)"
+            )
         return int(seq_length)
     seq_length = tf.cast(seq_length, tf.int32)
     check = tf.debugging.assert_greater_equal(
-        seq_length, num + 1, message=f"bert_pack_inputs: seq_length too short for {num} "
-                                     f"segment(s) (needs at least {num + 1})")
+        seq_length,
+        num + 1,
+        message=f"bert_pack_inputs: seq_length too short for {num} "
+        f"segment(s) (needs at least {num + 1})",
+    )
     with tf.control_dependencies([check]):
         return tf.identity(seq_length)
 
 
 @tf.autograph.experimental.do_not_convert
-def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=False,
-                pad_to_multiple_of=1, trimmer="longest_first"):
+def pack_inputs(
+    segments,
+    seq_length,
+    cls_id,
+    sep_id,
+    pad_id=0,
+    pad_to_longest=False,
+    pad_to_multiple_of=1,
+    trimmer="longest_first",
+):
     """Packs 1..S segments into the encoder inputs.
 
     Args:
@@ -109,7 +124,7 @@ def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=F
     if num < 1:
         raise ValueError("pack_inputs: need at least one segment")
     seq_length = _check_length(seq_length, num)
-    lengths = tf.stack([s.row_lengths() for s in segments], axis=1)         # [B, S]
+    lengths = tf.stack([s.row_lengths() for s in segments], axis=1)  # [B, S]
     keep = TRIMMERS[trimmer](lengths, seq_length - num - 1)
     batch = segments[0].nrows()
 
@@ -121,7 +136,7 @@ def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=F
         kept = _keep_first(segment, keep[:, i])
         ids += [kept, column(tf.constant(sep_id, tf.int32))]
         types += [tf.ones_like(kept) * i, column(tf.constant(i, tf.int32))]
-    ids = tf.concat(ids, axis=1)                                            # [B, (T)]
+    ids = tf.concat(ids, axis=1)  # [B, (T)]
     types = tf.concat(types, axis=1)
     mask = tf.ones_like(ids)
     width = seq_length
@@ -129,11 +144,16 @@ def pack_inputs(segments, seq_length, cls_id, sep_id, pad_id=0, pad_to_longest=F
         m = int(pad_to_multiple_of)
         longest = tf.maximum(tf.cast(tf.reduce_max(ids.row_lengths()), tf.int32), num + 1)
         width = tf.minimum((longest + m - 1) // m * m, seq_length)
-    shape = (tf.stack([tf.cast(batch, tf.int32), width])
-             if isinstance(width, tf.Tensor) else [None, width])
-    return {"input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
-            "input_mask": mask.to_tensor(default_value=0, shape=shape),
-            "input_type_ids": types.to_tensor(default_value=0, shape=shape)}
+    shape = (
+        tf.stack([tf.cast(batch, tf.int32), width])
+        if isinstance(width, tf.Tensor)
+        else [None, width]
+    )
+    return {
+        "input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
+        "input_mask": mask.to_tensor(default_value=0, shape=shape),
+        "input_type_ids": types.to_tensor(default_value=0, shape=shape),
+    }
 
 
 @tf.autograph.experimental.do_not_convert
@@ -142,11 +162,11 @@ def pack_row(segments, seq_length, cls_id, sep_id, trimmer="longest_first"):
     segments int32 [P_i] -> (ids, types) int32 [T], [CLS] a [SEP] (b [SEP]) unpadded, truncated
     by the same TRIMMERS as pack_inputs to `seq_length` (an int, or an int32 tensor)."""
     num = len(segments)
-    lengths = tf.stack([tf.size(s) for s in segments])[None, :]             # [1, S]
-    keep = tf.cast(TRIMMERS[trimmer](lengths, seq_length - num - 1)[0], tf.int32)   # [S]
+    lengths = tf.stack([tf.size(s) for s in segments])[None, :]  # [1, S]
+    keep = tf.cast(TRIMMERS[trimmer](lengths, seq_length - num - 1)[0], tf.int32)  # [S]
     ids, types = [tf.constant([cls_id], tf.int32)], [tf.zeros([1], tf.int32)]
     for i, segment in enumerate(segments):
-        ids += [tf.cast(segment, tf.int32)[:keep[i]], tf.constant([sep_id], tf.int32)]
+        ids += [tf.cast(segment, tf.int32)[: keep[i]], tf.constant([sep_id], tf.int32)]
         types.append(tf.fill(tf.reshape(keep[i] + 1, [1]), tf.constant(i, tf.int32)))
     return tf.concat(ids, 0), tf.concat(types, 0)
 
@@ -156,8 +176,16 @@ class BertPacker(keras.layers.Layer):
     """Keras layer around `pack_inputs`: a segment or list of segments -> dict of int32
     [B, T] input_word_ids / input_mask / input_type_ids."""
 
-    def __init__(self, seq_length=128, cls_id=101, sep_id=102, pad_id=0,
-                 pad_to_longest=False, pad_to_multiple_of=1, **kwargs):
+    def __init__(
+        self,
+        seq_length=128,
+        cls_id=101,
+        sep_id=102,
+        pad_id=0,
+        pad_to_longest=False,
+        pad_to_multiple_of=1,
+        **kwargs,
+    ):
         kwargs.setdefault("trainable", False)
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
@@ -168,14 +196,26 @@ class BertPacker(keras.layers.Layer):
         self.built = True  # no weights
 
     def call(self, segments):
-        return pack_inputs(list(segments) if isinstance(segments, (list, tuple)) else segments,
-                           self.seq_length, self.cls_id, self.sep_id, self.pad_id,
-                           self.pad_to_longest, self.pad_to_multiple_of)
+        return pack_inputs(
+            list(segments) if isinstance(segments, (list, tuple)) else segments,
+            self.seq_length,
+            self.cls_id,
+            self.sep_id,
+            self.pad_id,
+            self.pad_to_longest,
+            self.pad_to_multiple_of,
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update({"seq_length": self.seq_length, "cls_id": self.cls_id,
-                       "sep_id": self.sep_id, "pad_id": self.pad_id,
-                       "pad_to_longest": self.pad_to_longest,
-                       "pad_to_multiple_of": self.pad_to_multiple_of})
+        config.update(
+            {
+                "seq_length": self.seq_length,
+                "cls_id": self.cls_id,
+                "sep_id": self.sep_id,
+                "pad_id": self.pad_id,
+                "pad_to_longest": self.pad_to_longest,
+                "pad_to_multiple_of": self.pad_to_multiple_of,
+            }
+        )
         return config

@@ -11,7 +11,7 @@ def row_ids(row_splits):
     """row_splits int64 [R+1] -> the row of each value, int64 [row_splits[-1]]."""
     row_splits = tf.cast(row_splits, tf.int64)
     n = row_splits[-1]
-    inner = row_splits[1:-1]                 # where rows 1..R-1 start (empty rows repeat)
+    inner = row_splits[1:-1]  # where rows 1..R-1 start (empty rows repeat)
     marks = tf.math.unsorted_segment_sum(tf.ones_like(inner), inner, n + 1)[:n]
     return tf.math.cumsum(marks)
 

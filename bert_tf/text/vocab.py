@@ -45,8 +45,9 @@ def check_vocab(tokens, source="vocab"):
     present = set(tokens)
     for token in SPECIAL_TOKENS:
         if token not in present:
-            raise VocabError(f"{source}: vocab has no {token} token (need all of "
-                             f"{' '.join(SPECIAL_TOKENS)})")
+            raise VocabError(
+                f"{source}: vocab has no {token} token (need all of {' '.join(SPECIAL_TOKENS)})"
+            )
     return tokens
 
 
@@ -60,8 +61,13 @@ def unique_for_matching(tokens):
 def special_token_ids(tokens):
     """-> dict pad_id, unk_id, cls_id, sep_id, mask_id."""
     index = {t: i for i, t in enumerate(tokens)}
-    return {"pad_id": index[PAD], "unk_id": index[UNK], "cls_id": index[CLS],
-            "sep_id": index[SEP], "mask_id": index[MASK]}
+    return {
+        "pad_id": index[PAD],
+        "unk_id": index[UNK],
+        "cls_id": index[CLS],
+        "sep_id": index[SEP],
+        "mask_id": index[MASK],
+    }
 
 
 def infer_lower_case(tokens):

@@ -38,7 +38,8 @@ def expand_inputs(patterns):
     """Comma-separated globs / list of globs -> sorted unique file paths (directories that a
     pattern matches are passed over)."""
     files = input_files.expand_patterns(
-        patterns, lambda pattern: VocabBuildError(f"{pattern}: no input file matches"))
+        patterns, lambda pattern: VocabBuildError(f"{pattern}: no input file matches")
+    )
     return sorted(f for f in files if os.path.isfile(f))
 
 
@@ -86,31 +87,48 @@ def _is_char_token(token):
     return len(token) == 1 or (token.startswith(suffix) and len(token) == len(suffix) + 1)
 
 
-def learn_vocab(word_counts, vocab_size, min_frequency=2, reserved_tokens=(),
-                max_unique_chars=1000, max_token_length=50, num_iterations=4, log=None):
+def learn_vocab(
+    word_counts,
+    vocab_size,
+    min_frequency=2,
+    reserved_tokens=(),
+    max_unique_chars=1000,
+    max_token_length=50,
+    num_iterations=4,
+    log=None,
+):
     """Word counts -> token list of exactly vocab_size tokens when the corpus allows (fewer
     for a tiny corpus): reserved, single characters, "##" characters, then learnt pieces.
 
     The learner keeps the pieces whose count reaches a threshold t; we pick t so the result is
     a little over vocab_size (starting from the count of the vocab_size-th most frequent word,
     then bisecting), and drop the least frequent learnt pieces."""
-    reserved = list(vocab_lib.SPECIAL_TOKENS) + [t for t in reserved_tokens
-                                                 if t not in vocab_lib.SPECIAL_TOKENS]
+    reserved = list(vocab_lib.SPECIAL_TOKENS) + [
+        t for t in reserved_tokens if t not in vocab_lib.SPECIAL_TOKENS
+    ]
     if vocab_size <= len(reserved):
-        raise VocabBuildError(f"vocab_size {vocab_size} leaves no room after the "
-                              f"{len(reserved)} reserved tokens")
+        raise VocabBuildError(
+            f"vocab_size {vocab_size} leaves no room after the {len(reserved)} reserved tokens"
+        )
     if not word_counts:
         raise VocabBuildError("no words to learn from (empty input?)")
     min_frequency = max(1, int(min_frequency))
     params = learner.Params(
-        upper_thresh=None, lower_thresh=None, num_iterations=num_iterations,
-        max_input_tokens=-1, max_token_length=max_token_length,
-        max_unique_chars=max_unique_chars, vocab_size=vocab_size, slack_ratio=0.0,
-        include_joiner_token=True, joiner=vocab_lib.SUFFIX_INDICATOR,
-        reserved_tokens=reserved)
+        upper_thresh=None,
+        lower_thresh=None,
+        num_iterations=num_iterations,
+        max_input_tokens=-1,
+        max_token_length=max_token_length,
+        max_unique_chars=max_unique_chars,
+        vocab_size=vocab_size,
+        slack_ratio=0.0,
+        include_joiner_token=True,
+        joiner=vocab_lib.SUFFIX_INDICATOR,
+        reserved_tokens=reserved,
+    )
     counts = learner.get_input_words(list(word_counts.items()), reserved, max_token_length)
     allowed = learner.get_allowed_chars(counts, max_unique_chars)
-    counts = learner.filter_input_words(counts, allowed, -1)       # sorted by count
+    counts = learner.filter_input_words(counts, allowed, -1)  # sorted by count
     if not counts:
         raise VocabBuildError("no usable words to learn from")
     best = _search_threshold(counts, params, vocab_size, min_frequency, log)
@@ -120,7 +138,7 @@ def learn_vocab(word_counts, vocab_size, min_frequency=2, reserved_tokens=(),
 def _search_threshold(counts, params, vocab_size, min_frequency, log=None):
     """The learner's tokens for the highest count threshold that still gives at least
     vocab_size tokens (or, for a small corpus, the lowest threshold tried)."""
-    lo, hi = None, None           # thresholds known to give >= / < vocab_size tokens
+    lo, hi = None, None  # thresholds known to give >= / < vocab_size tokens
     t = max(min_frequency, counts[min(vocab_size, len(counts)) - 1][1])
     results = {}
     for _ in range(12):
@@ -142,7 +160,7 @@ def _search_threshold(counts, params, vocab_size, min_frequency, log=None):
             t *= 2
         else:
             if t == min_frequency:
-                break                      # corpus too small for vocab_size
+                break  # corpus too small for vocab_size
             t = max(min_frequency, t // 2)
     return results[lo] if lo is not None else results[min(results)]
 
@@ -154,16 +172,25 @@ def _assemble(tokens, reserved, vocab_size):
         raise VocabBuildError(
             f"vocab_size {vocab_size} is smaller than the reserved tokens plus the "
             f"{len(protected) - len(reserved)} character tokens of this corpus (raise "
-            "--vocab_size)")
+            "--vocab_size)"
+        )
     learnt = [t for t in tokens if t not in reserved and not _is_char_token(t)]
     chars = sorted(t for t in protected if len(t) == 1 and t not in reserved)
     suffixes = sorted(t for t in protected if len(t) > 1 and t not in reserved)
-    return reserved + chars + suffixes + learnt[:vocab_size - len(protected)]
+    return reserved + chars + suffixes + learnt[: vocab_size - len(protected)]
 
 
-def build_vocab(input_files, vocab_size=30522, lower_case=True, min_frequency=2,
-                max_lines=None, reserved_tokens=(), max_unique_chars=1000, batch_size=4096,
-                log=None):
+def build_vocab(
+    input_files,
+    vocab_size=30522,
+    lower_case=True,
+    min_frequency=2,
+    max_lines=None,
+    reserved_tokens=(),
+    max_unique_chars=1000,
+    batch_size=4096,
+    log=None,
+):
     """Globs of text files -> (tokens, stats)."""
     files = expand_inputs(input_files)
     if not files:
@@ -173,12 +200,23 @@ def build_vocab(input_files, vocab_size=30522, lower_case=True, min_frequency=2,
     t1 = time.time()
     if log:
         log(f"counted {sum(counts.values())} words ({len(counts)} distinct) in {t1 - t0:.1f}s")
-    tokens = learn_vocab(counts, vocab_size, min_frequency, reserved_tokens,
-                         max_unique_chars=max_unique_chars, log=log)
+    tokens = learn_vocab(
+        counts,
+        vocab_size,
+        min_frequency,
+        reserved_tokens,
+        max_unique_chars=max_unique_chars,
+        log=log,
+    )
     t2 = time.time()
-    stats = {"files": len(files), "words": sum(counts.values()), "distinct_words": len(counts),
-             "vocab_size": len(tokens), "count_seconds": round(t1 - t0, 2),
-             "learn_seconds": round(t2 - t1, 2)}
+    stats = {
+        "files": len(files),
+        "words": sum(counts.values()),
+        "distinct_words": len(counts),
+        "vocab_size": len(tokens),
+        "count_seconds": round(t1 - t0, 2),
+        "learn_seconds": round(t2 - t1, 2),
+    }
     if log:
         log(f"learnt {len(tokens)} tokens in {t2 - t1:.1f}s")
     return tokens, stats
@@ -186,7 +224,6 @@ def build_vocab(input_files, vocab_size=30522, lower_case=True, min_frequency=2,
 
 def build_vocab_file(input_files, output_path, vocab_size=30522, lower_case=True, **kwargs):
     """build_vocab + an atomic write of output_path. Returns the stats."""
-    tokens, stats = build_vocab(input_files, vocab_size=vocab_size, lower_case=lower_case,
-                                **kwargs)
+    tokens, stats = build_vocab(input_files, vocab_size=vocab_size, lower_case=lower_case, **kwargs)
     vocab_lib.write_vocab(output_path, tokens)
     return stats

@@ -49,8 +49,9 @@ def step_of(prefix):
 def candidates(checkpoint_dir):
     """Every checkpoint prefix with an index file, newest (highest step) first."""
     found = {p for p in _listed(checkpoint_dir) if os.path.exists(p + ".index")}
-    found.update(p[:-len(".index")] for p in glob.glob(os.path.join(checkpoint_dir,
-                                                                    "ckpt-*.index")))
+    found.update(
+        p[: -len(".index")] for p in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index"))
+    )
     return sorted(found, key=step_of, reverse=True)
 
 
@@ -77,16 +78,19 @@ def is_disk_full(error):
 def _reason(error):
     if is_disk_full(error):
         return "no space left on device"
-    text = (getattr(error, "strerror", None) or getattr(error, "message", None)
-            or str(error)).strip()
+    text = (
+        getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+    ).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:200]
 
 
 def write_failure(what, error, checkpoint_dir):
     """One line: what could not be written, why, and the last good checkpoint."""
-    return (f"cannot write {what}: {_reason(error)}; {describe_last_good(checkpoint_dir)}, "
-            "and nothing already written was changed: free space and rerun the same command "
-            "to resume")
+    return (
+        f"cannot write {what}: {_reason(error)}; {describe_last_good(checkpoint_dir)}, "
+        "and nothing already written was changed: free space and rerun the same command "
+        "to resume"
+    )
 
 
 def remove_partial(directory, step):

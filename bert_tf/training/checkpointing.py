@@ -47,12 +47,13 @@ class RunCheckpoints:
         # The dropout RNG (Keras SeedGenerator states) is part of the run's state: without it
         # a resumed run draws other dropout masks than an uninterrupted one.
         self.rng_variables = [v for v in model.variables if v.name == "seed_generator_state"]
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step,
-                                              rng=list(self.rng_variables))
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, step=step, rng=list(self.rng_variables)
+        )
         self.save_dir = distribute.write_dir(directory, strategy)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.save_dir,
-            max_to_keep=keep if distribute.is_chief(strategy) else 1)
+            self.checkpoint, self.save_dir, max_to_keep=keep if distribute.is_chief(strategy) else 1
+        )
 
     def restore_or_init(self, init_fn):
         candidates = checkpoint_state.candidates(self.directory)
@@ -62,7 +63,8 @@ class RunCheckpoints:
                 raise CheckpointRestoreError(
                     f"{state} exists but names no readable checkpoint and no ckpt-*.index "
                     f"file is there; nothing in {self.directory} was changed: use another "
-                    "directory, or move that one aside to start over")
+                    "directory, or move that one aside to start over"
+                )
             if init_fn is not None:
                 init_fn(self.model)
             return None
@@ -78,13 +80,15 @@ class RunCheckpoints:
                 f"cannot restore any of the {len(failures)} checkpoint(s) in "
                 f"{self.directory} into this model (newest {os.path.basename(path)}: "
                 f"{reason}); they are corrupt or from a different model; nothing was changed: "
-                f"use another directory for this model")
+                f"use another directory for this model"
+            )
         if failures:
             self._progress(
                 f"checkpoint {', '.join(os.path.basename(p) for p, _ in failures)} cannot be "
                 f"restored ({failures[0][1]}); resumed from the newest one that can, "
                 f"{os.path.basename(path)} (step {int(self.step.numpy())}); it is kept and "
-                f"overwritten by the next save")
+                f"overwritten by the next save"
+            )
         else:
             self._progress(f"restored {path} (step {int(self.step.numpy())})")
         return path
@@ -97,13 +101,17 @@ class RunCheckpoints:
                 status.assert_existing_objects_matched()
             except AssertionError:
                 if not self.rng_variables or any(
-                        name.startswith("rng/") for name, _ in tf.train.list_variables(path)):
+                    name.startswith("rng/") for name, _ in tf.train.list_variables(path)
+                ):
                     raise
                 # A checkpoint from before the RNG state was saved: everything else must match.
-                tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                    step=self.step).restore(path).assert_existing_objects_matched()
-                self._progress(f"{path} holds no RNG state (older bert-tf): dropout continues "
-                               "from a fresh RNG state, so this resume is not bit-exact")
+                tf.train.Checkpoint(
+                    model=self.model, optimizer=self.optimizer, step=self.step
+                ).restore(path).assert_existing_objects_matched()
+                self._progress(
+                    f"{path} holds no RNG state (older bert-tf): dropout continues "
+                    "from a fresh RNG state, so this resume is not bit-exact"
+                )
         except Exception as e:  # noqa: BLE001 (TF raises OpError, IndexError, ValueError...)
             text = str(e).strip()
             first = text.splitlines()[0] if text else type(e).__name__
@@ -119,7 +127,10 @@ class RunCheckpoints:
             path = self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as e:
             checkpoint_state.remove_partial(self.save_dir, step)
-            raise CheckpointWriteError(checkpoint_state.write_failure(
-                f"checkpoint ckpt-{step} in {self.save_dir}", e, self.directory)) from None
+            raise CheckpointWriteError(
+                checkpoint_state.write_failure(
+                    f"checkpoint ckpt-{step} in {self.save_dir}", e, self.directory
+                )
+            ) from None
         distribute.remove_worker_dir(self.directory, self.strategy)
         return path

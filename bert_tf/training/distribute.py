@@ -46,8 +46,9 @@ def create_strategy(name="default", tpu_address=None, num_gpus=None):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown distribution strategy {name!r}: expected one of "
-                     f"{', '.join(STRATEGIES)}")
+    raise ValueError(
+        f"unknown distribution strategy {name!r}: expected one of {', '.join(STRATEGIES)}"
+    )
 
 
 def num_replicas(strategy=None):
@@ -60,9 +61,11 @@ def per_replica_batch_size(global_batch_size, strategy=None):
     if global_batch_size <= 0:
         raise ValueError(f"batch size must be positive, got {global_batch_size}")
     if global_batch_size % replicas:
-        raise ValueError(f"global batch size {global_batch_size} is not divisible by the "
-                         f"{replicas} replicas of the distribution strategy; use a multiple "
-                         f"of {replicas}")
+        raise ValueError(
+            f"global batch size {global_batch_size} is not divisible by the "
+            f"{replicas} replicas of the distribution strategy; use a multiple "
+            f"of {replicas}"
+        )
     return global_batch_size // replicas
 
 
@@ -73,6 +76,7 @@ def check_batch_divisible(global_batch_size, strategy=None):
 
 # ---------------------------------------------------------------------------------------
 # Mixed precision.
+
 
 def _cpu_has_bf16():
     try:
@@ -117,8 +121,9 @@ def set_precision(policy):
     "float32", "mixed_bfloat16" or "mixed_float16". With "mixed_float16" the Trainer wraps
     the optimizer in `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling)."""
     if policy not in PRECISIONS:
-        raise ValueError(f"unknown precision policy {policy!r}: expected one of "
-                         f"{', '.join(PRECISIONS)}")
+        raise ValueError(
+            f"unknown precision policy {policy!r}: expected one of {', '.join(PRECISIONS)}"
+        )
     keras.mixed_precision.set_global_policy(policy)
     return policy
 
@@ -129,6 +134,7 @@ def current_precision():
 
 # ---------------------------------------------------------------------------------------
 # Multi-worker: only the chief writes.
+
 
 def task_info(strategy=None):
     """(task_type, task_id) of this process; (None, None) outside a multi-worker cluster."""
@@ -189,8 +195,17 @@ def distribute_dataset(dataset, strategy, skip=0):
         return strategy.experimental_distribute_dataset(dataset)
     if callable(dataset):
         # Each pipeline yields per-replica batches: a step takes one per local replica.
-        fn = dataset if not skip else (lambda ctx: dataset(ctx).skip(
-            skip * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)))
+        fn = (
+            dataset
+            if not skip
+            else (
+                lambda ctx: dataset(ctx).skip(
+                    skip * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
+                )
+            )
+        )
         return strategy.distribute_datasets_from_function(fn)
-    raise TypeError(f"dataset must be a tf.data.Dataset or a function of an InputContext, "
-                    f"got {type(dataset).__name__}")
+    raise TypeError(
+        f"dataset must be a tf.data.Dataset or a function of an InputContext, "
+        f"got {type(dataset).__name__}"
+    )

@@ -30,9 +30,11 @@ class KerasInternals:
       _momentums, _velocities: Adam's first and second moment slots (`adam_slots`)
     """
 
-    OVERRIDDEN = {"_clip_gradients": ("self", "grads"),
-                  "_apply_weight_decay": ("self", "variables"),
-                  "_all_reduce_sum_gradients": ("self", "grads_and_vars")}
+    OVERRIDDEN = {
+        "_clip_gradients": ("self", "grads"),
+        "_apply_weight_decay": ("self", "variables"),
+        "_all_reduce_sum_gradients": ("self", "grads_and_vars"),
+    }
     CALLED = {"_get_variable_index": ("self", "variable")}
     ADAM_SLOTS = ("_momentums", "_velocities")
 
@@ -49,8 +51,11 @@ class KerasInternals:
         """Sums `grads` over the replicas (if `reduce_gradients` and more than one), then
         clips them to `global_clipnorm` by their global norm."""
         ctx = tf.distribute.get_replica_context()
-        if getattr(self, "reduce_gradients", True) and ctx is not None \
-                and ctx.num_replicas_in_sync > 1:
+        if (
+            getattr(self, "reduce_gradients", True)
+            and ctx is not None
+            and ctx.num_replicas_in_sync > 1
+        ):
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, list(grads))
         if self.global_clipnorm:
             grads, _ = tf.clip_by_global_norm(list(grads), self.global_clipnorm)
@@ -61,7 +66,7 @@ class KerasInternals:
         return self.clip_gradients(grads)
 
     def _apply_weight_decay(self, variables):
-        pass                             # decayed per variable in the subclass's update_step
+        pass  # decayed per variable in the subclass's update_step
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
-        return grads_and_vars            # summed (if needed) in clip_gradients, or by Trainer
+        return grads_and_vars  # summed (if needed) in clip_gradients, or by Trainer

@@ -42,9 +42,11 @@ RESERVED_NAMES = ("loss", "learning_rate", "examples_per_second", "grad_norm")
 
 
 def is_ratio(value):
-    return isinstance(value, Ratio) or (
-        isinstance(value, dict) and set(value) == {"numerator", "denominator"}) or (
-        isinstance(value, tuple) and len(value) == 2)
+    return (
+        isinstance(value, Ratio)
+        or (isinstance(value, dict) and set(value) == {"numerator", "denominator"})
+        or (isinstance(value, tuple) and len(value) == 2)
+    )
 
 
 def ratio_parts(value):
@@ -80,12 +82,15 @@ def loss_share(loss, local_batch, global_batch):
         global_den = replica_sum(tf.stop_gradient(tf.reduce_sum(_f32(den))))
         return tf.math.divide_no_nan(tf.reduce_sum(_f32(num)), global_den)
     loss = _f32(loss)
-    if loss.shape.rank == 0:   # a mean: NaN for an empty replica batch, so weight it out
-        return tf.math.divide_no_nan(tf.where(local_batch > 0, loss, 0.0) * local_batch,
-                                     global_batch)
+    if loss.shape.rank == 0:  # a mean: NaN for an empty replica batch, so weight it out
+        return tf.math.divide_no_nan(
+            tf.where(local_batch > 0, loss, 0.0) * local_batch, global_batch
+        )
     if loss.shape.rank != 1:
-        raise ValueError(f"objective loss must be a scalar, a per-example vector [B], a Ratio "
-                         f"or a list of those; got a tensor of shape {loss.shape}")
+        raise ValueError(
+            f"objective loss must be a scalar, a per-example vector [B], a Ratio "
+            f"or a list of those; got a tensor of shape {loss.shape}"
+        )
     return tf.math.divide_no_nan(tf.reduce_sum(loss), global_batch)
 
 
@@ -93,8 +98,10 @@ def metric_sums(metrics, names, local_batch):
     """[2M] vector: numerators then denominators of this replica's metrics."""
     missing = [n for n in names if n not in metrics]
     if missing:
-        raise ValueError(f"objective.compute_loss returned no value for metric(s) {missing}; "
-                         f"it returned {sorted(metrics)}")
+        raise ValueError(
+            f"objective.compute_loss returned no value for metric(s) {missing}; "
+            f"it returned {sorted(metrics)}"
+        )
     nums, dens = [], []
     for name in names:
         value = metrics[name]
@@ -118,5 +125,7 @@ def check_metric_names(names):
     """ValueError if an objective's metric names clash with the trainer's own."""
     clash = [n for n in names if n in RESERVED_NAMES]
     if clash:
-        raise ValueError(f"objective.metric_names {clash} clash with the names the trainer "
-                         f"reports itself: {', '.join(RESERVED_NAMES)}")
+        raise ValueError(
+            f"objective.metric_names {clash} clash with the names the trainer "
+            f"reports itself: {', '.join(RESERVED_NAMES)}"
+        )

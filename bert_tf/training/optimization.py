@@ -51,11 +51,12 @@ OPTIMIZERS = tuple(OPTIMIZER_SPECS)
 ADAM_VARIANTS = {
     "torch": "lr * m_hat / (sqrt(v_hat) + eps): torch.optim.AdamW, the Hugging Face recipe",
     "bert": "lr * m / (sqrt(v) + eps), no bias correction: google-research/bert's "
-            "AdamWeightDecayOptimizer",
+    "AdamWeightDecayOptimizer",
     "keras": "lr * m_hat / (sqrt(v) / sqrt(1 - beta2^t) + eps): epsilon on the uncorrected "
-             "second moment, as keras.optimizers.Adam / tf.raw_ops.ApplyAdam",
+    "second moment, as keras.optimizers.Adam / tf.raw_ops.ApplyAdam",
 }
 DEFAULT_EXCLUDE_FROM_DECAY = (r"layer_?norm", r"(^|/|_)bias$")
+
 
 @keras.saving.register_keras_serializable(package="bert_tf")
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -64,11 +65,11 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, learning_rate, warmup_steps, decay_steps, end_learning_rate=0.0):
         if warmup_steps < 0 or decay_steps < 0:
-            raise ValueError(f"warmup_steps ({warmup_steps}) and decay_steps ({decay_steps}) "
-                             "must be >= 0")
+            raise ValueError(
+                f"warmup_steps ({warmup_steps}) and decay_steps ({decay_steps}) must be >= 0"
+            )
         if warmup_steps > decay_steps:
-            raise ValueError(f"num_warmup_steps ({warmup_steps}) > num_train_steps "
-                             f"({decay_steps})")
+            raise ValueError(f"num_warmup_steps ({warmup_steps}) > num_train_steps ({decay_steps})")
         self.learning_rate = float(learning_rate)
         self.warmup_steps = int(warmup_steps)
         self.decay_steps = int(decay_steps)
@@ -84,8 +85,12 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return tf.where(step < warmup, warm, decay)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
-                "decay_steps": self.decay_steps, "end_learning_rate": self.end_learning_rate}
+        return {
+            "learning_rate": self.learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+            "end_learning_rate": self.end_learning_rate,
+        }
 
 
 def applies_weight_decay(path, exclude_patterns=DEFAULT_EXCLUDE_FROM_DECAY):
@@ -110,15 +115,17 @@ class _DecoupledDecay(KerasInternals):
     def _init_groups(self, exclude_from_decay, layer_decay, layers_below_top):
         self.exclude_from_decay = tuple(exclude_from_decay or ())
         self.layer_decay = None if layer_decay is None else float(layer_decay)
-        if isinstance(layers_below_top, dict):     # from get_config
+        if isinstance(layers_below_top, dict):  # from get_config
             layers_below_top = keras.saving.deserialize_keras_object(layers_below_top)
         self.layers_below_top = layers_below_top
         self.reduce_gradients = True
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         if self.layer_decay is not None and not callable(layers_below_top):
-            raise ValueError("layer_decay needs layers_below_top, a function of the variable "
-                             "paths (e.g. bert_tf.models.param_groups.layers_below_top)")
+            raise ValueError(
+                "layer_decay needs layers_below_top, a function of the variable "
+                "paths (e.g. bert_tf.models.param_groups.layers_below_top)"
+            )
 
     def build(self, var_list):
         if self.built:
@@ -134,10 +141,13 @@ class _DecoupledDecay(KerasInternals):
 
     def _groups_config(self, config):
         fn = self.layers_below_top
-        config.update({"exclude_from_decay": list(self.exclude_from_decay),
-                       "layer_decay": self.layer_decay,
-                       "layers_below_top": None if fn is None
-                       else keras.saving.serialize_keras_object(fn)})
+        config.update(
+            {
+                "exclude_from_decay": list(self.exclude_from_decay),
+                "layer_decay": self.layer_decay,
+                "layers_below_top": None if fn is None else keras.saving.serialize_keras_object(fn),
+            }
+        )
         return config
 
 
@@ -149,18 +159,37 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
     `variant` (see ADAM_VARIANTS) says where epsilon enters and whether the moments are
     bias-corrected; the three differ only in that, and all run as one fused TF kernel."""
 
-    def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, global_clipnorm=None,
-                 exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
-                 layers_below_top=None, variant="torch", name="adamw", **kwargs):
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        weight_decay=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        global_clipnorm=None,
+        exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY,
+        layer_decay=None,
+        layers_below_top=None,
+        variant="torch",
+        name="adamw",
+        **kwargs,
+    ):
         if variant not in ADAM_VARIANTS:
-            raise ValueError(f"unknown Adam variant {variant!r}: expected one of "
-                             f"{', '.join(ADAM_VARIANTS)}")
+            raise ValueError(
+                f"unknown Adam variant {variant!r}: expected one of {', '.join(ADAM_VARIANTS)}"
+            )
         if kwargs.get("amsgrad"):
             raise ValueError("AdamW does not support amsgrad")
-        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon, weight_decay=weight_decay or None,
-                         global_clipnorm=global_clipnorm or None, name=name, **kwargs)
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            weight_decay=weight_decay or None,
+            global_clipnorm=global_clipnorm or None,
+            name=name,
+            **kwargs,
+        )
         self.variant = variant
         self._init_groups(exclude_from_decay, layer_decay, layers_below_top)
 
@@ -171,7 +200,7 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
             # scalar product first: one pass over the variable, not two
             self.assign_sub(variable, variable * (tf.cast(self.weight_decay, variable.dtype) * lr))
         if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)         # Keras' update densifies too
+            gradient = tf.convert_to_tensor(gradient)  # Keras' update densifies too
         if not self._fused_update(gradient, variable, lr):
             self._plain_update(gradient, variable, lr)
 
@@ -204,10 +233,18 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
         dtype = variable.dtype
         beta1_power, beta2_power, eps = self._adam_scalars(dtype)
         tf.raw_ops.ResourceApplyAdam(
-            var=handles[0], m=handles[1], v=handles[2],
-            beta1_power=beta1_power, beta2_power=beta2_power, lr=lr,
-            beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype), epsilon=eps,
-            grad=tf.cast(gradient, dtype), use_locking=False)
+            var=handles[0],
+            m=handles[1],
+            v=handles[2],
+            beta1_power=beta1_power,
+            beta2_power=beta2_power,
+            lr=lr,
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=eps,
+            grad=tf.cast(gradient, dtype),
+            use_locking=False,
+        )
         return True
 
     def _plain_update(self, gradient, variable, lr):
@@ -232,7 +269,7 @@ def _resource_handle(variable):
     """The resource handle of a Keras or tf.Variable (inside `strategy.extended.update`, the
     local replica's), or None if it has none."""
     if isinstance(variable, keras.Variable):
-        variable = variable.value                # the backing tf.Variable
+        variable = variable.value  # the backing tf.Variable
     if not isinstance(variable, tf.Variable):
         return None
     try:
@@ -247,12 +284,27 @@ class Lamb(_DecoupledDecay, keras.optimizers.Optimizer):
     variable by the trust ratio ||w|| / ||update||. LayerNorm/bias variables get neither the
     weight decay nor the trust ratio (as the BERT LAMB reference)."""
 
-    def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-6, global_clipnorm=None,
-                 exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY, layer_decay=None,
-                 layers_below_top=None, name="lamb", **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay or None,
-                         global_clipnorm=global_clipnorm or None, name=name, **kwargs)
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        weight_decay=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        global_clipnorm=None,
+        exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY,
+        layer_decay=None,
+        layers_below_top=None,
+        name="lamb",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay or None,
+            global_clipnorm=global_clipnorm or None,
+            name=name,
+            **kwargs,
+        )
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self._init_groups(exclude_from_decay, layer_decay, layers_below_top)
 
@@ -261,7 +313,8 @@ class Lamb(_DecoupledDecay, keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(
-            var_list, ["momentum", "velocity"])
+            var_list, ["momentum", "velocity"]
+        )
 
     def update_step(self, gradient, variable, learning_rate):
         decays, multiplier = self._variable_settings(variable)
@@ -270,7 +323,7 @@ class Lamb(_DecoupledDecay, keras.optimizers.Optimizer):
         gradient = tf.cast(gradient, dtype)
         t = tf.cast(self.iterations + 1, dtype)
         index = self.variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]      # Lamb's own slots
+        m, v = self._momentums[index], self._velocities[index]  # Lamb's own slots
         self.assign_add(m, (gradient - m) * (1.0 - self.beta_1))
         self.assign_add(v, (tf.square(gradient) - v) * (1.0 - self.beta_2))
         m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), t))
@@ -291,10 +344,21 @@ class Lamb(_DecoupledDecay, keras.optimizers.Optimizer):
         return self._groups_config(config)
 
 
-def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
-                     num_warmup_steps=0, weight_decay=0.01, end_learning_rate=0.0,
-                     beta_1=0.9, beta_2=0.999, epsilon=None, clip_norm=1.0, layer_decay=None,
-                     layers_below_top=None, exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY):
+def create_optimizer(
+    name="adamw",
+    learning_rate=1e-4,
+    num_train_steps=10000,
+    num_warmup_steps=0,
+    weight_decay=0.01,
+    end_learning_rate=0.0,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=None,
+    clip_norm=1.0,
+    layer_decay=None,
+    layers_below_top=None,
+    exclude_from_decay=DEFAULT_EXCLUDE_FROM_DECAY,
+):
     """An optimizer of OPTIMIZER_SPECS (adamw = torch.optim.AdamW's maths, bert_adamw = the
     original BERT optimizer, keras_adamw = Keras' Adam epsilon, lamb) with
     `WarmupLinearDecay`, decay-exclusion by path, global-norm clipping (`clip_norm` None/0 =
@@ -308,12 +372,21 @@ def create_optimizer(name="adamw", learning_rate=1e-4, num_train_steps=10000,
         raise ValueError(f"learning_rate must be positive, got {learning_rate}")
     if num_train_steps <= 0:
         raise ValueError(f"num_train_steps must be positive, got {num_train_steps}")
-    schedule = WarmupLinearDecay(learning_rate, num_warmup_steps, num_train_steps,
-                                 end_learning_rate)
+    schedule = WarmupLinearDecay(
+        learning_rate, num_warmup_steps, num_train_steps, end_learning_rate
+    )
     kind, variant, default_epsilon = OPTIMIZER_SPECS[name]
     extra = {"variant": variant} if kind == "adamw" else {}
     cls = AdamW if kind == "adamw" else Lamb
-    return cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
-               beta_2=beta_2, epsilon=default_epsilon if epsilon is None else epsilon,
-               global_clipnorm=clip_norm, exclude_from_decay=exclude_from_decay,
-               layer_decay=layer_decay, layers_below_top=layers_below_top, **extra)
+    return cls(
+        learning_rate=schedule,
+        weight_decay=weight_decay,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=default_epsilon if epsilon is None else epsilon,
+        global_clipnorm=clip_norm,
+        exclude_from_decay=exclude_from_decay,
+        layer_decay=layer_decay,
+        layers_below_top=layers_below_top,
+        **extra,
+    )

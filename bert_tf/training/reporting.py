@@ -27,15 +27,17 @@ def fmt_metrics(metrics):
 def train_line(step, total_steps, metrics, eta_seconds):
     """One progress line for `metrics` (the objective's plus the run statistics)."""
     own = {k: v for k, v in metrics.items() if k not in _RUN_STATS}
-    return (f"step {step}/{total_steps} ({100.0 * step / total_steps:.1f}%) "
-            + fmt_metrics(own)
-            + f" lr={metrics['learning_rate']:.3g} grad_norm={metrics['grad_norm']:.3g}"
-            f" ex/s={metrics['examples_per_second']:.1f} eta={fmt_duration(eta_seconds)}")
+    return (
+        f"step {step}/{total_steps} ({100.0 * step / total_steps:.1f}%) "
+        + fmt_metrics(own)
+        + f" lr={metrics['learning_rate']:.3g} grad_norm={metrics['grad_norm']:.3g}"
+        f" ex/s={metrics['examples_per_second']:.1f} eta={fmt_duration(eta_seconds)}"
+    )
 
 
 def _scalar_metadata():
     metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "scalars"   # what TensorBoard's scalar dashboard reads
+    metadata.plugin_data.plugin_name = "scalars"  # what TensorBoard's scalar dashboard reads
     return metadata.SerializeToString()
 
 
@@ -62,8 +64,7 @@ class Reporter:
         if self.log_dir is None or not self.is_chief:
             return
         if split not in self._writers:
-            self._writers[split] = tf.summary.create_file_writer(
-                os.path.join(self.log_dir, split))
+            self._writers[split] = tf.summary.create_file_writer(os.path.join(self.log_dir, split))
         with self._writers[split].as_default(step=step):
             for name, value in values.items():
                 write_scalar(name, value)

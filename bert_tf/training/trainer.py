@@ -62,14 +62,31 @@ class Trainer:
     init_fn: `init_fn(model)`, called only when `checkpoint_dir` has no checkpoint.
     """
 
-    def __init__(self, model, objective, optimizer, *, strategy=None, checkpoint_dir,
-                 log_dir=None, checkpoint_every_steps=1000, keep_checkpoints=3,
-                 log_every_steps=100, steps_per_loop=1, grad_accum_steps=1,
-                 progress_fn=print, init_fn=None):
-        _check_settings(checkpoint_dir=checkpoint_dir,
-                        checkpoint_every_steps=checkpoint_every_steps,
-                        keep_checkpoints=keep_checkpoints, log_every_steps=log_every_steps,
-                        steps_per_loop=steps_per_loop, grad_accum_steps=grad_accum_steps)
+    def __init__(
+        self,
+        model,
+        objective,
+        optimizer,
+        *,
+        strategy=None,
+        checkpoint_dir,
+        log_dir=None,
+        checkpoint_every_steps=1000,
+        keep_checkpoints=3,
+        log_every_steps=100,
+        steps_per_loop=1,
+        grad_accum_steps=1,
+        progress_fn=print,
+        init_fn=None,
+    ):
+        _check_settings(
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every_steps=checkpoint_every_steps,
+            keep_checkpoints=keep_checkpoints,
+            log_every_steps=log_every_steps,
+            steps_per_loop=steps_per_loop,
+            grad_accum_steps=grad_accum_steps,
+        )
         self.strategy = strategy or tf.distribute.get_strategy()
         self.objective = objective
         self.metric_names = tuple(getattr(objective, "metric_names", ()))
@@ -90,18 +107,25 @@ class Trainer:
             self._check_in_scope(optimizer)
             self._set_optimizer(optimizer)
             self._create_state_variables()
-        self._checkpoints = RunCheckpoints(self.model, self.optimizer, self.step,
-                                           checkpoint_dir, self.strategy,
-                                           int(keep_checkpoints), self.reporter.progress)
+        self._checkpoints = RunCheckpoints(
+            self.model,
+            self.optimizer,
+            self.step,
+            checkpoint_dir,
+            self.strategy,
+            int(keep_checkpoints),
+            self.reporter.progress,
+        )
         self.checkpoint = self._checkpoints.checkpoint
         self.manager = self._checkpoints.manager
-        self._rng_variables = self._checkpoints.rng_variables   # the dropout RNG state
+        self._rng_variables = self._checkpoints.rng_variables  # the dropout RNG state
         self.restored_from = self._checkpoints.restore_or_init(init_fn)
 
     def _set_optimizer(self, optimizer):
         """Wraps for loss scaling under mixed_float16 and takes over the gradient sum."""
-        if (distribute.current_precision() == "mixed_float16"
-                and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)):
+        if distribute.current_precision() == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         self.optimizer = optimizer
         self._loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -112,8 +136,10 @@ class Trainer:
         if self._trainer_reduces:
             inner.reduce_gradients = False
         elif self.strategy.num_replicas_in_sync > 1:
-            raise ValueError("with more than one replica use an optimizer from "
-                             "bert_tf.training.optimization.create_optimizer")
+            raise ValueError(
+                "with more than one replica use an optimizer from "
+                "bert_tf.training.optimization.create_optimizer"
+            )
         self._inner_optimizer = inner
         optimizer.build(self.model.trainable_variables)
 
@@ -123,24 +149,31 @@ class Trainer:
         self._bad_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="bad_loss")
         size = 2 + 2 * len(self.metric_names)
         # train: [loss, examples, metric nums, metric dens, grad_norm, steps]
-        self._train_acc = tf.Variable(tf.zeros([size + 2], tf.float64), trainable=False,
-                                      name="train_accumulators")
-        self._eval_acc = tf.Variable(tf.zeros([size], tf.float64), trainable=False,
-                                     name="eval_accumulators")
+        self._train_acc = tf.Variable(
+            tf.zeros([size + 2], tf.float64), trainable=False, name="train_accumulators"
+        )
+        self._eval_acc = tf.Variable(
+            tf.zeros([size], tf.float64), trainable=False, name="eval_accumulators"
+        )
 
     # ------------------------------------------------------------------ checkpoints
 
     def _check_in_scope(self, optimizer):
         if self.strategy.num_replicas_in_sync == 1 and not isinstance(
-                self.strategy, (tf.distribute.MirroredStrategy,
-                                tf.distribute.MultiWorkerMirroredStrategy)):
+            self.strategy,
+            (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy),
+        ):
             return
-        for what, variable in (("model", self.model.trainable_variables[0]),
-                               ("optimizer", optimizer.iterations)):
+        for what, variable in (
+            ("model", self.model.trainable_variables[0]),
+            ("optimizer", optimizer.iterations),
+        ):
             variable = getattr(variable, "value", variable)
             if not self.strategy.extended.variable_created_in_scope(variable):
-                raise ValueError(f"the {what} was built outside strategy.scope(); build the "
-                                 "model and the optimizer inside the scope")
+                raise ValueError(
+                    f"the {what} was built outside strategy.scope(); build the "
+                    "model and the optimizer inside the scope"
+                )
 
     def save_checkpoint(self):
         """Saves `ckpt-<step>` (see checkpointing.RunCheckpoints.save)."""
@@ -154,7 +187,7 @@ class Trainer:
         grads_acc, share_acc, stats_acc = None, 0.0, None
         deps = []
         for features, labels in micro_batches:
-            with tf.control_dependencies(deps):   # one micro-batch's activations at a time
+            with tf.control_dependencies(deps):  # one micro-batch's activations at a time
                 local_batch = objective_lib.local_batch_size(features)
                 global_batch = objective_lib.replica_sum(local_batch)
                 with tf.GradientTape() as tape:
@@ -167,10 +200,15 @@ class Trainer:
                     # Variables the loss does not reach get no update at all (no decay).
                     self._grad_indices = [i for i, g in enumerate(grads) if g is not None]
                     if not self._grad_indices:
-                        raise ValueError("the objective's loss does not depend on any "
-                                         "trainable variable")
-                grads = [tf.zeros_like(variables[i]) if grads[i] is None
-                         else tf.convert_to_tensor(grads[i]) for i in self._grad_indices]
+                        raise ValueError(
+                            "the objective's loss does not depend on any trainable variable"
+                        )
+                grads = [
+                    tf.zeros_like(variables[i])
+                    if grads[i] is None
+                    else tf.convert_to_tensor(grads[i])
+                    for i in self._grad_indices
+                ]
                 sums = objective_lib.metric_sums(metrics, self.metric_names, local_batch)
                 stats = tf.concat([[local_batch], sums], 0)
             if grads_acc is None:
@@ -209,8 +247,7 @@ class Trainer:
                 if self._bad_step > 0:
                     break
                 micro_batches = tuple(next(iterator) for _ in range(k))
-                out, grads = self.strategy.run(self._replica_train_step,
-                                               args=(micro_batches,))
+                out, grads = self.strategy.run(self._replica_train_step, args=(micro_batches,))
                 out = self.strategy.experimental_local_results(out)[0]
                 ok = out[-1] > 0
                 if ok:
@@ -219,8 +256,7 @@ class Trainer:
                     self.strategy.run(self._replica_apply, args=(grads,))
                     self.step.assign_add(1)
                     # [loss, examples, metric sums..., grad_norm] accumulated; +1 step count
-                    self._train_acc.assign_add(tf.cast(
-                        tf.concat([out[:-1], [1.0]], 0), tf.float64))
+                    self._train_acc.assign_add(tf.cast(tf.concat([out[:-1], [1.0]], 0), tf.float64))
                 else:
                     self._bad_step.assign(self.step + 1)
                     self._bad_loss.assign(out[0])
@@ -235,8 +271,13 @@ class Trainer:
         outputs = self.model(features, training=False)
         loss, metrics = self.objective.compute_loss(labels, outputs)
         share = objective_lib.loss_share(loss, local_batch, global_batch)
-        stats = tf.concat([[share * global_batch, local_batch],
-                           objective_lib.metric_sums(metrics, self.metric_names, local_batch)], 0)
+        stats = tf.concat(
+            [
+                [share * global_batch, local_batch],
+                objective_lib.metric_sums(metrics, self.metric_names, local_batch),
+            ],
+            0,
+        )
         return objective_lib.replica_sum(stats)
 
     def _build_eval_fn(self):
@@ -265,8 +306,15 @@ class Trainer:
     def learning_rate(self):
         return float(keras.ops.convert_to_numpy(self._inner_optimizer.learning_rate))
 
-    def train(self, dataset, total_steps, eval_dataset=None, eval_every_steps=None,
-              eval_steps=None, on_eval=None):
+    def train(
+        self,
+        dataset,
+        total_steps,
+        eval_dataset=None,
+        eval_every_steps=None,
+        eval_steps=None,
+        on_eval=None,
+    ):
         """Trains until `step == total_steps` (resuming from the restored step).
 
         Every `eval_every_steps` (if given, with `eval_dataset`), runs `evaluate` and calls
@@ -281,8 +329,9 @@ class Trainer:
             return {}
         if self._train_fn is None:
             self._train_fn = self._build_train_fn()
-        iterator = iter(distribute.distribute_dataset(
-            dataset, self.strategy, skip=step * self.grad_accum_steps))
+        iterator = iter(
+            distribute.distribute_dataset(dataset, self.strategy, skip=step * self.grad_accum_steps)
+        )
         self._train_acc.assign(tf.zeros_like(self._train_acc))
         window_start, window_step, last = time.time(), step, {}
         boundaries = [self.log_every_steps, self.checkpoint_every_steps, self.steps_per_loop]
@@ -294,8 +343,9 @@ class Trainer:
             step += n
             is_log = step % self.log_every_steps == 0 or step == total_steps
             is_ckpt = step % self.checkpoint_every_steps == 0 or step == total_steps
-            is_eval = bool(eval_dataset is not None and eval_every_steps
-                           and step % int(eval_every_steps) == 0)
+            is_eval = bool(
+                eval_dataset is not None and eval_every_steps and step % int(eval_every_steps) == 0
+            )
             if is_log or is_ckpt or is_eval:
                 self._check_finite()
             if is_log:
@@ -322,8 +372,9 @@ class Trainer:
             self._eval_fn = self._build_eval_fn()
         self._eval_acc.assign(tf.zeros_like(self._eval_acc))
         iterator = iter(distribute.distribute_dataset(dataset, self.strategy))
-        batches = int(self._eval_fn(iterator, tf.constant(-1 if steps is None else steps,
-                                                          tf.int64)))
+        batches = int(
+            self._eval_fn(iterator, tf.constant(-1 if steps is None else steps, tf.int64))
+        )
         acc = self._eval_acc.numpy()
         results = {"loss": float(acc[0] / acc[1]) if acc[1] else float("nan")}
         results.update(_ratios(acc, self.metric_names))
@@ -341,11 +392,15 @@ class Trainer:
             loss = float(self._bad_loss.numpy())
             self.reporter.flush()
             latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-            kept = (f"the last checkpoint ({latest}) holds the last good state" if latest
-                    else "no checkpoint was written yet")
+            kept = (
+                f"the last checkpoint ({latest}) holds the last good state"
+                if latest
+                else "no checkpoint was written yet"
+            )
             raise NonFiniteLossError(
                 f"non-finite loss or gradient at step {bad} (loss={loss}); training stopped "
-                f"before applying it; {kept} (lower the learning rate or check the data)")
+                f"before applying it; {kept} (lower the learning rate or check the data)"
+            )
 
     def _log_train(self, step, total_steps, seconds, steps):
         acc = self._train_acc.numpy()
@@ -366,5 +421,7 @@ class Trainer:
 def _ratios(acc, names):
     """{name: numerator / denominator} of accumulators [loss, examples, nums, dens, ...]."""
     m = len(names)
-    return {name: float(acc[2 + i] / acc[2 + m + i]) if acc[2 + m + i] else float("nan")
-            for i, name in enumerate(names)}
+    return {
+        name: float(acc[2 + i] / acc[2 + m + i]) if acc[2 + m + i] else float("nan")
+        for i, name in enumerate(names)
+    }

@@ -17,8 +17,8 @@ recorded in assets.extra/export_settings.json.
 
 import tensorflow as tf
 
-DEFAULT_MAX_REQUEST_BYTES = 262_144     # 256 KiB of text per request
-DEFAULT_MAX_REQUEST_TOKENS = 65_536     # model batch rows x seq_length per request
+DEFAULT_MAX_REQUEST_BYTES = 262_144  # 256 KiB of text per request
+DEFAULT_MAX_REQUEST_TOKENS = 65_536  # model batch rows x seq_length per request
 
 _ADVICE = "send shorter texts or fewer texts per request"
 
@@ -31,11 +31,19 @@ def _depending_on(check, tensors):
 def check_bytes(strings, max_bytes, what):
     """strings: string tensors of one request (any shapes) -> the same tensors, made to depend
     on: their bytes in total <= max_bytes ("<what> request is N bytes of text; ...")."""
-    total = tf.add_n([tf.reduce_sum(tf.cast(tf.strings.length(s, unit="BYTE"), tf.int64))
-                      for s in strings])
-    check = tf.debugging.Assert(total <= max_bytes, [tf.strings.format(
-        f"{what} request is {{}} bytes of text; this export reads at most {max_bytes} per "
-        f"request (export.saved_model --max_request_bytes): {_ADVICE}", total)])
+    total = tf.add_n(
+        [tf.reduce_sum(tf.cast(tf.strings.length(s, unit="BYTE"), tf.int64)) for s in strings]
+    )
+    check = tf.debugging.Assert(
+        total <= max_bytes,
+        [
+            tf.strings.format(
+                f"{what} request is {{}} bytes of text; this export reads at most {max_bytes} per "
+                f"request (export.saved_model --max_request_bytes): {_ADVICE}",
+                total,
+            )
+        ],
+    )
     return _depending_on(check, strings)
 
 
@@ -45,10 +53,17 @@ def check_tokens(rows, seq_length, max_tokens, what, tensors, unit="windows"):
     tokens (R <unit> x seq_length S); ...": the task names its rows, e.g. "choices")."""
     rows = tf.cast(rows, tf.int64)
     tokens = rows * seq_length
-    check = tf.debugging.Assert(tokens <= max_tokens, [tf.strings.format(
-        f"{what} request needs {{}} tokens ({{}} {unit} x seq_length "
-        f"{seq_length}); this export answers at most {max_tokens} per request "
-        f"(export.saved_model --max_request_tokens): {_ADVICE}", [tokens, rows])])
+    check = tf.debugging.Assert(
+        tokens <= max_tokens,
+        [
+            tf.strings.format(
+                f"{what} request needs {{}} tokens ({{}} {unit} x seq_length "
+                f"{seq_length}); this export answers at most {max_tokens} per request "
+                f"(export.saved_model --max_request_tokens): {_ADVICE}",
+                [tokens, rows],
+            )
+        ],
+    )
     return _depending_on(check, tensors)
 
 
@@ -58,8 +73,7 @@ def check_request(module, what, strings, rows=None, unit="windows"):
     strings = check_bytes(strings, module.max_request_bytes, what)
     if rows is None:
         rows = tf.shape(strings[0], out_type=tf.int64)[0]
-    return check_tokens(rows, module.seq_length, module.max_request_tokens, what, strings,
-                        unit)
+    return check_tokens(rows, module.seq_length, module.max_request_tokens, what, strings, unit)
 
 
 def tokens_from_windows(max_windows, seq_length):

@@ -36,22 +36,40 @@ def check_encoded_inputs(inputs, config):
     around (-1 = the last row) instead of failing, so without this a negative id would answer
     silently. Returns the inputs, made to depend on the checks (INVALID_ARGUMENT on failure)."""
     checks = []
-    for name, limit in (("input_word_ids", config.vocab_size),
-                        ("input_type_ids", config.type_vocab_size)):
+    for name, limit in (
+        ("input_word_ids", config.vocab_size),
+        ("input_type_ids", config.type_vocab_size),
+    ):
         ids = inputs[name]
-        checks.append(tf.debugging.Assert(
-            tf.reduce_all((ids >= 0) & (ids < limit)),
-            [f"serving_encoded: {name} must be in [0, {limit}); got values from",
-             tf.reduce_min(ids), "to", tf.reduce_max(ids)], summarize=1))
+        checks.append(
+            tf.debugging.Assert(
+                tf.reduce_all((ids >= 0) & (ids < limit)),
+                [
+                    f"serving_encoded: {name} must be in [0, {limit}); got values from",
+                    tf.reduce_min(ids),
+                    "to",
+                    tf.reduce_max(ids),
+                ],
+                summarize=1,
+            )
+        )
     mask = inputs["input_mask"]
-    checks.append(tf.debugging.Assert(
-        tf.reduce_all((mask == 0) | (mask == 1)),
-        ["serving_encoded: input_mask must be 0 or 1"]))
-    length = tf.shape(inputs["input_word_ids"])[-1]                # T ([B, T] or [B, C, T])
-    checks.append(tf.debugging.Assert(
-        length <= config.max_position_embeddings,
-        [f"serving_encoded: sequence length must be at most {config.max_position_embeddings} "
-         f"(max_position_embeddings); got", length]))
+    checks.append(
+        tf.debugging.Assert(
+            tf.reduce_all((mask == 0) | (mask == 1)), ["serving_encoded: input_mask must be 0 or 1"]
+        )
+    )
+    length = tf.shape(inputs["input_word_ids"])[-1]  # T ([B, T] or [B, C, T])
+    checks.append(
+        tf.debugging.Assert(
+            length <= config.max_position_embeddings,
+            [
+                "serving_encoded: sequence length must be at most "
+                f"{config.max_position_embeddings} (max_position_embeddings); got",
+                length,
+            ],
+        )
+    )
     with tf.control_dependencies(checks):
         return {k: tf.identity(v) for k, v in inputs.items()}
 
@@ -84,8 +102,9 @@ class ServingModule(ServingContext, tf.Module):
         return budget_lib.check_request(self, what, list(strings), rows, unit)
 
     def limit_windows(self, n_w, what, unit="windows"):
-        return budget_lib.check_tokens(tf.reduce_sum(n_w), self.seq_length,
-                                       self.max_request_tokens, what, [n_w], unit)[0]
+        return budget_lib.check_tokens(
+            tf.reduce_sum(n_w), self.seq_length, self.max_request_tokens, what, [n_w], unit
+        )[0]
 
     # ---- the signatures ----------------------------------------------------------------
     def encoded_fn(self, specs=None):
@@ -96,10 +115,13 @@ class ServingModule(ServingContext, tf.Module):
             if "logits" in outputs:
                 outputs["probabilities"] = tf.nn.softmax(outputs["logits"], axis=-1)
             return outputs
+
         return serving_encoded
 
     def signatures(self):
         """{"serving_default": the task's text-in signature (Task.serving_signature),
         "serving_encoded": the encoder inputs (Task.encoded_input_specs) -> model outputs}."""
-        return {"serving_default": self.task_class.serving_signature(self),
-                ENCODED_SIGNATURE: self.encoded_fn()}
+        return {
+            "serving_default": self.task_class.serving_signature(self),
+            ENCODED_SIGNATURE: self.encoded_fn(),
+        }

@@ -45,7 +45,9 @@ def save_module(module, path, signatures):
     above): every function variable then has its own checkpoint entry and restore op."""
     wrapped = [t for t in tf.train.TrackableView(module).descendants() if _is_keras_variable(t)]
     if wrapped:
-        raise ExportError(f"{type(module).__name__}: Keras variable {wrapped[0].path!r} is "
-                          f"tracked; TF Serving could not restore it (hold Keras models with "
-                          f"hold_keras_layer)")
+        raise ExportError(
+            f"{type(module).__name__}: Keras variable {wrapped[0].path!r} is "
+            f"tracked; TF Serving could not restore it (hold Keras models with "
+            f"hold_keras_layer)"
+        )
     tf.saved_model.save(module, path, signatures=signatures)

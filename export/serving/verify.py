@@ -110,9 +110,12 @@ print(json.dumps(reports))
 def encode_strings(values):
     """bytes/str (nested lists too) -> latin-1 str, so arbitrary bytes (invalid UTF-8 too)
     survive JSON."""
-    return [encode_strings(v) if isinstance(v, (list, tuple)) else
-            (v if isinstance(v, bytes) else v.encode("utf-8")).decode("latin-1")
-            for v in values]
+    return [
+        encode_strings(v)
+        if isinstance(v, (list, tuple))
+        else (v if isinstance(v, bytes) else v.encode("utf-8")).decode("latin-1")
+        for v in values
+    ]
 
 
 def _is_strings(v):
@@ -126,16 +129,23 @@ def _encode_requests(requests):
     for r in requests:
         inputs, dtypes = {}, {}
         for k, v in r["inputs"].items():
-            if not isinstance(v, np.ndarray):    # rows of a [B, C] input may be arrays
+            if not isinstance(v, np.ndarray):  # rows of a [B, C] input may be arrays
                 v = [x.tolist() if isinstance(x, np.ndarray) else x for x in v]
             if (isinstance(v, np.ndarray) and v.dtype.kind in "iu") or (
-                    len(v) and not _is_strings(v)):
+                len(v) and not _is_strings(v)
+            ):
                 inputs[k] = np.asarray(v).tolist()
                 dtypes[k] = "int32"
             else:
                 inputs[k] = encode_strings(v)
-        reqs.append({"signature": r.get("signature", "serving_default"), "inputs": inputs,
-                     "dtypes": dtypes, "empty_shapes": r.get("empty_shapes", {})})
+        reqs.append(
+            {
+                "signature": r.get("signature", "serving_default"),
+                "inputs": inputs,
+                "dtypes": dtypes,
+                "empty_shapes": r.get("empty_shapes", {}),
+            }
+        )
     return reqs
 
 
@@ -144,8 +154,10 @@ def run_fresh_many(jobs, timeout=600):
 
     jobs: {key: (saved_model_dir, requests)} -> {key: (report, outputs)}."""
     keys = list(jobs)
-    payload = [{"path": os.path.abspath(jobs[k][0]), "requests": _encode_requests(jobs[k][1])}
-               for k in keys]
+    payload = [
+        {"path": os.path.abspath(jobs[k][0]), "requests": _encode_requests(jobs[k][1])}
+        for k in keys
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         jobs_file = os.path.join(tmp, "jobs.json")
         out_file = os.path.join(tmp, "outputs.npz")
@@ -153,9 +165,14 @@ def run_fresh_many(jobs, timeout=600):
             json.dump(payload, f)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        proc = subprocess.run([sys.executable, "-c", _CHILD, jobs_file, out_file],
-                              capture_output=True, text=True, cwd=tmp, env=env,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, jobs_file, out_file],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env=env,
+            timeout=timeout,
+        )
         if proc.returncode:
             tail = proc.stderr.strip().splitlines()[-3:]
             raise RuntimeError(f"fresh process failed ({proc.returncode}): {' | '.join(tail)}")

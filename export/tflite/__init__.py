@@ -33,17 +33,50 @@ tokenizer_check.py (tokenizer agreement), cli.py (the command's flags and main).
 """
 
 from export.tflite.cli import define_flags, main
-from export.tflite.converter import (MIN_BYTES_PER_PARAM, TOKENIZERS, WRITER,
-                                     build_tflite_module, check_output, convert, export_tflite,
-                                     output_files, output_names)
+from export.tflite.converter import (
+    MIN_BYTES_PER_PARAM,
+    TOKENIZERS,
+    WRITER,
+    build_tflite_module,
+    check_output,
+    convert,
+    export_tflite,
+    output_files,
+    output_names,
+)
 from export.tflite.errors import TFLiteBatchError, TFLiteExportError, TFLiteInputError
-from export.tflite.runtime import (TFLiteClassifier, TFLiteModel, TFLiteMultipleChoice,
-                                   make_interpreter)
-from export.tflite.tokenizer_check import (compare_tokenizers, measure_tokenizer_agreement,
-                                           tokenizer_tflite)
+from export.tflite.runtime import (
+    TFLiteClassifier,
+    TFLiteModel,
+    TFLiteMultipleChoice,
+    make_interpreter,
+)
+from export.tflite.tokenizer_check import (
+    compare_tokenizers,
+    measure_tokenizer_agreement,
+    tokenizer_tflite,
+)
 
-__all__ = ["MIN_BYTES_PER_PARAM", "TOKENIZERS", "WRITER", "TFLiteBatchError",
-           "TFLiteClassifier", "TFLiteExportError", "TFLiteInputError", "TFLiteModel",
-           "TFLiteMultipleChoice", "build_tflite_module", "check_output", "compare_tokenizers",
-           "convert", "define_flags", "export_tflite", "main", "make_interpreter",
-           "measure_tokenizer_agreement", "output_files", "output_names", "tokenizer_tflite"]
+__all__ = [
+    "MIN_BYTES_PER_PARAM",
+    "TOKENIZERS",
+    "WRITER",
+    "TFLiteBatchError",
+    "TFLiteClassifier",
+    "TFLiteExportError",
+    "TFLiteInputError",
+    "TFLiteModel",
+    "TFLiteMultipleChoice",
+    "build_tflite_module",
+    "check_output",
+    "compare_tokenizers",
+    "convert",
+    "define_flags",
+    "export_tflite",
+    "main",
+    "make_interpreter",
+    "measure_tokenizer_agreement",
+    "output_files",
+    "output_names",
+    "tokenizer_tflite",
+]

@@ -34,8 +34,10 @@ def tflite_task(kind):
     except UnknownTaskError:
         declared = False
     if not declared:
-        raise TFLiteExportError(f"task.type {kind!r}: the TFLite export supports "
-                                f"{exporting_tasks('tflite_graph')} (use export.saved_model)")
+        raise TFLiteExportError(
+            f"task.type {kind!r}: the TFLite export supports "
+            f"{exporting_tasks('tflite_graph')} (use export.saved_model)"
+        )
     return get_task(kind)
 
 
@@ -44,11 +46,11 @@ def build_tflite_module(model, vocab, lower_case, seq_length, task, tokenizer="e
     decodes as `task["type"]` declares (Task.tflite_graph); also sets `input_names`."""
     task_cls = tflite_task(task["type"])
     if tokenizer not in TFLiteTokenizer.KINDS:
-        raise TFLiteExportError(f"tokenizer {tokenizer!r}: expected one of "
-                                f"{TFLiteTokenizer.KINDS}")
+        raise TFLiteExportError(f"tokenizer {tokenizer!r}: expected one of {TFLiteTokenizer.KINDS}")
     if tokenizer not in task_cls.tflite_tokenizers():
-        raise TFLiteExportError(f"task.type {task['type']!r} needs character offsets: only "
-                                f"--tokenizer=exact gives them")
+        raise TFLiteExportError(
+            f"task.type {task['type']!r} needs character offsets: only --tokenizer=exact gives them"
+        )
     ctx = TFLiteContext(model, task, seq_length, TFLiteTokenizer(vocab, lower_case, tokenizer))
     module = tf.Module()
     module.model = model
@@ -71,7 +73,8 @@ def convert(module, quantize="none"):
         return dict(zip(names, frozen(*inputs)))
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [named.get_concrete_function()], tf.Module())
+        [named.get_concrete_function()], tf.Module()
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
     if quantize in ("dynamic", "float16"):
@@ -92,8 +95,7 @@ WRITER = "export.tflite"
 
 def output_files(output, task_type):
     """The files an export to `output` writes: the model and its sidecars."""
-    return [output] + (
-        [output + ".labels.txt"] if get_task(task_type).tflite_label_file() else [])
+    return [output] + ([output + ".labels.txt"] if get_task(task_type).tflite_label_file() else [])
 
 
 def check_output(output, task_type, overwrite=False):
@@ -110,8 +112,15 @@ def check_output(output, task_type, overwrite=False):
         raise TFLiteExportError(str(e)) from None
 
 
-def export_tflite(model_dir, output, quantize="none", seq_length=None, model=None,
-                  tokenizer="exact", overwrite=False):
+def export_tflite(
+    model_dir,
+    output,
+    quantize="none",
+    seq_length=None,
+    model=None,
+    tokenizer="exact",
+    overwrite=False,
+):
     """Writes `output` (and output.labels.txt for classifiers: the label names, one per
     line, in label_id order); returns the file size in bytes. An existing output is replaced
     only when an earlier export.tflite wrote it and `overwrite` is set (see check_output)."""
@@ -122,15 +131,18 @@ def export_tflite(model_dir, output, quantize="none", seq_length=None, model=Non
     seq_length = int(seq_length or config["preprocessing"].get("seq_length", 128))
     vocab = load_vocab(vocab_file)
     model = model if model is not None else load_task_model(model_dir)
-    module = build_tflite_module(model, vocab, config["preprocessing"].get("lower_case", True),
-                                 seq_length, task, tokenizer)
+    module = build_tflite_module(
+        model, vocab, config["preprocessing"].get("lower_case", True), seq_length, task, tokenizer
+    )
     content = convert(module, quantize)
     params = int(model.count_params())
     if len(content) < MIN_BYTES_PER_PARAM[quantize] * params:
-        raise TFLiteExportError(f"conversion lost the weights: {len(content)} bytes for "
-                                f"{params} parameters ({quantize})")
+        raise TFLiteExportError(
+            f"conversion lost the weights: {len(content)} bytes for "
+            f"{params} parameters ({quantize})"
+        )
     directory = os.path.dirname(os.path.abspath(output))
-    check_output(output, task["type"], overwrite)    # again: the conversion took a while
+    check_output(output, task["type"], overwrite)  # again: the conversion took a while
     ownership.record(directory, {name: WRITER for name in names})
     atomic_write_bytes(output, content)
     if task_cls.tflite_label_file():

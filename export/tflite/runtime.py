@@ -10,8 +10,9 @@ from export.tflite.errors import TFLiteBatchError, TFLiteExportError, TFLiteInpu
 
 
 def make_interpreter(model_content):
-    return InterpreterWithCustomOps(model_content=model_content,
-                                    custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS)
+    return InterpreterWithCustomOps(
+        model_content=model_content, custom_op_registerers=tflite_registrar.SELECT_TFTEXT_OPS
+    )
 
 
 def _read_names(path):
@@ -40,9 +41,11 @@ class TFLiteModel:
         if outputs and all(k.startswith("output_") for k in outputs):
             names = _read_names(path + ".outputs.txt") if path else []
             if len(names) != len(outputs):
-                raise TFLiteExportError(f"{path or 'model bytes'}: unnamed outputs {outputs} "
-                                        f"and no FILE.outputs.txt naming them: re-export it "
-                                        f"with python -m export.tflite")
+                raise TFLiteExportError(
+                    f"{path or 'model bytes'}: unnamed outputs {outputs} "
+                    f"and no FILE.outputs.txt naming them: re-export it "
+                    f"with python -m export.tflite"
+                )
             self.rename = {f"output_{i}": name for i, name in enumerate(names)}
         self.output_names = sorted(self.rename.get(k, k) for k in outputs)
 
@@ -57,9 +60,11 @@ class TFLiteModel:
         if not lists:
             return self.row(inputs)
         if len(lists) != len(inputs) or len({len(v) for v in lists.values()}) != 1:
-            raise TFLiteBatchError(f"inputs {sorted(inputs)}: pass all as strings or all as "
-                                   f"lists of the same length, got lengths "
-                                   f"{ {k: len(v) for k, v in lists.items()} }")
+            raise TFLiteBatchError(
+                f"inputs {sorted(inputs)}: pass all as strings or all as "
+                f"lists of the same length, got lengths "
+                f"{ {k: len(v) for k, v in lists.items()} }"
+            )
         n = len(next(iter(lists.values())))
         return [self.row({k: v[i] for k, v in inputs.items()}) for i in range(n)]
 
@@ -89,7 +94,8 @@ class TFLiteMultipleChoice(TFLiteModel):
         if n != self.num_choices:
             raise TFLiteInputError(
                 f"choices: expected {self.num_choices} choices (the number this model was "
-                f"converted with, its model dir's num_choices), got {n}")
+                f"converted with, its model dir's num_choices), got {n}"
+            )
         return super().row(inputs)
 
     def __call__(self, context, choices):  # noqa: D102 (the multiple-choice inputs)
@@ -97,8 +103,10 @@ class TFLiteMultipleChoice(TFLiteModel):
             out = self.row({"context": context, "choices": list(choices)})
             return out["probabilities"], int(out["choice"][0])
         if len(context) != len(choices):
-            raise TFLiteBatchError(f"{len(context)} contexts but {len(choices)} choice lists: "
-                                   f"expected one choice list per context")
+            raise TFLiteBatchError(
+                f"{len(context)} contexts but {len(choices)} choice lists: "
+                f"expected one choice list per context"
+            )
         return [self(c, ch) for c, ch in zip(context, choices)]
 
 

@@ -22,8 +22,10 @@ def tokenizer_tflite(vocab, lower_case, exact=True):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(text):
         return fn(text)
+
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serving_default.get_concrete_function()], tf.Module())
+        [serving_default.get_concrete_function()], tf.Module()
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
     return converter.convert()
@@ -33,12 +35,13 @@ def compare_tokenizers(vocab, lower_case, texts, tokenizer="fast"):
     """Per text: are the WordPiece ids of a TFLite tokenizer (run by the LiteRT interpreter)
     the same as the original-BERT tokenizer's (the SavedModel export's)? -> (bool array,
     [(text, tflite_tokens, bert_tokens)] for the differing texts)."""
-    runner = make_interpreter(tokenizer_tflite(vocab, lower_case, tokenizer == "exact")
-                              ).get_signature_runner("serving_default")
+    runner = make_interpreter(
+        tokenizer_tflite(vocab, lower_case, tokenizer == "exact")
+    ).get_signature_runner("serving_default")
     exact = BertTokenizer(vocab=vocab, lower_case=lower_case)
     same, diffs = [], []
     for start in range(0, len(texts), 256):
-        chunk = texts[start:start + 256]
+        chunk = texts[start : start + 256]
         want = exact.tokenize(tf.constant(chunk)).to_list()
         for text, y in zip(chunk, want):
             x = runner(text=np.array([text.encode("utf-8")]))["ids"].tolist()

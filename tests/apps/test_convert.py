@@ -32,8 +32,14 @@ def _same(a, b):
 
 def _run(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "apps.convert", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.convert", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -51,8 +57,11 @@ def test_cli_imports_and_refuses_to_overwrite(hf_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["task"] == {"type": "pretraining"}
-    assert config["preprocessing"] == {"vocab_file": "vocab.txt", "lower_case": False,
-                                       "seq_length": 64}
+    assert config["preprocessing"] == {
+        "vocab_file": "vocab.txt",
+        "lower_case": False,
+        "seq_length": 64,
+    }
     _same(encoder, load_encoder(out))
     before = sorted(os.listdir(out))
     mtime = os.path.getmtime(os.path.join(out, "model.weights.h5"))
@@ -60,7 +69,8 @@ def test_cli_imports_and_refuses_to_overwrite(hf_dir, tmp_path):
     result = _run(f"--input={src}", f"--output={out}")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"convert: {out}: exists and is not empty (pass overwrite to replace it)")
+        f"convert: {out}: exists and is not empty (pass overwrite to replace it)"
+    )
     assert sorted(os.listdir(out)) == before
     assert os.path.getmtime(os.path.join(out, "model.weights.h5")) == mtime
 
@@ -81,8 +91,7 @@ def test_round_trip_through_every_format(tiny_config, tiny_vocab_file, tmp_path)
     end = load_task_model(str(tmp_path / "end"))
     assert isinstance(end, BertPretrainer)
     _same(model, end)  # MLM and NSP heads survive too
-    assert open(os.path.join(tmp_path / "end", "vocab.txt")).read() == open(
-        tiny_vocab_file).read()
+    assert open(os.path.join(tmp_path / "end", "vocab.txt")).read() == open(tiny_vocab_file).read()
     # No staging directories are left next to the outputs.
     assert sorted(os.listdir(tmp_path)) == ["end", "google", "hf", "start", "vocab.txt"]
 
@@ -91,15 +100,17 @@ def test_overwrite_replaces_only_an_earlier_conversion(hf_dir, tiny_config, tmp_
     src, _ = hf_dir
     out = tmp_path / "out"
     convert(src, str(out), "hf")
-    assert json.load(open(out / ".bert_tf_manifest.json"))["entries"]["config.json"] == \
-        "convert"
+    assert json.load(open(out / ".bert_tf_manifest.json"))["entries"]["config.json"] == "convert"
     with pytest.raises(CheckpointError, match="exists and is not empty"):
         convert(src, str(out), "google")
     convert(src, str(out), "google", overwrite=True)
     assert "config.json" not in os.listdir(out) and "bert_model.ckpt.index" in os.listdir(out)
-    (out / "old.txt").write_text("x")        # a file of the user's: never replaced
-    with pytest.raises(CheckpointError, match=r"holds files bert-tf's runs and conversions "
-                                              r"did not write \(old.txt\)"):
+    (out / "old.txt").write_text("x")  # a file of the user's: never replaced
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds files bert-tf's runs and conversions "
+        r"did not write \(old.txt\)",
+    ):
         convert(src, str(out), "hf", overwrite=True)
     assert (out / "old.txt").read_text() == "x" and "bert_model.ckpt.index" in os.listdir(out)
 
@@ -107,8 +118,9 @@ def test_overwrite_replaces_only_an_earlier_conversion(hf_dir, tiny_config, tmp_
 def test_task_model_exports_its_encoder(tiny_config, tiny_vocab_file, tmp_path, caplog):
     model = _randomize(BertClassifier(BertEncoder(tiny_config), 3))
     src = str(tmp_path / "clf")
-    write_model_dir(src, model, tiny_vocab_file, True,
-                    task={"type": "classify", "label_names": ["a", "b", "c"]})
+    write_model_dir(
+        src, model, tiny_vocab_file, True, task={"type": "classify", "label_names": ["a", "b", "c"]}
+    )
     convert(src, str(tmp_path / "hf"), "hf")
     assert "writing its encoder only" in caplog.text
     _same(model.encoder, load_encoder(str(tmp_path / "hf")))
@@ -129,6 +141,7 @@ def test_failed_conversion_leaves_nothing(tmp_path):
 @pytest.mark.parametrize("to", ["hf", "google"])
 def test_outputs_are_readable_by_other_users_as_the_umask_allows(hf_dir, tmp_path, to):
     import stat
+
     src, _ = hf_dir
     out = str(tmp_path / ("out_" + to))
     old = os.umask(0o022)
@@ -136,9 +149,11 @@ def test_outputs_are_readable_by_other_users_as_the_umask_allows(hf_dir, tmp_pat
         convert(src, out, to)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(os.stat(out).st_mode) == 0o755          # not mkdtemp's 0700
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o755  # not mkdtemp's 0700
     for name in os.listdir(out):
         assert stat.S_IMODE(os.stat(os.path.join(out, name)).st_mode) == 0o644, name
+
+
 def test_cli_config_with_fewer_layers_than_the_weights_fails(hf_dir, tmp_path):
     """A config that does not fit its weights is refused in one line (strict loading), and
     nothing is written."""
@@ -153,6 +168,7 @@ def test_cli_config_with_fewer_layers_than_the_weights_fails(hf_dir, tmp_path):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(
         f"convert: {src}/model.safetensors: 16 tensor(s) not used by the model (the checkpoint "
-        "has 2 layers, its config num_hidden_layers=1): encoder.layer.1."), line
+        "has 2 layers, its config num_hidden_layers=1): encoder.layer.1."
+    ), line
     assert line.endswith(" ... (loading is strict: a checkpoint must fit its config exactly)")
     assert not os.path.exists(out) and sorted(os.listdir(tmp_path)) == ["hf", "vocab.txt"]

@@ -15,7 +15,7 @@ from demo_data import kjv_corpus
 from demo_data import pretraining_default as default
 from tests.conftest import ROOT
 
-HELD_OUT_CHAPTERS = 4 + 10 + 4 + 16 + 3 + 1 + 1   # Ruth Esther Jonah Mark Titus Philemon Jude
+HELD_OUT_CHAPTERS = 4 + 10 + 4 + 16 + 3 + 1 + 1  # Ruth Esther Jonah Mark Titus Philemon Jude
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,11 @@ def test_embedded_corpus(chapters):
     assert sum(1 for book, _, _ in chapters if book == "Psalms") == 150
     assert chapters[0][2][0] == "In the beginning God created the heaven and the earth."
     # a verse the reader had wrapped over two lines comes back as one line
-    assert chapters[0][2][1] == ("And the earth was without form, and void; and darkness was "
-                                 "upon the face of the deep. And the Spirit of God moved upon "
-                                 "the face of the waters.")
+    assert chapters[0][2][1] == (
+        "And the earth was without form, and void; and darkness was "
+        "upon the face of the deep. And the Spirit of God moved upon "
+        "the face of the waters."
+    )
     assert chapters[-1][:2] == ("Revelation", 22)
     assert chapters[-1][2][-1] == "The grace of our Lord Jesus Christ be with you all. Amen."
 
@@ -60,18 +62,22 @@ def test_embedded_corpus_checked(tmp_path):
 
 def test_corpus_split(tmp_path):
     """Chapters as documents, verses as sentences, held-out books only in the eval file."""
-    chapter_list = [("Genesis", 1, ["In the beginning.", "And the earth."]),
-                    ("Ruth", 1, ["Now it came to pass.", "And they went."]),
-                    ("1 John", 2, ["My little children."])]
+    chapter_list = [
+        ("Genesis", 1, ["In the beginning.", "And the earth."]),
+        ("Ruth", 1, ["Now it came to pass.", "And they went."]),
+        ("1 John", 2, ["My little children."]),
+    ]
     train, held_out = str(tmp_path / "t.txt"), str(tmp_path / "e.txt")
     with pytest.raises(PretrainingJobError, match="3 training verses"):
         default.split_corpus(chapter_list, train, held_out, eval_books=("Ruth",))
     with pytest.raises(PretrainingJobError, match=r"missing: \['Jonah'\]"):
-        default.split_corpus(chapter_list, train, held_out, eval_books=("Ruth", "Jonah"),
-                             min_train_verses=1)
+        default.split_corpus(
+            chapter_list, train, held_out, eval_books=("Ruth", "Jonah"), min_train_verses=1
+        )
     assert not os.path.exists(train)
-    counts = default.split_corpus(chapter_list, train, held_out, eval_books=("Ruth",),
-                                  min_train_verses=1)
+    counts = default.split_corpus(
+        chapter_list, train, held_out, eval_books=("Ruth",), min_train_verses=1
+    )
     assert counts == {"train_verses": 3, "eval_verses": 2, "books": 3}
     assert open(held_out).read() == "Now it came to pass.\nAnd they went.\n\n"
     assert open(train).read() == "In the beginning.\nAnd the earth.\n\nMy little children.\n\n"
@@ -83,7 +89,7 @@ def test_data_steps_without_system_tools(tmp_path, monkeypatch):
     already done, a rerun reuses data/, and data/ from another recipe is refused."""
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
     assert shutil.which("apt-get") is None and shutil.which("dpkg-deb") is None
-    monkeypatch.setattr(default, "VOCAB_SIZE", 2000)     # a cheaper recipe, the same steps
+    monkeypatch.setattr(default, "VOCAB_SIZE", 2000)  # a cheaper recipe, the same steps
     monkeypatch.setattr(default, "PHASE1_DUPE_FACTOR", 1)
     data_dir = str(tmp_path / "model" / "data")
     partial = data_dir + default.PARTIAL_SUFFIX
@@ -96,6 +102,7 @@ def test_data_steps_without_system_tools(tmp_path, monkeypatch):
 
     def records_fail(*args, **kwargs):
         raise PretrainingJobError("records failed")
+
     with monkeypatch.context() as m:
         m.setattr(default, "make_records", records_fail)
         with pytest.raises(PretrainingJobError, match="records failed"):
@@ -106,7 +113,7 @@ def test_data_steps_without_system_tools(tmp_path, monkeypatch):
     lines = []
     files = default.prepare_data(data_dir, progress=lines.append)
     assert not os.path.exists(partial)
-    assert [line.split(": ")[-1] for line in lines[1:3]] == ["cached", "cached"]   # split, vocab
+    assert [line.split(": ")[-1] for line in lines[1:3]] == ["cached", "cached"]  # split, vocab
     assert len(open(files["vocab_file"]).read().splitlines()) == 2000
     meta = json.load(open(os.path.join(data_dir, "eval.metadata.json")))
     assert meta["counts"]["documents"] == HELD_OUT_CHAPTERS
@@ -131,20 +138,26 @@ def test_phases_and_user_settings(tmp_path, monkeypatch):
     """Phase 1 (seq 64, train only) into <model_dir>/phase1_seq64, the final phase (seq 128,
     evaluated) into <model_dir> from phase 1's weights; the user's flags change the final
     phase, the encoder's shape every phase."""
-    monkeypatch.setattr(default, "prepare_data", lambda data_dir, progress: default.data_files(
-        data_dir))
+    monkeypatch.setattr(
+        default, "prepare_data", lambda data_dir, progress: default.data_files(data_dir)
+    )
     model_dir = str(tmp_path / "m")
     phase1, final = default.default_phases(model_dir, progress=lambda line: None)
     assert (phase1.model_dir, phase1.mode, phase1.eval_files) == (
-        os.path.join(model_dir, "phase1_seq64"), "train", None)
+        os.path.join(model_dir, "phase1_seq64"),
+        "train",
+        None,
+    )
     assert (phase1.max_seq_length, final.max_seq_length) == (64, 128)
     assert phase1.input_files == os.path.join(model_dir, "data", "train_seq64-*.tfrecord")
     assert final.init_checkpoint == phase1.model_dir and final.mode == "train_and_eval"
     assert final.eval_files == os.path.join(model_dir, "data", "eval-*.tfrecord")
-    assert phase1.config_overrides["max_position_embeddings"] == 128   # phase 2 reuses them
+    assert phase1.config_overrides["max_position_embeddings"] == 128  # phase 2 reuses them
     p1, fin = default.with_user_settings(
-        [phase1, final], {"num_train_steps": 7, "learning_rate": 0.5, "encoder_config": "mini"},
-        {"num_layers": 3})
+        [phase1, final],
+        {"num_train_steps": 7, "learning_rate": 0.5, "encoder_config": "mini"},
+        {"num_layers": 3},
+    )
     assert (p1.num_train_steps, p1.learning_rate) == (phase1.num_train_steps, 2e-3)
     assert (fin.num_train_steps, fin.learning_rate) == (7, 0.5)
     assert p1.encoder_config == fin.encoder_config == "mini"
@@ -159,11 +172,18 @@ def test_default_job(tmp_path):
     accepts."""
     model_dir = str(tmp_path / "default")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable))
-    result = subprocess.run([sys.executable, "-m", "apps.pretrain", f"--model_dir={model_dir}"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [sys.executable, "-m", "apps.pretrain", f"--model_dir={model_dir}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.load(open(os.path.join(model_dir, "eval_results.json")))
-    assert results["masked_lm_accuracy"] > 0.14, results   # chance: 1/8000
+    assert results["masked_lm_accuracy"] > 0.14, results  # chance: 1/8000
     assert results["next_sentence_accuracy"] > 0.5, results
     from bert_tf import load_encoder
+
     assert load_encoder(model_dir).config.num_layers == 2

@@ -47,22 +47,30 @@ def test_corrupt_record_mid_shard_is_one_line_naming_the_file(data, tmp_path):  
     assert re.fullmatch(
         rf"--input_files: {re.escape(shard)}: record (\d+) is corrupt or truncated at byte "
         r"offset (\d+) \(corrupted record at \d+\); rerun with --skip_corrupt_records to "
-        r"train on without the rest of that file", message), message
+        r"train on without the rest of that file",
+        message,
+    ), message
 
 
-@pytest.mark.slow   # three pretrain subprocesses (~1.5 min); the one-line error test above is fast
-def test_skip_corrupt_records_goes_on_and_a_rerun_reads_the_same(data, tmp_path,  # noqa: F811
-                                                                 capsys):
+@pytest.mark.slow  # three pretrain subprocesses (~1.5 min); the one-line error test above is fast
+def test_skip_corrupt_records_goes_on_and_a_rerun_reads_the_same(
+    data,
+    tmp_path,  # noqa: F811
+    capsys,
+):
     pattern, shard = damaged_copy(data, tmp_path)
     model_dir = str(tmp_path / "model")
     run_job(data, model_dir, input_files=pattern, skip_corrupt_records=True)
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "--skip_corrupt_records" in line]
     assert len(lines) == 1, out
-    m = re.search(rf"--skip_corrupt_records: {re.escape(shard)}: record (\d+) is corrupt or "
-                  r"truncated at byte offset (\d+) \(corrupted record at \d+\); keeping its "
-                  r"first (\d+) records, skipping the rest \((\d+) bytes\); 1 file\(s\) cut so "
-                  r"far \(listed in skipped_records.json\); continuing at step 0", lines[0])
+    m = re.search(
+        rf"--skip_corrupt_records: {re.escape(shard)}: record (\d+) is corrupt or "
+        r"truncated at byte offset (\d+) \(corrupted record at \d+\); keeping its "
+        r"first (\d+) records, skipping the rest \((\d+) bytes\); 1 file\(s\) cut so "
+        r"far \(listed in skipped_records.json\); continuing at step 0",
+        lines[0],
+    )
     assert m, lines[0]
     kept, offset, skipped = int(m.group(3)), int(m.group(2)), int(m.group(4))
     assert int(m.group(1)) == kept + 1 and offset + skipped == os.path.getsize(shard)
@@ -85,25 +93,39 @@ def finished(data, tmp_path_factory):  # noqa: F811
 
 
 def _digests(path):
-    return {name: open(os.path.join(path, name), "rb").read()
-            for name in sorted(os.listdir(path)) if os.path.isfile(os.path.join(path, name))}
+    return {
+        name: open(os.path.join(path, name), "rb").read()
+        for name in sorted(os.listdir(path))
+        if os.path.isfile(os.path.join(path, name))
+    }
 
 
-def test_identical_rerun_of_a_finished_run_changes_nothing(data, finished, tmp_path,  # noqa
-                                                           capsys):
+def test_identical_rerun_of_a_finished_run_changes_nothing(
+    data,
+    finished,
+    tmp_path,  # noqa
+    capsys,
+):
     model_dir = str(tmp_path / "model")
     shutil.copytree(finished, model_dir)
     before = _digests(model_dir)
     results = run_job(data, model_dir, steps=3)
     out = capsys.readouterr().out
-    assert f"[pretrain] {model_dir} is already complete (step 3, same settings and data; " \
+    assert (
+        f"[pretrain] {model_dir} is already complete (step 3, same settings and data; "
         "masked_lm_accuracy=" in out
+    )
     assert results == json.load(open(os.path.join(finished, "eval_results.json")))
     assert _digests(model_dir) == before
 
 
-def test_model_dir_recorded_before_encoder_config_was_named_so(data, finished,  # noqa: F811
-                                                               tmp_path, capsys, caplog):
+def test_model_dir_recorded_before_encoder_config_was_named_so(
+    data,
+    finished,  # noqa: F811
+    tmp_path,
+    capsys,
+    caplog,
+):
     """An older bert-tf recorded the encoder config as "training"."config": the identical
     rerun is still the same run (complete, nothing written), and the record reads with no
     setting ignored."""
@@ -133,7 +155,8 @@ def test_rerun_with_other_training_data_is_refused(data, finished, tmp_path):  #
     assert str(e.value) == (
         f"{model_dir} was made by a different run (input_files content differs (e.g. "
         "eval-00000-of-00001.tfrecord is new or changed; 1 of 1 files)); use a new "
-        "--model_dir, or --overwrite_model_dir to start over")
+        "--model_dir, or --overwrite_model_dir to start over"
+    )
     assert _digests(model_dir) == before
     with pytest.raises(RunMismatchError, match=r"\(learning_rate=0.001 recorded, 0.002 now\)"):
         run_job(data, model_dir, steps=6, learning_rate=2e-3)
@@ -148,6 +171,9 @@ def test_corrupt_eval_record_is_one_line_naming_the_file(data, finished, tmp_pat
     shutil.copytree(finished, model_dir)
     with pytest.raises(CorruptRecordError) as e:
         run_job(data, model_dir, steps=3, eval_files=str(root / "eval-*.tfrecord"))
-    assert re.fullmatch(rf"--eval_files: {re.escape(str(shard))}: record \d+ is corrupt or "
-                        r"truncated at byte offset \d+ \(truncated record at \d+\); replace "
-                        r"or remove that file", str(e.value)), str(e.value)
+    assert re.fullmatch(
+        rf"--eval_files: {re.escape(str(shard))}: record \d+ is corrupt or "
+        r"truncated at byte offset \d+ \(truncated record at \d+\); replace "
+        r"or remove that file",
+        str(e.value),
+    ), str(e.value)

@@ -26,8 +26,14 @@ from bert_tf.data.pretraining import dataset as pretraining_dataset  # noqa: E40
 from tests.data.test_pretraining_data import _vocab_tokens, _write_corpus  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = dict(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2, random_seed=7,
-              input_format="sentences", chunk_sentences=100)
+CONFIG = dict(
+    max_seq_length=32,
+    max_predictions_per_seq=5,
+    dupe_factor=2,
+    random_seed=7,
+    input_format="sentences",
+    chunk_sentences=100,
+)
 
 
 @pytest.fixture
@@ -48,11 +54,23 @@ def _records(prefix):
 def _both(text, vocab, tmp_path, num_workers=1, beam_text=None, **overrides):
     config = pd.CreationConfig(**{**CONFIG, **overrides})
     factory = pd.PretokenizedFactory(vocab)
-    local = pd.create_pretraining_data(text, str(tmp_path / "local" / "x"), vocab,
-                                       config=config, num_shards=2, tokenizer_factory=factory)
+    local = pd.create_pretraining_data(
+        text,
+        str(tmp_path / "local" / "x"),
+        vocab,
+        config=config,
+        num_shards=2,
+        tokenizer_factory=factory,
+    )
     beam = bp.create_pretraining_data_beam(
-        beam_text or text, str(tmp_path / "beam" / "x"), vocab, config=config, num_shards=3,
-        num_workers=num_workers, tokenizer_factory=factory)
+        beam_text or text,
+        str(tmp_path / "beam" / "x"),
+        vocab,
+        config=config,
+        num_shards=3,
+        num_workers=num_workers,
+        tokenizer_factory=factory,
+    )
     return local, beam
 
 
@@ -63,22 +81,41 @@ def test_direct_runner_writes_the_same_instances_as_the_single_host_path(corpus,
     assert beam["input_files"] == ["file://" + f for f in local["input_files"]]
     want, _ = _records(str(tmp_path / "local" / "x"))
     got, files = _records(str(tmp_path / "beam" / "x"))
-    assert [os.path.basename(f) for f in files] == [
-        f"x-{i:05d}-of-00003.tfrecord" for i in range(3)] == beam["shards"]
+    assert (
+        [os.path.basename(f) for f in files]
+        == [f"x-{i:05d}-of-00003.tfrecord" for i in range(3)]
+        == beam["shards"]
+    )
     assert sum(want.values()) == local["counts"]["instances"] > 300
     assert got == want  # the same records, byte for byte, as a multiset
     assert beam["counts"] == local["counts"] and beam["counts"]["chunks"] >= 5
     assert beam["engine"] == "beam:DirectRunner" and local["engine"] == "local"
     assert beam["shard_instances"] is None and local["shard_instances"] is not None
-    same = {k: v for k, v in local.items() if k not in (
-        "engine", "shards", "num_shards", "shard_instances", "elapsed_seconds", "input_files")}
+    same = {
+        k: v
+        for k, v in local.items()
+        if k
+        not in (
+            "engine",
+            "shards",
+            "num_shards",
+            "shard_instances",
+            "elapsed_seconds",
+            "input_files",
+        )
+    }
     with open(str(tmp_path / "beam" / "x") + ".metadata.json") as f:
         on_disk = json.load(f)
     assert {k: on_disk[k] for k in same} == same
     # The training input pipeline reads the Beam shards (and checks their metadata).
     ds = pretraining_dataset.pretraining_dataset(
-        str(tmp_path / "beam" / "x-*.tfrecord"), batch_size=4, seq_length=32,
-        max_predictions_per_seq=5, is_training=False, vocab_file=vocab)
+        str(tmp_path / "beam" / "x-*.tfrecord"),
+        batch_size=4,
+        seq_length=32,
+        max_predictions_per_seq=5,
+        is_training=False,
+        vocab_file=vocab,
+    )
     features, labels = next(iter(ds))
     assert features["input_word_ids"].shape == (4, 32) and labels["masked_lm_ids"].shape == (4, 5)
 
@@ -86,8 +123,15 @@ def test_direct_runner_writes_the_same_instances_as_the_single_host_path(corpus,
 @pytest.mark.slow
 def test_multi_process_direct_runner_writes_the_same_instances(corpus, tmp_path):
     text, vocab = corpus
-    local, beam = _both(text, vocab, tmp_path, num_workers=2, max_predictions_per_seq=0,
-                        dupe_factor=3, chunk_sentences=70)
+    local, beam = _both(
+        text,
+        vocab,
+        tmp_path,
+        num_workers=2,
+        max_predictions_per_seq=0,
+        dupe_factor=3,
+        chunk_sentences=70,
+    )
     assert _records(str(tmp_path / "beam" / "x"))[0] == _records(str(tmp_path / "local" / "x"))[0]
     assert beam["counts"] == local["counts"] and beam["counts"]["instances"] > 500
 
@@ -99,19 +143,42 @@ def test_app_with_the_bert_tokenizer_matches_the_local_runner(tmp_path, tiny_voc
         "The quick brown fox jumps over the lazy dog. The dog is lazy.\nHello world.\n\n"
         "John lives in London. London is the capital. Paris is in France.\n\n"
         "What a great movie! A terrible movie is bad. Who is good?\n\n"
-        "Hello world. Who lives in Paris? The fox is good. The dog is bad.\n")
-    args = [f"--input_files={text}", f"--vocab_file={tiny_vocab_file}", "--max_seq_length=24",
-            "--max_predictions_per_seq=4", "--dupe_factor=5", "--num_shards=2"]
+        "Hello world. Who lives in Paris? The fox is good. The dog is bad.\n"
+    )
+    args = [
+        f"--input_files={text}",
+        f"--vocab_file={tiny_vocab_file}",
+        "--max_seq_length=24",
+        "--max_predictions_per_seq=4",
+        "--dupe_factor=5",
+        "--num_shards=2",
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
-        [sys.executable, "-m", "apps.create_pretraining_data", *args, "--runner=DirectRunner",
-         f"--output_dir={tmp_path}/beam"], capture_output=True, text=True, cwd=ROOT, env=env,
-        timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "apps.create_pretraining_data",
+            *args,
+            "--runner=DirectRunner",
+            f"--output_dir={tmp_path}/beam",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "wrote" in result.stdout
     config = pd.CreationConfig(max_seq_length=24, max_predictions_per_seq=4, dupe_factor=5)
-    pd.create_pretraining_data(str(text), str(tmp_path / "local" / "pretraining"),
-                               tiny_vocab_file, config=config, num_shards=2)
+    pd.create_pretraining_data(
+        str(text),
+        str(tmp_path / "local" / "pretraining"),
+        tiny_vocab_file,
+        config=config,
+        num_shards=2,
+    )
     want, _ = _records(str(tmp_path / "local" / "pretraining"))
     got, files = _records(str(tmp_path / "beam" / "pretraining"))
     assert len(files) == 2 and sum(got.values()) > 20 and got == want
@@ -131,8 +198,8 @@ def test_bad_requests_are_one_line_errors(corpus, tmp_path):
     prefix = str(tmp_path / "o" / "x")
     config = pd.CreationConfig(**CONFIG)
     run = lambda **kw: bp.create_pretraining_data_beam(  # noqa: E731
-        text, prefix, vocab, config=config, tokenizer_factory=pd.PretokenizedFactory(vocab),
-        **kw)
+        text, prefix, vocab, config=config, tokenizer_factory=pd.PretokenizedFactory(vocab), **kw
+    )
     with pytest.raises(pd.PretrainingDataError, match="not inside the Beam pipeline options"):
         run(pipeline_args="--runner=DataflowRunner --project=p")
     with pytest.raises(pd.PretrainingDataError, match="no such input file"):
@@ -150,10 +217,13 @@ def test_bad_requests_are_one_line_errors(corpus, tmp_path):
 
 def test_runner_options_pass_through():
     from apache_beam.options import pipeline_options as po
+
     options, runner = bp.make_options(
-        "DataflowRunner", num_workers=4,
+        "DataflowRunner",
+        num_workers=4,
         pipeline_args="--project=p --region=us-central1 --temp_location=gs://b/tmp "
-                      "--sdk_container_image='img:1 2'")
+        "--sdk_container_image='img:1 2'",
+    )
     assert runner is None  # Beam builds the named runner itself
     assert options.view_as(po.StandardOptions).runner == "DataflowRunner"
     gcp = options.view_as(po.GoogleCloudOptions)
@@ -168,5 +238,7 @@ def test_runner_options_pass_through():
     assert (direct.direct_num_workers, direct.direct_running_mode) == (2, "multi_processing")
     options, _ = bp.make_options(bp.DIRECT_RUNNER, 2, "--direct_running_mode=multi_threading")
     assert options.view_as(po.DirectOptions).direct_running_mode == "multi_threading"
-    assert bp.make_options(bp.DIRECT_RUNNER)[0].view_as(
-        po.DirectOptions).direct_running_mode == "in_memory"
+    assert (
+        bp.make_options(bp.DIRECT_RUNNER)[0].view_as(po.DirectOptions).direct_running_mode
+        == "in_memory"
+    )

@@ -42,9 +42,11 @@ def inputs(config, batch=2, length=7, seed=1):
     rng = np.random.default_rng(seed)
     mask = np.ones((batch, length), "int32")
     mask[0, 4:] = 0
-    return {"input_word_ids": rng.integers(0, config.vocab_size, (batch, length)).astype("int32"),
-            "input_mask": mask,
-            "input_type_ids": (np.arange(length)[None] >= 3).astype("int32").repeat(batch, 0)}
+    return {
+        "input_word_ids": rng.integers(0, config.vocab_size, (batch, length)).astype("int32"),
+        "input_mask": mask,
+        "input_type_ids": (np.arange(length)[None] >= 3).astype("int32").repeat(batch, 0),
+    }
 
 
 def assert_same_weights(a, b):
@@ -60,11 +62,13 @@ def pretrainer(tiny_config):
 
 def _read_safetensors(directory):
     from safetensors.numpy import load_file
+
     return load_file(os.path.join(directory, "model.safetensors"))
 
 
 def _write_safetensors(directory, tensors):
     from safetensors.numpy import save_file
+
     save_file(tensors, os.path.join(directory, "model.safetensors"))
 
 
@@ -84,23 +88,33 @@ def test_hf_layout_of_a_pretrainer(pretrainer, tiny_vocab_file, tmp_path):
     att = enc.blocks[1].attention
     qkv = att.qkv_kernel.numpy()
     # torch Linear weights are [out, in]: our [in, out] kernels transposed.
-    np.testing.assert_array_equal(t["bert.encoder.layer.1.attention.self.query.weight"],
-                                  qkv[:, 0].reshape(h, h).T)
-    np.testing.assert_array_equal(t["bert.encoder.layer.1.attention.self.value.weight"],
-                                  qkv[:, 2].reshape(h, h).T)
-    np.testing.assert_array_equal(t["bert.encoder.layer.1.attention.self.key.bias"],
-                                  att.qkv_bias.numpy()[1].reshape(h))
-    np.testing.assert_array_equal(t["bert.encoder.layer.1.attention.output.dense.weight"],
-                                  att.output_kernel.numpy().reshape(h, h).T)
-    np.testing.assert_array_equal(t["bert.encoder.layer.0.intermediate.dense.weight"],
-                                  enc.blocks[0].intermediate.kernel.numpy().T)
-    np.testing.assert_array_equal(t["bert.embeddings.LayerNorm.weight"],
-                                  enc.embeddings.layer_norm.gamma.numpy())
+    np.testing.assert_array_equal(
+        t["bert.encoder.layer.1.attention.self.query.weight"], qkv[:, 0].reshape(h, h).T
+    )
+    np.testing.assert_array_equal(
+        t["bert.encoder.layer.1.attention.self.value.weight"], qkv[:, 2].reshape(h, h).T
+    )
+    np.testing.assert_array_equal(
+        t["bert.encoder.layer.1.attention.self.key.bias"], att.qkv_bias.numpy()[1].reshape(h)
+    )
+    np.testing.assert_array_equal(
+        t["bert.encoder.layer.1.attention.output.dense.weight"],
+        att.output_kernel.numpy().reshape(h, h).T,
+    )
+    np.testing.assert_array_equal(
+        t["bert.encoder.layer.0.intermediate.dense.weight"],
+        enc.blocks[0].intermediate.kernel.numpy().T,
+    )
+    np.testing.assert_array_equal(
+        t["bert.embeddings.LayerNorm.weight"], enc.embeddings.layer_norm.gamma.numpy()
+    )
     np.testing.assert_array_equal(t["bert.pooler.dense.weight"], enc.pooler.kernel.numpy().T)
-    np.testing.assert_array_equal(t["cls.seq_relationship.weight"],
-                                  pretrainer.nsp_head.dense.kernel.numpy().T)     # [2, H]
-    np.testing.assert_array_equal(t["cls.predictions.bias"],
-                                  pretrainer.mlm_head.output_bias.numpy())
+    np.testing.assert_array_equal(
+        t["cls.seq_relationship.weight"], pretrainer.nsp_head.dense.kernel.numpy().T
+    )  # [2, H]
+    np.testing.assert_array_equal(
+        t["cls.predictions.bias"], pretrainer.mlm_head.output_bias.numpy()
+    )
     assert "cls.predictions.decoder.weight" not in t  # tied to the word embeddings
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["num_hidden_layers"] == 2 and config["hidden_size"] == 32
@@ -126,6 +140,7 @@ def test_hf_encoder_uses_bertmodel_names(tiny_config, tmp_path):
 
 def test_google_layout_of_a_pretrainer(pretrainer, tiny_vocab_file, tmp_path):
     import tensorflow as tf
+
     out = str(tmp_path / "google")
     writers.save_google(pretrainer, out, tiny_vocab_file)
     assert {"bert_config.json", "vocab.txt", "bert_model.ckpt.index"} <= set(os.listdir(out))
@@ -138,14 +153,18 @@ def test_google_layout_of_a_pretrainer(pretrainer, tiny_vocab_file, tmp_path):
     assert shapes["bert/encoder/layer_1/output/LayerNorm/gamma"] == [h]
     assert shapes["cls/predictions/output_bias"] == [v]
     assert shapes["cls/seq_relationship/output_weights"] == [2, h]
-    np.testing.assert_array_equal(reader.get_tensor("cls/seq_relationship/output_weights"),
-                                  pretrainer.nsp_head.dense.kernel.numpy().T)
+    np.testing.assert_array_equal(
+        reader.get_tensor("cls/seq_relationship/output_weights"),
+        pretrainer.nsp_head.dense.kernel.numpy().T,
+    )
     np.testing.assert_array_equal(
         reader.get_tensor("bert/encoder/layer_0/attention/self/key/kernel"),
-        enc.blocks[0].attention.qkv_kernel.numpy()[:, 1].reshape(h, h))
+        enc.blocks[0].attention.qkv_kernel.numpy()[:, 1].reshape(h, h),
+    )
     np.testing.assert_array_equal(
         reader.get_tensor("cls/predictions/transform/LayerNorm/beta"),
-        pretrainer.mlm_head.layer_norm.beta.numpy())
+        pretrainer.mlm_head.layer_norm.beta.numpy(),
+    )
     assert len(shapes) == 5 + 16 * enc.config.num_layers + 2 + 5 + 2
     loaded = load_pretrainer(out)
     assert_same_weights(pretrainer, loaded)
@@ -214,23 +233,28 @@ def test_unused_tensors_are_an_error(tiny_config, tmp_path):
     tensors = _read_safetensors(out)
     tensors["embeddings.position_ids"] = np.arange(64)[None].astype("int64")
     _write_safetensors(out, tensors)
-    load_encoder(out)   # a position_ids buffer is not a weight: fine
+    load_encoder(out)  # a position_ids buffer is not a weight: fine
     tensors["classifier.weight"] = np.zeros((3, 32), "float32")
     _write_safetensors(out, tensors)
     with pytest.raises(CheckpointError) as error:
         load_encoder(out)
     text = _one_line(error)
-    assert text == (f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
-                    "classifier.weight (loading is strict: a checkpoint must fit its config "
-                    "exactly)")
+    assert text == (
+        f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
+        "classifier.weight (loading is strict: a checkpoint must fit its config "
+        "exactly)"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["hf", "google"])
 def test_config_with_fewer_layers_than_the_weights_fails(tiny_config, tmp_path, fmt):
     assert tiny_config.num_layers == 2
     out = str(tmp_path / fmt)
-    save, config_file = ((writers.save_hf, "config.json") if fmt == "hf"
-                         else (writers.save_google, "bert_config.json"))
+    save, config_file = (
+        (writers.save_hf, "config.json")
+        if fmt == "hf"
+        else (writers.save_google, "bert_config.json")
+    )
     save(randomize(BertEncoder(tiny_config)), out)
     config = json.load(open(os.path.join(out, config_file)))
     config["num_hidden_layers"] = 1
@@ -238,8 +262,10 @@ def test_config_with_fewer_layers_than_the_weights_fails(tiny_config, tmp_path, 
     with pytest.raises(CheckpointError) as error:
         load_encoder(out)
     text = _one_line(error)
-    assert "16 tensor(s) not used by the model (the checkpoint has 2 layers, its config " \
+    assert (
+        "16 tensor(s) not used by the model (the checkpoint has 2 layers, its config "
         "num_hidden_layers=1)" in text
+    )
     assert ("encoder.layer.1." if fmt == "hf" else "bert/encoder/layer_1/") in text
 
 
@@ -257,8 +283,9 @@ def test_untied_mlm_decoder_fails_only_where_the_heads_are_loaded(pretrainer, tm
     out = str(tmp_path / "hf")
     writers.save_hf(pretrainer, out)
     tensors = _read_safetensors(out)
-    tensors["cls.predictions.decoder.weight"] = tensors[
-        "bert.embeddings.word_embeddings.weight"] + 1.0
+    tensors["cls.predictions.decoder.weight"] = (
+        tensors["bert.embeddings.word_embeddings.weight"] + 1.0
+    )
     _write_safetensors(out, tensors)
     assert_same_weights(pretrainer.encoder, load_encoder(out))
     with pytest.raises(CheckpointError) as error:
@@ -266,7 +293,8 @@ def test_untied_mlm_decoder_fails_only_where_the_heads_are_loaded(pretrainer, tm
     assert _one_line(error) == (
         f"{out}/model.safetensors: 1 tensor(s) not used by the model: "
         "cls.predictions.decoder.weight (not tied to the word embeddings) (loading is strict: "
-        "a checkpoint must fit its config exactly)")
+        "a checkpoint must fit its config exactly)"
+    )
 
 
 def test_partial_head_fails(pretrainer, tmp_path):
@@ -290,19 +318,23 @@ def test_pretrainer_from_encoder_only_checkpoint_warns(tiny_config, tmp_path, ca
     assert_same_weights(encoder, model.encoder)
 
 
-def test_encoder_config_without_reading_tensors(pretrainer, tiny_config, tiny_vocab_file,
-                                                tmp_path):
+def test_encoder_config_without_reading_tensors(pretrainer, tiny_config, tiny_vocab_file, tmp_path):
     writers.save_hf(pretrainer, str(tmp_path / "hf"))
     writers.save_google(pretrainer, str(tmp_path / "google"))
     write_model_dir(str(tmp_path / "dir"), pretrainer, tiny_vocab_file, True)
     for path in ("hf", "google", "google/bert_model.ckpt", "dir"):
         got = read_encoder_config(str(tmp_path / path))
         assert (got.num_layers, got.hidden_size, got.max_position_embeddings) == (
-            tiny_config.num_layers, tiny_config.hidden_size,
-            tiny_config.max_position_embeddings), path
+            tiny_config.num_layers,
+            tiny_config.hidden_size,
+            tiny_config.max_position_embeddings,
+        ), path
     (tmp_path / "file").write_text("x")
-    with pytest.raises(CheckpointError, match=r"file: is a file, not a checkpoint directory "
-                                              r"\(expected a bert-tf model dir"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"file: is a file, not a checkpoint directory "
+        r"\(expected a bert-tf model dir",
+    ):
         read_encoder_config(str(tmp_path / "file"))
 
 
@@ -317,8 +349,12 @@ def test_not_a_checkpoint(tmp_path):
 def test_lower_case_inference(tmp_path, tiny_vocab_file):
     assert infer_lower_case(tiny_vocab_file) is True
     cased = tmp_path / "cased.txt"
-    cased.write_text("\n".join(["[PAD]", "[UNK]"] + [f"Word{i}" for i in range(50)]
-                               + [f"w{i}" for i in range(50)]) + "\n")
+    cased.write_text(
+        "\n".join(
+            ["[PAD]", "[UNK]"] + [f"Word{i}" for i in range(50)] + [f"w{i}" for i in range(50)]
+        )
+        + "\n"
+    )
     assert infer_lower_case(str(cased)) is False
     tokenizer_config = tmp_path / "tokenizer_config.json"
     tokenizer_config.write_text('{"do_lower_case": false}')
@@ -366,13 +402,15 @@ def test_model_dir_round_trip(tiny_config, tiny_vocab_file, tmp_path, task, cls)
 def test_model_dir_from_training_checkpoint(tiny_config, tiny_vocab_file, tmp_path):
     import keras
     import tensorflow as tf
+
     task = {"type": "classify", "label_names": ["a", "b"]}
     model = randomize(_task_model(tiny_config, task))
     out = tmp_path / "model"
     write_model_dir(str(out), model, tiny_vocab_file, True, task=task)
     os.remove(out / "model.weights.h5")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=keras.optimizers.Adam(),
-                                     step=tf.Variable(7, dtype=tf.int64))
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=keras.optimizers.Adam(), step=tf.Variable(7, dtype=tf.int64)
+    )
     checkpoint.save(str(out / "checkpoints" / "ckpt"))
     randomize(model, seed=5)
     checkpoint.save(str(out / "checkpoints" / "ckpt"))  # the latest one must win
@@ -383,8 +421,9 @@ def test_model_dir_from_training_checkpoint(tiny_config, tiny_vocab_file, tmp_pa
 def test_model_dir_weights_that_do_not_fit(tiny_config, tiny_vocab_file, tmp_path):
     task = {"type": "classify", "label_names": ["a", "b"]}
     out = str(tmp_path / "model")
-    write_model_dir(out, randomize(_task_model(tiny_config, task)), tiny_vocab_file, True,
-                    task=task)
+    write_model_dir(
+        out, randomize(_task_model(tiny_config, task)), tiny_vocab_file, True, task=task
+    )
     config = json.load(open(os.path.join(out, "config.json")))
     config["task"]["label_names"] = ["a", "b", "c"]
     json.dump(config, open(os.path.join(out, "config.json"), "w"))
@@ -393,11 +432,11 @@ def test_model_dir_weights_that_do_not_fit(tiny_config, tiny_vocab_file, tmp_pat
     assert "model.weights.h5: does not fit" in _one_line(error)
 
 
-def test_model_dir_config_with_fewer_layers_than_the_weights(tiny_config, tiny_vocab_file,
-                                                             tmp_path):
+def test_model_dir_config_with_fewer_layers_than_the_weights(
+    tiny_config, tiny_vocab_file, tmp_path
+):
     out = str(tmp_path / "dir")
-    write_model_dir(out, randomize(BertPretrainer(BertEncoder(tiny_config))), tiny_vocab_file,
-                    True)
+    write_model_dir(out, randomize(BertPretrainer(BertEncoder(tiny_config))), tiny_vocab_file, True)
     config = json.load(open(os.path.join(out, "config.json")))
     config["encoder"]["num_layers"] = 1
     json.dump(config, open(os.path.join(out, "config.json"), "w"))
@@ -405,7 +444,8 @@ def test_model_dir_config_with_fewer_layers_than_the_weights(tiny_config, tiny_v
         load_encoder(out)
     assert _one_line(error) == (
         f"{out}/model.weights.h5: holds 38 weight tensors but the model of {out}/config.json "
-        "has 26 (e.g. a config with fewer layers than the weights); loading is strict")
+        "has 26 (e.g. a config with fewer layers than the weights); loading is strict"
+    )
 
 
 def test_model_dir_without_weights(tiny_config, tiny_vocab_file, tmp_path):

@@ -17,9 +17,11 @@ TOLERANCE = 1e-4
 
 
 def _inputs(golden, kind):
-    return {"input_word_ids": golden[f"{kind}_input_ids"].astype("int32"),
-            "input_mask": golden[f"{kind}_attention_mask"].astype("int32"),
-            "input_type_ids": golden[f"{kind}_token_type_ids"].astype("int32")}
+    return {
+        "input_word_ids": golden[f"{kind}_input_ids"].astype("int32"),
+        "input_mask": golden[f"{kind}_attention_mask"].astype("int32"),
+        "input_type_ids": golden[f"{kind}_token_type_ids"].astype("int32"),
+    }
 
 
 def _run(encoder, golden):
@@ -52,16 +54,20 @@ def test_hf_directory_matches_pytorch_reference(hf_outputs, golden_minilm, kind)
     seq_diff = np.abs(seq - want_seq).max()
     real_diff = np.abs(seq - want_seq)[real].max()
     pooled_diff = np.abs(pooled - want_pooled).max()
-    print(f"\n{kind}: last_hidden_state max |diff| {seq_diff:.3g} (real tokens {real_diff:.3g}), "
-          f"pooler_output {pooled_diff:.3g}")
+    print(
+        f"\n{kind}: last_hidden_state max |diff| {seq_diff:.3g} (real tokens {real_diff:.3g}), "
+        f"pooler_output {pooled_diff:.3g}"
+    )
     assert seq.shape == want_seq.shape and pooled.shape == want_pooled.shape
     assert seq_diff <= TOLERANCE
     assert pooled_diff <= TOLERANCE
 
 
-def test_google_checkpoint_gives_identical_outputs(hf_encoder, hf_outputs, golden_minilm,
-                                                   minilm_dir, tmp_path):
+def test_google_checkpoint_gives_identical_outputs(
+    hf_encoder, hf_outputs, golden_minilm, minilm_dir, tmp_path
+):
     import tensorflow as tf
+
     out = str(tmp_path / "google")
     writers.save_google(hf_encoder, out, os.path.join(minilm_dir, "vocab.txt"))
     reader = tf.train.load_checkpoint(os.path.join(out, "bert_model.ckpt"))
@@ -80,6 +86,7 @@ def test_google_checkpoint_gives_identical_outputs(hf_encoder, hf_outputs, golde
 def test_model_dir_gives_identical_outputs(hf_outputs, golden_minilm, minilm_dir, tmp_path):
     from bert_tf.checkpoints.convert import convert
     from bert_tf.model_dir import ModelDir
+
     out = str(tmp_path / "model")
     convert(minilm_dir, out, "bert_tf")
     values = ModelDir(out).read_config()

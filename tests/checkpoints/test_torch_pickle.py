@@ -31,6 +31,7 @@ def _write_torch_zip(path, state, transpose_storage=()):
 
     def _rebuild_tensor_v2(*args):
         raise AssertionError("never called while writing")
+
     _rebuild_tensor_v2.__module__ = "torch._utils"
     _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
     utils._rebuild_tensor_v2 = _rebuild_tensor_v2
@@ -43,14 +44,16 @@ def _write_torch_zip(path, state, transpose_storage=()):
             self.storage, self.size, self.stride = storage, size, stride
 
         def __reduce__(self):
-            return (_rebuild_tensor_v2, (self.storage, 0, self.size, self.stride, False,
-                                         collections.OrderedDict()))
+            return (
+                _rebuild_tensor_v2,
+                (self.storage, 0, self.size, self.stride, False, collections.OrderedDict()),
+            )
 
     storages, tensors = [], collections.OrderedDict()
     for i, (name, array) in enumerate(state.items()):
         array = np.asarray(array, np.float32)
         if name in transpose_storage and array.ndim == 2:
-            stored = np.ascontiguousarray(array.T)          # memory holds the transpose
+            stored = np.ascontiguousarray(array.T)  # memory holds the transpose
             stride = (1, array.shape[0])
         else:
             stored = np.ascontiguousarray(array)
@@ -85,8 +88,7 @@ def _write_torch_zip(path, state, transpose_storage=()):
 
 def test_reads_tensors_including_strided_views(tmp_path):
     rng = np.random.default_rng(0)
-    state = {"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(5,)),
-             "c": rng.normal(size=(2, 3))}
+    state = {"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(5,)), "c": rng.normal(size=(2, 3))}
     path = str(tmp_path / "pytorch_model.bin")
     _write_torch_zip(path, state, transpose_storage={"c"})
     got = load_torch_state_dict(path)
@@ -98,6 +100,7 @@ def test_reads_tensors_including_strided_views(tmp_path):
 
 def test_hf_directory_with_pytorch_bin(tiny_config, tmp_path):
     from safetensors.numpy import load_file
+
     encoder = BertEncoder(tiny_config)
     rng = np.random.default_rng(1)
     for v in encoder.weights:

@@ -35,26 +35,40 @@ def test_csv_with_quoted_multiline_field_and_pairs(tmp_path):
     path = write(tmp_path, "d.csv", 'id,s1,s2,y\n1,"a, b\nc",x,1\n\n2,d,"e ""q""",0\n')
     stats = c.ReadStats()
     ex = c.read_examples(path, "s1", "s2", "y", stats=stats)
-    assert [(e.text_a, e.text_b, e.label) for e in ex] == [("a, b\nc", "x", "1"),
-                                                          ("d", 'e "q"', "0")]
+    assert [(e.text_a, e.text_b, e.label) for e in ex] == [
+        ("a, b\nc", "x", "1"),
+        ("d", 'e "q"', "0"),
+    ]
     assert ex[1].source.endswith("d.csv:5") and stats.blank_lines == 1
 
 
 def test_jsonl(tmp_path):
-    path = write(tmp_path, "d.jsonl", '{"sentence": "hi", "label": 1}\n\n{"sentence": "yo", '
-                 '"label": 0}\n')
+    path = write(
+        tmp_path, "d.jsonl", '{"sentence": "hi", "label": 1}\n\n{"sentence": "yo", "label": 0}\n'
+    )
     assert [(e.text_a, e.label) for e in c.read_examples(path)] == [("hi", "1"), ("yo", "0")]
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("a.tsv", "text\tlabel\nhi\t1\n",
-     r"a.tsv:1: no column 'sentence' \(--text_a_column\) in the header; found: 'text', 'label'"),
-    ("b.tsv", "sentence\tlabel\nhi\t1\nthere\n", r"b.tsv:3: expected 2 fields .*got 1"),
-    ("c.tsv", "sentence\tlabel\nhi\t1\n\t0\n", r"c.tsv:3: sentence: empty or missing value"),
-    ("d.jsonl", '{"sentence": "a", "label": 1}\n{"sentence": "b"\n', r"d.jsonl:2: invalid JSON"),
-    ("e.jsonl", '{"sentence": "a"}\n', r"e.jsonl:1: no key 'label'"),
-    ("f.xml", "x", r"f.xml: unknown format"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        (
+            "a.tsv",
+            "text\tlabel\nhi\t1\n",
+            r"a.tsv:1: no column 'sentence' \(--text_a_column\) in the header; "
+            r"found: 'text', 'label'",
+        ),
+        ("b.tsv", "sentence\tlabel\nhi\t1\nthere\n", r"b.tsv:3: expected 2 fields .*got 1"),
+        ("c.tsv", "sentence\tlabel\nhi\t1\n\t0\n", r"c.tsv:3: sentence: empty or missing value"),
+        (
+            "d.jsonl",
+            '{"sentence": "a", "label": 1}\n{"sentence": "b"\n',
+            r"d.jsonl:2: invalid JSON",
+        ),
+        ("e.jsonl", '{"sentence": "a"}\n', r"e.jsonl:1: no key 'label'"),
+        ("f.xml", "x", r"f.xml: unknown format"),
+    ],
+)
 def test_bad_input_names_file_line_field(tmp_path, name, text, message):
     with pytest.raises(DataError, match=message):
         c.read_examples(write(tmp_path, name, text))
@@ -76,17 +90,33 @@ def test_regression_labels():
 
 def test_features_are_packed_once_and_batches_pad_to_their_longest(tiny_vocab_file):
     from bert_tf.text.tokenizer import BertTokenizer
+
     tok = BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
-    ex = [c.Example("good movie", "bad"), c.Example("the quick brown fox jumps over", "dog"),
-          c.Example("great", "a")]
+    ex = [
+        c.Example("good movie", "bad"),
+        c.Example("the quick brown fox jumps over", "dog"),
+        c.Example("great", "a"),
+    ]
     f = c.build_features(ex, tok, max_seq_length=6, labels=[1, 0, 1])
     # [CLS] good movie [SEP] bad [SEP]; the long pair truncated longest-first to 6
-    assert [tok.id_to_token(i) for i in f.row(0)] == ["[CLS]", "good", "movie", "[SEP]",
-                                                     "bad", "[SEP]"]
-    assert [tok.id_to_token(i) for i in f.row(1)] == ["[CLS]", "the", "quick", "[SEP]",
-                                                     "dog", "[SEP]"]
+    assert [tok.id_to_token(i) for i in f.row(0)] == [
+        "[CLS]",
+        "good",
+        "movie",
+        "[SEP]",
+        "bad",
+        "[SEP]",
+    ]
+    assert [tok.id_to_token(i) for i in f.row(1)] == [
+        "[CLS]",
+        "the",
+        "quick",
+        "[SEP]",
+        "dog",
+        "[SEP]",
+    ]
     assert list(f.lengths) == [6, 6, 5]
-    batches = batch_order(f.lengths, 2)        # eval: sorted by length
+    batches = batch_order(f.lengths, 2)  # eval: sorted by length
     assert [list(b) for b in batches] == [[2, 0], [1]]
     (inputs, labels), _ = list(make_dataset(f, batches).as_numpy_iterator())
     assert inputs["input_word_ids"].shape == (2, 6)
@@ -101,7 +131,7 @@ def test_train_batch_order_is_bucketed_seeded_and_complete():
     assert batch_order(lengths, 8, shuffle=True, seed=3)[5].tolist() == a[5].tolist()
     assert sorted(np.concatenate(a).tolist()) == list(range(100))
     spread = np.mean([np.ptp(lengths[b]) for b in a])
-    assert spread < 4     # random batches would spread ~14
+    assert spread < 4  # random batches would spread ~14
 
 
 def test_tfds_local_dataset(tmp_path):
@@ -112,13 +142,21 @@ def test_tfds_local_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "sentence": tfds.features.Text(),
-                "label": tfds.features.ClassLabel(names=["negative", "positive"])}))
+            return tfds.core.DatasetInfo(
+                builder=self,
+                features=tfds.features.FeaturesDict(
+                    {
+                        "sentence": tfds.features.Text(),
+                        "label": tfds.features.ClassLabel(names=["negative", "positive"]),
+                    }
+                ),
+            )
 
         def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(["good movie", "bad movie"], [1, 0]),
-                    "validation": self._generate_examples(["great"], [1])}
+            return {
+                "train": self._generate_examples(["good movie", "bad movie"], [1, 0]),
+                "validation": self._generate_examples(["great"], [1]),
+            }
 
         def _generate_examples(self, texts, labels):
             for i, (t, y) in enumerate(zip(texts, labels)):
@@ -135,6 +173,7 @@ def test_tfds_local_dataset(tmp_path):
 
 def test_long_single_texts_become_overlapping_windows(tiny_vocab_file):
     from bert_tf.text.tokenizer import BertTokenizer
+
     tok = BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
     words = "the quick brown fox jumps over the lazy dog".split()
     ex = [c.Example(" ".join(words)), c.Example("good")]

@@ -32,12 +32,18 @@ def test_iob1_and_iob2_fixtures_hold_the_same_entities():
     assert conll.tag_names(two) == ["O", "B-LOC", "B-PER"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a B-PER\nb\n", r"x.txt:2: tag: expected at least 2 columns"),
-    ("a NN B-PER\nb B-PER\n", r"x.txt:2: expected 3 columns \(as the sentence's first line\), "
-                              r"got 2"),
-    ("-DOCSTART- -X- O\n\n", r"x.txt: no sentences"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a B-PER\nb\n", r"x.txt:2: tag: expected at least 2 columns"),
+        (
+            "a NN B-PER\nb B-PER\n",
+            r"x.txt:2: expected 3 columns \(as the sentence's first line\), "
+            r"got 2",
+        ),
+        ("-DOCSTART- -X- O\n\n", r"x.txt: no sentences"),
+    ],
+)
 def test_bad_input(tmp_path, text, message):
     path = tmp_path / "x.txt"
     path.write_text(text)
@@ -47,13 +53,15 @@ def test_bad_input(tmp_path, text, message):
 
 def tokenizer(tiny_vocab_file):
     from bert_tf.text.tokenizer import BertTokenizer
+
     return BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
 
 
 def test_labels_on_first_piece_and_long_sentences_split(tiny_vocab_file):
     tok = tokenizer(tiny_vocab_file)
-    sentences = [conll.Sentence(["unaffable", "John", "runs"], ["O", "B-PER", "O"],
-                                [1, 2, 3], source="x:1")]
+    sentences = [
+        conll.Sentence(["unaffable", "John", "runs"], ["O", "B-PER", "O"], [1, 2, 3], source="x:1")
+    ]
     tag_ids = {"O": 0, "B-PER": 1}
     f, windows = conll.build_features(sentences, tok, 16, tag_ids)
     # un ##aff ##able | john | r ##un ##s? -> whatever the vocab gives, first piece carries it
@@ -77,10 +85,15 @@ def test_labels_on_first_piece_and_long_sentences_split(tiny_vocab_file):
                 assert word not in owners
                 owners[word] = k
     assert sorted(owners) == [0, 1, 2] and n >= 6
-    assert owners[1] == 1          # "john": piece 3, context 1|0 in window 0, 1|2 in window 1
-    tags = conll.stitch_predictions(sentences, windows,
-                                    [["B-PER"] * len(w.words) if k == 1 else
-                                     ["O"] * len(w.words) for k, w in enumerate(windows)])
+    assert owners[1] == 1  # "john": piece 3, context 1|0 in window 0, 1|2 in window 1
+    tags = conll.stitch_predictions(
+        sentences,
+        windows,
+        [
+            ["B-PER"] * len(w.words) if k == 1 else ["O"] * len(w.words)
+            for k, w in enumerate(windows)
+        ],
+    )
     assert tags[0][1] == "B-PER" and tags[0][0] == "O"
     _, first = conll.build_features(sentences, tok, 6, tag_ids, first_window_only=True)
     assert len(first) == 1

@@ -29,16 +29,22 @@ def one_line(error):
 
 
 # ---- BOM and CRLF -------------------------------------------------------------------------
-@pytest.mark.parametrize("name, data", [
-    ("a.tsv", BOM + b"sentence\tlabel\r\nhi there\tpos\r\n\r\nyo\tneg\r\n"),
-    ("b.csv", BOM + b'sentence,label\r\n"hi there",pos\r\n\r\nyo,neg\r\n'),
-    ("c.jsonl", BOM + b'{"sentence": "hi there", "label": "pos"}\r\n\r\n'
-                b'{"sentence": "yo", "label": "neg"}\r\n'),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("a.tsv", BOM + b"sentence\tlabel\r\nhi there\tpos\r\n\r\nyo\tneg\r\n"),
+        ("b.csv", BOM + b'sentence,label\r\n"hi there",pos\r\n\r\nyo,neg\r\n'),
+        (
+            "c.jsonl",
+            BOM + b'{"sentence": "hi there", "label": "pos"}\r\n\r\n'
+            b'{"sentence": "yo", "label": "neg"}\r\n',
+        ),
+    ],
+)
 def test_bom_and_crlf_are_accepted(tmp_path, name, data):
     examples = c.read_examples(write(tmp_path, name, data))
     assert [(e.text_a, e.label) for e in examples] == [("hi there", "pos"), ("yo", "neg")]
-    line = 3 if name.endswith(".jsonl") else 4     # JSONL has no header line
+    line = 3 if name.endswith(".jsonl") else 4  # JSONL has no header line
     assert examples[1].source.endswith(f"{name}:{line}")
 
 
@@ -49,11 +55,14 @@ def test_csv_quoted_field_over_crlf_lines(tmp_path):
 
 
 # ---- bytes that are not UTF-8, directories ------------------------------------------------
-@pytest.mark.parametrize("name, data, line, column", [
-    ("a.tsv", b"sentence\tlabel\nok\t1\ncaf\xe9\t0\n", 3, 4),
-    ("b.csv", BOM + b"sentence,label\nok,1\nok,1\n\xff,0\n", 4, 1),
-    ("c.jsonl", b'{"sentence": "ok", "label": 1}\n{"sentence": "\xc3(", "label": 1}\n', 2, 15),
-])
+@pytest.mark.parametrize(
+    "name, data, line, column",
+    [
+        ("a.tsv", b"sentence\tlabel\nok\t1\ncaf\xe9\t0\n", 3, 4),
+        ("b.csv", BOM + b"sentence,label\nok,1\nok,1\n\xff,0\n", 4, 1),
+        ("c.jsonl", b'{"sentence": "ok", "label": 1}\n{"sentence": "\xc3(", "label": 1}\n', 2, 15),
+    ],
+)
 def test_non_utf8_byte_names_file_and_line(tmp_path, name, data, line, column):
     path = write(tmp_path, name, data)
     with pytest.raises(DataError) as error:
@@ -61,7 +70,8 @@ def test_non_utf8_byte_names_file_and_line(tmp_path, name, data, line, column):
     byte = data.splitlines()[line - 1].lstrip(BOM)[column - 1]
     assert one_line(error) == (
         f"{path}:{line}: not UTF-8: byte 0x{byte:02x} at column {column} (expected UTF-8 "
-        "text; re-encode the file, e.g. `iconv -f latin1 -t utf-8`)")
+        "text; re-encode the file, e.g. `iconv -f latin1 -t utf-8`)"
+    )
 
 
 def test_non_utf8_in_conll_and_squad(tmp_path):
@@ -71,7 +81,7 @@ def test_non_utf8_in_conll_and_squad(tmp_path):
     data = json.dumps(_squad([_qa("q1", "London", 14)]), indent=1).encode()
     data = data.replace(b"Where", b"Wh\xffere")
     path = write(tmp_path, "s.json", data)
-    line = data[:data.index(b"\xff")].count(b"\n") + 1
+    line = data[: data.index(b"\xff")].count(b"\n") + 1
     assert line > 5
     with pytest.raises(DataError, match=rf"s.json:{line}: not UTF-8: byte 0xff"):
         squad.read_examples(path)
@@ -95,7 +105,8 @@ def test_labels_mixing_ids_and_names_fail(tmp_path):
         c.LabelMap.from_examples(examples)
     assert one_line(error) == (
         f"{path}:2: label: '1' is a class id (number) but the other labels are class names "
-        "('neg', 'pos'); use one kind in the whole file")
+        "('neg', 'pos'); use one kind in the whole file"
+    )
     ok = c.read_examples(write(tmp_path, "n.tsv", "sentence\tlabel\na\t1\nb\t0\nc\t2\n"))
     assert c.LabelMap.from_examples(ok).names == ["0", "1", "2"]
 
@@ -105,18 +116,21 @@ def test_regression_label_must_be_finite(tmp_path, value):
     path = write(tmp_path, "r.tsv", f"sentence\tlabel\na\t1.5\nb\t{value}\n")
     with pytest.raises(DataError) as error:
         c.encode_regression(c.read_examples(path))
-    assert one_line(error) == (f"{path}:3: label: expected a finite number for regression, "
-                               f"got '{value}'")
+    assert one_line(error) == (
+        f"{path}:3: label: expected a finite number for regression, got '{value}'"
+    )
 
 
 # ---- CoNLL layouts and tag schemes --------------------------------------------------------
 def test_conll_layouts(tmp_path):
     """Tab- or space-separated, 2..N columns (tag last), -DOCSTART-, a tab-only separator
     line, CRLF and a BOM."""
-    data = (BOM + b"-DOCSTART- -X- -X- O\r\n\r\n"
-            b"EU\tNNP\tB-NP\tB-ORG\r\nrejects\tVBZ\tB-VP\tO\r\n\t\r\n"
-            b"Peter NNP B-NP B-PER\r\nBlackburn NNP I-NP I-PER\r\n \r\n"
-            b"-DOCSTART- O\r\nBonn B-LOC\r\n")
+    data = (
+        BOM + b"-DOCSTART- -X- -X- O\r\n\r\n"
+        b"EU\tNNP\tB-NP\tB-ORG\r\nrejects\tVBZ\tB-VP\tO\r\n\t\r\n"
+        b"Peter NNP B-NP B-PER\r\nBlackburn NNP I-NP I-PER\r\n \r\n"
+        b"-DOCSTART- O\r\nBonn B-LOC\r\n"
+    )
     sentences = conll.read_sentences(write(tmp_path, "x.conll", data))
     assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter", "Blackburn"], ["Bonn"]]
     assert [s.tags for s in sentences] == [["B-ORG", "O"], ["B-PER", "I-PER"], ["B-LOC"]]
@@ -124,28 +138,35 @@ def test_conll_layouts(tmp_path):
     assert sentences[0].columns[0] == ["EU", "NNP", "B-NP", "B-ORG"]
 
 
-@pytest.mark.parametrize("tag, problem", [
-    ("PER", "no B-/I- prefix (a bare type is not an IOB tag)"),
-    ("o", "the O/B-/I- prefix must be upper-case"),
-    ("b-per", "the O/B-/I- prefix must be upper-case"),
-    ("S-PER", "S-/E- tags are BIOES: pass --tag_scheme=bioes"),
-])
+@pytest.mark.parametrize(
+    "tag, problem",
+    [
+        ("PER", "no B-/I- prefix (a bare type is not an IOB tag)"),
+        ("o", "the O/B-/I- prefix must be upper-case"),
+        ("b-per", "the O/B-/I- prefix must be upper-case"),
+        ("S-PER", "S-/E- tags are BIOES: pass --tag_scheme=bioes"),
+    ],
+)
 def test_tags_outside_the_scheme_fail(tmp_path, tag, problem):
     path = write(tmp_path, "t.conll", f"John B-PER\nSmith I-PER\n\nsaid O\nBob {tag}\n")
     with pytest.raises(DataError) as error:
         conll.read_sentences(path)
-    assert one_line(error) == (f"{path}:5: tag: tag {tag!r}: {problem} (--tag_scheme=iob: "
-                               "expected O, B-TYPE or I-TYPE)")
-    conll.read_sentences(path, need_tags=False)   # prediction input: no tags to check
+    assert one_line(error) == (
+        f"{path}:5: tag: tag {tag!r}: {problem} (--tag_scheme=iob: expected O, B-TYPE or I-TYPE)"
+    )
+    conll.read_sentences(path, need_tags=False)  # prediction input: no tags to check
 
 
 def test_bioes_scheme_is_read_as_iob2(tmp_path):
     path = write(tmp_path, "b.conll", "New B-LOC\nYork E-LOC\nis O\nbig O\nBob S-PER\nAl S-PER\n")
     (sentence,) = conll.read_sentences(path, tag_scheme="bioes")
     assert sentence.tags == ["B-LOC", "I-LOC", "O", "O", "B-PER", "B-PER"]
-    assert sentence.columns[1] == ["York", "E-LOC"]   # written back as it was
-    with pytest.raises(DataError, match=r"b.conll:1: tag: tag 'X-LOC': not a tag of the "
-                                        r"scheme \(--tag_scheme=bioes"):
+    assert sentence.columns[1] == ["York", "E-LOC"]  # written back as it was
+    with pytest.raises(
+        DataError,
+        match=r"b.conll:1: tag: tag 'X-LOC': not a tag of the "
+        r"scheme \(--tag_scheme=bioes",
+    ):
         conll.read_sentences(write(tmp_path, "b.conll", "New X-LOC\n"), tag_scheme="bioes")
 
 
@@ -162,19 +183,27 @@ def _qa(qid, text, start, impossible=None):
 
 
 def _squad(qas, context=CONTEXT):
-    return {"version": "v2.0", "data": [{"title": "t", "paragraphs": [
-        {"context": context, "qas": qas}]}]}
+    return {
+        "version": "v2.0",
+        "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}],
+    }
 
 
 def test_squad_answers_with_spaces_are_stripped(tmp_path):
     qas = [_qa("a", " London ", 13), _qa("b", "London. ", 14), _qa("c", "  London", 14)]
     stats = squad.SquadStats()
-    examples = squad.read_examples(write(tmp_path, "s.json", BOM + json.dumps(_squad(qas))
-                                         .encode()), offset_errors="fail", stats=stats)
+    examples = squad.read_examples(
+        write(tmp_path, "s.json", BOM + json.dumps(_squad(qas)).encode()),
+        offset_errors="fail",
+        stats=stats,
+    )
     for e in examples:
-        assert e.context[e.answer_start:e.answer_start + len(e.answer_text)] == e.answer_text
+        assert e.context[e.answer_start : e.answer_start + len(e.answer_text)] == e.answer_text
     assert [(e.answer_start, e.answer_text) for e in examples] == [
-        (14, "London"), (14, "London."), (14, "London")]
+        (14, "London"),
+        (14, "London."),
+        (14, "London"),
+    ]
     assert stats.offsets_fixed == 0 and stats.answers_dropped == 0
 
 
@@ -186,7 +215,8 @@ def test_squad_v2_file_in_v1_mode_fails(tmp_path):
     assert one_line(error) == (
         f"{path}: data[0].paragraphs[0].qas[1].is_impossible: question id 'b' has "
         "is_impossible=true (a SQuAD v2.0 file) but SQuAD v2.0 is off "
-        "(--noversion_2_with_negative)")
+        "(--noversion_2_with_negative)"
+    )
     assert len(squad.read_examples(path)) == 2
     answerable = write(tmp_path, "t.json", json.dumps(_squad(qas[:1])))
     assert len(squad.read_examples(answerable, allow_impossible=False)) == 1
@@ -198,8 +228,10 @@ def test_squad_duplicate_ids_fail(tmp_path):
     path = write(tmp_path, "s.json", json.dumps(data))
     with pytest.raises(DataError) as error:
         squad.read_examples(path)
-    assert one_line(error) == (f"{path}: data[1].paragraphs[0].qas[0].id: duplicate question id "
-                               "'a' (also at data[0].paragraphs[0].qas[0]): ids must be unique")
+    assert one_line(error) == (
+        f"{path}: data[1].paragraphs[0].qas[0].id: duplicate question id "
+        "'a' (also at data[0].paragraphs[0].qas[0]): ids must be unique"
+    )
 
 
 # ---- pre-training input -------------------------------------------------------------------
@@ -209,16 +241,24 @@ def test_pretraining_refuses_binary_files(tmp_path):
     gz = write(tmp_path, "corpus.txt.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03abc")
     with pytest.raises(pd.PretrainingDataError) as error:
         pd.expand_input_files(f"{text},{gz}")
-    assert one_line(error) == (f"{gz}: not a text file (NUL byte at offset 3); expected UTF-8 "
-                               "text (decompress archives first)")
+    assert one_line(error) == (
+        f"{gz}: not a text file (NUL byte at offset 3); expected UTF-8 "
+        "text (decompress archives first)"
+    )
     noise = write(tmp_path, "noise.bin", bytes(range(128, 256)) * 4)
-    with pytest.raises(pd.PretrainingDataError, match=r"noise.bin: not a text file \(100% of "
-                                                      r"the first 512 bytes are not UTF-8\)"):
+    with pytest.raises(
+        pd.PretrainingDataError,
+        match=r"noise.bin: not a text file \(100% of "
+        r"the first 512 bytes are not UTF-8\)",
+    ):
         pd.expand_input_files(noise)
 
 
 def test_pretraining_text_with_bom_and_crlf(tmp_path):
     from bert_tf.data.pretraining import sentences
+
     path = write(tmp_path, "c.txt", BOM + b"First one.\r\nSecond one.\r\n\r\nNext doc.\r\n")
     assert list(sentences.iter_documents(path, "sentences")) == [
-        ["First one.", "Second one."], ["Next doc."]]
+        ["First one.", "Second one."],
+        ["Next doc."],
+    ]

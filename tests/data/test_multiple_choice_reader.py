@@ -17,8 +17,12 @@ def test_swag_csv_context_choices_and_quoted_commas():
     assert len(examples) == 4
     e = examples[1]
     assert e.context == "John lives in paris, france."
-    assert e.choices == ["He is a brown dog.", "He loves the capital of france.",
-                         "He jumps in london, over the dog.", "He is the quick fox."]
+    assert e.choices == [
+        "He is a brown dog.",
+        "He loves the capital of france.",
+        "He jumps in london, over the dog.",
+        "He is the quick fox.",
+    ]
     assert e.label == 1 and e.source.endswith("swag_train.csv:3")
     assert examples[0].choices[2] == "It reads a terrible movie, slowly."
     assert [x.label for x in examples] == [0, 1, 2, 3]
@@ -30,7 +34,7 @@ def test_swag_unlabeled_test_file_reads_for_prediction():
     assert [e.label for e in examples] == [None, None]
     assert examples[1].choices[0] == "John does."
     with pytest.raises(DataError, match=r"swag_test_unlabeled.csv:1: expected SWAG columns"):
-        mc.read_examples(path)                       # training needs the label column
+        mc.read_examples(path)  # training needs the label column
 
 
 def test_jsonl_any_number_of_choices():
@@ -39,20 +43,35 @@ def test_jsonl_any_number_of_choices():
     assert examples[2].label == 2 and examples[0].context == "john lives in paris"
 
 
-@pytest.mark.parametrize("lines, message", [
-    (['{"context": "a", "choices": ["x", "y"], "label": 0}',
-      '{"context": "b", "choices": ["x", "y", "z"], "label": 1}'],
-     r"bad.jsonl:2: choices: expected 2 choices \(as line 1\), got 3"),
-    (['{"context": "a", "choices": ["x"], "label": 0}'],
-     r"bad.jsonl:1: choices: expected a list of >= 2 strings"),
-    (['{"context": "a", "choices": ["x", "y"], "label": 2}'],
-     r"bad.jsonl:1: label: expected a choice index 0..1, got 2"),
-    (['{"context": "", "choices": ["x", "y"], "label": 0}'],
-     r"bad.jsonl:1: context: expected a non-empty string"),
-    (['{"context": "a", "choices": ["x", ""], "label": 0}'],
-     r"bad.jsonl:1: choices\[1\]: expected a non-empty string"),
-    (['{"context": "a", "choices": ["x", "y"]'], r"bad.jsonl:1: invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (
+            [
+                '{"context": "a", "choices": ["x", "y"], "label": 0}',
+                '{"context": "b", "choices": ["x", "y", "z"], "label": 1}',
+            ],
+            r"bad.jsonl:2: choices: expected 2 choices \(as line 1\), got 3",
+        ),
+        (
+            ['{"context": "a", "choices": ["x"], "label": 0}'],
+            r"bad.jsonl:1: choices: expected a list of >= 2 strings",
+        ),
+        (
+            ['{"context": "a", "choices": ["x", "y"], "label": 2}'],
+            r"bad.jsonl:1: label: expected a choice index 0..1, got 2",
+        ),
+        (
+            ['{"context": "", "choices": ["x", "y"], "label": 0}'],
+            r"bad.jsonl:1: context: expected a non-empty string",
+        ),
+        (
+            ['{"context": "a", "choices": ["x", ""], "label": 0}'],
+            r"bad.jsonl:1: choices\[1\]: expected a non-empty string",
+        ),
+        (['{"context": "a", "choices": ["x", "y"]'], r"bad.jsonl:1: invalid JSON"),
+    ],
+)
 def test_jsonl_errors_are_one_line_with_line_number(tmp_path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -79,28 +98,29 @@ def test_swag_csv_errors(tmp_path):
 
 @pytest.mark.parametrize("label", ["\u00b2", "\u2460", "\u0661", "1.0", " "])
 def test_swag_csv_label_that_is_no_ascii_index_names_file_line_and_field(tmp_path, label):
-    """"\u00b2".isdigit() is True but int() refuses it: one DataError line, not a bare
+    """ "\u00b2".isdigit() is True but int() refuses it: one DataError line, not a bare
     `invalid literal for int()`."""
     path = tmp_path / "s.csv"
-    path.write_text(f"sent1,sent2,ending0,ending1,label\na,b,c,d,0\na,b,c,d,{label}\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"sent1,sent2,ending0,ending1,label\na,b,c,d,0\na,b,c,d,{label}\n", encoding="utf-8"
+    )
     with pytest.raises(DataError) as info:
         mc.read_examples(str(path))
-    assert str(info.value) == (f"{path}:3: label: expected a choice index 0..1, got "
-                               f"{label!r}")
+    assert str(info.value) == (f"{path}:3: label: expected a choice index 0..1, got {label!r}")
 
 
 def test_features_pack_context_and_each_choice(tiny_vocab_file):
     from bert_tf.text.tokenizer import BertTokenizer
+
     tok = BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
     examples = mc.read_examples(os.path.join(FIXTURES, "choice.jsonl"))
     features = mc.build_features(examples, tok, max_seq_length=8)
     assert len(features) == 3 and features.num_choices == 3
     vocab = open(tiny_vocab_file).read().split("\n")
-    row = [vocab[i] for i in features.rows.row(1)]       # example 0, choice 1
+    row = [vocab[i] for i in features.rows.row(1)]  # example 0, choice 1
     # 4 + 3 pieces for a budget of 5: longest-first trimming (the original) -> 3 + 2
     assert row == ["[CLS]", "john", "lives", "in", "[SEP]", "a", "lazy", "[SEP]"]
-    types = features.rows.type_ids[features.rows.row_splits[1]:features.rows.row_splits[2]]
+    types = features.rows.type_ids[features.rows.row_splits[1] : features.rows.row_splits[2]]
     assert types.tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
     np.testing.assert_array_equal(features.labels, [0, 1, 2])
     lengths = features.rows.lengths.reshape(3, 3)
@@ -120,8 +140,10 @@ def test_non_utf8_byte_and_bom_are_read_like_the_other_readers(tmp_path):
     good.write_bytes(b'\xef\xbb\xbf{"context": "a", "choices": ["b", "c"], "label": 1}\r\n')
     assert [e.label for e in mc.read_examples(str(good))] == [1]
     bad = tmp_path / "latin1.jsonl"
-    bad.write_bytes(b'{"context": "a", "choices": ["b", "c"], "label": 0}\n'
-                    b'{"context": "caf\xe9", "choices": ["b", "c"], "label": 0}\n')
+    bad.write_bytes(
+        b'{"context": "a", "choices": ["b", "c"], "label": 0}\n'
+        b'{"context": "caf\xe9", "choices": ["b", "c"], "label": 0}\n'
+    )
     with pytest.raises(DataError) as info:
         mc.read_examples(str(bad))
     assert str(info.value).startswith(f"{bad}:2: not UTF-8: byte 0xe9")

@@ -49,30 +49,51 @@ def test_bad_sequences_and_settings_are_one_line_errors():
         PackingConfig(128, 0).validate()
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"max_sequences_per_row": 0}, "--max_sequences_per_row: expected an integer in [1, 25] "
-     "(a row of --max_seq_length=128 tokens holds at most that many sequences of >= 5 "
-     "tokens, [CLS] a [SEP] b [SEP]), got 0"),
-    ({"max_sequences_per_row": -1}, "--max_sequences_per_row: expected an integer in [1, 25]"),
-    ({"max_sequences_per_row": 26}, "--max_sequences_per_row: expected an integer in [1, 25]"),
-    ({"max_predictions_per_row": 0}, "--max_predictions_per_row: expected an integer in "
-     "[20, 60] (at least one sequence's --max_predictions_per_seq=20, at most what 3 "
-     "sequences or 128 tokens can carry); leave it unset for the default 23, got 0"),
-    ({"max_predictions_per_row": -1}, "--max_predictions_per_row: expected an integer in "
-     "[20, 60]"),
-    ({"max_predictions_per_row": 1}, "--max_predictions_per_row: expected an integer in "
-     "[20, 60]"),
-    ({"max_predictions_per_row": 61}, "--max_predictions_per_row: expected an integer in "
-     "[20, 60]"),
-    ({"buffer_size": 0}, "--pack_buffer_size: expected an integer >= 1 (sequences packed "
-     "together), got 0"),
-    ({"max_sequences_per_row": 2.0}, "--max_sequences_per_row: expected an integer"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"max_sequences_per_row": 0},
+            "--max_sequences_per_row: expected an integer in [1, 25] "
+            "(a row of --max_seq_length=128 tokens holds at most that many sequences of >= 5 "
+            "tokens, [CLS] a [SEP] b [SEP]), got 0",
+        ),
+        ({"max_sequences_per_row": -1}, "--max_sequences_per_row: expected an integer in [1, 25]"),
+        ({"max_sequences_per_row": 26}, "--max_sequences_per_row: expected an integer in [1, 25]"),
+        (
+            {"max_predictions_per_row": 0},
+            "--max_predictions_per_row: expected an integer in "
+            "[20, 60] (at least one sequence's --max_predictions_per_seq=20, at most what 3 "
+            "sequences or 128 tokens can carry); leave it unset for the default 23, got 0",
+        ),
+        (
+            {"max_predictions_per_row": -1},
+            "--max_predictions_per_row: expected an integer in [20, 60]",
+        ),
+        (
+            {"max_predictions_per_row": 1},
+            "--max_predictions_per_row: expected an integer in [20, 60]",
+        ),
+        (
+            {"max_predictions_per_row": 61},
+            "--max_predictions_per_row: expected an integer in [20, 60]",
+        ),
+        (
+            {"buffer_size": 0},
+            "--pack_buffer_size: expected an integer >= 1 (sequences packed together), got 0",
+        ),
+        ({"max_sequences_per_row": 2.0}, "--max_sequences_per_row: expected an integer"),
+    ],
+)
 def test_packing_settings_refused_before_any_data_naming_the_flag(changes, message):
     """Checked from the settings alone (no records): 0 is not "the default", and the bounds
     are what a row of T tokens can hold."""
-    settings = {"max_sequences_per_row": 3, "max_predictions_per_row": None, "buffer_size": 8,
-                **changes}
+    settings = {
+        "max_sequences_per_row": 3,
+        "max_predictions_per_row": None,
+        "buffer_size": 8,
+        **changes,
+    }
     with pytest.raises(PackingError) as e:
         packing.check_settings(128, 20, **settings)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
@@ -80,22 +101,28 @@ def test_packing_settings_refused_before_any_data_naming_the_flag(changes, messa
 
 def test_packing_settings_bounds_hold_at_a_short_length():
     # seq 32, 100000 per row / per row sequences: the records grew 91 KB -> 105 MB before
-    with pytest.raises(PackingError, match=r"max_sequences_per_row: expected an integer in "
-                                           r"\[1, 6\]"):
+    with pytest.raises(
+        PackingError,
+        match=r"max_sequences_per_row: expected an integer in "
+        r"\[1, 6\]",
+    ):
         packing.check_settings(32, 5, 100_000)
-    with pytest.raises(PackingError, match=r"max_predictions_per_row: expected an integer in "
-                                           r"\[5, 15\]"):
+    with pytest.raises(
+        PackingError,
+        match=r"max_predictions_per_row: expected an integer in "
+        r"\[5, 15\]",
+    ):
         packing.check_settings(32, 5, 3, 100_000)
-    assert packing.check_settings(32, 5, 6, 30) == PackingConfig(32, 6, 30)   # 6 * 5 <= 32
-    assert packing.check_settings(128, 20) == PackingConfig(128, 3, 23)       # the default
+    assert packing.check_settings(32, 5, 6, 30) == PackingConfig(32, 6, 30)  # 6 * 5 <= 32
+    assert packing.check_settings(128, 20) == PackingConfig(128, 3, 23)  # the default
     assert packing.check_settings(128, 20, 3, 60, 1) == PackingConfig(128, 3, 60)
 
 
 def test_default_max_predictions_per_row():
     assert packing.default_max_predictions_per_row(128, 20, 3) == 23
-    assert packing.default_max_predictions_per_row(512, 80, 3) == 80   # ceil(76.8)+3 = 80
-    assert packing.default_max_predictions_per_row(128, 5, 3) == 15     # <= S * P
-    assert packing.default_max_predictions_per_row(128, 20, 1) == 20   # >= P
+    assert packing.default_max_predictions_per_row(512, 80, 3) == 80  # ceil(76.8)+3 = 80
+    assert packing.default_max_predictions_per_row(128, 5, 3) == 15  # <= S * P
+    assert packing.default_max_predictions_per_row(128, 20, 1) == 20  # >= P
 
 
 def _examples(lengths, t=12, p=3):
@@ -108,7 +135,7 @@ def _examples(lengths, t=12, p=3):
     for i, length in enumerate(lengths):
         ex["input_ids"][i, :length] = 100 * (i + 1) + np.arange(length)
         ex["input_mask"][i, :length] = 1
-        ex["segment_ids"][i, length // 2:length] = 1
+        ex["segment_ids"][i, length // 2 : length] = 1
         m = min(p, length - 1)
         ex["masked_lm_positions"][i, :m] = np.arange(1, m + 1)
         ex["masked_lm_ids"][i, :m] = 7 + i
@@ -121,8 +148,9 @@ def test_pack_examples_layout():
     out = packing.pack_examples(ex, PackingConfig(12, 3, 6))
     assert out["input_ids"].shape == (2, 12)
     # row 0: seq 0 (7 tokens) + seq 1 (5 tokens); row 1: seq 2 (3 tokens) + padding
-    np.testing.assert_array_equal(out["input_ids"][0], list(range(100, 107)) +
-                                  list(range(200, 205)))
+    np.testing.assert_array_equal(
+        out["input_ids"][0], list(range(100, 107)) + list(range(200, 205))
+    )
     np.testing.assert_array_equal(out["sequence_ids"][0], [1] * 7 + [2] * 5)
     np.testing.assert_array_equal(out["position_ids"][0], list(range(7)) + list(range(5)))
     np.testing.assert_array_equal(out["segment_ids"][0], [0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1])

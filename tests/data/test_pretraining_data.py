@@ -34,8 +34,9 @@ def _doc_of(token_id):
     return None
 
 
-def _write_corpus(path, seed=0, num_docs=NUM_DOCS, sentences=(4, 14), words=(3, 9),
-                  continuation_prob=0.0):
+def _write_corpus(
+    path, seed=0, num_docs=NUM_DOCS, sentences=(4, 14), words=(3, 9), continuation_prob=0.0
+):
     rng = random.Random(seed)
     with open(path, "w") as f:
         for k in range(num_docs):
@@ -59,13 +60,25 @@ def corpus(tmp_path):
 
 
 def _create(text, vocab, prefix, num_workers=1, num_shards=2, overwrite=False, **config):
-    defaults = dict(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2,
-                    random_seed=7, input_format="sentences", chunk_sentences=150)
+    defaults = dict(
+        max_seq_length=32,
+        max_predictions_per_seq=5,
+        dupe_factor=2,
+        random_seed=7,
+        input_format="sentences",
+        chunk_sentences=150,
+    )
     defaults.update(config)
     return pd.create_pretraining_data(
-        text, prefix, vocab, config=pd.CreationConfig(**defaults), num_shards=num_shards,
-        num_workers=num_workers, tokenizer_factory=pd.PretokenizedFactory(vocab),
-        overwrite=overwrite)
+        text,
+        prefix,
+        vocab,
+        config=pd.CreationConfig(**defaults),
+        num_shards=num_shards,
+        num_workers=num_workers,
+        tokenizer_factory=pd.PretokenizedFactory(vocab),
+        overwrite=overwrite,
+    )
 
 
 def _read(prefix, max_seq_length, max_predictions):
@@ -113,8 +126,9 @@ def test_round_trip_original_features_and_recipe(corpus, tmp_path):
     # Undo the masks, then check each instance is [CLS] A [SEP] B [SEP] with the right segments.
     ids = r["input_ids"].copy()
     for i in range(n):
-        for p, t, w in zip(r["masked_lm_positions"][i], r["masked_lm_ids"][i],
-                           r["masked_lm_weights"][i]):
+        for p, t, w in zip(
+            r["masked_lm_positions"][i], r["masked_lm_ids"][i], r["masked_lm_weights"][i]
+        ):
             if w > 0:
                 ids[i, p] = t
     for i in range(n):
@@ -124,9 +138,9 @@ def test_round_trip_original_features_and_recipe(corpus, tmp_path):
         assert (ids[i, length:] == 0).all()
         seps = np.flatnonzero(row == SEP)
         assert row[0] == CLS and len(seps) == 2 and seps[1] == length - 1
-        assert not np.isin(row[1:seps[0]], [CLS, SEP, MASK, PAD]).any()
+        assert not np.isin(row[1 : seps[0]], [CLS, SEP, MASK, PAD]).any()
         seg = r["segment_ids"][i]
-        assert (seg[:seps[0] + 1] == 0).all() and (seg[seps[0] + 1:length] == 1).all()
+        assert (seg[: seps[0] + 1] == 0).all() and (seg[seps[0] + 1 : length] == 1).all()
         assert (seg[length:] == 0).all()
         # Masks: sorted positions, label weight 1 for real slots, count = round(0.15 * len).
         m = int(r["masked_lm_weights"][i].sum())
@@ -143,8 +157,15 @@ def test_masking_statistics(tmp_path):
     text = tmp_path / "big.txt"
     _write_corpus(text, seed=3, sentences=(8, 20))
     prefix = str(tmp_path / "m")
-    _create(str(text), str(vocab), prefix, max_seq_length=64, max_predictions_per_seq=10,
-            dupe_factor=6, chunk_sentences=400)
+    _create(
+        str(text),
+        str(vocab),
+        prefix,
+        max_seq_length=64,
+        max_predictions_per_seq=10,
+        dupe_factor=6,
+        chunk_sentences=400,
+    )
     r = _read(prefix, 64, 10)
     weights = r["masked_lm_weights"] > 0
     lengths = r["input_mask"].sum(axis=1)
@@ -170,11 +191,21 @@ def test_next_sentence_half_random_and_from_other_documents(tmp_path):
     text = tmp_path / "nsp.txt"
     _write_corpus(text, seed=5, sentences=(20, 30), words=(3, 6))
     prefix = str(tmp_path / "n")
-    _create(str(text), str(vocab), prefix, max_seq_length=48, max_predictions_per_seq=0,
-            short_seq_prob=0.0, dupe_factor=4, chunk_sentences=300)
-    spec = {"input_ids": tf.io.FixedLenFeature([48], tf.int64),
-            "segment_ids": tf.io.FixedLenFeature([48], tf.int64),
-            "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64)}
+    _create(
+        str(text),
+        str(vocab),
+        prefix,
+        max_seq_length=48,
+        max_predictions_per_seq=0,
+        short_seq_prob=0.0,
+        dupe_factor=4,
+        chunk_sentences=300,
+    )
+    spec = {
+        "input_ids": tf.io.FixedLenFeature([48], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([48], tf.int64),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
     files = sorted(tf.io.gfile.glob(prefix + "-*.tfrecord"))
     rows = [tf.io.parse_single_example(x, spec) for x in tf.data.TFRecordDataset(files)]
     labels = np.array([int(x["next_sentence_labels"][0]) for x in rows])
@@ -196,8 +227,14 @@ def test_whole_word_masking_masks_all_pieces(tmp_path):
     _write_corpus(text, seed=9, continuation_prob=0.5)
     cont_ids = {i for i, t in enumerate(tokens) if t.startswith("##")}
     prefix = str(tmp_path / "w")
-    _create(str(text), str(vocab), prefix, max_seq_length=48, max_predictions_per_seq=8,
-            whole_word_masking=True)
+    _create(
+        str(text),
+        str(vocab),
+        prefix,
+        max_seq_length=48,
+        max_predictions_per_seq=8,
+        whole_word_masking=True,
+    )
     r = _read(prefix, 48, 8)
     multi_piece_words = 0
     for i in range(len(r["input_ids"])):
@@ -208,7 +245,7 @@ def test_whole_word_masking_masks_all_pieces(tmp_path):
         # Split the sequence into words: a piece in cont_ids continues the previous word
         # (never across [CLS]/[SEP]: a front-truncated segment may start with "##" pieces).
         words, current = [], []
-        for p, t in enumerate(ids[:int(r["input_mask"][i].sum())]):
+        for p, t in enumerate(ids[: int(r["input_mask"][i].sum())]):
             if t in (CLS, SEP):
                 if current:
                     words.append(current)
@@ -250,8 +287,9 @@ def test_unused_segments_are_put_back():
     config = pd.CreationConfig(max_seq_length=16, max_predictions_per_seq=0, short_seq_prob=0)
     random_count = 0
     for seed in range(5):
-        instances = pd.create_instances_from_document(documents, 0, config, vocab,
-                                                      random.Random(seed))
+        instances = pd.create_instances_from_document(
+            documents, 0, config, vocab, random.Random(seed)
+        )
         expected_start = 0
         for x in instances:
             a = sorted({t - 5 for t, s in zip(x.input_ids, x.segment_ids) if s == 0 and t >= 5})
@@ -275,19 +313,27 @@ def test_bad_inputs_are_one_line_errors(corpus, tmp_path):
         (dict(input_files=str(tmp_path / "missing*.txt")), "no such input file"),
         (dict(input_files=str(tmp_path / "empty.txt")), "input file is empty"),
         (dict(vocab_file=str(tmp_path / "bad_vocab.txt")), "no [MASK] token"),
-        (dict(config=pd.CreationConfig(max_seq_length=128, max_predictions_per_seq=10)),
-         "needs at least 19"),
+        (
+            dict(config=pd.CreationConfig(max_seq_length=128, max_predictions_per_seq=10)),
+            "needs at least 19",
+        ),
         # absurd: every record would carry 100000 empty slots
-        (dict(config=pd.CreationConfig(max_seq_length=32, max_predictions_per_seq=100_000)),
-         "--max_predictions_per_seq: expected an integer in [0, 32] (a sequence of "
-         "--max_seq_length=32 tokens has no more to mask), got 100000"),
+        (
+            dict(config=pd.CreationConfig(max_seq_length=32, max_predictions_per_seq=100_000)),
+            "--max_predictions_per_seq: expected an integer in [0, 32] (a sequence of "
+            "--max_seq_length=32 tokens has no more to mask), got 100000",
+        ),
     ]
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bad_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
     for overrides, expected in cases:
-        kwargs = dict(input_files=text, output_prefix=out, vocab_file=vocab,
-                      config=pd.CreationConfig(max_seq_length=32, max_predictions_per_seq=5),
-                      tokenizer_factory=pd.PretokenizedFactory(vocab))
+        kwargs = dict(
+            input_files=text,
+            output_prefix=out,
+            vocab_file=vocab,
+            config=pd.CreationConfig(max_seq_length=32, max_predictions_per_seq=5),
+            tokenizer_factory=pd.PretokenizedFactory(vocab),
+        )
         kwargs.update(overrides)
         with pytest.raises(pd.PretrainingDataError) as e:
             pd.create_pretraining_data(**kwargs)
@@ -307,15 +353,18 @@ def test_memory_stays_flat_on_a_larger_corpus(tmp_path):
     """Peak RSS on a corpus 8x larger grows by far less than the corpus (streamed)."""
     import subprocess
     import sys
+
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(_vocab_tokens()) + "\n")
     script = (
         "import resource, sys\n"
         "from bert_tf.data.pretraining import create as pd\n"
         "pd.create_pretraining_data(sys.argv[1], sys.argv[2], sys.argv[3], "
-        "config=pd.CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, input_format='sentences',"
-        " chunk_sentences=2000), tokenizer_factory=pd.PretokenizedFactory(sys.argv[3]))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+        "config=pd.CreationConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, "
+        "input_format='sentences', chunk_sentences=2000), "
+        "tokenizer_factory=pd.PretokenizedFactory(sys.argv[3]))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
     peaks, sizes = [], []
     for name, docs in (("small", 4000), ("large", 40000)):
         text = tmp_path / f"{name}.txt"
@@ -324,34 +373,55 @@ def test_memory_stays_flat_on_a_larger_corpus(tmp_path):
             for _ in range(docs):
                 k = rng.randrange(NUM_DOCS)
                 for _ in range(rng.randint(10, 30)):
-                    f.write(" ".join(f"d{k}_{rng.randrange(WORDS_PER_DOC)}"
-                                     for _ in range(rng.randint(5, 15))) + "\n")
+                    f.write(
+                        " ".join(
+                            f"d{k}_{rng.randrange(WORDS_PER_DOC)}"
+                            for _ in range(rng.randint(5, 15))
+                        )
+                        + "\n"
+                    )
                 f.write("\n")
         sizes.append(os.path.getsize(text))
-        out = subprocess.run([sys.executable, "-c", script, str(text), str(tmp_path / name),
-                              str(vocab)], capture_output=True, text=True, check=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(text), str(tmp_path / name), str(vocab)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        )
         peaks.append(int(out.stdout.split()[-1]) * 1024)
     growth = peaks[1] - peaks[0]
-    print(f"peak RSS {peaks[0] / 1e6:.0f} MB on {sizes[0] / 1e6:.0f} MB of text, "
-          f"{peaks[1] / 1e6:.0f} MB on {sizes[1] / 1e6:.0f} MB")
+    print(
+        f"peak RSS {peaks[0] / 1e6:.0f} MB on {sizes[0] / 1e6:.0f} MB of text, "
+        f"{peaks[1] / 1e6:.0f} MB on {sizes[1] / 1e6:.0f} MB"
+    )
     assert sizes[1] - sizes[0] > 40e6
     assert growth < 0.25 * (sizes[1] - sizes[0]), (peaks, sizes)
 
 
 def test_hand_encoded_examples_equal_protobuf_bytes():
     from bert_tf.data.pretraining.example import encode_example
+
     x = pd.Instance([CLS, 7, MASK, SEP, 300000, SEP], [0, 0, 0, 0, 1, 1], [2], [9], True)
     got = pd.serialize_instance(x, 8, 3)
     features = {
-        "input_ids": [CLS, 7, MASK, SEP, 300000, SEP, 0, 0], "input_mask": [1] * 6 + [0] * 2,
-        "segment_ids": [0, 0, 0, 0, 1, 1, 0, 0], "masked_lm_positions": [2, 0, 0],
-        "masked_lm_ids": [9, 0, 0], "next_sentence_labels": [1]}
+        "input_ids": [CLS, 7, MASK, SEP, 300000, SEP, 0, 0],
+        "input_mask": [1] * 6 + [0] * 2,
+        "segment_ids": [0, 0, 0, 0, 1, 1, 0, 0],
+        "masked_lm_positions": [2, 0, 0],
+        "masked_lm_ids": [9, 0, 0],
+        "next_sentence_labels": [1],
+    }
     f = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in features.items()}
     f["masked_lm_weights"] = tf.train.Feature(float_list=tf.train.FloatList(value=[1, 0, 0]))
     want = tf.train.Example(features=tf.train.Features(feature=f))
     assert got == want.SerializeToString(deterministic=True)
     odd = {"neg": [-1, 1 << 40, 127, 128], "empty": []}
-    want = tf.train.Example(features=tf.train.Features(feature={
-        k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in odd.items()}))
+    want = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in odd.items()
+            }
+        )
+    )
     assert encode_example(odd) == want.SerializeToString(deterministic=True)

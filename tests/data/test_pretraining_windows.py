@@ -14,17 +14,20 @@ from bert_tf.data.pretraining import windows as wl
 from tests.data.test_pretraining_data import _create, _doc_of, _vocab_tokens, _write_corpus
 
 
-@pytest.mark.parametrize("counts, expected", [
-    # A block of >= 2 documents is a window of its own; single-document blocks join the next
-    # block until the window has two documents.
-    ([(0, 5), (1, 1), (2, 1), (3, 3)], {0: 0, 1: 1, 2: 1, 3: 3}),
-    ([(0, 1), (1, 4)], {0: 0, 1: 0}),  # a single-document first block joins the next
-    ([(0, 3), (1, 1)], {0: 0, 1: 0}),  # a single-document tail joins the window before
-    ([(0, 1), (3, 1), (4, 2)], {0: 0, 3: 0, 4: 4}),  # blocks 1-2 empty (a long document)
-    ([(0, 1)], {0: 0}),  # a one-document corpus: one window
-    ([(2, 2), (0, 2), (1, 2)], {0: 0, 1: 1, 2: 2}),  # any input order
-    ([], {}),
-])
+@pytest.mark.parametrize(
+    "counts, expected",
+    [
+        # A block of >= 2 documents is a window of its own; single-document blocks join the next
+        # block until the window has two documents.
+        ([(0, 5), (1, 1), (2, 1), (3, 3)], {0: 0, 1: 1, 2: 1, 3: 3}),
+        ([(0, 1), (1, 4)], {0: 0, 1: 0}),  # a single-document first block joins the next
+        ([(0, 3), (1, 1)], {0: 0, 1: 0}),  # a single-document tail joins the window before
+        ([(0, 1), (3, 1), (4, 2)], {0: 0, 3: 0, 4: 4}),  # blocks 1-2 empty (a long document)
+        ([(0, 1)], {0: 0}),  # a one-document corpus: one window
+        ([(2, 2), (0, 2), (1, 2)], {0: 0, 1: 1, 2: 2}),  # any input order
+        ([], {}),
+    ],
+)
 def test_blocks_group_into_windows_of_at_least_two_documents(counts, expected):
     assert wl.window_of_blocks(counts) == expected
 
@@ -45,8 +48,9 @@ def test_streaming_windows_equal_the_counts_only_grouping():
         from_counts = collections.defaultdict(list)
         for doc_id, o, _ in located:
             from_counts[mapping[wl.block_of(o, chunk)]].append(doc_id)
-        assert [(w, [d for d, _ in docs]) for w, docs in streamed] == sorted(
-            from_counts.items()), trial
+        assert [(w, [d for d, _ in docs]) for w, docs in streamed] == sorted(from_counts.items()), (
+            trial
+        )
         assert sum(len(docs) for _, docs in streamed) == len(sizes)
         if len(sizes) >= 2:
             assert all(len(docs) >= 2 for _, docs in streamed)
@@ -77,9 +81,11 @@ def _instances(prefix):
         f = tf.train.Example.FromString(raw).features.feature
         ids, seg = list(f["input_ids"].int64_list.value), f["segment_ids"].int64_list.value
         if "masked_lm_positions" in f:  # undo the masks (a random replacement hides a doc)
-            for p, t, w in zip(f["masked_lm_positions"].int64_list.value,
-                               f["masked_lm_ids"].int64_list.value,
-                               f["masked_lm_weights"].float_list.value):
+            for p, t, w in zip(
+                f["masked_lm_positions"].int64_list.value,
+                f["masked_lm_ids"].int64_list.value,
+                f["masked_lm_weights"].float_list.value,
+            ):
                 if w:
                     ids[p] = t
         docs_a = {_doc_of(t) for t, s in zip(ids, seg) if s == 0 and _doc_of(t) is not None}
@@ -93,8 +99,16 @@ def test_random_next_segments_come_from_the_documents_own_window(tmp_path):
     text = tmp_path / "c.txt"
     _write_corpus(text, seed=11, sentences=(6, 16))
     prefix = str(tmp_path / "w")
-    _create(str(text), str(vocab), prefix, max_seq_length=40, max_predictions_per_seq=0,
-            short_seq_prob=0.0, dupe_factor=3, chunk_sentences=120)
+    _create(
+        str(text),
+        str(vocab),
+        prefix,
+        max_seq_length=40,
+        max_predictions_per_seq=0,
+        short_seq_prob=0.0,
+        dupe_factor=3,
+        chunk_sentences=120,
+    )
     windows = _doc_windows(str(text), 120)
     assert len(set(windows.values())) >= 4
     rows = _instances(prefix)
@@ -129,20 +143,30 @@ def test_instances_depend_only_on_their_own_documents(tmp_path):
     edited.write_text("\n".join(out))
     rows = {}
     for name, text in (("a", original), ("b", edited)):
-        _create(str(text), str(vocab), str(tmp_path / name), max_seq_length=32,
-                max_predictions_per_seq=5, dupe_factor=2, chunk_sentences=150)
+        _create(
+            str(text),
+            str(vocab),
+            str(tmp_path / name),
+            max_seq_length=32,
+            max_predictions_per_seq=5,
+            dupe_factor=2,
+            chunk_sentences=150,
+        )
         rows[name] = _instances(str(tmp_path / name))
     # A document that drew Y as a random next segment in some pass has that pass shifted
     # (truncation and masking draws depend on the lengths); every other document is unchanged.
     touched = {min(a) for n in rows for _, a, b, _ in rows[n] if target in a | b}
-    kept = {n: collections.Counter(raw for raw, a, _, _ in rows[n] if not a & touched)
-            for n in rows}
-    same_window = sum(1 for _, a, _, _ in rows["a"]
-                      if not a & touched and windows[min(a)] == windows[target])
+    kept = {
+        n: collections.Counter(raw for raw, a, _, _ in rows[n] if not a & touched) for n in rows
+    }
+    same_window = sum(
+        1 for _, a, _, _ in rows["a"] if not a & touched and windows[min(a)] == windows[target]
+    )
     assert same_window > 20 and sum(kept["a"].values()) > 300
     assert kept["a"] == kept["b"]
     assert collections.Counter(r for r, *_ in rows["a"]) != collections.Counter(
-        r for r, *_ in rows["b"])
+        r for r, *_ in rows["b"]
+    )
 
 
 def test_document_generators_are_fixed_by_seed_doc_and_dupe():

@@ -26,9 +26,25 @@ def test_reads_v1_and_v2():
 
 def _write(tmp_path, start, text="London"):
     context = "John lives in London."
-    data = {"version": "1.1", "data": [{"paragraphs": [{"context": context, "qas": [
-        {"id": "bad1", "question": "Where?", "answers": [{"text": text, "answer_start": start}]}
-    ]}]}]}
+    data = {
+        "version": "1.1",
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [
+                            {
+                                "id": "bad1",
+                                "question": "Where?",
+                                "answers": [{"text": text, "answer_start": start}],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ],
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(data))
     return str(path)
@@ -41,9 +57,12 @@ def test_offset_mismatch_warns_fixes_or_fails(tmp_path):
     stats = squad.SquadStats()
     ex = squad.read_examples(_write(tmp_path, 3, "Berlin"), stats=stats)
     assert ex[0].answer_start == -1 and stats.answers_dropped == 1
-    assert ex[0].answers == ["Berlin"]           # still gold for evaluation
-    with pytest.raises(DataError, match=r"s.json: question id bad1: answer 'London' at "
-                                        r"answer_start=3 does not match the context"):
+    assert ex[0].answers == ["Berlin"]  # still gold for evaluation
+    with pytest.raises(
+        DataError,
+        match=r"s.json: question id bad1: answer 'London' at "
+        r"answer_start=3 does not match the context",
+    ):
         squad.read_examples(_write(tmp_path, 3), offset_errors="fail")
 
 
@@ -52,8 +71,10 @@ def test_bad_json(tmp_path):
     path.write_text('{"data": [')
     with pytest.raises(DataError, match=r"s.json:1: invalid JSON"):
         squad.read_examples(str(path))
-    path.write_text('{"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "z", '
-                    '"question": "q", "answers": []}]}]}]}')
+    path.write_text(
+        '{"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "z", '
+        '"question": "q", "answers": []}]}]}]}'
+    )
     with pytest.raises(DataError, match="question id z: no answers and not is_impossible"):
         squad.read_examples(str(path))
 
@@ -69,16 +90,21 @@ def test_window_starts_and_max_context():
 
 def tokenizer(tiny_vocab_file):
     from bert_tf.text.tokenizer import BertTokenizer
+
     return BertTokenizer(vocab_file=tiny_vocab_file, lower_case=True)
 
 
 def test_long_context_windows_and_positions(tiny_vocab_file):
     tok = tokenizer(tiny_vocab_file)
-    ex = [e for e in squad.read_examples(os.path.join(FIXTURES, "squad_v2.json"))
-          if e.qid in ("q3", "q5")]
+    ex = [
+        e
+        for e in squad.read_examples(os.path.join(FIXTURES, "squad_v2.json"))
+        if e.qid in ("q3", "q5")
+    ]
     stats = squad.SquadFeatureStats()
-    f, spans = squad.build_features(ex, tok, max_seq_length=32, doc_stride=8, training=True,
-                                    stats=stats)
+    f, spans = squad.build_features(
+        ex, tok, max_seq_length=32, doc_stride=8, training=True, stats=stats
+    )
     assert stats.multi_window_examples == 2 and len(f) > 4
     q3 = [i for i, s in enumerate(spans) if s.example == 0]
     starts = f.labels["start_positions"]
@@ -86,8 +112,8 @@ def test_long_context_windows_and_positions(tiny_vocab_file):
     assert answered, "the answer must be inside at least one window"
     for i in answered:
         s = spans[i]
-        assert f.labels["end_positions"][i] == starts[i]       # "london" is one piece
-        assert ex[0].context[s.char_start[starts[i]]:s.char_end[starts[i]]] == "London"
+        assert f.labels["end_positions"][i] == starts[i]  # "london" is one piece
+        assert ex[0].context[s.char_start[starts[i]] : s.char_end[starts[i]]] == "London"
     assert all(starts[i] == 0 for i, s in enumerate(spans) if s.example == 1)  # impossible
     # every context token is max-context in exactly one window
     counts = {}
@@ -109,9 +135,13 @@ def test_decoding_maps_back_to_exact_original_characters(tiny_vocab_file):
     logits_s = np.zeros(len(pieces))
     logits_e = np.zeros(len(pieces))
     logits_s[start], logits_e[end] = 5.0, 5.0
-    feature = {"start_logits": logits_s, "end_logits": logits_e,
-               "char_start": spans[0].char_start, "char_end": spans[0].char_end,
-               "is_max_context": spans[0].is_max_context}
+    feature = {
+        "start_logits": logits_s,
+        "end_logits": logits_e,
+        "char_start": spans[0].char_start,
+        "char_end": spans[0].char_end,
+        "is_max_context": spans[0].is_max_context,
+    }
     best = decode_example(ex[0].context, [feature], max_answer_length=10).n_best[0]
     assert best.text == "café is in Paris"
-    assert ex[0].context[best.start_char:best.end_char] == best.text
+    assert ex[0].context[best.start_char : best.end_char] == best.text

@@ -19,7 +19,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC_FILES = ["README.md"] + sorted(
-    os.path.join("docs", n) for n in os.listdir(os.path.join(ROOT, "docs")) if n.endswith(".md"))
+    os.path.join("docs", n) for n in os.listdir(os.path.join(ROOT, "docs")) if n.endswith(".md")
+)
 SHELL_LANGS = ("bash", "sh", "shell", "console")
 PACKAGES = ("apps", "export", "benchmarks", "serving_testbed", "demo_data")
 # pyproject.toml [project.scripts]: bert-tf-NAME -> the module whose main it runs
@@ -112,13 +113,15 @@ def invocations(command):
     out, i = [], 0
     while i < len(tokens):
         tok, module = tokens[i], None
-        if tok.endswith("python") and tokens[i + 1:i + 2] == ["-m"] and i + 2 < len(tokens):
+        if tok.endswith("python") and tokens[i + 1 : i + 2] == ["-m"] and i + 2 < len(tokens):
             module, i = tokens[i + 2], i + 3
         elif tok.startswith("bert-tf-"):
-            name = tok[len("bert-tf-"):]
+            name = tok[len("bert-tf-") :]
             module = ENTRY_POINTS.get(name) or (
-                "export." + name[len("export-"):].replace("-", "_") if name.startswith("export-")
-                else "apps." + name.replace("-", "_"))
+                "export." + name[len("export-") :].replace("-", "_")
+                if name.startswith("export-")
+                else "apps." + name.replace("-", "_")
+            )
             i += 1
         else:
             i += 1
@@ -132,7 +135,7 @@ def invocations(command):
     return out
 
 
-_COLLECT = r'''
+_COLLECT = r"""
 import importlib, inspect, json, sys
 import tensorflow
 from absl import app, flags
@@ -157,7 +160,7 @@ for name in sys.argv[1:]:
     for n in added:     # the next app may define flags of the same names
         delattr(FLAGS, n)
 print(json.dumps(result))
-'''
+"""
 
 
 def collect_flags(modules):
@@ -166,8 +169,14 @@ def collect_flags(modules):
     a module without absl flags (argparse: export.verify, benchmarks.*) its add_argument
     calls."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", _COLLECT, *sorted(modules)], cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _COLLECT, *sorted(modules)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for name, info in result.items():
@@ -192,7 +201,11 @@ def flag_problems(flag_args, known):
             spec = {"bool": True, "enum": []}
         if spec is None:
             problems.append(f"unknown flag --{name}")
-        elif spec["enum"] and has_value and value not in spec["enum"] and not (
-                value.isupper() or value.startswith(("{", "$", "<"))):
+        elif (
+            spec["enum"]
+            and has_value
+            and value not in spec["enum"]
+            and not (value.isupper() or value.startswith(("{", "$", "<")))
+        ):
             problems.append(f"--{name}={value}: expected one of {spec['enum']}")
     return problems

@@ -25,36 +25,59 @@ def _commands():
             out += docs_blocks.shell_commands(b)
     for path in docs_blocks.DOC_FILES:
         out += docs_blocks.inline_commands(path)
-    return [(where, module, args) for where, line in out
-            for module, args in docs_blocks.invocations(line)]
+    return [
+        (where, module, args)
+        for where, line in out
+        for module, args in docs_blocks.invocations(line)
+    ]
 
 
 def test_every_documented_command_uses_flags_its_app_defines():
     commands = _commands()
     modules = {m for _, m, _ in commands}
-    assert {"apps.pretrain", "apps.finetune", "export.saved_model", "export.tflite",
-            "apps.predict", "export.verify"} <= modules, sorted(modules)
+    assert {
+        "apps.pretrain",
+        "apps.finetune",
+        "export.saved_model",
+        "export.tflite",
+        "apps.predict",
+        "export.verify",
+    } <= modules, sorted(modules)
     known = docs_blocks.collect_flags(modules)
-    problems = [f"python -m {module}: cannot import: {known[module]['error']}"
-                for module in sorted(modules) if "error" in known[module]]
+    problems = [
+        f"python -m {module}: cannot import: {known[module]['error']}"
+        for module in sorted(modules)
+        if "error" in known[module]
+    ]
     for where, module, args in commands:
         if "flags" in known[module]:
-            problems += [f"{where}: python -m {module}: {p}"
-                         for p in docs_blocks.flag_problems(args, known[module]["flags"])]
+            problems += [
+                f"{where}: python -m {module}: {p}"
+                for p in docs_blocks.flag_problems(args, known[module]["flags"])
+            ]
     assert not problems, "\n".join(problems)
 
 
 def test_flag_check_catches_a_stale_flag():
     """The checker itself: an unknown flag, a bad enum value and --noX of a non-bool are
     problems; --noX of a bool, placeholders and known flags are not."""
-    known = {"task": {"bool": False, "enum": ["classify", "tag"]},
-             "warmup": {"bool": True, "enum": []}, "model_dir": {"bool": False, "enum": []}}
-    line = ("python -m apps.finetune --task=clasify --nowarmup --model_dir=DIR --eval_file=x "
-            "&& bert-tf-export-tflite --task=TASK --nomodel_dir  # --comment_flag")
+    known = {
+        "task": {"bool": False, "enum": ["classify", "tag"]},
+        "warmup": {"bool": True, "enum": []},
+        "model_dir": {"bool": False, "enum": []},
+    }
+    line = (
+        "python -m apps.finetune --task=clasify --nowarmup --model_dir=DIR --eval_file=x "
+        "&& bert-tf-export-tflite --task=TASK --nomodel_dir  # --comment_flag"
+    )
     got = [(m, docs_blocks.flag_problems(a, known)) for m, a in docs_blocks.invocations(line)]
-    assert got == [("apps.finetune", ["--task=clasify: expected one of ['classify', 'tag']",
-                                      "unknown flag --eval_file"]),
-                   ("export.tflite", ["unknown flag --nomodel_dir"])]
+    assert got == [
+        (
+            "apps.finetune",
+            ["--task=clasify: expected one of ['classify', 'tag']", "unknown flag --eval_file"],
+        ),
+        ("export.tflite", ["unknown flag --nomodel_dir"]),
+    ]
 
 
 def test_every_skip_says_why_and_every_fence_has_a_language():
@@ -65,7 +88,7 @@ def test_every_skip_says_why_and_every_fence_has_a_language():
         assert not b.directive or b.directive.split()[0] in ("skip", "slow", "stub"), b.where
 
 
-_RUNNER = r'''
+_RUNNER = r"""
 import importlib, json, os, sys, traceback
 work, blocks_file, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 from tests.conftest import TINY_VOCAB       # started in the checkout's root, which has tests/
@@ -99,7 +122,7 @@ for b in json.load(open(blocks_file)):
     for module, attr, value in saved:
         setattr(module, attr, value)
 print(json.dumps(results))
-'''
+"""
 
 
 def _run_python_blocks(blocks, tmp_path, slow=False):
@@ -109,9 +132,14 @@ def _run_python_blocks(blocks, tmp_path, slow=False):
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(work), str(blocks_file),
-                           "1" if slow else "0"], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(work), str(blocks_file), "1" if slow else "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     failed = [f"{b.where}:\n{r}" for b, r in zip(blocks, results) if r]
@@ -135,7 +163,12 @@ def test_slow_python_blocks_run(tmp_path):
 def test_verify_helpfull_exits_0():
     """Every command documents its flags in --helpfull; export.verify (argparse) used to
     reject it with exit status 2."""
-    proc = subprocess.run([sys.executable, "-m", "export.verify", "--helpfull"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "export.verify", "--helpfull"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "--saved_model" in proc.stdout and "--text" in proc.stdout

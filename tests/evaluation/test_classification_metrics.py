@@ -25,18 +25,18 @@ def test_matthews_multiclass():
 
 
 def test_binary_f1_and_mcc():
-    labels, preds = [1, 1, 0, 0, 1], [1, 0, 0, 1, 1]   # tp=2 fp=1 fn=1 tn=1
+    labels, preds = [1, 1, 0, 0, 1], [1, 0, 0, 1, 1]  # tp=2 fp=1 fn=1 tn=1
     assert m.f1(labels, preds, 2) == pytest.approx(4 / 6)
     assert m.macro_f1(labels, preds, 2) == pytest.approx((4 / 6 + 0.5) / 2)
     assert m.matthews_corrcoef(labels, preds, 2) == pytest.approx(1 / 6)
-    assert m.matthews_corrcoef([0, 0, 1], [0, 0, 0], 2) == 0.0   # undefined -> 0
+    assert m.matthews_corrcoef([0, 0, 1], [0, 0, 0], 2) == 0.0  # undefined -> 0
 
 
 def test_pearson_and_spearman():
-    assert m.pearson([1, 2, 3, 4], [2, 4, 5, 9]) == pytest.approx(11 / 130 ** 0.5)
+    assert m.pearson([1, 2, 3, 4], [2, 4, 5, 9]) == pytest.approx(11 / 130**0.5)
     # ranks with ties: [1, 2.5, 2.5, 4] vs [1, 3, 2, 4] -> 4.5 / sqrt(4.5 * 5)
     assert m.rank_average([1, 2, 2, 3]) == pytest.approx([1, 2.5, 2.5, 4])
-    assert m.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(4.5 / 22.5 ** 0.5)
+    assert m.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(4.5 / 22.5**0.5)
     assert m.spearman([1, 2, 3], [10, 200, 3000]) == pytest.approx(1.0)
 
 

@@ -17,9 +17,13 @@ def feature(start_logits, end_logits, words=WORDS, max_context=None):
     for i, (a, b) in enumerate(words):
         char_start[4 + i], char_end[4 + i] = a, b
     is_max = np.ones(n, bool) if max_context is None else np.asarray(max_context)
-    return {"start_logits": np.asarray(start_logits, float),
-            "end_logits": np.asarray(end_logits, float),
-            "char_start": char_start, "char_end": char_end, "is_max_context": is_max}
+    return {
+        "start_logits": np.asarray(start_logits, float),
+        "end_logits": np.asarray(end_logits, float),
+        "char_start": char_start,
+        "char_end": char_end,
+        "is_max_context": is_max,
+    }
 
 
 def logits(peaks, n=12):
@@ -35,7 +39,7 @@ def test_best_span_maps_to_exact_characters():
     best = d.n_best[0]
     assert (best.text, best.start_char, best.end_char) == ("Paris.", 25, 31)
     assert best.score == pytest.approx(9.0)
-    assert d.n_best[1].text == "Paris"                       # 5 + 3
+    assert d.n_best[1].text == "Paris"  # 5 + 3
     assert d.null_score == 0.0 and d.score_diff == pytest.approx(-9.0)
     assert sum(s.probability for s in d.n_best) == pytest.approx(1.0)
 
@@ -57,18 +61,26 @@ def test_null_score_and_threshold():
     assert d.score_diff == pytest.approx(4.0)
     assert d.prediction(null_score_diff_threshold=0.0) == ""
     assert d.prediction(null_score_diff_threshold=5.0) == "Paris"
-    assert d.prediction() == "Paris"                          # v1.1: never null
+    assert d.prediction() == "Paris"  # v1.1: never null
 
 
 def test_two_windows_use_max_context_and_min_null():
     # window 1 sees words 0-4, window 2 words 3-6; "France" (3) has max context in window 1
     w1 = WORDS[:5]
     w2 = WORDS[3:]
-    f1 = feature(logits({7: 1.0, 0: 2.0}, 10), logits({7: 1.0, 0: 2.0}, 10), w1,
-                 [True] * 4 + [True, True, True, True, False, False])
-    f2 = feature(logits({4: 7.0, 6: 3.0, 0: 1.0}, 9), logits({4: 7.0, 6: 3.0}, 9), w2,
-                 [True] * 4 + [False, True, True, True, False])
+    f1 = feature(
+        logits({7: 1.0, 0: 2.0}, 10),
+        logits({7: 1.0, 0: 2.0}, 10),
+        w1,
+        [True] * 4 + [True, True, True, True, False, False],
+    )
+    f2 = feature(
+        logits({4: 7.0, 6: 3.0, 0: 1.0}, 9),
+        logits({4: 7.0, 6: 3.0}, 9),
+        w2,
+        [True] * 4 + [False, True, True, True, False],
+    )
     d = decode_example(CONTEXT, [f1, f2], n_best_size=5, max_answer_length=10)
     # f2's position 4 is "France" without max context: cannot start; best: "Paris" (6) in f2
     assert d.n_best[0].text == "Paris"
-    assert d.null_score == pytest.approx(1.0)                 # min(2 + 2, 1 + 0)
+    assert d.null_score == pytest.approx(1.0)  # min(2 + 2, 1 + 0)

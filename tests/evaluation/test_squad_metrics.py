@@ -8,7 +8,7 @@ from bert_tf.evaluation import squad as s
 def test_normalization():
     assert s.normalize_answer("The  Quick, brown fox!") == "quick brown fox"
     assert s.normalize_answer("an apple a day") == "apple day"
-    assert s.normalize_answer("theater") == "theater"     # articles only as whole words
+    assert s.normalize_answer("theater") == "theater"  # articles only as whole words
 
 
 def test_f1_and_exact():
@@ -19,8 +19,9 @@ def test_f1_and_exact():
 
 
 def test_v1_max_over_gold():
-    r = s.evaluate({"a": ["Denver Broncos", "Broncos"], "b": ["1990"]},
-                   {"a": "the Broncos", "b": "in 1991"})
+    r = s.evaluate(
+        {"a": ["Denver Broncos", "Broncos"], "b": ["1990"]}, {"a": "the Broncos", "b": "in 1991"}
+    )
     # a: EM 1 (vs "Broncos"); b: EM 0, F1 0 ("in", "1991" vs "1990")
     assert r["exact_match"] == pytest.approx(50.0)
     assert r["f1"] == pytest.approx(50.0)

@@ -5,20 +5,27 @@ import pytest
 from bert_tf.evaluation import tagging as t
 
 
-@pytest.mark.parametrize("tags, chunks", [
-    (["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"],
-     [("PER", 0, 1), ("LOC", 3, 3), ("LOC", 4, 5)]),
-    # the same chunks in IOB1: I- starts a chunk after O, B- only between adjacent same types
-    (["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-LOC"],
-     [("PER", 0, 1), ("LOC", 3, 3), ("LOC", 4, 5)]),
-    (["B-PER", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 1)]),     # type change splits
-    (["I-PER", "I-LOC", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 2)]),
-    (["O", "I-PER"], [("PER", 1, 1)]),                         # tolerated in IOB2 too
-    (["B-PER", "B-PER"], [("PER", 0, 0), ("PER", 1, 1)]),
-    (["I-MISC", "B-MISC", "I-MISC", "O"], [("MISC", 0, 0), ("MISC", 1, 2)]),
-    (["B-X", "E-X", "S-Y", "O"], [("X", 0, 1), ("Y", 2, 2)]),  # IOBES
-    (["O", "O"], []),
-])
+@pytest.mark.parametrize(
+    "tags, chunks",
+    [
+        (
+            ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"],
+            [("PER", 0, 1), ("LOC", 3, 3), ("LOC", 4, 5)],
+        ),
+        # the same chunks in IOB1: I- starts a chunk after O, B- only between adjacent same types
+        (
+            ["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-LOC"],
+            [("PER", 0, 1), ("LOC", 3, 3), ("LOC", 4, 5)],
+        ),
+        (["B-PER", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 1)]),  # type change splits
+        (["I-PER", "I-LOC", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 2)]),
+        (["O", "I-PER"], [("PER", 1, 1)]),  # tolerated in IOB2 too
+        (["B-PER", "B-PER"], [("PER", 0, 0), ("PER", 1, 1)]),
+        (["I-MISC", "B-MISC", "I-MISC", "O"], [("MISC", 0, 0), ("MISC", 1, 2)]),
+        (["B-X", "E-X", "S-Y", "O"], [("X", 0, 1), ("Y", 2, 2)]),  # IOBES
+        (["O", "O"], []),
+    ],
+)
 def test_chunks(tags, chunks):
     assert t.get_chunks(tags) == chunks
 
@@ -42,8 +49,9 @@ def test_iob1_and_iob2_spellings_score_the_same():
     iob2 = [["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]]
     assert t.entity_scores(iob1, iob2)["f1"] == 1.0
     # a boundary error: wrong last position is a miss (no partial credit)
-    assert t.entity_scores(iob2, [["B-PER", "O", "O", "B-LOC", "B-LOC"]])["f1"] == \
-        pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
+    assert t.entity_scores(iob2, [["B-PER", "O", "O", "B-LOC", "B-LOC"]])["f1"] == pytest.approx(
+        2 * (2 / 3) * (2 / 3) / (4 / 3)
+    )
 
 
 def test_no_predictions_gives_zero_not_nan():

@@ -16,16 +16,29 @@ import pytest
 
 from serving_testbed.capi_process import run_capi
 from tests.conftest import ROOT, TINY_VOCAB
-from tests.export.tiny_dirs import (CLASS_LABELS, EXPORT_TASKS, hub_exports, task_exports,
-                                    tiny_config)
+from tests.export.tiny_dirs import (
+    CLASS_LABELS,
+    EXPORT_TASKS,
+    hub_exports,
+    task_exports,
+    tiny_config,
+)
 
 # The C API runs are slow tests: the default suite checks the session path (restore op +
 # Session.run) of every text task's export in test_saved_model's fresh process (export.verify).
 C_API_SLOW = pytest.mark.slow
 
-TEXTS = np.array([b"the quick brown fox jumps over the lazy dog", b"hello world", b"",
-                  "caf\u00e9 r\u00e9sum\u00e9!".encode(), b"\xff\xfe bad \xc3",
-                  b"john lives in paris , france " * 6], dtype=object)
+TEXTS = np.array(
+    [
+        b"the quick brown fox jumps over the lazy dog",
+        b"hello world",
+        b"",
+        "caf\u00e9 r\u00e9sum\u00e9!".encode(),
+        b"\xff\xfe bad \xc3",
+        b"john lives in paris , france " * 6,
+    ],
+    dtype=object,
+)
 
 
 def encoded_inputs(batch=3, width=9, seed=0):
@@ -39,12 +52,16 @@ def encoded_inputs(batch=3, width=9, seed=0):
 def old_style_export(path):
     """The pre-fix save path: the Keras model is a tracked attribute of the tf.Module."""
     import tensorflow as tf
+
     from bert_tf import BertEncoder
+
     module = tf.Module()
     module.model = BertEncoder(tiny_config())
     spec = {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in encoded_inputs()}
-    fn = tf.function(lambda inputs: {"pooled_output": module.model(
-        inputs, training=False)["pooled_output"]}, input_signature=[spec])
+    fn = tf.function(
+        lambda inputs: {"pooled_output": module.model(inputs, training=False)["pooled_output"]},
+        input_signature=[spec],
+    )
     tf.saved_model.save(module, path, signatures={"serving_default": fn})
     return module, {"serving_default": fn}
 
@@ -67,31 +84,52 @@ def requests(name):
     if name in ("encoder", "old"):
         return [("serving_default", encoded_inputs())]
     if name == "squad":
-        main = {"question": np.array([b"where does john live ?", b"", b"what ?", b"who " * 9,
-                                      b"\xff?", b"capital ?"], dtype=object),
-                "context": TEXTS}
+        main = {
+            "question": np.array(
+                [b"where does john live ?", b"", b"what ?", b"who " * 9, b"\xff?", b"capital ?"],
+                dtype=object,
+            ),
+            "context": TEXTS,
+        }
     elif name == "pair":
         main = {"text": TEXTS, "text_b": TEXTS[::-1].copy()}
-    elif name == "choice":   # context [B], choices [B, C]; encoded inputs [B, C, T]
-        main = {"context": TEXTS, "choices": np.stack([TEXTS[::-1], TEXTS, TEXTS[::2].repeat(2)],
-                                                      axis=1)}
+    elif name == "choice":  # context [B], choices [B, C]; encoded inputs [B, C, T]
+        main = {
+            "context": TEXTS,
+            "choices": np.stack([TEXTS[::-1], TEXTS, TEXTS[::2].repeat(2)], axis=1),
+        }
         encoded = {k: np.stack([v, v[::-1], v], axis=1) for k, v in encoded_inputs().items()}
-        return [("serving_default", main),
-                ("serving_default", {"context": np.zeros([0], dtype=object),
-                                     "choices": np.zeros([0, 3], dtype=object)}),
-                ("serving_encoded", encoded)]
+        return [
+            ("serving_default", main),
+            (
+                "serving_default",
+                {"context": np.zeros([0], dtype=object), "choices": np.zeros([0, 3], dtype=object)},
+            ),
+            ("serving_encoded", encoded),
+        ]
     else:
         main = {"text": TEXTS}
     empty = {k: np.zeros([0], dtype=object) for k in main}
-    return [("serving_default", main), ("serving_default", empty),
-            ("serving_encoded", encoded_inputs())]
+    return [
+        ("serving_default", main),
+        ("serving_default", empty),
+        ("serving_encoded", encoded_inputs()),
+    ]
 
 
 def python_loader_outputs(path, reqs):
     import tensorflow as tf
+
     loaded = tf.saved_model.load(path)
-    return [{k: v.numpy() for k, v in loaded.signatures[sig](
-        **{n: tf.constant(x) for n, x in inputs.items()}).items()} for sig, inputs in reqs]
+    return [
+        {
+            k: v.numpy()
+            for k, v in loaded.signatures[sig](
+                **{n: tf.constant(x) for n, x in inputs.items()}
+            ).items()
+        }
+        for sig, inputs in reqs
+    ]
 
 
 def max_abs_diff(a, b):
@@ -148,6 +186,7 @@ def test_warmup_records_replay_through_the_c_api_loader(capi_answers):
 def test_old_save_path_fails_under_the_c_api_loader_and_is_refused(capi_answers, tmp_path):
     """The defect this suite guards against: loads, then every call fails."""
     from export.saved_model import ExportError, save_module
+
     error = capi_answers["old"][0].get("__error__", "")
     assert "Could not find variable" in error, capi_answers["old"][0]
     module, signatures = old_style_export(str(tmp_path / "again"))
@@ -158,17 +197,36 @@ def test_old_save_path_fails_under_the_c_api_loader_and_is_refused(capi_answers,
 
 def test_saved_model_cli_run_with_tf_text(tmp_path_factory, tmp_path):
     """The saved_model_cli one-liner documented in docs/serving.md runs an export."""
-    classify = task_exports(tmp_path_factory)["classify"][2]    # not `exports`: no C API runs
+    classify = task_exports(tmp_path_factory)["classify"][2]  # not `exports`: no C API runs
     readme = open(os.path.join(ROOT, "docs", "serving.md"), encoding="utf-8").read()
     smcli = re.search(r"^SMCLI='(.+)'$", readme, re.M).group(1)
     texts = ["a great movie", "awful"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", smcli, "run", "--dir", classify,
-                           "--tag_set", "serve", "--signature_def", "serving_default",
-                           "--input_exprs", f"text={json.dumps(texts)}"], cwd=str(tmp_path),
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            smcli,
+            "run",
+            "--dir",
+            classify,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            f"text={json.dumps(texts)}",
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr.strip().splitlines()[-2:]
-    ref = python_loader_outputs(classify, [
-        ("serving_default", {"text": np.array([t.encode() for t in texts], dtype=object)})])[0]
+    ref = python_loader_outputs(
+        classify,
+        [("serving_default", {"text": np.array([t.encode() for t in texts], dtype=object)})],
+    )[0]
     assert f"Result for output key label:\n{ref['label']}" in proc.stdout, proc.stdout
     assert f"Result for output key label_id:\n{ref['label_id']}" in proc.stdout

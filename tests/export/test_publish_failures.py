@@ -20,7 +20,7 @@ def test_hub_dirs_are_readable_by_a_server_of_another_user(tmp_path_factory):
     _, _, pre_dir, enc_dir = hub_exports(tmp_path_factory)
     dir_mode, file_mode = _expected_modes()
     for root_dir in (pre_dir, enc_dir):
-        assert stat.S_IMODE(os.stat(root_dir).st_mode) == dir_mode, root_dir   # not 0700
+        assert stat.S_IMODE(os.stat(root_dir).st_mode) == dir_mode, root_dir  # not 0700
         for parent, dirs, files in os.walk(root_dir):
             for name in dirs:
                 assert stat.S_IMODE(os.stat(os.path.join(parent, name)).st_mode) == dir_mode
@@ -33,6 +33,7 @@ def test_hub_dirs_are_readable_by_a_server_of_another_user(tmp_path_factory):
 def test_disk_full_during_export_names_the_last_good_version(tmp_path_factory, monkeypatch):
     import export.saved_model as sm
     import export.serving.writer as writer
+
     model_dir, _, version_dir = task_exports(tmp_path_factory)["classify"]
     base = os.path.dirname(version_dir)
     before = sorted(os.listdir(base))
@@ -49,6 +50,7 @@ def test_disk_full_during_export_names_the_last_good_version(tmp_path_factory, m
     assert str(info.value) == (
         f"cannot write {os.path.join(base, str(int(os.path.basename(last)) + 1))}: no space left "
         f"on device; nothing was published (its temp dir was removed) and the last good export "
-        f"is {last}, unchanged")
-    assert sorted(os.listdir(base)) == before          # no new version, no temp dir
+        f"is {last}, unchanged"
+    )
+    assert sorted(os.listdir(base)) == before  # no new version, no temp dir
     assert os.path.isfile(os.path.join(last, "saved_model.pb"))

@@ -18,8 +18,9 @@ class _Model:
     variables = ()
 
     def __call__(self, inputs, training=False):
-        return {"logits": tf.cast(tf.reduce_sum(inputs["input_mask"], -1, keepdims=True),
-                                  tf.float32)}
+        return {
+            "logits": tf.cast(tf.reduce_sum(inputs["input_mask"], -1, keepdims=True), tf.float32)
+        }
 
 
 @pytest.fixture
@@ -30,21 +31,26 @@ def count_task():
         def serving_signature(cls, ctx):
             @tf.function(input_signature=[string_spec("text")])
             def serving_default(text):
-                checked, = ctx.check_request("count", text)
+                (checked,) = ctx.check_request("count", text)
                 inputs = ctx.pack([ctx.tokenize(checked)[1]])
                 return {"tokens": ctx.run_model(inputs)["logits"][:, 0]}
+
             return serving_default
 
         @classmethod
         def encoded_input_specs(cls):
-            return {k: tf.TensorSpec([None, 2, None], tf.int32, name=k)
-                    for k in ("input_word_ids", "input_mask", "input_type_ids")}
+            return {
+                k: tf.TensorSpec([None, 2, None], tf.int32, name=k)
+                for k in ("input_word_ids", "input_mask", "input_type_ids")
+            }
+
     yield CountTask
     registry._TASKS.pop("count_for_test")
 
 
 def test_a_new_task_is_served_from_its_declaration(count_task, tmp_path):
     from export.serving.module import ServingModule
+
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")
     assert "count_for_test" in task_names() and declares(count_task, "serving_signature")
@@ -52,17 +58,18 @@ def test_a_new_task_is_served_from_its_declaration(count_task, tmp_path):
     module = ServingModule(_Model(), {"type": "count_for_test"}, str(vocab), True, 8)
     signatures = module.signatures()
     out = signatures["serving_default"](text=tf.constant(["john lives", "", "a b c d e f g"]))
-    np.testing.assert_array_equal(out["tokens"], [4, 2, 8])     # [CLS] .. [SEP], cut at 8
+    np.testing.assert_array_equal(out["tokens"], [4, 2, 8])  # [CLS] .. [SEP], cut at 8
     encoded = signatures["serving_encoded"].input_signature[0]
-    assert encoded["input_word_ids"].shape.as_list() == [None, 2, None]   # the task's specs
+    assert encoded["input_word_ids"].shape.as_list() == [None, 2, None]  # the task's specs
     small = ServingModule(_Model(), {"type": "count_for_test"}, str(vocab), True, 8)
-    small.max_request_bytes = 4          # the export's budget, checked by ctx.check_request
+    small.max_request_bytes = 4  # the export's budget, checked by ctx.check_request
     with pytest.raises(tf.errors.InvalidArgumentError, match="count request is 10 bytes"):
         small.signatures()["serving_default"](text=tf.constant(["john lives"]))
 
 
 def test_pretraining_declares_no_export():
     from export.serving.writer import exporting_tasks
+
     assert not declares(get_task("pretraining"), "serving_signature")
     assert exporting_tasks("serving_signature") == list(task_names())
     assert exporting_tasks("tflite_graph") == list(task_names())

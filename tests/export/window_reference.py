@@ -35,15 +35,18 @@ def run_windows(model, ids_list, seq, stride, cls_id, sep_id):
     rows, meta = [], []
     for r, ids in enumerate(ids_list):
         for s in window_starts(len(ids), window, stride):
-            piece = list(ids[s:s + window])
+            piece = list(ids[s : s + window])
             rows.append([cls_id] + piece + [sep_id])
             meta.append((r, s, len(piece)))
     width = max(len(x) for x in rows)
     word = np.array([x + [0] * (width - len(x)) for x in rows], np.int32)
-    inputs = {"input_word_ids": word, "input_mask": (np.arange(width)[None] <
-                                                     np.array([len(x) for x in rows])[:, None]
-                                                     ).astype(np.int32),
-              "input_type_ids": np.zeros_like(word)}
+    inputs = {
+        "input_word_ids": word,
+        "input_mask": (np.arange(width)[None] < np.array([len(x) for x in rows])[:, None]).astype(
+            np.int32
+        ),
+        "input_type_ids": np.zeros_like(word),
+    }
     return np.asarray(model(inputs, training=False)["logits"]), meta
 
 
@@ -76,12 +79,11 @@ class StubTagger(tf.Module):
 
     def __init__(self, vocab):
         super().__init__()
-        self.john, self.paris, self.france = (vocab.index(w) for w in ("john", "paris",
-                                                                        "france"))
+        self.john, self.paris, self.france = (vocab.index(w) for w in ("john", "paris", "france"))
 
     def __call__(self, inputs, training=False):
-        ids = inputs["input_word_ids"]                                      # [R, T]
-        n = tf.reduce_sum(inputs["input_mask"], axis=1, keepdims=True)      # [R, 1]
+        ids = inputs["input_word_ids"]  # [R, T]
+        n = tf.reduce_sum(inputs["input_mask"], axis=1, keepdims=True)  # [R, 1]
         pos = tf.range(tf.shape(ids)[1])[None, :]
         centred = (pos - 1 >= 3) & (n - 2 - pos >= 3)
         label = tf.where(ids == self.john, 1, tf.where(ids == self.paris, 2, 0))

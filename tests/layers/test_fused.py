@@ -51,7 +51,7 @@ def test_dropout_add_layer_norm_matches_plain_ops():
         tape.watch([x, a])
         got = fused.dropout_add_layer_norm(x, a, gamma, beta, [1, 2], 0.0, 1e-12)
         want = plain(x, a)
-        lg, lw = tf.reduce_sum(got ** 3), tf.reduce_sum(want ** 3)
+        lg, lw = tf.reduce_sum(got**3), tf.reduce_sum(want**3)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
     for g, w in zip(tape.gradient(lg, [x, a, gamma, beta]), tape.gradient(lw, [x, a, gamma, beta])):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
@@ -79,8 +79,9 @@ def test_gating(monkeypatch):
     environment variable is read."""
     calls = []
     real = fused.masked_softmax_dropout
-    monkeypatch.setattr(fused, "masked_softmax_dropout",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        fused, "masked_softmax_dropout", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     scores, bias = tf.zeros((4, 2, 8, 8)), tf.zeros((4, 1, 1, 8))
     dropout = keras.layers.Dropout(0.0)
     kernels.FUSED.softmax_dropout(scores, bias, dropout, True)
@@ -91,15 +92,15 @@ def test_gating(monkeypatch):
     assert len(calls) == 1
     assert kernels.select(True) is kernels.FUSED and kernels.select(False) is kernels.PLAIN
     assert kernels.wanted(True, 512) and kernels.wanted(True, 256)
-    assert not kernels.wanted(True, 64)                              # too narrow to gain
-    assert not kernels.wanted(False, 1024)                           # switched off
-    monkeypatch.setenv("BERT_TF_FUSED", "0")                         # no longer read
+    assert not kernels.wanted(True, 64)  # too narrow to gain
+    assert not kernels.wanted(False, 1024)  # switched off
+    monkeypatch.setenv("BERT_TF_FUSED", "0")  # no longer read
     assert kernels.wanted(True, 512)
 
 
 def _fused_and_plain_encoders(config, dtype, monkeypatch):
     """Two encoders with the same weights, built with and without the fused kernels."""
-    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)              # the tiny model too
+    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)  # the tiny model too
     plain = bert_tf.BertEncoder(dataclasses.replace(config, fused_kernels=False), dtype=dtype)
     fast = bert_tf.BertEncoder(config, dtype=dtype)
     fast.set_weights(plain.get_weights())
@@ -108,9 +109,10 @@ def _fused_and_plain_encoders(config, dtype, monkeypatch):
     return plain, fast
 
 
-@pytest.mark.parametrize("precision,shapes", [("float32", "static"),
-                                              ("mixed_bfloat16", "static"),
-                                              ("float32", "dynamic")])
+@pytest.mark.parametrize(
+    "precision,shapes",
+    [("float32", "static"), ("mixed_bfloat16", "static"), ("float32", "dynamic")],
+)
 def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision, shapes):
     """Fused kernels = plain ops, values and gradients, for static shapes and for
     variable-length batches ([None, None] inputs, as fine-tuning feeds them): an encoder
@@ -119,17 +121,22 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
     dtype = None if precision == "float32" else precision
     plain, fast = _fused_and_plain_encoders(config, dtype, monkeypatch)
     rng = np.random.default_rng(0)
-    feed = {"input_word_ids": tf.constant(rng.integers(0, config.vocab_size, (3, 12)), tf.int32),
-            "input_mask": tf.constant([[1] * 12, [1] * 12, [1] * 7 + [0] * 5], tf.int32),
-            "input_type_ids": tf.zeros((3, 12), tf.int32)}
+    feed = {
+        "input_word_ids": tf.constant(rng.integers(0, config.vocab_size, (3, 12)), tf.int32),
+        "input_mask": tf.constant([[1] * 12, [1] * 12, [1] * 7 + [0] * 5], tf.int32),
+        "input_type_ids": tf.zeros((3, 12), tf.int32),
+    }
     w = tf.constant(rng.normal(size=(3, 12, config.hidden_size)).astype("float32"))
 
     calls = []
     real = fused.dropout_add_layer_norm
-    monkeypatch.setattr(fused, "dropout_add_layer_norm",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
-    spec = {k: tf.TensorSpec([None, None] if shapes == "dynamic" else v.shape, tf.int32)
-            for k, v in feed.items()}
+    monkeypatch.setattr(
+        fused, "dropout_add_layer_norm", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    spec = {
+        k: tf.TensorSpec([None, None] if shapes == "dynamic" else v.shape, tf.int32)
+        for k, v in feed.items()
+    }
 
     def run(encoder):
         @tf.function(input_signature=[spec])
@@ -138,15 +145,20 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
                 out = encoder(feed, training=True)
                 loss = tf.reduce_sum(tf.cast(out["sequence_output"], tf.float32) * w)
             return out["sequence_output"], tape.gradient(loss, encoder.trainable_variables)
+
         return step(feed)
 
     (seq_p, grads_p) = run(plain)
     assert not calls
     (seq_f, grads_f) = run(fast)
-    assert len(calls) == 2 * config.num_layers          # two add+LayerNorm per block
+    assert len(calls) == 2 * config.num_layers  # two add+LayerNorm per block
     tol = 1e-5 if precision == "float32" else 0.05
-    np.testing.assert_allclose(tf.cast(seq_f, tf.float32).numpy(),
-                               tf.cast(seq_p, tf.float32).numpy(), atol=tol * 10, rtol=tol)
+    np.testing.assert_allclose(
+        tf.cast(seq_f, tf.float32).numpy(),
+        tf.cast(seq_p, tf.float32).numpy(),
+        atol=tol * 10,
+        rtol=tol,
+    )
     for v, gp, gf in zip(plain.trainable_variables, grads_p, grads_f):
         assert (gp is None) == (gf is None), v.path
         if gp is None:  # the pooler: not in the loss
@@ -159,7 +171,7 @@ def test_encoder_training_fused_equals_plain(monkeypatch, tiny_config, precision
 def test_dropout_mask_statistics_odd_sizes_and_seeds():
     """16-bit masks: keep rate within 3 sigma of 1 - rate, mean preserved, odd element
     counts handled, same seed -> same mask, another seed -> another mask."""
-    x = tf.ones((1001, 999))                                     # n odd: 999,999 elements
+    x = tf.ones((1001, 999))  # n odd: 999,999 elements
     y = fused.dropout(x, 0.1, tf.constant([1, 2])).numpy()
     kept = (y != 0).mean()
     sigma = np.sqrt(0.1 * 0.9 / y.size)
@@ -223,7 +235,7 @@ print(json.dumps({"fused_calls": len(calls), "worst": worst}))
 """
 
 
-@pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
+@pytest.mark.slow  # keeps the default suite near 15 min; the slow suite runs it
 def test_fused_kernels_under_mirrored_strategy_match_one_device():
     """Two MirroredStrategy replicas (2 logical CPUs, own process) running the fused kernels
     on variable-length batches sum to the single-device gradients of the global batch."""
@@ -231,12 +243,20 @@ def test_fused_kernels_under_mirrored_strategy_match_one_device():
     import os
     import subprocess
     import sys
+
     from tests.conftest import ROOT
+
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     # `python -c` from the repo root: bert_tf installed or in the checkout
-    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
-                            text=True, timeout=300, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["fused_calls"] >= 2 * 2 * 2          # 2 blocks x 2 per block, single + mirrored
+    assert out["fused_calls"] >= 2 * 2 * 2  # 2 blocks x 2 per block, single + mirrored
     assert out["worst"] < 1e-5, out

@@ -28,8 +28,7 @@ def _mask():
 
 def _randomize(layer, seed=3):
     rng = _rng(seed)
-    layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32")
-                       for w in layer.get_weights()])
+    layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
 
 
 def _clone(layer):
@@ -43,25 +42,36 @@ def _clone(layer):
 
 def _ids():
     rng = _rng(1)
-    return (rng.integers(0, V, (B, T)).astype("int32"),
-            (np.arange(T)[None] >= 2).astype("int32").repeat(B, 0))
+    return (
+        rng.integers(0, V, (B, T)).astype("int32"),
+        (np.arange(T)[None] >= 2).astype("int32").repeat(B, 0),
+    )
 
 
 CASES = {
-    "embeddings": (lambda: L.BertEmbeddings(V, H, max_position_embeddings=T, type_vocab_size=2,
-                                            dropout=0.1, layer_norm_eps=1e-6),
-                   lambda: _ids()),
-    "attention": (lambda: L.MultiHeadSelfAttention(H, N, dropout=0.2),
-                  lambda: (_x(), L.attention_bias(_mask(), "float32"))),
-    "transformer": (lambda: L.TransformerBlock(H, N, I, hidden_act="gelu", hidden_dropout=0.1,
-                                               attention_dropout=0.1),
-                    lambda: (_x(), L.attention_bias(_mask(), "float32"))),
-    "mlm_untied": (lambda: L.MaskedLMHead(V, H, hidden_act="relu"),
-                   lambda: (_x(), np.array([[0, 5], [2, 2]], "int32"))),
+    "embeddings": (
+        lambda: L.BertEmbeddings(
+            V, H, max_position_embeddings=T, type_vocab_size=2, dropout=0.1, layer_norm_eps=1e-6
+        ),
+        lambda: _ids(),
+    ),
+    "attention": (
+        lambda: L.MultiHeadSelfAttention(H, N, dropout=0.2),
+        lambda: (_x(), L.attention_bias(_mask(), "float32")),
+    ),
+    "transformer": (
+        lambda: L.TransformerBlock(
+            H, N, I, hidden_act="gelu", hidden_dropout=0.1, attention_dropout=0.1
+        ),
+        lambda: (_x(), L.attention_bias(_mask(), "float32")),
+    ),
+    "mlm_untied": (
+        lambda: L.MaskedLMHead(V, H, hidden_act="relu"),
+        lambda: (_x(), np.array([[0, 5], [2, 2]], "int32")),
+    ),
     "nsp": (lambda: L.NextSentenceHead(dropout=0.1), lambda: (_x()[:, 0],)),
     "classification": (lambda: L.ClassificationHead(3, dropout=0.1), lambda: (_x()[:, 0],)),
-    "token_classification": (lambda: L.TokenClassificationHead(5, dropout=0.1),
-                             lambda: (_x(),)),
+    "token_classification": (lambda: L.TokenClassificationHead(5, dropout=0.1), lambda: (_x(),)),
     "span": (lambda: L.SpanHead(), lambda: (_x(), _mask())),
 }
 
@@ -86,8 +96,10 @@ def test_gelu_is_exact_erf():
     x = np.linspace(-5, 5, 41).astype("float32")
     want = [0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(float)]
     np.testing.assert_allclose(np.asarray(L.gelu(x)), want, atol=1e-6)
-    approx = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
-              for v in x.astype(float)]
+    approx = [
+        0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
+        for v in x.astype(float)
+    ]
     np.testing.assert_allclose(np.asarray(L.gelu_approximate(x)), approx, atol=1e-6)
     # The two differ measurably (so the tests above can tell them apart).
     assert np.abs(np.asarray(L.gelu(x)) - np.asarray(L.gelu_approximate(x))).max() > 1e-4

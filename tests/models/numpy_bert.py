@@ -37,22 +37,35 @@ def _np(v):
 def encoder_params(encoder):
     """Reads a BertEncoder's variables into plain float64 arrays."""
     emb = encoder.embeddings
-    p = {"word": _np(emb.word_embeddings.embeddings),
-         "pos": _np(emb.position_embeddings.embeddings),
-         "type": _np(emb.type_embeddings.embeddings),
-         "emb_ln": (_np(emb.layer_norm.gamma), _np(emb.layer_norm.beta)),
-         "eps": encoder.config.layer_norm_eps, "num_heads": encoder.config.num_heads,
-         "act": encoder.config.hidden_act, "layers": []}
+    p = {
+        "word": _np(emb.word_embeddings.embeddings),
+        "pos": _np(emb.position_embeddings.embeddings),
+        "type": _np(emb.type_embeddings.embeddings),
+        "emb_ln": (_np(emb.layer_norm.gamma), _np(emb.layer_norm.beta)),
+        "eps": encoder.config.layer_norm_eps,
+        "num_heads": encoder.config.num_heads,
+        "act": encoder.config.hidden_act,
+        "layers": [],
+    }
     for block in encoder.blocks:
         a = block.attention
-        p["layers"].append({
-            "qkv_kernel": _np(a.qkv_kernel), "qkv_bias": _np(a.qkv_bias),
-            "out_kernel": _np(a.output_kernel), "out_bias": _np(a.output_bias),
-            "ln1": (_np(block.attention_layer_norm.gamma), _np(block.attention_layer_norm.beta)),
-            "w1": _np(block.intermediate.kernel), "b1": _np(block.intermediate.bias),
-            "w2": _np(block.output_dense.kernel), "b2": _np(block.output_dense.bias),
-            "ln2": (_np(block.output_layer_norm.gamma), _np(block.output_layer_norm.beta)),
-        })
+        p["layers"].append(
+            {
+                "qkv_kernel": _np(a.qkv_kernel),
+                "qkv_bias": _np(a.qkv_bias),
+                "out_kernel": _np(a.output_kernel),
+                "out_bias": _np(a.output_bias),
+                "ln1": (
+                    _np(block.attention_layer_norm.gamma),
+                    _np(block.attention_layer_norm.beta),
+                ),
+                "w1": _np(block.intermediate.kernel),
+                "b1": _np(block.intermediate.bias),
+                "w2": _np(block.output_dense.kernel),
+                "b2": _np(block.output_dense.bias),
+                "ln2": (_np(block.output_layer_norm.gamma), _np(block.output_layer_norm.beta)),
+            }
+        )
     p["pool_w"], p["pool_b"] = _np(encoder.pooler.kernel), _np(encoder.pooler.bias)
     return p
 
@@ -65,7 +78,7 @@ def _act(name, x):
     if name == "tanh":
         return np.tanh(x)
     if name == "gelu_approximate":
-        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     raise ValueError(name)
 
 
@@ -79,17 +92,17 @@ def encoder_forward(p, word_ids, mask, type_ids):
     h = x.shape[-1]
     n = p["num_heads"]
     d = h // n
-    bias = (1.0 - mask.astype(np.float64))[:, None, None, :] * -10000.0     # [B, 1, 1, T]
+    bias = (1.0 - mask.astype(np.float64))[:, None, None, :] * -10000.0  # [B, 1, 1, T]
     outs = []
     for L in p["layers"]:
         heads = []
         for i in range(3):  # q, k, v
             w = L["qkv_kernel"][:, i].reshape(h, h)
-            y = x @ w + L["qkv_bias"][i].reshape(h)                           # [B, T, H]
-            heads.append(y.reshape(b, t, n, d).transpose(0, 2, 1, 3))         # [B, N, T, D]
+            y = x @ w + L["qkv_bias"][i].reshape(h)  # [B, T, H]
+            heads.append(y.reshape(b, t, n, d).transpose(0, 2, 1, 3))  # [B, N, T, D]
         q, k, v = heads
-        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d) + bias            # [B, N, T, T]
-        ctx = softmax(scores) @ v                                             # [B, N, T, D]
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d) + bias  # [B, N, T, T]
+        ctx = softmax(scores) @ v  # [B, N, T, D]
         ctx = ctx.transpose(0, 2, 1, 3).reshape(b, t, h)
         attn = ctx @ L["out_kernel"].reshape(h, h) + L["out_bias"]
         x = layer_norm(x + attn, *L["ln1"], eps)

@@ -14,9 +14,17 @@ LENGTHS = (16, 5, 9, 4, 7, 12, 3, 6)
 
 
 def tiny_config():
-    return bert_tf.BertConfig.preset("tiny", vocab_size=50, num_layers=2, hidden_size=32,
-                                     num_heads=4, intermediate_size=64, hidden_dropout=0.0,
-                                     attention_dropout=0.0, max_position_embeddings=T)
+    return bert_tf.BertConfig.preset(
+        "tiny",
+        vocab_size=50,
+        num_layers=2,
+        hidden_size=32,
+        num_heads=4,
+        intermediate_size=64,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        max_position_embeddings=T,
+    )
 
 
 def make_examples(seed=0, lengths=LENGTHS):
@@ -34,10 +42,11 @@ def make_examples(seed=0, lengths=LENGTHS):
         tokens[0], tokens[a + 1], tokens[length - 1] = 2, 3, 3
         ex["input_ids"][i, :length] = tokens
         ex["input_mask"][i, :length] = 1
-        ex["segment_ids"][i, a + 2:length] = 1
+        ex["segment_ids"][i, a + 2 : length] = 1
         m = min(P0, max(1, length // 4))
-        ex["masked_lm_positions"][i, :m] = np.sort(rng.choice(np.arange(1, length - 1), m,
-                                                              replace=False))
+        ex["masked_lm_positions"][i, :m] = np.sort(
+            rng.choice(np.arange(1, length - 1), m, replace=False)
+        )
         ex["masked_lm_ids"][i, :m] = rng.integers(5, 50, m)
         ex["masked_lm_weights"][i, :m] = 1.0
     return ex
@@ -48,13 +57,21 @@ def pack_config():
 
 
 def unpacked_batch(ex):
-    features = {"input_word_ids": ex["input_ids"], "input_mask": ex["input_mask"],
-                "input_type_ids": ex["segment_ids"],
-                "masked_lm_positions": ex["masked_lm_positions"]}
-    labels = {"masked_lm_ids": ex["masked_lm_ids"], "masked_lm_weights": ex["masked_lm_weights"],
-              "next_sentence_labels": ex["next_sentence_labels"][:, 0]}
-    return ({k: tf.constant(v) for k, v in features.items()},
-            {k: tf.constant(v) for k, v in labels.items()})
+    features = {
+        "input_word_ids": ex["input_ids"],
+        "input_mask": ex["input_mask"],
+        "input_type_ids": ex["segment_ids"],
+        "masked_lm_positions": ex["masked_lm_positions"],
+    }
+    labels = {
+        "masked_lm_ids": ex["masked_lm_ids"],
+        "masked_lm_weights": ex["masked_lm_weights"],
+        "next_sentence_labels": ex["next_sentence_labels"][:, 0],
+    }
+    return (
+        {k: tf.constant(v) for k, v in features.items()},
+        {k: tf.constant(v) for k, v in labels.items()},
+    )
 
 
 def packed_batch(ex):
@@ -77,21 +94,22 @@ def locations(ex):
 
 def _ce(logits, ids):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(ids, tf.int32), logits=tf.cast(logits, tf.float32))
+        labels=tf.cast(ids, tf.int32), logits=tf.cast(logits, tf.float32)
+    )
 
 
 def sequence_losses(model, features, labels, ex, packed, training=False):
     """Per-sequence (MLM CE list, NSP CE) as tensors (differentiable), in sequence order."""
     out = model(features, training=training)
-    mlm = _ce(out["mlm_logits"], labels["masked_lm_ids"])               # [B, P]
-    nsp = _ce(out["nsp_logits"], labels["next_sentence_labels"])        # [B] or [B, S]
+    mlm = _ce(out["mlm_logits"], labels["masked_lm_ids"])  # [B, P]
+    nsp = _ce(out["nsp_logits"], labels["next_sentence_labels"])  # [B] or [B, S]
     preds = (ex["masked_lm_weights"] > 0).sum(1)
     result = []
     for i, (r, k, slot) in enumerate(locations(ex)):
         if packed:
-            result.append((mlm[r, slot:slot + preds[i]], nsp[r, k]))
+            result.append((mlm[r, slot : slot + preds[i]], nsp[r, k]))
         else:
-            result.append((mlm[i, :preds[i]], nsp[i]))
+            result.append((mlm[i, : preds[i]], nsp[i]))
     return result, out
 
 
@@ -105,12 +123,15 @@ def losses_and_grads(model, features, labels, ex, packed, seq_index, training=Fa
         mlm_i, nsp_i = per_seq[seq_index]
         own = tf.reduce_sum(mlm_i) + nsp_i
     grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, variables)]
-    own_grads = [np.zeros(v.shape, np.float32) if g is None else tf.convert_to_tensor(g).numpy()
-                 for g, v in zip(tape.gradient(own, variables), variables)]
+    own_grads = [
+        np.zeros(v.shape, np.float32) if g is None else tf.convert_to_tensor(g).numpy()
+        for g, v in zip(tape.gradient(own, variables), variables)
+    ]
     values = [(m.numpy(), float(n)) for m, n in per_seq]
     return values, float(total), grads, own_grads
 
 
 def worst_relative(a_list, b_list):
-    return max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12))
-               for a, b in zip(a_list, b_list))
+    return max(
+        float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12)) for a, b in zip(a_list, b_list)
+    )

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.models import numpy_bert
 from bert_tf import BertEncoder, BertPretrainer
+from tests.models import numpy_bert
 
 
 def randomize(model, seed=0, scale=0.3):
@@ -26,8 +26,11 @@ def make_inputs(config, seed=1):
     types = np.zeros((b, t), "int32")
     types[0, 4:] = 1
     types[1, 3:5] = 1
-    return {"input_word_ids": rng.integers(0, config.vocab_size, (b, t)).astype("int32"),
-            "input_mask": mask, "input_type_ids": types}
+    return {
+        "input_word_ids": rng.integers(0, config.vocab_size, (b, t)).astype("int32"),
+        "input_mask": mask,
+        "input_type_ids": types,
+    }
 
 
 @pytest.mark.parametrize("act", ["gelu", "relu"])
@@ -37,16 +40,20 @@ def test_encoder_matches_numpy_reference(tiny_config, act):
     x = make_inputs(tiny_config)
     out = encoder(x)
     seq, pooled, layers = numpy_bert.encoder_forward(
-        numpy_bert.encoder_params(encoder), x["input_word_ids"], x["input_mask"],
-        x["input_type_ids"])
+        numpy_bert.encoder_params(encoder),
+        x["input_word_ids"],
+        x["input_mask"],
+        x["input_type_ids"],
+    )
     # All positions, padding included.
     np.testing.assert_allclose(np.asarray(out["sequence_output"]), seq, rtol=0, atol=1e-5)
     np.testing.assert_allclose(np.asarray(out["pooled_output"]), pooled, rtol=0, atol=1e-5)
     assert len(out["encoder_outputs"]) == tiny_config.num_layers
     for got, want in zip(out["encoder_outputs"], layers):
         np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(out["encoder_outputs"][-1]),
-                                  np.asarray(out["sequence_output"]))
+    np.testing.assert_array_equal(
+        np.asarray(out["encoder_outputs"][-1]), np.asarray(out["sequence_output"])
+    )
 
 
 def test_padding_does_not_change_real_tokens(tiny_config):
@@ -57,12 +64,14 @@ def test_padding_does_not_change_real_tokens(tiny_config):
     a = np.asarray(encoder(x)["sequence_output"])
     b = np.asarray(encoder(y)["sequence_output"])
     np.testing.assert_allclose(a[1, :5], b[1, :5], atol=1e-5)
-    np.testing.assert_allclose(np.asarray(encoder(x)["pooled_output"]),
-                               np.asarray(encoder(y)["pooled_output"]), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(encoder(x)["pooled_output"]), np.asarray(encoder(y)["pooled_output"]), atol=1e-5
+    )
     # Trimming the padding away gives the same real-token outputs.
     trimmed = {k: v[1:2, :5] for k, v in x.items()}
-    np.testing.assert_allclose(np.asarray(encoder(trimmed)["sequence_output"])[0], a[1, :5],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(encoder(trimmed)["sequence_output"])[0], a[1, :5], atol=1e-5
+    )
 
 
 def test_mlm_logits_match_numpy_with_tied_decoder(tiny_config):
@@ -72,11 +81,19 @@ def test_mlm_logits_match_numpy_with_tied_decoder(tiny_config):
     out = model(x)
     encoder = model.encoder
     seq, pooled, _ = numpy_bert.encoder_forward(
-        numpy_bert.encoder_params(encoder), x["input_word_ids"], x["input_mask"],
-        x["input_type_ids"])
-    want = numpy_bert.mlm_logits(seq, x["masked_lm_positions"], model.mlm_head,
-                                 encoder.word_embeddings.embeddings, tiny_config.hidden_act,
-                                 tiny_config.layer_norm_eps)
+        numpy_bert.encoder_params(encoder),
+        x["input_word_ids"],
+        x["input_mask"],
+        x["input_type_ids"],
+    )
+    want = numpy_bert.mlm_logits(
+        seq,
+        x["masked_lm_positions"],
+        model.mlm_head,
+        encoder.word_embeddings.embeddings,
+        tiny_config.hidden_act,
+        tiny_config.layer_norm_eps,
+    )
     assert out["mlm_logits"].shape == (3, 3, tiny_config.vocab_size)
     np.testing.assert_allclose(np.asarray(out["mlm_logits"]), want, rtol=0, atol=2e-5)
     nsp = pooled @ np.asarray(model.nsp_head.dense.kernel) + np.asarray(model.nsp_head.dense.bias)
@@ -101,7 +118,7 @@ def test_mlm_decoder_is_tied_to_word_embeddings(tiny_config):
     table.assign(changed)
     after = np.asarray(model(x)["mlm_logits"])
     diff = np.abs(after - before).max(axis=(0, 1))
-    assert diff[11] > 1e-3                                  # that token's logit moved ...
+    assert diff[11] > 1e-3  # that token's logit moved ...
     np.testing.assert_allclose(np.delete(after, 11, -1), np.delete(before, 11, -1), atol=1e-6)
 
 

@@ -15,7 +15,6 @@ import tensorflow as tf
 import bert_tf
 from bert_tf.layers import fused, kernels
 from bert_tf.models.encoder import PackedInputError
-
 from tests.models import packing_case as pc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,7 +30,7 @@ def _check_equal(model, training):
     ex = pc.make_examples()
     fu, lu = pc.unpacked_batch(ex)
     fp, lp = pc.packed_batch(ex)
-    assert fp["input_word_ids"].shape[0] < len(pc.LENGTHS)          # really packed
+    assert fp["input_word_ids"].shape[0] < len(pc.LENGTHS)  # really packed
     np.testing.assert_array_equal(fp["input_sequence_ids"].numpy().max(1), [1, 2, 2, 3])
     # sequence 1 (5 tokens) shares its row with others: its own gradient must not move
     r, _, _ = pc.locations(ex)[1]
@@ -44,7 +43,7 @@ def _check_equal(model, training):
     assert abs(tp - tu) < 1e-5 and tu > 1.0
     assert pc.worst_relative(gu, gp) < 1e-5
     assert pc.worst_relative(ou, op) < 1e-5
-    assert max(np.abs(g).max() for g in op) > 1e-4                  # a real gradient
+    assert max(np.abs(g).max() for g in op) > 1e-4  # a real gradient
 
 
 def test_packed_losses_and_gradients_equal_unpacked(model):
@@ -52,18 +51,19 @@ def test_packed_losses_and_gradients_equal_unpacked(model):
 
 
 def test_packed_equal_unpacked_on_the_fused_training_path(monkeypatch):
-    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)      # build the tiny model fused
+    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)  # build the tiny model fused
     keras.utils.set_random_seed(1)
     model = bert_tf.BertPretrainer(bert_tf.BertEncoder(pc.tiny_config()))
     assert all(block.fused_kernels for block in model.encoder.blocks)
     calls = []
     real = fused.masked_softmax_dropout
-    monkeypatch.setattr(fused, "masked_softmax_dropout",
-                        lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    monkeypatch.setattr(
+        fused, "masked_softmax_dropout", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k)
+    )
     _check_equal(model, training=True)
     biases = {tuple(s) for s in calls}
-    assert (len(pc.LENGTHS), 1, 1, pc.T) in biases                  # unpacked: key mask
-    assert any(s[2] == pc.T for s in biases)                        # packed: [B, 1, T, T]
+    assert (len(pc.LENGTHS), 1, 1, pc.T) in biases  # unpacked: key mask
+    assert any(s[2] == pc.T for s in biases)  # packed: [B, 1, T, T]
 
 
 def test_other_sequences_in_a_row_cannot_change_a_sequence(model):
@@ -78,10 +78,14 @@ def test_other_sequences_in_a_row_cannot_change_a_sequence(model):
     changed = dict(fp, input_word_ids=tf.constant(ids))
     a, b = model.encoder(fp), model.encoder(changed)
     first = tf.constant(seq == 1)
-    np.testing.assert_array_equal(tf.boolean_mask(a["sequence_output"], first).numpy(),
-                                  tf.boolean_mask(b["sequence_output"], first).numpy())
-    assert not np.allclose(tf.boolean_mask(a["sequence_output"], ~first).numpy(),
-                           tf.boolean_mask(b["sequence_output"], ~first).numpy())
+    np.testing.assert_array_equal(
+        tf.boolean_mask(a["sequence_output"], first).numpy(),
+        tf.boolean_mask(b["sequence_output"], first).numpy(),
+    )
+    assert not np.allclose(
+        tf.boolean_mask(a["sequence_output"], ~first).numpy(),
+        tf.boolean_mask(b["sequence_output"], ~first).numpy(),
+    )
     na, nb = model(fp)["nsp_logits"].numpy(), model(changed)["nsp_logits"].numpy()
     np.testing.assert_array_equal(na[:, 0], nb[:, 0])
 
@@ -152,8 +156,14 @@ def test_packed_under_mirrored_strategy_equals_unpacked_single_device():
     loss and gradients of the unpacked batch on one device."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     # `python -c` from the repo root: `tests.models.packing_case` imports from the checkout
-    result = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True, text=True,
-                            timeout=300, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["rows"] == 4, out

@@ -33,8 +33,7 @@ from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import objective as objective_lib
 from bert_tf.training import optimization
 
-TASKS = ("classify", "regression", "tag", "squad_v1", "squad_v2", "multiple_choice",
-         "pretraining")
+TASKS = ("classify", "regression", "tag", "squad_v1", "squad_v2", "multiple_choice", "pretraining")
 
 SENTENCES = [
     "The film's second half drags, but the cast keeps it watchable.",
@@ -42,21 +41,30 @@ SENTENCES = [
     "Barack Obama met Angela Merkel in Berlin to discuss climate policy.",
     "I can't believe the train was late again this morning!",
 ]
-QUESTIONS = ["Who met Angela Merkel?", "Where did they meet?", "What fell after the report?",
-             "When was the train late?"]
+QUESTIONS = [
+    "Who met Angela Merkel?",
+    "Where did they meet?",
+    "What fell after the report?",
+    "When was the train late?",
+]
 
 # the HF class and the bert-tf task name of each parity task
-HF_CLASSES = {"classify": "BertForSequenceClassification",
-              "regression": "BertForSequenceClassification",
-              "tag": "BertForTokenClassification", "squad_v1": "BertForQuestionAnswering",
-              "squad_v2": "BertForQuestionAnswering", "multiple_choice": "BertForMultipleChoice",
-              "pretraining": "BertForPreTraining"}
+HF_CLASSES = {
+    "classify": "BertForSequenceClassification",
+    "regression": "BertForSequenceClassification",
+    "tag": "BertForTokenClassification",
+    "squad_v1": "BertForQuestionAnswering",
+    "squad_v2": "BertForQuestionAnswering",
+    "multiple_choice": "BertForMultipleChoice",
+    "pretraining": "BertForPreTraining",
+}
 NUM_LABELS = {"classify": 3, "regression": 1, "tag": 5}
 
 
 @dataclasses.dataclass
 class Recipe:
     """AdamW with linear warmup/decay, weight decay and global-norm clipping."""
+
     learning_rate: float = 5e-5
     total_steps: int = 10
     warmup_steps: int = 2
@@ -72,10 +80,11 @@ class Pair:
     tf_model: object
     hf_model: object
     objective: object
-    specs: list            # [(tf variable, [(hf name, tf value -> hf array)])]
+    specs: list  # [(tf variable, [(hf name, tf value -> hf array)])]
 
 
 # ----------------------------------------------------------------------------- models
+
 
 def _no_dropout_encoder(minilm_dir):
     source = read_source(minilm_dir)
@@ -94,11 +103,18 @@ def _tf_model(task, minilm_dir):
     name = {"regression": "classify", "squad_v1": "squad", "squad_v2": "squad"}.get(task, task)
     cls = task_class(name)
     if name == "classify":
-        info = {"type": "classify", "label_names": [str(i) for i in range(NUM_LABELS[task])],
-                "regression": task == "regression", "dropout": 0.0}
+        info = {
+            "type": "classify",
+            "label_names": [str(i) for i in range(NUM_LABELS[task])],
+            "regression": task == "regression",
+            "dropout": 0.0,
+        }
     elif name == "tag":
-        info = {"type": "tag", "label_names": [f"L{i}" for i in range(NUM_LABELS[task])],
-                "dropout": 0.0}
+        info = {
+            "type": "tag",
+            "label_names": [f"L{i}" for i in range(NUM_LABELS[task])],
+            "dropout": 0.0,
+        }
     else:
         info = {"type": name, "dropout": 0.0}
     model = cls.model_from_info(encoder, info)
@@ -107,16 +123,23 @@ def _tf_model(task, minilm_dir):
 
 
 def _objective(task):
-    return {"classify": classify.ClassifyObjective, "regression": classify.RegressionObjective,
-            "tag": tag.TagObjective, "squad_v1": squad.SpanObjective,
-            "squad_v2": squad.SpanObjective,
-            "multiple_choice": classify.ClassifyObjective}[task]()
+    return {
+        "classify": classify.ClassifyObjective,
+        "regression": classify.RegressionObjective,
+        "tag": tag.TagObjective,
+        "squad_v1": squad.SpanObjective,
+        "squad_v2": squad.SpanObjective,
+        "multiple_choice": classify.ClassifyObjective,
+    }[task]()
 
 
 def _hf_model(task, minilm_dir):
     config = transformers.BertConfig.from_pretrained(
-        minilm_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        num_labels=NUM_LABELS.get(task, 2))
+        minilm_dir,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=NUM_LABELS.get(task, 2),
+    )
     config.classifier_dropout = 0.0
     config._attn_implementation = "eager"
     if task == "regression":
@@ -154,6 +177,7 @@ def _canonical(specs, prefix):
             def convert(v, i=i, spec=spec, t=name.transpose):
                 a = spec.split(np.asarray(v))[i]
                 return a.T if t else a
+
             convs.append((hf, convert))
         out.append((spec.variable, convs))
     return out
@@ -168,8 +192,11 @@ def build_pair(task, minilm_dir):
     hf_params = dict(hf_model.named_parameters())
     # Heads without a pooler in HF (tagging, QA): the pooler gets no gradient in bert-tf either.
     specs = [(v, convs) for v, convs in specs if all(n in hf_params for n, _ in convs)]
-    state = {n: torch.from_numpy(np.ascontiguousarray(c(v.numpy()), np.float32))
-             for v, convs in specs for n, c in convs}
+    state = {
+        n: torch.from_numpy(np.ascontiguousarray(c(v.numpy()), np.float32))
+        for v, convs in specs
+        for n, c in convs
+    }
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
     untied = [m for m in missing if "decoder" not in m and "position_ids" not in m]
     if untied or unexpected:
@@ -179,28 +206,39 @@ def build_pair(task, minilm_dir):
 
 # ----------------------------------------------------------------------------- batches
 
+
 def make_batch(task, tokenizer, seed=0):
     """{"tf": (features, labels), "hf": kwargs} for one batch of `task` (numpy inputs)."""
     rng = np.random.default_rng(seed)
     if task == "multiple_choice":
-        enc = tokenizer([s for s in SENTENCES[:2] for _ in range(3)],
-                        [c for c in SENTENCES[1:4] + SENTENCES[::-1][:3]],
-                        padding=True, return_tensors="np")
-        ids = {k: enc[k].reshape(2, 3, -1) for k in ("input_ids", "token_type_ids",
-                                                     "attention_mask")}
+        enc = tokenizer(
+            [s for s in SENTENCES[:2] for _ in range(3)],
+            [c for c in SENTENCES[1:4] + SENTENCES[::-1][:3]],
+            padding=True,
+            return_tensors="np",
+        )
+        ids = {
+            k: enc[k].reshape(2, 3, -1) for k in ("input_ids", "token_type_ids", "attention_mask")
+        }
         labels = np.array([1, 2])
         return _pack(ids, labels, {"labels": labels})
     if task in ("squad_v1", "squad_v2"):
         # No padding: HF's QA head scores padding positions too (their logits enter its
         # softmax); bert-tf's gives them -1e4 (SpanHead). Full rows make the two the same.
-        enc = tokenizer(QUESTIONS, SENTENCES, padding="max_length", truncation="only_second",
-                        max_length=20, return_tensors="np")
+        enc = tokenizer(
+            QUESTIONS,
+            SENTENCES,
+            padding="max_length",
+            truncation="only_second",
+            max_length=20,
+            return_tensors="np",
+        )
         assert enc["attention_mask"].all()
         lengths = enc["attention_mask"].sum(1)
         start = np.array([int(rng.integers(6, n - 4)) for n in lengths])
         end = start + rng.integers(0, 3, size=len(start))
         if task == "squad_v2":
-            start[1] = end[1] = 0     # "no answer": [CLS]
+            start[1] = end[1] = 0  # "no answer": [CLS]
         labels = {"start_positions": start, "end_positions": end}
         return _pack(enc, labels, dict(labels))
     enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
@@ -235,16 +273,20 @@ def _pretraining_batch(enc, rng, predictions=3):
     ids = enc["input_ids"].copy()
     b = ids.shape[0]
     lengths = enc["attention_mask"].sum(1)
-    positions = np.stack([np.sort(rng.choice(np.arange(1, n - 1), predictions, replace=False))
-                          for n in lengths])                                  # [B, P]
+    positions = np.stack(
+        [np.sort(rng.choice(np.arange(1, n - 1), predictions, replace=False)) for n in lengths]
+    )  # [B, P]
     originals = np.take_along_axis(ids, positions, 1)
-    np.put_along_axis(ids, positions, 103, 1)                                 # [MASK]
+    np.put_along_axis(ids, positions, 103, 1)  # [MASK]
     nsp = np.array([0, 1, 1, 0][:b])
     mlm_hf = np.full(ids.shape, -100, np.int64)
     np.put_along_axis(mlm_hf, positions, originals, 1)
     enc = dict(enc, input_ids=ids)
-    tf_labels = {"masked_lm_ids": originals, "masked_lm_weights": np.ones_like(
-        originals, np.float32), "next_sentence_labels": nsp}
+    tf_labels = {
+        "masked_lm_ids": originals,
+        "masked_lm_weights": np.ones_like(originals, np.float32),
+        "next_sentence_labels": nsp,
+    }
     features, _ = _pack(enc, None, {})["tf"]
     features["masked_lm_positions"] = positions.astype(np.int32)
     hf = {"labels": mlm_hf, "next_sentence_label": nsp}
@@ -252,15 +294,19 @@ def _pretraining_batch(enc, rng, predictions=3):
 
 
 def _pack(enc, tf_labels, hf_labels):
-    features = {"input_word_ids": np.asarray(enc["input_ids"], np.int32),
-                "input_mask": np.asarray(enc["attention_mask"], np.int32),
-                "input_type_ids": np.asarray(enc["token_type_ids"], np.int32)}
+    features = {
+        "input_word_ids": np.asarray(enc["input_ids"], np.int32),
+        "input_mask": np.asarray(enc["attention_mask"], np.int32),
+        "input_type_ids": np.asarray(enc["token_type_ids"], np.int32),
+    }
     return {"tf": (features, tf_labels), "hf": _hf_inputs(enc, hf_labels)}
 
 
 def _hf_inputs(enc, labels):
-    out = {k: torch.from_numpy(np.asarray(enc[k], np.int64))
-           for k in ("input_ids", "attention_mask", "token_type_ids")}
+    out = {
+        k: torch.from_numpy(np.asarray(enc[k], np.int64))
+        for k in ("input_ids", "attention_mask", "token_type_ids")
+    }
     for k, v in labels.items():
         v = np.asarray(v)
         out[k] = torch.from_numpy(v.astype(np.float32 if v.dtype.kind == "f" else np.int64))
@@ -269,14 +315,21 @@ def _hf_inputs(enc, labels):
 
 # ----------------------------------------------------------------------------- training
 
+
 class TfRun:
     """bert-tf: the task objective reduced as the Trainer does, create_optimizer's AdamW."""
 
     def __init__(self, pair, recipe):
         self.pair = pair
         self.optimizer = optimization.create_optimizer(
-            recipe.optimizer, recipe.learning_rate, recipe.total_steps, recipe.warmup_steps,
-            recipe.weight_decay, epsilon=recipe.epsilon, clip_norm=recipe.clip_norm)
+            recipe.optimizer,
+            recipe.learning_rate,
+            recipe.total_steps,
+            recipe.warmup_steps,
+            recipe.weight_decay,
+            epsilon=recipe.epsilon,
+            clip_norm=recipe.clip_norm,
+        )
         self.variables = [v for v, _ in pair.specs]
         self.optimizer.build(self.variables)
 
@@ -293,8 +346,10 @@ class TfRun:
     def step(self, batch):
         """One optimizer step; returns (loss, {hf name: gradient before clipping})."""
         loss, grads = self.loss_and_grads(batch)
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for v, g in zip(self.variables, grads)]
+        grads = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+            for v, g in zip(self.variables, grads)
+        ]
         self.optimizer.apply(grads, self.variables)
         return loss, self._by_hf_name([g.numpy() for g in grads])
 
@@ -313,21 +368,30 @@ class HfRun:
         self.recipe = recipe
         named = [(n, p) for n, p in self.model.named_parameters()]
         no_decay = [n for n, _ in named if n.endswith("bias") or "LayerNorm" in n]
-        groups = [{"params": [p for n, p in named if n not in no_decay],
-                   "weight_decay": recipe.weight_decay},
-                  {"params": [p for n, p in named if n in no_decay], "weight_decay": 0.0}]
-        self.optimizer = torch.optim.AdamW(groups, lr=recipe.learning_rate,
-                                           eps=recipe.epsilon, betas=(0.9, 0.999))
+        groups = [
+            {
+                "params": [p for n, p in named if n not in no_decay],
+                "weight_decay": recipe.weight_decay,
+            },
+            {"params": [p for n, p in named if n in no_decay], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(
+            groups, lr=recipe.learning_rate, eps=recipe.epsilon, betas=(0.9, 0.999)
+        )
         self.scheduler = transformers.get_linear_schedule_with_warmup(
-            self.optimizer, recipe.warmup_steps, recipe.total_steps)
+            self.optimizer, recipe.warmup_steps, recipe.total_steps
+        )
         self.model.train()
 
     def step(self, batch):
         self.optimizer.zero_grad()
         out = self.model(**batch["hf"])
         out.loss.backward()
-        grads = {n: p.grad.detach().numpy().copy() for n, p in self.model.named_parameters()
-                 if p.grad is not None}
+        grads = {
+            n: p.grad.detach().numpy().copy()
+            for n, p in self.model.named_parameters()
+            if p.grad is not None
+        }
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_norm)
         self.optimizer.step()
         self.scheduler.step()
@@ -342,9 +406,11 @@ def relative_errors(tf_values, hf_values, floor=1e-3):
     tensors whose true value is ~0 (e.g. attention key biases, whose gradient vanishes
     mathematically) are measured against the scale of the whole set."""
     scale = max(float(np.max(np.abs(b))) for b in hf_values.values()) or 1.0
-    return {name: float(np.max(np.abs(tf_values[name] - b))
-                        / (np.max(np.abs(b)) + floor * scale))
-            for name, b in hf_values.items() if name in tf_values}
+    return {
+        name: float(np.max(np.abs(tf_values[name] - b)) / (np.max(np.abs(b)) + floor * scale))
+        for name, b in hf_values.items()
+        if name in tf_values
+    }
 
 
 def updates(after, before):
@@ -352,6 +418,7 @@ def updates(after, before):
 
 
 # ----------------------------------------------------------------------------- loop data
+
 
 def name_tags(words):
     """IOB2 tags from capitals: a run of capitalised words not at the sentence's start is
@@ -373,13 +440,13 @@ def write_bbc_conll(path, bbc_dir, count, max_words=20):
     """`count` real BBC News sentences of 6..max_words words as a CoNLL file (name_tags)."""
     import glob
     import re
+
     sentences = []
     for name in sorted(glob.glob(f"{bbc_dir}/*/*.txt")):
         with open(name, encoding="latin-1") as f:
             text = f.read().split("\n", 1)[-1].replace("\n", " ")
         for sentence in re.split(r"(?<=[.!?])\s+", text):
-            words = re.findall(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[^\sA-Za-z\d]",
-                               sentence)
+            words = re.findall(r"[A-Za-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[^\sA-Za-z\d]", sentence)
             if 6 <= len(words) <= max_words:
                 sentences.append(words)
         if len(sentences) >= count:

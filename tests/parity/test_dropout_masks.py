@@ -20,11 +20,18 @@ RATE = 0.1
 
 @pytest.fixture
 def encoder(monkeypatch):
-    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)        # the fused kernels, small model
-    config = bert_tf.BertConfig.preset("tiny", vocab_size=100, num_layers=2, hidden_size=64,
-                                       num_heads=4, intermediate_size=128,
-                                       hidden_dropout=RATE, attention_dropout=RATE,
-                                       max_position_embeddings=64)
+    monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)  # the fused kernels, small model
+    config = bert_tf.BertConfig.preset(
+        "tiny",
+        vocab_size=100,
+        num_layers=2,
+        hidden_size=64,
+        num_heads=4,
+        intermediate_size=128,
+        hidden_dropout=RATE,
+        attention_dropout=RATE,
+        max_position_embeddings=64,
+    )
     model = bert_tf.BertEncoder(config)
     assert all(b.fused_kernels for b in model.blocks)
     return model
@@ -34,8 +41,11 @@ def encoder(monkeypatch):
 def inputs():
     rng = np.random.default_rng(0)
     ids = rng.integers(5, 100, (4, 48)).astype("int32")
-    return {"input_word_ids": ids, "input_mask": np.ones_like(ids),
-            "input_type_ids": np.zeros_like(ids)}
+    return {
+        "input_word_ids": ids,
+        "input_mask": np.ones_like(ids),
+        "input_type_ids": np.zeros_like(ids),
+    }
 
 
 def _fused_masks(encoder, inputs, monkeypatch):
@@ -47,6 +57,7 @@ def _fused_masks(encoder, inputs, monkeypatch):
         bits = real(seed, like, rate)
         recorded.append((bits, like))
         return bits
+
     monkeypatch.setattr(fused, "_noise", noise)
     encoder(inputs, training=True)
     monkeypatch.setattr(fused, "_noise", real)
@@ -61,8 +72,8 @@ def _check_rate(drop):
 def _check_independent(a, b):
     """P(both dropped) = rate^2 for independent masks (identical masks give rate)."""
     both = (a & b).mean()
-    sigma = np.sqrt(RATE ** 2 * (1 - RATE ** 2) / a.size)
-    assert abs(both - RATE ** 2) < 5 * sigma, both
+    sigma = np.sqrt(RATE**2 * (1 - RATE**2) / a.size)
+    assert abs(both - RATE**2) < 5 * sigma, both
 
 
 def test_fused_masks_rate_fresh_and_independent(encoder, inputs, monkeypatch):
@@ -72,20 +83,20 @@ def test_fused_masks_rate_fresh_and_independent(encoder, inputs, monkeypatch):
     assert len(step1) == len(step2) == 3 * len(encoder.blocks)
     for drop in step1 + step2:
         _check_rate(drop)
-    for a, b in zip(step1, step2):                       # fresh every step
+    for a, b in zip(step1, step2):  # fresh every step
         _check_independent(a, b)
-    same_shape = [m for m in step1 if m.ndim == 3]       # residual branches [B, T, H]
-    for i in range(len(same_shape)):                     # every site its own mask
+    same_shape = [m for m in step1 if m.ndim == 3]  # residual branches [B, T, H]
+    for i in range(len(same_shape)):  # every site its own mask
         for j in range(i + 1, len(same_shape)):
             _check_independent(same_shape[i], same_shape[j])
-    probs = step1[0]                                     # [B, N, T, T]
-    _check_independent(probs[:, :, :-1], probs[:, :, 1:])   # neighbouring query positions
-    _check_independent(probs[:2], probs[2:])                 # rows of the batch
-    _check_independent(probs[:, :2], probs[:, 2:])           # heads
-    branch = step1[1]                                        # [B, T, H]
-    _check_independent(branch[:, :-1], branch[:, 1:])        # neighbouring positions
-    _check_independent(branch[..., :-1], branch[..., 1:])    # neighbouring features
-    per_position = branch.mean(axis=(0, 2))                  # no position dropped more
+    probs = step1[0]  # [B, N, T, T]
+    _check_independent(probs[:, :, :-1], probs[:, :, 1:])  # neighbouring query positions
+    _check_independent(probs[:2], probs[2:])  # rows of the batch
+    _check_independent(probs[:, :2], probs[:, 2:])  # heads
+    branch = step1[1]  # [B, T, H]
+    _check_independent(branch[:, :-1], branch[:, 1:])  # neighbouring positions
+    _check_independent(branch[..., :-1], branch[..., 1:])  # neighbouring features
+    per_position = branch.mean(axis=(0, 2))  # no position dropped more
     assert per_position.max() < RATE + 5 * np.sqrt(RATE * (1 - RATE) / (4 * 64))
 
 
@@ -101,7 +112,7 @@ def test_fresh_masks_inside_a_compiled_training_step(encoder, inputs):
     assert all((a != b).any() for a, b in zip(after, before))
     assert np.abs(first - second).max() > 1e-2
     seeds = [a[0] for a in after]
-    assert len(set(seeds)) == len(seeds), seeds           # a different stream per layer
+    assert len(set(seeds)) == len(seeds), seeds  # a different stream per layer
 
 
 def test_embedding_dropout_mask(encoder, inputs):

@@ -14,8 +14,6 @@ import pytest
 torch = pytest.importorskip("torch", reason="loop parity needs torch (CPU wheel)")
 transformers = pytest.importorskip("transformers", reason="loop parity needs transformers")
 
-from tests.parity import parity_harness as harness  # noqa: E402
-
 from bert_tf.checkpoints.loader import assign_from_source  # noqa: E402
 from bert_tf.checkpoints.sources import read_source  # noqa: E402
 from bert_tf.data.batching import epochs_order  # noqa: E402
@@ -25,15 +23,26 @@ from bert_tf.tasks import task_class  # noqa: E402
 from bert_tf.text.tokenizer import BertTokenizer  # noqa: E402
 from bert_tf.training import optimization  # noqa: E402
 from bert_tf.training.trainer import Trainer  # noqa: E402
+from tests.parity import parity_harness as harness  # noqa: E402
 
 STEPS, BATCH, EPOCHS = 50, 4, 2
 
 
 def _task(minilm_dir, train_file, tmp_path):
-    config = FinetuneConfig(task="tag", init_checkpoint=minilm_dir, train_file=train_file,
-                            model_dir=str(tmp_path / "run"), epochs=EPOCHS,
-                            batch_size=BATCH, max_seq_length=32, learning_rate=5e-5,
-                            weight_decay=0.01, warmup_proportion=0.1, dropout=0.0, seed=3)
+    config = FinetuneConfig(
+        task="tag",
+        init_checkpoint=minilm_dir,
+        train_file=train_file,
+        model_dir=str(tmp_path / "run"),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        max_seq_length=32,
+        learning_rate=5e-5,
+        weight_decay=0.01,
+        warmup_proportion=0.1,
+        dropout=0.0,
+        seed=3,
+    )
     tokenizer = BertTokenizer(vocab_file=f"{minilm_dir}/vocab.txt", lower_case=True)
     task = task_class("tag")(config, tokenizer)
     task.load()
@@ -43,17 +52,32 @@ def _task(minilm_dir, train_file, tmp_path):
 def _bert_tf_losses(config, task, minilm_dir, batches, tmp_path):
     """The loss of every step through the Trainer, as bert_tf.finetune builds it."""
     source = read_source(minilm_dir)
-    encoder = BertEncoder(dataclasses.replace(source.config, hidden_dropout=0.0,
-                                              attention_dropout=0.0))
+    encoder = BertEncoder(
+        dataclasses.replace(source.config, hidden_dropout=0.0, attention_dropout=0.0)
+    )
     assign_from_source(encoder, source)
     model = task.build_model(encoder)
     optimizer = optimization.create_optimizer(
-        config.optimizer, config.learning_rate, STEPS, int(STEPS * config.warmup_proportion),
-        config.weight_decay, epsilon=config.adam_epsilon, clip_norm=config.clip_norm,
-        layer_decay=config.layer_decay, layers_below_top=param_groups.layers_below_top)
+        config.optimizer,
+        config.learning_rate,
+        STEPS,
+        int(STEPS * config.warmup_proportion),
+        config.weight_decay,
+        epsilon=config.adam_epsilon,
+        clip_norm=config.clip_norm,
+        layer_decay=config.layer_decay,
+        layers_below_top=param_groups.layers_below_top,
+    )
     head = [v.numpy() for v in (model.head.dense.kernel, model.head.dense.bias)]
-    trainer = Trainer(model, task.objective, optimizer, checkpoint_dir=str(tmp_path / "ckpt"),
-                      checkpoint_every_steps=10_000, log_every_steps=1, progress_fn=None)
+    trainer = Trainer(
+        model,
+        task.objective,
+        optimizer,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        checkpoint_every_steps=10_000,
+        log_every_steps=1,
+        progress_fn=None,
+    )
     losses = []
     trainer.reporter.write = lambda split, step, values: losses.append(values["loss"])
     trainer.train(task.make_dataset(task.train_features, batches), STEPS)
@@ -62,22 +86,34 @@ def _bert_tf_losses(config, task, minilm_dir, batches, tmp_path):
 
 def _hf_losses(config, task, minilm_dir, batches, head):
     model = transformers.BertForTokenClassification.from_pretrained(
-        minilm_dir, num_labels=len(task.label_names), hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, classifier_dropout=0.0, attn_implementation="eager")
+        minilm_dir,
+        num_labels=len(task.label_names),
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        classifier_dropout=0.0,
+        attn_implementation="eager",
+    )
     with torch.no_grad():
         model.classifier.weight.copy_(torch.tensor(head[0].T))
         model.classifier.bias.copy_(torch.tensor(head[1]))
-    recipe = harness.Recipe(learning_rate=config.learning_rate, total_steps=STEPS,
-                            warmup_steps=int(STEPS * config.warmup_proportion),
-                            weight_decay=config.weight_decay)
+    recipe = harness.Recipe(
+        learning_rate=config.learning_rate,
+        total_steps=STEPS,
+        warmup_steps=int(STEPS * config.warmup_proportion),
+        weight_decay=config.weight_decay,
+    )
     run = harness.HfRun(harness.Pair("tag", None, model, None, []), recipe)
     losses = []
     for inputs, labels in task.make_dataset(task.train_features, batches).take(STEPS):
-        batch = {"input_ids": inputs["input_word_ids"], "attention_mask":
-                 inputs["input_mask"], "token_type_ids": inputs["input_type_ids"]}
+        batch = {
+            "input_ids": inputs["input_word_ids"],
+            "attention_mask": inputs["input_mask"],
+            "token_type_ids": inputs["input_type_ids"],
+        }
         batch = {k: torch.from_numpy(v.numpy().astype(np.int64)) for k, v in batch.items()}
-        batch["labels"] = torch.from_numpy(np.where(labels.numpy() < 0, -100,
-                                                    labels.numpy()).astype(np.int64))
+        batch["labels"] = torch.from_numpy(
+            np.where(labels.numpy() < 0, -100, labels.numpy()).astype(np.int64)
+        )
         losses.append(run.step({"hf": batch})[0])
     return losses
 
@@ -85,8 +121,10 @@ def _hf_losses(config, task, minilm_dir, batches, head):
 @pytest.mark.slow
 def test_fifty_trainer_steps_follow_the_transformers_loss_curve(minilm_dir, tmp_path):
     from demo_data import assets
-    train_file = harness.write_bbc_conll(str(tmp_path / "train.txt"), assets.bbc_news_dir(),
-                                         count=STEPS * BATCH // EPOCHS)
+
+    train_file = harness.write_bbc_conll(
+        str(tmp_path / "train.txt"), assets.bbc_news_dir(), count=STEPS * BATCH // EPOCHS
+    )
     config, task = _task(minilm_dir, train_file, tmp_path)
     steps_per_epoch = math.ceil(len(task.train_features) / BATCH)
     assert steps_per_epoch * EPOCHS == STEPS
@@ -95,4 +133,4 @@ def test_fifty_trainer_steps_follow_the_transformers_loss_curve(minilm_dir, tmp_
     theirs = _hf_losses(config, task, minilm_dir, batches, head)
     assert len(ours) == len(theirs) == STEPS
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4)
-    assert np.mean(ours[-10:]) < 0.6 * np.mean(ours[:10])           # it learns
+    assert np.mean(ours[-10:]) < 0.6 * np.mean(ours[:10])  # it learns

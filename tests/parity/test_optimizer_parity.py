@@ -23,7 +23,7 @@ def _hf_schedule_lrs():
     sched = transformers.get_linear_schedule_with_warmup(opt, WARMUP, TOTAL)
     lrs = []
     for _ in range(TOTAL + 2):
-        lrs.append(opt.param_groups[0]["lr"])     # the lr the next optimizer.step() uses
+        lrs.append(opt.param_groups[0]["lr"])  # the lr the next optimizer.step() uses
         opt.step()
         sched.step()
     return lrs
@@ -40,19 +40,26 @@ def test_schedule_matches_transformers_linear_warmup():
 
 def test_adamw_steps_match_torch():
     rng = np.random.default_rng(0)
-    scales = 10.0 ** rng.integers(-8, 1, size=(6, 5))                # 1e-8 .. 1
+    scales = 10.0 ** rng.integers(-8, 1, size=(6, 5))  # 1e-8 .. 1
     kernel0 = rng.normal(size=(6, 5)).astype(np.float32)
     bias0 = rng.normal(size=(5,)).astype(np.float32)
-    grads = [((rng.normal(size=(6, 5)) * scales).astype(np.float32),
-              (rng.normal(size=(5,)) * 1e-6).astype(np.float32)) for _ in range(6)]
-    grads[2] = (grads[2][0] * 50.0, grads[2][1])                     # a clipped step
+    grads = [
+        (
+            (rng.normal(size=(6, 5)) * scales).astype(np.float32),
+            (rng.normal(size=(5,)) * 1e-6).astype(np.float32),
+        )
+        for _ in range(6)
+    ]
+    grads[2] = (grads[2][0] * 50.0, grads[2][1])  # a clipped step
 
     kernel, bias = keras.Variable(kernel0, name="kernel"), keras.Variable(bias0, name="bias")
-    ours = optimization.create_optimizer("adamw", LR, TOTAL, WARMUP, weight_decay=WD,
-                                         clip_norm=1.0)
+    ours = optimization.create_optimizer("adamw", LR, TOTAL, WARMUP, weight_decay=WD, clip_norm=1.0)
     tk, tb = torch.nn.Parameter(torch.tensor(kernel0)), torch.nn.Parameter(torch.tensor(bias0))
-    theirs = torch.optim.AdamW([{"params": [tk], "weight_decay": WD},
-                                {"params": [tb], "weight_decay": 0.0}], lr=LR, eps=1e-8)
+    theirs = torch.optim.AdamW(
+        [{"params": [tk], "weight_decay": WD}, {"params": [tb], "weight_decay": 0.0}],
+        lr=LR,
+        eps=1e-8,
+    )
     sched = transformers.get_linear_schedule_with_warmup(theirs, WARMUP, TOTAL)
     for step, (gk, gb) in enumerate(grads, 1):
         ours.apply([tf.constant(gk), tf.constant(gb)], [kernel, bias])
@@ -61,8 +68,13 @@ def test_adamw_steps_match_torch():
         theirs.step()
         sched.step()
         for mine, other in ((kernel, tk), (bias, tb)):
-            np.testing.assert_allclose(mine.numpy(), other.detach().numpy(), rtol=0,
-                                       atol=1e-6, err_msg=f"{mine.name} step {step}")
+            np.testing.assert_allclose(
+                mine.numpy(),
+                other.detach().numpy(),
+                rtol=0,
+                atol=1e-6,
+                err_msg=f"{mine.name} step {step}",
+            )
     moved = np.abs(kernel.numpy() - kernel0)
     # as in torch, weights with 1e-8 gradients move about as far as those with 1e-1 ones
     assert np.median(moved[scales <= 1e-7]) > 0.3 * np.median(moved[scales >= 1e-1])

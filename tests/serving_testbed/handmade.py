@@ -24,6 +24,7 @@ def write_model(path, scale=1.0):
     The Dense kernel is a variable, so a wrong restore shows up as an error or wrong values."""
     import keras
     import tensorflow as tf
+
     inputs = keras.Input((4,), name="x")
     dense = keras.layers.Dense(2, name="dense")
     model = keras.Model(inputs, dense(inputs))
@@ -33,18 +34,24 @@ def write_model(path, scale=1.0):
     string = tf.TensorSpec([None], tf.string, name="text")
 
     def score(text):
-        one_hot = tf.one_hot(tf.strings.length(text) % 4, 4)                 # [B, 4]
+        one_hot = tf.one_hot(tf.strings.length(text) % 4, 4)  # [B, 4]
         return {"score": model(one_hot), "upper_bytes": tf.strings.upper(text)}
 
     def pair(x, n):
         return {"total": tf.reduce_sum(model(x), axis=-1) + tf.cast(n, tf.float32)}
 
     archive.add_endpoint("serving_default", score, input_signature=[string])
-    archive.add_endpoint("pair", pair, input_signature=[
-        tf.TensorSpec([None, 4], tf.float32, name="x"), tf.TensorSpec([None], tf.int32,
-                                                                       name="n")])
-    archive.add_endpoint("lengths", lambda text: {"length": tf.strings.length(text)},
-                         input_signature=[string])
+    archive.add_endpoint(
+        "pair",
+        pair,
+        input_signature=[
+            tf.TensorSpec([None, 4], tf.float32, name="x"),
+            tf.TensorSpec([None], tf.int32, name="n"),
+        ],
+    )
+    archive.add_endpoint(
+        "lengths", lambda text: {"length": tf.strings.length(text)}, input_signature=[string]
+    )
     archive.write_out(path, verbose=False)
     return path
 
@@ -53,17 +60,21 @@ def write_warmup(version_dir, requests):
     """requests: list of (signature name, {input: list of values}) -> PredictionLog records."""
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
     extra = os.path.join(version_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(extra, "tf_serving_warmup_requests")) as writer:
         for signature, inputs in requests:
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-                name="m", signature_name=signature))
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name="m", signature_name=signature)
+            )
             for name, values in inputs.items():
                 request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
-            writer.write(prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request))
-                .SerializeToString())
+            writer.write(
+                prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
+                ).SerializeToString()
+            )
 
 
 def write_module_saved_model(path):
@@ -71,12 +82,14 @@ def write_module_saved_model(path):
     tf.saved_model.save loads under tf.saved_model.load but not under the session path."""
     import keras
     import tensorflow as tf
+
     inputs = keras.Input((4,), name="x")
     model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
     module = tf.Module()
     module.model = model
-    module.serve = tf.function(lambda x: {"y": module.model(x)},
-                               input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    module.serve = tf.function(
+        lambda x: {"y": module.model(x)}, input_signature=[tf.TensorSpec([None, 4], tf.float32)]
+    )
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     return path
 

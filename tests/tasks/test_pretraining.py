@@ -23,17 +23,19 @@ def _ce(logits, label):
 
 
 # 2 examples, P = 2 predictions each, V = 3.
-MLM_LOGITS = [[[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]],
-              [[0.0, 0.5, 0.0], [1.0, 1.0, 1.0]]]
+MLM_LOGITS = [[[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]], [[0.0, 0.5, 0.0], [1.0, 1.0, 1.0]]]
 MLM_IDS = [[0, 1], [1, 0]]
-MLM_WEIGHTS = [[1.0, 1.0], [1.0, 0.0]]         # the last prediction is padding
+MLM_WEIGHTS = [[1.0, 1.0], [1.0, 0.0]]  # the last prediction is padding
 NSP_LOGITS = [[1.0, -1.0], [0.0, 2.0]]
 NSP_LABELS = [[0], [0]]
 
 
 def _batch():
-    labels = {"masked_lm_ids": tf.constant(MLM_IDS), "masked_lm_weights": tf.constant(MLM_WEIGHTS),
-              "next_sentence_labels": tf.constant(NSP_LABELS)}
+    labels = {
+        "masked_lm_ids": tf.constant(MLM_IDS),
+        "masked_lm_weights": tf.constant(MLM_WEIGHTS),
+        "next_sentence_labels": tf.constant(NSP_LABELS),
+    }
     outputs = {"mlm_logits": tf.constant(MLM_LOGITS), "nsp_logits": tf.constant(NSP_LOGITS)}
     return labels, outputs
 
@@ -51,10 +53,10 @@ def test_losses_match_hand_computed_values():
     assert mlm == pytest.approx((0.2395448 + 2.1698460 + 0.7943768) / 3, abs=1e-6)
     np.testing.assert_allclose(po.masked_lm_loss(labels, outputs).numpy(), mlm, rtol=1e-6)
     np.testing.assert_allclose(po.next_sentence_loss(labels, outputs).numpy(), nsp, rtol=1e-6)
-    np.testing.assert_allclose(po.pretraining_loss(labels, outputs).numpy(), mlm + nsp,
-                               rtol=1e-6)
-    np.testing.assert_allclose(po.PretrainingObjective()(labels, outputs).numpy(), mlm + nsp,
-                               rtol=1e-6)
+    np.testing.assert_allclose(po.pretraining_loss(labels, outputs).numpy(), mlm + nsp, rtol=1e-6)
+    np.testing.assert_allclose(
+        po.PretrainingObjective()(labels, outputs).numpy(), mlm + nsp, rtol=1e-6
+    )
 
 
 def test_padding_predictions_do_not_count():
@@ -66,8 +68,11 @@ def test_padding_predictions_do_not_count():
     ids[1, 1] = 1
     changed = dict(outputs, mlm_logits=tf.constant(logits, tf.float32))
     changed_labels = dict(labels, masked_lm_ids=tf.constant(ids))
-    np.testing.assert_allclose(po.masked_lm_loss(changed_labels, changed).numpy(),
-                               po.masked_lm_loss(labels, outputs).numpy(), rtol=1e-7)
+    np.testing.assert_allclose(
+        po.masked_lm_loss(changed_labels, changed).numpy(),
+        po.masked_lm_loss(labels, outputs).numpy(),
+        rtol=1e-7,
+    )
 
 
 def test_metric_sums_and_keras_metrics():
@@ -82,9 +87,9 @@ def test_metric_sums_and_keras_metrics():
     assert sums["next_sentence_loss"][0] / 2 == pytest.approx(nsp, rel=1e-6)
 
 
-
 def test_trainer_contract_gives_the_hand_computed_values():
     from bert_tf.training import objective as trainer
+
     labels, outputs = _batch()
     objective = po.PretrainingObjective()
     assert set(objective.metric_names).isdisjoint(trainer.RESERVED_NAMES)
@@ -106,8 +111,7 @@ def test_bfloat16_logits_are_accepted():
     labels, outputs = _batch()
     outputs = {k: tf.cast(v, tf.bfloat16) for k, v in outputs.items()}
     mlm, nsp = _expected()
-    np.testing.assert_allclose(po.pretraining_loss(labels, outputs).numpy(), mlm + nsp,
-                               rtol=2e-2)
+    np.testing.assert_allclose(po.pretraining_loss(labels, outputs).numpy(), mlm + nsp, rtol=2e-2)
 
 
 def test_global_batch_normalisation_across_replicas():
@@ -141,25 +145,34 @@ def test_global_batch_normalisation_across_replicas():
             for s in (slice(0, 2), slice(2, 4))]))
         print(single, total, naive)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     single, total, naive = map(float, out.stdout.split()[-3:])
     assert total == pytest.approx(single, rel=1e-5)
-    assert abs(naive - single) > 1e-3   # the per-replica mean would be wrong
+    assert abs(naive - single) > 1e-3  # the per-replica mean would be wrong
 
 
 def test_pretraining_task_declares_model_objective_and_metrics(tiny_config):
     import bert_tf
+
     task = po.PretrainingTask()
     assert task.name == "pretraining" and task.main_metric in task.metric_names
     model = task.build_model(bert_tf.BertEncoder(tiny_config))
     assert isinstance(model, bert_tf.BertPretrainer)
-    assert isinstance(po.PretrainingTask.model_from_info(model.encoder, {"type": "pretraining"}),
-                      bert_tf.BertPretrainer)
+    assert isinstance(
+        po.PretrainingTask.model_from_info(model.encoder, {"type": "pretraining"}),
+        bert_tf.BertPretrainer,
+    )
     labels, outputs = _batch()
     loss, _ = task.objective.compute_loss(labels, outputs)
     mlm, nsp = _expected()
     from bert_tf.training import objective
+
     share = objective.loss_share(loss, tf.constant(2.0), tf.constant(2.0))
     np.testing.assert_allclose(share.numpy(), mlm + nsp, rtol=1e-6)

@@ -18,15 +18,20 @@ ALL_STRINGS = hs.HARD_STRINGS + hs.chaos_strings(300, seed=1)
 def pair(request):
     lower_case = request.param
     vocab = hs.vocab_for(ALL_STRINGS, lower_case)
-    return (BertTokenizer(vocab=vocab, lower_case=lower_case),
-            ref.ReferenceTokenizer(vocab, lower_case))
+    return (
+        BertTokenizer(vocab=vocab, lower_case=lower_case),
+        ref.ReferenceTokenizer(vocab, lower_case),
+    )
 
 
 def test_matches_reference_on_hard_strings(pair):
     tok, reference = pair
     got = tok.tokenize(tf.constant(ALL_STRINGS)).to_list()
-    mismatches = [(s, [reference.vocab[i] for i in g], reference.tokenize(s))
-                  for s, g in zip(ALL_STRINGS, got) if g != reference.ids(s)]
+    mismatches = [
+        (s, [reference.vocab[i] for i in g], reference.tokenize(s))
+        for s, g in zip(ALL_STRINGS, got)
+        if g != reference.ids(s)
+    ]
     assert not mismatches, mismatches[:3]
     # The test vocab leaves room for [UNK] and for multi-piece words: both must occur.
     flat = [i for row in got for i in row]
@@ -45,11 +50,26 @@ def test_words_match_reference(pair):
 
 
 def test_no_nfkc_folding():
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "™", "ﬁ", "…", "tm", "fi", "...",
-             ".", "abc", "ａｂｃ", "ＡＢＣ"]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "™",
+        "ﬁ",
+        "…",
+        "tm",
+        "fi",
+        "...",
+        ".",
+        "abc",
+        "ａｂｃ",
+        "ＡＢＣ",
+    ]
     uncased = BertTokenizer(vocab=vocab, lower_case=True)
     got = uncased.tokenize(tf.constant(["™ ﬁ … ＡＢＣ"])).to_list()[0]
-    assert [vocab[i] for i in got] == ["™", "ﬁ", "…", "ａｂｃ"]     # lower-cased, not folded
+    assert [vocab[i] for i in got] == ["™", "ﬁ", "…", "ａｂｃ"]  # lower-cased, not folded
     cased = BertTokenizer(vocab=vocab, lower_case=False)
     got = cased.tokenize(tf.constant(["™ ﬁ … ＡＢＣ"])).to_list()[0]
     assert [vocab[i] for i in got] == ["™", "ﬁ", "…", "ＡＢＣ"]
@@ -66,8 +86,11 @@ def test_offsets_slice_original_bytes(pair):
     tok, reference = pair
     # Left out: final sigma (needs the word's context) and characters that normalize to
     # several (Hangul -> jamo), where two pieces can come from one original character.
-    strings = [s for s in ALL_STRINGS if "Σ" not in s and not any(
-        len(ref.strip_accents(c.lower())) > 1 for c in s)]
+    strings = [
+        s
+        for s in ALL_STRINGS
+        if "Σ" not in s and not any(len(ref.strip_accents(c.lower())) > 1 for c in s)
+    ]
     ids, begin, end = tok.tokenize_words_with_offsets(tf.constant(strings))
     ids, begin, end = ids.to_list(), begin.to_list(), end.to_list()
     checked = 0
@@ -94,15 +117,27 @@ def test_offsets_slice_original_bytes(pair):
 
 
 def test_offsets_hand_computed():
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "caf", "##e", "res", "##ume", "!",
-             "中", "i"]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "caf",
+        "##e",
+        "res",
+        "##ume",
+        "!",
+        "中",
+        "i",
+    ]
     tok = BertTokenizer(vocab=vocab, lower_case=True)
     text = " Café\u200b RÉSUMÉ! 中İ"
     ids, begin, end = tok.tokenize_with_offsets(tf.constant([text]))
     assert ids.to_list() == [[5, 6, 7, 8, 9, 10, 11]]
     raw = text.encode()
     pieces = [raw[b:e].decode() for b, e in zip(begin.to_list()[0], end.to_list()[0])]
-    assert pieces == ["Caf", "é", "RÉS", "UMÉ", "!", "中", "İ"]   # dropped \u200b: no piece
+    assert pieces == ["Caf", "é", "RÉS", "UMÉ", "!", "中", "İ"]  # dropped \u200b: no piece
     assert begin.dtype == tf.int64 and ids.dtype == tf.int32
 
 
@@ -121,10 +156,12 @@ def test_in_tf_function_and_dataset(pair):
     fn = tf.function(tok.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
     strings = hs.HARD_STRINGS[:12]
     assert fn(tf.constant(strings)).to_list() == [reference.ids(s) for s in strings]
-    with_offsets = tf.function(tok.tokenize_with_offsets,
-                               input_signature=[tf.TensorSpec([None], tf.string)])
-    for got, expected in zip(with_offsets(tf.constant(strings)),
-                             tok.tokenize_with_offsets(tf.constant(strings))):
+    with_offsets = tf.function(
+        tok.tokenize_with_offsets, input_signature=[tf.TensorSpec([None], tf.string)]
+    )
+    for got, expected in zip(
+        with_offsets(tf.constant(strings)), tok.tokenize_with_offsets(tf.constant(strings))
+    ):
         assert got.to_list() == expected.to_list()
     ds = tf.data.Dataset.from_tensor_slices(strings).batch(5).map(tok.tokenize)
     got = [row for batch in ds for row in batch.to_list()]
@@ -133,18 +170,19 @@ def test_in_tf_function_and_dataset(pair):
 
 def test_properties_and_detokenize(tiny_vocab_file):
     tok = BertTokenizer(vocab_file=tiny_vocab_file)
-    assert tok.lower_case is True                      # inferred: the tiny vocab is uncased
+    assert tok.lower_case is True  # inferred: the tiny vocab is uncased
     assert (tok.pad_id, tok.unk_id, tok.cls_id, tok.sep_id, tok.mask_id) == (0, 1, 2, 3, 4)
     assert tok.vocab_size == len(tok.vocab) and tok.vocab[:2] == ["[PAD]", "[UNK]"]
     ids = tok.tokenize(tf.constant(["The unaffable fox!"]))
-    assert [tok.vocab[i] for i in ids.to_list()[0]] == ["the", "un", "##aff", "##able", "fox",
-                                                         "!"]
+    assert [tok.vocab[i] for i in ids.to_list()[0]] == ["the", "un", "##aff", "##able", "fox", "!"]
     assert tok.detokenize(ids).numpy().tolist() == [b"the unaffable fox !"]
 
 
 def test_get_config_round_trip(tiny_vocab_file):
-    for kwargs in ({"vocab_file": tiny_vocab_file, "lower_case": True},
-                   {"vocab": vocab_lib.load_vocab(tiny_vocab_file), "lower_case": False}):
+    for kwargs in (
+        {"vocab_file": tiny_vocab_file, "lower_case": True},
+        {"vocab": vocab_lib.load_vocab(tiny_vocab_file), "lower_case": False},
+    ):
         tok = BertTokenizer(**kwargs)
         clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tok))
         assert isinstance(clone, BertTokenizer)
@@ -169,8 +207,9 @@ def test_real_vocab_parity(minilm_dir):
     assert got == [reference.ids(s) for s in ALL_STRINGS]
     cased = BertTokenizer(vocab=vocab, lower_case=False)
     reference = ref.ReferenceTokenizer(vocab, False)
-    assert cased.tokenize(tf.constant(ALL_STRINGS)).to_list() == [reference.ids(s)
-                                                                    for s in ALL_STRINGS]
+    assert cased.tokenize(tf.constant(ALL_STRINGS)).to_list() == [
+        reference.ids(s) for s in ALL_STRINGS
+    ]
 
 
 @pytest.mark.real_weights
@@ -180,6 +219,7 @@ def test_real_text_parity(minilm_dir):
     import csv
 
     from demo_data import assets
+
     with open(assets.sms_spam_csv(), encoding="utf-8", errors="replace") as f:
         texts = [row[-1] for row in list(csv.reader(f))[1:]]
     vocab = vocab_lib.load_vocab(os.path.join(minilm_dir, "vocab.txt"))

@@ -39,13 +39,20 @@ def test_static_masking_counts_and_never_specials():
         n = rng.randint(10, 60)
         ids = [CLS] + [rng.randrange(5, V) for _ in range(n)] + [SEP]
         out, pos, labels = masking.create_masked_lm_predictions(
-            ids, rng, masked_lm_prob=0.15, max_predictions_per_seq=20, vocab_size=V,
-            mask_id=MASK, special_ids=SPECIAL)
+            ids,
+            rng,
+            masked_lm_prob=0.15,
+            max_predictions_per_seq=20,
+            vocab_size=V,
+            mask_id=MASK,
+            special_ids=SPECIAL,
+        )
         assert len(pos) == min(20, max(1, round(len(ids) * 0.15)))
         assert pos == sorted(set(pos)) and 0 not in pos and len(ids) - 1 not in pos
         assert labels == [ids[p] for p in pos]
-        assert [o for i, o in enumerate(out) if i not in pos] == \
-            [t for i, t in enumerate(ids) if i not in pos]
+        assert [o for i, o in enumerate(out) if i not in pos] == [
+            t for i, t in enumerate(ids) if i not in pos
+        ]
         shown_all += [out[p] for p in pos]
         labels_all += labels
     shown, labels = np.array(shown_all), np.array(labels_all)
@@ -59,9 +66,16 @@ def test_static_whole_word_groups():
     ids = [CLS, 10, 100, 101, 11, 12, 102, SEP, 13, 103, 104, 105, SEP]
     for seed in range(30):
         _, pos, _ = masking.create_masked_lm_predictions(
-            ids, random.Random(seed), masked_lm_prob=0.3, max_predictions_per_seq=6,
-            vocab_size=V, mask_id=MASK, special_ids=SPECIAL,
-            is_continuation=lambda t: t >= 100, whole_word_masking=True)
+            ids,
+            random.Random(seed),
+            masked_lm_prob=0.3,
+            max_predictions_per_seq=6,
+            vocab_size=V,
+            mask_id=MASK,
+            special_ids=SPECIAL,
+            is_continuation=lambda t: t >= 100,
+            whole_word_masking=True,
+        )
         words = [{1, 2, 3}, {4}, {5, 6}, {8, 9, 10, 11}]
         for w in words:
             assert w <= set(pos) or not (w & set(pos)), (seed, pos)
@@ -70,9 +84,16 @@ def test_static_whole_word_groups():
 
 def test_dynamic_mask_statistics_and_layout():
     ids, mask = _batch()
-    out = masking.dynamic_mask(ids, mask, (7, 0), vocab_size=V, mask_id=MASK,
-                               special_ids=tuple(SPECIAL), masked_lm_prob=0.15,
-                               max_predictions_per_seq=10)
+    out = masking.dynamic_mask(
+        ids,
+        mask,
+        (7, 0),
+        vocab_size=V,
+        mask_id=MASK,
+        special_ids=tuple(SPECIAL),
+        masked_lm_prob=0.15,
+        max_predictions_per_seq=10,
+    )
     shown_ids = out["input_word_ids"].numpy()
     pos = out["masked_lm_positions"].numpy()
     labels = out["masked_lm_ids"].numpy()
@@ -101,32 +122,54 @@ def test_dynamic_mask_statistics_and_layout():
 
 def test_dynamic_mask_deterministic_per_seed_and_unmask_inverts():
     ids, mask = _batch(rows=8)
-    kw = dict(vocab_size=V, mask_id=MASK, special_ids=tuple(SPECIAL),
-              max_predictions_per_seq=12)
+    kw = dict(vocab_size=V, mask_id=MASK, special_ids=tuple(SPECIAL), max_predictions_per_seq=12)
     a = masking.dynamic_mask(ids, mask, (1, 5), **kw)
     b = masking.dynamic_mask(ids, mask, (1, 5), **kw)
     c = masking.dynamic_mask(ids, mask, (1, 6), **kw)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["masked_lm_positions"], c["masked_lm_positions"])
-    restored = masking.unmask(a["input_word_ids"], a["masked_lm_positions"],
-                              a["masked_lm_ids"], a["masked_lm_weights"])
+    restored = masking.unmask(
+        a["input_word_ids"], a["masked_lm_positions"], a["masked_lm_ids"], a["masked_lm_weights"]
+    )
     np.testing.assert_array_equal(restored, ids)
     # P larger than T pads with zero-weight slots.
-    short = masking.dynamic_mask(ids[:, :6], mask[:, :6], (0, 0), vocab_size=V, mask_id=MASK,
-                                 special_ids=tuple(SPECIAL), max_predictions_per_seq=9)
+    short = masking.dynamic_mask(
+        ids[:, :6],
+        mask[:, :6],
+        (0, 0),
+        vocab_size=V,
+        mask_id=MASK,
+        special_ids=tuple(SPECIAL),
+        max_predictions_per_seq=9,
+    )
     assert short["masked_lm_positions"].shape == (8, 9)
     assert (short["masked_lm_weights"].numpy()[:, 6:] == 0).all()
 
 
 def test_dynamic_mask_in_tf_function():
     ids, mask = _batch(rows=4)
-    f = tf.function(lambda i, m, s: masking.dynamic_mask(
-        i, m, s, vocab_size=V, mask_id=MASK, special_ids=(CLS, SEP, PAD),
-        max_predictions_per_seq=8))
+    f = tf.function(
+        lambda i, m, s: masking.dynamic_mask(
+            i,
+            m,
+            s,
+            vocab_size=V,
+            mask_id=MASK,
+            special_ids=(CLS, SEP, PAD),
+            max_predictions_per_seq=8,
+        )
+    )
     out = f(tf.constant(ids), tf.constant(mask), tf.constant([3, 4], tf.int64))
-    eager = masking.dynamic_mask(ids, mask, (3, 4), vocab_size=V, mask_id=MASK,
-                                 special_ids=(CLS, SEP, PAD), max_predictions_per_seq=8)
+    eager = masking.dynamic_mask(
+        ids,
+        mask,
+        (3, 4),
+        vocab_size=V,
+        mask_id=MASK,
+        special_ids=(CLS, SEP, PAD),
+        max_predictions_per_seq=8,
+    )
     np.testing.assert_array_equal(out["input_word_ids"], eager["input_word_ids"])
 
 
@@ -136,8 +179,7 @@ def test_greedy_take_matches_the_original_loop():
     lengths = rng.integers(1, 5, size=(64, 12)).astype(np.int32)
     valid = rng.random((64, 12)) < 0.8
     target = rng.integers(1, 9, size=64).astype(np.int32)
-    got = masking.greedy_take(tf.constant(lengths), tf.constant(valid),
-                              tf.constant(target)).numpy()
+    got = masking.greedy_take(tf.constant(lengths), tf.constant(valid), tf.constant(target)).numpy()
     for r in range(64):
         count, expected = 0, []
         for k in range(12):
@@ -161,28 +203,42 @@ def test_dynamic_whole_word_masking():
             n = int(rng.integers(1, 4))
             words.append(list(range(len(pieces), len(pieces) + n)))
             pieces += [int(rng.integers(5, 500))] + [int(x) for x in rng.integers(500, V, n - 1)]
-        pieces = pieces[:length - 1] + [SEP]
+        pieces = pieces[: length - 1] + [SEP]
         words = [w for w in words if w[-1] < length - 1]
-        ids[r, :len(pieces)] = pieces
-        mask[r, :len(pieces)] = 1
+        ids[r, : len(pieces)] = pieces
+        mask[r, : len(pieces)] = 1
         words_of.append(words)
     continuation = [i >= 500 for i in range(V)]
-    out = masking.dynamic_mask(ids, mask, (5, 1), vocab_size=V, mask_id=MASK,
-                               special_ids=tuple(SPECIAL), masked_lm_prob=0.15,
-                               max_predictions_per_seq=10, continuation=continuation)
+    out = masking.dynamic_mask(
+        ids,
+        mask,
+        (5, 1),
+        vocab_size=V,
+        mask_id=MASK,
+        special_ids=tuple(SPECIAL),
+        masked_lm_prob=0.15,
+        max_predictions_per_seq=10,
+        continuation=continuation,
+    )
     pos = out["masked_lm_positions"].numpy()
     w = out["masked_lm_weights"].numpy() > 0
     target = np.minimum(10, np.maximum(1, np.round(mask.sum(1) * 0.15)))
     assert (w.sum(1) <= target).all()
-    assert w.sum() > 0.9 * target.sum()          # short words fill the gaps
+    assert w.sum() > 0.9 * target.sum()  # short words fill the gaps
     partial_words = 0
     for r in range(rows):
         masked = set(pos[r][w[r]].tolist())
-        assert not (masked & {0, int(mask[r].sum()) - 1})           # [CLS], [SEP]
+        assert not (masked & {0, int(mask[r].sum()) - 1})  # [CLS], [SEP]
         for word in words_of[r]:
             partial_words += bool(masked & set(word)) and not set(word) <= masked
         assert masked <= {i for word in words_of[r] for i in word}
     assert partial_words == 0
     np.testing.assert_array_equal(
-        masking.unmask(out["input_word_ids"], out["masked_lm_positions"],
-                       out["masked_lm_ids"], out["masked_lm_weights"]), ids)
+        masking.unmask(
+            out["input_word_ids"],
+            out["masked_lm_positions"],
+            out["masked_lm_ids"],
+            out["masked_lm_weights"],
+        ),
+        ids,
+    )

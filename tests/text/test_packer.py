@@ -45,13 +45,14 @@ def test_pack_pair_hand_computed():
     assert out["input_word_ids"].numpy().tolist() == [
         [101, 11, 12, 13, 102, 41, 42, 102],
         [101, 21, 102, 51, 52, 53, 54, 102],
-        [101, 31, 32, 102, 102, 0, 0, 0]]
+        [101, 31, 32, 102, 102, 0, 0, 0],
+    ]
     assert out["input_type_ids"].numpy().tolist() == [
         [0, 0, 0, 0, 0, 1, 1, 1],
         [0, 0, 0, 1, 1, 1, 1, 1],
-        [0, 0, 0, 0, 1, 0, 0, 0]]
-    assert out["input_mask"].numpy().tolist() == [
-        [1] * 8, [1] * 8, [1, 1, 1, 1, 1, 0, 0, 0]]
+        [0, 0, 0, 0, 1, 0, 0, 0],
+    ]
+    assert out["input_mask"].numpy().tolist() == [[1] * 8, [1] * 8, [1, 1, 1, 1, 1, 0, 0, 0]]
     assert all(v.dtype == tf.int32 for v in out.values())
 
 
@@ -60,16 +61,29 @@ def test_pack_single_truncates_and_pads():
     out = packer.pack_inputs([a], seq_length=6, cls_id=2, sep_id=3)
     assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 7, 8, 3], [2, 5, 3, 0, 0, 0]]
     assert out["input_type_ids"].numpy().sum() == 0
-    longest = packer.pack_inputs(tf.ragged.constant([[5], [5, 6]]), seq_length=6, cls_id=2,
-                                 sep_id=3, pad_to_longest=True)
+    longest = packer.pack_inputs(
+        tf.ragged.constant([[5], [5, 6]]), seq_length=6, cls_id=2, sep_id=3, pad_to_longest=True
+    )
     assert longest["input_word_ids"].numpy().tolist() == [[2, 5, 3, 0], [2, 5, 6, 3]]
     assert longest["input_mask"].numpy().tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
-    rounded = packer.pack_inputs(tf.ragged.constant([[5], [5, 6]]), seq_length=6, cls_id=2,
-                                 sep_id=3, pad_to_longest=True, pad_to_multiple_of=5)
+    rounded = packer.pack_inputs(
+        tf.ragged.constant([[5], [5, 6]]),
+        seq_length=6,
+        cls_id=2,
+        sep_id=3,
+        pad_to_longest=True,
+        pad_to_multiple_of=5,
+    )
     assert rounded["input_word_ids"].numpy().tolist() == [[2, 5, 3, 0, 0], [2, 5, 6, 3, 0]]
-    capped = packer.pack_inputs(tf.ragged.constant([[5, 6, 7, 8]]), seq_length=6, cls_id=2,
-                                sep_id=3, pad_to_longest=True, pad_to_multiple_of=4)
-    assert capped["input_type_ids"].shape == (1, 6)             # 6 -> 8, capped at 6
+    capped = packer.pack_inputs(
+        tf.ragged.constant([[5, 6, 7, 8]]),
+        seq_length=6,
+        cls_id=2,
+        sep_id=3,
+        pad_to_longest=True,
+        pad_to_multiple_of=4,
+    )
+    assert capped["input_type_ids"].shape == (1, 6)  # 6 -> 8, capped at 6
 
 
 def test_pack_words_input_and_errors():
@@ -81,28 +95,37 @@ def test_pack_words_input_and_errors():
 
 
 def test_packer_layer_in_tf_function_and_config():
-    layer = packer.BertPacker(seq_length=7, cls_id=2, sep_id=3, pad_id=0,
-                              pad_to_multiple_of=4)
+    layer = packer.BertPacker(seq_length=7, cls_id=2, sep_id=3, pad_id=0, pad_to_multiple_of=4)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert clone.get_config() == layer.get_config()
 
-    @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.int32),
-                                  tf.RaggedTensorSpec([None, None], tf.int32)])
+    @tf.function(
+        input_signature=[
+            tf.RaggedTensorSpec([None, None], tf.int32),
+            tf.RaggedTensorSpec([None, None], tf.int32),
+        ]
+    )
     def run(a, b):
         return clone([a, b])
+
     out = run(tf.ragged.constant([[9] * 10], tf.int32), tf.ragged.constant([[8] * 3], tf.int32))
     np.testing.assert_array_equal(out["input_word_ids"], [[2, 9, 9, 3, 8, 8, 3]])
     static = run.get_concrete_function().structured_outputs["input_word_ids"].shape
-    assert static.as_list() == [None, 7]                  # seq_length is static in the graph
+    assert static.as_list() == [None, 7]  # seq_length is static in the graph
 
 
 def test_waterfall_keeps_the_first_segment_whole():
     cases = list(itertools.product(range(0, 9), range(0, 9)))
     got = packer.waterfall_lengths(tf.constant(cases), 6).numpy().tolist()
     assert got == [[min(a, 6), min(b, max(6 - a, 0))] for a, b in cases]
-    out = packer.pack_inputs([tf.ragged.constant([[5, 6, 7]]), tf.ragged.constant([[8, 9]])],
-                             seq_length=6, cls_id=2, sep_id=3, trimmer="waterfall")
-    assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 7, 3, 3]]   # b: no room
+    out = packer.pack_inputs(
+        [tf.ragged.constant([[5, 6, 7]]), tf.ragged.constant([[8, 9]])],
+        seq_length=6,
+        cls_id=2,
+        sep_id=3,
+        trimmer="waterfall",
+    )
+    assert out["input_word_ids"].numpy().tolist() == [[2, 5, 6, 7, 3, 3]]  # b: no room
 
 
 def test_pack_row_is_pack_inputs_for_one_example():
@@ -113,9 +136,14 @@ def test_pack_row_is_pack_inputs_for_one_example():
     for trimmer in ("longest_first", "waterfall"):
         for la, lb in itertools.product((0, 3, 9), repeat=2):
             a, b = (rng.integers(5, 50, n).astype(np.int32) for n in (la, lb))
-            want = packer.pack_inputs([tf.ragged.constant([a], tf.int32),
-                                       tf.ragged.constant([b], tf.int32)], 9, 2, 3,
-                                      pad_to_longest=True, trimmer=trimmer)
+            want = packer.pack_inputs(
+                [tf.ragged.constant([a], tf.int32), tf.ragged.constant([b], tf.int32)],
+                9,
+                2,
+                3,
+                pad_to_longest=True,
+                trimmer=trimmer,
+            )
             ids, types = row(tf.constant(a), tf.constant(b), tf.constant(9), trimmer)
             np.testing.assert_array_equal(ids, want["input_word_ids"][0])
             np.testing.assert_array_equal(types, want["input_type_ids"][0])

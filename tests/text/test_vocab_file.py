@@ -11,8 +11,13 @@ def test_load_and_special_ids(tmp_path):
     path.write_text("[UNK]\n[PAD]\nhello\n[CLS]\n[SEP]\n[MASK]\n##s\n\n\n", encoding="utf-8")
     tokens = vocab_lib.load_vocab(str(path))
     assert tokens == ["[UNK]", "[PAD]", "hello", "[CLS]", "[SEP]", "[MASK]", "##s"]
-    assert vocab_lib.special_token_ids(tokens) == {"pad_id": 1, "unk_id": 0, "cls_id": 3,
-                                                   "sep_id": 4, "mask_id": 5}
+    assert vocab_lib.special_token_ids(tokens) == {
+        "pad_id": 1,
+        "unk_id": 0,
+        "cls_id": 3,
+        "sep_id": 4,
+        "mask_id": 5,
+    }
 
 
 def test_errors_name_file_and_token(tmp_path):
@@ -42,14 +47,24 @@ def test_duplicates_resolve_to_last_occurrence():
     assert vocab_lib.unique_for_matching(tokens)[6] == "a"
 
 
-@pytest.mark.parametrize("cp,kind,punct", [
-    (ord("a"), ct.KIND_NORMAL, False), (0x0000, ct.KIND_DROP, False),
-    (0xFFFD, ct.KIND_DROP, False), (0x200B, ct.KIND_DROP, False),
-    (ord("\t"), ct.KIND_SPACE, False), (0x3000, ct.KIND_SPACE, False),
-    (0x2028, ct.KIND_SPACE, False), (ord("$"), ct.KIND_NORMAL, True),
-    (ord("^"), ct.KIND_NORMAL, True), (0x00BF, ct.KIND_NORMAL, True),
-    (0x4E2D, ct.KIND_CJK, False), (0x30AB, ct.KIND_NORMAL, False),   # katakana: not CJK
-    (0x2F800, ct.KIND_CJK, False)])
+@pytest.mark.parametrize(
+    "cp,kind,punct",
+    [
+        (ord("a"), ct.KIND_NORMAL, False),
+        (0x0000, ct.KIND_DROP, False),
+        (0xFFFD, ct.KIND_DROP, False),
+        (0x200B, ct.KIND_DROP, False),
+        (ord("\t"), ct.KIND_SPACE, False),
+        (0x3000, ct.KIND_SPACE, False),
+        (0x2028, ct.KIND_SPACE, False),
+        (ord("$"), ct.KIND_NORMAL, True),
+        (ord("^"), ct.KIND_NORMAL, True),
+        (0x00BF, ct.KIND_NORMAL, True),
+        (0x4E2D, ct.KIND_CJK, False),
+        (0x30AB, ct.KIND_NORMAL, False),  # katakana: not CJK
+        (0x2F800, ct.KIND_CJK, False),
+    ],
+)
 def test_char_table_classes(cp, kind, punct):
     entry = ct.lookup(cp)
     assert entry & ct.KIND_MASK == kind
@@ -67,5 +82,6 @@ def test_char_table_uncased_mapping():
             lo, hi = t["multi_splits"][payload], t["multi_splits"][payload + 1]
             return "".join(chr(c) for c in t["multi_values"][lo:hi])
         return chr(ord(ch) + payload)
+
     assert [mapped(c) for c in "AÉßİ\u0301™ﬁＡ"] == ["a", "e", "ß", "i", "", "™", "ﬁ", "ａ"]
-    assert mapped("한") == "\u1112\u1161\u11ab"     # Hangul syllable -> jamo (NFD)
+    assert mapped("한") == "\u1112\u1161\u11ab"  # Hangul syllable -> jamo (NFD)

@@ -19,11 +19,12 @@ def use_two_cpu_replicas():
     import tensorflow as tf
 
     from bert_tf.training import distribute
+
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     distribute.create_strategy = lambda *a, **k: tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"])
+        ["/cpu:0", "/cpu:1"]
+    )
 
 
 def main(job, settings, mirrored):
@@ -32,7 +33,9 @@ def main(job, settings, mirrored):
 
     def progress(line):
         print(line, flush=True)
+
     import bert_tf
+
     if job == "finetune":
         bert_tf.finetune(bert_tf.FinetuneConfig(**settings), progress=progress)
     else:

@@ -13,7 +13,7 @@ class _FakeStrategy:
 
 def test_per_replica_batch_size():
     assert distribute.per_replica_batch_size(8, _FakeStrategy()) == 4
-    assert distribute.per_replica_batch_size(5) == 5          # default strategy: 1 replica
+    assert distribute.per_replica_batch_size(5) == 5  # default strategy: 1 replica
     with pytest.raises(ValueError) as e:
         distribute.per_replica_batch_size(5, _FakeStrategy())
     message = str(e.value)

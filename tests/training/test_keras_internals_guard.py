@@ -20,8 +20,10 @@ def _keras_definition(name):
     for cls in keras.optimizers.Adam.__mro__:
         if name in vars(cls):
             return cls, vars(cls)[name]
-    pytest.fail(f"Keras {keras.__version__}: keras.optimizers.Adam has no method {name}; "
-                f"bert_tf.training.keras_internals.KerasInternals relies on it (update it)")
+    pytest.fail(
+        f"Keras {keras.__version__}: keras.optimizers.Adam has no method {name}; "
+        f"bert_tf.training.keras_internals.KerasInternals relies on it (update it)"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(_RELIED_ON))
@@ -30,7 +32,8 @@ def test_private_method_exists_with_the_signature_relied_on(name):
     params = tuple(inspect.signature(fn).parameters)
     assert params == _RELIED_ON[name], (
         f"Keras {keras.__version__} changed {cls.__module__}.{cls.__name__}.{name}"
-        f"{inspect.signature(fn)}; KerasInternals relies on {name}({', '.join(_RELIED_ON[name])})")
+        f"{inspect.signature(fn)}; KerasInternals relies on {name}({', '.join(_RELIED_ON[name])})"
+    )
 
 
 @pytest.mark.parametrize("cls", [optimization.AdamW, optimization.Lamb])
@@ -38,7 +41,8 @@ def test_our_overrides_shadow_the_keras_ones(cls):
     for name in KerasInternals.OVERRIDDEN:
         assert getattr(cls, name) is getattr(KerasInternals, name), (
             f"{cls.__name__}.{name} is not KerasInternals.{name}: the mixin must come before "
-            f"the Keras class")
+            f"the Keras class"
+        )
 
 
 def test_keras_calls_every_override_and_the_adam_slots_are_there(monkeypatch):
@@ -47,8 +51,11 @@ def test_keras_calls_every_override_and_the_adam_slots_are_there(monkeypatch):
     calls = []
     for name in KerasInternals.OVERRIDDEN:
         real = getattr(KerasInternals, name)
-        monkeypatch.setattr(KerasInternals, name,
-                            lambda self, *a, _n=name, _r=real: calls.append(_n) or _r(self, *a))
+        monkeypatch.setattr(
+            KerasInternals,
+            name,
+            lambda self, *a, _n=name, _r=real: calls.append(_n) or _r(self, *a),
+        )
     kernel = keras.Variable(np.ones((2, 2), "float32"), name="kernel")
     bias = keras.Variable(np.zeros(2, "float32"), name="bias")
     optimizer = optimization.create_optimizer("adamw", 0.1, 10, clip_norm=1.0)
@@ -56,15 +63,17 @@ def test_keras_calls_every_override_and_the_adam_slots_are_there(monkeypatch):
     for name in KerasInternals.OVERRIDDEN:
         assert calls.count(name) == 1, (
             f"Keras {keras.__version__} no longer calls {name} from apply() (calls: {calls}); "
-            f"KerasInternals' override of it is dead: clipping/decay would silently change")
+            f"KerasInternals' override of it is dead: clipping/decay would silently change"
+        )
     for name in KerasInternals.ADAM_SLOTS:
         slots = getattr(optimizer, name, None)
         assert slots is not None and len(slots) == 2, (
             f"Keras {keras.__version__}: Adam has no slot list {name}; KerasInternals.adam_slots "
-            f"reads it")
+            f"reads it"
+        )
     assert optimizer.variable_index(bias) == 1 and optimizer.variable_index(kernel) == 0
     m, v = optimizer.adam_slots(bias)
-    assert m.shape == (2,) and float(m.numpy()[0]) != 0.0      # updated by this step
+    assert m.shape == (2,) and float(m.numpy()[0]) != 0.0  # updated by this step
     # the clip ran on the gradients Keras applied: global norm 10 -> 1, so the first Adam
     # moment is (1 - beta_1) * clipped gradient = 0.1 * [0.6, 0.8]
     np.testing.assert_allclose(m.numpy(), [0.06, 0.08], rtol=1e-5)

@@ -12,8 +12,7 @@ from bert_tf.training import optimization as opt_lib
 def test_schedule_values_hand_computed():
     s = opt_lib.WarmupLinearDecay(2.0, warmup_steps=10, decay_steps=110, end_learning_rate=0.2)
     # warmup: 2 * step / 10; decay: 0.2 + 1.8 * (110 - step) / 100; then 0.2.
-    expected = {0: 0.0, 1: 0.2, 5: 1.0, 9: 1.8, 10: 2.0, 60: 1.1, 100: 0.38, 110: 0.2,
-                500: 0.2}
+    expected = {0: 0.0, 1: 0.2, 5: 1.0, 9: 1.8, 10: 2.0, 60: 1.1, 100: 0.38, 110: 0.2, 500: 0.2}
     for step, value in expected.items():
         assert float(s(step)) == pytest.approx(value, rel=1e-6), step
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
@@ -29,19 +28,27 @@ def test_schedule_rejects_warmup_longer_than_training():
 def test_decay_exclusion_by_path():
     assert opt_lib.applies_weight_decay("transformer_0/intermediate/kernel")
     assert opt_lib.applies_weight_decay("embeddings/word_embeddings/embeddings")
-    for path in ("embeddings/layer_norm/gamma", "transformer_1/output_layer_norm/beta",
-                 "transformer_0/attention/qkv_bias", "pooler/bias", "mlm/output_bias", "bias"):
+    for path in (
+        "embeddings/layer_norm/gamma",
+        "transformer_1/output_layer_norm/beta",
+        "transformer_0/attention/qkv_bias",
+        "pooler/bias",
+        "mlm/output_bias",
+        "bias",
+    ):
         assert not opt_lib.applies_weight_decay(path), path
     assert param_groups.layer_depth("embeddings/layer_norm/gamma", 4) == 0
     assert param_groups.layer_depth("transformer_3/output/kernel", 4) == 4
     assert param_groups.layer_depth("classifier/dense/kernel", 4) == 5
     assert param_groups.count_layers(["a/transformer_0/x", "transformer_11/y", "pooler/k"]) == 12
-    assert param_groups.layers_below_top(["m/embeddings/e", "m/transformer_0/k",
-                                          "m/transformer_1/k", "m/pooler/k"]) == [3, 2, 1, 0]
+    assert param_groups.layers_below_top(
+        ["m/embeddings/e", "m/transformer_0/k", "m/transformer_1/k", "m/pooler/k"]
+    ) == [3, 2, 1, 0]
 
 
 def _tiny_classifier(tiny_config):
     import bert_tf
+
     return bert_tf.BertClassifier(bert_tf.BertEncoder(tiny_config), 3)
 
 
@@ -52,9 +59,15 @@ def test_weight_decay_and_layer_decay_with_zero_gradients(tiny_config, name):
     w <- w (1 - lr m), m the layer multiplier 0.5 ** (L + 1 - depth), L = 2."""
     model = _tiny_classifier(tiny_config)
     lr, wd = 0.1, 0.2
-    optimizer = opt_lib.create_optimizer(name, lr, num_train_steps=100, num_warmup_steps=0,
-                                         weight_decay=wd, layer_decay=0.5,
-                                         layers_below_top=param_groups.layers_below_top)
+    optimizer = opt_lib.create_optimizer(
+        name,
+        lr,
+        num_train_steps=100,
+        num_warmup_steps=0,
+        weight_decay=wd,
+        layer_decay=0.5,
+        layers_below_top=param_groups.layers_below_top,
+    )
     variables = model.trainable_variables
     before = {v.path: v.numpy().copy() for v in variables}
     optimizer.apply([tf.zeros_like(v) for v in variables], variables)
@@ -75,11 +88,11 @@ def test_weight_decay_and_layer_decay_with_zero_gradients(tiny_config, name):
 
 def test_clipping_bounds_the_global_norm():
     optimizer = opt_lib.create_optimizer("adamw", 1e-3, 10, clip_norm=1.0)
-    grads = [tf.constant([3.0, 4.0]), tf.constant([[12.0]])]          # global norm 13
+    grads = [tf.constant([3.0, 4.0]), tf.constant([[12.0]])]  # global norm 13
     clipped = optimizer._clip_gradients(grads)
     assert float(tf.linalg.global_norm(clipped)) == pytest.approx(1.0, rel=1e-6)
     np.testing.assert_allclose(clipped[0].numpy(), [3 / 13, 4 / 13], rtol=1e-6)
-    small = [tf.constant([0.3, 0.4])]                                  # norm 0.5: unchanged
+    small = [tf.constant([0.3, 0.4])]  # norm 0.5: unchanged
     np.testing.assert_allclose(optimizer._clip_gradients(small)[0].numpy(), [0.3, 0.4])
     unclipped = opt_lib.create_optimizer("adamw", 1e-3, 10, clip_norm=None)
     np.testing.assert_allclose(unclipped._clip_gradients(grads)[0].numpy(), [3.0, 4.0])
@@ -96,10 +109,10 @@ def test_lamb_step_matches_numpy_reference():
     optimizer.apply([tf.constant(g), tf.constant(g[0])], [kernel, bias])
 
     def lamb(w, grad, decay):
-        m_hat, v_hat = grad, grad ** 2              # first step, bias-corrected
+        m_hat, v_hat = grad, grad**2  # first step, bias-corrected
         update = m_hat / (np.sqrt(v_hat) + eps)
         if not decay:
-            return w - lr * update                  # no decay, no trust ratio
+            return w - lr * update  # no decay, no trust ratio
         update = update + wd * w
         ratio = np.linalg.norm(w) / np.linalg.norm(update)
         return w - lr * ratio * update
@@ -114,19 +127,20 @@ def _adam_reference(variant, w0, g, lr, wd, eps, steps):
     for t in range(1, steps + 1):
         w = w * (1 - lr * wd)
         m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g ** 2
-        if variant == "torch":         # torch.optim.AdamW: eps on the corrected sqrt(v)
-            w = w - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + eps)
-        elif variant == "keras":       # Keras Adam: eps on the uncorrected sqrt(v)
-            w = w - lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + eps)
-        else:                          # google-research/bert: no bias correction
+        v = 0.999 * v + 0.001 * g**2
+        if variant == "torch":  # torch.optim.AdamW: eps on the corrected sqrt(v)
+            w = w - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + eps)
+        elif variant == "keras":  # Keras Adam: eps on the uncorrected sqrt(v)
+            w = w - lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + eps)
+        else:  # google-research/bert: no bias correction
             w = w - lr * m / (np.sqrt(v) + eps)
     return w
 
 
-@pytest.mark.parametrize("name,variant,epsilon", [("adamw", "torch", 1e-8),
-                                                  ("bert_adamw", "bert", 1e-6),
-                                                  ("keras_adamw", "keras", 1e-6)])
+@pytest.mark.parametrize(
+    "name,variant,epsilon",
+    [("adamw", "torch", 1e-8), ("bert_adamw", "bert", 1e-6), ("keras_adamw", "keras", 1e-6)],
+)
 @pytest.mark.parametrize("fused", [True, False])
 def test_adamw_variants_match_numpy_reference(name, variant, epsilon, fused):
     """Which name is which maths (and epsilon default). Gradients of 1e-7..1e-1: where
@@ -135,44 +149,63 @@ def test_adamw_variants_match_numpy_reference(name, variant, epsilon, fused):
     g = np.array([0.1, -0.3, 0.0, 1e-7, -2e-6], np.float32)
     kernel = keras.Variable(w0, name="kernel")
     lr, wd = 0.01, 0.1
-    optimizer = opt_lib.create_optimizer(name, lr, 100, 0, weight_decay=wd,
-                                         end_learning_rate=lr, clip_norm=None)
+    optimizer = opt_lib.create_optimizer(
+        name, lr, 100, 0, weight_decay=wd, end_learning_rate=lr, clip_norm=None
+    )
     assert (optimizer.variant, optimizer.epsilon) == (variant, epsilon)
     if not fused:
         optimizer._fused_update = lambda *args: False
     for _ in range(3):
         optimizer.apply([tf.constant(g)], [kernel])
     expected = _adam_reference(variant, w0, g, lr, wd, epsilon, 3)
-    np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5, atol=1e-7)   # fp32
-    others = [_adam_reference(o, w0, g, lr, wd, epsilon, 3) for o in ("torch", "keras", "bert")
-              if o != variant]
-    for other in others:                # the references really differ on these gradients
+    np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5, atol=1e-7)  # fp32
+    others = [
+        _adam_reference(o, w0, g, lr, wd, epsilon, 3)
+        for o in ("torch", "keras", "bert")
+        if o != variant
+    ]
+    for other in others:  # the references really differ on these gradients
         assert np.abs(other - expected).max() > 1e-4
 
 
 def test_finetuning_defaults_to_torch_adamw():
     """What users of the Hugging Face recipe expect: torch AdamW maths, epsilon 1e-8."""
     from bert_tf.recipes.finetune_config import FinetuneConfig
+
     config = FinetuneConfig(task="tag", init_checkpoint="x", train_file="y", model_dir="z")
     assert (config.optimizer, config.adam_epsilon) == ("adamw", None)
-    optimizer = opt_lib.create_optimizer(config.optimizer, 1e-3, 10,
-                                         epsilon=config.adam_epsilon)
+    optimizer = opt_lib.create_optimizer(config.optimizer, 1e-3, 10, epsilon=config.adam_epsilon)
     assert (optimizer.variant, optimizer.epsilon) == ("torch", 1e-8)
 
 
 @pytest.mark.parametrize("name", ["adamw", "bert_adamw", "lamb"])
 def test_optimizer_config_round_trip(name):
-    optimizer = opt_lib.create_optimizer(name, 3e-4, 1000, 100, weight_decay=0.05,
-                                         clip_norm=2.0, layer_decay=0.75, epsilon=1e-8,
-                                         layers_below_top=param_groups.layers_below_top)
+    optimizer = opt_lib.create_optimizer(
+        name,
+        3e-4,
+        1000,
+        100,
+        weight_decay=0.05,
+        clip_norm=2.0,
+        layer_decay=0.75,
+        epsilon=1e-8,
+        layers_below_top=param_groups.layers_below_top,
+    )
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(clone) is type(optimizer)
-    for key in ("weight_decay", "global_clipnorm", "layer_decay", "epsilon",
-                "exclude_from_decay", "layers_below_top", "variant"):
+    for key in (
+        "weight_decay",
+        "global_clipnorm",
+        "layer_decay",
+        "epsilon",
+        "exclude_from_decay",
+        "layers_below_top",
+        "variant",
+    ):
         if key == "variant" and name == "lamb":
             continue
         assert clone.get_config()[key] == optimizer.get_config()[key], key
-    assert float(clone.learning_rate) == pytest.approx(0.0)          # schedule at step 0
+    assert float(clone.learning_rate) == pytest.approx(0.0)  # schedule at step 0
     assert float(clone._learning_rate(550)) == pytest.approx(1.5e-4)
 
 
@@ -201,7 +234,8 @@ def _keras_adam(weight_decay, **kwargs):
     optimizer = opt_lib.AdamW(weight_decay=weight_decay, **kwargs)
     optimizer._fused_update = lambda *args: False
     optimizer._plain_update = lambda g, v, lr: keras.optimizers.Adam.update_step(
-        optimizer, g, v, lr)
+        optimizer, g, v, lr
+    )
     return optimizer
 
 
@@ -212,15 +246,21 @@ def test_fused_adam_kernel_matches_plain_ops_over_steps(variant):
     and the "keras" variant gives keras.optimizers.Adam's."""
     rng = np.random.default_rng(0)
     initial = [rng.normal(size=s).astype(np.float32) for s in ((6, 4), (4,), (10, 4))]
-    grads = [(rng.normal(size=(6, 4)).astype(np.float32),
-              rng.normal(size=(4,)).astype(np.float32),
-              rng.normal(size=(2, 4)).astype(np.float32), rng.choice(10, 2, replace=False))
-             for _ in range(4)]
+    grads = [
+        (
+            rng.normal(size=(6, 4)).astype(np.float32),
+            rng.normal(size=(4,)).astype(np.float32),
+            rng.normal(size=(2, 4)).astype(np.float32),
+            rng.choice(10, 2, replace=False),
+        )
+        for _ in range(4)
+    ]
     results = []
     makers = [opt_lib.AdamW, _unfused_adamw] + ([_keras_adam] if variant == "keras" else [])
     for make in makers:
-        variables = [keras.Variable(x, name=n)
-                     for x, n in zip(initial, ("kernel", "bias", "table"))]
+        variables = [
+            keras.Variable(x, name=n) for x, n in zip(initial, ("kernel", "bias", "table"))
+        ]
         optimizer = make(learning_rate=0.01, weight_decay=0.1, epsilon=1e-6, variant=variant)
 
         @tf.function
@@ -240,10 +280,12 @@ def test_adamw_runs_one_fused_kernel_per_variable():
     kernel = keras.Variable(np.ones((3, 2), np.float32), name="kernel")
     optimizer = opt_lib.AdamW(learning_rate=0.01)
     optimizer.build([kernel])
-    graph = tf.function(lambda g: optimizer.apply([g], [kernel])).get_concrete_function(
-        tf.TensorSpec([3, 2], tf.float32)).graph
-    graph_def = graph.as_graph_def()       # the update may sit in a cond's branch function
+    graph = (
+        tf.function(lambda g: optimizer.apply([g], [kernel]))
+        .get_concrete_function(tf.TensorSpec([3, 2], tf.float32))
+        .graph
+    )
+    graph_def = graph.as_graph_def()  # the update may sit in a cond's branch function
     ops = [node.op for node in graph_def.node]
     ops += [node.op for f in graph_def.library.function for node in f.node_def]
     assert ops.count("ResourceApplyAdam") == 1, sorted(set(ops))
-

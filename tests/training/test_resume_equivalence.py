@@ -25,32 +25,52 @@ STEPS = 9
 
 
 def finetune_settings(init, model_dir):
-    return {"task": "classify", "init_checkpoint": init, "model_dir": model_dir,
-            "train_file": os.path.join(FIXTURES, "classify_train.tsv"),
-            "eval_file": os.path.join(FIXTURES, "classify_eval.tsv"), "epochs": 3,
-            "batch_size": 2, "learning_rate": 2e-3, "warmup_proportion": 0.2,
-            "precision": "float32", "seed": 3, "checkpoint_every_steps": 1,
-            "max_seq_length": 64,
-            "log_every_steps": 1}
+    return {
+        "task": "classify",
+        "init_checkpoint": init,
+        "model_dir": model_dir,
+        "train_file": os.path.join(FIXTURES, "classify_train.tsv"),
+        "eval_file": os.path.join(FIXTURES, "classify_eval.tsv"),
+        "epochs": 3,
+        "batch_size": 2,
+        "learning_rate": 2e-3,
+        "warmup_proportion": 0.2,
+        "precision": "float32",
+        "seed": 3,
+        "checkpoint_every_steps": 1,
+        "max_seq_length": 64,
+        "log_every_steps": 1,
+    }
 
 
 def pretrain_settings(data, model_dir):  # noqa: F811
-    return {"encoder_config": data["config"], "vocab_file": data["vocab"],
-            "input_files": data["train"], "eval_files": data["eval"], "model_dir": model_dir,
-            "global_batch_size": 8, "max_seq_length": SEQ, "max_predictions_per_seq": PREDS,
-            "num_train_steps": STEPS, "num_warmup_steps": 2, "learning_rate": 1e-3,
-            "checkpoint_every_steps": 1, "log_every_steps": 1, "precision": "float32",
-            "dynamic_masking": True}
+    return {
+        "encoder_config": data["config"],
+        "vocab_file": data["vocab"],
+        "input_files": data["train"],
+        "eval_files": data["eval"],
+        "model_dir": model_dir,
+        "global_batch_size": 8,
+        "max_seq_length": SEQ,
+        "max_predictions_per_seq": PREDS,
+        "num_train_steps": STEPS,
+        "num_warmup_steps": 2,
+        "learning_rate": 1e-3,
+        "checkpoint_every_steps": 1,
+        "log_every_steps": 1,
+        "precision": "float32",
+        "dynamic_masking": True,
+    }
 
 
 def command(job, settings, mirrored):
-    return [*WORKER, job, json.dumps(settings)] + (
-        ["--mirrored"] if mirrored else [])
+    return [*WORKER, job, json.dumps(settings)] + (["--mirrored"] if mirrored else [])
 
 
 def run(job, settings, mirrored):
-    result = subprocess.run(command(job, settings, mirrored), capture_output=True, text=True,
-                            timeout=TIMEOUT, cwd=ROOT)
+    result = subprocess.run(
+        command(job, settings, mirrored), capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -66,8 +86,12 @@ def latest_step(checkpoint_dir):
 def run_and_kill(job, settings, mirrored, after_step):
     """Starts the job and SIGKILLs it once checkpoint `after_step` is complete."""
     checkpoints = os.path.join(settings["model_dir"], "checkpoints")
-    proc = subprocess.Popen(command(job, settings, mirrored), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(
+        command(job, settings, mirrored),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     try:
         deadline = time.time() + TIMEOUT
         while latest_step(checkpoints) < after_step:
@@ -88,9 +112,13 @@ def final_state(model_dir):
     """{variable name: value} of the last checkpoint (weights, optimizer slots and step, RNG)
     and the eval results without timings."""
     import tensorflow as tf
+
     reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", f"ckpt-{STEPS}"))
-    names = [n for n in reader.get_variable_to_shape_map()
-             if not n.startswith(("save_counter", "_CHECKPOINTABLE"))]
+    names = [
+        n
+        for n in reader.get_variable_to_shape_map()
+        if not n.startswith(("save_counter", "_CHECKPOINTABLE"))
+    ]
     variables = {n: reader.get_tensor(n) for n in names}
     results = json.load(open(os.path.join(model_dir, "eval_results.json")))
     drop = ("seconds", "per_second", "wall", "train_loss", "train_last_loss")
@@ -102,8 +130,7 @@ def assert_same_state(a, b):
     (va, ra), (vb, rb) = a, b
     assert sorted(va) == sorted(vb)
     assert any(n.startswith("rng/") for n in va)
-    worst = max(float(np.max(np.abs(va[n].astype(np.float64) - vb[n]), initial=0.0))
-                for n in va)
+    worst = max(float(np.max(np.abs(va[n].astype(np.float64) - vb[n]), initial=0.0)) for n in va)
     print(f"resumed vs uninterrupted: max abs difference {worst:.3g} over {len(va)} variables")
     for name in va:
         np.testing.assert_allclose(va[name], vb[name], rtol=1e-5, atol=1e-6, err_msg=name)
@@ -116,6 +143,7 @@ def settings_for(tiny_model_dir, data):  # noqa: F811
         if job == "finetune":
             return finetune_settings(tiny_model_dir, model_dir)
         return pretrain_settings(data, model_dir)
+
     return make
 
 

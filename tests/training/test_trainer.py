@@ -28,11 +28,15 @@ class CE:
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=outputs)
         if self.nan_at:
             ce = ce + tf.where(self.step + 1 >= self.nan_at, float("nan"), 0.0)
-        correct = tf.cast(tf.equal(tf.argmax(outputs, -1, output_type=tf.int32), labels),
-                          tf.float32)
-        loss = {"vector": ce, "scalar": tf.reduce_mean(ce),
-                "ratio": Ratio(ce, tf.ones_like(ce)),
-                "list": [0.5 * ce, Ratio(0.5 * ce, tf.ones_like(ce))]}[self.form]
+        correct = tf.cast(
+            tf.equal(tf.argmax(outputs, -1, output_type=tf.int32), labels), tf.float32
+        )
+        loss = {
+            "vector": ce,
+            "scalar": tf.reduce_mean(ce),
+            "ratio": Ratio(ce, tf.ones_like(ce)),
+            "list": [0.5 * ce, Ratio(0.5 * ce, tf.ones_like(ce))],
+        }[self.form]
         return loss, {"accuracy": (tf.reduce_sum(correct), tf.size(correct))}
 
 
@@ -50,9 +54,14 @@ def dataset(batch, n=64):
 def model_fn(hidden=8):
     def build():
         keras.utils.set_random_seed(3)
-        return keras.Sequential([keras.Input((5,)),
-                                 keras.layers.Dense(hidden, activation="tanh", name="dense"),
-                                 keras.layers.Dense(2, name="head")])
+        return keras.Sequential(
+            [
+                keras.Input((5,)),
+                keras.layers.Dense(hidden, activation="tanh", name="dense"),
+                keras.layers.Dense(2, name="head"),
+            ]
+        )
+
     return build
 
 
@@ -60,10 +69,13 @@ def make_trainer(tmp_path, objective=None, optimizer=None, hidden=8, **kwargs):
     kwargs.setdefault("log_every_steps", 2)
     kwargs.setdefault("checkpoint_every_steps", 4)
     kwargs.setdefault("progress_fn", None)
-    return Trainer(model_fn(hidden)(), objective or CE(),
-                   optimizer or optimization.create_optimizer("adamw", 0.05, 20, 2,
-                                                              clip_norm=1.0),
-                   checkpoint_dir=str(tmp_path / "ckpt"), **kwargs)
+    return Trainer(
+        model_fn(hidden)(),
+        objective or CE(),
+        optimizer or optimization.create_optimizer("adamw", 0.05, 20, 2, clip_norm=1.0),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        **kwargs,
+    )
 
 
 def weights(trainer):
@@ -79,7 +91,7 @@ def test_grad_accumulation_equals_one_big_batch(tmp_path):
     for a, b in zip(weights(big), weights(accumulated)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     moved = make_trainer(tmp_path / "small")
-    moved.train(dataset(4), 5)       # one micro-batch per step: a different trajectory
+    moved.train(dataset(4), 5)  # one micro-batch per step: a different trajectory
     assert not np.allclose(weights(moved)[0], weights(big)[0], atol=1e-4)
 
 
@@ -96,15 +108,15 @@ def test_loss_forms_agree_with_per_example_vector(tmp_path):
 
 def test_train_reports_and_evaluate_matches_numpy(tmp_path):
     lines = []
-    trainer = make_trainer(tmp_path, progress_fn=lines.append, log_dir=str(tmp_path / "logs"),
-                           steps_per_loop=3)
+    trainer = make_trainer(
+        tmp_path, progress_fn=lines.append, log_dir=str(tmp_path / "logs"), steps_per_loop=3
+    )
     result = trainer.train(dataset(8), 6)
     step_lines = [line for line in lines if line.startswith("step ")]
     assert [line.split()[1] for line in step_lines] == ["2/6", "4/6", "6/6"]
     for key in ("loss=", "accuracy=", "lr=", "ex/s=", "eta="):
         assert key in step_lines[-1]
-    assert set(result) == {"loss", "accuracy", "learning_rate", "grad_norm",
-                           "examples_per_second"}
+    assert set(result) == {"loss", "accuracy", "learning_rate", "grad_norm", "examples_per_second"}
     assert result["learning_rate"] == pytest.approx(0.05 * (20 - 6) / 18, rel=1e-5)
 
     x, y = data(60)
@@ -114,7 +126,8 @@ def test_train_reports_and_evaluate_matches_numpy(tmp_path):
     assert results["loss"] == pytest.approx(-logp[np.arange(60), y].mean(), rel=1e-5)
     assert results["accuracy"] == pytest.approx((logits.argmax(-1) == y).mean())
     assert trainer.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), steps=1)[
-        "accuracy"] == pytest.approx((logits[:16].argmax(-1) == y[:16]).mean())
+        "accuracy"
+    ] == pytest.approx((logits[:16].argmax(-1) == y[:16]).mean())
 
     tags = {}
     for path in glob.glob(str(tmp_path / "logs" / "*" / "events.out.tfevents.*")):
@@ -130,13 +143,13 @@ def test_checkpoints_resume_and_keep(tmp_path):
     trainer = make_trainer(tmp_path, keep_checkpoints=2)
     trainer.train(dataset(8), 10)
     names = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "ckpt" / "*.index")))
-    assert names == ["ckpt-10.index", "ckpt-8.index"]        # every 4 + the end, keep 2
+    assert names == ["ckpt-10.index", "ckpt-8.index"]  # every 4 + the end, keep 2
     again = make_trainer(tmp_path, keep_checkpoints=2)
     assert again.current_step == 10
     assert int(again.optimizer.iterations.numpy()) == 10
     for a, b in zip(weights(trainer), weights(again)):
         np.testing.assert_array_equal(a, b)
-    assert again.train(dataset(8), 10) == {}                 # already done
+    assert again.train(dataset(8), 10) == {}  # already done
 
 
 def test_nan_loss_stops_without_saving_bad_state(tmp_path):
@@ -167,15 +180,18 @@ def test_nan_loss_before_any_checkpoint_names_no_checkpoint(tmp_path):
 
 
 def _digest(directory):
-    return {p: hashlib.sha256(open(p, "rb").read()).hexdigest()
-            for p in sorted(glob.glob(os.path.join(directory, "*")))}
+    return {
+        p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+        for p in sorted(glob.glob(os.path.join(directory, "*")))
+    }
 
 
 def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
     make_trainer(tmp_path).train(dataset(8), 4)
     before = _digest(str(tmp_path / "ckpt"))
-    with pytest.raises(CheckpointRestoreError,
-                       match="cannot restore any of the 1 checkpoint.*ckpt-4"):
+    with pytest.raises(
+        CheckpointRestoreError, match="cannot restore any of the 1 checkpoint.*ckpt-4"
+    ):
         make_trainer(tmp_path, hidden=16)
     assert _digest(str(tmp_path / "ckpt")) == before
 
@@ -224,6 +240,7 @@ def test_init_fn_only_without_checkpoint(tmp_path):
 def test_reserved_metric_name(tmp_path):
     class Bad(CE):
         metric_names = ("loss",)
+
     with pytest.raises(ValueError, match="clash"):
         make_trainer(tmp_path, objective=Bad())
 
@@ -242,6 +259,7 @@ def test_mixed_float16_uses_loss_scaling(tmp_path):
 
 def test_variables_without_gradient_are_left_alone(tmp_path):
     """A head the loss does not use gets neither an update nor weight decay."""
+
     class LogitsOnly(CE):
         def compute_loss(self, labels, outputs):
             return super().compute_loss(labels, outputs["logits"])
@@ -249,12 +267,21 @@ def test_variables_without_gradient_are_left_alone(tmp_path):
     def build():
         keras.utils.set_random_seed(3)
         x = keras.Input((5,))
-        return keras.Model(x, {"logits": keras.layers.Dense(2, name="used")(x),
-                               "aux": keras.layers.Dense(2, name="unused")(x)})
+        return keras.Model(
+            x,
+            {
+                "logits": keras.layers.Dense(2, name="used")(x),
+                "aux": keras.layers.Dense(2, name="unused")(x),
+            },
+        )
 
-    trainer = Trainer(build(), LogitsOnly(), optimization.create_optimizer(
-        "adamw", 0.05, 10, 0, weight_decay=0.5), checkpoint_dir=str(tmp_path / "c"),
-        progress_fn=None)
+    trainer = Trainer(
+        build(),
+        LogitsOnly(),
+        optimization.create_optimizer("adamw", 0.05, 10, 0, weight_decay=0.5),
+        checkpoint_dir=str(tmp_path / "c"),
+        progress_fn=None,
+    )
     unused = trainer.model.get_layer("unused").kernel.numpy().copy()
     used = trainer.model.get_layer("used").kernel.numpy().copy()
     trainer.train(dataset(8), 3)
@@ -271,8 +298,14 @@ def test_model_or_optimizer_built_outside_the_strategy_scope_is_refused(tmp_path
     with pytest.raises(ValueError, match="the model was built outside strategy.scope"):
         Trainer(outside, CE(), optimizer, strategy=strategy, checkpoint_dir=str(tmp_path))
     with pytest.raises(ValueError, match="the optimizer was built outside strategy.scope"):
-        Trainer(inside, CE(), optimization.create_optimizer("adamw", 0.05, 20, 2),
-                strategy=strategy, checkpoint_dir=str(tmp_path))
-    trainer = Trainer(inside, CE(), optimizer, strategy=strategy, progress_fn=None,
-                      checkpoint_dir=str(tmp_path))
+        Trainer(
+            inside,
+            CE(),
+            optimization.create_optimizer("adamw", 0.05, 20, 2),
+            strategy=strategy,
+            checkpoint_dir=str(tmp_path),
+        )
+    trainer = Trainer(
+        inside, CE(), optimizer, strategy=strategy, progress_fn=None, checkpoint_dir=str(tmp_path)
+    )
     assert trainer.model is inside and trainer.optimizer is optimizer

@@ -23,8 +23,9 @@ TIMEOUT = 180
 
 def run_worker(*args, env=None):
     full_env = dict(os.environ, **(env or {}))
-    result = subprocess.run([*WORKER, *args], capture_output=True, text=True,
-                            timeout=TIMEOUT, env=full_env, cwd=ROOT)
+    result = subprocess.run(
+        [*WORKER, *args], capture_output=True, text=True, timeout=TIMEOUT, env=full_env, cwd=ROOT
+    )
     return result
 
 
@@ -48,8 +49,7 @@ def assert_same_eval(results, expected, rel=1e-5):
     """Eval metrics equal within `rel`, the partial-batch entry included."""
     results = dict(results)
     assert results.pop("partial") == pytest.approx(expected["partial"], rel=rel)
-    assert results == pytest.approx({k: v for k, v in expected.items() if k != "partial"},
-                                    rel=rel)
+    assert results == pytest.approx({k: v for k, v in expected.items() if k != "partial"}, rel=rel)
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +62,24 @@ def reference(tmp_path_factory):
     return load(out)
 
 
-@pytest.mark.slow   # keeps the default suite near 15 min; the slow suite runs it
+@pytest.mark.slow  # keeps the default suite near 15 min; the slow suite runs it
 def test_resume_after_sigkill(tmp_path, reference):
     ckpt = tmp_path / "ckpt"
     args = [f"--checkpoint_dir={ckpt}", f"--out={tmp_path / 'result.npz'}"]
-    proc = subprocess.Popen([*WORKER, *args, "--sleep=0.3"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*WORKER, *args, "--sleep=0.3"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         deadline = time.time() + TIMEOUT
-        while not (ckpt / "checkpoint").exists():           # the first complete checkpoint
+        while not (ckpt / "checkpoint").exists():  # the first complete checkpoint
             assert proc.poll() is None, "worker ended before writing a checkpoint"
             assert time.time() < deadline, "no checkpoint written in time"
             time.sleep(0.05)
-        time.sleep(random.uniform(0.0, 1.2))                 # anywhere, even mid-save
+        time.sleep(random.uniform(0.0, 1.2))  # anywhere, even mid-save
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -98,12 +103,18 @@ def test_resume_after_sigkill(tmp_path, reference):
 
 
 def test_mirrored_two_cpu_replicas_match_one_device(tmp_path, reference):
-    result = run_worker("--mode=mirrored", "--odd_batch_check",
-                        f"--checkpoint_dir={tmp_path / 'ckpt'}", f"--out={tmp_path / 'r.npz'}")
+    result = run_worker(
+        "--mode=mirrored",
+        "--odd_batch_check",
+        f"--checkpoint_dir={tmp_path / 'ckpt'}",
+        f"--out={tmp_path / 'r.npz'}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     odd = [line for line in stdout_lines(result) if line.startswith("ODD_BATCH_ERROR:")]
-    assert odd == ["ODD_BATCH_ERROR: global batch size 5 is not divisible by the 2 replicas "
-                   "of the distribution strategy; use a multiple of 2"]
+    assert odd == [
+        "ODD_BATCH_ERROR: global batch size 5 is not divisible by the 2 replicas "
+        "of the distribution strategy; use a multiple of 2"
+    ]
     step, weights, eval_results, lines = load(tmp_path / "r.npz")
     assert step == 12
     assert_same_weights(weights, reference[1])
@@ -119,18 +130,31 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow   # ~10 s on a quiet machine, 40 s on a loaded one (2 TF processes + gRPC)
+@pytest.mark.slow  # ~10 s on a quiet machine, 40 s on a loaded one (2 TF processes + gRPC)
 def test_multi_worker_two_processes_match_one_device(tmp_path, reference):
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [*WORKER, "--mode=multi_worker", f"--checkpoint_dir={tmp_path / 'c'}",
-             f"--out={tmp_path / f'r{index}.npz'}"],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    *WORKER,
+                    "--mode=multi_worker",
+                    f"--checkpoint_dir={tmp_path / 'c'}",
+                    f"--out={tmp_path / f'r{index}.npz'}",
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
     finally:
@@ -139,7 +163,7 @@ def test_multi_worker_two_processes_match_one_device(tmp_path, reference):
                 p.kill()
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
-    assert not (tmp_path / "r1.npz").exists()                 # only the chief writes
+    assert not (tmp_path / "r1.npz").exists()  # only the chief writes
     assert not [n for n in os.listdir(tmp_path / "c") if n.startswith(".worker_tmp")]
     step, weights, eval_results, _ = load(tmp_path / "r0.npz")
     assert step == 12

@@ -20,14 +20,19 @@ class MSE:
     metric_names = ()
 
     def compute_loss(self, labels, outputs):
-        return tf.square(outputs[:, 0] - labels), {}          # [B]
+        return tf.square(outputs[:, 0] - labels), {}  # [B]
 
 
 def build_model():
     keras.utils.set_random_seed(3)
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="dense"),
-                             keras.layers.Dropout(0.5, name="dropout"),
-                             keras.layers.Dense(1, name="head")])
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, name="dense"),
+            keras.layers.Dropout(0.5, name="dropout"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
 
 
 def dataset():
@@ -36,9 +41,15 @@ def dataset():
 
 
 def make(directory, progress=None):
-    return Trainer(build_model(), MSE(), optimization.create_optimizer("adamw", 1e-2, 10, 1),
-                   checkpoint_dir=str(directory), checkpoint_every_steps=3,
-                   log_every_steps=5, progress_fn=progress)
+    return Trainer(
+        build_model(),
+        MSE(),
+        optimization.create_optimizer("adamw", 1e-2, 10, 1),
+        checkpoint_dir=str(directory),
+        checkpoint_every_steps=3,
+        log_every_steps=5,
+        progress_fn=progress,
+    )
 
 
 def weights(trainer):
@@ -54,7 +65,7 @@ def uninterrupted(tmp_path_factory):
 
 def test_resume_with_dropout_equals_uninterrupted_run(tmp_path, uninterrupted):
     first = make(tmp_path)
-    first.train(dataset(), 7)                      # checkpoints at 3, 6 and 7
+    first.train(dataset(), 7)  # checkpoints at 3, 6 and 7
     rng = first._rng_variables[0].numpy().copy()
     resumed = make(tmp_path)
     assert resumed.current_step == 7
@@ -76,7 +87,7 @@ def test_without_the_rng_state_resume_would_differ(tmp_path, uninterrupted):
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, uninterrupted):
-    make(tmp_path).train(dataset(), 9)            # ckpt-3, ckpt-6, ckpt-9
+    make(tmp_path).train(dataset(), 9)  # ckpt-3, ckpt-6, ckpt-9
     data_file = glob.glob(str(tmp_path / "ckpt-9.data-*"))[0]
     with open(data_file, "r+b") as f:
         f.truncate(os.path.getsize(data_file) // 2)
@@ -105,7 +116,8 @@ def test_disk_full_while_saving_names_the_last_good_checkpoint(tmp_path, monkeyp
     assert str(e.value) == (
         f"cannot write checkpoint ckpt-6 in {tmp_path}: no space left on device; the last "
         f"good checkpoint is {tmp_path}/ckpt-3 (step 3), and nothing already written was "
-        "changed: free space and rerun the same command to resume")
+        "changed: free space and rerun the same command to resume"
+    )
     assert sorted(os.listdir(tmp_path)) == saved
     monkeypatch.undo()
     assert make(tmp_path).current_step == 3
@@ -117,10 +129,14 @@ def test_tf_disk_full_error_is_recognized(tmp_path, monkeypatch):
 
     def full(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(
-            None, None, f"{tmp_path}/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001; "
-            "No space left on device")
+            None,
+            None,
+            f"{tmp_path}/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001; "
+            "No space left on device",
+        )
 
     monkeypatch.setattr(trainer.manager, "save", full)
-    with pytest.raises(CheckpointWriteError, match="no space left on device; no checkpoint "
-                       "was written yet in"):
+    with pytest.raises(
+        CheckpointWriteError, match="no space left on device; no checkpoint was written yet in"
+    ):
         trainer.train(dataset(), 3)

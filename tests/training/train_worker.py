@@ -34,8 +34,11 @@ def parse():
     p.add_argument("--optimizer", default="adamw")
     p.add_argument("--clip_norm", type=float, default=1.0)
     p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--odd_batch_check", action="store_true",
-                   help="first try a global batch of 5 and print the error")
+    p.add_argument(
+        "--odd_batch_check",
+        action="store_true",
+        help="first try a global batch of 5 and print the error",
+    )
     return p.parse_args()
 
 
@@ -49,21 +52,25 @@ class Objective:
 
     def compute_loss(self, labels, outputs):
         import tensorflow as tf
+
         from bert_tf.training.objective import Ratio
+
         y, w = labels["y"], labels["w"]
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=outputs)  # [B]
         if self.nan_at:
             poison = tf.where(self.step + 1 >= self.nan_at, float("nan"), 0.0)
             ce = ce + tf.cast(poison, ce.dtype)
-        correct = tf.cast(tf.equal(tf.argmax(outputs, -1, output_type=tf.int32), y),
-                          tf.float32)
+        correct = tf.cast(tf.equal(tf.argmax(outputs, -1, output_type=tf.int32), y), tf.float32)
         loss = [Ratio(w * ce, w), 0.5 * ce]
-        return loss, {"accuracy": (tf.reduce_sum(correct), tf.size(correct)),
-                      "weighted_ce": Ratio(tf.reduce_sum(w * ce), tf.reduce_sum(w))}
+        return loss, {
+            "accuracy": (tf.reduce_sum(correct), tf.size(correct)),
+            "weighted_ce": Ratio(tf.reduce_sum(w * ce), tf.reduce_sum(w)),
+        }
 
 
 def make_data(n=96, seed=0):
     import numpy as np
+
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 6)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int32") + (x[:, 2] > 1).astype("int32")
@@ -74,10 +81,12 @@ def make_data(n=96, seed=0):
 def main():
     args = parse()
     import tensorflow as tf
+
     if args.mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
     import keras
 
     from bert_tf.training import distribute, optimization
@@ -96,27 +105,32 @@ def main():
     dataset = tf.data.Dataset.from_tensor_slices((x, {"y": y, "w": w}))
     dataset = dataset.repeat().batch(args.batch, drop_remainder=True)
     eval_dataset = tf.data.Dataset.from_tensor_slices((x, {"y": y, "w": w})).batch(
-        args.batch, drop_remainder=True)
+        args.batch, drop_remainder=True
+    )
     if args.mode == "multi_worker":
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = \
+        options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
+        )
         dataset = dataset.with_options(options)
         eval_dataset = eval_dataset.with_options(options)
 
     def build_model():
         keras.utils.set_random_seed(7)
-        model = keras.Sequential([
-            keras.Input((6,)),
-            keras.layers.Dense(args.hidden, activation="tanh", name="dense"),
-            keras.layers.LayerNormalization(name="layer_norm"),
-            keras.layers.Dense(3, name="head"),
-        ])
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(args.hidden, activation="tanh", name="dense"),
+                keras.layers.LayerNormalization(name="layer_norm"),
+                keras.layers.Dense(3, name="head"),
+            ]
+        )
         return model
 
     def build_optimizer():
-        return optimization.create_optimizer(args.optimizer, 0.05, args.steps, 2,
-                                             weight_decay=0.01, clip_norm=args.clip_norm)
+        return optimization.create_optimizer(
+            args.optimizer, 0.05, args.steps, 2, weight_decay=0.01, clip_norm=args.clip_norm
+        )
 
     lines = []
 
@@ -130,19 +144,31 @@ def main():
     try:
         with strategy.scope():
             model, optimizer = build_model(), build_optimizer()
-        trainer = Trainer(model, objective, optimizer, strategy=strategy,
-                          checkpoint_dir=args.checkpoint_dir, log_dir=args.log_dir,
-                          checkpoint_every_steps=args.checkpoint_every,
-                          log_every_steps=args.log_every, steps_per_loop=args.steps_per_loop,
-                          grad_accum_steps=args.accum, progress_fn=progress)
+        trainer = Trainer(
+            model,
+            objective,
+            optimizer,
+            strategy=strategy,
+            checkpoint_dir=args.checkpoint_dir,
+            log_dir=args.log_dir,
+            checkpoint_every_steps=args.checkpoint_every,
+            log_every_steps=args.log_every,
+            steps_per_loop=args.steps_per_loop,
+            grad_accum_steps=args.accum,
+            progress_fn=progress,
+        )
     except CheckpointRestoreError as e:
         print(f"CheckpointRestoreError: {e}", flush=True)
         return 4
     objective.step = trainer.step
     if args.odd_batch_check:
         try:
-            trainer.train(tf.data.Dataset.from_tensor_slices((x, {"y": y, "w": w})).batch(
-                5, drop_remainder=True), args.steps)
+            trainer.train(
+                tf.data.Dataset.from_tensor_slices((x, {"y": y, "w": w})).batch(
+                    5, drop_remainder=True
+                ),
+                args.steps,
+            )
             print("ODD_BATCH_ERROR: none", flush=True)
         except ValueError as e:
             print(f"ODD_BATCH_ERROR: {e}", flush=True)
@@ -161,9 +187,16 @@ def main():
     print("EVAL " + json.dumps(eval_results), flush=True)
     if args.out and trainer.is_chief:
         import numpy as np
+
         weights = {f"w{i}": v.numpy() for i, v in enumerate(trainer.model.weights)}
-        np.savez(args.out, step=trainer.current_step, lines=np.array(lines),
-                 eval=json.dumps(eval_results), train=json.dumps(train_results), **weights)
+        np.savez(
+            args.out,
+            step=trainer.current_step,
+            lines=np.array(lines),
+            eval=json.dumps(eval_results),
+            train=json.dumps(train_results),
+            **weights,
+        )
     return 0
 
 

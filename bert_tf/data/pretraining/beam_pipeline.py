@@ -89,13 +89,14 @@ class _ReadDocuments(beam.DoFn):
         file_index, path = element
         stats, count, offset = {}, 0, 0
         for document in sentences_lib.iter_documents(
-                path, self._config.input_format, self._config.max_document_sentences,
-                stats=stats):
+            path, self._config.input_format, self._config.max_document_sentences, stats=stats
+        ):
             yield file_index, count, offset, document
             count += 1
             offset += len(document)
-        yield beam.pvalue.TaggedOutput(_FILE_STATS,
-                                       (file_index, stats.get("lines", 0), count, offset))
+        yield beam.pvalue.TaggedOutput(
+            _FILE_STATS, (file_index, stats.get("lines", 0), count, offset)
+        )
 
 
 def _file_offsets(file_stats):
@@ -140,15 +141,22 @@ class _ProcessWindow(beam.DoFn):
     def process(self, element):
         window_id, documents = element
         documents = sorted(documents, key=lambda d: d[0])  # grouping order is arbitrary
-        result = pd.process_chunk(window_id, documents, self._tokenize, self._vocab,
-                                  self._config)
+        result = pd.process_chunk(window_id, documents, self._tokenize, self._vocab, self._config)
         yield from result.records
         self._instances.inc(len(result.records))
         self._windows.inc()
-        yield beam.pvalue.TaggedOutput(_COUNTS, {
-            "documents": result.documents, "sentences": result.sentences,
-            "tokens": result.tokens, "instances": len(result.records),
-            "masked_tokens": result.masked, "random_next": result.random_next, "chunks": 1})
+        yield beam.pvalue.TaggedOutput(
+            _COUNTS,
+            {
+                "documents": result.documents,
+                "sentences": result.sentences,
+                "tokens": result.tokens,
+                "instances": len(result.records),
+                "masked_tokens": result.masked,
+                "random_next": result.random_next,
+                "chunks": 1,
+            },
+        )
 
 
 def _sum_counts(dicts):
@@ -166,9 +174,19 @@ def _write_metadata(counts, file_stats, shards, template, path):
     metadata["num_shards"] = len(shards)
     counts = dict(counts)
     counts["lines"] = sum(s[1] for s in file_stats)
-    metadata["counts"] = {k: counts.get(k, 0) for k in (
-        "lines", "documents", "sentences", "tokens", "instances", "masked_tokens",
-        "random_next", "chunks")}
+    metadata["counts"] = {
+        k: counts.get(k, 0)
+        for k in (
+            "lines",
+            "documents",
+            "sentences",
+            "tokens",
+            "instances",
+            "masked_tokens",
+            "random_next",
+            "chunks",
+        )
+    }
     tmp = path + ".tmp"
     with filesystems.FileSystems.create(tmp) as f:
         f.write((json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode("utf-8"))
@@ -177,42 +195,59 @@ def _write_metadata(counts, file_stats, shards, template, path):
     filesystems.FileSystems.rename([tmp], [path])
 
 
-def build_pipeline(pipeline, files, output_prefix, tokenizer_factory, tokens, config,
-                   num_shards, metadata_template):
+def build_pipeline(
+    pipeline, files, output_prefix, tokenizer_factory, tokens, config, num_shards, metadata_template
+):
     """Adds the data-creation transforms to `pipeline` (see the module docstring)."""
     chunk = config.chunk_sentences
-    read = (pipeline
-            | "Files" >> beam.Create(list(enumerate(files)))
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadDocuments" >> beam.ParDo(_ReadDocuments(config)).with_outputs(
-                _FILE_STATS, main="documents"))
+    read = (
+        pipeline
+        | "Files" >> beam.Create(list(enumerate(files)))
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ReadDocuments"
+        >> beam.ParDo(_ReadDocuments(config)).with_outputs(_FILE_STATS, main="documents")
+    )
     file_stats = read[_FILE_STATS] | "AllFileStats" >> beam.combiners.ToList()
     offsets = file_stats | "FileOffsets" >> beam.Map(_file_offsets)
-    located = read.documents | "Locate" >> beam.Map(
-        _locate, beam.pvalue.AsSingleton(offsets))
-    block_windows = (located
-                     | "BlockOf" >> beam.Map(_block_key, chunk)
-                     | "CountPerBlock" >> beam.combiners.Count.PerElement()
-                     | "AllBlocks" >> beam.combiners.ToList()
-                     | "Windows" >> beam.Map(windows_lib.window_of_blocks))
-    processed = (located
-                 | "WindowKey" >> beam.Map(_window_key, chunk,
-                                           beam.pvalue.AsSingleton(block_windows))
-                 | "GroupWindows" >> beam.GroupByKey()
-                 | "MakeInstances" >> beam.ParDo(
-                     _ProcessWindow(tokenizer_factory, tokens, config)).with_outputs(
-                         _COUNTS, main="records"))
+    located = read.documents | "Locate" >> beam.Map(_locate, beam.pvalue.AsSingleton(offsets))
+    block_windows = (
+        located
+        | "BlockOf" >> beam.Map(_block_key, chunk)
+        | "CountPerBlock" >> beam.combiners.Count.PerElement()
+        | "AllBlocks" >> beam.combiners.ToList()
+        | "Windows" >> beam.Map(windows_lib.window_of_blocks)
+    )
+    processed = (
+        located
+        | "WindowKey" >> beam.Map(_window_key, chunk, beam.pvalue.AsSingleton(block_windows))
+        | "GroupWindows" >> beam.GroupByKey()
+        | "MakeInstances"
+        >> beam.ParDo(_ProcessWindow(tokenizer_factory, tokens, config)).with_outputs(
+            _COUNTS, main="records"
+        )
+    )
     shards = processed.records | "WriteShards" >> beam.io.WriteToTFRecord(
-        output_prefix, file_name_suffix=pd.SHARD_SUFFIX, num_shards=num_shards,
-        shard_name_template="-SSSSS-of-NNNNN")
-    _ = (processed[_COUNTS]
-         | "SumCounts" >> beam.CombineGlobally(_sum_counts)
-         | "WriteMetadata" >> beam.Map(
-             _write_metadata, beam.pvalue.AsSingleton(file_stats), beam.pvalue.AsList(shards),
-             metadata_template, pd.metadata_path(output_prefix)))
+        output_prefix,
+        file_name_suffix=pd.SHARD_SUFFIX,
+        num_shards=num_shards,
+        shard_name_template="-SSSSS-of-NNNNN",
+    )
+    _ = (
+        processed[_COUNTS]
+        | "SumCounts" >> beam.CombineGlobally(_sum_counts)
+        | "WriteMetadata"
+        >> beam.Map(
+            _write_metadata,
+            beam.pvalue.AsSingleton(file_stats),
+            beam.pvalue.AsList(shards),
+            metadata_template,
+            pd.metadata_path(output_prefix),
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- launching
+
 
 def make_options(runner, num_workers=1, pipeline_args=None):
     """(PipelineOptions, runner object or None) for `runner`; `pipeline_args` (a string or a
@@ -223,7 +258,8 @@ def make_options(runner, num_workers=1, pipeline_args=None):
         args = list(pipeline_args or [])
     if any(a == "--runner" or a.startswith("--runner=") for a in args):
         raise pd.PretrainingDataError(
-            "pass the runner with --runner, not inside the Beam pipeline options")
+            "pass the runner with --runner, not inside the Beam pipeline options"
+        )
     if runner != DIRECT_RUNNER:
         return pipeline_options.PipelineOptions([f"--runner={runner}", *args]), None
     mode = "multi_processing" if num_workers > 1 else "in_memory"
@@ -282,14 +318,23 @@ def _run(pipeline, runner):
         _LOG.debug("Beam pipeline failed", exc_info=True)
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = lines[-1] if lines else type(e).__name__
-        raise pd.PretrainingDataError(
-            f"the Beam pipeline failed on {runner}: {detail}") from None
+        raise pd.PretrainingDataError(f"the Beam pipeline failed on {runner}: {detail}") from None
 
 
-def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, config=None,
-                                 lower_case=None, num_shards=1, num_workers=1,
-                                 tokenizer_factory=None, overwrite=False,
-                                 runner=DIRECT_RUNNER, pipeline_args=None):
+def create_pretraining_data_beam(
+    input_files,
+    output_prefix,
+    vocab_file,
+    *,
+    config=None,
+    lower_case=None,
+    num_shards=1,
+    num_workers=1,
+    tokenizer_factory=None,
+    overwrite=False,
+    runner=DIRECT_RUNNER,
+    pipeline_args=None,
+):
     """Runs the pipeline and waits for it. Same arguments and outputs as
     `create.create_pretraining_data` (except progress, which the runner reports:
     counters `bert_tf_pretraining/{instances,windows}`) plus `runner` and `pipeline_args`.
@@ -310,21 +355,26 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
     if existing and not overwrite:
         raise pd.PretrainingDataError(
             f"{existing[0]}: output already exists ({len(existing)} files under prefix "
-            f"{output_prefix}); pass overwrite to replace them")
-    record_outputs = pd.check_outputs(output_prefix, num_shards, overwrite,
-                                      [("--input_files", f) for f in files]
-                                      + [("--vocab_file", vocab_file)])
+            f"{output_prefix}); pass overwrite to replace them"
+        )
+    record_outputs = pd.check_outputs(
+        output_prefix,
+        num_shards,
+        overwrite,
+        [("--input_files", f) for f in files] + [("--vocab_file", vocab_file)],
+    )
     options, runner_object = make_options(runner, num_workers, pipeline_args)
-    factory = _ShippedVocab(tokenizer_factory or pd.BertTokenizerFactory(vocab_file, lower_case),
-                            tokens)
-    template = pd.build_metadata(config, files, vocab_file, tokens, lower_case, [], None, {},
-                                 engine=f"beam:{runner}")
+    factory = _ShippedVocab(
+        tokenizer_factory or pd.BertTokenizerFactory(vocab_file, lower_case), tokens
+    )
+    template = pd.build_metadata(
+        config, files, vocab_file, tokens, lower_case, [], None, {}, engine=f"beam:{runner}"
+    )
     if existing:
         filesystems.FileSystems.delete(existing)
     start = time.time()
     pipeline = beam.Pipeline(runner=runner_object, options=options)
-    build_pipeline(pipeline, files, output_prefix, factory, tokens, config, num_shards,
-                   template)
+    build_pipeline(pipeline, files, output_prefix, factory, tokens, config, num_shards, template)
     _run(pipeline, runner)
     record_outputs()
     metadata = _read_metadata(output_prefix)
@@ -333,6 +383,7 @@ def create_pretraining_data_beam(input_files, output_prefix, vocab_file, *, conf
         raise pd.PretrainingDataError(
             f"{files[0]}: no training instances could be made from the input "
             f"({metadata['counts']['lines']} lines, {metadata['counts']['documents']} "
-            "non-empty documents)")
+            "non-empty documents)"
+        )
     metadata["elapsed_seconds"] = time.time() - start
     return metadata

@@ -27,24 +27,29 @@ class CreationConfig:
         if self.max_seq_length < 5:
             raise PretrainingDataError(
                 f"max_seq_length must be at least 5 ([CLS] a [SEP] b [SEP]), got "
-                f"{self.max_seq_length}")
+                f"{self.max_seq_length}"
+            )
         if not 0.0 < self.masked_lm_prob < 1.0:
             raise PretrainingDataError(
-                f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}")
+                f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}"
+            )
         if not 0.0 <= self.short_seq_prob <= 1.0:
             raise PretrainingDataError(
-                f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+                f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}"
+            )
         if self.dupe_factor < 1:
             raise PretrainingDataError(f"dupe_factor must be >= 1, got {self.dupe_factor}")
         if self.max_predictions_per_seq < 0:
             raise PretrainingDataError(
-                f"max_predictions_per_seq must be >= 0, got {self.max_predictions_per_seq}")
+                f"max_predictions_per_seq must be >= 0, got {self.max_predictions_per_seq}"
+            )
         if self.max_predictions_per_seq > self.max_seq_length:
             raise PretrainingDataError(
                 f"--max_predictions_per_seq: expected an integer in [0, "
                 f"{self.max_seq_length}] (a sequence of --max_seq_length="
                 f"{self.max_seq_length} tokens has no more to mask), got "
-                f"{self.max_predictions_per_seq}")
+                f"{self.max_predictions_per_seq}"
+            )
         if self.max_predictions_per_seq:
             needed = int(round(self.max_seq_length * self.masked_lm_prob))
             if self.max_predictions_per_seq < needed:
@@ -52,8 +57,9 @@ class CreationConfig:
                     f"max_predictions_per_seq={self.max_predictions_per_seq} is too small for "
                     f"masked_lm_prob={self.masked_lm_prob} * max_seq_length="
                     f"{self.max_seq_length}: needs at least {needed} (or 0 for unmasked "
-                    "records and dynamic masking)")
+                    "records and dynamic masking)"
+                )
         if self.input_format not in sentences_lib.FORMATS:
             raise PretrainingDataError(
-                f"input_format must be one of {sentences_lib.FORMATS}, got "
-                f"{self.input_format!r}")
+                f"input_format must be one of {sentences_lib.FORMATS}, got {self.input_format!r}"
+            )

@@ -72,18 +72,36 @@ from bert_tf.text import vocab as vocab_lib
 # The names this module has always offered (their code moved to the modules listed above).
 SPECIAL_TOKENS = vocab_lib.SPECIAL_TOKENS
 _Vocab = InstanceVocab
-__all__ = ["BertTokenizerFactory", "ChunkResult", "CreationConfig", "Instance",
-           "METADATA_FORMAT", "METADATA_SUFFIX", "PretokenizedFactory", "PretrainingDataError",
-           "SHARD_SUFFIX", "build_metadata", "create_instances_from_document",
-           "create_pretraining_data", "existing_outputs", "expand_input_files", "file_sha256",
-           "iter_chunks", "metadata_path", "process_chunk", "read_vocab", "serialize_instance",
-           "shard_paths"]
+__all__ = [
+    "BertTokenizerFactory",
+    "ChunkResult",
+    "CreationConfig",
+    "Instance",
+    "METADATA_FORMAT",
+    "METADATA_SUFFIX",
+    "PretokenizedFactory",
+    "PretrainingDataError",
+    "SHARD_SUFFIX",
+    "build_metadata",
+    "create_instances_from_document",
+    "create_pretraining_data",
+    "existing_outputs",
+    "expand_input_files",
+    "file_sha256",
+    "iter_chunks",
+    "metadata_path",
+    "process_chunk",
+    "read_vocab",
+    "serialize_instance",
+    "shard_paths",
+]
 
 
 # ----------------------------------------------------------------------------- windows
 
 ChunkResult = collections.namedtuple(
-    "ChunkResult", "index records documents sentences tokens masked random_next")
+    "ChunkResult", "index records documents sentences tokens masked random_next"
+)
 
 _WORKER: dict = {}
 
@@ -100,10 +118,10 @@ def _tokenize_documents(documents, tokenize_batch, batch_size=512):
     flat = [s for _, doc in documents for s in doc]
     ids = []
     for start in range(0, len(flat), batch_size):
-        ids.extend(tokenize_batch(flat[start:start + batch_size]))
+        ids.extend(tokenize_batch(flat[start : start + batch_size]))
     out, k = [], 0
     for doc_id, doc in documents:
-        tokenized = [list(t) for t in ids[k:k + len(doc)] if len(t)]
+        tokenized = [list(t) for t in ids[k : k + len(doc)] if len(t)]
         k += len(doc)
         if tokenized:
             out.append((doc_id, tokenized))
@@ -121,19 +139,24 @@ def process_chunk(index, documents, tokenize_batch, vocab, config):
             rng = windows_lib.document_rng(config.random_seed, doc_id, dupe)
             instances.extend(create_instances_from_document(docs, position, config, vocab, rng))
     windows_lib.window_rng(config.random_seed, index).shuffle(instances)
-    records = [serialize_instance(x, config.max_seq_length, config.max_predictions_per_seq)
-               for x in instances]
+    records = [
+        serialize_instance(x, config.max_seq_length, config.max_predictions_per_seq)
+        for x in instances
+    ]
     return ChunkResult(
-        index=index, records=records, documents=len(docs),
-        sentences=sum(len(d) for d in docs), tokens=sum(len(s) for d in docs for s in d),
+        index=index,
+        records=records,
+        documents=len(docs),
+        sentences=sum(len(d) for d in docs),
+        tokens=sum(len(s) for d in docs for s in d),
         masked=sum(len(x.masked_positions) for x in instances),
-        random_next=sum(1 for x in instances if x.is_random_next))
+        random_next=sum(1 for x in instances if x.is_random_next),
+    )
 
 
 def _worker_process_chunk(task):
     index, documents = task
-    return process_chunk(index, documents, _WORKER["tokenize"], _WORKER["vocab"],
-                         _WORKER["config"])
+    return process_chunk(index, documents, _WORKER["tokenize"], _WORKER["vocab"], _WORKER["config"])
 
 
 def iter_chunks(files, config, stats):
@@ -142,8 +165,8 @@ def iter_chunks(files, config, stats):
     yield from windows_lib.iter_windows(located, config.chunk_sentences)
 
 
-
 # ----------------------------------------------------------------------------- the run
+
 
 def _submit_bounded(pool, tasks, max_pending):
     """Like pool.imap (ordered) but never reads more than `max_pending` tasks ahead, so the
@@ -170,7 +193,8 @@ def _refuse_existing(output_prefix, overwrite):
     if existing:
         raise PretrainingDataError(
             f"{existing[0]}: output already exists ({len(existing)} files under prefix "
-            f"{output_prefix}); pass overwrite to replace them")
+            f"{output_prefix}); pass overwrite to replace them"
+        )
 
 
 def _clear_outputs(output_prefix):
@@ -184,15 +208,20 @@ class _Progress:
 
     def __init__(self, callback, every_seconds):
         self.callback, self.every_seconds = callback, every_seconds
-        self.stats = {"lines": 0}          # filled by the document reader
+        self.stats = {"lines": 0}  # filled by the document reader
         self.totals = collections.Counter()
         self.start = self.last = time.time()
 
     def add(self, result):
-        self.totals.update(documents=result.documents, sentences=result.sentences,
-                           tokens=result.tokens, masked=result.masked,
-                           random_next=result.random_next, instances=len(result.records),
-                           chunks=1)
+        self.totals.update(
+            documents=result.documents,
+            sentences=result.sentences,
+            tokens=result.tokens,
+            masked=result.masked,
+            random_next=result.random_next,
+            instances=len(result.records),
+            chunks=1,
+        )
         if self.callback and time.time() - self.last >= self.every_seconds:
             self.last = time.time()
             self.report()
@@ -200,20 +229,32 @@ class _Progress:
     def report(self, final=False):
         elapsed = max(time.time() - self.start, 1e-9)
         lines, totals = self.stats.get("lines", 0), self.totals
-        info = {"lines": lines, "documents": totals["documents"],
-                "sentences": totals["sentences"], "instances": totals["instances"],
-                "elapsed_seconds": elapsed, "lines_per_second": lines / elapsed,
-                "sentences_per_second": totals["sentences"] / elapsed, "final": final}
+        info = {
+            "lines": lines,
+            "documents": totals["documents"],
+            "sentences": totals["sentences"],
+            "instances": totals["instances"],
+            "elapsed_seconds": elapsed,
+            "lines_per_second": lines / elapsed,
+            "sentences_per_second": totals["sentences"] / elapsed,
+            "final": final,
+        }
         if self.callback:
             self.callback(info)
         return info
 
     def counts(self):
         totals = self.totals
-        return {"lines": self.stats.get("lines", 0), "documents": totals["documents"],
-                "sentences": totals["sentences"], "tokens": totals["tokens"],
-                "instances": totals["instances"], "masked_tokens": totals["masked"],
-                "random_next": totals["random_next"], "chunks": totals["chunks"]}
+        return {
+            "lines": self.stats.get("lines", 0),
+            "documents": totals["documents"],
+            "sentences": totals["sentences"],
+            "tokens": totals["tokens"],
+            "instances": totals["instances"],
+            "masked_tokens": totals["masked"],
+            "random_next": totals["random_next"],
+            "chunks": totals["chunks"],
+        }
 
 
 @contextlib.contextmanager
@@ -225,7 +266,8 @@ def _chunk_results(chunks, factory, vocab, config, num_workers):
         yield (process_chunk(i, docs, tokenize_batch, vocab, config) for i, docs in chunks)
         return
     pool = multiprocessing.get_context("spawn").Pool(
-        num_workers, initializer=_init_worker, initargs=(factory, vocab, config))
+        num_workers, initializer=_init_worker, initargs=(factory, vocab, config)
+    )
     try:
         yield _submit_bounded(pool, chunks, max_pending=2 * num_workers)
     finally:
@@ -250,10 +292,20 @@ class _NoInstances(Exception):
     """Nothing was written (turned into a PretrainingDataError naming the input)."""
 
 
-def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=None,
-                            lower_case=None, num_shards=1, num_workers=1,
-                            tokenizer_factory=None, overwrite=False, progress=None,
-                            progress_every_seconds=10.0):
+def create_pretraining_data(
+    input_files,
+    output_prefix,
+    vocab_file,
+    *,
+    config=None,
+    lower_case=None,
+    num_shards=1,
+    num_workers=1,
+    tokenizer_factory=None,
+    overwrite=False,
+    progress=None,
+    progress_every_seconds=10.0,
+):
     """Writes `<output_prefix>-NNNNN-of-MMMMM.tfrecord` shards and
     `<output_prefix>.metadata.json`. Returns the metadata dict.
 
@@ -271,9 +323,12 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
     tokens = read_vocab(vocab_file)
     vocab = InstanceVocab(tokens)
     _refuse_existing(output_prefix, overwrite)
-    record_outputs = check_outputs(output_prefix, num_shards, overwrite,
-                                   [("--input_files", f) for f in files]
-                                   + [("--vocab_file", vocab_file)])
+    record_outputs = check_outputs(
+        output_prefix,
+        num_shards,
+        overwrite,
+        [("--input_files", f) for f in files] + [("--vocab_file", vocab_file)],
+    )
     factory = tokenizer_factory or BertTokenizerFactory(vocab_file, lower_case)
     _clear_outputs(output_prefix)
     paths = shard_paths(output_prefix, num_shards)
@@ -286,12 +341,20 @@ def create_pretraining_data(input_files, output_prefix, vocab_file, *, config=No
         raise PretrainingDataError(
             f"{files[0]}: no training instances could be made from the input "
             f"({tracker.stats.get('lines', 0)} lines, {tracker.totals['documents']} non-empty "
-            "documents)") from None
-    record_outputs()      # the shards are in place; the metadata comes next
+            "documents)"
+        ) from None
+    record_outputs()  # the shards are in place; the metadata comes next
     final = tracker.report(final=True)
-    metadata = build_metadata(config, files, vocab_file, tokens, lower_case,
-                              [os.path.basename(p) for p in paths], shard_counts,
-                              tracker.counts())
+    metadata = build_metadata(
+        config,
+        files,
+        vocab_file,
+        tokens,
+        lower_case,
+        [os.path.basename(p) for p in paths],
+        shard_counts,
+        tracker.counts(),
+    )
     atomic_write_json(metadata_path(output_prefix), metadata)
     metadata["elapsed_seconds"] = final["elapsed_seconds"]
     return metadata

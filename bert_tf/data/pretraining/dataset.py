@@ -29,7 +29,8 @@ def expand_file_patterns(file_patterns):
         raise PretrainingDataError("no pre-training record files given")
     return input_files.expand_patterns(
         file_patterns,
-        lambda pattern: PretrainingDataError(f"{pattern}: no pre-training record files match"))
+        lambda pattern: PretrainingDataError(f"{pattern}: no pre-training record files match"),
+    )
 
 
 def _limited_reader(record_limits):
@@ -40,17 +41,34 @@ def _limited_reader(record_limits):
     limits = tf.constant([int(record_limits[p]) for p in sorted(record_limits)], tf.int64)
 
     def read(path):
-        limit = tf.reduce_max(tf.where(tf.equal(paths, path), limits, -1))   # -1: all
+        limit = tf.reduce_max(tf.where(tf.equal(paths, path), limits, -1))  # -1: all
         return tf.data.TFRecordDataset(path).take(limit)
+
     return read
 
 
-def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_per_seq,
-                        is_training=True, seed=None, dynamic_masking=False, vocab_size=None,
-                        mask_id=None, special_ids=(), masked_lm_prob=0.15, input_context=None,
-                        num_epochs=None, vocab_file=None, shuffle_buffer_size=10000,
-                        cycle_length=8, whole_word_masking=False, packing=None,
-                        pack_buffer_size=1024, record_limits=None):
+def pretraining_dataset(
+    file_patterns,
+    batch_size,
+    seq_length,
+    max_predictions_per_seq,
+    is_training=True,
+    seed=None,
+    dynamic_masking=False,
+    vocab_size=None,
+    mask_id=None,
+    special_ids=(),
+    masked_lm_prob=0.15,
+    input_context=None,
+    num_epochs=None,
+    vocab_file=None,
+    shuffle_buffer_size=10000,
+    cycle_length=8,
+    whole_word_masking=False,
+    packing=None,
+    pack_buffer_size=1024,
+    record_limits=None,
+):
     """A tf.data.Dataset of (features, labels) batches for BertPretrainer.
 
     features: input_word_ids, input_mask, input_type_ids int32 [B, T], masked_lm_positions
@@ -84,27 +102,44 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
     _check_masking_arguments(whole_word_masking, dynamic_masking, vocab_file)
     files = expand_file_patterns(file_patterns)
     metadata = checks.load_metadata(files)
-    checks.check_metadata(metadata, seq_length, max_predictions_per_seq, dynamic_masking,
-                          vocab_size, vocab_file)
+    checks.check_metadata(
+        metadata, seq_length, max_predictions_per_seq, dynamic_masking, vocab_size, vocab_file
+    )
     if dynamic_masking:
         vocab_size, mask_id, special_ids = checks.masking_settings(
-            metadata, files, vocab_size, mask_id, special_ids, max_predictions_per_seq)
-    continuation = (checks.continuation_flags(vocab_file, vocab_size) if whole_word_masking
-                    else None)
+            metadata, files, vocab_size, mask_id, special_ids, max_predictions_per_seq
+        )
+    continuation = checks.continuation_flags(vocab_file, vocab_size) if whole_word_masking else None
     readable, stored_slots, stored_packing = checks.readable_files(
-        files, seq_length, max_predictions_per_seq, dynamic_masking, packing)
+        files, seq_length, max_predictions_per_seq, dynamic_masking, packing
+    )
 
     if dynamic_masking and seed is None:
         seed = random.SystemRandom().randrange(1 << 31)
     deterministic = seed is not None or not is_training
-    per_pipeline_batch = (batch_size if input_context is None
-                          else input_context.get_per_replica_batch_size(batch_size))
-    ds = _records(readable, is_training, seed, num_epochs, input_context, cycle_length,
-                  record_limits, shuffle_buffer_size, deterministic)
-    spec = (packed_dataset.packed_spec(stored_packing) if stored_packing is not None
-            else _record_spec(seq_length, stored_slots))
+    per_pipeline_batch = (
+        batch_size
+        if input_context is None
+        else input_context.get_per_replica_batch_size(batch_size)
+    )
+    ds = _records(
+        readable,
+        is_training,
+        seed,
+        num_epochs,
+        input_context,
+        cycle_length,
+        record_limits,
+        shuffle_buffer_size,
+        deterministic,
+    )
+    spec = (
+        packed_dataset.packed_spec(stored_packing)
+        if stored_packing is not None
+        else _record_spec(seq_length, stored_slots)
+    )
     if stored_packing is None and packing is not None:
-        ds = ds.batch(pack_buffer_size)   # a buffer of examples to pack together
+        ds = ds.batch(pack_buffer_size)  # a buffer of examples to pack together
     else:
         ds = ds.batch(per_pipeline_batch, drop_remainder=is_training)
     parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
@@ -113,26 +148,30 @@ def pretraining_dataset(file_patterns, batch_size, seq_length, max_predictions_p
         ds = ds.map(packed_dataset.to_packed_inputs, **parallel)
         return _finish(ds, deterministic)
     if dynamic_masking:
-        masking_kwargs = dict(vocab_size=int(vocab_size), mask_id=int(mask_id),
-                              special_ids=tuple(int(i) for i in special_ids),
-                              masked_lm_prob=masked_lm_prob,
-                              max_predictions_per_seq=max_predictions_per_seq,
-                              continuation=continuation)
+        masking_kwargs = dict(
+            vocab_size=int(vocab_size),
+            mask_id=int(mask_id),
+            special_ids=tuple(int(i) for i in special_ids),
+            masked_lm_prob=masked_lm_prob,
+            max_predictions_per_seq=max_predictions_per_seq,
+            continuation=continuation,
+        )
         pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
         remask = _remasker(seed, pipeline_id, stored_slots, packing, masking_kwargs)
         ds = ds.enumerate().map(remask, **parallel)
     else:
         ds = ds.map(lambda x: _to_inputs(x, packing), **parallel)
     if packing is not None:
-        ds = _pack_rows(ds, packing, is_training, seed, pack_buffer_size, per_pipeline_batch,
-                        parallel)
+        ds = _pack_rows(
+            ds, packing, is_training, seed, pack_buffer_size, per_pipeline_batch, parallel
+        )
     return _finish(ds, deterministic)
 
 
 def _pack_rows(ds, packing, is_training, seed, pack_buffer_size, batch_size, parallel):
     """Buffers of examples -> batches of packed rows (packed_dataset.py)."""
     ds = ds.map(lambda x: packed_dataset.pack_batch(x, packing), **parallel).unbatch()
-    if is_training:   # rows come out longest-first within a buffer: mix them
+    if is_training:  # rows come out longest-first within a buffer: mix them
         ds = ds.shuffle(pack_buffer_size, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=is_training)
     return ds.map(packed_dataset.to_packed_inputs, **parallel)
@@ -142,14 +181,23 @@ def _check_masking_arguments(whole_word_masking, dynamic_masking, vocab_file):
     if whole_word_masking and not dynamic_masking:
         raise PretrainingDataError(
             "whole_word_masking applies to dynamic_masking (stored masks are whole-word if "
-            "the records were created with --whole_word_masking)")
+            "the records were created with --whole_word_masking)"
+        )
     if whole_word_masking and not vocab_file:
-        raise PretrainingDataError("whole_word_masking needs vocab_file (to find the '##' "
-                                   "pieces)")
+        raise PretrainingDataError("whole_word_masking needs vocab_file (to find the '##' pieces)")
 
 
-def _records(readable, is_training, seed, num_epochs, input_context, cycle_length,
-             record_limits, shuffle_buffer_size, deterministic):
+def _records(
+    readable,
+    is_training,
+    seed,
+    num_epochs,
+    input_context,
+    cycle_length,
+    record_limits,
+    shuffle_buffer_size,
+    deterministic,
+):
     """The serialized records of this input pipeline's share of the files: files shuffled
     and repeated when training, read `cycle_length` at a time, records shuffled."""
     ds = tf.data.Dataset.from_tensor_slices(readable)
@@ -157,16 +205,20 @@ def _records(readable, is_training, seed, num_epochs, input_context, cycle_lengt
         if len(readable) < input_context.num_input_pipelines:
             raise PretrainingDataError(
                 f"{readable[0]}: {len(readable)} record files cannot be split across "
-                f"{input_context.num_input_pipelines} input pipelines; write more shards")
+                f"{input_context.num_input_pipelines} input pipelines; write more shards"
+            )
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if is_training:
         ds = ds.shuffle(len(readable), seed=seed, reshuffle_each_iteration=True)
         ds = ds.repeat(num_epochs)
     elif num_epochs:
         ds = ds.repeat(num_epochs)
-    ds = ds.interleave(_limited_reader(record_limits),
-                       cycle_length=min(cycle_length, len(readable)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.interleave(
+        _limited_reader(record_limits),
+        cycle_length=min(cycle_length, len(readable)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
     if is_training:
         ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     return ds
@@ -188,31 +240,39 @@ def _record_spec(seq_length, stored_slots):
 
 def _parse(records, spec):
     raw = tf.io.parse_example(records, spec)
-    return {k: tf.cast(v, tf.float32 if k == "masked_lm_weights" else tf.int32)
-            for k, v in raw.items()}
+    return {
+        k: tf.cast(v, tf.float32 if k == "masked_lm_weights" else tf.int32) for k, v in raw.items()
+    }
 
 
 def _to_inputs(x, packing):
     """Record features -> (features, labels) of BertPretrainer (the record layout itself
     when the batch is packed next)."""
     if packing is not None:
-        return x   # record layout, for pack_batch
-    features = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
-                "input_type_ids": x["segment_ids"],
-                "masked_lm_positions": x["masked_lm_positions"]}
-    labels = {"masked_lm_ids": x["masked_lm_ids"],
-              "masked_lm_weights": x["masked_lm_weights"],
-              "next_sentence_labels": x["next_sentence_labels"][:, 0]}   # [B, 1] -> [B]
+        return x  # record layout, for pack_batch
+    features = {
+        "input_word_ids": x["input_ids"],
+        "input_mask": x["input_mask"],
+        "input_type_ids": x["segment_ids"],
+        "masked_lm_positions": x["masked_lm_positions"],
+    }
+    labels = {
+        "masked_lm_ids": x["masked_lm_ids"],
+        "masked_lm_weights": x["masked_lm_weights"],
+        "next_sentence_labels": x["next_sentence_labels"][:, 0],
+    }  # [B, 1] -> [B]
     return features, labels
 
 
 def _remasker(seed, pipeline_id, stored_slots, packing, masking_kwargs):
     """(batch index, record features) -> inputs with fresh masks (stored masks undone)."""
+
     def remask(index, x):
         ids = x["input_ids"]
         if stored_slots:
-            ids = masking.unmask(ids, x["masked_lm_positions"], x["masked_lm_ids"],
-                                 x["masked_lm_weights"])
+            ids = masking.unmask(
+                ids, x["masked_lm_positions"], x["masked_lm_ids"], x["masked_lm_weights"]
+            )
         # One stateless seed per (run seed, pipeline, batch index): new masks every batch
         # (so every epoch), the same ones on a rerun with the same seed.
         batch_seed = tf.stack([tf.constant(seed, tf.int64), index * 1024 + pipeline_id])
@@ -222,6 +282,7 @@ def _remasker(seed, pipeline_id, stored_slots, packing, masking_kwargs):
         for k in ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights"):
             x[k] = m[k]
         return _to_inputs(x, packing)
+
     return remask
 
 

@@ -16,7 +16,8 @@ from bert_tf.text import masking
 from bert_tf.text import vocab as vocab_lib
 
 Instance = collections.namedtuple(
-    "Instance", "input_ids segment_ids masked_positions masked_ids is_random_next")
+    "Instance", "input_ids segment_ids masked_positions masked_ids is_random_next"
+)
 
 
 class InstanceVocab:
@@ -76,11 +77,16 @@ def _make_instance(tokens_a, tokens_b, is_random_next, config, vocab, rng):
     if not config.max_predictions_per_seq:
         return Instance(tokens, segment_ids, [], [], is_random_next)
     tokens, positions, labels = masking.create_masked_lm_predictions(
-        tokens, rng, masked_lm_prob=config.masked_lm_prob,
+        tokens,
+        rng,
+        masked_lm_prob=config.masked_lm_prob,
         max_predictions_per_seq=config.max_predictions_per_seq,
-        vocab_size=vocab.size, mask_id=vocab.mask_id, special_ids=vocab.special_ids,
+        vocab_size=vocab.size,
+        mask_id=vocab.mask_id,
+        special_ids=vocab.special_ids,
         is_continuation=vocab.continuation.__contains__,
-        whole_word_masking=config.whole_word_masking)
+        whole_word_masking=config.whole_word_masking,
+    )
     return Instance(tokens, segment_ids, positions, labels, is_random_next)
 
 
@@ -99,12 +105,14 @@ def create_instances_from_document(documents, index, config, vocab, rng):
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target_seq_length:
             tokens_a, tokens_b, is_random_next, put_back = _segment_pair(
-                chunk, documents, index, target_seq_length, rng)
+                chunk, documents, index, target_seq_length, rng
+            )
             i -= put_back
             _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
             if tokens_a and tokens_b:
-                instances.append(_make_instance(tokens_a, tokens_b, is_random_next, config,
-                                                vocab, rng))
+                instances.append(
+                    _make_instance(tokens_a, tokens_b, is_random_next, config, vocab, rng)
+                )
             chunk, chunk_length = [], 0
         i += 1
     return instances

@@ -27,7 +27,8 @@ def expand_input_files(patterns):
     if not input_files.split_patterns(patterns):
         raise PretrainingDataError("no input files given")
     files = input_files.expand_patterns(
-        patterns, lambda pattern: PretrainingDataError(f"{pattern}: no such input file"))
+        patterns, lambda pattern: PretrainingDataError(f"{pattern}: no such input file")
+    )
     for path in files:
         if input_files.is_dir(path):
             raise PretrainingDataError(f"{path}: is a directory, expected a text file")
@@ -36,14 +37,15 @@ def expand_input_files(patterns):
             raise PretrainingDataError(f"{path}: input file is empty")
         binary = looks_binary(path)
         if binary:
-            raise PretrainingDataError(f"{path}: not a text file ({binary}); expected UTF-8 "
-                                       "text (decompress archives first)")
+            raise PretrainingDataError(
+                f"{path}: not a text file ({binary}); expected UTF-8 "
+                "text (decompress archives first)"
+            )
     return files
 
 
 def shard_paths(output_prefix, num_shards):
-    return [f"{output_prefix}-{i:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
-            for i in range(num_shards)]
+    return [f"{output_prefix}-{i:05d}-of-{num_shards:05d}{SHARD_SUFFIX}" for i in range(num_shards)]
 
 
 class ShardWriter:
@@ -92,8 +94,9 @@ def existing_outputs(output_prefix):
     return sorted(found)
 
 
-def build_metadata(config, files, vocab_file, tokens, lower_case, shard_names, shard_counts,
-                   counts, engine="local"):
+def build_metadata(
+    config, files, vocab_file, tokens, lower_case, shard_names, shard_counts, counts, engine="local"
+):
     """The `<prefix>.metadata.json` dict (settings, vocab hash, shards, counts).
     `shard_counts` may be None when the writer does not report per-shard counts (Beam)."""
     vocab = InstanceVocab(tokens)
@@ -111,12 +114,18 @@ def build_metadata(config, files, vocab_file, tokens, lower_case, shard_names, s
         "whole_word_masking": config.whole_word_masking,
         "input_format": config.input_format,
         "chunk_sentences": config.chunk_sentences,
-        "lower_case": (vocab_lib.infer_lower_case(tokens) if lower_case is None
-                       else bool(lower_case)),
+        "lower_case": (
+            vocab_lib.infer_lower_case(tokens) if lower_case is None else bool(lower_case)
+        ),
         "vocab_size": vocab.size,
         "vocab_sha256": file_sha256(vocab_file),
-        "special_ids": {"pad": vocab.pad_id, "unk": vocab.unk_id, "cls": vocab.cls_id,
-                        "sep": vocab.sep_id, "mask": vocab.mask_id},
+        "special_ids": {
+            "pad": vocab.pad_id,
+            "unk": vocab.unk_id,
+            "cls": vocab.cls_id,
+            "sep": vocab.sep_id,
+            "mask": vocab.mask_id,
+        },
         "input_files": list(files),
         "num_shards": len(shard_names),
         "shards": list(shard_names),
@@ -161,7 +170,8 @@ def check_outputs(output_prefix, num_shards, overwrite, inputs):
         raise PretrainingDataError(
             f"{os.path.join(directory, foreign[0])}: bert-tf did not write it "
             f"({len(foreign)} such files under prefix {output_prefix}); overwrite replaces "
-            "only outputs bert-tf wrote: choose another output prefix")
+            "only outputs bert-tf wrote: choose another output prefix"
+        )
     try:
         ownership.check_inputs_outside(directory, sorted(set(existing) | set(new)), inputs)
     except ownership.OwnershipError as e:

@@ -20,9 +20,17 @@ from bert_tf.data.pretraining import example as pretraining_example
 from bert_tf.data.pretraining import packing
 from bert_tf.data.pretraining.packing import PackingError
 
-_INT_NAMES = ("input_ids", "input_mask", "segment_ids", "sequence_ids", "position_ids",
-              "masked_lm_positions", "masked_lm_ids", "next_sentence_positions",
-              "next_sentence_labels")
+_INT_NAMES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "sequence_ids",
+    "position_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "next_sentence_positions",
+    "next_sentence_labels",
+)
 _FLOAT_NAMES = ("masked_lm_weights", "next_sentence_weights")
 
 
@@ -33,9 +41,11 @@ def _input_shards(prefix):
     with tf.io.gfile.GFile(meta_path) as f:
         meta = json.load(f)
     if not meta.get("masked"):
-        raise PackingError(f"{meta_path}: records are unmasked; packing records needs stored "
-                           "masks (for dynamic masking pack at training time: apps.pretrain "
-                           "--pack)")
+        raise PackingError(
+            f"{meta_path}: records are unmasked; packing records needs stored "
+            "masks (for dynamic masking pack at training time: apps.pretrain "
+            "--pack)"
+        )
     return meta, _shards(prefix)
 
 
@@ -57,8 +67,10 @@ def remove_outputs(prefix):
 
 
 def _buffers(shards, seq_length, slots, buffer_size):
-    spec = {name: tf.io.FixedLenFeature([seq_length], tf.int64)
-            for name in ("input_ids", "input_mask", "segment_ids")}
+    spec = {
+        name: tf.io.FixedLenFeature([seq_length], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids")
+    }
     spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
     spec["masked_lm_positions"] = tf.io.FixedLenFeature([slots], tf.int64)
     spec["masked_lm_ids"] = tf.io.FixedLenFeature([slots], tf.int64)
@@ -75,14 +87,28 @@ def _serialize(rows, r):
     return pretraining_example.encode_example(ints, floats)
 
 
-def pack_record_files(input_prefix, output_prefix, *, max_sequences_per_row=3,
-                      max_predictions_per_row=None, num_shards=1, buffer_size=4096, seed=0):
+def pack_record_files(
+    input_prefix,
+    output_prefix,
+    *,
+    max_sequences_per_row=3,
+    max_predictions_per_row=None,
+    num_shards=1,
+    buffer_size=4096,
+    seed=0,
+):
     """Packs the records under `input_prefix` into `<output_prefix>-NNNNN-of-MMMMM.tfrecord`
     and `<output_prefix>.metadata.json`; returns the metadata dict."""
     meta, shards = _input_shards(input_prefix)
     t, p = meta["max_seq_length"], meta["max_predictions_per_seq"]
-    config = packing.check_settings(t, p, max_sequences_per_row, max_predictions_per_row,
-                                    buffer_size, meta.get("masked_lm_prob", 0.15))
+    config = packing.check_settings(
+        t,
+        p,
+        max_sequences_per_row,
+        max_predictions_per_row,
+        buffer_size,
+        meta.get("masked_lm_prob", 0.15),
+    )
     per_row = config.max_predictions_per_row
     paths = pretraining_data.shard_paths(output_prefix, num_shards)
     tmp_paths = [path + ".tmp" for path in paths]
@@ -113,13 +139,20 @@ def pack_record_files(input_prefix, output_prefix, *, max_sequences_per_row=3,
     for tmp, path in zip(tmp_paths, paths):
         tf.io.gfile.rename(tmp, path, overwrite=True)
     out = dict(meta)
-    out.update(num_shards=num_shards, shards=[x.rsplit("/", 1)[-1] for x in paths],
-               shard_instances=counts)
+    out.update(
+        num_shards=num_shards, shards=[x.rsplit("/", 1)[-1] for x in paths], shard_instances=counts
+    )
     out["packing"] = {
-        "algorithm": packing.ALGORITHM, "max_sequences_per_row": max_sequences_per_row,
-        "max_predictions_per_row": per_row, "buffer_size": buffer_size, "seed": seed,
-        "rows": rows_total, "sequences": sequences, "tokens": tokens,
+        "algorithm": packing.ALGORITHM,
+        "max_sequences_per_row": max_sequences_per_row,
+        "max_predictions_per_row": per_row,
+        "buffer_size": buffer_size,
+        "seed": seed,
+        "rows": rows_total,
+        "sequences": sequences,
+        "tokens": tokens,
         "padding_share_unpacked": 1.0 - tokens / max(slots_before, 1),
-        "padding_share_packed": 1.0 - tokens / max(rows_total * t, 1)}
+        "padding_share_packed": 1.0 - tokens / max(rows_total * t, 1),
+    }
     atomic_write_json(pretraining_data.metadata_path(output_prefix), out)
     return out

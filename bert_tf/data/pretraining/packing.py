@@ -48,11 +48,13 @@ class PackingConfig:
 
     def validate(self):
         if self.max_sequences_per_row < 1:
-            raise PackingError(f"max_sequences_per_row must be >= 1, got "
-                               f"{self.max_sequences_per_row}")
+            raise PackingError(
+                f"max_sequences_per_row must be >= 1, got {self.max_sequences_per_row}"
+            )
         if self.max_predictions_per_row < 1:
-            raise PackingError(f"max_predictions_per_row must be >= 1, got "
-                               f"{self.max_predictions_per_row}")
+            raise PackingError(
+                f"max_predictions_per_row must be >= 1, got {self.max_predictions_per_row}"
+            )
 
 
 # The shortest sequence a row can hold: [CLS] a [SEP] b [SEP] (both segments non-empty, as
@@ -62,12 +64,19 @@ MIN_SEQUENCE_TOKENS = 5
 
 def _expect_int(name, value, low, high, why, hint=""):
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise PackingError(f"--{name}: expected an integer in [{low}, {high}] ({why}){hint}, "
-                           f"got {value!r}")
+        raise PackingError(
+            f"--{name}: expected an integer in [{low}, {high}] ({why}){hint}, got {value!r}"
+        )
 
 
-def check_settings(max_seq_length, max_predictions_per_seq, max_sequences_per_row=3,
-                   max_predictions_per_row=None, buffer_size=1, masked_lm_prob=0.15):
+def check_settings(
+    max_seq_length,
+    max_predictions_per_seq,
+    max_sequences_per_row=3,
+    max_predictions_per_row=None,
+    buffer_size=1,
+    masked_lm_prob=0.15,
+):
     """The PackingConfig of these settings, checked before any data is read; raises
     PackingError naming the setting (as its flag), expected vs got. Bounds, for T tokens per
     row and P predictions per sequence:
@@ -77,26 +86,39 @@ def check_settings(max_seq_length, max_predictions_per_seq, max_sequences_per_ro
                                 None = default_max_predictions_per_row;
       buffer_size               >= 1."""
     t, p = max_seq_length, max_predictions_per_seq
-    _expect_int("max_sequences_per_row", max_sequences_per_row, 1,
-                max(1, t // MIN_SEQUENCE_TOKENS),
-                f"a row of --max_seq_length={t} tokens holds at most that many sequences of "
-                f">= {MIN_SEQUENCE_TOKENS} tokens, [CLS] a [SEP] b [SEP]")
+    _expect_int(
+        "max_sequences_per_row",
+        max_sequences_per_row,
+        1,
+        max(1, t // MIN_SEQUENCE_TOKENS),
+        f"a row of --max_seq_length={t} tokens holds at most that many sequences of "
+        f">= {MIN_SEQUENCE_TOKENS} tokens, [CLS] a [SEP] b [SEP]",
+    )
     s = max_sequences_per_row
     default = default_max_predictions_per_row(t, p, s, masked_lm_prob)
     if max_predictions_per_row is not None:
-        _expect_int("max_predictions_per_row", max_predictions_per_row, p, max(p, min(s * p, t)),
-                    f"at least one sequence's --max_predictions_per_seq={p}, at most what "
-                    f"{s} sequences or {t} tokens can carry",
-                    f"; leave it unset for the default {default}")
+        _expect_int(
+            "max_predictions_per_row",
+            max_predictions_per_row,
+            p,
+            max(p, min(s * p, t)),
+            f"at least one sequence's --max_predictions_per_seq={p}, at most what "
+            f"{s} sequences or {t} tokens can carry",
+            f"; leave it unset for the default {default}",
+        )
     if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-        raise PackingError(f"--pack_buffer_size: expected an integer >= 1 (sequences packed "
-                           f"together), got {buffer_size!r}")
-    return PackingConfig(t, s, default if max_predictions_per_row is None
-                         else max_predictions_per_row)
+        raise PackingError(
+            f"--pack_buffer_size: expected an integer >= 1 (sequences packed "
+            f"together), got {buffer_size!r}"
+        )
+    return PackingConfig(
+        t, s, default if max_predictions_per_row is None else max_predictions_per_row
+    )
 
 
-def default_max_predictions_per_row(max_seq_length, max_predictions_per_seq,
-                                    max_sequences_per_row, masked_lm_prob=0.15):
+def default_max_predictions_per_row(
+    max_seq_length, max_predictions_per_seq, max_sequences_per_row, masked_lm_prob=0.15
+):
     """Room for the predictions of any row: a sequence of n tokens has at most
     max(1, round(n * prob)) <= n * prob + 1 of them, so a row of <= T tokens and S sequences
     has at most ceil(T * prob) + S; never more than S * P, never less than P."""
@@ -113,22 +135,23 @@ def best_fit_decreasing(lengths, predictions, config):
     predictions = np.asarray(predictions, dtype=np.int64)
     t, s, p = config.max_seq_length, config.max_sequences_per_row, config.max_predictions_per_row
     if lengths.size and lengths.max() > t:
-        raise PackingError(f"a sequence of {lengths.max()} tokens does not fit "
-                           f"max_seq_length={t}")
+        raise PackingError(f"a sequence of {lengths.max()} tokens does not fit max_seq_length={t}")
     if predictions.size and predictions.max() > p:
-        raise PackingError(f"a sequence has {predictions.max()} masked-LM predictions, more "
-                           f"than max_predictions_per_row={p}")
+        raise PackingError(
+            f"a sequence has {predictions.max()} masked-LM predictions, more "
+            f"than max_predictions_per_row={p}"
+        )
     n = lengths.size
-    space = np.zeros(n, np.int64)        # free tokens of each open row
-    room = np.zeros(n, np.int64)         # free prediction slots of each open row
-    count = np.zeros(n, np.int64)        # sequences in each row
+    space = np.zeros(n, np.int64)  # free tokens of each open row
+    room = np.zeros(n, np.int64)  # free prediction slots of each open row
+    count = np.zeros(n, np.int64)  # sequences in each row
     rows = []
     for i in np.argsort(-lengths, kind="stable"):
         r = len(rows)
         fits = (space[:r] >= lengths[i]) & (count[:r] < s) & (room[:r] >= predictions[i])
         if fits.any():
             candidates = np.flatnonzero(fits)
-            j = candidates[np.argmin(space[candidates])]   # tightest; first opened on ties
+            j = candidates[np.argmin(space[candidates])]  # tightest; first opened on ties
         else:
             j = r
             rows.append([])
@@ -151,9 +174,10 @@ def _real_counts(examples):
 
 def _empty_rows(num_rows, config, int_dtype):
     t, s, p = config.max_seq_length, config.max_sequences_per_row, config.max_predictions_per_row
-    out = {name: np.zeros((num_rows, t), int_dtype)
-           for name in ("input_ids", "input_mask", "segment_ids", "sequence_ids",
-                        "position_ids")}
+    out = {
+        name: np.zeros((num_rows, t), int_dtype)
+        for name in ("input_ids", "input_mask", "segment_ids", "sequence_ids", "position_ids")
+    }
     for name in ("masked_lm_positions", "masked_lm_ids"):
         out[name] = np.zeros((num_rows, p), int_dtype)
     out["masked_lm_weights"] = np.zeros((num_rows, p), np.float32)
@@ -188,10 +212,13 @@ def pack_examples(examples, config):
             out["position_ids"][r, span] = np.arange(n)
             if m:
                 keep = np.flatnonzero(examples["masked_lm_weights"][i] > 0)
-                out["masked_lm_positions"][r, slot:slot + m] = (
-                    examples["masked_lm_positions"][i, keep] + offset)
-                out["masked_lm_ids"][r, slot:slot + m] = examples["masked_lm_ids"][i, keep]
-                out["masked_lm_weights"][r, slot:slot + m] = examples["masked_lm_weights"][i, keep]
+                out["masked_lm_positions"][r, slot : slot + m] = (
+                    examples["masked_lm_positions"][i, keep] + offset
+                )
+                out["masked_lm_ids"][r, slot : slot + m] = examples["masked_lm_ids"][i, keep]
+                out["masked_lm_weights"][r, slot : slot + m] = examples["masked_lm_weights"][
+                    i, keep
+                ]
             out["next_sentence_positions"][r, k] = offset
             out["next_sentence_labels"][r, k] = nsp[i]
             out["next_sentence_weights"][r, k] = 1.0

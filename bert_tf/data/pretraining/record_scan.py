@@ -23,9 +23,9 @@ _OFFSET = re.compile(r"(corrupted|truncated) record at (\d+)")
 @dataclasses.dataclass
 class CorruptRecord:
     path: str
-    good_records: int      # records before the damage (all readable)
-    offset: int            # byte offset of the damaged record (-1 if TF did not say)
-    reason: str            # TF's one-line reason, e.g. "corrupted record at 802902"
+    good_records: int  # records before the damage (all readable)
+    offset: int  # byte offset of the damaged record (-1 if TF did not say)
+    reason: str  # TF's one-line reason, e.g. "corrupted record at 802902"
 
     @property
     def skipped_bytes(self):
@@ -34,8 +34,10 @@ class CorruptRecord:
 
     def describe(self):
         where = f" at byte offset {self.offset}" if self.offset >= 0 else ""
-        return (f"{self.path}: record {self.good_records + 1} is corrupt or truncated{where} "
-                f"({self.reason})")
+        return (
+            f"{self.path}: record {self.good_records + 1} is corrupt or truncated{where} "
+            f"({self.reason})"
+        )
 
 
 def _reason(error):
@@ -52,8 +54,11 @@ def _count_readable(dataset):
     try:
         for batch in dataset:
             count += int(batch.shape[0])
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError,
-            tf.errors.OutOfRangeError) as e:
+    except (
+        tf.errors.DataLossError,
+        tf.errors.InvalidArgumentError,
+        tf.errors.OutOfRangeError,
+    ) as e:
         return count, e
     return count, None
 
@@ -65,8 +70,11 @@ def scan_file(path):
         return None
     # TF's reader stops a file at its first damaged record: what ignore_errors() lets through
     # is exactly the good records before it.
-    good = tf.data.TFRecordDataset(path).ignore_errors().reduce(
-        tf.constant(0, tf.int64), lambda n, _: n + 1)
+    good = (
+        tf.data.TFRecordDataset(path)
+        .ignore_errors()
+        .reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+    )
     reason, offset = _reason(error)
     return CorruptRecord(path, int(good), offset, reason)
 

@@ -21,11 +21,13 @@ from bert_tf.input_files import gfile, is_remote
 FORMATS = ("sentences", "prose", "auto")
 
 # Abbreviations after which a full stop does not end a sentence (compared lower-cased).
-_ABBREVIATIONS = frozenset("""
+_ABBREVIATIONS = frozenset(
+    """
 mr mrs ms dr prof sr jr st mt ft vs etc e.g i.e cf al fig figs no nos vol vols ch chap sec
 p pp ed eds inc ltd co corp dept univ gen col lt sgt capt cmdr adm gov sen rep rev hon
 jan feb mar apr jun jul aug sep sept oct nov dec approx est u.s u.k a.m p.m
-""".split())
+""".split()
+)
 
 # A sentence end candidate: terminal punctuation, optional closing quotes/brackets, whitespace,
 # then something that can start a sentence (capital letter, digit, opening quote or bracket).
@@ -77,8 +79,9 @@ def detect_format(lines):
 
 def _is_heading(document):
     """A block that is one short line without terminal punctuation, e.g. "Genesis 1"."""
-    return (len(document) == 1 and len(document[0].split()) <= 8
-            and not _TERMINAL.search(document[0]))
+    return (
+        len(document) == 1 and len(document[0].split()) <= 8 and not _TERMINAL.search(document[0])
+    )
 
 
 def _read_lines(path, encoding_errors="replace"):
@@ -87,13 +90,14 @@ def _read_lines(path, encoding_errors="replace"):
             for raw in f:
                 yield raw.decode("utf-8", errors=encoding_errors)
         return
-    with open(path, "r", encoding="utf-8-sig", errors=encoding_errors) as f:   # BOM dropped
+    with open(path, "r", encoding="utf-8-sig", errors=encoding_errors) as f:  # BOM dropped
         for line in f:
             yield line
 
 
-def iter_documents(path, input_format="auto", max_document_sentences=10000,
-                   detect_lines=200, stats=None):
+def iter_documents(
+    path, input_format="auto", max_document_sentences=10000, detect_lines=200, stats=None
+):
     """Yields the documents of one file, each a non-empty list of sentence strings.
 
     `stats` (a dict, optional) gets "lines" incremented as lines are read and "format" set to

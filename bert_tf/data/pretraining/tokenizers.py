@@ -56,7 +56,7 @@ class BertTokenizerFactory:
 def _ragged_rows(ragged):
     values = ragged.flat_values.numpy()
     splits = ragged.row_splits.numpy()
-    return [values[splits[i]:splits[i + 1]] for i in range(len(splits) - 1)]
+    return [values[splits[i] : splits[i + 1]] for i in range(len(splits) - 1)]
 
 
 class PretokenizedFactory:
@@ -73,7 +73,9 @@ class PretokenizedFactory:
         lower = self.lower_case
 
         def tokenize_batch(lines):
-            return [[vocab.get(p, unk) for p in (line.lower() if lower else line).split()]
-                    for line in lines]
+            return [
+                [vocab.get(p, unk) for p in (line.lower() if lower else line).split()]
+                for line in lines
+            ]
 
         return tokenize_batch

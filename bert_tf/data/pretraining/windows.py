@@ -93,7 +93,8 @@ def iter_located_documents(files, config, stats=None):
     doc_id = offset = 0
     for path in files:
         for document in sentences_lib.iter_documents(
-                path, config.input_format, config.max_document_sentences, stats=stats):
+            path, config.input_format, config.max_document_sentences, stats=stats
+        ):
             yield doc_id, offset, document
             doc_id += 1
             offset += len(document)

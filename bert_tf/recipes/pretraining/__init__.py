@@ -48,14 +48,19 @@ from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.recipes.pretraining.evaluation import PretrainingEvaluation
 from bert_tf.recipes.pretraining.recipe import WRITES, PretrainingRecipe
 
-__all__ = ["pretrain", "PretrainConfig", "PretrainingJobError", "PretrainingRecipe",
-           "PretrainingEvaluation", "WRITES"]
+__all__ = [
+    "pretrain",
+    "PretrainConfig",
+    "PretrainingJobError",
+    "PretrainingRecipe",
+    "PretrainingEvaluation",
+    "WRITES",
+]
 
 
-def pretrain(config: PretrainConfig,
-             progress: Callable[[str], None] = print) -> dict[str, Any]:
+def pretrain(config: PretrainConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs one pre-training job (see the module doc). Returns the eval results dict
     ({} for mode=train). Raises PretrainingJobError on bad input, before writing anything."""
-    require_instance(config, PretrainConfig, "bert_tf.pretrain")   # its fields were checked
+    require_instance(config, PretrainConfig, "bert_tf.pretrain")  # its fields were checked
     recipe = PretrainingEvaluation if config.mode == "eval" else PretrainingRecipe
     return recipe(config, progress).run()

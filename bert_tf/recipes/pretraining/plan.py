@@ -40,6 +40,7 @@ def first_line(error):
 
 # ----------------------------------------------------------------------------- config / vocab
 
+
 def _load_config_value(value, overrides):
     """A preset name, a JSON file, a dict or a BertConfig -> BertConfig (with overrides)."""
     try:
@@ -55,8 +56,10 @@ def _load_config_value(value, overrides):
             # BertConfig fields, or a bert-tf / Google / Hugging Face config.json
             values = dict(md.encoder_values_from_json(value))
         else:
-            fail(f"--config {value!r}: not a preset ({', '.join(BertConfig.preset_names())}) "
-                 "and not a JSON file")
+            fail(
+                f"--config {value!r}: not a preset ({', '.join(BertConfig.preset_names())}) "
+                "and not a JSON file"
+            )
         values.update(overrides)
         return BertConfig.from_dict(values)
     except PretrainingJobError:
@@ -87,12 +90,12 @@ class PretrainingPlan:
     """The checked, resolved inputs of one run."""
 
     def __init__(self):
-        self.encoder_config = None   # BertConfig
+        self.encoder_config = None  # BertConfig
         self.vocab_file = None
         self.vocab = None
         self.lower_case = None
-        self.existing = None      # the model dir's config.json values, if any
-        self.init_model = None    # a loaded BertPretrainer for --init_checkpoint
+        self.existing = None  # the model dir's config.json values, if any
+        self.init_model = None  # a loaded BertPretrainer for --init_checkpoint
 
 
 def _load_vocab(path):
@@ -110,8 +113,11 @@ def _init_checkpoint_model(path):
 
 
 def _init_checkpoint_vocab(path):
-    candidates = [os.path.join(path, md.VOCAB_FILE)] if os.path.isdir(path) else [
-        os.path.join(os.path.dirname(path), md.VOCAB_FILE)]
+    candidates = (
+        [os.path.join(path, md.VOCAB_FILE)]
+        if os.path.isdir(path)
+        else [os.path.join(os.path.dirname(path), md.VOCAB_FILE)]
+    )
     return next((c for c in candidates if os.path.isfile(c)), None)
 
 
@@ -123,14 +129,18 @@ def plan_run(config):
     if not config.model_dir:
         fail("--model_dir is required")
     if config.whole_word_masking and not config.dynamic_masking:
-        fail("--whole_word_masking applies to --dynamic_masking (stored masks are whole-word "
-             "if create_pretraining_data wrote them with --whole_word_masking)")
+        fail(
+            "--whole_word_masking applies to --dynamic_masking (stored masks are whole-word "
+            "if create_pretraining_data wrote them with --whole_word_masking)"
+        )
     d = md.ModelDir(config.model_dir)
     plan.existing = _read_existing(config, d)
     if config.mode == "eval":
         if plan.existing is None:
-            fail(f"--mode=eval: {config.model_dir} is not a bert-tf model directory (no "
-                 f"{md.CONFIG_FILE})")
+            fail(
+                f"--mode=eval: {config.model_dir} is not a bert-tf model directory (no "
+                f"{md.CONFIG_FILE})"
+            )
         plan.encoder_config = BertConfig.from_dict(plan.existing["encoder"])
         plan.vocab_file = d.vocab_path
         plan.vocab = _load_vocab(plan.vocab_file)
@@ -142,26 +152,29 @@ def plan_run(config):
     _resolve_encoder_config(config, plan)
     if plan.existing is not None:
         _check_against_model_dir(config, plan, d)
-    if plan.init_model is not None:   # the init checkpoint must have the run's shapes
+    if plan.init_model is not None:  # the init checkpoint must have the run's shapes
         diff = _config_diff(plan.encoder_config, plan.init_model.encoder.config)
         if diff:
-            fail(f"--init_checkpoint {config.init_checkpoint}: its encoder differs from the "
-                 f"run's config ({', '.join(diff[:4])}; run vs checkpoint)")
+            fail(
+                f"--init_checkpoint {config.init_checkpoint}: its encoder differs from the "
+                f"run's config ({', '.join(diff[:4])}; run vs checkpoint)"
+            )
     return plan
 
 
 def _read_existing(config, d):
     """The model dir's config.json values (None without one); it must be a pre-training run."""
-    if not os.path.exists(d.config_path) or (config.overwrite_model_dir
-                                              and config.mode != "eval"):
-        return None      # --overwrite_model_dir: the recorded run is about to be removed
+    if not os.path.exists(d.config_path) or (config.overwrite_model_dir and config.mode != "eval"):
+        return None  # --overwrite_model_dir: the recorded run is about to be removed
     try:
         existing = d.read_config()
     except (OSError, ValueError) as e:
         fail(f"{d.config_path}: {first_line(e)} (not overwritten; use another --model_dir)")
     if existing["task"].get("type") != PretrainingTask.name:
-        fail(f"{config.model_dir} holds a {existing['task'].get('type')!r} model, not a "
-             "pre-training run; use another --model_dir (or pass it as --init_checkpoint)")
+        fail(
+            f"{config.model_dir} holds a {existing['task'].get('type')!r} model, not a "
+            "pre-training run; use another --model_dir (or pass it as --init_checkpoint)"
+        )
     return existing
 
 
@@ -175,34 +188,45 @@ def _resolve_vocab(config, plan, d):
     if not plan.vocab_file:
         fail("--vocab_file is required (no vocab.txt in --model_dir or --init_checkpoint)")
     plan.vocab = _load_vocab(plan.vocab_file)
-    plan.lower_case = (vocab_lib.infer_lower_case(plan.vocab) if config.lower_case is None
-                       else bool(config.lower_case))
+    plan.lower_case = (
+        vocab_lib.infer_lower_case(plan.vocab)
+        if config.lower_case is None
+        else bool(config.lower_case)
+    )
 
 
 def _resolve_encoder_config(config, plan):
     """--config, else the model dir's, else the init checkpoint's (with the overrides)."""
     if config.encoder_config is not None:
         overrides = dict(config.config_overrides)
-        if isinstance(config.encoder_config, str) \
-                and config.encoder_config in BertConfig.preset_names():
+        if (
+            isinstance(config.encoder_config, str)
+            and config.encoder_config in BertConfig.preset_names()
+        ):
             overrides.setdefault("vocab_size", len(plan.vocab))
         plan.encoder_config = _load_config_value(config.encoder_config, overrides)
     elif plan.existing is not None:
-        plan.encoder_config = _load_config_value(plan.existing["encoder"],
-                                                 config.config_overrides)
+        plan.encoder_config = _load_config_value(plan.existing["encoder"], config.config_overrides)
     elif plan.init_model is not None:
-        plan.encoder_config = _load_config_value(plan.init_model.encoder.config,
-                                                 config.config_overrides)
+        plan.encoder_config = _load_config_value(
+            plan.init_model.encoder.config, config.config_overrides
+        )
     else:
-        fail("--config is required (a preset: "
-             f"{', '.join(BertConfig.preset_names())}, or a JSON file) when neither "
-             "--model_dir nor --init_checkpoint already has one")
+        fail(
+            "--config is required (a preset: "
+            f"{', '.join(BertConfig.preset_names())}, or a JSON file) when neither "
+            "--model_dir nor --init_checkpoint already has one"
+        )
     if plan.encoder_config.vocab_size < len(plan.vocab):
-        fail(f"encoder vocab_size={plan.encoder_config.vocab_size} is smaller than the vocab "
-             f"{plan.vocab_file} ({len(plan.vocab)} tokens)")
+        fail(
+            f"encoder vocab_size={plan.encoder_config.vocab_size} is smaller than the vocab "
+            f"{plan.vocab_file} ({len(plan.vocab)} tokens)"
+        )
     if config.max_seq_length > plan.encoder_config.max_position_embeddings:
-        fail(f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
-             f"max_position_embeddings={plan.encoder_config.max_position_embeddings}")
+        fail(
+            f"--max_seq_length={config.max_seq_length} exceeds the encoder's "
+            f"max_position_embeddings={plan.encoder_config.max_position_embeddings}"
+        )
 
 
 def _check_against_model_dir(config, plan, d):
@@ -210,22 +234,28 @@ def _check_against_model_dir(config, plan, d):
     recorded = BertConfig.from_dict(plan.existing["encoder"])
     diff = _config_diff(plan.encoder_config, recorded)
     if diff:
-        fail(f"{d.config_path}: the model dir was made with another encoder config "
-             f"({', '.join(diff[:4])}; flags vs recorded); use a new --model_dir "
-             f"(with --init_checkpoint={config.model_dir} to continue from it)")
+        fail(
+            f"{d.config_path}: the model dir was made with another encoder config "
+            f"({', '.join(diff[:4])}; flags vs recorded); use a new --model_dir "
+            f"(with --init_checkpoint={config.model_dir} to continue from it)"
+        )
     pre = plan.existing["preprocessing"]
     if pre.get("seq_length") not in (None, config.max_seq_length):
-        fail(f"{d.config_path}: the model dir was trained with seq_length="
-             f"{pre.get('seq_length')}, not --max_seq_length={config.max_seq_length}; use a "
-             f"new --model_dir with --init_checkpoint={config.model_dir} for another phase")
-    if (os.path.isfile(d.vocab_path) and os.path.abspath(d.vocab_path)
-            != os.path.abspath(plan.vocab_file)
-            and not _same_file_content(d.vocab_path, plan.vocab_file)):
-        fail(f"{d.vocab_path} differs from --vocab_file {plan.vocab_file}; use a new "
-             "--model_dir")
+        fail(
+            f"{d.config_path}: the model dir was trained with seq_length="
+            f"{pre.get('seq_length')}, not --max_seq_length={config.max_seq_length}; use a "
+            f"new --model_dir with --init_checkpoint={config.model_dir} for another phase"
+        )
+    if (
+        os.path.isfile(d.vocab_path)
+        and os.path.abspath(d.vocab_path) != os.path.abspath(plan.vocab_file)
+        and not _same_file_content(d.vocab_path, plan.vocab_file)
+    ):
+        fail(f"{d.vocab_path} differs from --vocab_file {plan.vocab_file}; use a new --model_dir")
 
 
 # ----------------------------------------------------------------------------- data
+
 
 def dataset_fn(config, plan, files, is_training, record_limits=None):
     """A function of an InputContext returning this pipeline's per-replica batches."""
@@ -235,12 +265,23 @@ def dataset_fn(config, plan, files, is_training, record_limits=None):
 
     def make(input_context=None):
         return pretraining_dataset(
-            files, micro_batch, config.max_seq_length, config.max_predictions_per_seq,
-            is_training=is_training, seed=config.seed, dynamic_masking=config.dynamic_masking,
+            files,
+            micro_batch,
+            config.max_seq_length,
+            config.max_predictions_per_seq,
+            is_training=is_training,
+            seed=config.seed,
+            dynamic_masking=config.dynamic_masking,
             whole_word_masking=bool(config.whole_word_masking),
-            vocab_size=len(plan.vocab), mask_id=ids["mask_id"],
-            special_ids=tuple(sorted(set(ids.values()))), input_context=input_context,
-            vocab_file=plan.vocab_file, packing=pack, record_limits=record_limits)
+            vocab_size=len(plan.vocab),
+            mask_id=ids["mask_id"],
+            special_ids=tuple(sorted(set(ids.values()))),
+            input_context=input_context,
+            vocab_file=plan.vocab_file,
+            packing=pack,
+            record_limits=record_limits,
+        )
+
     return make
 
 
@@ -249,8 +290,12 @@ def _packing_config(config):
     if not config.pack:
         return None
     try:
-        return packing.check_settings(config.max_seq_length, config.max_predictions_per_seq,
-                                      config.max_sequences_per_row, config.max_predictions_per_row)
+        return packing.check_settings(
+            config.max_seq_length,
+            config.max_predictions_per_seq,
+            config.max_sequences_per_row,
+            config.max_predictions_per_row,
+        )
     except packing.PackingError as e:
         fail(first_line(e))
 
@@ -270,18 +315,22 @@ def check_batch(config, strategy):
     if config.global_batch_size <= 0:
         fail(f"--global_batch_size must be positive, got {config.global_batch_size}")
     if config.grad_accum_steps < 1 or config.global_batch_size % config.grad_accum_steps:
-        fail(f"--global_batch_size={config.global_batch_size} is not divisible by "
-             f"--grad_accum_steps={config.grad_accum_steps}")
+        fail(
+            f"--global_batch_size={config.global_batch_size} is not divisible by "
+            f"--grad_accum_steps={config.grad_accum_steps}"
+        )
     micro = config.global_batch_size // config.grad_accum_steps
     replicas = strategy.num_replicas_in_sync
     if micro % replicas:
-        fail(f"batch {micro} per optimizer micro-step (--global_batch_size="
-             f"{config.global_batch_size} / --grad_accum_steps={config.grad_accum_steps}) is not "
-             f"divisible by the {replicas} replicas of --strategy={config.strategy}")
-
+        fail(
+            f"batch {micro} per optimizer micro-step (--global_batch_size="
+            f"{config.global_batch_size} / --grad_accum_steps={config.grad_accum_steps}) is not "
+            f"divisible by the {replicas} replicas of --strategy={config.strategy}"
+        )
 
 
 # ----------------------------------------------------------------------------- resume
+
 
 def resolve_recorded(config):
     """Fills unset settings from the model dir's config.json: max_seq_length and
@@ -290,22 +339,31 @@ def resolve_recorded(config):
     recorded = {}
     starting_over = config.overwrite_model_dir and config.mode != "eval"
     try:
-        values = md.ModelDir(config.model_dir).read_config_if_any() \
-            if config.model_dir and not starting_over else None
+        values = (
+            md.ModelDir(config.model_dir).read_config_if_any()
+            if config.model_dir and not starting_over
+            else None
+        )
         if values is not None:
-            run = PretrainConfig.from_record(values.get("training") or {},
-                                             model_dir=config.model_dir)
-            recorded = {"max_seq_length": values.get("preprocessing", {}).get("seq_length"),
-                        "max_predictions_per_seq":
-                            values.get("task", {}).get("max_predictions_per_seq"),
-                        "dynamic_masking": run.dynamic_masking,
-                        "whole_word_masking": run.whole_word_masking,
-                        "eval_files": run.eval_files}
+            run = PretrainConfig.from_record(
+                values.get("training") or {}, model_dir=config.model_dir
+            )
+            recorded = {
+                "max_seq_length": values.get("preprocessing", {}).get("seq_length"),
+                "max_predictions_per_seq": values.get("task", {}).get("max_predictions_per_seq"),
+                "dynamic_masking": run.dynamic_masking,
+                "whole_word_masking": run.whole_word_masking,
+                "eval_files": run.eval_files,
+            }
     except (OSError, ValueError, AttributeError, TypeError):
         pass  # plan_run reports a broken config.json
     updates = {}
-    defaults = [("max_seq_length", 128), ("max_predictions_per_seq", 20),
-                ("dynamic_masking", False), ("whole_word_masking", False)]
+    defaults = [
+        ("max_seq_length", 128),
+        ("max_predictions_per_seq", 20),
+        ("dynamic_masking", False),
+        ("whole_word_masking", False),
+    ]
     if config.mode == "eval":
         defaults.append(("eval_files", None))
     for name, default in defaults:

@@ -32,15 +32,17 @@ def read_skipped(model_dir):
     path = md.ModelDir(model_dir).file(SKIPPED_FILE)
     if not os.path.isfile(path):
         return {}
-    return {k: v["good_records"]
-            for k, v in md.ModelDir(model_dir).read_json(SKIPPED_FILE).items()}
+    return {k: v["good_records"] for k, v in md.ModelDir(model_dir).read_json(SKIPPED_FILE).items()}
 
 
 def _record_skip(model_dir, found, write):
     path = md.ModelDir(model_dir).file(SKIPPED_FILE)
     values = md.ModelDir(model_dir).read_json(SKIPPED_FILE) if os.path.isfile(path) else {}
-    values[found.path] = {"good_records": found.good_records, "offset": found.offset,
-                          "reason": found.reason}
+    values[found.path] = {
+        "good_records": found.good_records,
+        "offset": found.offset,
+        "reason": found.reason,
+    }
     if write:
         md.ModelDir(model_dir).write_json(SKIPPED_FILE, values)
     return len(values)
@@ -48,13 +50,17 @@ def _record_skip(model_dir, found, write):
 
 def _raise_for_eval_files(config, error):
     """CorruptRecordError naming the damaged --eval_files record (evaluation never skips)."""
-    found = find_corrupt_record(expand_file_patterns(config.eval_files)) \
-        if config.eval_files else None
+    found = (
+        find_corrupt_record(expand_file_patterns(config.eval_files)) if config.eval_files else None
+    )
     if found is not None:
-        raise CorruptRecordError(f"--eval_files: {found.describe()}; replace or remove that "
-                                 "file") from None
-    raise CorruptRecordError(f"a record could not be read ({error.message.strip()[:200]}), "
-                             "but no input or eval file fails when read again alone") from None
+        raise CorruptRecordError(
+            f"--eval_files: {found.describe()}; replace or remove that file"
+        ) from None
+    raise CorruptRecordError(
+        f"a record could not be read ({error.message.strip()[:200]}), "
+        "but no input or eval file fails when read again alone"
+    ) from None
 
 
 def evaluate_guarding_records(trainer, dataset, config, steps=None):
@@ -65,8 +71,7 @@ def evaluate_guarding_records(trainer, dataset, config, steps=None):
         _raise_for_eval_files(config, e)
 
 
-def train_guarding_records(trainer, make_dataset, config, progress, write=True,
-                           **train_args):
+def train_guarding_records(trainer, make_dataset, config, progress, write=True, **train_args):
     """trainer.train(make_dataset(limits), ...) with the damaged-record policy of the module
     doc. `make_dataset(record_limits)` builds the training input; `write`: this worker writes
     the model dir (the chief)."""
@@ -77,22 +82,26 @@ def train_guarding_records(trainer, make_dataset, config, progress, write=True,
             return trainer.train(make_dataset(limits), config.num_train_steps, **train_args)
         except tf.errors.DataLossError as e:
             found = find_corrupt_record(files, skip=limits)
-            if found is None:    # an evaluation during training read the damaged record
+            if found is None:  # an evaluation during training read the damaged record
                 _raise_for_eval_files(config, e)
             saved = None
-            if write and trainer.current_step > max(0, checkpoint_state.step_of(
-                    checkpoint_state.last_good(trainer.checkpoint_dir))):
-                saved = trainer.save_checkpoint()      # keep the good steps done so far
+            if write and trainer.current_step > max(
+                0, checkpoint_state.step_of(checkpoint_state.last_good(trainer.checkpoint_dir))
+            ):
+                saved = trainer.save_checkpoint()  # keep the good steps done so far
             where = f"; the steps done so far are saved in {saved}" if saved else ""
             if not config.skip_corrupt_records:
                 raise CorruptRecordError(
                     f"--input_files: {found.describe()}{where}; rerun with "
-                    "--skip_corrupt_records to train on without the rest of that file") from None
+                    "--skip_corrupt_records to train on without the rest of that file"
+                ) from None
             count = _record_skip(config.model_dir, found, write)
             limits[found.path] = found.good_records
             skipped = found.skipped_bytes
-            progress(f"--skip_corrupt_records: {found.describe()}; keeping its "
-                     f"first {found.good_records} records, skipping the rest"
-                     + (f" ({skipped} bytes)" if skipped is not None else "")
-                     + f"; {count} file(s) cut so far (listed in {SKIPPED_FILE}); continuing "
-                     f"at step {trainer.current_step}")
+            progress(
+                f"--skip_corrupt_records: {found.describe()}; keeping its "
+                f"first {found.good_records} records, skipping the rest"
+                + (f" ({skipped} bytes)" if skipped is not None else "")
+                + f"; {count} file(s) cut so far (listed in {SKIPPED_FILE}); continuing "
+                f"at step {trainer.current_step}"
+            )

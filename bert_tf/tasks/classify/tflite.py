@@ -18,11 +18,13 @@ def build(ctx):
     """-> (input names, tf.function over string [1] inputs) for a TFLiteContext."""
     tok = ctx.tokenizer
     answer = answer_fn(label_names(ctx), bool(ctx.task.get("regression")))
-    if ctx.task.get("text_b"):   # longest-first truncation, as fine-tuning (no windows)
+    if ctx.task.get("text_b"):  # longest-first truncation, as fine-tuning (no windows)
+
         @tf.function(input_signature=[string_spec("text"), string_spec("text_b")])
         def serving_default(text, text_b):
             ids, types = ctx.pack_row([tok.ids(text), tok.ids(text_b)])
             return answer(ctx.run_row(ids, types)["logits"])
+
         return ["text", "text_b"], serving_default
 
     stride = ctx.window_stride
@@ -31,6 +33,7 @@ def build(ctx):
     def serving_default(text):
         # every window of seq_length - 2 pieces; the mean of the window logits
         inputs, _ = ctx.pack_windows([tok.cls_id], tok.ids(text), ctx.seq_length - 2, stride)
-        logits = ctx.run_model(inputs)["logits"]                        # [R, C]
+        logits = ctx.run_model(inputs)["logits"]  # [R, C]
         return answer(tf.reduce_mean(logits, axis=0, keepdims=True))
+
     return ["text"], serving_default

@@ -14,11 +14,11 @@ import numpy as np
 
 from bert_tf.data import multiple_choice as data
 from bert_tf.models import BertMultipleChoice
-from bert_tf.tasks.registry import register_task
-from bert_tf.tasks.multiple_choice import serving, tflite
 from bert_tf.tasks.base import Task, softmax, write_jsonl
 from bert_tf.tasks.classify import ClassifyObjective
+from bert_tf.tasks.multiple_choice import serving, tflite
 from bert_tf.tasks.multiple_choice.config import MultipleChoiceSettings
+from bert_tf.tasks.registry import register_task
 
 log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 
@@ -33,23 +33,30 @@ class MultipleChoiceTask(Task):
         c = self.config
         train = data.read_examples(c.train_file)
         if c.max_train_examples and len(train) > c.max_train_examples:
-            train = train[:c.max_train_examples]
+            train = train[: c.max_train_examples]
         self.num_choices = len(train[0].choices)
         self.train_features = data.build_features(train, self.tokenizer, c.max_seq_length)
         self.data_stats.update(train_examples=len(train), num_choices=self.num_choices)
         if c.eval_file:
             self.eval_examples = data.read_examples(c.eval_file)
-            self.eval_features = data.build_features(self.eval_examples, self.tokenizer,
-                                                     c.max_seq_length)
+            self.eval_features = data.build_features(
+                self.eval_examples, self.tokenizer, c.max_seq_length
+            )
             self.data_stats["eval_examples"] = len(self.eval_examples)
             if len(self.eval_examples[0].choices) != self.num_choices:
-                log.warning("%s: %d choices per example, training had %d (the model "
-                            "scores any number)", c.eval_file,
-                            len(self.eval_examples[0].choices), self.num_choices)
+                log.warning(
+                    "%s: %d choices per example, training had %d (the model scores any number)",
+                    c.eval_file,
+                    len(self.eval_examples[0].choices),
+                    self.num_choices,
+                )
 
     def task_info(self):
-        return {"type": "multiple_choice", "num_choices": self.num_choices,
-                "dropout": self.config.dropout}
+        return {
+            "type": "multiple_choice",
+            "num_choices": self.num_choices,
+            "dropout": self.config.dropout,
+        }
 
     @classmethod
     def model_from_info(cls, encoder, task_info):
@@ -58,16 +65,19 @@ class MultipleChoiceTask(Task):
     @classmethod
     def warmup_requests(cls, task_info):
         choices = ["it is.", "it is not, because the words are split into word pieces."]
-        return [{"context": list(cls.WARMUP_TEXTS[:1]), "choices": [choices]},
-                {"context": list(cls.WARMUP_TEXTS), "choices": [choices, choices[::-1]]}]
+        return [
+            {"context": list(cls.WARMUP_TEXTS[:1]), "choices": [choices]},
+            {"context": list(cls.WARMUP_TEXTS), "choices": [choices, choices[::-1]]},
+        ]
 
     def make_dataset(self, features, batches, with_labels=True, compile_cost_tokens=0):
-        return data.make_dataset(features, batches, with_labels=with_labels,
-                                 compile_cost_tokens=compile_cost_tokens)
+        return data.make_dataset(
+            features, batches, with_labels=with_labels, compile_cost_tokens=compile_cost_tokens
+        )
 
     @property
     def objective(self):
-        return ClassifyObjective()     # cross-entropy + accuracy over the C choice logits
+        return ClassifyObjective()  # cross-entropy + accuracy over the C choice logits
 
     def evaluate(self, outputs):
         predicted = np.asarray([int(np.argmax(o["logits"])) for o in outputs])
@@ -78,10 +88,16 @@ class MultipleChoiceTask(Task):
         rows = []
         for example, out in zip(self.eval_examples, outputs):
             p = softmax(out["logits"])
-            rows.append({"source": example.source, "context": example.context,
-                         "choices": example.choices, "label": example.label,
-                         "prediction": int(p.argmax()),
-                         "probabilities": [round(float(v), 6) for v in p]})
+            rows.append(
+                {
+                    "source": example.source,
+                    "context": example.context,
+                    "choices": example.choices,
+                    "label": example.label,
+                    "prediction": int(p.argmax()),
+                    "probabilities": [round(float(v), 6) for v in p],
+                }
+            )
         path = os.path.join(model_dir, "predictions.jsonl")
         write_jsonl(path, rows)
         return path
@@ -97,4 +113,4 @@ class MultipleChoiceTask(Task):
 
     @classmethod
     def encoded_input_specs(cls):
-        return serving.ENCODED_SPECS        # [B, C, T]
+        return serving.ENCODED_SPECS  # [B, C, T]

@@ -17,9 +17,10 @@ replicas. The total loss is mlm_loss + nsp_loss (as google-research/bert).
 
 Packed rows (bert_tf/data/pretraining/packing.py): `nsp_logits` [B, S, 2],
 `next_sentence_labels` [B, S] and `next_sentence_weights` [B, S] (1 = a real sequence, 0 = an
-unused slot). The NSP loss is then sum(w * CE) / global sum(w): the mean over the global batch's sequences, exactly as
-unpacked; the MLM terms are per masked token either way. So a packed batch and the unpacked
-batch of the same sequences have the same losses, metrics and gradients.
+unused slot). The NSP loss is then sum(w * CE) / global sum(w): the mean over the global
+batch's sequences, exactly as unpacked; the MLM terms are per masked token either way. So a
+packed batch and the unpacked batch of the same sequences have the same losses, metrics
+and gradients.
 
 Metrics are returned as (numerator, denominator) sums so that a trainer can accumulate them
 over steps and replicas and divide once: masked_lm_accuracy (weighted by masked_lm_weights),
@@ -36,19 +37,23 @@ from bert_tf.models.pretrainer import BertPretrainer
 from bert_tf.tasks.registry import register_task
 from bert_tf.training.objective import Ratio, replica_sum
 
-METRIC_NAMES = ("masked_lm_accuracy", "next_sentence_accuracy", "masked_lm_loss",
-                "next_sentence_loss")
+METRIC_NAMES = (
+    "masked_lm_accuracy",
+    "next_sentence_accuracy",
+    "masked_lm_loss",
+    "next_sentence_loss",
+)
 
 
 def _nsp_labels(labels):
     nsp = tf.cast(labels["next_sentence_labels"], tf.int32)
-    return tf.reshape(nsp, [-1])                                     # [B]
+    return tf.reshape(nsp, [-1])  # [B]
 
 
 def _mlm_terms(labels, outputs):
-    logits = tf.cast(outputs["mlm_logits"], tf.float32)                # [B, P, V]
-    ids = tf.cast(labels["masked_lm_ids"], tf.int32)                 # [B, P]
-    weights = tf.cast(labels["masked_lm_weights"], tf.float32)       # [B, P]
+    logits = tf.cast(outputs["mlm_logits"], tf.float32)  # [B, P, V]
+    ids = tf.cast(labels["masked_lm_ids"], tf.int32)  # [B, P]
+    weights = tf.cast(labels["masked_lm_weights"], tf.float32)  # [B, P]
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)  # [B, P]
     correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), ids), tf.float32)
     return ce, correct, weights
@@ -57,14 +62,14 @@ def _mlm_terms(labels, outputs):
 def _nsp_terms(labels, outputs):
     """-> (CE, correct, weights), each [B] (unpacked) or [B*S] (packed rows, flattened);
     weights is None for unpacked batches (every example counts once)."""
-    logits = tf.cast(outputs["nsp_logits"], tf.float32)              # [B, 2] or [B, S, 2]
-    logits = tf.reshape(logits, [-1, 2])                             # [B(*S), 2]
-    nsp = _nsp_labels(labels)                                        # [B(*S)]
+    logits = tf.cast(outputs["nsp_logits"], tf.float32)  # [B, 2] or [B, S, 2]
+    logits = tf.reshape(logits, [-1, 2])  # [B(*S), 2]
+    nsp = _nsp_labels(labels)  # [B(*S)]
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp, logits=logits)
     correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), nsp), tf.float32)
     weights = labels.get("next_sentence_weights")
     if weights is not None:
-        weights = tf.reshape(tf.cast(weights, tf.float32), [-1])     # [B*S]
+        weights = tf.reshape(tf.cast(weights, tf.float32), [-1])  # [B*S]
     return ce, correct, weights
 
 
@@ -73,8 +78,7 @@ def _nsp_sums(labels, outputs):
     ce, correct, weights = _nsp_terms(labels, outputs)
     if weights is None:
         return tf.reduce_sum(ce), tf.reduce_sum(correct), tf.cast(tf.size(ce), tf.float32)
-    return (tf.reduce_sum(weights * ce), tf.reduce_sum(weights * correct),
-            tf.reduce_sum(weights))
+    return (tf.reduce_sum(weights * ce), tf.reduce_sum(weights * correct), tf.reduce_sum(weights))
 
 
 def masked_lm_loss(labels, outputs, global_weight_sum=None):
@@ -131,10 +135,10 @@ class PretrainingObjective:
         mlm_ce, mlm_correct, weights = _mlm_terms(labels, outputs)
         weight_sum = tf.reduce_sum(weights)
         nsp_sum, nsp_correct, count = _nsp_sums(labels, outputs)
-        if "next_sentence_weights" in labels:   # packed rows: mean over real sequences
+        if "next_sentence_weights" in labels:  # packed rows: mean over real sequences
             nsp_loss = Ratio(nsp_sum, count)
         else:
-            nsp_loss, _, _ = _nsp_terms(labels, outputs)   # per example [B]
+            nsp_loss, _, _ = _nsp_terms(labels, outputs)  # per example [B]
         loss = [Ratio(tf.reduce_sum(weights * mlm_ce), weight_sum), nsp_loss]
         metrics = {
             "masked_lm_accuracy": Ratio(tf.reduce_sum(weights * mlm_correct), weight_sum),

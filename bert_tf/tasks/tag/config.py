@@ -12,11 +12,16 @@ class TagSettings(WindowSettings, LabelSettings):
     """CoNLL token tagging: the tag scheme of the files, the tag names."""
 
     label_names: list[str] | None = with_default(
-        LabelSettings, "label_names", None,
-        help="explicit tag names and order; default: those of --train_file (O first).")
+        LabelSettings,
+        "label_names",
+        None,
+        help="explicit tag names and order; default: those of --train_file (O first).",
+    )
     tag_scheme: str = setting(
-        "iob", "the tag scheme of the CoNLL files. iob: IOB1 or IOB2 (O, B-TYPE, I-TYPE), "
+        "iob",
+        "the tag scheme of the CoNLL files. iob: IOB1 or IOB2 (O, B-TYPE, I-TYPE), "
         "kept as written; bioes: BIOES/IOBES (also S-TYPE, E-TYPE), converted to IOB2 (same "
         "chunks) for training, metrics and predictions. A tag outside the scheme (bare PER, "
         "lower-case o/b-per, S-/E- under iob) fails naming file and line.",
-        choices=TAG_SCHEMES)
+        choices=TAG_SCHEMES,
+    )
