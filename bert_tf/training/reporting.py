@@ -35,6 +35,28 @@ def train_line(step, total_steps, metrics, eta_seconds):
     )
 
 
+def ratios(acc, names):
+    """{name: numerator / denominator} of the Trainer's accumulators [loss, examples, nums,
+    dens, ...] (nan where a denominator is 0)."""
+    m = len(names)
+    return {
+        name: float(acc[2 + i] / acc[2 + m + i]) if acc[2 + m + i] else float("nan")
+        for i, name in enumerate(names)
+    }
+
+
+def train_metrics(acc, names, seconds, learning_rate):
+    """The training line's metrics from the accumulators [loss sum, examples, nums, dens,
+    grad-norm sum, steps] over `seconds`: mean loss and grad norm per step, ratios, examples/s."""
+    count = acc[-1] or 1.0
+    metrics = {"loss": float(acc[0] / count)}
+    metrics.update(ratios(acc, names))
+    metrics["learning_rate"] = learning_rate
+    metrics["grad_norm"] = float(acc[2 + 2 * len(names)] / count)
+    metrics["examples_per_second"] = float(acc[1] / seconds) if seconds > 0 else 0.0
+    return metrics
+
+
 def _scalar_metadata():
     metadata = summary_pb2.SummaryMetadata()
     metadata.plugin_data.plugin_name = "scalars"  # what TensorBoard's scalar dashboard reads

@@ -377,7 +377,7 @@ class Trainer:
         )
         acc = self._eval_acc.numpy()
         results = {"loss": float(acc[0] / acc[1]) if acc[1] else float("nan")}
-        results.update(_ratios(acc, self.metric_names))
+        results.update(reporting.ratios(acc, self.metric_names))
         self.reporter.write("eval", self.current_step, results)
         self.reporter.flush()
         if batches == 0:
@@ -405,23 +405,8 @@ class Trainer:
     def _log_train(self, step, total_steps, seconds, steps):
         acc = self._train_acc.numpy()
         self._train_acc.assign(tf.zeros_like(self._train_acc))
-        m = len(self.metric_names)
-        count = acc[-1] or 1.0
-        metrics = {"loss": float(acc[0] / count)}
-        metrics.update(_ratios(acc, self.metric_names))
-        metrics["learning_rate"] = self.learning_rate()
-        metrics["grad_norm"] = float(acc[2 + 2 * m] / count)
-        metrics["examples_per_second"] = float(acc[1] / seconds) if seconds > 0 else 0.0
+        metrics = reporting.train_metrics(acc, self.metric_names, seconds, self.learning_rate())
         eta = seconds / steps * (total_steps - step) if steps else 0.0
         self.reporter.progress(reporting.train_line(step, total_steps, metrics, eta))
         self.reporter.write("train", step, metrics)
         return metrics
-
-
-def _ratios(acc, names):
-    """{name: numerator / denominator} of accumulators [loss, examples, nums, dens, ...]."""
-    m = len(names)
-    return {
-        name: float(acc[2 + i] / acc[2 + m + i]) if acc[2 + m + i] else float("nan")
-        for i, name in enumerate(names)
-    }

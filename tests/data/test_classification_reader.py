@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bert_tf.data import classification as c
+from bert_tf.data import labels as label_map
 from bert_tf.data.batching import batch_order, make_dataset
 from bert_tf.data.errors import DataError
 
@@ -22,13 +23,17 @@ def test_tsv_fixture_and_label_map():
     examples = c.read_examples(os.path.join(FIXTURES, "classify_train.tsv"))
     assert [e.text_a for e in examples[:2]] == ["good movie", "great movie"]
     assert examples[0].source.endswith("classify_train.tsv:2")
-    labels = c.LabelMap.from_examples(examples)
+    labels = label_map.LabelMap.from_examples(examples)
     assert labels.names == ["neg", "pos"]
     assert labels.encode(examples)[0] == [1, 1, 0, 0, 1, 0]
 
 
 def test_numeric_labels_sort_numerically():
-    assert c.LabelMap(sorted(["10", "2", "1"], key=c._sort_key)).names == ["1", "2", "10"]
+    assert label_map.LabelMap(sorted(["10", "2", "1"], key=label_map._sort_key)).names == [
+        "1",
+        "2",
+        "10",
+    ]
 
 
 def test_csv_with_quoted_multiline_field_and_pairs(tmp_path):
@@ -75,7 +80,7 @@ def test_bad_input_names_file_line_field(tmp_path, name, text, message):
 
 
 def test_unseen_eval_label_fails_or_counts():
-    labels = c.LabelMap(["neg", "pos"])
+    labels = label_map.LabelMap(["neg", "pos"])
     ex = [c.Example("x", label="neutral", source="eval.tsv:7")]
     with pytest.raises(DataError, match=r"eval.tsv:7: label: label 'neutral' does not occur"):
         labels.encode(ex)
@@ -83,9 +88,9 @@ def test_unseen_eval_label_fails_or_counts():
 
 
 def test_regression_labels():
-    assert c.encode_regression([c.Example("a", label="3.5")]) == [3.5]
+    assert label_map.encode_regression([c.Example("a", label="3.5")]) == [3.5]
     with pytest.raises(DataError, match="x.tsv:2: label: expected a number"):
-        c.encode_regression([c.Example("a", label="high", source="x.tsv:2")])
+        label_map.encode_regression([c.Example("a", label="high", source="x.tsv:2")])
 
 
 def test_features_are_packed_once_and_batches_pad_to_their_longest(tiny_vocab_file):

@@ -9,6 +9,7 @@ import pytest
 
 from bert_tf.data import classification as c
 from bert_tf.data import conll, squad
+from bert_tf.data import labels as label_map
 from bert_tf.data.errors import DataError
 from bert_tf.data.pretraining import create as pd
 from bert_tf.errors import BertTfError
@@ -102,20 +103,20 @@ def test_labels_mixing_ids_and_names_fail(tmp_path):
     path = write(tmp_path, "m.tsv", "sentence\tlabel\na\t1\nb\tneg\nc\t0\nd\tpos\ne\tneg\n")
     examples = c.read_examples(path)
     with pytest.raises(DataError) as error:
-        c.LabelMap.from_examples(examples)
+        label_map.LabelMap.from_examples(examples)
     assert one_line(error) == (
         f"{path}:2: label: '1' is a class id (number) but the other labels are class names "
         "('neg', 'pos'); use one kind in the whole file"
     )
     ok = c.read_examples(write(tmp_path, "n.tsv", "sentence\tlabel\na\t1\nb\t0\nc\t2\n"))
-    assert c.LabelMap.from_examples(ok).names == ["0", "1", "2"]
+    assert label_map.LabelMap.from_examples(ok).names == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
 def test_regression_label_must_be_finite(tmp_path, value):
     path = write(tmp_path, "r.tsv", f"sentence\tlabel\na\t1.5\nb\t{value}\n")
     with pytest.raises(DataError) as error:
-        c.encode_regression(c.read_examples(path))
+        label_map.encode_regression(c.read_examples(path))
     assert one_line(error) == (
         f"{path}:3: label: expected a finite number for regression, got '{value}'"
     )

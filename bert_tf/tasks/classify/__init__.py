@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.data import classification as data
+from bert_tf.data import labels
 from bert_tf.evaluation import classification as metrics
 from bert_tf.models import BertClassifier
 from bert_tf.tasks.base import Task, per_example_ce, softmax, write_jsonl
@@ -80,12 +81,12 @@ class ClassifyTask(Task):
         self.data_stats["train_blank_lines"] = train_stats.blank_lines
         if s.regression:
             self.label_map = None
-            train_labels = data.encode_regression(train)
+            train_labels = labels.encode_regression(train)
         else:
             self.label_map = (
-                data.LabelMap(s.label_names)
+                labels.LabelMap(s.label_names)
                 if s.label_names
-                else data.LabelMap.from_examples(train, c.train_file)
+                else labels.LabelMap.from_examples(train, c.train_file)
             )
             train_labels, _ = self.label_map.encode(train)
         self.train_features, _ = self._features(
@@ -96,7 +97,7 @@ class ClassifyTask(Task):
             self.eval_examples, stats = self._read(c.eval_file)
             self.data_stats["eval_examples"] = len(self.eval_examples)
             if s.regression:
-                self.eval_labels = np.asarray(data.encode_regression(self.eval_examples))
+                self.eval_labels = np.asarray(labels.encode_regression(self.eval_examples))
             else:
                 ids, unseen = self.label_map.encode(
                     self.eval_examples, allow_unseen=s.allow_unseen_labels
