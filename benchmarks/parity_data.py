@@ -9,6 +9,7 @@ readers, and the scoring of the transformers side's predictions with bert-tf's m
 import dataclasses
 
 from bert_tf.data import classification, conll, multiple_choice, squad
+from bert_tf.data.labels import LabelMap
 from bert_tf.evaluation import classification as classification_metrics
 from bert_tf.evaluation import squad as squad_eval
 from bert_tf.evaluation import tagging
@@ -39,7 +40,7 @@ def _classify(train_file, eval_file, options):
     )
     train = classification.read_examples(train_file, *cols)
     held = classification.read_examples(eval_file, *cols)
-    labels = classification.LabelMap.from_examples(train)
+    labels = LabelMap.from_examples(train)
     train_ids, _ = labels.encode(train)
     gold, _ = labels.encode(held, allow_unseen=True)
     rows = [{"a": e.text_a, "b": e.text_b, "label": int(i)} for e, i in zip(train, train_ids)]
