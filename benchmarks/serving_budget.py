@@ -47,7 +47,7 @@ def make_model_dir(path, task, seq_length):
 
     from bert_tf import BertConfig, BertEncoder
     from bert_tf.model_dir import ModelDir
-    from bert_tf.tasks import task_class
+    from bert_tf.tasks import get_task
 
     vocab = os.path.join(assets.minilm_dir(), "vocab.txt")
     with open(vocab, encoding="utf-8") as f:
@@ -62,7 +62,7 @@ def make_model_dir(path, task, seq_length):
         max_position_embeddings=512,
     )
     keras.utils.set_random_seed(0)
-    model = task_class(task["type"]).model_from_info(BertEncoder(config), task)
+    model = get_task(task["type"]).model_from_info(BertEncoder(config), task)
     d = ModelDir(path)
     os.makedirs(path, exist_ok=True)
     shutil.copy(vocab, d.vocab_path)

@@ -53,7 +53,7 @@ from bert_tf.recipes import run_record
 from bert_tf.recipes.field_checks import require_instance
 from bert_tf.recipes.finetune_config import FinetuneConfig, FinetuneConfigError
 from bert_tf.recipes.recipe import Recipe
-from bert_tf.tasks import task_class
+from bert_tf.tasks import get_task
 from bert_tf.text.preprocessor import find_vocab
 from bert_tf.text.tokenizer import BertTokenizer
 from bert_tf.training import distribute, optimization
@@ -115,7 +115,7 @@ class FinetuningRecipe(Recipe):
         did not write that the run would replace, and --overwrite_model_dir on a DIR holding
         anything bert-tf did not write."""
         config = self.config
-        writes = run_record.RUN_FILES + (STATE_FILE,) + task_class(config.task).prediction_files
+        writes = run_record.RUN_FILES + (STATE_FILE,) + get_task(config.task).prediction_files
         return ownership.plan_model_dir(
             config.model_dir,
             self.writer,
@@ -131,7 +131,7 @@ class FinetuningRecipe(Recipe):
         keras.utils.set_random_seed(config.seed)
         self.vocab_file, lower_case, _ = find_vocab(config.init_checkpoint)
         self.tokenizer = BertTokenizer(vocab_file=self.vocab_file, lower_case=lower_case)
-        self.task = task_class(config.task)(config, self.tokenizer)
+        self.task = get_task(config.task)(config, self.tokenizer)
         start = time.time()
         self.task.load()
         self.prep_seconds = time.time() - start

@@ -14,16 +14,4 @@ registry. Task packages load on first look-up, so importing this package stays l
 
 from bert_tf.tasks.registry import get_task, register_task, task_names
 
-
-def task_class(name):
-    """The registered task class `name` (kept for callers of the old table)."""
-    return get_task(name)
-
-
-def __getattr__(name):
-    if name == "TASK_NAMES":
-        return task_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["get_task", "register_task", "task_class", "task_names"]
+__all__ = ["get_task", "register_task", "task_names"]

@@ -43,7 +43,7 @@ def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     import keras
 
     from bert_tf import BertEncoder, BertPretrainer
-    from bert_tf.tasks import task_class
+    from bert_tf.tasks import get_task
 
     keras.utils.set_random_seed(seed)
     encoder = BertEncoder(config)
@@ -51,7 +51,7 @@ def make_task_dir(path, config, vocab_tokens, task, seq_length=16, seed=0):
     if kind == "pretraining":
         model = BertPretrainer(encoder)
     else:
-        model = task_class(kind).model_from_info(encoder, task)
+        model = get_task(kind).model_from_info(encoder, task)
     d = ModelDir(str(path))
     os.makedirs(d.path, exist_ok=True)
     with open(d.vocab_path, "w", encoding="utf-8") as f:

@@ -28,7 +28,7 @@ from bert_tf.checkpoints import names as tensor_names
 from bert_tf.checkpoints.loader import assign_from_source
 from bert_tf.checkpoints.sources import read_source
 from bert_tf.models import BertEncoder, BertPretrainer
-from bert_tf.tasks import classify, squad, tag, task_class
+from bert_tf.tasks import classify, get_task, squad, tag
 from bert_tf.tasks.pretraining import PretrainingObjective
 from bert_tf.training import objective as objective_lib
 from bert_tf.training import optimization
@@ -101,7 +101,7 @@ def _tf_model(task, minilm_dir):
         return model, PretrainingObjective()
     assign_from_source(encoder, source)
     name = {"regression": "classify", "squad_v1": "squad", "squad_v2": "squad"}.get(task, task)
-    cls = task_class(name)
+    cls = get_task(name)
     if name == "classify":
         info = {
             "type": "classify",

@@ -19,7 +19,7 @@ from bert_tf.checkpoints.sources import read_source  # noqa: E402
 from bert_tf.data.batching import epochs_order  # noqa: E402
 from bert_tf.models import BertEncoder, param_groups  # noqa: E402
 from bert_tf.recipes.finetune_config import FinetuneConfig  # noqa: E402
-from bert_tf.tasks import task_class  # noqa: E402
+from bert_tf.tasks import get_task  # noqa: E402
 from bert_tf.text.tokenizer import BertTokenizer  # noqa: E402
 from bert_tf.training import optimization  # noqa: E402
 from bert_tf.training.trainer import Trainer  # noqa: E402
@@ -44,7 +44,7 @@ def _task(minilm_dir, train_file, tmp_path):
         seed=3,
     )
     tokenizer = BertTokenizer(vocab_file=f"{minilm_dir}/vocab.txt", lower_case=True)
-    task = task_class("tag")(config, tokenizer)
+    task = get_task("tag")(config, tokenizer)
     task.load()
     return config, task
 
