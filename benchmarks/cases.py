@@ -322,10 +322,11 @@ def _string_batches(texts, labels, batch_size, count=64):
 
 def finetune_case(setup):
     """Strings in: tokenize + pack + classifier training step on real SMS texts.
-    Both see the same examples (the first 64 batches' worth). Ours groups them as
-    `apps.finetune` does (length-bucketed random batches, `batch_order`) and pads each batch
-    to its longest, rounded up to a multiple of 8; keras-hub's preprocessor pads to
-    seq_length, so its grouping does not matter (file order)."""
+    Both see the same examples (the first 64 batches' worth). Ours draws them as
+    `apps.finetune` does (a seeded random permutation, `epochs_order`), pads each batch
+    to its longest, rounded up to a multiple of 8, and runs it in length-sorted chunks;
+    keras-hub's preprocessor pads to seq_length, so its grouping does not matter (file
+    order)."""
     import tensorflow as tf
 
     texts, labels = sms_texts()
@@ -333,21 +334,22 @@ def finetune_case(setup):
     batches = _string_batches(texts, labels, b)
     n = len(batches) * b
 
-    def bucketed_batches():
-        from bert_tf.data.batching import batch_order
+    def recipe_batches():
+        from bert_tf.data.batching import epochs_order
         from bert_tf.text.tokenizer import BertTokenizer
 
         pieces = BertTokenizer(vocab_file=setup.vocab_file).tokenize(tf.constant(texts[:n]))
-        order = batch_order(pieces.row_lengths().numpy() + 2, b, shuffle=True, seed=setup.seed)
+        order = epochs_order(pieces.row_lengths().numpy() + 2, b, 1, setup.seed)
         return [
             (tf.constant([texts[i] for i in idx]), tf.constant([labels[i] for i in idx], tf.int32))
             for idx in order
         ]
 
     def build(impl):
-        cycle = itertools.cycle(bucketed_batches() if impl == OURS else batches)
+        cycle = itertools.cycle(recipe_batches() if impl == OURS else batches)
         if impl == OURS:
             from bert_tf.models.classifier import BertClassifier
+            from bert_tf.recipes.finetuning import chunks_for
             from bert_tf.text.preprocessor import BertPreprocessor
 
             pre = BertPreprocessor(
@@ -356,7 +358,9 @@ def finetune_case(setup):
                 pad_to_longest=True,
                 pad_to_multiple_of=PAD_TO_MULTIPLE_OF,
             )
-            model = BertClassifier(_ours_encoder(setup), 2)
+            encoder = _ours_encoder(setup)
+            encoder.train_chunks = chunks_for(b)  # as apps.finetune runs random batches
+            model = BertClassifier(encoder, 2)
 
             def loss_fn(strings, y):
                 logits = model(pre(strings), training=True)["logits"]
@@ -393,7 +397,7 @@ def finetune_case(setup):
         "finetune",
         "examples",
         _pair(setup, build, torch_step),
-        notes="SMS spam texts; ours: length-bucketed batches padded to their "
+        notes="SMS spam texts; ours: random batches (as apps.finetune) padded to their "
         f"longest (multiple of {PAD_TO_MULTIPLE_OF}); keras-hub: padded to "
         f"{setup.seq_length}; transformers: file-order batches padded to their "
         "longest (dynamic padding)",

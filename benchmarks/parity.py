@@ -60,6 +60,11 @@ flags.DEFINE_enum(
     "single-text classify: train on the first window of a long input, as the "
     "reference truncates (truncate), or on all its windows.",
 )
+flags.DEFINE_bool(
+    "group_by_length",
+    False,
+    "bert-tf: training batches of similar lengths (faster, not the reference's statistics).",
+)
 flags.DEFINE_string("text_a_column", "sentence", "classify: first text column.")
 flags.DEFINE_string("text_b_column", None, "classify: second text column.")
 flags.DEFINE_string("label_column", "label", "classify: label column.")
@@ -106,6 +111,7 @@ def _bert_tf_spec(seed, model_dir):
         "weight_decay": r["weight_decay"],
         "clip_norm": r["clip_norm"],
         "precision": FLAGS.precision,
+        "group_by_length": FLAGS.group_by_length,
         "overwrite_model_dir": True,
     }
     if FLAGS.task in ("classify", "tag"):

@@ -128,3 +128,30 @@ def test_both_trainings_are_uses_of_the_one_skeleton():
         assert cls.run is Recipe.run and cls.check_rerun is Recipe.check_rerun
     for cls in (FinetuningRecipe, PretrainingRecipe):  # evaluation writes no training run
         assert cls.record_ownership is Recipe.record_ownership
+
+
+class GroupedRecipe(StepsRecipe):
+    """A recipe whose setting `grouped` was added after runs were recorded, which ran as
+    grouped=True (as fine-tuning's group_by_length)."""
+
+    def unrecorded_values(self, record):
+        return {"grouped": True}
+
+    def training_record(self):
+        return {**super().training_record(), "grouped": self.config.grouped}
+
+
+def test_a_record_older_than_a_setting_compares_as_the_value_those_runs_had(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        run_record,
+        "recorded_training",
+        lambda model_dir: _recorded(os.path.join(model_dir, "config.json")),
+    )
+    StepsRecipe(_config(tmp_path / "run")).run()  # a record without "grouped"
+    with pytest.raises(run_record.RunMismatchError, match=r"grouped=True recorded, False now"):
+        GroupedRecipe(_config(tmp_path / "run", grouped=False)).run()
+    same = GroupedRecipe(_config(tmp_path / "run", grouped=True), finished={"accuracy": 0.5})
+    assert same.run() == {"accuracy": 0.5}
+    finetuning = FinetuningRecipe.__new__(FinetuningRecipe)
+    assert finetuning.unrecorded_values({"task": "tag"}) == {"group_by_length": True}
+    assert finetuning.unrecorded_values({"num_train_steps": 10}) == {}  # pre-training's

@@ -25,6 +25,7 @@ from bert_tf.layers.embeddings import BertEmbeddings
 from bert_tf.layers.initializers import bert_initializer
 from bert_tf.layers.masked_lm_head import gather_positions
 from bert_tf.layers.transformer import TransformerBlock
+from bert_tf.models.length_chunks import encode_in_chunks
 from bert_tf.tensor_types import DTypePolicy, Tensor, Tensors
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
@@ -111,14 +112,42 @@ class BertEncoder(keras.Model):
         self.blocks = blocks
         self.pooler = pooler
 
+    # Training only: run padded rows as this many length-sorted chunks, each padded to its
+    # own longest row (bert_tf/models/length_chunks.py; same outputs at real tokens, less
+    # work on padding). A compute choice of the run, not of the model: not in get_config.
+    # 1 = off. The fine-tuning recipe sets it; it needs dynamic shapes (not under XLA/TPU).
+    train_chunks: int = 1
+
     def call(
         self, inputs: Tensors, training: bool | None = None, mask: Any = None
     ) -> dict[str, Any]:
         """The one forward pass (`_encode`) on padded rows or, with the packing inputs,
         packed rows; `pooled_output` is the pooler on position 0 (the first sequence's [CLS]
         for packed rows: use `pool` for every sequence's)."""
-        rows = _packed_rows(inputs) if is_packed(inputs) else _padded_rows(inputs)
-        return _encode(self.embeddings, self.blocks, self.pooler, rows, training)
+        if is_packed(inputs):
+            return _encode(
+                self.embeddings, self.blocks, self.pooler, _packed_rows(inputs), training
+            )
+        if training is True and self.train_chunks > 1:
+
+            def encode(word_ids: Tensor, type_ids: Tensor, input_mask: Tensor) -> dict[str, Any]:
+                rows = _padded_rows(
+                    {
+                        "input_word_ids": word_ids,
+                        "input_type_ids": type_ids,
+                        "input_mask": input_mask,
+                    }
+                )
+                return _encode(self.embeddings, self.blocks, self.pooler, rows, training)
+
+            return encode_in_chunks(
+                encode,
+                inputs["input_word_ids"],
+                inputs["input_type_ids"],
+                inputs["input_mask"],
+                self.train_chunks,
+            )
+        return _encode(self.embeddings, self.blocks, self.pooler, _padded_rows(inputs), training)
 
     def pool(self, sequence_output: Tensor, positions: Tensor) -> Tensor:
         """The pooler (tanh dense) on the tokens at `positions` int [B, S] of

@@ -109,6 +109,13 @@ class FinetuneConfig(RunConfig):
         "lr * decay^(L + 1 - l). Default: off.",
         bounds="(0, 1]",
     )
+    group_by_length: bool = setting(
+        False,
+        "Training batches of similar lengths (less padding, faster) instead of uniformly random "
+        "ones (the reference recipe's). Changes what is learnt: on a small set the same "
+        "examples share a batch every epoch (measured on real NER-style data: entity F1 "
+        "several points lower).",
+    )
     dropout: float = setting(0.1, "Dropout rate of the task head.", bounds="[0, 1)")
     max_train_examples: int | None = setting(
         None,

@@ -25,6 +25,7 @@ the same for every recipe.
 """
 
 import contextlib
+from typing import Any
 
 from bert_tf import model_dir as md
 from bert_tf.recipes import run_record
@@ -140,7 +141,9 @@ class Recipe:
             settings,
             self.compared_inputs(),
             ignore=self.not_deciding,
-            normalize=resolved_settings,
+            normalize=lambda values: resolved_settings(
+                {**self.unrecorded_values(values), **values}
+            ),
         )
         if recorded is None:
             return None
@@ -150,6 +153,11 @@ class Recipe:
                 "bert-tf): the settings match; the input files cannot be checked"
             )
         return self.finished_results(recorded)
+
+    def unrecorded_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Settings added after `record` (a "training" dict) was written, with the value its
+        run had: the rerun check compares a record that lacks one as if it held that value."""
+        return {}
 
     def record_ownership(self):
         """Records the names this run writes, before it writes them (--overwrite_model_dir

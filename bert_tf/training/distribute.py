@@ -55,6 +55,12 @@ def num_replicas(strategy=None):
     return (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
 
 
+def needs_static_shapes(strategy=None):
+    """True on TPUs, where every new tensor shape is a new XLA program."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
 def per_replica_batch_size(global_batch_size, strategy=None):
     """global_batch_size / number of replicas; a one-line ValueError if it does not divide."""
     replicas = num_replicas(strategy)

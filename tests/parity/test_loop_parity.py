@@ -1,6 +1,6 @@
 """The real training loop against transformers (issue 19, item 1): 50 steps of the tag task
 through bert-tf's Trainer, set up as `bert_tf.finetune` sets it up (the task's features and
-length-bucketed batches in the recipe's order over 2 epochs, `create_optimizer` with warmup,
+batches the recipe draws (`training_batches`) over 2 epochs, `create_optimizer` with warmup,
 weight decay and clipping), dropout 0, against BertForTokenClassification trained with
 torch AdamW + get_linear_schedule_with_warmup + clip_grad_norm_ on the same batches in the
 same order: the two loss curves agree to ~1e-4."""
@@ -16,9 +16,9 @@ transformers = pytest.importorskip("transformers", reason="loop parity needs tra
 
 from bert_tf.checkpoints.loader import assign_from_source  # noqa: E402
 from bert_tf.checkpoints.sources import read_source  # noqa: E402
-from bert_tf.data.batching import epochs_order  # noqa: E402
 from bert_tf.models import BertEncoder, param_groups  # noqa: E402
 from bert_tf.recipes.finetune_config import FinetuneConfig  # noqa: E402
+from bert_tf.recipes.finetuning import training_batches  # noqa: E402
 from bert_tf.tasks import get_task  # noqa: E402
 from bert_tf.text.tokenizer import BertTokenizer  # noqa: E402
 from bert_tf.training import optimization  # noqa: E402
@@ -128,7 +128,7 @@ def test_fifty_trainer_steps_follow_the_transformers_loss_curve(minilm_dir, tmp_
     config, task = _task(minilm_dir, train_file, tmp_path)
     steps_per_epoch = math.ceil(len(task.train_features) / BATCH)
     assert steps_per_epoch * EPOCHS == STEPS
-    batches = epochs_order(task.train_features.lengths, BATCH, EPOCHS, config.seed)
+    batches = training_batches(config, task.train_features.lengths)
     head, ours = _bert_tf_losses(config, task, minilm_dir, batches, tmp_path)
     theirs = _hf_losses(config, task, minilm_dir, batches, head)
     assert len(ours) == len(theirs) == STEPS
