@@ -52,7 +52,9 @@ def encode_in_chunks(
     batch (see the module doc). The chunks are unrolled in the graph (a tf.while_loop over
     them was measured no faster to trace or run)."""
     batch, width = tf.shape(word_ids)[0], tf.shape(word_ids)[1]
-    lengths = tf.reduce_sum(tf.cast(input_mask, tf.int32), axis=1)  # [B]
+    positions = tf.range(1, width + 1)[None, :]  # [1, T]
+    # [B]: one past each row's last real token (a mask with gaps is never cut short)
+    lengths = tf.reduce_max(tf.cast(input_mask > 0, tf.int32) * positions, axis=1)
     order = tf.argsort(lengths, stable=True)  # [B], shortest first
     parts = []
     for k in range(chunks):
