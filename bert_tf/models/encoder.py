@@ -129,22 +129,11 @@ class BertEncoder(keras.Model):
                 self.embeddings, self.blocks, self.pooler, _packed_rows(inputs), training
             )
         if training is True and self.train_chunks > 1:
-
-            def encode(word_ids: Tensor, type_ids: Tensor, input_mask: Tensor) -> dict[str, Any]:
-                rows = _padded_rows(
-                    {
-                        "input_word_ids": word_ids,
-                        "input_type_ids": type_ids,
-                        "input_mask": input_mask,
-                    }
-                )
-                return _encode(self.embeddings, self.blocks, self.pooler, rows, training)
-
             return encode_in_chunks(
-                encode,
-                inputs["input_word_ids"],
-                inputs["input_type_ids"],
-                inputs["input_mask"],
+                lambda chunk: _encode(
+                    self.embeddings, self.blocks, self.pooler, _padded_rows(chunk), training
+                ),
+                {k: inputs[k] for k in INPUT_NAMES},
                 self.train_chunks,
             )
         return _encode(self.embeddings, self.blocks, self.pooler, _padded_rows(inputs), training)

@@ -40,29 +40,27 @@ def _merge(parts: list[tf.Tensor], inverse: tf.Tensor, width: tf.Tensor) -> tf.T
 
 
 def encode_in_chunks(
-    encode: Callable[..., dict[str, Any]],
-    word_ids: tf.Tensor,
-    type_ids: tf.Tensor,
-    input_mask: tf.Tensor,
+    encode: Callable[[dict[str, tf.Tensor]], dict[str, Any]],
+    inputs: dict[str, tf.Tensor],
     chunks: int,
 ) -> dict[str, Any]:
-    """`encode(word_ids, type_ids, input_mask)` (int32 [b, t] each, one sequence per row ->
-    {"sequence_output" [b, t, H], "pooled_output" [b, H], "encoder_outputs" [[b, t, H]]})
-    run on `chunks` length-sorted groups of rows; the same outputs for the whole [B, T]
-    batch (see the module doc). The chunks are unrolled in the graph (a tf.while_loop over
-    them was measured no faster to trace or run)."""
-    batch, width = tf.shape(word_ids)[0], tf.shape(word_ids)[1]
+    """`encode(chunk_inputs)` (the dict `inputs` holds: int [b, t] `input_word_ids`,
+    `input_type_ids`, `input_mask`, one sequence per row -> {"sequence_output" [b, t, H],
+    "pooled_output" [b, H], "encoder_outputs" [[b, t, H]]}) run on `chunks` length-sorted
+    groups of rows; the same outputs for the whole [B, T] batch (see the module doc). The
+    chunks are unrolled in the graph (a tf.while_loop over them was measured no faster to
+    trace or run)."""
+    mask = inputs["input_mask"]
+    batch, width = tf.shape(mask)[0], tf.shape(mask)[1]
     positions = tf.range(1, width + 1)[None, :]  # [1, T]
     # [B]: one past each row's last real token (a mask with gaps is never cut short)
-    lengths = tf.reduce_max(tf.cast(input_mask > 0, tf.int32) * positions, axis=1)
+    lengths = tf.reduce_max(tf.cast(mask > 0, tf.int32) * positions, axis=1)
     order = tf.argsort(lengths, stable=True)  # [B], shortest first
     parts = []
     for k in range(chunks):
         rows = order[(k * batch) // chunks : ((k + 1) * batch) // chunks]  # [Bk]
         w = _width(lengths, rows, width)
-        parts.append(
-            encode(*(tf.gather(x, rows)[:, :w] for x in (word_ids, type_ids, input_mask)))
-        )  # inputs [Bk, Tk]
+        parts.append(encode({name: tf.gather(x, rows)[:, :w] for name, x in inputs.items()}))
     inverse = tf.math.invert_permutation(order)  # [B]
     layers = len(parts[0]["encoder_outputs"])
     return {
