@@ -324,7 +324,7 @@ def finetune_case(setup):
     """Strings in: tokenize + pack + classifier training step on real SMS texts.
     Both see the same examples (the first 64 batches' worth). Ours draws them as
     `apps.finetune` does (a seeded random permutation, `epochs_order`), pads each batch
-    to its longest, rounded up to a multiple of 8, and runs it in length-sorted chunks;
+    to its longest, rounded up to a multiple of 8, and trains on it packed into full rows;
     keras-hub's preprocessor pads to seq_length, so its grouping does not matter (file
     order)."""
     import tensorflow as tf
@@ -349,7 +349,6 @@ def finetune_case(setup):
         cycle = itertools.cycle(recipe_batches() if impl == OURS else batches)
         if impl == OURS:
             from bert_tf.models.classifier import BertClassifier
-            from bert_tf.recipes.finetuning import chunks_for
             from bert_tf.text.preprocessor import BertPreprocessor
 
             pre = BertPreprocessor(
@@ -359,7 +358,7 @@ def finetune_case(setup):
                 pad_to_multiple_of=PAD_TO_MULTIPLE_OF,
             )
             encoder = _ours_encoder(setup)
-            encoder.train_chunks = chunks_for(b)  # as apps.finetune runs random batches
+            encoder.train_packing = True  # as apps.finetune runs random batches
             model = BertClassifier(encoder, 2)
 
             def loss_fn(strings, y):

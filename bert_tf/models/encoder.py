@@ -25,7 +25,7 @@ from bert_tf.layers.embeddings import BertEmbeddings
 from bert_tf.layers.initializers import bert_initializer
 from bert_tf.layers.masked_lm_head import gather_positions
 from bert_tf.layers.transformer import TransformerBlock
-from bert_tf.models.length_chunks import encode_in_chunks
+from bert_tf.models.row_packing import encode_packed
 from bert_tf.tensor_types import DTypePolicy, Tensor, Tensors
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
@@ -112,29 +112,34 @@ class BertEncoder(keras.Model):
         self.blocks = blocks
         self.pooler = pooler
 
-    # Training only: run padded rows as this many length-sorted chunks, each padded to its
-    # own longest row (bert_tf/models/length_chunks.py; same outputs at real tokens, less
-    # work on padding). A compute choice of the run, not of the model: not in get_config.
-    # 1 = off. The fine-tuning recipe sets it; it needs dynamic shapes (not under XLA/TPU).
-    train_chunks: int = 1
+    # Training only: pack the padded rows into fewer full rows (bert_tf/models/row_packing.py;
+    # the same outputs at real tokens, no work on padding). A compute choice of the run, not
+    # of the model: not in get_config. The fine-tuning recipe sets it; it needs dynamic
+    # shapes (not under XLA/TPU).
+    train_packing: bool = False
 
     def call(
         self, inputs: Tensors, training: bool | None = None, mask: Any = None
     ) -> dict[str, Any]:
         """The one forward pass (`_encode`) on padded rows or, with the packing inputs,
         packed rows; `pooled_output` is the pooler on position 0 (the first sequence's [CLS]
-        for packed rows: use `pool` for every sequence's)."""
+        for packed rows: use `pool` for every sequence's). With `train_packing`, training
+        runs padded rows packed (`encode_packed`) and returns them padded."""
         if is_packed(inputs):
             return _encode(
                 self.embeddings, self.blocks, self.pooler, _packed_rows(inputs), training
             )
-        if training is True and self.train_chunks > 1:
-            return encode_in_chunks(
-                lambda chunk: _encode(
-                    self.embeddings, self.blocks, self.pooler, _padded_rows(chunk), training
+        if training is True and self.train_packing:
+            return _outputs(
+                self.pooler,
+                encode_packed(
+                    lambda packed: {
+                        "encoder_outputs": _layers(
+                            self.embeddings, self.blocks, _packed_rows(packed), training
+                        )
+                    },
+                    {k: inputs[k] for k in INPUT_NAMES},
                 ),
-                {k: inputs[k] for k in INPUT_NAMES},
-                self.train_chunks,
             )
         return _encode(self.embeddings, self.blocks, self.pooler, _padded_rows(inputs), training)
 
@@ -205,12 +210,28 @@ def _encode(
 ) -> dict[str, Any]:
     """The forward pass: embeddings -> blocks -> pooler on position 0. `rows`: word ids,
     type ids, position ids (None = 0..T-1) and the additive attention bias."""
+    return _outputs(pooler, _layers(embeddings, blocks, rows, training))
+
+
+def _layers(
+    embeddings: BertEmbeddings,
+    blocks: Sequence[TransformerBlock],
+    rows: _Rows,
+    training: bool | None = None,
+) -> list[Tensor]:
+    """Embeddings -> blocks: the output of each block, L x [B, T, H]."""
     word_ids, type_ids, position_ids, bias = rows
     x = embeddings(word_ids, type_ids, position_ids=position_ids, training=training)  # [B, T, H]
     layer_outputs = []
     for block in blocks:
         x = block(x, bias, training=training)  # [B, T, H]
         layer_outputs.append(x)
+    return layer_outputs
+
+
+def _outputs(pooler: keras.layers.Dense, layer_outputs: list[Tensor]) -> dict[str, Any]:
+    """The encoder's outputs from its blocks' outputs: the pooler on position 0."""
+    x = layer_outputs[-1]  # [B, T, H]
     return {
         "sequence_output": x,
         "pooled_output": pooler(x[:, 0, :]),  # [B, H]

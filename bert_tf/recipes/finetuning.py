@@ -12,7 +12,8 @@
    Google directory). Training uses the generic `Trainer` (AdamW without decay on LayerNorm and
    biases, warmup + linear decay, global-norm clipping, optional layer-wise LR decay) on
    uniformly random batches (reshuffled every epoch, as the reference recipe's; similar
-   lengths grouped only with --group_by_length) padded to their own longest sequence.
+   lengths grouped only with --group_by_length) padded to their own longest sequence; the
+   encoder packs each into full rows to train (bert_tf/models/row_packing.py).
 3. After every epoch the eval set is predicted and scored with the task's metric (classify:
    accuracy, regression: mean of Pearson and Spearman, tag: entity F1, squad: F1). When it
    improves, the weights go to DIR/model.weights.h5 (atomically) and the predictions to
@@ -65,12 +66,6 @@ log = logging.getLogger(__name__)  # never the root logger: the caller owns it
 __all__ = ["finetune", "FinetuneConfig", "FinetuneConfigError", "FinetuningRecipe"]
 
 STATE_FILE = "finetune_state.json"
-# Random training batches are padded to their longest row while most rows are far shorter:
-# the encoder runs each batch as up to this many length-sorted chunks of at least
-# MIN_CHUNK_ROWS rows, each padded to its own longest (bert_tf/models/length_chunks.py; the
-# same loss and gradients). Brown names at seq 64: 2.26x -> 1.38x the real tokens computed.
-TRAIN_CHUNKS = 4
-MIN_CHUNK_ROWS = 8
 
 
 def _finite(values):
@@ -103,18 +98,11 @@ def training_batches(config, lengths):
     )
 
 
-def train_chunks(config, strategy):
-    """How many length-sorted chunks the encoder runs a training batch in: 1 (off) for
-    batches already grouped by length and on TPUs (static shapes only)."""
-    if config.group_by_length or distribute.needs_static_shapes(strategy):
-        return 1
-    return chunks_for(distribute.per_replica_batch_size(config.batch_size, strategy))
-
-
-def chunks_for(rows):
-    """Chunks for random batches of `rows` examples per replica: up to TRAIN_CHUNKS, each
-    of at least MIN_CHUNK_ROWS rows."""
-    return max(1, min(TRAIN_CHUNKS, rows // MIN_CHUNK_ROWS))
+def train_packing(config, strategy):
+    """Whether the encoder packs each random training batch into full rows
+    (bert_tf/models/row_packing.py: the same loss and gradients, no work on padding): not
+    for batches already grouped by length, nor on TPUs (static shapes only)."""
+    return not (config.group_by_length or distribute.needs_static_shapes(strategy))
 
 
 def finetune(config: FinetuneConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -230,7 +218,7 @@ class FinetuningRecipe(Recipe):
         warmup = warmup_steps(total_steps, config.warmup_proportion)
         with self.strategy.scope():
             self.encoder = load_encoder(config.init_checkpoint)
-            self.encoder.train_chunks = train_chunks(config, self.strategy)
+            self.encoder.train_packing = train_packing(config, self.strategy)
             self.model = task.build_model(self.encoder)
             optimizer = optimization.create_optimizer(
                 config.optimizer,

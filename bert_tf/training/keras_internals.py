@@ -47,9 +47,8 @@ class KerasInternals:
         index = self._get_variable_index(variable)
         return self._momentums[index], self._velocities[index]
 
-    def clip_gradients(self, grads):
-        """Sums `grads` over the replicas (if `reduce_gradients` and more than one), then
-        clips them to `global_clipnorm` by their global norm."""
+    def sum_over_replicas(self, grads):
+        """`grads` summed over the replicas (if `reduce_gradients` and more than one)."""
         ctx = tf.distribute.get_replica_context()
         if (
             getattr(self, "reduce_gradients", True)
@@ -57,6 +56,12 @@ class KerasInternals:
             and ctx.num_replicas_in_sync > 1
         ):
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, list(grads))
+        return grads
+
+    def clip_gradients(self, grads):
+        """Sums `grads` over the replicas (`sum_over_replicas`), then clips them to
+        `global_clipnorm` by their global norm."""
+        grads = self.sum_over_replicas(grads)
         if self.global_clipnorm:
             grads, _ = tf.clip_by_global_norm(list(grads), self.global_clipnorm)
         return grads

