@@ -358,7 +358,7 @@ def finetune_case(setup):
                 pad_to_multiple_of=PAD_TO_MULTIPLE_OF,
             )
             encoder = _ours_encoder(setup)
-            encoder.train_packing = True  # as apps.finetune runs random batches
+            encoder.train_packing = setup.seq_length  # as apps.finetune runs random batches
             model = BertClassifier(encoder, 2)
 
             def loss_fn(strings, y):

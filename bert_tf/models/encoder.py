@@ -112,11 +112,11 @@ class BertEncoder(keras.Model):
         self.blocks = blocks
         self.pooler = pooler
 
-    # Training only: pack the padded rows into fewer full rows (bert_tf/models/row_packing.py;
-    # the same outputs at real tokens, no work on padding). A compute choice of the run, not
-    # of the model: not in get_config. The fine-tuning recipe sets it; it needs dynamic
-    # shapes (not under XLA/TPU).
-    train_packing: bool = False
+    # Training only, > 0: pack the padded rows into fewer full rows at least this wide
+    # (bert_tf/models/row_packing.py; the same outputs at real tokens, no work on padding).
+    # A compute choice of the run, not of the model: not in get_config. The fine-tuning
+    # recipe sets it to its max_seq_length; it needs dynamic shapes (not under XLA/TPU).
+    train_packing: int = 0
 
     def call(
         self, inputs: Tensors, training: bool | None = None, mask: Any = None
@@ -129,7 +129,7 @@ class BertEncoder(keras.Model):
             return _encode(
                 self.embeddings, self.blocks, self.pooler, _packed_rows(inputs), training
             )
-        if training is True and self.train_packing:
+        if training is True and self.train_packing > 0:
             return _outputs(
                 self.pooler,
                 encode_packed(
@@ -139,6 +139,7 @@ class BertEncoder(keras.Model):
                         )
                     },
                     {k: inputs[k] for k in INPUT_NAMES},
+                    self.train_packing,
                 ),
             )
         return _encode(self.embeddings, self.blocks, self.pooler, _padded_rows(inputs), training)

@@ -99,10 +99,13 @@ def training_batches(config, lengths):
 
 
 def train_packing(config, strategy):
-    """Whether the encoder packs each random training batch into full rows
-    (bert_tf/models/row_packing.py: the same loss and gradients, no work on padding): not
-    for batches already grouped by length, nor on TPUs (static shapes only)."""
-    return not (config.group_by_length or distribute.needs_static_shapes(strategy))
+    """The width of the rows the encoder packs each random training batch into
+    (bert_tf/models/row_packing.py: the same loss and gradients, no work on padding):
+    max_seq_length; 0 (off) for batches already grouped by length and on TPUs (static
+    shapes only)."""
+    if config.group_by_length or distribute.needs_static_shapes(strategy):
+        return 0
+    return config.max_seq_length
 
 
 def finetune(config: FinetuneConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class Task:
         features = self.eval_features
         batches = batch_order(features.lengths, batch_size, shuffle=False)
         dataset = self.make_dataset(features, batches, with_labels=False)
-        fn = _predict_fn(model)
+        fn = _predict_fn(model, dataset.element_spec)
         lengths = features.lengths
         results = [None] * len(features)
         for idx, inputs in zip(batches, dataset):
@@ -157,12 +157,14 @@ def declares(task_cls, export):
     return getattr(task_cls, export).__func__ is not getattr(Task, export).__func__
 
 
-def _predict_fn(model):
+def _predict_fn(model, spec):
+    """`model(inputs, training=False)` as a tf.function traced once, for the batches of
+    `spec` (their lengths vary: dimensions None), and kept on the model for later epochs."""
     cached = getattr(model, "_bert_tf_predict_fn", None)
-    if cached is None:
-        cached = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
-        model._bert_tf_predict_fn = cached
-    return cached
+    if cached is None or cached[0] != spec:
+        fn = tf.function(lambda inputs: model(inputs, training=False), input_signature=[spec])
+        cached = model._bert_tf_predict_fn = (spec, fn)
+    return cached[1]
 
 
 def softmax(logits):

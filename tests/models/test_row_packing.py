@@ -75,23 +75,23 @@ def _run(model, inputs, labels, packing):
     )
 
 
-@pytest.mark.parametrize("fused_kernels", [False, True])
-def test_packed_training_pass_equals_the_padded_pass(tiny_config, monkeypatch, fused_kernels):
+@pytest.mark.parametrize("fused_kernels, row_width", [(False, 48), (True, 16)])
+def test_packed_training_pass_equals_the_padded_pass(
+    tiny_config, monkeypatch, fused_kernels, row_width
+):
     monkeypatch.setattr(kernels, "MIN_FUSED_WIDTH", 0)  # build the tiny model fused if asked
     model = _model(tiny_config, fused_kernels)
     assert all(block.fused_kernels == fused_kernels for block in model.encoder.blocks)
     inputs, labels, mask = _batch(LENGTHS)
-    padded, loss, grads = _run(model, inputs, labels, packing=False)
-    rows = []
+    padded, loss, grads = _run(model, inputs, labels, packing=0)
+    widths = []
     monkeypatch.setattr(
         encoder_module,
         "encode_packed",
-        lambda encode, x: row_packing.encode_packed(
-            lambda p: rows.append(p["input_word_ids"].shape) or encode(p), x
-        ),
+        lambda encode, x, w: widths.append(w) or row_packing.encode_packed(encode, x, w),
     )
-    packed, loss_p, grads_p = _run(model, inputs, labels, packing=True)
-    assert len(rows) == 2  # the encoder alone and inside the tagger, both packed
+    packed, loss_p, grads_p = _run(model, inputs, labels, packing=row_width)
+    assert widths == [row_width] * 2  # the encoder alone and inside the tagger, both packed
     real = mask.astype(bool)
     for name in ("sequence_output", "layer_0"):
         assert packed[name].shape == padded[name].shape
@@ -102,6 +102,29 @@ def test_packed_training_pass_equals_the_padded_pass(tiny_config, monkeypatch, f
     for g, gp in zip(grads, grads_p):
         np.testing.assert_allclose(gp, g, atol=2e-5, rtol=1e-4)
     assert max(np.abs(g).max() for g in grads) > 1e-3  # a real gradient
+
+
+@pytest.mark.parametrize("row_width, shape", [(16, [5, 32]), (32, [5, 32]), (48, [3, 48])])
+def test_packed_rows_hold_each_sequence_at_its_positions(row_width, shape):
+    """What `encode` sees and what comes back: LENGTHS (128 tokens, padded to 32) packed into
+    rows of max(row_width, 32) by first-fit decreasing (by hand: 5 rows of 32, 3 of 48);
+    each sequence's ids at positions 0..n-1, and its outputs back at its own row."""
+    inputs, _, mask = _batch(LENGTHS)
+    seen = {}
+
+    def encode(packed):
+        seen.update({k: v.numpy() for k, v in packed.items()})
+        features = [packed["input_word_ids"], packed["input_position_ids"]]
+        return {"encoder_outputs": [tf.cast(tf.stack(features, -1), tf.float32)]}  # [R, W, 2]
+
+    (out,) = row_packing.encode_packed(encode, inputs, row_width)
+    assert list(seen["input_word_ids"].shape) == shape
+    assert (seen["input_sequence_ids"] > 0).sum() == sum(LENGTHS)
+    real = mask.astype(bool)
+    np.testing.assert_array_equal(out[..., 0].numpy()[real], inputs["input_word_ids"].numpy()[real])
+    positions = np.broadcast_to(np.arange(32), mask.shape)
+    np.testing.assert_array_equal(out[..., 1].numpy()[real], positions[real])
+    assert not out.numpy()[~real].any()
 
 
 @pytest.mark.parametrize(
@@ -125,9 +148,9 @@ def test_pack_plan_is_a_first_fit_decreasing_packing(lengths, width):
 
 def test_packing_is_off_outside_training_and_not_serialized(tiny_config):
     model = _model(tiny_config, False)
-    model.encoder.train_packing = True
+    model.encoder.train_packing = 32
     inputs, _, mask = _batch(LENGTHS)
     out = model.encoder(inputs, training=False)["sequence_output"].numpy()
     assert out[~mask.astype(bool)].any()  # the padded pass: padding positions not 0
     assert "train_packing" not in str(model.encoder.get_config())
-    assert bert_tf.BertEncoder.from_config(model.encoder.get_config()).train_packing is False
+    assert bert_tf.BertEncoder.from_config(model.encoder.get_config()).train_packing == 0

@@ -80,7 +80,7 @@ def test_group_by_length_is_the_opt_in_that_changes_the_statistics():
 
 def test_random_batches_train_packed_grouped_ones_do_not():
     """The recipe's compute choice for random batches (bert_tf/models/row_packing.py): packed
-    into full rows; not for batches already grouped by length."""
+    into rows of max_seq_length; not for batches already grouped by length."""
     strategy = tf.distribute.get_strategy()
-    assert train_packing(_config(batch_size=32), strategy) is True
-    assert train_packing(_config(group_by_length=True), strategy) is False
+    assert train_packing(_config(batch_size=32, max_seq_length=64), strategy) == 64
+    assert train_packing(_config(group_by_length=True), strategy) == 0
