@@ -11,8 +11,8 @@ padded pass (each token sees exactly the tokens it saw there, at the same positi
 positions are 0; the loss and its gradients, taken over the whole batch by the caller, are the
 reference's. Only the work on padding is saved. Brown names at seq 64, random batches of 32
 (2.28x the real tokens when padded): the packed rows hold 1.06x the real tokens; the training
-step runs 1.24x faster than with length-sorted chunks (1.38x the real tokens, the approach
-this replaced), on 2 AVX2 cores (docs/benchmarks.md).
+step runs 1.32x faster (forward + backward 1.26x) than with length-sorted chunks (1.38x the
+real tokens, the approach this replaced), on 2 AVX2 cores (docs/benchmarks.md).
 
 Rows of a fixed width W rather than of each batch's own padded length: the fused training
 kernels (bert_tf/layers/fused.py) compile once per shape, and [R, W] takes far fewer shapes than
