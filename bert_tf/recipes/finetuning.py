@@ -265,7 +265,9 @@ class FinetuningRecipe(Recipe):
         config, task = self.config, self.task
         batches = training_batches(config, task.train_features.lengths)
         # Padded lengths used by few batches merge into longer ones where the padding costs
-        # less than a compile of the fused training kernels (bert_tf/data/batching.py).
+        # less than a compile of the fused training kernels (bert_tf/data/batching.py). This
+        # counts for batches trained as padded (--group_by_length, TPUs); packed batches
+        # (train_packing) run in rows of max_seq_length whatever their padded length.
         dataset = task.make_dataset(
             task.train_features, batches, compile_cost_tokens=COMPILE_COST_TOKENS
         )
