@@ -45,10 +45,11 @@ import sys
 
 from absl import app, flags
 
-from apps import config_flags
+from apps import config_flags, process_exit
 from bert_tf.errors import BertTfError
 from bert_tf.recipes import finetuning
 from bert_tf.recipes.finetune_config import FinetuneConfig
+from bert_tf.training import compile_cache
 
 FLAGS = flags.FLAGS
 REQUIRED = ("task", "init_checkpoint", "train_file", "model_dir")
@@ -59,6 +60,7 @@ config_flags.define_flags(FinetuneConfig)
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"finetune: unexpected arguments {argv[1:]}")
+    compile_cache.enable()  # before the first TF op: later runs load the compiled kernels
     try:
         results = finetuning.finetune(config_flags.config_from_flags(FinetuneConfig))
     except BertTfError as e:
@@ -72,4 +74,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(list(REQUIRED))
-    app.run(main)
+    app.run(process_exit.skip_final_collection(main))

@@ -39,10 +39,11 @@ import sys
 
 from absl import app, flags
 
-from apps import config_flags
+from apps import config_flags, process_exit
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.recipes.pretraining import pretrain
+from bert_tf.training import compile_cache
 from demo_data import pretraining_default
 
 FLAGS = flags.FLAGS
@@ -94,6 +95,7 @@ def settings_from_flags():
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
+    compile_cache.enable()  # before the first TF op: later runs load the compiled kernels
     try:
         for settings in settings_from_flags():
             pretrain(settings, progress=_progress)
@@ -102,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(process_exit.skip_final_collection(main))

@@ -13,12 +13,17 @@ import os
 import sys
 import time
 
+from apps import process_exit
+
 STARTED = time.perf_counter()  # before the heavy imports, which are part of the job
 
 
 def run_bert_tf(spec):
     import bert_tf
     from bert_tf.recipes.finetuning import STATE_FILE
+    from bert_tf.training import compile_cache
+
+    compile_cache.enable()  # as apps.finetune does
 
     config = bert_tf.FinetuneConfig(**spec["finetune"])
     results = bert_tf.finetune(config, progress=lambda m: print(m, file=sys.stderr))
@@ -55,4 +60,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["bert_tf"]:
+        main = process_exit.skip_final_collection(main)  # the process ends as apps.finetune's
     sys.exit(main(sys.argv))

