@@ -16,6 +16,7 @@ other value is the directory to use. Deleting the directory is always safe.
 import hashlib
 import os
 import platform
+import tempfile
 
 import tensorflow as tf
 
@@ -50,7 +51,8 @@ def default_directory():
 def enable():
     """Points TF's persistent XLA cache at bert-tf's directory for this process (by adding
     the flag to $TF_XLA_FLAGS) and returns the directory; None when $BERT_TF_XLA_CACHE is
-    "0" or $TF_XLA_FLAGS already names a cache directory (the user's choice stands).
+    "0", when $TF_XLA_FLAGS already names a cache directory (the user's choice stands) or
+    when the directory cannot be written (TF would then fail every compile: no cache).
 
     TF reads the flag once, when the process runs its first TF operation: call this before
     that (apps.finetune and apps.pretrain call it first thing); later it has no effect."""
@@ -58,6 +60,19 @@ def enable():
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if setting == "0" or _FLAG in flags:
         return None
-    directory = setting or default_directory()
+    directory = os.path.abspath(setting or default_directory())
+    if not _writable(directory):
+        return None  # TF would fail every compile that cannot be saved there
     os.environ["TF_XLA_FLAGS"] = f"{flags} {_FLAG}={directory}".strip()
     return directory
+
+
+def _writable(directory):
+    """Whether `directory` exists or can be made, and takes a new file."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
+            pass
+    except OSError:
+        return False
+    return True

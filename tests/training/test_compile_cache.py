@@ -71,6 +71,15 @@ def test_off_with_0_and_a_users_own_cache_directory_stands(monkeypatch):
     assert os.environ["TF_XLA_FLAGS"] == mine
 
 
+def test_off_where_the_directory_cannot_be_written(monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("BERT_TF_XLA_CACHE", str(blocker / "xla"))
+    monkeypatch.setenv("TF_XLA_FLAGS", "")
+    assert compile_cache.enable() is None  # TF would fail every compile it cannot save
+    assert os.environ["TF_XLA_FLAGS"] == ""
+
+
 def test_default_directory_is_per_tf_version_and_cpu(monkeypatch, tmp_path):
     monkeypatch.setenv("BERT_TF_CACHE", str(tmp_path))
     monkeypatch.setenv("BERT_TF_XLA_CACHE", "")
