@@ -61,9 +61,10 @@ def enable():
     if setting == "0" or _FLAG in flags:
         return None
     directory = os.path.abspath(setting or default_directory())
-    if not _writable(directory):
+    if '"' in directory or not _writable(directory):
         return None  # TF would fail every compile that cannot be saved there
-    os.environ["TF_XLA_FLAGS"] = f"{flags} {_FLAG}={directory}".strip()
+    # quoted: TF splits TF_XLA_FLAGS at spaces outside quotes (a home dir may hold one)
+    os.environ["TF_XLA_FLAGS"] = f'{flags} {_FLAG}="{directory}"'.strip()
     return directory
 
 

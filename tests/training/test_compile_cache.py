@@ -47,7 +47,7 @@ def _entries(directory):
 
 
 def test_a_second_process_loads_the_kernels_the_first_compiled(tmp_path):
-    cache = str(tmp_path / "xla")
+    cache = str(tmp_path / "a home with spaces" / "xla")
     env = {"BERT_TF_XLA_CACHE": cache, "TF_XLA_FLAGS": ""}
     directory, first = _run(env)
     assert directory == cache
@@ -89,6 +89,6 @@ def test_default_directory_is_per_tf_version_and_cpu(monkeypatch, tmp_path):
         str(tmp_path), f"xla-tf{tf.__version__}-{compile_cache.host_key()}"
     )
     assert os.environ["TF_XLA_FLAGS"] == (
-        f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={directory}"
+        f'--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory="{directory}"'
     )
     assert len(compile_cache.host_key()) == 12
