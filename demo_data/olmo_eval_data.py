@@ -109,7 +109,7 @@ def _make_unanswerable(questions, fraction, rng):
     return rows
 
 
-def _squad_root(rows, version_2):
+def squad_root(rows, version_2):
     articles = {}
     for qid, title, context, question, answers, impossible in rows:
         qas = articles.setdefault(title, {}).setdefault(context, [])
@@ -148,9 +148,7 @@ def squad_json(out_dir, version_2=False, held_out=0.3, seed=0, unanswerable=1 / 
             "unanswerable": sum(r[5] for r in rows),
             "articles": len({q[1] for q in part}),
         }
-        paths.append(
-            write_json(os.path.join(out_dir, f"{name}.json"), _squad_root(rows, version_2))
-        )
+        paths.append(write_json(os.path.join(out_dir, f"{name}.json"), squad_root(rows, version_2)))
     provenance(
         out_dir,
         "squad",
