@@ -45,11 +45,14 @@ import sys
 
 from absl import app, flags
 
-from apps import config_flags, process_exit
+from apps import (
+    compile_cache,  # noqa: F401  (first: the XLA cache is set before TF loads)
+    config_flags,
+    process_exit,
+)
 from bert_tf.errors import BertTfError
 from bert_tf.recipes import finetuning
 from bert_tf.recipes.finetune_config import FinetuneConfig
-from bert_tf.training import compile_cache
 
 FLAGS = flags.FLAGS
 REQUIRED = ("task", "init_checkpoint", "train_file", "model_dir")
@@ -60,7 +63,6 @@ config_flags.define_flags(FinetuneConfig)
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"finetune: unexpected arguments {argv[1:]}")
-    compile_cache.enable()  # before the first TF op: later runs load the compiled kernels
     try:
         results = finetuning.finetune(config_flags.config_from_flags(FinetuneConfig))
     except BertTfError as e:

@@ -39,11 +39,14 @@ import sys
 
 from absl import app, flags
 
-from apps import config_flags, process_exit
+from apps import (
+    compile_cache,  # noqa: F401  (first: the XLA cache is set before TF loads)
+    config_flags,
+    process_exit,
+)
 from bert_tf.errors import BertTfError
 from bert_tf.recipes.pretrain_config import PretrainConfig, PretrainingJobError
 from bert_tf.recipes.pretraining import pretrain
-from bert_tf.training import compile_cache
 from demo_data import pretraining_default
 
 FLAGS = flags.FLAGS
@@ -95,7 +98,6 @@ def settings_from_flags():
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"pretrain: unexpected arguments {argv[1:]}")
-    compile_cache.enable()  # before the first TF op: later runs load the compiled kernels
     try:
         for settings in settings_from_flags():
             pretrain(settings, progress=_progress)

@@ -20,10 +20,8 @@ STARTED = time.perf_counter()  # before the heavy imports, which are part of the
 
 def run_bert_tf(spec):
     import bert_tf
+    from apps import compile_cache  # noqa: F401  (before TF loads, as apps.finetune)
     from bert_tf.recipes.finetuning import STATE_FILE
-    from bert_tf.training import compile_cache
-
-    compile_cache.enable()  # as apps.finetune does
 
     config = bert_tf.FinetuneConfig(**spec["finetune"])
     results = bert_tf.finetune(config, progress=lambda m: print(m, file=sys.stderr))

@@ -14,8 +14,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The apps turn on the persistent XLA cache (bert_tf.training.compile_cache); tests compile
-# afresh and leave the user's cache alone (tests/training/test_compile_cache.py turns it on).
+# The apps turn on the persistent XLA cache (apps/compile_cache.py); tests compile
+# afresh and leave the user's cache alone (tests/apps/test_compile_cache.py turns it on).
 os.environ.setdefault("BERT_TF_XLA_CACHE", "0")
 FETCH_COMMAND = "python -m demo_data.fetch"
 

@@ -1,4 +1,4 @@
-"""The persistent XLA compilation cache the apps turn on (bert_tf.training.compile_cache)."""
+"""The persistent XLA compilation cache the training apps turn on (apps/compile_cache.py)."""
 
 import os
 import subprocess
@@ -6,23 +6,27 @@ import sys
 
 import tensorflow as tf
 
-from bert_tf.training import compile_cache
+from apps import compile_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# A fresh process: turns the cache on, then compiles the fused LayerNorm kernel (forward and
-# backward) for one shape and prints what it computed.
+# A fresh process that starts as the training apps do (apps.compile_cache imported before
+# TensorFlow), then compiles the fused LayerNorm kernel (forward and backward) for one shape
+# inside a tf.function, as the Trainer runs it, and prints what it computed.
 _SCRIPT = """
-from bert_tf.training import compile_cache
-print("DIR", compile_cache.enable())
+from apps import compile_cache
+print("DIR", compile_cache.DIRECTORY)
 import tensorflow as tf
 from bert_tf.layers import fused
-x = tf.reshape(tf.range(24, dtype=tf.float32), [2, 3, 4]) / 7.0
-with tf.GradientTape() as tape:
-    tape.watch(x)
-    y = fused.dropout_add_layer_norm(x, x * 0.5, tf.ones([4]), tf.zeros([4]), [1, 2], 0.1, 1e-6)
-    loss = tf.reduce_sum(y * y * tf.range(4, dtype=tf.float32))
-print("VALUES", float(loss), float(tf.reduce_sum(tape.gradient(loss, x) ** 2)))
+@tf.function
+def step(x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fused.dropout_add_layer_norm(x, x * 0.5, tf.ones([4]), tf.zeros([4]), [1, 2], 0.1, 1e-6)
+        loss = tf.reduce_sum(y * y * tf.range(4, dtype=tf.float32))
+    return loss, tf.reduce_sum(tape.gradient(loss, x) ** 2)
+loss, grad = step(tf.reshape(tf.range(24, dtype=tf.float32), [2, 3, 4]) / 7.0)
+print("VALUES", float(loss), float(grad))
 """
 
 

@@ -1,4 +1,6 @@
-"""TF's persistent XLA compilation cache, kept in bert-tf's cache directory.
+"""TF's persistent XLA compilation cache, kept in bert-tf's cache directory: importing this
+module turns it on for the process (`DIRECTORY`), so the training apps import it before
+anything loads TensorFlow (set later, the flag was measured to have no effect in apps.finetune).
 
 The fused training kernels (`bert_tf.layers.fused`) and AdamW's one-pass update
 (`bert_tf.training.optimization`) are compiled by XLA at run time, once per shape: on 2 AVX2
@@ -14,13 +16,10 @@ other value is the directory to use. Deleting the directory is always safe.
 """
 
 import hashlib
+import importlib.metadata
 import os
 import platform
 import tempfile
-
-import tensorflow as tf
-
-from bert_tf.cache import cache_dir
 
 ENV = "BERT_TF_XLA_CACHE"
 _FLAG = "--tf_xla_persistent_cache_directory"
@@ -44,8 +43,13 @@ def host_key():
 
 
 def default_directory():
-    """<cache_dir()>/xla-tf<version>-<host_key()>."""
-    return os.path.join(cache_dir(), f"xla-tf{tf.__version__}-{host_key()}")
+    """<$BERT_TF_CACHE (bert_tf.cache)>/xla-tf<version>-<host_key()>, found without importing
+    TensorFlow."""
+    base = os.environ.get("BERT_TF_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "bert_tf"
+    )
+    version = importlib.metadata.version("tensorflow")
+    return os.path.join(base, f"xla-tf{version}-{host_key()}")
 
 
 def enable():
@@ -54,8 +58,7 @@ def enable():
     "0", when $TF_XLA_FLAGS already names a cache directory (the user's choice stands) or
     when the directory cannot be written (TF would then fail every compile: no cache).
 
-    TF reads the flag once, when the process runs its first TF operation: call this before
-    that (apps.finetune and apps.pretrain call it first thing); later it has no effect."""
+    Call it before TensorFlow is imported (this module's import does)."""
     setting = os.environ.get(ENV, "")
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if setting == "0" or _FLAG in flags:
@@ -77,3 +80,6 @@ def _writable(directory):
     except OSError:
         return False
     return True
+
+
+DIRECTORY = enable()
